@@ -1,0 +1,27 @@
+"""lambdasim: run Python Lambda handlers locally in execution environments that
+behave like AWS Lambda's: a read-only filesystem, a sized /tmp per instance, and a
+lifecycle (cold starts, resets, scale-downs, redeploys) that tests can drive.
+"""
+
+from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError, SandboxUnavailable
+from lambdasim._model import FunctionConfig, TraceEvent, VirtualClock
+from lambdasim._simulator import Function, Instance, Invocation, Simulator, TmpView
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "Function",
+    "FunctionConfig",
+    "Instance",
+    "InstanceGone",
+    "Invocation",
+    "LambdaSimError",
+    "SandboxError",
+    "SandboxUnavailable",
+    "Simulator",
+    "TmpView",
+    "TraceEvent",
+    "VirtualClock",
+    "__version__",
+]

@@ -1,0 +1,311 @@
+"""The Lambda Python runtime, as it runs inside one simulated instance.
+
+It mirrors what ``awslambdaric`` does on Lambda: Init imports the handler module
+once, then each invocation decodes the JSON event, calls the handler with a
+context object, encodes the result with Lambda's JSON rules and reports errors in
+Lambda's shape. It talks to the simulator over one framed channel; everything the
+function prints (including subprocesses and C code writing to fd 1/2) lands in a
+memfd that is read after each invocation.
+"""
+
+from __future__ import annotations
+
+import decimal
+import fcntl
+import importlib
+import io
+import json
+import logging
+import math
+import os
+import resource
+import socket
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from lambdasim._wire import Channel
+
+_THIS_FILE = __file__.rsplit("/", 1)[-1]
+_ERROR_INDENT = "\u00a0"
+
+
+class LambdaCognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+    def __init__(self, identity_id: str | None = None, pool_id: str | None = None) -> None:
+        self.cognito_identity_id = identity_id
+        self.cognito_identity_pool_id = pool_id
+
+    def __repr__(self) -> str:
+        return (
+            f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
+            f"cognito_identity_pool_id={self.cognito_identity_pool_id}])"
+        )
+
+
+class LambdaClient:
+    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.installation_id = data.get("installation_id")
+        self.app_title = data.get("app_title")
+        self.app_version_name = data.get("app_version_name")
+        self.app_version_code = data.get("app_version_code")
+        self.app_package_name = data.get("app_package_name")
+
+
+class LambdaClientContext:
+    __slots__ = ("custom", "env", "client")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        client = data.get("client")
+        self.client = LambdaClient(client) if client is not None else None
+        self.custom = data.get("custom")
+        self.env = data.get("env")
+
+
+class LambdaContext:
+    """The ``context`` argument, with the fields of awslambdaric's LambdaContext."""
+
+    def __init__(
+        self,
+        request_id: str,
+        function_arn: str,
+        deadline_ms: int,
+        client_context: dict[str, Any] | None,
+        identity: dict[str, Any] | None,
+        tenant_id: str | None,
+    ) -> None:
+        env = os.environ
+        self.aws_request_id = request_id
+        self.invoked_function_arn = function_arn
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.tenant_id = tenant_id
+        identity = identity or {}
+        self.identity = LambdaCognitoIdentity(identity.get("cognitoIdentityId"), identity.get("cognitoIdentityPoolId"))
+        self.client_context = LambdaClientContext(client_context) if client_context is not None else None
+        self._epoch_deadline_time_in_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        delta = self._epoch_deadline_time_in_ms - int(time.time() * 1000)
+        return delta if delta > 0 else 0
+
+    def log(self, msg: str) -> None:
+        sys.stdout.write(str(msg))
+
+    def __repr__(self) -> str:
+        return (
+            f"LambdaContext([aws_request_id={self.aws_request_id},log_group_name={self.log_group_name},"
+            f"log_stream_name={self.log_stream_name},function_name={self.function_name},"
+            f"memory_limit_in_mb={self.memory_limit_in_mb},function_version={self.function_version},"
+            f"invoked_function_arn={self.invoked_function_arn},client_context={self.client_context},"
+            f"identity={self.identity},tenant_id={self.tenant_id}])"
+        )
+
+
+class FaultError(Exception):
+    """A ``Runtime.*`` error, as awslambdaric's FaultException."""
+
+    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.trace = trace or []
+
+
+def make_error(message: str, error_type: str, stack: list[str], request_id: str) -> dict[str, Any]:
+    return {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": stack}
+
+
+def _user_frames(tb: Any) -> list[str]:
+    frames = traceback.extract_tb(tb)
+    tuples = [(f.filename, f.lineno, f.name, f.line) for f in frames]
+    # awslambdaric drops its own leading bootstrap frames; ours are this module's.
+    for i, (filename, *_rest) in enumerate(tuples):
+        if not filename.endswith(_THIS_FILE):
+            tuples = tuples[i:]
+            break
+    return traceback.format_list(tuples)  # type: ignore[arg-type]
+
+
+def log_error(error: dict[str, Any]) -> None:
+    """Write the ``[ERROR] Type: message`` record the Python runtime writes."""
+    lines = [f"[ERROR] {error['errorType']}: {error['errorMessage']}"]
+    if error["stackTrace"]:
+        lines.append("Traceback (most recent call last):")
+        for frame in error["stackTrace"]:
+            for line in frame.rstrip("\n").split("\n"):
+                stripped = line.lstrip(" ")
+                lines.append(_ERROR_INDENT * (len(line) - len(stripped)) + stripped)
+    sys.stdout.write("\r".join(lines) + "\n")
+
+
+class _Encoder(json.JSONEncoder):
+    def default(self, o: Any) -> Any:
+        if isinstance(o, decimal.Decimal):
+            if o.is_nan():
+                return math.nan
+            # awslambdaric writes the decimal's digits verbatim (simplejson RawJSON),
+            # so a reader decodes "5" as an int and "5.0" or "1E+2" as a float.
+            text = str(o)
+            return float(o) if any(c in text for c in ".eEIn") else int(o)
+        return super().default(o)
+
+
+_ENCODER = _Encoder(ensure_ascii=sys.version_info[:2] != (3, 12), allow_nan=True)
+
+
+def load_handler(handler: str) -> Callable[..., Any]:
+    """Import the handler module (Init) and return the handler function."""
+    try:
+        modname, fname = handler.rsplit(".", 1)
+    except ValueError as e:
+        raise FaultError("Runtime.MalformedHandlerName", f"Bad handler '{handler}': {e}") from None
+    if modname.split(".")[0] in sys.builtin_module_names:
+        raise FaultError(
+            "Runtime.BuiltInModuleConflict", f"Cannot use built-in module {modname} as a handler module"
+        )
+    try:
+        module = importlib.import_module(modname.replace("/", "."))
+    except ImportError as e:
+        raise FaultError("Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}") from None
+    except SyntaxError as e:
+        trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
+        raise FaultError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}", trace) from None
+    try:
+        fn = getattr(module, fname)
+    except AttributeError:
+        raise FaultError("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'") from None
+    return fn  # type: ignore[no-any-return]
+
+
+class _RequestIdFilter(logging.Filter):
+    request_id = ""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.aws_request_id = _RequestIdFilter.request_id
+        return True
+
+
+def _setup_logging() -> None:
+    logging.Formatter.converter = time.gmtime
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"
+        )
+    )
+    handler.terminator = ""
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    level = "DEBUG" if level == "TRACE" else level
+    root.setLevel(logging.getLevelName(level) if level in logging.getLevelNamesMapping() else logging.WARNING)
+
+
+class _LogCapture:
+    """fd 1 and 2 point at one memfd in append mode; read and reset per invocation."""
+
+    def __init__(self) -> None:
+        self.fd = os.memfd_create("lambda-log", os.MFD_CLOEXEC)
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_APPEND)
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        os.dup2(self.fd, 1)
+        os.dup2(self.fd, 2)
+        # Lambda's runtime wraps stdout/stderr so every write reaches the log at once.
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", write_through=True)
+        sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+
+
+def _max_memory_kb() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def run(sock: socket.socket, spec: dict[str, Any]) -> None:
+    """Run Init, then serve invocations until the channel closes. Never returns."""
+    started = time.perf_counter()
+    chan = Channel(sock)
+    logs = _LogCapture()
+    keep = sorted({sock.fileno(), logs.fd})
+    low = 3
+    for fd in keep:
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 65536)
+
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    os.chdir(spec["cwd"])
+    sys.path[:0] = spec["sys_path_prefix"]
+    memory = spec["memory_mb"] * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    _setup_logging()
+
+    fn: Callable[..., Any] | None = None
+    error: dict[str, Any] | None = None
+    try:
+        fn = load_handler(spec["handler"])
+    except FaultError as e:
+        error = make_error(e.message, e.error_type, e.trace, "")
+    except MemoryError:
+        error = {"oom": True}
+    except Exception as e:  # noqa: BLE001 - any import-time exception fails Init, as on Lambda
+        error = make_error(str(e), type(e).__name__, _user_frames(e.__traceback__), "")
+    init_ms = (time.perf_counter() - started) * 1000.0
+    if error is not None and "oom" not in error:
+        log_error(error)
+    # The simulator reads the log memfd itself, so output survives a timeout or crash.
+    chan.send(("init", error, init_ms, _max_memory_kb()), fds=[logs.fd])
+    if error is not None or fn is None:
+        os._exit(1)  # awslambdaric exits after reporting an Init error
+
+    while True:
+        try:
+            msg = chan.recv()
+        except EOFError:
+            os._exit(0)
+        _request_id, event_bytes, deadline_ms, trace_id, client_context, identity, tenant_id, arn = msg
+        request_id: str = _request_id
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+        _RequestIdFilter.request_id = request_id
+        context = LambdaContext(request_id, arn, deadline_ms, client_context, identity, tenant_id)
+        t0 = time.perf_counter()
+        payload: bytes | None = None
+        err: dict[str, Any] | None = None
+        fatal = ""
+        try:
+            result = fn(json.loads(event_bytes), context)
+            try:
+                payload = result if isinstance(result, bytes) else _ENCODER.encode(result).encode()
+            except (TypeError, ValueError) as e:
+                err = make_error(f"Unable to marshal response: {e}", "Runtime.MarshalError", [], request_id)
+        except MemoryError:
+            fatal = "Runtime.OutOfMemory"
+        except SystemExit as e:
+            sys.stdout.flush()
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            if e.code is not None and not isinstance(e.code, int):
+                sys.stderr.write(f"{e.code}\n")
+            os._exit(code)
+        except Exception as e:  # noqa: BLE001 - every handler exception becomes a Lambda error
+            err = make_error(str(e), type(e).__name__, _user_frames(e.__traceback__), request_id)
+        duration = (time.perf_counter() - t0) * 1000.0
+        if err is not None:
+            log_error(err)
+        if fatal:
+            chan.send(("fatal", fatal, duration, _max_memory_kb()))
+            os._exit(137)
+        chan.send(("result", payload, err, duration, _max_memory_kb()))

@@ -1,0 +1,58 @@
+"""Sandboxes: how an instance's process and filesystem are made.
+
+A sandbox turns an :class:`InstanceSpec` into a running instance whose first
+runtime is already starting. The engine talks to the runtime over the returned
+channel and manages the instance through the :class:`SandboxInstance` protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from lambdasim._wire import Channel
+
+InstanceSpec = dict[str, Any]
+"""``handler``, ``code_dir``, ``layers``, ``tmp_mb``, ``memory_mb``, ``env``, ``cwd``, ``sys_path_prefix``."""
+
+
+class SandboxInstance(Protocol):
+    """One execution environment, as the sandbox keeps it."""
+
+    pid: int
+
+    def tmp_root(self) -> str:
+        """A host path through which the instance's /tmp can be read."""
+
+    def start_runtime(self) -> Channel:
+        """Start a new runtime process (Init follows); return its channel."""
+
+    def kill_runtime(self) -> None:
+        """SIGKILL the runtime process; /tmp stays."""
+
+    def wait_runtime_exit(self, timeout: float) -> int:
+        """Wait until the runtime has exited; its exit code, or -signal."""
+
+    def destroy(self) -> None:
+        """Remove the instance and everything in it; returns when it is gone."""
+
+
+class Sandbox(Protocol):
+    """Makes instances; one per Simulator."""
+
+    name: str
+
+    def spawn(self, spec: InstanceSpec) -> tuple[SandboxInstance, Channel]:
+        """Create an instance and start its first runtime."""
+
+    def close(self) -> None:
+        """Destroy everything this sandbox started."""
+
+
+def create_sandbox(kind: str) -> Sandbox:
+    """Return a started sandbox of ``kind`` (``"auto"`` or ``"namespace"``)."""
+    from lambdasim._errors import ConfigError
+    from lambdasim._sandbox.namespace import NamespaceSandbox
+
+    if kind not in ("auto", "namespace"):
+        raise ConfigError(f"sandbox={kind!r} is not a sandbox lambdasim knows; use 'auto' or 'namespace'.")
+    return NamespaceSandbox()

@@ -1,0 +1,274 @@
+"""The namespace sandbox's helper process ("zygote") and its per-instance keepers.
+
+Process tree, all in private namespaces the host never sees::
+
+    simulator ──socket── zygote (own mount ns; own user ns when not root)
+                           └─ keeper, PID 1 of a fresh PID ns: builds the Lambda root,
+                              holds /tmp, then drops into a nested user ns
+                                └─ runtime (lambdasim._runtime): Init + invocations
+
+The zygote pre-imports everything the runtime needs, so an instance costs two
+``fork()`` calls and a few dozen mount syscalls. A reset replaces only the runtime:
+the keeper, and with it the instance's /tmp, lives on. When the simulator goes away
+its socket closes, the zygote kills its keepers and exits; a keeper that dies takes
+its whole PID namespace (the runtime and anything it started) with it, and the
+kernel removes every mount with the last process of a namespace. Nothing is
+written on the host.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+# Everything the runtime needs is imported here, before the first fork, so that
+# instances share these pages and cold starts do not pay for the imports.
+import lambdasim._runtime as _runtime
+from lambdasim._sandbox import _linux as L
+from lambdasim._wire import Channel, ChannelClosed
+
+SANDBOX_UID = 993  # sbx_user1051 on Lambda
+SANDBOX_GID = 990
+SANDBOX_HOME = "/home/sbx_user1051"
+# Mounted over the skeleton mount point while the host tree is still needed; every
+# host path is cloned before this directory is covered, so which one it is does not matter.
+_SKELETON = "/proc"
+
+
+def python_paths() -> list[str]:
+    """Directories the handler must be able to import from, as host paths."""
+    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path]
+    for finder in sys.meta_path:
+        # setuptools' editable installs map package names to source directories.
+        module = sys.modules.get(getattr(finder, "__module__", "") or "")
+        mapping = getattr(module, "MAPPING", None)
+        if isinstance(mapping, dict):
+            candidates.extend(str(v) for v in mapping.values())
+    found: list[str] = []
+    for path in candidates:
+        if not path or not os.path.exists(path):
+            continue
+        real = os.path.realpath(path)
+        if not os.path.isdir(real):
+            real = os.path.dirname(real)
+        found.append(real)
+    found.sort(key=len)
+    kept: list[str] = []
+    for path in found:
+        if path == "/" or any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
+            continue
+        kept.append(path)
+    return kept
+
+
+def base_layout() -> tuple[list[str], dict[str, str]]:
+    """Top-level host directories to bind, and top-level symlinks to recreate."""
+    binds = ["/usr", "/etc"]
+    links: dict[str, str] = {}
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = "/" + name
+        if os.path.islink(path):
+            links[name] = os.readlink(path)
+        elif os.path.isdir(path):
+            binds.append(path)
+    return binds, links
+
+
+class Keeper:
+    """PID 1 of one instance: builds its root, holds its /tmp, forks runtimes."""
+
+    def __init__(self, spec: dict[str, Any], ctrl: Channel, binds: list[str], links: dict[str, str]) -> None:
+        self.spec = spec
+        self.ctrl = ctrl
+        self.binds = binds
+        self.links = links
+        self.runtime_pid = 0
+
+    def build_root(self) -> None:
+        spec = self.spec
+        outer_uid, outer_gid = os.getuid(), os.getgid()
+        L.unshare(L.CLONE_NEWNS)
+        # Clone every host tree first: once the skeleton covers its mount point, host
+        # paths below it (a venv or code under /tmp, say) are out of reach.
+        clones: list[tuple[str, int]] = [(p, L.open_tree(p, recursive=True)) for p in self.binds]
+        clones.append(("/var/task", L.open_tree(spec["code_dir"], recursive=True)))
+        layers: list[str] = spec["layers"]
+        if len(layers) == 1:
+            clones.append(("/opt", L.open_tree(layers[0], recursive=True)))
+        devices = [(f"/dev/{d}", L.open_tree(f"/dev/{d}", recursive=False))
+                   for d in ("null", "zero", "full", "random", "urandom")]
+
+        sk = _SKELETON
+        L.mount("lambdasim-root", sk, "tmpfs", L.MS_NOSUID, "mode=0755,size=4m")
+        for d in ("var/task", "var/runtime", "var/lang", "opt", "tmp", "proc", "dev", "home", ".old", "etc"):
+            os.makedirs(f"{sk}/{d}", exist_ok=True)
+        for name, target in self.links.items():
+            os.symlink(target, f"{sk}/{name}")
+        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                             ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
+            os.symlink(target, f"{sk}/dev/{name}")
+        L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
+                f"mode=1777,size={spec['tmp_mb']}m")
+        if len(layers) > 1:
+            # Lambda extracts layers into /opt in order, later ones winning: a read-only
+            # overlay with the last layer on top gives the same view.
+            L.mount("lambda-layers", f"{sk}/opt", "overlay", L.MS_RDONLY, "lowerdir=" + ":".join(reversed(layers)))
+        for target, fd in clones:
+            os.makedirs(sk + target, exist_ok=True)
+            L.move_mount(fd, sk + target)
+            os.close(fd)
+        for target, fd in devices:
+            open(sk + target, "w").close()
+            L.move_mount(fd, sk + target)
+            os.close(fd)
+        # ~ resolves through /etc/passwd, as on Lambda, to a home that does not exist.
+        for name, text in (
+            ("passwd", f"root:x:0:0:root:/root:/bin/bash\nsbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::{SANDBOX_HOME}:/sbin/nologin\n"),
+            ("group", f"root:x:0:\nsbx_user1051:x:{SANDBOX_GID}:\n"),
+        ):
+            with open(f"{sk}/.{name}", "w") as f:
+                f.write(text)
+            L.mount(f"{sk}/.{name}", f"{sk}/etc/{name}", None, L.MS_BIND)
+            os.unlink(f"{sk}/.{name}")
+        L.mount("proc", f"{sk}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+
+        os.chdir(sk)
+        L.pivot_root(".", ".old")
+        L.umount2("/.old", L.MNT_DETACH)
+        os.rmdir("/.old")
+        os.chdir("/")
+        L.mount_setattr("/", L.MOUNT_ATTR_RDONLY, 0, recursive=True)
+        L.mount_setattr("/tmp", 0, L.MOUNT_ATTR_RDONLY, recursive=False)
+        L.mount_setattr("/proc", 0, L.MOUNT_ATTR_RDONLY, recursive=False)
+
+        # A nested user namespace locks every mount above (no remount read-write, no
+        # unmounting /tmp to look underneath), and the handler runs as sbx_user1051
+        # with no capabilities, as on Lambda.
+        L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWNS)
+        L.write_file("/proc/self/setgroups", "deny")
+        L.write_file("/proc/self/uid_map", f"{SANDBOX_UID} {outer_uid} 1")
+        L.write_file("/proc/self/gid_map", f"{SANDBOX_GID} {outer_gid} 1")
+        L.drop_all_capabilities()
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        # The simulator reads this instance's /tmp through /proc/<pid>/root.
+        L.prctl(L.PR_SET_DUMPABLE, 1)
+
+    def start_runtime(self, rt_fd: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                self.ctrl.close()
+                _runtime.run(socket.socket(fileno=rt_fd), self.spec)
+            finally:
+                os._exit(70)
+        os.close(rt_fd)
+        self.runtime_pid = pid
+
+    def serve(self, rt_fd: int) -> None:
+        import select
+
+        self.start_runtime(rt_fd)
+        ctrl = self.ctrl
+        while True:
+            pidfd = os.pidfd_open(self.runtime_pid) if self.runtime_pid else -1
+            try:
+                while True:
+                    watch = [ctrl.fileno()] + ([pidfd] if pidfd >= 0 else [])
+                    ready, _, _ = select.select(watch, [], []) if not ctrl.has_buffered() else ([ctrl.fileno()], [], [])
+                    if pidfd in ready:
+                        _, status = os.waitpid(self.runtime_pid, 0)
+                        self.runtime_pid = 0
+                        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                        ctrl.send(("exited", code))
+                        break
+                    msg = ctrl.recv()
+                    if msg[0] == "kill" and self.runtime_pid:
+                        os.kill(self.runtime_pid, signal.SIGKILL)
+                    elif msg[0] == "start" and not self.runtime_pid:
+                        (fd,) = ctrl.take_fds(1)
+                        self.start_runtime(fd)
+                        break
+            finally:
+                if pidfd >= 0:
+                    os.close(pidfd)
+
+
+def _keeper_main(spec: dict[str, Any], ctrl_fd: int, rt_fd: int, zygote_pidfd: int,
+                 binds: list[str], links: dict[str, str]) -> None:
+    import select
+
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    # As PID 1 of its namespace the keeper's getppid() is 0, so the race between
+    # fork and PR_SET_PDEATHSIG is closed with a pidfd of the zygote instead.
+    if select.select([zygote_pidfd], [], [], 0)[0]:
+        os._exit(0)
+    os.close(zygote_pidfd)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    ctrl = Channel(socket.socket(fileno=ctrl_fd))
+    keeper = Keeper(spec, ctrl, binds, links)
+    try:
+        keeper.build_root()
+    except Exception as e:  # noqa: BLE001 - reported to the simulator with its cause
+        ctrl.send(("error", f"{type(e).__name__}: {e}"))
+        os._exit(1)
+    ctrl.send(("ready", os.getpid()))
+    try:
+        keeper.serve(rt_fd)
+    except (ChannelClosed, OSError):
+        pass
+    os._exit(0)  # as PID 1, exiting kills everything else in the instance
+
+
+def main(fd: int) -> None:
+    """Serve spawn requests on the socket ``fd`` until the simulator closes it."""
+    chan = Channel(socket.socket(fileno=fd))
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        if uid != 0:
+            L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWNS)
+            L.write_file("/proc/self/setgroups", "deny")
+            L.write_file("/proc/self/uid_map", f"0 {uid} 1")
+            L.write_file("/proc/self/gid_map", f"0 {gid} 1")
+        else:
+            L.unshare(L.CLONE_NEWNS)
+        L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
+        pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        chan.send(("error", str(e)))
+        return
+    binds, links = base_layout()
+    python = python_paths()
+    binds += [p for p in python if not any(p == b or p.startswith(b + "/") for b in binds)]
+    chan.send(("ready", python))
+    # Keepers are reaped by the kernel and die with the zygote (PR_SET_PDEATHSIG);
+    # the simulator waits for each one through a pidfd.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    me = os.pidfd_open(os.getpid())
+    try:
+        while True:
+            msg = chan.recv()
+            if msg[0] != "spawn":
+                continue
+            spec = msg[1]
+            ctrl_fd, rt_fd = chan.take_fds(2)
+            # Each instance gets a PID namespace of its own: its /proc shows only itself.
+            L.setns(pid_ns, L.CLONE_NEWPID)
+            L.unshare(L.CLONE_NEWPID)
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    chan.close()
+                    _keeper_main(spec, ctrl_fd, rt_fd, me, binds, links)
+                finally:
+                    os._exit(70)
+            os.close(ctrl_fd)
+            os.close(rt_fd)
+            chan.send(("spawned", pid))
+    except (ChannelClosed, OSError):
+        pass
+

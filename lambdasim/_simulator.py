@@ -1,0 +1,694 @@
+"""The engine: deploys functions and runs their invocations in sandboxed instances."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import random
+import stat
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError
+from lambdasim._model import (
+    FunctionConfig,
+    FunctionModel,
+    InstanceRecord,
+    InstanceState,
+    RoutingPolicy,
+    Throttled,
+    TraceEvent,
+    VirtualClock,
+    routing_policy,
+)
+from lambdasim._sandbox import Sandbox, SandboxInstance, create_sandbox
+from lambdasim._wire import Channel, ChannelClosed
+
+MAX_REQUEST_BYTES = 6 * 1024 * 1024
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
+ACCOUNT_ID = "123456789012"
+_PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+_DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+_DEFAULT_LD_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
+# Go's names for signals, which Lambda's "Runtime exited with error: signal: ..." uses.
+_SIGNAL_NAMES = {
+    1: "hangup", 2: "interrupt", 3: "quit", 4: "illegal instruction", 5: "trace/breakpoint trap",
+    6: "aborted", 7: "bus error", 8: "floating point exception", 9: "killed", 10: "user defined signal 1",
+    11: "segmentation fault", 12: "user defined signal 2", 13: "broken pipe", 14: "alarm clock", 15: "terminated",
+}
+
+
+def _exit_reason(code: int) -> str:
+    if code == 0:
+        return "Runtime exited without providing a reason"
+    if code < 0:
+        return f"Runtime exited with error: signal: {_SIGNAL_NAMES.get(-code, f'signal {-code}')}"
+    return f"Runtime exited with error: exit status {code}"
+
+
+_UNSET = object()
+
+
+@dataclasses.dataclass(eq=False)
+class Invocation:
+    """The outcome of one invocation, as Lambda's Invoke API and logs report it."""
+
+    request_id: str
+    function: str
+    version: str | None
+    instance_id: str | None
+    cold_start: bool
+    error: dict[str, Any] | None
+    raw_payload: bytes | None
+    duration_ms: float
+    init_duration_ms: float | None
+    status_code: int = 200
+    memory_size_mb: int = 128
+    max_memory_used_mb: int = 0
+    _body_logs: str = dataclasses.field(default="", repr=False)
+    _init_logs: str = dataclasses.field(default="", repr=False)
+    _report_status: str = dataclasses.field(default="", repr=False)
+    _payload: Any = dataclasses.field(default=_UNSET, repr=False)
+
+    @property
+    def payload(self) -> Any:
+        """The JSON-decoded return value (None on error; bytes if the handler returned bytes)."""
+        if self._payload is _UNSET:
+            raw = self.raw_payload
+            if raw is None or self.error is not None:
+                self._payload = None
+            else:
+                try:
+                    self._payload = json.loads(raw)
+                except ValueError:
+                    self._payload = raw
+        return self._payload
+
+    @property
+    def function_error(self) -> str | None:
+        """``"Unhandled"`` when the function failed, as in the Invoke response's FunctionError."""
+        return "Unhandled" if self.error is not None and self.status_code == 200 else None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def logs(self) -> str:
+        """The log stream of this invocation, framed with START, END and REPORT lines."""
+        if self.status_code != 200:
+            return ""
+        rid = self.request_id
+        report = (
+            f"REPORT RequestId: {rid}\tDuration: {self.duration_ms:.2f} ms\t"
+            f"Billed Duration: {math.ceil(self.duration_ms)} ms\tMemory Size: {self.memory_size_mb} MB\t"
+            f"Max Memory Used: {self.max_memory_used_mb} MB\t"
+        )
+        if self.cold_start and self.init_duration_ms is not None:
+            report += f"Init Duration: {self.init_duration_ms:.2f} ms\t"
+        report += self._report_status
+        return (
+            f"{self._init_logs}START RequestId: {rid} Version: {self.version}\n"
+            f"{self._body_logs}END RequestId: {rid}\n{report}\n"
+        )
+
+
+class TmpView:
+    """Read-only access, from the test, to one instance's /tmp."""
+
+    def __init__(self, instance: Instance) -> None:
+        self._instance = instance
+
+    def _root(self) -> str:
+        live = self._instance._live
+        if live.record.state is InstanceState.DEAD:
+            raise InstanceGone(f"Instance {live.record.id} is gone, and its /tmp with it.")
+        return live.sbx.tmp_root()
+
+    def _open(self, path: str, flags: int) -> int:
+        # Walk without following symlinks: a link in /tmp must not lead the test
+        # process to a file of the host.
+        parts = [p for p in path.strip("/").split("/") if p not in ("", ".")]
+        if ".." in parts:
+            raise ValueError(f"{path!r}: '..' is not allowed in an instance /tmp path")
+        fd = os.open(self._root(), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for i, part in enumerate(parts):
+                last = i == len(parts) - 1
+                nfd = os.open(part, (flags if last else os.O_RDONLY | os.O_DIRECTORY) | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = nfd
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def listdir(self, path: str = "") -> list[str]:
+        """Names in the directory ``path`` (relative to /tmp), sorted."""
+        fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            return sorted(os.listdir(fd))
+        finally:
+            os.close(fd)
+
+    def exists(self, path: str) -> bool:
+        try:
+            os.close(self._open(path, os.O_RDONLY | os.O_NONBLOCK))
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # e.g. a symlink: it exists, but is not followed
+        return True
+
+    def read_bytes(self, path: str) -> bytes:
+        fd = self._open(path, os.O_RDONLY)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise IsADirectoryError(f"/tmp/{path} is not a regular file")
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                return f.read()
+        finally:
+            os.close(fd)
+
+    def read_text(self, path: str, encoding: str = "utf-8") -> str:
+        return self.read_bytes(path).decode(encoding)
+
+    def usage_bytes(self) -> int:
+        """Bytes in use on the instance's /tmp filesystem."""
+        st = os.statvfs(self._root())
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+class _Live:
+    """Engine-side state of one instance: its sandbox handle and runtime channel."""
+
+    def __init__(self, record: InstanceRecord, config: FunctionConfig, spec: dict[str, Any]) -> None:
+        self.record = record
+        self.config = config
+        self.spec = spec
+        self.sbx: SandboxInstance = None  # type: ignore[assignment]  # set once spawned
+        self.rt: Channel | None = None
+        self.logfd = -1
+        self.pending_init_logs = ""
+
+    def take_logs(self) -> str:
+        fd = self.logfd
+        if fd < 0:
+            return ""
+        size = os.fstat(fd).st_size
+        if not size:
+            return ""
+        data = os.pread(fd, size, 0)
+        os.ftruncate(fd, 0)
+        return data.decode("utf-8", "replace")
+
+    def drop_runtime(self) -> None:
+        if self.rt is not None:
+            self.rt.close()
+            self.rt = None
+        if self.logfd >= 0:
+            os.close(self.logfd)
+            self.logfd = -1
+
+
+class Instance:
+    """A live view of one execution environment."""
+
+    def __init__(self, function: Function, live: _Live) -> None:
+        self._function = function
+        self._live = live
+
+    @property
+    def id(self) -> str:
+        return self._live.record.id
+
+    @property
+    def version(self) -> str:
+        return self._live.record.version
+
+    @property
+    def state(self) -> str:
+        """``starting``, ``idle``, ``busy`` or ``dead``."""
+        return self._live.record.state.value
+
+    @property
+    def invocations(self) -> int:
+        return self._live.record.invocations
+
+    @property
+    def resets(self) -> int:
+        """How often the runtime was replaced (timeout, crash, out of memory)."""
+        return self._live.record.resets
+
+    @property
+    def tmp(self) -> TmpView:
+        return TmpView(self)
+
+    def crash(self) -> None:
+        """Kill the runtime process, as a crash would: the next invocation runs Init again; /tmp stays."""
+        self._function._sim._crash(self._live)
+
+    def destroy(self) -> None:
+        """Remove the execution environment: its processes, globals and /tmp are gone."""
+        self._function._sim._destroy([self._live], "destroy")
+
+    def __repr__(self) -> str:
+        return f"<Instance {self.id} version={self.version} state={self.state} invocations={self.invocations}>"
+
+
+class Function:
+    """A deployed function; each deploy or redeploy is a new version."""
+
+    def __init__(self, sim: Simulator, config: FunctionConfig) -> None:
+        self._sim = sim
+        self._model = FunctionModel(config)
+        self._live: dict[str, _Live] = {}
+
+    @property
+    def name(self) -> str:
+        return self._model.name
+
+    @property
+    def version(self) -> str:
+        """The current version: new invocations go to it."""
+        return self._model.version
+
+    @property
+    def config(self) -> FunctionConfig:
+        return self._model.config
+
+    @property
+    def instances(self) -> list[Instance]:
+        """The live instances, oldest first."""
+        with self._sim._lock:
+            return [Instance(self, self._live[r.id]) for r in self._model.live()]
+
+    def invoke(self, event: Any = None, *, client_context: Mapping[str, Any] | None = None,
+               identity: Mapping[str, Any] | None = None, tenant_id: str | None = None) -> Invocation:
+        """Invoke synchronously (RequestResponse) and return the outcome."""
+        return self._sim._invoke(self, event, client_context, identity, tenant_id)
+
+    def invoke_many(self, events: Iterable[Any], concurrency: int = 8) -> list[Invocation]:
+        """Invoke with up to ``concurrency`` invocations in flight; results in input order."""
+        items = list(events)
+        if concurrency < 1:
+            raise ConfigError(f"invoke_many(concurrency={concurrency}): use 1 or more.")
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(items)), thread_name_prefix="lambdasim") as pool:
+            return list(pool.map(self.invoke, items))
+
+    def scale_down(self, keep: int = 0) -> int:
+        """Destroy idle instances beyond the ``keep`` most recently used; returns how many."""
+        sim = self._sim
+        with sim._lock:
+            doomed = [self._live[r.id] for r in self._model.scale_down(keep)]
+            sim._mark_dead(doomed)
+        sim._destroy(doomed, "scale_down", marked=True)
+        return len(doomed)
+
+    def redeploy(self, code_dir: str | os.PathLike[str] | None = None, **changes: Any) -> str:
+        """Publish a new version (new code and/or configuration); returns its number.
+
+        New invocations go to new instances of it; invocations running on older
+        versions finish there, and those instances are retired afterwards.
+        """
+        sim = self._sim
+        if code_dir is not None:
+            changes["code_dir"] = sim._code_dir(code_dir)
+        if "environment" in changes:
+            changes["environment"] = dict(changes["environment"] or {})
+        if "layers" in changes:
+            changes["layers"] = sim._layers(changes["layers"])
+        try:
+            config = dataclasses.replace(self._model.config, **changes)
+        except TypeError as e:
+            raise ConfigError(f"redeploy(): {e}; the settings are those of Simulator.deploy().") from None
+        config.validate()
+        with sim._lock:
+            doomed = [self._live[r.id] for r in self._model.redeploy(config)]
+            sim._mark_dead(doomed)
+            sim._event("redeploy", self.name, version=self._model.version)
+        sim._destroy(doomed, "redeploy", marked=True)
+        return self._model.version
+
+    def __repr__(self) -> str:
+        return f"<Function {self.name} version={self.version} handler={self.config.handler}>"
+
+
+class Simulator:
+    """Runs Lambda functions in simulated execution environments.
+
+    Args:
+        sandbox: ``"auto"`` or ``"namespace"``: how instances are isolated.
+        routing: ``"warm"``, ``"fresh"`` or ``"random"``: which instance takes an invocation.
+        seed: seeds random routing and the request and log-stream ids.
+        region: the AWS region the functions see.
+        init_timeout_s: how long Init may take before it is retried under the function timeout.
+    """
+
+    def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int = 0,
+                 region: str = "us-east-1", init_timeout_s: float = 10.0) -> None:
+        self._policy = routing_policy(routing)
+        self._rng = random.Random(seed)
+        self._ids = random.Random(seed ^ 0x5EED)
+        self.region = region
+        self.init_timeout_s = init_timeout_s
+        self._lock = threading.RLock()
+        self.clock = VirtualClock(self._reap)
+        self.functions: dict[str, Function] = {}
+        self.trace: list[TraceEvent] = []
+        self._closed = False
+        self._sandbox: Sandbox = create_sandbox(sandbox)
+
+    @property
+    def sandbox(self) -> str:
+        return self._sandbox.name
+
+    @property
+    def routing(self) -> str:
+        return self._policy.name
+
+    def __enter__(self) -> Simulator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Destroy every instance and stop the sandbox. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            doomed = [live for fn in self.functions.values() for live in fn._live.values()
+                      if live.record.state is not InstanceState.DEAD]
+            self._mark_dead(doomed)
+        try:
+            self._destroy(doomed, "close", marked=True)
+        finally:
+            self._sandbox.close()
+
+    # -- deploying -----------------------------------------------------------------
+
+    def _code_dir(self, code_dir: str | os.PathLike[str]) -> str:
+        path = os.path.realpath(os.fspath(code_dir))
+        if not os.path.isdir(path):
+            raise ConfigError(f"code_dir={os.fspath(code_dir)!r} is not a directory; pass the folder that holds "
+                              "the handler's module, as it would be zipped for Lambda.")
+        return path
+
+    def _layers(self, layers: Sequence[str | os.PathLike[str]] | None) -> tuple[str, ...]:
+        return tuple(self._code_dir(p) for p in layers or ())
+
+    def deploy(self, handler: str, code_dir: str | os.PathLike[str], name: str | None = None, *,
+               memory_mb: int = 128, timeout_s: float = 3.0, ephemeral_storage_mb: int = 512,
+               environment: Mapping[str, str] | None = None, reserved_concurrency: int | None = None,
+               keepalive_s: float = 600.0, layers: Sequence[str | os.PathLike[str]] | None = None) -> Function:
+        """Deploy ``handler`` (``module.path.function``) from ``code_dir`` as version 1 of a function."""
+        if name is None:
+            name = handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-")
+        config = FunctionConfig(
+            name=name, handler=handler, code_dir=self._code_dir(code_dir), memory_mb=memory_mb,
+            timeout_s=float(timeout_s), ephemeral_storage_mb=ephemeral_storage_mb,
+            environment=dict(environment or {}), reserved_concurrency=reserved_concurrency,
+            keepalive_s=float(keepalive_s), layers=self._layers(layers),
+        )
+        config.validate()
+        with self._lock:
+            self._check_open()
+            if name in self.functions:
+                raise ConfigError(f"A function named {name!r} is already deployed; use its redeploy() for a new "
+                                  "version, or pass another name=.")
+            fn = Function(self, config)
+            self.functions[name] = fn
+            self._event("deploy", name, version="1")
+        return fn
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise LambdaSimError("This Simulator is closed; create a new one.")
+
+    def _event(self, kind: str, function: str, instance: str | None = None, version: str | None = None,
+               request_id: str | None = None, **detail: Any) -> None:
+        self.trace.append(TraceEvent(self.clock.now(), kind, function, instance, version, request_id, detail))
+
+    def _new_id(self) -> str:
+        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+
+    def _spec(self, fn: Function, record: InstanceRecord, config: FunctionConfig) -> dict[str, Any]:
+        version = record.version
+        stream = f"{datetime.date.today():%Y/%m/%d}/[{version}]{self._ids.getrandbits(128):032x}"
+        env = {
+            "LANG": "en_US.UTF-8", "PATH": _DEFAULT_PATH, "LD_LIBRARY_PATH": _DEFAULT_LD_PATH, "TZ": ":UTC",
+            **config.environment,
+            "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{_PY}",
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": version, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}", "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            # Credentials that look like a role's session but open nothing real.
+            "AWS_ACCESS_KEY_ID": "ASIALAMBDASIMTESTING", "AWS_SECRET_ACCESS_KEY": "lambdasim-not-a-secret",
+            "AWS_SESSION_TOKEN": "lambdasim-session-token", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+            "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        }
+        return {
+            "handler": config.handler, "code_dir": config.code_dir, "layers": list(config.layers),
+            "tmp_mb": config.ephemeral_storage_mb, "memory_mb": config.memory_mb, "env": env, "cwd": "/var/task",
+            "sys_path_prefix": ["/var/task", f"/opt/python/lib/python{_PY}/site-packages", "/opt/python"],
+        }
+
+    def _mark_dead(self, lives: Sequence[_Live]) -> None:
+        for live in lives:
+            live.record.state = InstanceState.DEAD
+
+    def _destroy(self, lives: Sequence[_Live], reason: str, marked: bool = False) -> None:
+        if not marked:
+            with self._lock:
+                lives = [lv for lv in lives if lv.record.state is not InstanceState.DEAD]
+                self._mark_dead(lives)
+        for live in lives:
+            if live.sbx is not None:
+                live.sbx.destroy()
+            live.drop_runtime()
+            with self._lock:
+                self._event("destroyed", live.record.function, live.record.id, live.record.version, reason=reason)
+
+    def _reap(self, now: float) -> None:
+        with self._lock:
+            doomed = [fn._live[r.id] for fn in self.functions.values() for r in fn._model.expired(now)]
+            self._mark_dead(doomed)
+        self._destroy(doomed, "idle", marked=True)
+
+    def _crash(self, live: _Live) -> None:
+        with self._lock:
+            state = live.record.state
+            if state is InstanceState.DEAD:
+                raise InstanceGone(f"Instance {live.record.id} is gone; it cannot crash.")
+            if state is InstanceState.IDLE:
+                live.record.state = InstanceState.BUSY  # keep routing away while it restarts
+            self._event("crash", live.record.function, live.record.id, live.record.version)
+        if state is not InstanceState.IDLE:
+            live.sbx.kill_runtime()  # the running invocation sees the runtime die
+            return
+        try:
+            if live.rt is not None:
+                live.sbx.kill_runtime()
+                live.sbx.wait_runtime_exit(10.0)
+                live.drop_runtime()
+                live.record.resets += 1
+            live.record.needs_init = True
+        finally:
+            with self._lock:
+                if live.record.state is InstanceState.BUSY:
+                    live.record.state = InstanceState.IDLE
+
+    def _invoke(self, fn: Function, event: Any, client_context: Mapping[str, Any] | None,
+                identity: Mapping[str, Any] | None, tenant_id: str | None) -> Invocation:
+        try:
+            event_bytes = json.dumps(event).encode()
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"The event for {fn.name!r} cannot be sent as JSON: {e}") from None
+        with self._lock:
+            self._check_open()
+            request_id = self._new_id()
+            if len(event_bytes) > MAX_REQUEST_BYTES:
+                self._event("rejected", fn.name, request_id=request_id, status=413)
+                return Invocation(
+                    request_id, fn.name, None, None, False,
+                    {"errorType": "RequestEntityTooLargeException",
+                     "errorMessage": f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the "
+                                     "InvokeFunction operation"},
+                    None, 0.0, None, status_code=413)
+            try:
+                record, new = fn._model.acquire(self._policy, self._rng, self.clock.now())
+            except Throttled:
+                self._event("throttled", fn.name, request_id=request_id, status=429)
+                return Invocation(
+                    request_id, fn.name, None, None, False,
+                    {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded.",
+                     "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User"},
+                    None, 0.0, None, status_code=429)
+            config = fn._model.versions[record.version]
+            if new:
+                live = _Live(record, config, self._spec(fn, record, config))
+                fn._live[record.id] = live
+                self._event("instance_created", fn.name, record.id, record.version)
+            else:
+                live = fn._live[record.id]
+        try:
+            if new:
+                try:
+                    live.sbx, live.rt = self._sandbox.spawn(live.spec)
+                except BaseException:
+                    with self._lock:
+                        record.state = InstanceState.DEAD
+                    raise
+                with self._lock:
+                    record.state = InstanceState.BUSY
+            inv = self._run(live, request_id, event_bytes, client_context, identity, tenant_id)
+        except BaseException:
+            self._destroy([live], "harness error")
+            raise
+        with self._lock:
+            destroy = fn._model.release(record, self.clock.now(), self._policy)
+            self._event("invoke", fn.name, record.id, record.version, request_id, cold_start=inv.cold_start,
+                        error=inv.error["errorType"] if inv.error else None, duration_ms=inv.duration_ms)
+            if destroy:
+                self._mark_dead([live])
+        if destroy:
+            self._destroy([live], "retired", marked=True)
+        return inv
+
+    def _reset(self, live: _Live, reason: str) -> None:
+        live.drop_runtime()
+        live.record.needs_init = True
+        live.record.resets += 1
+        with self._lock:
+            self._event("reset", live.record.function, live.record.id, live.record.version, reason=reason)
+
+    def _wait_init(self, live: _Live, timeout: float) -> tuple[Any, ...]:
+        if live.rt is None:
+            live.rt = live.sbx.start_runtime()
+        msg = live.rt.recv(timeout)
+        (live.logfd,) = live.rt.take_fds(1)
+        return tuple(msg)
+
+    def _run(self, live: _Live, request_id: str, event_bytes: bytes, client_context: Mapping[str, Any] | None,
+             identity: Mapping[str, Any] | None, tenant_id: str | None) -> Invocation:
+        record, config = live.record, live.config
+        cold = record.needs_init
+        budget = config.timeout_s
+        init_ms: float | None = None
+        init_logs = ""
+        max_kb = 0
+
+        def result(error: dict[str, Any] | None, payload: bytes | None, duration: float, body: str,
+                   status: str = "") -> Invocation:
+            return Invocation(
+                request_id, record.function, record.version, record.id, cold, error, payload, duration,
+                init_ms, memory_size_mb=config.memory_mb, max_memory_used_mb=math.ceil(max_kb / 1024),
+                _body_logs=body, _init_logs=init_logs, _report_status=status)
+
+        def timed_out(duration_s: float) -> Invocation:
+            live.sbx.kill_runtime()
+            live.sbx.wait_runtime_exit(10.0)
+            body = live.take_logs()
+            self._reset(live, "timeout")
+            message = f"RequestId: {request_id} Error: Task timed out after {config.timeout_s:.2f} seconds"
+            return result({"errorType": "Sandbox.Timedout", "errorMessage": message}, None,
+                          duration_s * 1000.0, body, "Status: timeout")
+
+        def exited(duration: float) -> Invocation:
+            code = live.sbx.wait_runtime_exit(10.0)
+            body = live.take_logs()
+            self._reset(live, "exit")
+            message = f"RequestId: {request_id} Error: {_exit_reason(code)}"
+            body += f"{message}\nRuntime.ExitError\n"
+            return result({"errorType": "Runtime.ExitError", "errorMessage": message}, None, duration, body,
+                          "Status: error\tError Type: Runtime.ExitError")
+
+        def out_of_memory(duration: float) -> Invocation:
+            live.sbx.wait_runtime_exit(10.0)
+            body = live.take_logs()
+            self._reset(live, "out of memory")
+            message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
+            return result({"errorType": "Runtime.OutOfMemory", "errorMessage": message}, None, duration,
+                          body + f"{message}\nRuntime.OutOfMemory\n",
+                          "Status: error\tError Type: Runtime.OutOfMemory")
+
+        if cold:
+            started = time.monotonic()
+            try:
+                try:
+                    msg = self._wait_init(live, min(self.init_timeout_s, budget + self.init_timeout_s))
+                except TimeoutError:
+                    # Lambda retries an Init that overran its 10 s on the first invocation,
+                    # under the function's timeout.
+                    live.sbx.kill_runtime()
+                    live.sbx.wait_runtime_exit(10.0)
+                    live.drop_runtime()
+                    started = time.monotonic()
+                    msg = self._wait_init(live, budget)
+                    budget -= time.monotonic() - started
+            except TimeoutError:
+                return timed_out(config.timeout_s)
+            except ChannelClosed:
+                return exited(0.0)
+            _, init_error, init_ms, max_kb = msg
+            init_logs = (f"INIT_START Runtime Version: python:{_PY}.lambdasim\t"
+                         f"Runtime Version ARN: arn:aws:lambda:{self.region}::runtime:lambdasim\n"
+                         + live.take_logs())
+            if init_error is not None:
+                if init_error.get("oom"):
+                    return out_of_memory(0.0)
+                live.sbx.wait_runtime_exit(10.0)
+                self._reset(live, "init error")
+                return result(init_error, None, 0.0, "",
+                              f"Status: error\tError Type: {init_error['errorType']}")
+            record.needs_init = False
+
+        assert live.rt is not None
+        deadline = time.time() + budget
+        sent = time.monotonic()
+        try:
+            live.rt.send((request_id, event_bytes, int(deadline * 1000), _trace_id(self._ids),
+                          dict(client_context) if client_context is not None else None,
+                          dict(identity) if identity is not None else None, tenant_id,
+                          f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{record.function}"))
+            reply = live.rt.recv(budget)
+        except TimeoutError:
+            return timed_out(config.timeout_s)
+        except (ChannelClosed, OSError):
+            return exited((time.monotonic() - sent) * 1000.0)
+        if reply[0] == "fatal":
+            _, _kind, duration, max_kb = reply
+            return out_of_memory(duration)
+        _, payload, error, duration, max_kb = reply
+        body = live.take_logs()
+        if error is None and payload is not None and len(payload) > MAX_RESPONSE_BYTES:
+            error = {"errorMessage": f"Response payload size exceeded maximum allowed payload size "
+                                     f"({MAX_RESPONSE_BYTES} bytes).",
+                     "errorType": "Function.ResponseSizeTooLarge"}
+            payload = None
+        status = f"Status: error\tError Type: {error['errorType']}" if error is not None else ""
+        return result(error, payload, duration, body, status if error and error["errorType"].startswith(
+            ("Runtime.", "Function.")) else "")
+
+
+def _trace_id(rng: random.Random) -> str:
+    return (f"Root=1-{int(time.time()):08x}-{rng.getrandbits(96):024x};"
+            f"Parent={rng.getrandbits(64):016x};Sampled=0;Lineage=1:{rng.getrandbits(32):08x}:0")
+
+
+__all__ = ["Function", "Instance", "Invocation", "Simulator", "TmpView", "SandboxError"]

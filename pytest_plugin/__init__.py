@@ -1,0 +1,1 @@
+"""pytest plugin for lambdasim (``pytest --lambda-sim``); filled in by a later release."""
