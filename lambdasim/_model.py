@@ -100,6 +100,8 @@ class InstanceRecord:
     resets: int = 0
     needs_init: bool = True
     retiring: bool = False
+    seq: int = 0
+    """Order of last use: virtual time often stands still between invocations."""
 
 
 class RoutingPolicy(Protocol):
@@ -170,6 +172,7 @@ class FunctionModel:
         self.version = "1"
         self.instances: dict[str, InstanceRecord] = {}
         self._counter = 0
+        self._seq = 0
 
     @property
     def config(self) -> FunctionConfig:
@@ -183,7 +186,7 @@ class FunctionModel:
         idle = sorted(
             (i for i in self.instances.values()
              if i.state is InstanceState.IDLE and i.version == self.version and not i.retiring),
-            key=lambda i: (i.last_used, i.created_at),
+            key=lambda i: i.seq,
         )
         chosen = policy.choose(idle, rng)
         if chosen is not None:
@@ -194,8 +197,10 @@ class FunctionModel:
         if limit is not None and running >= limit:
             raise Throttled
         self._counter += 1
+        self._seq += 1
         record = InstanceRecord(
-            id=f"{self.name}-{self._counter}", function=self.name, version=self.version, created_at=now, last_used=now
+            id=f"{self.name}-{self._counter}", function=self.name, version=self.version, created_at=now,
+            last_used=now, seq=self._seq,
         )
         self.instances[record.id] = record
         return record, True
@@ -204,6 +209,8 @@ class FunctionModel:
         """End an invocation; True when the instance must now be destroyed."""
         record.invocations += 1
         record.last_used = now
+        self._seq += 1
+        record.seq = self._seq
         if record.state is InstanceState.DEAD:
             return False
         if record.retiring or policy.destroy_after_use or record.version != self.version:
@@ -227,8 +234,7 @@ class FunctionModel:
 
     def scale_down(self, keep: int) -> list[InstanceRecord]:
         """Idle instances beyond the ``keep`` most recently used ones."""
-        idle = sorted((i for i in self.live() if i.state is InstanceState.IDLE),
-                      key=lambda i: (i.last_used, i.created_at), reverse=True)
+        idle = sorted((i for i in self.live() if i.state is InstanceState.IDLE), key=lambda i: i.seq, reverse=True)
         return idle[max(keep, 0):]
 
     def expired(self, now: float) -> list[InstanceRecord]:

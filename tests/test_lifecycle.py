@@ -1,0 +1,290 @@
+"""Lifecycle semantics: Init, warm reuse, scaling, resets, scale-down, reaping, redeploy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from lambdasim import InstanceGone, Simulator
+from tests.conftest import Code
+
+COUNTER = """
+import os
+INITS = 0
+INITS += 1
+CALLS = 0
+def handler(event, context):
+    global CALLS
+    CALLS += 1
+    if event and event.get("sleep"):
+        import time
+        time.sleep(event["sleep"])
+    if event and event.get("write"):
+        with open("/tmp/" + event["write"], "w") as f:
+            f.write(context.aws_request_id)
+    return {"inits": INITS, "calls": CALLS, "tmp": sorted(os.listdir("/tmp")), "pid": os.getpid()}
+"""
+
+
+def test_init_runs_once_per_instance_and_globals_stay(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(COUNTER))
+    first, second, third = fn.invoke({}), fn.invoke({}), fn.invoke({})
+    assert (first.cold_start, second.cold_start, third.cold_start) == (True, False, False)
+    assert [i.payload["calls"] for i in (first, second, third)] == [1, 2, 3]
+    assert {i.payload["inits"] for i in (first, second, third)} == {1}
+    assert first.init_duration_ms is not None and first.init_duration_ms > 0
+    assert second.init_duration_ms is None
+    assert first.instance_id == second.instance_id == third.instance_id
+    assert len(fn.instances) == 1 and fn.instances[0].invocations == 3
+
+
+def test_concurrent_invocations_scale_out_one_at_a_time_per_instance(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(COUNTER))
+    invs = fn.invoke_many([{"sleep": 0.3, "n": i} for i in range(4)], concurrency=4)
+    assert [i.error for i in invs] == [None] * 4
+    assert len({i.instance_id for i in invs}) == 4, "four concurrent requests need four instances"
+    assert all(i.cold_start for i in invs)
+    assert {i.payload["calls"] for i in invs} == {1}, "each instance ran exactly one invocation"
+    # Module globals are per instance: each one counts its own calls.
+    again = fn.invoke_many([{}] * 4, concurrency=1)
+    assert all(not i.cold_start for i in again)
+    assert len({i.instance_id for i in again}) == 1, "sequential calls reuse the most recently used instance"
+    assert again[-1].payload["calls"] == 5
+
+
+def test_invoke_many_keeps_input_order(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code("def handler(e, c):\n    return e\n"))
+    events = [{"i": i} for i in range(12)]
+    assert [i.payload for i in fn.invoke_many(events, concurrency=3)] == events
+
+
+def test_reserved_concurrency_throttles(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(COUNTER), reserved_concurrency=2)
+    invs = fn.invoke_many([{"sleep": 0.5}] * 3, concurrency=3)
+    throttled = [i for i in invs if i.status_code == 429]
+    assert len(throttled) == 1
+    assert throttled[0].error == {
+        "errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded.",
+        "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User",
+    }
+    assert throttled[0].instance_id is None and throttled[0].payload is None
+    assert len(fn.instances) == 2
+    zero = sim.deploy("app.handler", code_dir=code(COUNTER), name="zero", reserved_concurrency=0)
+    assert zero.invoke({}).status_code == 429
+
+
+def test_unhandled_exception_keeps_instance(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code("""
+        import os
+        N = 0
+        def handler(event, context):
+            global N
+            N += 1
+            if event.get("fail"):
+                open("/tmp/before-failure", "w").close()
+                raise ValueError("boom")
+            return {"n": N, "tmp": os.listdir("/tmp")}
+    """))
+    fn.invoke({})
+    failed = fn.invoke({"fail": True})
+    assert failed.error is not None and failed.error["errorType"] == "ValueError"
+    after = fn.invoke({})
+    assert not after.cold_start and after.instance_id == failed.instance_id
+    assert after.payload == {"n": 3, "tmp": ["before-failure"]}
+    assert fn.instances[0].resets == 0
+
+
+RESET_HANDLER = """
+import os, signal, sys, time
+N = 0
+INIT_PID = os.getpid()
+def handler(event, context):
+    global N
+    N += 1
+    action = event.get("action")
+    if action == "write":
+        with open("/tmp/kept.txt", "w") as f:
+            f.write("still here")
+    elif action == "sleep":
+        time.sleep(event["seconds"])
+    elif action == "exit":
+        sys.exit(event.get("code", 1))
+    elif action == "os_exit":
+        os._exit(event.get("code", 3))
+    elif action == "signal":
+        os.kill(os.getpid(), getattr(signal, event["name"]))
+        time.sleep(5)
+    elif action == "abort":
+        os.abort()
+    elif action == "oom":
+        hog = []
+        while True:
+            hog.append(bytearray(16 * 1024 * 1024))
+    return {"n": N, "tmp": sorted(os.listdir("/tmp"))}
+"""
+
+
+@pytest.mark.parametrize(
+    ("event", "error_type", "message"),
+    [
+        ({"action": "sleep", "seconds": 5}, "Sandbox.Timedout", "Task timed out after 1.00 seconds"),
+        ({"action": "exit", "code": 1}, "Runtime.ExitError", "Runtime exited with error: exit status 1"),
+        ({"action": "os_exit", "code": 3}, "Runtime.ExitError", "Runtime exited with error: exit status 3"),
+        ({"action": "signal", "name": "SIGKILL"}, "Runtime.ExitError", "Runtime exited with error: signal: killed"),
+        ({"action": "signal", "name": "SIGSEGV"}, "Runtime.ExitError",
+         "Runtime exited with error: signal: segmentation fault"),
+        ({"action": "abort"}, "Runtime.ExitError", "Runtime exited with error: signal: aborted"),
+        ({"action": "oom"}, "Runtime.OutOfMemory", "Runtime exited with error: signal: killed"),
+    ],
+    ids=["timeout", "sys.exit", "os._exit", "SIGKILL", "SIGSEGV", "abort", "out-of-memory"],
+)
+def test_reset_replaces_runtime_and_keeps_tmp(
+    sim: Simulator, code: Code, event: dict[str, object], error_type: str, message: str
+) -> None:
+    timeout = 1 if error_type == "Sandbox.Timedout" else 60
+    fn = sim.deploy("app.handler", code_dir=code(RESET_HANDLER), timeout_s=timeout, memory_mb=256)
+    first = fn.invoke({"action": "write"})
+    assert first.payload == {"n": 1, "tmp": ["kept.txt"]}
+    failed = fn.invoke(event)
+    assert failed.error is not None
+    assert failed.error["errorType"] == error_type
+    assert failed.error["errorMessage"] == f"RequestId: {failed.request_id} Error: {message}"
+    assert failed.function_error == "Unhandled"
+    after = fn.invoke({})
+    assert after.instance_id == first.instance_id, "a reset keeps the execution environment"
+    assert after.cold_start, "Init runs again after a reset"
+    assert after.payload == {"n": 1, "tmp": ["kept.txt"]}, "globals are new, /tmp is kept"
+    assert fn.instances[0].resets == 1
+
+
+def test_timeout_report_and_duration(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(RESET_HANDLER), timeout_s=0.5)
+    started = time.monotonic()
+    inv = fn.invoke({"action": "sleep", "seconds": 10})
+    assert time.monotonic() - started < 5
+    assert inv.error == {"errorType": "Sandbox.Timedout",
+                         "errorMessage": f"RequestId: {inv.request_id} Error: Task timed out after 0.50 seconds"}
+    assert inv.duration_ms == 500.0
+    assert "\tStatus: timeout" in inv.logs.splitlines()[-1]
+
+
+def test_inst_crash_resets_idle_instance(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(RESET_HANDLER))
+    fn.invoke({"action": "write"})
+    inst = fn.instances[0]
+    inst.crash()
+    after = fn.invoke({})
+    assert after.cold_start and after.instance_id == inst.id
+    assert after.payload == {"n": 1, "tmp": ["kept.txt"]}
+    assert inst.resets == 1
+
+
+def test_inst_crash_during_invocation(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(RESET_HANDLER), timeout_s=10)
+    fn.invoke({})
+    inst = fn.instances[0]
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(fn.invoke({"action": "sleep", "seconds": 5})))
+    worker.start()
+    deadline = time.monotonic() + 5
+    while inst.state != "busy" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    inst.crash()
+    worker.join(10)
+    (inv,) = result
+    assert inv.error is not None and inv.error["errorType"] == "Runtime.ExitError"  # type: ignore[attr-defined]
+    assert "signal: killed" in inv.error["errorMessage"]  # type: ignore[attr-defined]
+    assert fn.invoke({}).cold_start
+
+
+@pytest.mark.parametrize("how", ["scale_down", "idle", "destroy", "redeploy"])
+def test_losing_the_instance_loses_tmp_and_globals(sim: Simulator, code: Code, how: str) -> None:
+    src = code(COUNTER)
+    fn = sim.deploy("app.handler", code_dir=src, keepalive_s=600)
+    first = fn.invoke({"write": "state.json"})
+    assert first.payload["tmp"] == ["state.json"]
+    inst = fn.instances[0]
+    if how == "scale_down":
+        assert fn.scale_down(keep=0) == 1
+    elif how == "idle":
+        sim.clock.advance(seconds=599)
+        assert len(fn.instances) == 1, "not idle for longer than keepalive_s yet"
+        sim.clock.advance(seconds=2)
+    elif how == "destroy":
+        inst.destroy()
+    else:
+        assert fn.redeploy(code_dir=src) == "2"
+    assert fn.instances == []
+    assert inst.state == "dead"
+    with pytest.raises(InstanceGone):
+        inst.tmp.listdir()
+    after = fn.invoke({})
+    assert after.cold_start and after.instance_id != first.instance_id
+    assert after.payload == {"inits": 1, "calls": 1, "tmp": [], "pid": after.payload["pid"]}
+    assert after.version == ("2" if how == "redeploy" else "1")
+
+
+def test_scale_down_keeps_most_recent(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(COUNTER))
+    fn.invoke_many([{"sleep": 0.2}] * 3, concurrency=3)
+    assert len(fn.instances) == 3
+    last = fn.invoke({}).instance_id
+    assert fn.scale_down(keep=1) == 2
+    assert [i.id for i in fn.instances] == [last]
+
+
+def test_redeploy_lets_running_invocations_finish_on_old_version(sim: Simulator, code: Code) -> None:
+    v1 = code("""
+        import time
+        def handler(event, context):
+            time.sleep(event.get("sleep", 0))
+            return "v1"
+    """)
+    v2 = code("def handler(event, context):\n    return 'v2'\n")
+    fn = sim.deploy("app.handler", code_dir=v1, timeout_s=10)
+    fn.invoke({})
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.append(fn.invoke({"sleep": 1.0})))
+    worker.start()
+    time.sleep(0.3)
+    old = fn.instances[0]
+    assert old.state == "busy"
+    assert fn.redeploy(code_dir=v2, environment={"STAGE": "prod"}) == "2"
+    during = fn.invoke({})
+    assert during.payload == "v2" and during.version == "2" and during.cold_start
+    assert old.state == "busy", "the old instance finishes its invocation"
+    worker.join(10)
+    (inv,) = results
+    assert inv.payload == "v1" and inv.version == "1"  # type: ignore[attr-defined]
+    assert old.state == "dead", "then it is retired"
+    assert {i.version for i in fn.instances} == {"2"}
+    assert fn.config.environment == {"STAGE": "prod"}
+
+
+def test_fresh_routing_uses_a_new_instance_every_time(make_sim: Callable[..., Simulator], code: Code) -> None:
+    sim = make_sim(routing="fresh")
+    fn = sim.deploy("app.handler", code_dir=code(COUNTER))
+    invs = [fn.invoke({"write": f"f{i}"}) for i in range(3)]
+    assert all(i.cold_start for i in invs)
+    assert len({i.instance_id for i in invs}) == 3
+    assert [i.payload["tmp"] for i in invs] == [["f0"], ["f1"], ["f2"]]
+    assert fn.instances == [], "the previous instance is destroyed"
+
+
+def test_random_routing_is_reproducible(make_sim: Callable[..., Simulator], code: Code) -> None:
+    src = code(COUNTER)
+
+    def run(seed: int) -> list[tuple[str | None, bool]]:
+        sim = make_sim(routing="random", seed=seed)
+        fn = sim.deploy("app.handler", code_dir=src)
+        out = [(i.instance_id, i.cold_start) for i in (fn.invoke({}) for _ in range(12))]
+        sim.close()
+        return out
+
+    first = run(7)
+    assert first == run(7)
+    assert any(not cold for _, cold in first) and sum(cold for _, cold in first) > 1
