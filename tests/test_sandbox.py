@@ -1,0 +1,290 @@
+"""The namespace sandbox: Lambda's filesystem, enforced by the kernel."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from lambdasim import ConfigError, Simulator, SandboxUnavailable
+from lambdasim._sandbox import namespace
+from tests.conftest import Code
+
+pytestmark = pytest.mark.sandbox
+
+PROBE = """
+import errno, os
+def handler(event, context):
+    out = {}
+    for path in event["paths"]:
+        try:
+            with open(path, "w") as f:
+                f.write("x")
+            out[path] = "written"
+        except OSError as e:
+            out[path] = str(e)
+    return out
+"""
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, float]]:
+    return {str(p.relative_to(root)): (p.stat().st_mode, p.stat().st_size, p.stat().st_mtime)
+            for p in sorted(root.rglob("*"))}
+
+
+def test_everything_outside_tmp_is_read_only(sim: Simulator, code: Code) -> None:
+    src = code(PROBE)
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    paths = ["/var/task/app.py", "/var/task/new.json", "/opt/x", "/etc/x", "/usr/x", "/x", "/var/x",
+             "/var/runtime/x", os.path.join(site, "evil.pth"), os.path.join(sys.prefix, "x"), "/tmp/ok"]
+    before = _snapshot(src)
+    result = sim.deploy("app.handler", code_dir=src).invoke({"paths": paths}).payload
+    assert result.pop("/tmp/ok") == "written"
+    for path, outcome in result.items():
+        assert outcome == f"[Errno 30] Read-only file system: '{path}'", path
+    assert _snapshot(src) == before
+    assert not os.path.exists(os.path.join(site, "evil.pth"))
+
+
+def test_home_is_read_only_as_on_lambda(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code("""
+        import os
+        def handler(event, context):
+            try:
+                os.makedirs(os.path.expanduser("~/.cache/matplotlib"))
+            except OSError as e:
+                return [os.path.expanduser("~"), e.errno, str(e)]
+    """))
+    assert fn.invoke({}).payload == ["/home/sbx_user1051", 30, "[Errno 30] Read-only file system: '/home/sbx_user1051'"]
+
+
+def test_unhandled_erofs_error_shape(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code("""
+        def handler(event, context):
+            open("/var/task/x", "w")
+    """))
+    error = fn.invoke({}).error
+    assert error is not None
+    assert (error["errorType"], error["errorMessage"]) == ("OSError", "[Errno 30] Read-only file system: '/var/task/x'")
+
+
+def test_tmp_is_sized_per_instance(make_sim: object, code: Code) -> None:
+    sim = make_sim()  # type: ignore[operator]
+    fn = sim.deploy("app.handler", code_dir=code("""
+        import os, shutil
+        def handler(event, context):
+            chunk = b"x" * (1024 * 1024)
+            written = 0
+            try:
+                with open("/tmp/fill", "wb") as f:
+                    while True:
+                        f.write(chunk)
+                        f.flush()
+                        written += 1
+            except OSError as e:
+                return [written, e.errno, str(e), shutil.disk_usage("/tmp").total // (1024 * 1024)]
+    """), ephemeral_storage_mb=600, timeout_s=30)
+    written, errno_, message, total = fn.invoke({}).payload
+    assert (errno_, message) == (28, "[Errno 28] No space left on device")
+    assert total == 600 and 590 <= written <= 600
+    inst = fn.instances[0]
+    assert inst.tmp.usage_bytes() >= 590 * 1024 * 1024
+    assert inst.tmp.listdir() == ["fill"]
+
+
+def test_tmp_is_private_to_each_instance(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code("""
+        import os, time
+        def handler(event, context):
+            with open("/tmp/" + event["name"], "w") as f:
+                f.write(event["name"])
+            time.sleep(0.3)
+            procs = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+            return {"tmp": sorted(os.listdir("/tmp")), "procs": procs}
+    """))
+    a, b = fn.invoke_many([{"name": "a"}, {"name": "b"}], concurrency=2)
+    assert a.instance_id != b.instance_id
+    assert a.payload["tmp"] == ["a"] and b.payload["tmp"] == ["b"]
+    # Each instance has a PID namespace of its own: its /proc shows only itself.
+    assert a.payload["procs"] == [1, 2]
+    views = {i.id: i.tmp for i in fn.instances}
+    assert views[a.instance_id or ""].read_text("a") == "a"
+    assert not views[a.instance_id or ""].exists("b")
+
+
+def test_host_files_and_credentials_are_invisible(
+    make_sim: object, code: Code, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text("[default]\naws_secret_access_key=host-secret\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "host-secret")
+    monkeypatch.setenv("AWS_PROFILE", "prod")
+    sim = make_sim()  # type: ignore[operator]
+    fn = sim.deploy("app.handler", code_dir=code("""
+        import os
+        def handler(event, context):
+            return {
+                "seen": [p for p in event["paths"] if os.path.exists(p)],
+                "env": {k: v for k, v in os.environ.items() if "host-secret" in v or k == "AWS_PROFILE"},
+                "root": sorted(os.listdir("/")),
+            }
+    """))
+    paths = [str(home), str(home / ".aws" / "credentials"), str(tmp_path), os.getcwd() + "/pyproject.toml"]
+    result = fn.invoke({"paths": paths}).payload
+    assert result["seen"] == []
+    assert result["env"] == {}
+    assert {"var", "tmp", "opt", "etc", "usr", "proc", "dev", "home"} <= set(result["root"])
+
+
+ESCAPES = r'''
+import ctypes, ctypes.util, errno, os, sqlite3, subprocess
+libc = ctypes.CDLL(None, use_errno=True)
+
+def attempt(fn):
+    try:
+        fn()
+        return "no error"
+    except Exception as e:
+        return f"{type(e).__name__}: {e}"
+
+def c_write():
+    fd = libc.open(b"/var/task/ctypes.txt", os.O_WRONLY | os.O_CREAT, 0o644)
+    if fd < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+def c_remount():
+    if libc.mount(None, b"/var/task", None, ctypes.c_ulong(32 | 4096), None) != 0:  # MS_REMOUNT|MS_BIND
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+def c_umount_tmp():
+    if libc.umount2(b"/tmp", 2) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+def nested_namespace():
+    # A user namespace of its own gives capabilities there, but inherited mounts stay locked.
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            if libc.unshare(0x10000000 | 0x20000) != 0:
+                os._exit(2)
+            if libc.mount(None, b"/var/task", None, ctypes.c_ulong(32 | 4096), None) == 0:
+                code = 3
+            with open("/var/task/nested.txt", "w") as f:
+                f.write("x")
+            code = 4
+        except OSError:
+            pass
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    if os.WEXITSTATUS(status) in (3, 4):
+        return
+    raise PermissionError(f"blocked (exit status {os.WEXITSTATUS(status)})")
+
+def sub(cmd):
+    return lambda: subprocess.run(["sh", "-c", cmd], check=True, capture_output=True)
+
+ATTEMPTS = {
+    "open": lambda: open("/var/task/python.txt", "w"),
+    "rename_out": lambda: os.rename("/var/task/app.py", "/tmp/app.py"),
+    "rename_in": lambda: (open("/tmp/in.txt", "w").close(), os.rename("/tmp/in.txt", "/var/task/in.txt")),
+    "hardlink": lambda: os.link("/var/task/app.py", "/tmp/hard.py"),
+    "symlink_write": lambda: (os.symlink("/var/task/linked.txt", "/tmp/link"), open("/tmp/link", "w")),
+    "symlink_in_code": lambda: os.symlink("/tmp", "/var/task/tmp-link"),
+    "chmod": lambda: os.chmod("/var/task/app.py", 0o777),
+    "utime": lambda: os.utime("/var/task/app.py", (0, 0)),
+    "truncate": lambda: os.truncate("/var/task/app.py", 0),
+    "unlink": lambda: os.unlink("/var/task/app.py"),
+    "mkdir": lambda: os.mkdir("/var/task/dir"),
+    "sqlite": lambda: sqlite3.connect("/var/task/db.sqlite").execute("create table t (x)"),
+    "subprocess": sub("echo x > /var/task/sub.txt"),
+    "subprocess_touch_etc": sub("touch /etc/lambdasim-escape"),
+    "ctypes_open": c_write,
+    "ctypes_remount": c_remount,
+    "ctypes_umount_tmp": c_umount_tmp,
+    # PID 1 is the instance's own keeper: its root is this same read-only tree.
+    "proc_root": lambda: open("/proc/1/root/var/task/via-proc.txt", "w"),
+    "proc_root_etc": lambda: open("/proc/1/root/etc/via-proc", "w"),
+    "nested_namespace": nested_namespace,
+}
+
+def handler(event, context):
+    return {name: attempt(fn) for name, fn in ATTEMPTS.items()}
+'''
+
+
+def test_no_technique_writes_to_the_host(sim: Simulator, code: Code) -> None:
+    src = code(ESCAPES)
+    before = _snapshot(src)
+    etc_before = sorted(os.listdir("/etc"))
+    result = sim.deploy("app.handler", code_dir=src).invoke({}).payload
+    blocked = {name: outcome for name, outcome in result.items() if outcome != "no error"}
+    assert blocked == result, f"not blocked: {sorted(set(result) - set(blocked))}"
+    assert "Read-only file system" in result["open"]
+    assert "Read-only file system" in result["sqlite"] or "readonly" in result["sqlite"] or \
+        "unable to open" in result["sqlite"]
+    assert result["ctypes_open"] == "OSError: [Errno 30] Read-only file system"
+    assert result["ctypes_remount"] == "PermissionError: [Errno 1] Operation not permitted"
+    assert "Read-only file system" in result["proc_root"]
+    assert result["nested_namespace"].startswith("PermissionError: blocked")
+    assert _snapshot(src) == before
+    assert sorted(os.listdir("/etc")) == etc_before
+
+
+def test_python_environment_and_code_under_host_tmp(tmp_path: Path, code: Code) -> None:
+    """A virtualenv under the host's /tmp still serves the handler its packages."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3.*")) / "site-packages"
+    (site / "only_in_venv").mkdir()
+    (site / "only_in_venv" / "__init__.py").write_text("VALUE = 'from the venv'\n")
+    # lambdasim itself may be installed editable from a checkout: keep it importable.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(namespace.__file__)))
+    src = code("""
+        import only_in_venv, os
+        def handler(event, context):
+            return [only_in_venv.VALUE, os.listdir("/tmp")]
+    """)
+    script = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {os.path.dirname(root)!r})
+        from lambdasim import Simulator
+        with Simulator() as sim:
+            inv = sim.deploy("app.handler", code_dir={str(src)!r}).invoke({{}})
+            print(json.dumps([inv.payload, inv.error]))
+    """)
+    out = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    payload, error = __import__("json").loads(out.stdout.splitlines()[-1])
+    assert error is None
+    assert payload[0] == "from the venv"
+    # The venv's top folder under /tmp is visible as a read-only mount point (documented).
+    assert set(payload[1]) <= {tmp_path.parts[2]}
+
+
+def test_layers_are_mounted_at_opt(sim: Simulator, code: Code) -> None:
+    layer1 = code(files={"python/shared.py": "WHO = 'layer1'\n", "python/only1.py": "X = 1\n", "bin/tool": "1"})
+    layer2 = code(files={"python/shared.py": "WHO = 'layer2'\n"})
+    src = code("""
+        import os, shared, only1
+        def handler(event, context):
+            return [shared.WHO, only1.X, sorted(os.listdir("/opt"))]
+    """)
+    assert sim.deploy("app.handler", code_dir=src, name="one", layers=[layer1]).invoke({}).payload == \
+        ["layer1", 1, ["bin", "python"]]
+    assert sim.deploy("app.handler", code_dir=src, name="two", layers=[layer1, layer2]).invoke({}).payload == \
+        ["layer2", 1, ["bin", "python"]]
+
+
+def test_auto_explains_when_namespaces_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(namespace.sys, "platform", "darwin")
+    with pytest.raises(SandboxUnavailable, match="runs on Linux only .*user namespaces"):
+        Simulator(sandbox="auto")
+    with pytest.raises(ConfigError, match="sandbox='chroot'"):
+        Simulator(sandbox="chroot")
