@@ -44,17 +44,19 @@ class FunctionConfig:
         def bad(key: str, value: Any, allowed: str) -> ConfigError:
             return ConfigError(f"Function {self.name!r}: {key}={value!r} is not valid; {allowed}.")
 
+        # Configs come from users' code and files: check types that the annotations only promise.
+        def whole(value: object, low: int, high: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
         if not _NAME.match(self.name):
             raise bad("name", self.name, "use 1 to 64 letters, digits, '-' or '_'")
-        if not isinstance(self.memory_mb, int) or not 128 <= self.memory_mb <= 10240:
+        if not whole(self.memory_mb, 128, 10240):
             raise bad("memory_mb", self.memory_mb, "Lambda allows 128 to 10240 MB")
         if not 0 < self.timeout_s <= 900:
             raise bad("timeout_s", self.timeout_s, "Lambda allows more than 0 and at most 900 seconds")
-        if not isinstance(self.ephemeral_storage_mb, int) or not 512 <= self.ephemeral_storage_mb <= 10240:
+        if not whole(self.ephemeral_storage_mb, 512, 10240):
             raise bad("ephemeral_storage_mb", self.ephemeral_storage_mb, "Lambda allows 512 to 10240 MB")
-        if self.reserved_concurrency is not None and (
-            not isinstance(self.reserved_concurrency, int) or self.reserved_concurrency < 0
-        ):
+        if self.reserved_concurrency is not None and not whole(self.reserved_concurrency, 0, 1_000_000):
             raise bad("reserved_concurrency", self.reserved_concurrency, "use None or a whole number >= 0")
         if self.keepalive_s <= 0:
             raise bad("keepalive_s", self.keepalive_s, "use a positive number of seconds")
@@ -65,7 +67,8 @@ class FunctionConfig:
                 "the environment variables you have provided contains reserved keys that are currently not "
                 f"supported for modification. Reserved keys used in this request: {', '.join(reserved)}"
             )
-        for key, value in self.environment.items():
+        items: list[tuple[object, object]] = list(self.environment.items())
+        for key, value in items:
             if not isinstance(key, str) or not _ENV_KEY.match(key) or not isinstance(value, str):
                 raise bad(f"environment[{key!r}]", value,
                           "keys start with a letter and hold letters, digits and '_'; values are strings")
@@ -77,7 +80,7 @@ class FunctionConfig:
             )
 
 
-class InstanceState(str, enum.Enum):
+class InstanceState(enum.StrEnum):
     """Where an execution environment is in its life."""
 
     STARTING = "starting"

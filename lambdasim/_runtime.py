@@ -47,7 +47,7 @@ class LambdaCognitoIdentity:
 
 
 class LambdaClient:
-    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+    __slots__ = ("app_package_name", "app_title", "app_version_code", "app_version_name", "installation_id")
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.installation_id = data.get("installation_id")
@@ -58,7 +58,7 @@ class LambdaClient:
 
 
 class LambdaClientContext:
-    __slots__ = ("custom", "env", "client")
+    __slots__ = ("client", "custom", "env")
 
     def __init__(self, data: dict[str, Any]) -> None:
         client = data.get("client")

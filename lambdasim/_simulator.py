@@ -691,4 +691,4 @@ def _trace_id(rng: random.Random) -> str:
             f"Parent={rng.getrandbits(64):016x};Sampled=0;Lineage=1:{rng.getrandbits(32):08x}:0")
 
 
-__all__ = ["Function", "Instance", "Invocation", "Simulator", "TmpView", "SandboxError"]
+__all__ = ["Function", "Instance", "Invocation", "SandboxError", "Simulator", "TmpView"]

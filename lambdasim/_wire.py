@@ -29,7 +29,7 @@ class Channel:
     receiver takes that many from :meth:`take_fds`.
     """
 
-    __slots__ = ("sock", "_buf", "_fds")
+    __slots__ = ("_buf", "_fds", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -43,7 +43,8 @@ class Channel:
         body = marshal.dumps(message)
         data = _HEADER.pack(len(body)) + body
         if fds:
-            sent = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))])
+            rights = struct.pack(f"{len(fds)}i", *fds)
+            sent = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
             if sent < len(data):
                 self.sock.sendall(data[sent:])
         else:

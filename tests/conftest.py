@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdasim import Simulator, SandboxUnavailable
+from lambdasim import SandboxUnavailable, Simulator
 
 # CI sets this so that a sandbox that cannot start fails the run instead of skipping.
 REQUIRE_SANDBOX = os.environ.get("LAMBDASIM_REQUIRE_SANDBOX") == "1"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdasim import ConfigError, Simulator, SandboxUnavailable
+from lambdasim import ConfigError, SandboxUnavailable, Simulator
 from lambdasim._sandbox import namespace
 from tests.conftest import Code
 
@@ -283,8 +283,8 @@ def test_layers_are_mounted_at_opt(sim: Simulator, code: Code) -> None:
 
 
 def test_auto_explains_when_namespaces_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(namespace.sys, "platform", "darwin")
-    with pytest.raises(SandboxUnavailable, match="runs on Linux only .*user namespaces"):
+    monkeypatch.setattr("lambdasim._sandbox.namespace.sys.platform", "darwin")
+    with pytest.raises(SandboxUnavailable, match=r"runs on Linux only .*user namespaces"):
         Simulator(sandbox="auto")
     with pytest.raises(ConfigError, match="sandbox='chroot'"):
         Simulator(sandbox="chroot")

@@ -18,6 +18,7 @@ written on the host.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -126,7 +127,8 @@ class Keeper:
             os.close(fd)
         # ~ resolves through /etc/passwd, as on Lambda, to a home that does not exist.
         for name, text in (
-            ("passwd", f"root:x:0:0:root:/root:/bin/bash\nsbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::{SANDBOX_HOME}:/sbin/nologin\n"),
+            ("passwd", "root:x:0:0:root:/root:/bin/bash\n"
+                       f"sbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::{SANDBOX_HOME}:/sbin/nologin\n"),
             ("group", f"root:x:0:\nsbx_user1051:x:{SANDBOX_GID}:\n"),
         ):
             with open(f"{sk}/.{name}", "w") as f:
@@ -216,10 +218,8 @@ def _keeper_main(spec: dict[str, Any], ctrl_fd: int, rt_fd: int, zygote_pidfd: i
         ctrl.send(("error", f"{type(e).__name__}: {e}"))
         os._exit(1)
     ctrl.send(("ready", os.getpid()))
-    try:
+    with contextlib.suppress(ChannelClosed, OSError):
         keeper.serve(rt_fd)
-    except (ChannelClosed, OSError):
-        pass
     os._exit(0)  # as PID 1, exiting kills everything else in the instance
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
@@ -58,11 +59,8 @@ class NamespaceInstance:
         return Channel(mine)
 
     def kill_runtime(self) -> None:
-        with self._lock:
-            try:
-                self._ctrl.send(("kill",))
-            except OSError:
-                pass
+        with self._lock, contextlib.suppress(OSError):
+            self._ctrl.send(("kill",))
 
     def wait_runtime_exit(self, timeout: float) -> int:
         while True:

@@ -11,7 +11,10 @@ def handler(event, context):
     name = (event or {}).get("name", "world")
     # /tmp is the only writable place and it is kept between warm invocations.
     counter = "/tmp/invocations"
-    count = int(open(counter).read()) + 1 if os.path.exists(counter) else 1
+    count = 1
+    if os.path.exists(counter):
+        with open(counter) as f:
+            count = int(f.read()) + 1
     with open(counter, "w") as f:
         f.write(str(count))
     # Writing anywhere else fails, exactly as on Lambda.

@@ -1,0 +1,154 @@
+"""Nothing the simulator starts outlives it: processes, mounts, temp files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from lambdasim import Simulator
+from tests.conftest import Code
+
+pytestmark = pytest.mark.sandbox
+
+SLEEPER = """
+import subprocess, time
+def handler(event, context):
+    if event.get("daemon"):
+        # A background process the handler leaves behind, as real code sometimes does.
+        subprocess.Popen(["sleep", "300"], start_new_session=True)
+    if event.get("raise"):
+        raise RuntimeError("boom")
+    return "ok"
+"""
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid``, found through /proc's children lists."""
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except FileNotFoundError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children") as f:
+                    kids = [int(x) for x in f.read().split()]
+            except FileNotFoundError:
+                continue
+            for kid in kids:
+                if kid not in found:
+                    found.add(kid)
+                    todo.append(kid)
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().split(") ")[-1][0] != "Z":
+                    alive.add(pid)
+        except FileNotFoundError:
+            pass
+    return alive
+
+
+def _wait_gone(pids: set[int], timeout: float = 10.0) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while _alive(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _alive(pids)
+
+
+def _mounts() -> str:
+    with open("/proc/self/mountinfo") as f:
+        return f.read()
+
+
+def _tmp_entries() -> set[str]:
+    return set(os.listdir("/tmp"))
+
+
+def _start(sim: Simulator, code: Code) -> set[int]:
+    fn = sim.deploy("app.handler", code_dir=code(SLEEPER), name="leaky")
+    fn.invoke_many([{"daemon": True}] * 3, concurrency=3)
+    pids = _descendants(os.getpid())
+    assert len(pids) >= 1 + 3 * 3, "zygote, and per instance a keeper, a runtime and a sleep"
+    return pids
+
+
+def test_nothing_left_after_exit(code: Code) -> None:
+    mounts, tmp = _mounts(), _tmp_entries()
+    with Simulator() as sim:
+        pids = _start(sim, code)
+    assert _wait_gone(pids) == set()
+    assert _mounts() == mounts
+    assert _tmp_entries() - tmp <= {p for p in _tmp_entries() - tmp if p.startswith("pytest-")}
+
+
+def test_nothing_left_after_exception_in_with(code: Code) -> None:
+    pids: set[int] = set()
+
+    def fail_inside() -> None:
+        nonlocal pids
+        with Simulator() as sim:
+            pids = _start(sim, code)
+            raise RuntimeError("test failure")
+
+    with pytest.raises(RuntimeError, match="test failure"):
+        fail_inside()
+    assert pids and _wait_gone(pids) == set()
+
+
+def test_nothing_left_after_destroy_and_scale_down(code: Code) -> None:
+    with Simulator() as sim:
+        fn = sim.deploy("app.handler", code_dir=code(SLEEPER))
+        fn.invoke_many([{"daemon": True}] * 2, concurrency=2)
+        first, _second = fn.instances
+        before = _descendants(os.getpid())
+        first.destroy()
+        fn.scale_down(keep=0)
+        after = _descendants(os.getpid())
+        assert len(after) == 1, "only the zygote is left"
+        assert _wait_gone(before - after) == set()
+
+
+def test_nothing_left_after_sigkill(tmp_path: Path, code: Code) -> None:
+    src = code(SLEEPER)
+    tmp_before = _tmp_entries()
+    script = tmp_path / "victim.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {os.getcwd()!r})
+        from lambdasim import Simulator
+        sim = Simulator()
+        fn = sim.deploy("app.handler", code_dir={str(src)!r})
+        fn.invoke_many([{{"daemon": True}}] * 3, concurrency=3)
+        print("ready", flush=True)
+        time.sleep(600)
+    """))
+    victim = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert victim.stdout is not None
+        assert victim.stdout.readline().strip() == "ready"
+        pids = _descendants(victim.pid)
+        assert len(pids) >= 10
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        assert _wait_gone(pids) == set(), "the zygote, keepers, runtimes and their children all die"
+        assert _tmp_entries() - tmp_before <= {p for p in _tmp_entries() if p.startswith("pytest-")}
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
