@@ -6,6 +6,7 @@ rule here can be tested on its own.
 from __future__ import annotations
 
 import enum
+import math
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -48,17 +49,21 @@ class FunctionConfig:
         def whole(value: object, low: int, high: int) -> bool:
             return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
-        if not _NAME.match(self.name):
+        def seconds(value: object, high: float) -> bool:
+            return (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value) and 0 < value <= high)
+
+        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise bad("name", self.name, "use 1 to 64 letters, digits, '-' or '_'")
         if not whole(self.memory_mb, 128, 10240):
             raise bad("memory_mb", self.memory_mb, "Lambda allows 128 to 10240 MB")
-        if not 0 < self.timeout_s <= 900:
+        if not seconds(self.timeout_s, 900):
             raise bad("timeout_s", self.timeout_s, "Lambda allows more than 0 and at most 900 seconds")
         if not whole(self.ephemeral_storage_mb, 512, 10240):
             raise bad("ephemeral_storage_mb", self.ephemeral_storage_mb, "Lambda allows 512 to 10240 MB")
         if self.reserved_concurrency is not None and not whole(self.reserved_concurrency, 0, 1_000_000):
             raise bad("reserved_concurrency", self.reserved_concurrency, "use None or a whole number >= 0")
-        if self.keepalive_s <= 0:
+        if not seconds(self.keepalive_s, math.inf):
             raise bad("keepalive_s", self.keepalive_s, "use a positive number of seconds")
         reserved = sorted(k for k in self.environment if k in RESERVED_ENV)
         if reserved:
@@ -69,7 +74,7 @@ class FunctionConfig:
             )
         items: list[tuple[object, object]] = list(self.environment.items())
         for key, value in items:
-            if not isinstance(key, str) or not _ENV_KEY.match(key) or not isinstance(value, str):
+            if not isinstance(key, str) or not _ENV_KEY.fullmatch(key) or not isinstance(value, str):
                 raise bad(f"environment[{key!r}]", value,
                           "keys start with a letter and hold letters, digits and '_'; values are strings")
         size = sum(len(k.encode()) + len(v.encode()) for k, v in self.environment.items())
@@ -191,14 +196,15 @@ class FunctionModel:
              if i.state is InstanceState.IDLE and i.version == self.version and not i.retiring),
             key=lambda i: i.seq,
         )
-        chosen = policy.choose(idle, rng)
-        if chosen is not None:
-            chosen.state = InstanceState.BUSY
-            return chosen, False
+        # Reserved concurrency caps invocations in flight, whichever instance would take one.
         limit = self.config.reserved_concurrency
         running = sum(1 for i in self.instances.values() if i.state in (InstanceState.BUSY, InstanceState.STARTING))
         if limit is not None and running >= limit:
             raise Throttled
+        chosen = policy.choose(idle, rng)
+        if chosen is not None:
+            chosen.state = InstanceState.BUSY
+            return chosen, False
         self._counter += 1
         self._seq += 1
         record = InstanceRecord(
@@ -260,7 +266,7 @@ class VirtualClock:
     def advance(self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0) -> float:
         """Move time forward and reap instances idle for longer than their keep-alive."""
         delta = seconds + 60.0 * minutes + 3600.0 * hours
-        if delta < 0:
+        if not delta >= 0 or math.isinf(delta):  # also NaN
             raise ConfigError(f"clock.advance({delta}) would go back in time; use a positive duration.")
         self._now += delta
         if self._on_advance is not None:

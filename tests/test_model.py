@@ -200,11 +200,15 @@ def test_non_numeric_durations_raise_config_error(key: str, value: Any) -> None:
         cfg(**{key: value}).validate()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: bool is a subclass of int, so reserved_concurrency=True passes the "
-                                       "isinstance(int) check and is taken as a limit of 1")
-def test_bool_reserved_concurrency_is_rejected() -> None:
-    with pytest.raises(ConfigError, match="reserved_concurrency=True"):
-        cfg(reserved_concurrency=True).validate()
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("reserved_concurrency", True), ("reserved_concurrency", False), ("memory_mb", True),
+     ("ephemeral_storage_mb", True)],
+)
+def test_bools_are_not_whole_numbers(key: str, value: Any) -> None:
+    # bool is a subclass of int; True must not be taken as a limit of 1.
+    with pytest.raises(ConfigError, match=re.escape(f"{key}={value!r} is not valid")):
+        cfg(**{key: value}).validate()
 
 
 @pytest.mark.parametrize("key", LAMBDA_RESERVED_KEYS)
@@ -466,6 +470,26 @@ def test_warm_never_reuses_an_instance_of_an_old_version() -> None:
     assert record is not old
     assert record.version == "2"
     assert record.retiring is False
+
+
+def test_warm_never_reuses_an_old_version_instance_even_if_not_flagged_retiring() -> None:
+    m = model()
+    (old,) = idle_instances(m, 1.0)
+    m.redeploy(cfg())
+    old.retiring = False
+    record, new = m.acquire(WARM, random.Random(0), 2.0)
+    assert new is True
+    assert record is not old
+
+
+def test_a_retiring_instance_is_never_reused_and_is_destroyed_on_release() -> None:
+    m = model()
+    a, b = idle_instances(m, 1.0, 2.0)
+    b.retiring = True  # the flag alone decides, whatever the version
+    assert m.acquire(WARM, random.Random(0), 3.0) == (a, False)
+    b.state = InstanceState.BUSY
+    assert m.release(b, 4.0, WARM) is True
+    assert m.release(a, 4.0, WARM) is False
 
 
 def test_fresh_never_reuses_and_release_says_destroy() -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import socket
 import sys
@@ -171,8 +172,6 @@ class Keeper:
         self.runtime_pid = pid
 
     def serve(self, rt_fd: int) -> None:
-        import select
-
         self.start_runtime(rt_fd)
         ctrl = self.ctrl
         while True:
@@ -201,8 +200,6 @@ class Keeper:
 
 def _keeper_main(spec: dict[str, Any], ctrl_fd: int, rt_fd: int, zygote_pidfd: int,
                  binds: list[str], links: dict[str, str]) -> None:
-    import select
-
     L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
     # As PID 1 of its namespace the keeper's getppid() is 0, so the race between
     # fork and PR_SET_PDEATHSIG is closed with a pidfd of the zygote instead.
@@ -217,10 +214,33 @@ def _keeper_main(spec: dict[str, Any], ctrl_fd: int, rt_fd: int, zygote_pidfd: i
     except Exception as e:  # noqa: BLE001 - reported to the simulator with its cause
         ctrl.send(("error", f"{type(e).__name__}: {e}"))
         os._exit(1)
-    ctrl.send(("ready", os.getpid()))
+    # The keeper's PID as the simulator sees it is not ours to know; a pidfd carries it.
+    me = os.pidfd_open(os.getpid())
+    ctrl.send(("ready",), fds=[me])
+    os.close(me)
     with contextlib.suppress(ChannelClosed, OSError):
         keeper.serve(rt_fd)
     os._exit(0)  # as PID 1, exiting kills everything else in the instance
+
+
+def _own_pid_namespace() -> None:
+    """Move the rest of this process into PID 1 of a new PID namespace.
+
+    An unprivileged zygote may not re-enter the host's PID namespace, which it must
+    do before it can give each instance a new one; inside a namespace of its own it
+    may. The original process stays behind only to wait, so that the simulator's
+    handle on it stays valid; both die when the simulator goes away.
+    """
+    L.unshare(L.CLONE_NEWPID)
+    parent = os.pidfd_open(os.getpid())
+    pid = os.fork()
+    if pid:
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([parent], [], [], 0)[0]:
+        os._exit(0)
+    os.close(parent)
 
 
 def main(fd: int) -> None:
@@ -237,6 +257,7 @@ def main(fd: int) -> None:
         else:
             L.unshare(L.CLONE_NEWNS)
         L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
+        _own_pid_namespace()
         pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         chan.send(("error", str(e)))
@@ -245,8 +266,9 @@ def main(fd: int) -> None:
     python = python_paths()
     binds += [p for p in python if not any(p == b or p.startswith(b + "/") for b in binds)]
     chan.send(("ready", python))
-    # Keepers are reaped by the kernel and die with the zygote (PR_SET_PDEATHSIG);
-    # the simulator waits for each one through a pidfd.
+    # Keepers are reaped by the kernel and die with the zygote (PR_SET_PDEATHSIG,
+    # and the zygote's PID namespace ending with it); the simulator waits for each
+    # one through the pidfd the keeper sends it.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     me = os.pidfd_open(os.getpid())
     try:
@@ -268,7 +290,6 @@ def main(fd: int) -> None:
                     os._exit(70)
             os.close(ctrl_fd)
             os.close(rt_fd)
-            chan.send(("spawned", pid))
+            chan.send(("spawned",))
     except (ChannelClosed, OSError):
         pass
-

@@ -36,14 +36,22 @@ def _wait_pidfd(pidfd: int, timeout: float) -> bool:
     return bool(ready)
 
 
-class NamespaceInstance:
-    """An instance whose keeper process is ``pid`` (see ``_zygote.Keeper``)."""
+def _pid_of(pidfd: int) -> int:
+    with open(f"/proc/self/fdinfo/{pidfd}") as f:
+        for line in f:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    raise SandboxError("the kernel did not say which process a pidfd refers to (Linux 5.x or newer is needed)")
 
-    def __init__(self, pid: int, ctrl: Channel) -> None:
-        self.pid = pid
+
+class NamespaceInstance:
+    """An instance, held by its keeper process (see ``_zygote.Keeper``)."""
+
+    def __init__(self, ctrl: Channel) -> None:
+        self.pid = 0
         self._ctrl = ctrl
         self._lock = threading.Lock()
-        self._pidfd = os.pidfd_open(pid)
+        self._pidfd = -1
         self._gone = False
 
     def tmp_root(self) -> str:
@@ -79,12 +87,16 @@ class NamespaceInstance:
         if msg[0] != "ready":
             self.destroy()
             raise SandboxError(f"Could not create the instance's filesystem: {msg[1]}. {_HINT}")
+        (self._pidfd,) = self._ctrl.take_fds(1)
+        self.pid = _pid_of(self._pidfd)
 
     def destroy(self) -> None:
         if self._gone:
             return
         self._gone = True
         self._ctrl.close()  # the keeper exits on EOF, taking its PID namespace with it
+        if self._pidfd < 0:
+            return
         if not _wait_pidfd(self._pidfd, 5.0):
             signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
             _wait_pidfd(self._pidfd, 5.0)
@@ -138,7 +150,7 @@ class NamespaceSandbox:
         finally:
             ctrl_theirs.close()
             rt_theirs.close()
-        instance = NamespaceInstance(int(msg[1]), Channel(ctrl_mine))
+        instance = NamespaceInstance(Channel(ctrl_mine))
         try:
             instance.wait_ready(30.0)
         except BaseException:
