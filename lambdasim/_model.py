@@ -53,7 +53,8 @@ class FunctionConfig:
             return (isinstance(value, (int, float)) and not isinstance(value, bool)
                     and math.isfinite(value) and 0 < value <= high)
 
-        if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
+        name: object = self.name
+        if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise bad("name", self.name, "use 1 to 64 letters, digits, '-' or '_'")
         if not whole(self.memory_mb, 128, 10240):
             raise bad("memory_mb", self.memory_mb, "Lambda allows 128 to 10240 MB")
@@ -61,7 +62,7 @@ class FunctionConfig:
             raise bad("timeout_s", self.timeout_s, "Lambda allows more than 0 and at most 900 seconds")
         if not whole(self.ephemeral_storage_mb, 512, 10240):
             raise bad("ephemeral_storage_mb", self.ephemeral_storage_mb, "Lambda allows 512 to 10240 MB")
-        if self.reserved_concurrency is not None and not whole(self.reserved_concurrency, 0, 1_000_000):
+        if self.reserved_concurrency is not None and not whole(self.reserved_concurrency, 0, 2**31 - 1):
             raise bad("reserved_concurrency", self.reserved_concurrency, "use None or a whole number >= 0")
         if not seconds(self.keepalive_s, math.inf):
             raise bad("keepalive_s", self.keepalive_s, "use a positive number of seconds")

@@ -142,7 +142,7 @@ class NamespaceSandbox:
         try:
             with self._lock:
                 self._chan.send(("spawn", spec), fds=[ctrl_theirs.fileno(), rt_theirs.fileno()])
-                msg = self._chan.recv(30.0)
+                self._chan.recv(30.0)  # "spawned": the fork happened
         except (ChannelClosed, TimeoutError, OSError) as e:
             ctrl_mine.close()
             rt_mine.close()
