@@ -67,6 +67,10 @@ class LambdaClientContext:
         self.env = data.get("env")
 
 
+# Read from the environment once, at Init, as awslambdaric does.
+_CONTEXT_ENV: tuple[str | None, ...] = (None,) * 5
+
+
 class LambdaContext:
     """The ``context`` argument, with the fields of awslambdaric's LambdaContext."""
 
@@ -79,14 +83,11 @@ class LambdaContext:
         identity: dict[str, Any] | None,
         tenant_id: str | None,
     ) -> None:
-        env = os.environ
         self.aws_request_id = request_id
         self.invoked_function_arn = function_arn
-        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
-        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        (self.log_group_name, self.log_stream_name, self.function_name, self.memory_limit_in_mb,
+         self.function_version) = _CONTEXT_ENV
+
         self.tenant_id = tenant_id
         identity = identity or {}
         self.identity = LambdaCognitoIdentity(identity.get("cognitoIdentityId"), identity.get("cognitoIdentityPoolId"))
@@ -213,20 +214,23 @@ def _setup_logging() -> None:
     root.setLevel(logging.getLevelName(level) if level in logging.getLevelNamesMapping() else logging.WARNING)
 
 
-class _LogCapture:
+class LogCapture:
     """fd 1 and 2 point at one memfd in append mode; read and reset per invocation."""
 
     def __init__(self) -> None:
         self.fd = os.memfd_create("lambda-log", os.MFD_CLOEXEC)
         fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_APPEND)
-        devnull = os.open("/dev/null", os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
         os.dup2(self.fd, 1)
         os.dup2(self.fd, 2)
         # Lambda's runtime wraps stdout/stderr so every write reaches the log at once.
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", write_through=True)
+
+    def attach_stdin(self) -> None:
+        """stdin reads the instance's /dev/null (once its root is in place)."""
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
 
 
@@ -234,25 +238,38 @@ def _max_memory_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def run(sock: socket.socket, spec: dict[str, Any]) -> None:
-    """Run Init, then serve invocations until the channel closes. Never returns."""
+def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | None = None,
+        logs: LogCapture | None = None) -> None:
+    """Run Init, then serve invocations until the channel closes. Never returns.
+
+    ``enter``, when given, is called after the setup that needs no filesystem and
+    before anything that does: the sandbox may still be building this instance's
+    root while the runtime prepares, and ``enter`` waits for it and moves in.
+    """
     started = time.perf_counter()
     chan = Channel(sock)
-    logs = _LogCapture()
+    if logs is None:
+        logs = LogCapture()
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    sys.path[:0] = spec["sys_path_prefix"]
+    _setup_logging()
+    global _CONTEXT_ENV
+    _CONTEXT_ENV = tuple(os.environ.get(k) for k in (
+        "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"))
+    if enter is not None:
+        enter()
     keep = sorted({sock.fileno(), logs.fd})
     low = 3
     for fd in keep:
         os.closerange(low, fd)
         low = fd + 1
     os.closerange(low, 65536)
-
-    os.environ.clear()
-    os.environ.update(spec["env"])
+    logs.attach_stdin()
     os.chdir(spec["cwd"])
-    sys.path[:0] = spec["sys_path_prefix"]
     memory = spec["memory_mb"] * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
-    _setup_logging()
 
     fn: Callable[..., Any] | None = None
     error: dict[str, Any] | None = None

@@ -12,7 +12,6 @@ import stat
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -444,7 +443,9 @@ class Simulator:
         self.trace.append(TraceEvent(self.clock.now(), kind, function, instance, version, request_id, detail))
 
     def _new_id(self) -> str:
-        return str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
+        """A version-4 UUID from the seeded generator (uuid.UUID is slow on the hot path)."""
+        h = f"{self._ids.getrandbits(128):032x}"
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
     def _spec(self, fn: Function, record: InstanceRecord, config: FunctionConfig) -> dict[str, Any]:
         version = record.version
@@ -477,12 +478,26 @@ class Simulator:
             with self._lock:
                 lives = [lv for lv in lives if lv.record.state is not InstanceState.DEAD]
                 self._mark_dead(lives)
+        failures: list[BaseException] = []
         for live in lives:
-            if live.sbx is not None:
-                live.sbx.destroy()
-            live.drop_runtime()
-            with self._lock:
-                self._event("destroyed", live.record.function, live.record.id, live.record.version, reason=reason)
+            try:
+                if live.sbx is not None:
+                    live.sbx.destroy()
+            except Exception as e:  # noqa: BLE001 - destroy the others, then report the first failure
+                failures.append(e)
+            finally:
+                live.drop_runtime()
+                record = live.record
+                with self._lock:
+                    # Forget the dead so routing stays cheap however many instances came and went;
+                    # Instance views keep their record and report it dead.
+                    fn = self.functions.get(record.function)
+                    if fn is not None:
+                        fn._live.pop(record.id, None)
+                        fn._model.instances.pop(record.id, None)
+                    self._event("destroyed", record.function, record.id, record.version, reason=reason)
+        if failures:
+            raise SandboxError(f"Could not remove {len(failures)} instance(s): {failures[0]}") from failures[0]
 
     def _reap(self, now: float) -> None:
         with self._lock:
@@ -580,7 +595,7 @@ class Simulator:
     def _wait_init(self, live: _Live, timeout: float) -> tuple[Any, ...]:
         if live.rt is None:
             live.rt = live.sbx.start_runtime()
-        msg = live.rt.recv(timeout)
+        msg = live.rt.recv(timeout, fds=True)
         (live.logfd,) = live.rt.take_fds(1)
         return tuple(msg)
 
@@ -687,8 +702,8 @@ class Simulator:
 
 
 def _trace_id(rng: random.Random) -> str:
-    return (f"Root=1-{int(time.time()):08x}-{rng.getrandbits(96):024x};"
-            f"Parent={rng.getrandbits(64):016x};Sampled=0;Lineage=1:{rng.getrandbits(32):08x}:0")
+    h = f"{rng.getrandbits(192):048x}"
+    return f"Root=1-{int(time.time()):08x}-{h[:24]};Parent={h[24:40]};Sampled=0;Lineage=1:{h[40:]}:0"
 
 
 __all__ = ["Function", "Instance", "Invocation", "SandboxError", "Simulator", "TmpView"]

@@ -9,13 +9,14 @@ code on load. Payloads themselves stay JSON text, as on Lambda.
 from __future__ import annotations
 
 import marshal
+import math
 import select
 import socket
 import struct
 from typing import Any
 
 _HEADER = struct.Struct("<I")
-_CHUNK = 1 << 18
+_CHUNK = 1 << 16
 
 
 class ChannelClosed(EOFError):
@@ -29,12 +30,16 @@ class Channel:
     receiver takes that many from :meth:`take_fds`.
     """
 
-    __slots__ = ("_buf", "_fds", "sock")
+    __slots__ = ("_buf", "_chunk", "_fds", "_poll", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._buf = bytearray()
+        self._chunk = memoryview(bytearray(_CHUNK))
         self._fds: list[int] = []
+        # poll, not select: select cannot watch descriptors numbered 1024 and above.
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -50,26 +55,32 @@ class Channel:
         else:
             self.sock.sendall(data)
 
-    def _fill(self, timeout: float | None) -> None:
-        if timeout is not None:
-            ready, _, _ = select.select([self.sock], [], [], max(timeout, 0.0))
-            if not ready:
-                raise TimeoutError
-        data, fds, _flags, _addr = socket.recv_fds(self.sock, _CHUNK, 16)
+    def _fill(self, timeout: float | None, fds: bool) -> None:
+        if timeout is not None and not self._poll.poll(math.ceil(max(timeout, 0.0) * 1000)):
+            raise TimeoutError
         if fds:
-            self._fds.extend(fds)
-        if not data:
+            data, received, _flags, _addr = socket.recv_fds(self.sock, _CHUNK, 16)
+            self._fds.extend(received)
+            if not data:
+                raise ChannelClosed("peer closed the channel")
+            self._buf += data
+            return
+        n = self.sock.recv_into(self._chunk)
+        if not n:
             raise ChannelClosed("peer closed the channel")
-        self._buf += data
+        self._buf += self._chunk[:n]
 
-    def recv(self, timeout: float | None = None) -> Any:
-        """Return the next message; raise TimeoutError or ChannelClosed."""
+    def recv(self, timeout: float | None = None, fds: bool = False) -> Any:
+        """Return the next message; raise TimeoutError or ChannelClosed.
+
+        ``fds=True`` when the message may carry file descriptors (see :meth:`take_fds`).
+        """
         buf = self._buf
         while len(buf) < 4:
-            self._fill(timeout)
+            self._fill(timeout, fds)
         (size,) = _HEADER.unpack_from(buf)
         while len(buf) < 4 + size:
-            self._fill(timeout)
+            self._fill(timeout, fds)
         message = marshal.loads(buf[4 : 4 + size])
         del buf[: 4 + size]
         return message

@@ -113,16 +113,16 @@ def test_nothing_left_after_exception_in_with(code: Code) -> None:
 
 def test_nothing_left_after_destroy_and_scale_down(code: Code) -> None:
     with Simulator() as sim:
-        zygote = _descendants(os.getpid())
         fn = sim.deploy("app.handler", code_dir=code(SLEEPER))
         fn.invoke_many([{"daemon": True}] * 2, concurrency=2)
-        first, _second = fn.instances
-        before = _descendants(os.getpid())
-        assert len(before - zygote) >= 6
-        first.destroy()
+        keepers = {inst._live.sbx.pid for inst in fn.instances}
+        doomed = keepers | {p for k in keepers for p in _descendants(k)}
+        assert len(doomed) == 6, "per instance a keeper, a runtime and the handler's sleep"
+        sandbox = _descendants(os.getpid()) - doomed
+        fn.instances[0].destroy()
         fn.scale_down(keep=0)
-        assert _wait_gone(before - zygote) == set()
-        assert _alive(zygote) == zygote, "the sandbox itself stays up for later instances"
+        assert _wait_gone(doomed) == set()
+        assert _alive(sandbox) == sandbox, "the sandbox itself stays up for later instances"
 
 
 def test_nothing_left_after_sigkill(tmp_path: Path, code: Code) -> None:

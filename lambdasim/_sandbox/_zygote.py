@@ -19,6 +19,7 @@ written on the host.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import select
 import signal
@@ -38,6 +39,7 @@ SANDBOX_HOME = "/home/sbx_user1051"
 # Mounted over the skeleton mount point while the host tree is still needed; every
 # host path is cloned before this directory is covered, so which one it is does not matter.
 _SKELETON = "/proc"
+_REFILL_AFTER_S = 0.005
 
 
 def python_paths() -> list[str]:
@@ -80,29 +82,42 @@ def base_layout() -> tuple[list[str], dict[str, str]]:
 
 
 class Keeper:
-    """PID 1 of one instance: builds its root, holds its /tmp, forks runtimes."""
+    """PID 1 of one instance: builds its root, holds its /tmp, forks runtimes.
 
-    def __init__(self, spec: dict[str, Any], ctrl: Channel, binds: list[str], links: dict[str, str]) -> None:
-        self.spec = spec
-        self.ctrl = ctrl
+    Keepers are made ahead of demand (see :func:`main`): :meth:`prepare` does all that
+    is the same for every function, :meth:`finish` what a spawn request brings.
+    """
+
+    def __init__(self, binds: list[str], links: dict[str, str]) -> None:
         self.binds = binds
         self.links = links
+        self.spec: dict[str, Any] = {}
+        self.ctrl: Channel | None = None
         self.runtime_pid = 0
+        self.to_runtime: Channel | None = None
+        self.later: list[tuple[str, int]] = []
 
-    def build_root(self) -> None:
-        spec = self.spec
-        outer_uid, outer_gid = os.getuid(), os.getgid()
+    def prepare(self) -> None:
         L.unshare(L.CLONE_NEWNS)
+        # The first runtime is forked now, into this mount namespace, so that its own
+        # set-up is done before a request comes; the pivot below moves it too.
+        mine, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                mine.close()
+                _first_runtime(Channel(theirs))
+            finally:
+                os._exit(70)
+        theirs.close()
+        self.runtime_pid = pid
+        self.to_runtime = Channel(mine)
+
         # Clone every host tree first: once the skeleton covers its mount point, host
-        # paths below it (a venv or code under /tmp, say) are out of reach.
-        clones: list[tuple[str, int]] = [(p, L.open_tree(p, recursive=True)) for p in self.binds]
-        clones.append(("/var/task", L.open_tree(spec["code_dir"], recursive=True)))
-        layers: list[str] = spec["layers"]
-        if len(layers) == 1:
-            clones.append(("/opt", L.open_tree(layers[0], recursive=True)))
+        # paths below it are out of reach.
+        clones = [(p, L.open_tree(p, recursive=True)) for p in self.binds]
         devices = [(f"/dev/{d}", L.open_tree(f"/dev/{d}", recursive=False))
                    for d in ("null", "zero", "full", "random", "urandom")]
-
         sk = _SKELETON
         L.mount("lambdasim-root", sk, "tmpfs", L.MS_NOSUID, "mode=0755,size=4m")
         for d in ("var/task", "var/runtime", "var/lang", "opt", "tmp", "proc", "dev", "home", ".old", "etc"):
@@ -112,13 +127,10 @@ class Keeper:
         for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
             os.symlink(target, f"{sk}/dev/{name}")
-        L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
-                f"mode=1777,size={spec['tmp_mb']}m")
-        if len(layers) > 1:
-            # Lambda extracts layers into /opt in order, later ones winning: a read-only
-            # overlay with the last layer on top gives the same view.
-            L.mount("lambda-layers", f"{sk}/opt", "overlay", L.MS_RDONLY, "lowerdir=" + ":".join(reversed(layers)))
         for target, fd in clones:
+            if target == "/tmp" or target.startswith("/tmp/"):
+                self.later.append((target, fd))  # goes into the instance's own /tmp
+                continue
             os.makedirs(sk + target, exist_ok=True)
             L.move_mount(fd, sk + target)
             os.close(fd)
@@ -136,6 +148,32 @@ class Keeper:
                 f.write(text)
             L.mount(f"{sk}/.{name}", f"{sk}/etc/{name}", None, L.MS_BIND)
             os.unlink(f"{sk}/.{name}")
+
+    def finish(self, spec: dict[str, Any], rt_fd: int) -> None:
+        """Add the function's code, layers and /tmp, enter the root, lock it."""
+        assert self.to_runtime is not None
+        self.spec = spec
+        self.to_runtime.send(("spec", spec), fds=[rt_fd])
+        os.close(rt_fd)
+        outer_uid, outer_gid = os.getuid(), os.getgid()
+        sk = _SKELETON
+        code = L.open_tree(spec["code_dir"], recursive=True)
+        layers: list[str] = spec["layers"]
+        if len(layers) > 1:
+            # Lambda extracts layers into /opt in order, later ones winning: a read-only
+            # overlay with the last layer on top gives the same view.
+            L.mount("lambda-layers", f"{sk}/opt", "overlay", L.MS_RDONLY, "lowerdir=" + ":".join(reversed(layers)))
+        elif layers:
+            layer = L.open_tree(layers[0], recursive=True)
+            L.move_mount(layer, f"{sk}/opt")
+            os.close(layer)
+        L.move_mount(code, f"{sk}/var/task")
+        os.close(code)
+        L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"mode=1777,size={spec['tmp_mb']}m")
+        for target, fd in self.later:
+            os.makedirs(sk + target, exist_ok=True)
+            L.move_mount(fd, sk + target)
+            os.close(fd)
         L.mount("proc", f"{sk}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
 
         os.chdir(sk)
@@ -158,22 +196,26 @@ class Keeper:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         # The simulator reads this instance's /tmp through /proc/<pid>/root.
         L.prctl(L.PR_SET_DUMPABLE, 1)
+        self.to_runtime.send(("go",))
+        self.to_runtime.close()
+        self.to_runtime = None
 
     def start_runtime(self, rt_fd: int) -> None:
+        """A new runtime after a reset: it inherits the finished, locked root."""
         pid = os.fork()
         if pid == 0:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                self.ctrl.close()
+                if self.ctrl is not None:
+                    self.ctrl.close()
                 _runtime.run(socket.socket(fileno=rt_fd), self.spec)
             finally:
                 os._exit(70)
         os.close(rt_fd)
         self.runtime_pid = pid
 
-    def serve(self, rt_fd: int) -> None:
-        self.start_runtime(rt_fd)
-        ctrl = self.ctrl
+    def serve(self, ctrl: Channel) -> None:
+        self.ctrl = ctrl
         while True:
             pidfd = os.pidfd_open(self.runtime_pid) if self.runtime_pid else -1
             try:
@@ -186,7 +228,7 @@ class Keeper:
                         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
                         ctrl.send(("exited", code))
                         break
-                    msg = ctrl.recv()
+                    msg = ctrl.recv(fds=True)
                     if msg[0] == "kill" and self.runtime_pid:
                         os.kill(self.runtime_pid, signal.SIGKILL)
                     elif msg[0] == "start" and not self.runtime_pid:
@@ -198,8 +240,36 @@ class Keeper:
                     os.close(pidfd)
 
 
-def _keeper_main(spec: dict[str, Any], ctrl_fd: int, rt_fd: int, zygote_pidfd: int,
-                 binds: list[str], links: dict[str, str]) -> None:
+def _first_runtime(keeper: Channel) -> None:
+    """The runtime forked with a pooled keeper: set up now, get its function later."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    logs = _runtime.LogCapture()
+    try:
+        msg = keeper.recv(fds=True)
+    except ChannelClosed:
+        os._exit(0)  # the pool is shutting down
+    (rt_fd,) = keeper.take_fds(1)
+
+    def enter() -> None:
+        try:
+            keeper.recv()  # "go": the root is finished and locked
+        except ChannelClosed:
+            os._exit(0)  # the keeper failed, and reports why
+        keeper.close()
+        user = os.open("/proc/1/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        mnt = os.open("/proc/1/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        L.setns(user, L.CLONE_NEWUSER)
+        L.setns(mnt, L.CLONE_NEWNS)
+        os.close(user)
+        os.close(mnt)
+        L.drop_all_capabilities()
+        L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+        L.prctl(L.PR_SET_DUMPABLE, 1)
+
+    _runtime.run(socket.socket(fileno=rt_fd), msg[1], enter, logs)
+
+
+def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: dict[str, str]) -> None:
     L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
     # As PID 1 of its namespace the keeper's getppid() is 0, so the race between
     # fork and PR_SET_PDEATHSIG is closed with a pidfd of the zygote instead.
@@ -207,20 +277,37 @@ def _keeper_main(spec: dict[str, Any], ctrl_fd: int, rt_fd: int, zygote_pidfd: i
         os._exit(0)
     os.close(zygote_pidfd)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    ctrl = Channel(socket.socket(fileno=ctrl_fd))
-    keeper = Keeper(spec, ctrl, binds, links)
+    keeper = Keeper(binds, links)
+    failure = ""
     try:
-        keeper.build_root()
+        keeper.prepare()
+    except Exception as e:  # noqa: BLE001 - reported to the simulator when a request comes
+        failure = f"{type(e).__name__}: {e}"
+    try:
+        msg = zygote.recv(fds=True)
+    except ChannelClosed:
+        os._exit(0)
+    ctrl_fd, rt_fd = zygote.take_fds(2)
+    zygote.close()
+    ctrl = Channel(socket.socket(fileno=ctrl_fd))
+    try:
+        if failure:
+            raise SandboxSetupError(failure)
+        keeper.finish(msg[1], rt_fd)
     except Exception as e:  # noqa: BLE001 - reported to the simulator with its cause
-        ctrl.send(("error", f"{type(e).__name__}: {e}"))
+        ctrl.send(("error", failure if failure else f"{type(e).__name__}: {e}"))
         os._exit(1)
     # The keeper's PID as the simulator sees it is not ours to know; a pidfd carries it.
     me = os.pidfd_open(os.getpid())
     ctrl.send(("ready",), fds=[me])
     os.close(me)
     with contextlib.suppress(ChannelClosed, OSError):
-        keeper.serve(rt_fd)
+        keeper.serve(ctrl)
     os._exit(0)  # as PID 1, exiting kills everything else in the instance
+
+
+class SandboxSetupError(Exception):
+    pass
 
 
 def _own_pid_namespace() -> None:
@@ -271,25 +358,51 @@ def main(fd: int) -> None:
     # one through the pidfd the keeper sends it.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     me = os.pidfd_open(os.getpid())
+    # Keep the garbage collector of every instance away from the zygote's objects:
+    # touching them would copy their pages into each instance.
+    gc.collect()
+    gc.freeze()
+
+    def prefork() -> Channel:
+        """A keeper made ahead of demand, as Lambda keeps sandboxes warm before
+        a function is placed in them: a request then pays only for its own part."""
+        # Each instance gets a PID namespace of its own: its /proc shows only itself.
+        L.setns(pid_ns, L.CLONE_NEWPID)
+        L.unshare(L.CLONE_NEWPID)
+        mine, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                chan.close()
+                mine.close()
+                _pooled_keeper(Channel(theirs), me, binds, links)
+            finally:
+                os._exit(70)
+        theirs.close()
+        return Channel(mine)
+
+    spare: Channel | None = prefork()
     try:
         while True:
-            msg = chan.recv()
+            try:
+                # The spare is replaced once things are quiet, so that making it does
+                # not compete with the cold start that used the last one.
+                msg = chan.recv(timeout=None if spare is not None else _REFILL_AFTER_S, fds=True)
+            except TimeoutError:
+                spare = prefork()
+                continue
             if msg[0] != "spawn":
                 continue
-            spec = msg[1]
             ctrl_fd, rt_fd = chan.take_fds(2)
-            # Each instance gets a PID namespace of its own: its /proc shows only itself.
-            L.setns(pid_ns, L.CLONE_NEWPID)
-            L.unshare(L.CLONE_NEWPID)
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    chan.close()
-                    _keeper_main(spec, ctrl_fd, rt_fd, me, binds, links)
-                finally:
-                    os._exit(70)
+            if spare is None:
+                spare = prefork()
+            # If the spare died, the simulator hears of it on its own channels.
+            with contextlib.suppress(OSError):
+                spare.send(("spawn", msg[1]), fds=[ctrl_fd, rt_fd])
             os.close(ctrl_fd)
             os.close(rt_fd)
+            spare.close()
+            spare = None
             chan.send(("spawned",))
     except (ChannelClosed, OSError):
         pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import select
 import signal
 import socket
@@ -32,8 +33,9 @@ _HINT = (
 
 
 def _wait_pidfd(pidfd: int, timeout: float) -> bool:
-    ready, _, _ = select.select([pidfd], [], [], timeout)
-    return bool(ready)
+    poll = select.poll()
+    poll.register(pidfd, select.POLLIN)
+    return bool(poll.poll(int(timeout * 1000)))
 
 
 def _pid_of(pidfd: int) -> int:
@@ -81,7 +83,7 @@ class NamespaceInstance:
 
     def wait_ready(self, timeout: float) -> None:
         try:
-            msg = self._ctrl.recv(timeout)
+            msg = self._ctrl.recv(timeout, fds=True)
         except (ChannelClosed, TimeoutError):
             msg = ("error", "the instance's keeper process died while building its filesystem")
         if msg[0] != "ready":
@@ -97,10 +99,23 @@ class NamespaceInstance:
         self._ctrl.close()  # the keeper exits on EOF, taking its PID namespace with it
         if self._pidfd < 0:
             return
-        if not _wait_pidfd(self._pidfd, 5.0):
-            signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-            _wait_pidfd(self._pidfd, 5.0)
-        os.close(self._pidfd)
+        try:
+            if not _wait_pidfd(self._pidfd, 5.0):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                if not _wait_pidfd(self._pidfd, 5.0):
+                    raise SandboxError(f"The keeper process {self.pid} did not exit after SIGKILL.")
+        finally:
+            os.close(self._pidfd)
+
+
+def _raise_fd_limit() -> None:
+    # The simulator holds four descriptors per instance; the usual soft limit of 1024
+    # would stop it near 250 instances although the hard limit allows far more.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < want:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 class NamespaceSandbox:
@@ -113,6 +128,7 @@ class NamespaceSandbox:
             raise SandboxUnavailable(
                 f"The namespace sandbox runs on Linux only (this is {sys.platform}). {_HINT}"
             )
+        _raise_fd_limit()
         mine, theirs = socket.socketpair()
         self._lock = threading.Lock()
         self._proc = subprocess.Popen(
