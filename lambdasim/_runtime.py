@@ -294,7 +294,7 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
             msg = chan.recv()
         except EOFError:
             os._exit(0)
-        _request_id, event_bytes, deadline_ms, trace_id, client_context, identity, tenant_id, arn = msg
+        _request_id, event_bytes, deadline_ms, trace_id, client_context, identity, tenant_id, arn, spin = msg
         request_id: str = _request_id
         os.environ["_X_AMZN_TRACE_ID"] = trace_id
         _RequestIdFilter.request_id = request_id
@@ -326,3 +326,5 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
             chan.send(("fatal", fatal, duration, _max_memory_kb()))
             os._exit(137)
         chan.send(("result", payload, err, duration, _max_memory_kb()))
+        if spin:
+            chan.spin(spin)  # the simulator may be about to send the next invocation

@@ -31,6 +31,8 @@ from lambdasim._model import (
 from lambdasim._sandbox import Sandbox, SandboxInstance, create_sandbox
 from lambdasim._wire import Channel, ChannelClosed
 
+# How long one side polls for the other's next message before it sleeps (see Channel.spin).
+_SPIN_S = 0.0002
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 ACCOUNT_ID = "123456789012"
@@ -366,6 +368,7 @@ class Simulator:
         self.functions: dict[str, Function] = {}
         self.trace: list[TraceEvent] = []
         self._closed = False
+        self._inflight = 0
         self._sandbox: Sandbox = create_sandbox(sandbox)
 
     @property
@@ -561,6 +564,8 @@ class Simulator:
                 self._event("instance_created", fn.name, record.id, record.version)
             else:
                 live = fn._live[record.id]
+        with self._lock:
+            self._inflight += 1
         try:
             if new:
                 try:
@@ -575,6 +580,11 @@ class Simulator:
         except BaseException:
             self._destroy([live], "harness error")
             raise
+        finally:
+            with self._lock:
+                self._inflight -= 1
+        if inv.cold_start:
+            self._sandbox.refill()
         with self._lock:
             destroy = fn._model.release(record, self.clock.now(), self._policy)
             self._event("invoke", fn.name, record.id, record.version, request_id, cold_start=inv.cold_start,
@@ -677,10 +687,15 @@ class Simulator:
         deadline = time.time() + budget
         sent = time.monotonic()
         try:
+            # Only a lone warm invocation polls for its answer: with several in flight
+            # the CPUs are better spent running them, and a first invocation is slow anyway.
+            spin = _SPIN_S if self._inflight == 1 and not cold else 0.0
             live.rt.send((request_id, event_bytes, int(deadline * 1000), _trace_id(self._ids),
                           dict(client_context) if client_context is not None else None,
                           dict(identity) if identity is not None else None, tenant_id,
-                          f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{record.function}"))
+                          f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{record.function}", spin))
+            if spin:
+                live.rt.spin(spin)
             reply = live.rt.recv(budget)
         except TimeoutError:
             return timed_out(config.timeout_s)

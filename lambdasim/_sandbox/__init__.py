@@ -44,6 +44,9 @@ class Sandbox(Protocol):
     def spawn(self, spec: InstanceSpec) -> tuple[SandboxInstance, Channel]:
         """Create an instance and start its first runtime."""
 
+    def refill(self) -> None:
+        """A cold start has finished: the sandbox may prepare ahead for the next one."""
+
     def close(self) -> None:
         """Destroy everything this sandbox started."""
 

@@ -391,6 +391,10 @@ def main(fd: int) -> None:
             except TimeoutError:
                 spare = prefork()
                 continue
+            if msg[0] == "refill":  # the simulator is done with its cold start
+                if spare is None:
+                    spare = prefork()
+                continue
             if msg[0] != "spawn":
                 continue
             ctrl_fd, rt_fd = chan.take_fds(2)

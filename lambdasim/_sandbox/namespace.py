@@ -174,6 +174,11 @@ class NamespaceSandbox:
             raise
         return instance, Channel(rt_mine)
 
+    def refill(self) -> None:
+        """Say that a cold start is over: a good moment to prepare the next instance."""
+        with self._lock, contextlib.suppress(OSError):
+            self._chan.send(("refill",))
+
     def close(self) -> None:
         self._chan.close()  # the zygote exits on EOF; its keepers die with it
         try:
