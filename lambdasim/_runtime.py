@@ -326,5 +326,5 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
             chan.send(("fatal", fatal, duration, _max_memory_kb()))
             os._exit(137)
         chan.send(("result", payload, err, duration, _max_memory_kb()))
-        if spin:
+        if spin and len(os.sched_getaffinity(0)) > 1:
             chan.spin(spin)  # the simulator may be about to send the next invocation

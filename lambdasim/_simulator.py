@@ -689,7 +689,8 @@ class Simulator:
         try:
             # Only a lone warm invocation polls for its answer: with several in flight
             # the CPUs are better spent running them, and a first invocation is slow anyway.
-            spin = _SPIN_S if self._inflight == 1 and not cold else 0.0
+            # On a single CPU polling only delays the other side.
+            spin = _SPIN_S if self._inflight == 1 and not cold and len(os.sched_getaffinity(0)) > 1 else 0.0
             live.rt.send((request_id, event_bytes, int(deadline * 1000), _trace_id(self._ids),
                           dict(client_context) if client_context is not None else None,
                           dict(identity) if identity is not None else None, tenant_id,
