@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdasim import ConfigError, SandboxUnavailable, Simulator
+from lambdasim import ConfigError, SandboxError, SandboxUnavailable, Simulator
 from lambdasim._sandbox import namespace
 from tests.conftest import Code
 
@@ -288,3 +288,13 @@ def test_auto_explains_when_namespaces_are_missing(monkeypatch: pytest.MonkeyPat
         Simulator(sandbox="auto")
     with pytest.raises(ConfigError, match="sandbox='chroot'"):
         Simulator(sandbox="chroot")
+
+
+def test_missing_code_dir_is_a_clear_harness_error(sim: Simulator, code: Code) -> None:
+    src = code("def handler(e, c):\n    return 1\n")
+    fn = sim.deploy("app.handler", code_dir=src)
+    (src / "app.py").unlink()
+    src.rmdir()
+    with pytest.raises(SandboxError, match=rf"open_tree {src}: No such file or directory.*code_dir"):
+        fn.invoke({})
+    assert fn.instances == []

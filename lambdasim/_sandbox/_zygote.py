@@ -2,18 +2,19 @@
 
 Process tree, all in private namespaces the host never sees::
 
-    simulator ──socket── zygote (own mount ns; own user ns when not root)
+    simulator ──socket── zygote (own mount ns, own PID ns; own user ns when not root)
                            └─ keeper, PID 1 of a fresh PID ns: builds the Lambda root,
                               holds /tmp, then drops into a nested user ns
                                 └─ runtime (lambdasim._runtime): Init + invocations
 
-The zygote pre-imports everything the runtime needs, so an instance costs two
-``fork()`` calls and a few dozen mount syscalls. A reset replaces only the runtime:
-the keeper, and with it the instance's /tmp, lives on. When the simulator goes away
-its socket closes, the zygote kills its keepers and exits; a keeper that dies takes
-its whole PID namespace (the runtime and anything it started) with it, and the
-kernel removes every mount with the last process of a namespace. Nothing is
-written on the host.
+The zygote pre-imports everything the runtime needs and keeps one keeper (with its
+first runtime) prepared ahead of demand, so a cold start pays only for what is
+particular to the function: its code, its /tmp, entering the root, and Init. A
+reset replaces only the runtime: the keeper, and with it the instance's /tmp, lives
+on. When the simulator goes away its socket closes and the zygote exits; keepers die
+with it (PR_SET_PDEATHSIG), a keeper that dies takes its whole PID namespace (the
+runtime and anything it started) with it, and the kernel removes every mount with
+the last process of a namespace. Nothing is written on the host.
 """
 
 from __future__ import annotations
@@ -291,11 +292,12 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
     zygote.close()
     ctrl = Channel(socket.socket(fileno=ctrl_fd))
     try:
-        if failure:
-            raise SandboxSetupError(failure)
-        keeper.finish(msg[1], rt_fd)
+        if not failure:
+            keeper.finish(msg[1], rt_fd)
     except Exception as e:  # noqa: BLE001 - reported to the simulator with its cause
-        ctrl.send(("error", failure if failure else f"{type(e).__name__}: {e}"))
+        failure = f"{type(e).__name__}: {e}"
+    if failure:
+        ctrl.send(("error", failure))
         os._exit(1)
     # The keeper's PID as the simulator sees it is not ours to know; a pidfd carries it.
     me = os.pidfd_open(os.getpid())
@@ -304,10 +306,6 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
     with contextlib.suppress(ChannelClosed, OSError):
         keeper.serve(ctrl)
     os._exit(0)  # as PID 1, exiting kills everything else in the instance
-
-
-class SandboxSetupError(Exception):
-    pass
 
 
 def _own_pid_namespace() -> None:

@@ -88,7 +88,9 @@ class NamespaceInstance:
             msg = ("error", "the instance's keeper process died while building its filesystem")
         if msg[0] != "ready":
             self.destroy()
-            raise SandboxError(f"Could not create the instance's filesystem: {msg[1]}. {_HINT}")
+            hint = _HINT if "Operation not permitted" in msg[1] or "Invalid argument" in msg[1] else (
+                "Check that the function's code_dir and layers still exist.")
+            raise SandboxError(f"Could not create the instance's filesystem: {msg[1]}. {hint}")
         (self._pidfd,) = self._ctrl.take_fds(1)
         self.pid = _pid_of(self._pidfd)
 
