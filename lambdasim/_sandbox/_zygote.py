@@ -41,6 +41,7 @@ SANDBOX_HOME = "/home/sbx_user1051"
 # host path is cloned before this directory is covered, so which one it is does not matter.
 _SKELETON = "/proc"
 _REFILL_AFTER_S = 0.005
+_OWN_PACKAGES = frozenset({"lambdasim", "pytest_lambdasim"})
 
 
 def python_paths() -> list[str]:
@@ -51,7 +52,9 @@ def python_paths() -> list[str]:
         module = sys.modules.get(getattr(finder, "__module__", "") or "")
         mapping = getattr(module, "MAPPING", None)
         if isinstance(mapping, dict):
-            candidates.extend(str(v) for v in mapping.values())
+            # lambdasim's own code is loaded in the zygote already; a checkout of it
+            # need not be visible to handlers (and under /tmp it would show in theirs).
+            candidates.extend(str(v) for k, v in mapping.items() if k not in _OWN_PACKAGES)
     found: list[str] = []
     for path in candidates:
         if not path or not os.path.exists(path):
