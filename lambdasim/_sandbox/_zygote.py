@@ -26,6 +26,7 @@ import select
 import signal
 import socket
 import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 # Everything the runtime needs is imported here, before the first fork, so that
@@ -105,17 +106,7 @@ class Keeper:
         L.unshare(L.CLONE_NEWNS)
         # The first runtime is forked now, into this mount namespace, so that its own
         # set-up is done before a request comes; the pivot below moves it too.
-        mine, theirs = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                mine.close()
-                _first_runtime(Channel(theirs))
-            finally:
-                os._exit(70)
-        theirs.close()
-        self.runtime_pid = pid
-        self.to_runtime = Channel(mine)
+        self.runtime_pid, self.to_runtime = _fork_with_channel(_first_runtime)
 
         # Clone every host tree first: once the skeleton covers its mount point, host
         # paths below it are out of reach.
@@ -244,6 +235,22 @@ class Keeper:
                     os.close(pidfd)
 
 
+def _fork_with_channel(child: Callable[[Channel], None], close: Sequence[Channel] = ()) -> tuple[int, Channel]:
+    """Fork a child that runs ``child`` on its end of a new channel and never returns."""
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            mine.close()
+            for chan in close:
+                chan.close()
+            child(Channel(theirs))
+        finally:
+            os._exit(70)
+    theirs.close()
+    return pid, Channel(mine)
+
+
 def _first_runtime(keeper: Channel) -> None:
     """The runtime forked with a pooled keeper: set up now, get its function later."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -370,17 +377,7 @@ def main(fd: int) -> None:
         # Each instance gets a PID namespace of its own: its /proc shows only itself.
         L.setns(pid_ns, L.CLONE_NEWPID)
         L.unshare(L.CLONE_NEWPID)
-        mine, theirs = socket.socketpair()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                chan.close()
-                mine.close()
-                _pooled_keeper(Channel(theirs), me, binds, links)
-            finally:
-                os._exit(70)
-        theirs.close()
-        return Channel(mine)
+        return _fork_with_channel(lambda keeper: _pooled_keeper(keeper, me, binds, links), close=[chan])[1]
 
     spare: Channel | None = prefork()
     try:
