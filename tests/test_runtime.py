@@ -274,3 +274,10 @@ def test_trace_records_lifecycle(sim: Simulator, code: Code) -> None:
     kinds = [e.kind for e in sim.trace]
     assert kinds == ["deploy", "instance_created", "invoke", "destroyed"]
     assert json.loads(json.dumps([e.to_dict() for e in sim.trace]))[2]["detail"]["cold_start"] is True
+
+
+@pytest.mark.parametrize("handler", ["app.orders.main.handler", "app/orders/main.handler"])
+def test_handler_in_a_package(sim: Simulator, code: Code, handler: str) -> None:
+    src = code(files={"app/__init__.py": "", "app/orders/__init__.py": "",
+                      "app/orders/main.py": "def handler(event, context):\n    return __name__\n"})
+    assert sim.deploy(handler, code_dir=src, name="orders").invoke({}).payload == "app.orders.main"
