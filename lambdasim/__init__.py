@@ -3,8 +3,16 @@ behave like AWS Lambda's: a read-only filesystem, a sized /tmp per instance, and
 lifecycle (cold starts, resets, scale-downs, redeploys) that tests can drive.
 """
 
-from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError, SandboxUnavailable
+from lambdasim._errors import (
+    ConfigError,
+    InstanceGone,
+    LambdaSimError,
+    SandboxError,
+    SandboxUnavailable,
+    ServiceError,
+)
 from lambdasim._model import FunctionConfig, TraceEvent, VirtualClock
+from lambdasim._services.service import Service, ServiceConfig
 from lambdasim._simulator import Function, Instance, Invocation, Simulator, TmpView
 
 __version__ = "0.1.0"
@@ -19,6 +27,9 @@ __all__ = [
     "LambdaSimError",
     "SandboxError",
     "SandboxUnavailable",
+    "Service",
+    "ServiceConfig",
+    "ServiceError",
     "Simulator",
     "TmpView",
     "TraceEvent",

@@ -21,3 +21,7 @@ class SandboxError(LambdaSimError):
 
 class InstanceGone(LambdaSimError):
     """The instance has been destroyed (scale-down, reaping, redeploy, destroy())."""
+
+
+class ServiceError(LambdaSimError):
+    """A backing service did not start, or cannot do what was asked; the message carries its log tail."""

@@ -29,6 +29,7 @@ from lambdasim._model import (
     routing_policy,
 )
 from lambdasim._sandbox import Sandbox, SandboxInstance, create_sandbox
+from lambdasim._services.service import Services, parse_services
 from lambdasim._wire import Channel, ChannelClosed
 
 # How long one side polls for the other's next message before it sleeps (see Channel.spin).
@@ -354,10 +355,13 @@ class Simulator:
         seed: seeds random routing and the request and log-stream ids.
         region: the AWS region the functions see.
         init_timeout_s: how long Init may take before it is retried under the function timeout.
+        services: backing services to start now and share with every instance, e.g.
+            ``["aws", "redis", "memcached"]`` or ``{"redis": {"provider": "binary"}}``;
+            others start on first use of ``sim.services[kind]`` or a client method.
     """
 
     def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int = 0,
-                 region: str = "us-east-1", init_timeout_s: float = 10.0) -> None:
+                 region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None) -> None:
         self._policy = routing_policy(routing)
         self._rng = random.Random(seed)
         self._ids = random.Random(seed ^ 0x5EED)
@@ -369,7 +373,13 @@ class Simulator:
         self.trace: list[TraceEvent] = []
         self._closed = False
         self._inflight = 0
+        self.services = Services(parse_services(services))
         self._sandbox: Sandbox = create_sandbox(sandbox)
+        try:
+            self.services.start_configured()
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def sandbox(self) -> str:
@@ -397,7 +407,10 @@ class Simulator:
         try:
             self._destroy(doomed, "close", marked=True)
         finally:
-            self._sandbox.close()
+            try:
+                self._sandbox.close()
+            finally:
+                self.services.close()
 
     # -- deploying -----------------------------------------------------------------
 
@@ -435,6 +448,41 @@ class Simulator:
             self._event("deploy", name, version="1")
         return fn
 
+    # -- clients for the test side -----------------------------------------------------
+
+    def boto3_client(self, service_name: str, **kwargs: Any) -> Any:
+        """A boto3 client for ``service_name`` (``"s3"``, ``"dynamodb"``, ...) on the simulator's AWS (moto)."""
+        import boto3
+
+        aws = self.services["aws"]
+        assert aws.endpoint is not None
+        settings: dict[str, Any] = {
+            "endpoint_url": f"http://{aws.endpoint.host}:{aws.endpoint.port}", "region_name": self.region,
+            "aws_access_key_id": "ASIALAMBDASIMTESTING", "aws_secret_access_key": "lambdasim-not-a-secret",
+            "aws_session_token": "lambdasim-session-token", **kwargs,
+        }
+        return boto3.client(service_name, **settings)
+
+    def redis_client(self, **kwargs: Any) -> Any:
+        """A redis-py client connected straight to the simulator's Redis (not through the fault proxy)."""
+        try:
+            import redis
+        except ImportError:
+            raise LambdaSimError("sim.redis_client() needs redis-py: pip install redis") from None
+        service = self.services["redis"]
+        assert service.endpoint is not None
+        return redis.Redis(host=service.endpoint.host, port=service.endpoint.port, **kwargs)
+
+    def memcached_client(self, **kwargs: Any) -> Any:
+        """A pymemcache client connected straight to the simulator's Memcached."""
+        try:
+            from pymemcache.client.base import Client
+        except ImportError:
+            raise LambdaSimError("sim.memcached_client() needs pymemcache: pip install pymemcache") from None
+        service = self.services["memcached"]
+        assert service.endpoint is not None
+        return Client((service.endpoint.host, service.endpoint.port), **kwargs)
+
     # -- internals ---------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -455,6 +503,7 @@ class Simulator:
         stream = f"{datetime.date.today():%Y/%m/%d}/[{version}]{self._ids.getrandbits(128):032x}"
         env = {
             "LANG": "en_US.UTF-8", "PATH": _DEFAULT_PATH, "LD_LIBRARY_PATH": _DEFAULT_LD_PATH, "TZ": ":UTC",
+            **self.services.environment(),
             **config.environment,
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{_PY}",
