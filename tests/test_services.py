@@ -28,19 +28,24 @@ PROVIDERS = {
     "redis": ["binary", "docker", "embedded"],
     "memcached": ["binary", "docker"],
 }
-CASES = [(kind, provider) for kind, providers in PROVIDERS.items() for provider in providers]
+CASES = [pytest.param((kind, provider), id=f"{kind}-{provider}",
+                      marks=[pytest.mark.docker] if provider == "docker" else [])
+         for kind, providers in PROVIDERS.items() for provider in providers]
 
 # One handler that talks to every service with the client libraries users use.
 CLIENT_HANDLER = """
 import os
 import boto3
 import redis
+from botocore.config import Config
 from pymemcache.client.base import Client
 
 def handler(event, context):
     kind, op = event["kind"], event["op"]
     if kind == "aws":
-        s3 = boto3.client("s3")
+        timeout = event.get("timeout")
+        config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 0}) if timeout else None
+        s3 = boto3.client("s3", config=config)
         if op == "put":
             s3.create_bucket(Bucket="data")
             s3.put_object(Bucket="data", Key="k", Body=event["value"].encode())
@@ -87,7 +92,7 @@ def _put_get(sim: Simulator, code: Code, kind: str) -> tuple[str, str]:
     return put.instance_id or "", fn.name
 
 
-@pytest.mark.parametrize("service_sim", CASES, indirect=True, ids=[f"{k}-{p}" for k, p in CASES])
+@pytest.mark.parametrize("service_sim", CASES, indirect=True)
 def test_instances_and_tests_share_the_service(service_sim: Simulator, code: Code) -> None:
     sim = service_sim
     (kind,) = list(sim.services)
@@ -117,7 +122,7 @@ def test_instances_and_tests_share_the_service(service_sim: Simulator, code: Cod
         assert after.payload is None
 
 
-@pytest.mark.parametrize("service_sim", CASES, indirect=True, ids=[f"{k}-{p}" for k, p in CASES])
+@pytest.mark.parametrize("service_sim", CASES, indirect=True)
 def test_stop_start_loses_data_and_clients_see_real_errors(service_sim: Simulator, code: Code) -> None:
     sim = service_sim
     (kind,) = list(sim.services)
@@ -140,22 +145,20 @@ def test_stop_start_loses_data_and_clients_see_real_errors(service_sim: Simulato
         assert up.error is None and up.payload is None, "a restart loses the data"
 
 
-@pytest.mark.parametrize("service_sim", CASES, indirect=True, ids=[f"{k}-{p}" for k, p in CASES])
+@pytest.mark.parametrize("service_sim", CASES, indirect=True)
 def test_pause_makes_clients_time_out(service_sim: Simulator, code: Code) -> None:
     sim = service_sim
     (kind,) = list(sim.services)
     service = sim.services[kind]
     _, name = _put_get(sim, code, kind)
     fn = sim.functions[name]
-    if kind == "aws":
-        pytest.skip("boto3's timeouts inside the handler are covered by the fault-proxy tests")
     service.pause()
     try:
         started = time.monotonic()
         hung = fn.invoke({"kind": kind, "op": "get", "timeout": 0.5})
         assert time.monotonic() - started >= 0.5
         assert hung.error is not None
-        assert hung.error["errorType"] in {"TimeoutError", "timeout"}, hung.error
+        assert hung.error["errorType"] in {"TimeoutError", "timeout", "ReadTimeoutError"}, hung.error
     finally:
         service.resume()
     assert fn.invoke({"kind": kind, "op": "get"}).payload == "from an instance"
@@ -206,7 +209,8 @@ def test_service_config_errors_name_the_key() -> None:
 def test_env_var_names_are_configurable(code: Code) -> None:
     sim = _start("redis", "embedded", env="CACHE_URL")
     try:
-        fn = sim.deploy("app.handler", code_dir=code("import os\ndef handler(e, c):\n    return os.environ.get('CACHE_URL')\n"))
+        src = code("import os\ndef handler(e, c):\n    return os.environ.get('CACHE_URL')\n")
+        fn = sim.deploy("app.handler", code_dir=src)
         url = fn.invoke({}).payload
         assert url == sim.services["redis"].url and url.startswith("redis://127.0.0.1:")
     finally:

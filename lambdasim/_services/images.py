@@ -8,8 +8,8 @@ machine already has:
   (and the dynamic loader), a minimal ``/etc/passwd`` with ``nobody``, and ``/tmp``;
 * aws: this Python interpreter, its standard library (without tests, tkinter, idle, ...)
   and the installed ``moto`` with the distributions it needs to serve (its requirements
-  and those of its ``server`` extra, less ``cfn-lint``), plus every library ``ldd`` lists
-  for the interpreter and each extension module shipped.
+  and those of its ``server`` extra, less ``cfn-lint``) with the byte code already compiled
+  for them, plus every library ``ldd`` lists for the interpreter and each extension module.
 
 Files keep their host paths, so the interpreter finds its prefix as it does here. The
 build context is a tar made in memory (nothing is written to disk). An image is reused
@@ -23,8 +23,10 @@ with its build time and size.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
+import importlib.util
 import io
 import json
 import logging
@@ -63,7 +65,7 @@ _PASSWD = (
 _GROUP = f"root:x:0:\nnogroup:x:{_NOBODY}:\n"
 _BASE_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
 
-# Never shipped: tests, GUI and packaging parts of the standard library, byte code.
+# Never walked into: tests, GUI and packaging parts of the standard library, byte code (added per source).
 _SKIP_DIRS = frozenset({
     "__pycache__", "test", "tests", "idle_test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3",
     "site-packages", "dist-packages",
@@ -93,7 +95,7 @@ class Recipe:
     def dockerfile(self) -> str:
         lines = ["FROM scratch", "COPY rootfs/ /"]
         env = {**_BASE_ENV, **self.env}
-        lines.append("ENV " + " ".join(f'{k}="{v}"' for k, v in env.items()))
+        lines.append("ENV " + " ".join(f"{k}={json.dumps(v)}" for k, v in env.items()))
         lines += [
             f"USER {_NOBODY}:{_NOBODY}",
             "WORKDIR /tmp",
@@ -183,8 +185,12 @@ def _norm(name: str) -> str:
 
 def _moto_distributions() -> list[importlib.metadata.Distribution]:
     """moto and the installed distributions it needs to serve (its requirements and its server extra's)."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:
+        raise ProviderUnavailable(
+            "packaging is not installed, so the local image lambdasim/aws:local cannot be built: "
+            "pip install packaging") from None
     try:
         importlib.metadata.distribution("moto")
     except importlib.metadata.PackageNotFoundError:
@@ -267,6 +273,13 @@ def _moto_recipe() -> Recipe:
             path = Path(str(dist.locate_file(rel))).resolve()
             if path.is_file():
                 recipe.files[str(path)] = path
+    # The byte code this interpreter already compiled for the shipped sources: it costs ~50 MB of context
+    # but makes each server start ~1 s faster (0.6 s instead of 1.6 s to answer, measured here). Docker keeps
+    # the sources' mtimes, so these stay valid.
+    for name in [n for n in recipe.files if n.endswith(".py")]:
+        cached = Path(importlib.util.cache_from_source(name))
+        if cached.is_file():
+            recipe.files[str(cached)] = cached
     libraries = _ldd([python, *(Path(p) for p in recipe.files if p.endswith(".so") or ".so." in p)])
     # glibc loads libgcc_s itself (thread cancellation), so ldd does not list it for the interpreter.
     for extra in ("/lib/x86_64-linux-gnu/libgcc_s.so.1", "/lib/aarch64-linux-gnu/libgcc_s.so.1"):
@@ -361,7 +374,7 @@ def _client() -> Any:
 
 
 def _current(client: Any, tag: str, key: str) -> Any | None:
-    import docker  # type: ignore[import-untyped]
+    import docker  # type: ignore[import-untyped, unused-ignore]
 
     try:
         image = client.images.get(tag)
@@ -393,7 +406,7 @@ class Built:
 
 def build_image(kind: str, client: Any | None = None) -> Built:
     """Build (or rebuild) the local image for ``kind``; ServiceError with the build's output if it fails."""
-    import docker  # type: ignore[import-untyped]
+    import docker  # type: ignore[import-untyped, unused-ignore]
 
     _check_kind(kind)
     client = client if client is not None else _client()
@@ -426,10 +439,8 @@ def build_image(kind: str, client: Any | None = None) -> Built:
     image = client.images.get(tag)
     if old is not None and old != image.id:
         # The stale image lost its tag; drop it unless a container still uses it.
-        try:
+        with contextlib.suppress(docker.errors.APIError):
             client.images.remove(old)
-        except docker.errors.APIError:
-            pass
     built = Built(tag=tag, seconds=seconds, context_bytes=size, image_bytes=int(image.attrs.get("Size", 0)),
                   files=len(recipe.files))
     log.info("lambdasim: built %s in %.1f s (%.1f MB)", tag, seconds, built.image_bytes / 1e6)

@@ -150,10 +150,12 @@ class Service:
                 self._provider = _make_provider(self.config)
             try:
                 endpoint = self._provider.start()
-            except BaseException:
+            except BaseException as e:
                 if self.endpoint is None:  # never ran: leave nothing behind
                     self._provider.close()
                     self._provider = None
+                if isinstance(e, ProviderUnavailable):
+                    raise ServiceError(f"{self.kind} via {self.config.provider}: {e}") from None
                 raise
             if self.endpoint is not None and endpoint != self.endpoint and self._proxy is not None:
                 self._proxy.retarget((endpoint.host, endpoint.port))
