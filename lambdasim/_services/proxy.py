@@ -74,6 +74,8 @@ class _Pipe:
 
 @dataclass(eq=False)
 class _Conn:
+    """A client connection and its upstream, which is still connecting until ``connecting`` is false."""
+
     client: socket.socket
     upstream: socket.socket
     targets: list[tuple[socket.AddressFamily, Any]]  # (family, address) still to try if this connect fails
@@ -182,6 +184,7 @@ class FaultProxy:
 
     @property
     def target(self) -> tuple[str, int]:
+        """Where connections accepted from now on are forwarded."""
         return self._target
 
     # -- faults ----------------------------------------------------------------------
