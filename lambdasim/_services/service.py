@@ -80,25 +80,38 @@ def parse_services(services: Any) -> dict[str, ServiceConfig]:
     return configs
 
 
-def _make_provider(config: ServiceConfig) -> Provider:
-    """The provider ``config`` asks for; for ``auto``: url, binary, docker, embedded, in that order."""
+def _make_provider(kind: str, name: str, config: ServiceConfig) -> Provider:
+    if name == "url":
+        return UrlProvider(kind, config.url)
+    if name == "binary":
+        return BinaryProvider(kind)
+    if name == "embedded":
+        return EmbeddedProvider(kind)
+    from lambdasim._services.docker import DockerProvider
+
+    return DockerProvider(kind, image=config.image)
+
+
+def _start_provider(config: ServiceConfig) -> tuple[Provider, Endpoint]:
+    """Start the provider ``config`` asks for; for ``auto`` the first of url, binary,
+    docker, embedded that can run here (a Docker engine that refuses us counts as none)."""
     kind = config.kind
     wanted = [config.provider] if config.provider != "auto" else (
         (["url"] if configured_url(kind, config.url) else []) + ["binary", "docker", "embedded"])
     reasons: list[str] = []
     for name in wanted:
+        provider: Provider | None = None
         try:
-            if name == "url":
-                return UrlProvider(kind, config.url)
-            if name == "binary":
-                return BinaryProvider(kind)
-            if name == "embedded":
-                return EmbeddedProvider(kind)
-            from lambdasim._services.docker import DockerProvider
-
-            return DockerProvider(kind, image=config.image)
+            provider = _make_provider(kind, name, config)
+            return provider, provider.start()
         except ProviderUnavailable as e:
+            if provider is not None:
+                provider.close()
             reasons.append(f"{name}: {e}")
+        except BaseException:
+            if provider is not None:
+                provider.close()
+            raise
     raise ServiceError(f"No provider can run {kind} here:\n  " + "\n  ".join(reasons))
 
 
@@ -147,16 +160,12 @@ class Service:
         """Start the server (a restart after stop() gives an empty one) and wait until it answers."""
         with self._lock:
             if self._provider is None:
-                self._provider = _make_provider(self.config)
-            try:
-                endpoint = self._provider.start()
-            except BaseException as e:
-                if self.endpoint is None:  # never ran: leave nothing behind
-                    self._provider.close()
-                    self._provider = None
-                if isinstance(e, ProviderUnavailable):
-                    raise ServiceError(f"{self.kind} via {self.config.provider}: {e}") from None
-                raise
+                self._provider, endpoint = _start_provider(self.config)
+            else:
+                try:
+                    endpoint = self._provider.start()
+                except ProviderUnavailable as e:
+                    raise ServiceError(f"{self.kind} via {self._provider.name}: {e}") from None
             if self.endpoint is not None and endpoint != self.endpoint and self._proxy is not None:
                 self._proxy.retarget((endpoint.host, endpoint.port))
             self.endpoint = endpoint
