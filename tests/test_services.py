@@ -285,3 +285,18 @@ def test_binary_servers_die_with_a_killed_test_process(tmp_path: Path) -> None:
         if victim.poll() is None:
             victim.kill()
             victim.wait()
+
+
+def test_a_server_that_does_not_come_up_fails_with_its_log_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\necho 'FATAL: cannot open the config (for this test)'\nexit 3\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    with pytest.raises(ServiceError) as info:
+        Simulator(services={"redis": "binary"})
+    message = str(info.value)
+    assert "exited with status 3" in message
+    assert "FATAL: cannot open the config (for this test)" in message
+    assert "Hint:" in message
