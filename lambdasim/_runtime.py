@@ -10,6 +10,7 @@ memfd that is read after each invocation.
 
 from __future__ import annotations
 
+import contextlib
 import decimal
 import fcntl
 import importlib
@@ -238,6 +239,46 @@ def _max_memory_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+HOST_TMP = "/var/runtime/host-tmp"
+
+
+def host_tmp_path(path: str) -> str:
+    """Where a host path under /tmp is mounted inside an instance (other paths stay put)."""
+    return HOST_TMP + path if path == "/tmp" or path.startswith("/tmp/") else path
+
+
+def relocate_host_tmp() -> None:
+    """Point this interpreter at its Python files' new home when they lived under /tmp.
+
+    sys.path, sys.prefix and friends, and the modules already imported (their
+    __file__, __path__ and loaders, which later imports and tracebacks use) move
+    with them; the instance's own /tmp then holds only what the function writes.
+    """
+    move = host_tmp_path
+    sys.path[:] = [move(p) for p in sys.path]
+    for name in ("prefix", "exec_prefix", "base_prefix", "base_exec_prefix", "executable"):
+        setattr(sys, name, move(getattr(sys, name)))
+    for key in [k for k in sys.path_importer_cache if k == "/tmp" or k.startswith("/tmp/")]:
+        del sys.path_importer_cache[key]
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and file.startswith("/tmp/"):
+            module.__file__ = move(file)
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list):
+            path[:] = [move(p) for p in path]
+        spec = getattr(module, "__spec__", None)
+        if spec is not None:
+            if isinstance(spec.origin, str):
+                spec.origin = move(spec.origin)
+            if isinstance(spec.submodule_search_locations, list):
+                spec.submodule_search_locations[:] = [move(p) for p in spec.submodule_search_locations]
+        loader = getattr(module, "__loader__", None)
+        if isinstance(getattr(loader, "path", None), str):
+            with contextlib.suppress(AttributeError):
+                loader.path = move(loader.path)  # type: ignore[union-attr]
+
+
 def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | None = None,
         logs: LogCapture | None = None) -> None:
     """Run Init, then serve invocations until the channel closes. Never returns.
@@ -260,6 +301,7 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"))
     if enter is not None:
         enter()
+    relocate_host_tmp()
     keep = sorted({sock.fileno(), logs.fd})
     low = 3
     for fd in keep:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import math
 import os
 import random
+import re
 import stat
 import sys
 import threading
@@ -298,6 +300,21 @@ class Function:
         """Invoke synchronously (RequestResponse) and return the outcome."""
         return self._sim._invoke(self, event, client_context, identity, tenant_id)
 
+    def debug_invoke(self, event: Any = None) -> Any:
+        """Run the handler in *this* process so that ``breakpoint()`` and ``pytest --pdb`` reach it.
+
+        Returns the JSON-decoded result; exceptions propagate. No sandbox, no lifecycle:
+        use it to debug, and :meth:`invoke` to test.
+        """
+        from lambdasim._debug import debug_invoke
+
+        sim = self._sim
+        config = self.config
+        record = InstanceRecord(id=f"{self.name}-debug", function=self.name, version=self.version, created_at=0.0)
+        env = sim._spec(self, record, config)["env"]
+        return debug_invoke(config.handler, config.code_dir, env, config.timeout_s, event, sim._new_id(),
+                            f"arn:aws:lambda:{sim.region}:{ACCOUNT_ID}:function:{self.name}")
+
     def invoke_many(self, events: Iterable[Any], concurrency: int = 8) -> list[Invocation]:
         """Invoke with up to ``concurrency`` invocations in flight; results in input order."""
         items = list(events)
@@ -358,10 +375,13 @@ class Simulator:
         services: backing services to start now and share with every instance, e.g.
             ``["aws", "redis", "memcached"]`` or ``{"redis": {"provider": "binary"}}``;
             others start on first use of ``sim.services[kind]`` or a client method.
+        track_tmp: record each instance's /tmp usage after every invocation in the trace
+            (``tmp_bytes``); costs a statvfs call per invocation.
     """
 
     def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int = 0,
-                 region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None) -> None:
+                 region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None,
+                 track_tmp: bool = False) -> None:
         self._policy = routing_policy(routing)
         self._rng = random.Random(seed)
         self._ids = random.Random(seed ^ 0x5EED)
@@ -373,7 +393,10 @@ class Simulator:
         self.trace: list[TraceEvent] = []
         self._closed = False
         self._inflight = 0
-        self.services = Services(parse_services(services))
+        # A Services object passed in is shared (e.g. one per pytest session) and not ours to close.
+        self._owns_services = not isinstance(services, Services)
+        self.services = services if isinstance(services, Services) else Services(parse_services(services))
+        self.track_tmp = track_tmp
         self._sandbox: Sandbox = create_sandbox(sandbox)
         try:
             self.services.start_configured()
@@ -410,7 +433,8 @@ class Simulator:
             try:
                 self._sandbox.close()
             finally:
-                self.services.close()
+                if self._owns_services:
+                    self.services.close()
 
     # -- deploying -----------------------------------------------------------------
 
@@ -572,8 +596,7 @@ class Simulator:
             if live.rt is not None:
                 live.sbx.kill_runtime()
                 live.sbx.wait_runtime_exit(10.0)
-                live.drop_runtime()
-                live.record.resets += 1
+                self._reset(live, "crash")
             live.record.needs_init = True
         finally:
             with self._lock:
@@ -634,10 +657,17 @@ class Simulator:
                 self._inflight -= 1
         if inv.cold_start:
             self._sandbox.refill()
+        detail: dict[str, Any] = {"cold_start": inv.cold_start, "duration_ms": inv.duration_ms,
+                                  "error": inv.error["errorType"] if inv.error else None}
+        erofs = _read_only_paths(inv)
+        if erofs:
+            detail["erofs"] = erofs
+        if self.track_tmp and record.state is not InstanceState.DEAD:
+            with contextlib.suppress(OSError, InstanceGone):
+                detail["tmp_bytes"] = Instance(fn, live).tmp.usage_bytes()
         with self._lock:
             destroy = fn._model.release(record, self.clock.now(), self._policy)
-            self._event("invoke", fn.name, record.id, record.version, request_id, cold_start=inv.cold_start,
-                        error=inv.error["errorType"] if inv.error else None, duration_ms=inv.duration_ms)
+            self._event("invoke", fn.name, record.id, record.version, request_id, **detail)
             if destroy:
                 self._mark_dead([live])
         if destroy:
@@ -764,6 +794,19 @@ class Simulator:
         status = f"Status: error\tError Type: {error['errorType']}" if error is not None else ""
         return result(error, payload, duration, body, status if error and error["errorType"].startswith(
             ("Runtime.", "Function.")) else "")
+
+
+_EROFS = re.compile(r"\[Errno 30\] Read-only file system: '([^']*)'")
+
+
+def _read_only_paths(inv: Invocation) -> list[str]:
+    """Paths of the read-only-filesystem errors an invocation ran into (its error or its logs)."""
+    found: list[str] = []
+    if inv.error is not None and "Read-only file system" in str(inv.error.get("errorMessage", "")):
+        found += _EROFS.findall(inv.error["errorMessage"])
+    if "Read-only file system" in inv._body_logs or "Read-only file system" in inv._init_logs:
+        found += _EROFS.findall(inv._init_logs + inv._body_logs)
+    return list(dict.fromkeys(found))
 
 
 def _trace_id(rng: random.Random) -> str:

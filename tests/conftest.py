@@ -9,6 +9,8 @@ import pytest
 
 from lambdasim import SandboxUnavailable, Simulator
 
+pytest_plugins = ["pytester"]
+
 # CI sets this so that a sandbox that cannot start fails the run instead of skipping.
 REQUIRE_SANDBOX = os.environ.get("LAMBDASIM_REQUIRE_SANDBOX") == "1"
 

@@ -100,7 +100,6 @@ class Keeper:
         self.ctrl: Channel | None = None
         self.runtime_pid = 0
         self.to_runtime: Channel | None = None
-        self.later: list[tuple[str, int]] = []
 
     def prepare(self) -> None:
         L.unshare(L.CLONE_NEWNS)
@@ -123,9 +122,10 @@ class Keeper:
                              ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
             os.symlink(target, f"{sk}/dev/{name}")
         for target, fd in clones:
-            if target == "/tmp" or target.startswith("/tmp/"):
-                self.later.append((target, fd))  # goes into the instance's own /tmp
-                continue
+            # Python under the host's /tmp (a CI virtualenv, pytester's folders) cannot
+            # keep its path: the instance's /tmp is its own. It is mounted elsewhere and
+            # the runtime is told (see _runtime.relocate_host_tmp).
+            target = _runtime.host_tmp_path(target)
             os.makedirs(sk + target, exist_ok=True)
             L.move_mount(fd, sk + target)
             os.close(fd)
@@ -165,10 +165,6 @@ class Keeper:
         L.move_mount(code, f"{sk}/var/task")
         os.close(code)
         L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"mode=1777,size={spec['tmp_mb']}m")
-        for target, fd in self.later:
-            os.makedirs(sk + target, exist_ok=True)
-            L.move_mount(fd, sk + target)
-            os.close(fd)
         L.mount("proc", f"{sk}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
 
         os.chdir(sk)

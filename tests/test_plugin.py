@@ -1,0 +1,218 @@
+"""The pytest plugin, tested the way users run it (pytester)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.sandbox
+
+HANDLER = """
+import os
+CALLS = 0
+def handler(event, context):
+    global CALLS
+    CALLS += 1
+    if event.get("write"):
+        with open("/tmp/" + event["write"], "w") as f:
+            f.write("x" * event.get("size", 10))
+    if event.get("erofs"):
+        open("/var/task/" + event["erofs"], "w")
+    return {"calls": CALLS, "tmp": sorted(os.listdir("/tmp"))}
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    (pytester.path / "src").mkdir()
+    (pytester.path / "src" / "app.py").write_text(textwrap.dedent(HANDLER))
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    return pytester
+
+
+def test_without_the_flag_lambda_sim_tests_are_skipped(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        import pytest
+        def test_fixture(lambda_sim): pass
+        def test_factory(lambda_function): pass
+        @pytest.mark.lambda_sim(routing="fresh")
+        def test_marker(): pass
+        def test_plain(): pass
+    """)
+    result = project.runpytest("-rs", "--strict-markers")
+    result.assert_outcomes(passed=1, skipped=3)
+    assert result.stdout.str().count("needs --lambda-sim") >= 2
+
+
+def test_importing_the_plugin_costs_nothing(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        import sys
+        def test_nothing_heavy_loaded():
+            heavy = [m for m in ("lambdasim", "lambdasim._simulator", "docker", "boto3", "moto", "redis")
+                     if m in sys.modules]
+            assert heavy == []
+    """)
+    project.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_ini_key_switches_it_on(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim = true\n")
+    project.makepyfile(test_x="""
+        def test_invoke(lambda_function):
+            fn = lambda_function("app.handler", code_dir="src")
+            assert fn.invoke({}).payload == {"calls": 1, "tmp": []}
+    """)
+    project.runpytest().assert_outcomes(passed=1)
+
+
+def test_each_test_gets_a_fresh_simulator(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        from lambdasim import Simulator
+        def test_one(lambda_sim):
+            assert isinstance(lambda_sim, Simulator)
+            fn = lambda_sim.deploy("app.handler", code_dir="src")
+            assert fn.invoke({"write": "one"}).payload == {"calls": 1, "tmp": ["one"]}
+            lambda_sim.clock.advance(seconds=30)
+        def test_two(lambda_sim, lambda_function):
+            assert lambda_sim.clock.now() == 0.0 and lambda_sim.functions == {}
+            fn = lambda_function("app.handler", code_dir="src")
+            assert fn.invoke({"write": "two"}).payload == {"calls": 1, "tmp": ["two"]}
+    """)
+    project.runpytest("--lambda-sim").assert_outcomes(passed=2)
+
+
+def test_options_reach_the_simulator(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        def test_settings(lambda_sim, lambda_function):
+            assert (lambda_sim.routing, lambda_sim.sandbox) == ("fresh", "namespace")
+            fn = lambda_function("app.handler", code_dir="src")
+            assert [fn.invoke({}).cold_start for _ in range(2)] == [True, True]
+    """)
+    project.runpytest("--lambda-sim", "--lambda-sim-routing=fresh", "--lambda-sim-sandbox=namespace",
+                      "--lambda-sim-seed=7").assert_outcomes(passed=1)
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim = true\nlambda_sim_routing = fresh\n"
+                    "lambda_sim_sandbox = namespace\nlambda_sim_seed = 7\n")
+    project.runpytest().assert_outcomes(passed=1)
+
+
+def test_bad_option_values_are_usage_errors(project: pytest.Pytester) -> None:
+    result = project.runpytest("--lambda-sim", "--lambda-sim-routing=sticky")
+    result.stderr.fnmatch_lines(["*--lambda-sim-routing*invalid choice*'sticky'*"])
+    project.makepyfile(test_x="def test_x(lambda_sim): pass\n")
+    result = project.runpytest("--lambda-sim", "--lambda-sim-services=postgres")
+    result.stdout.fnmatch_lines(["*'postgres' is not a service*"])
+    result.assert_outcomes(errors=1)
+
+
+def test_marker_overrides_per_test(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        import shutil
+        import pytest
+        @pytest.mark.lambda_sim(routing="fresh", ephemeral_storage_mb=1024, memory_mb=256)
+        def test_marked(lambda_sim, lambda_function):
+            fn = lambda_function("app.handler", code_dir="src")
+            assert lambda_sim.routing == "fresh"
+            assert (fn.config.ephemeral_storage_mb, fn.config.memory_mb) == (1024, 256)
+            # An explicit argument still wins over the marker's default.
+            assert lambda_function("app.handler", code_dir="src", name="b", memory_mb=512).config.memory_mb == 512
+        def test_unmarked(lambda_sim, lambda_function):
+            assert lambda_sim.routing == "warm"
+            assert lambda_function("app.handler", code_dir="src").config.ephemeral_storage_mb == 512
+        @pytest.mark.lambda_sim(colour="blue")
+        def test_typo(lambda_sim): pass
+    """)
+    result = project.runpytest("--lambda-sim", "--strict-markers")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*lambda_sim does not know colour*"])
+
+
+def test_services_start_once_per_session_and_are_emptied_between_tests(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        PORTS = []
+        def test_first(lambda_sim):
+            PORTS.append(lambda_sim.services["redis"].endpoint.port)
+            lambda_sim.redis_client().set("left-over", "1")
+        def test_second(lambda_sim):
+            PORTS.append(lambda_sim.services["redis"].endpoint.port)
+            assert lambda_sim.redis_client().get("left-over") is None
+            assert PORTS[0] == PORTS[1], "one server for the whole session"
+    """)
+    project.runpytest("--lambda-sim", "--lambda-sim-services=redis=embedded").assert_outcomes(passed=2)
+
+
+def test_marker_services_start_on_demand(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        import pytest
+        @pytest.mark.lambda_sim(services=["redis"])
+        def test_redis(lambda_sim, lambda_function):
+            assert lambda_sim.services["redis"].running
+            fn = lambda_function("app.handler", code_dir="src")
+    """)
+    project.runpytest("--lambda-sim").assert_outcomes(passed=1)
+
+
+def test_summary_and_report(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        def test_a(lambda_function):
+            fn = lambda_function("app.handler", code_dir="src", name="orders")
+            fn.invoke({"write": "big", "size": 300000})
+            fn.invoke({"erofs": "cache.json"})
+            fn.instances[0].crash()
+            fn.invoke({})
+        def test_b(lambda_function):
+            fn = lambda_function("app.handler", code_dir="src", name="orders")
+            fn.invoke_many([{}, {}], concurrency=2)
+    """)
+    report = project.path / "trace.json"
+    result = project.runpytest("--lambda-sim", f"--lambda-sim-report={report}", "-v")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*= lambda-sim summary =*",
+        "2 tests: * instances started, * cold starts, 1 resets; invocations: 1 OSError, 4 ok",
+        "peak /tmp use of orders: 29?.? KB",
+        "read-only filesystem errors (1):",
+        "  test_x.py::test_a: orders tried to write /var/task/cache.json",
+        "test_x.py::test_a: 1 instances, 2 cold starts, 1 resets; 1 OSError, 2 ok",
+        f"lambda-sim trace written to {report}",
+    ])
+    data = json.loads(report.read_text())
+    assert data["summary"]["tests"] == 2
+    kinds = [e["kind"] for e in data["tests"]["test_x.py::test_a"]["trace"]]
+    assert kinds[:3] == ["deploy", "instance_created", "invoke"] and "crash" in kinds and "reset" in kinds
+
+
+def test_works_with_xdist(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        import pytest
+        @pytest.mark.parametrize("n", range(6))
+        def test_many(lambda_sim, lambda_function, n):
+            fn = lambda_function("app.handler", code_dir="src")
+            assert fn.invoke({"write": f"f{n}"}).payload == {"calls": 1, "tmp": [f"f{n}"]}
+            lambda_sim.redis_client().set(f"k{n}", n)
+    """)
+    report = project.path / "trace.json"
+    result = project.runpytest_subprocess("--lambda-sim", "-n", "2", "--lambda-sim-services=redis",
+                                          f"--lambda-sim-report={report}")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["6 tests: 6 instances started, 6 cold starts, 0 resets; invocations: 6 ok"])
+    assert json.loads(report.read_text())["summary"]["tests"] == 6
+
+
+def test_breakpoint_debug_path(project: pytest.Pytester) -> None:
+    (project.path / "src" / "where.py").write_text("import os\ndef handler(event, context):\n    return os.getpid()\n")
+    project.makepyfile(test_y="""
+        import os
+        import pytest
+        def test_runs_in_this_process(lambda_function):
+            fn = lambda_function("where.handler", code_dir="src")
+            assert fn.debug_invoke({}) == os.getpid()
+            assert fn.invoke({}).payload == 2, "in its instance it is the runtime, PID 2"
+        def test_exception_reaches_the_debugger(lambda_function):
+            fn = lambda_function("app.handler", code_dir="src")
+            with pytest.raises(FileNotFoundError, match="cache.json"):
+                fn.debug_invoke({"erofs": "cache.json"})
+    """)
+    project.runpytest("--lambda-sim").assert_outcomes(passed=2)
