@@ -239,6 +239,25 @@ def _max_memory_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+class _Coverage:
+    """coverage.py inside the instance: lines of the function's code, sent to the simulator
+    after Init and after each invocation (the instance cannot write the host's data file)."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        import coverage
+
+        self.cov = coverage.Coverage(data_file=None, config_file=False, branch=bool(settings.get("branch")),
+                                     include=["/var/task/*", "/opt/*"])
+        self.cov.start()
+
+    def take(self) -> dict[str, Any]:
+        data = self.cov.get_data()
+        files = data.measured_files()
+        if data.has_arcs():
+            return {"arcs": {f: sorted(data.arcs(f) or ()) for f in files}}
+        return {"lines": {f: sorted(data.lines(f) or ()) for f in files}}
+
+
 HOST_TMP = "/var/runtime/host-tmp"
 
 
@@ -313,6 +332,7 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
     memory = spec["memory_mb"] * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
 
+    measure = _Coverage(spec["coverage"]) if spec.get("coverage") else None
     fn: Callable[..., Any] | None = None
     error: dict[str, Any] | None = None
     try:
@@ -327,7 +347,7 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
     if error is not None and "oom" not in error:
         log_error(error)
     # The simulator reads the log memfd itself, so output survives a timeout or crash.
-    chan.send(("init", error, init_ms, _max_memory_kb()), fds=[logs.fd])
+    chan.send(("init", error, init_ms, _max_memory_kb(), measure.take() if measure else None), fds=[logs.fd])
     if error is not None or fn is None:
         os._exit(1)  # awslambdaric exits after reporting an Init error
 
@@ -367,6 +387,6 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
         if fatal:
             chan.send(("fatal", fatal, duration, _max_memory_kb()))
             os._exit(137)
-        chan.send(("result", payload, err, duration, _max_memory_kb()))
+        chan.send(("result", payload, err, duration, _max_memory_kb(), measure.take() if measure else None))
         if spin and len(os.sched_getaffinity(0)) > 1:
             chan.spin(spin)  # the simulator may be about to send the next invocation

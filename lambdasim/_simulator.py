@@ -397,6 +397,7 @@ class Simulator:
         self._owns_services = not isinstance(services, Services)
         self.services = services if isinstance(services, Services) else Services(parse_services(services))
         self.track_tmp = track_tmp
+        self._coverage = _CoverageSink()
         self._sandbox: Sandbox = create_sandbox(sandbox)
         try:
             self.services.start_configured()
@@ -429,6 +430,7 @@ class Simulator:
             self._mark_dead(doomed)
         try:
             self._destroy(doomed, "close", marked=True)
+            self._coverage.save()
         finally:
             try:
                 self._sandbox.close()
@@ -540,6 +542,7 @@ class Simulator:
             "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
         }
         return {
+            "coverage": self._coverage.settings,
             "handler": config.handler, "code_dir": config.code_dir, "layers": list(config.layers),
             "tmp_mb": config.ephemeral_storage_mb, "memory_mb": config.memory_mb, "env": env, "cwd": "/var/task",
             "sys_path_prefix": ["/var/task", f"/opt/python/lib/python{_PY}/site-packages", "/opt/python"],
@@ -749,7 +752,8 @@ class Simulator:
                 return timed_out(config.timeout_s)
             except ChannelClosed:
                 return exited(0.0)
-            _, init_error, init_ms, max_kb = msg
+            _, init_error, init_ms, max_kb, measured = msg
+            self._coverage.add(live.config, measured)
             init_logs = (f"INIT_START Runtime Version: python:{_PY}.lambdasim\t"
                          f"Runtime Version ARN: arn:aws:lambda:{self.region}::runtime:lambdasim\n"
                          + live.take_logs())
@@ -784,7 +788,8 @@ class Simulator:
         if reply[0] == "fatal":
             _, _kind, duration, max_kb = reply
             return out_of_memory(duration)
-        _, payload, error, duration, max_kb = reply
+        _, payload, error, duration, max_kb, measured = reply
+        self._coverage.add(config, measured)
         body = live.take_logs()
         if error is None and payload is not None and len(payload) > MAX_RESPONSE_BYTES:
             error = {"errorMessage": f"Response payload size exceeded maximum allowed payload size "
@@ -794,6 +799,67 @@ class Simulator:
         status = f"Status: error\tError Type: {error['errorType']}" if error is not None else ""
         return result(error, payload, duration, body, status if error and error["errorType"].startswith(
             ("Runtime.", "Function.")) else "")
+
+
+class _CoverageSink:
+    """Handler lines run inside instances, for the coverage.py run measuring this process.
+
+    When coverage.py is measuring the test process (pytest-cov, ``coverage run``),
+    instances measure the function's code too; their data arrives with each reply,
+    under /var/task and /opt, and is saved at close() with the host's paths as a
+    parallel data file, which ``coverage combine`` (and pytest-cov) merges.
+    """
+
+    def __init__(self) -> None:
+        self.settings: dict[str, Any] | None = None
+        self._host: Any = None
+        if "coverage" in sys.modules:
+            import coverage
+
+            current = coverage.Coverage.current()
+            if current is not None:
+                self._host = current
+                self.settings = {"branch": bool(current.config.branch)}
+        self._lines: dict[str, set[int]] = {}
+        self._arcs: dict[str, set[tuple[int, int]]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _host_path(config: FunctionConfig, path: str) -> str | None:
+        if path.startswith("/var/task/"):
+            return os.path.join(config.code_dir, path[len("/var/task/"):])
+        for layer in reversed(config.layers):  # the last layer wins, as in /opt
+            candidate = os.path.join(layer, path[len("/opt/"):])
+            if path.startswith("/opt/") and os.path.exists(candidate):
+                return candidate
+        return None
+
+    def add(self, config: FunctionConfig, measured: dict[str, Any] | None) -> None:
+        if not measured:
+            return
+        with self._lock:
+            for path, lines in measured.get("lines", {}).items():
+                host = self._host_path(config, path)
+                if host is not None:
+                    self._lines.setdefault(host, set()).update(lines)
+            for path, arcs in measured.get("arcs", {}).items():
+                host = self._host_path(config, path)
+                if host is not None:
+                    self._arcs.setdefault(host, set()).update(map(tuple, arcs))
+
+    def save(self) -> None:
+        if self._host is None or not (self._lines or self._arcs):
+            return
+        from coverage import CoverageData
+
+        data = CoverageData(basename=self._host.config.data_file, suffix=True)
+        if self._arcs:
+            data.add_arcs({path: set(arcs) for path, arcs in self._arcs.items()})
+        else:
+            data.add_lines({path: set(lines) for path, lines in self._lines.items()})
+        data.write()
+        self._lines.clear()
+        self._arcs.clear()
 
 
 _EROFS = re.compile(r"\[Errno 30\] Read-only file system: '([^']*)'")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -226,7 +226,9 @@ def summarize(trace: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "teardown":
         trace = item.stash.get(_TEST_TRACE, None)
@@ -234,7 +236,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             trace = item.trace
         if trace is not None:
             # Plain data on the report travels to the xdist controller with it.
-            report.lambda_sim = {"summary": summarize(trace), "trace": trace}
+            report.lambda_sim = {"summary": summarize(trace), "trace": trace}  # type: ignore[attr-defined]
     return report
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -216,3 +215,22 @@ def test_breakpoint_debug_path(project: pytest.Pytester) -> None:
                 fn.debug_invoke({"erofs": "cache.json"})
     """)
     project.runpytest("--lambda-sim").assert_outcomes(passed=2)
+
+
+def test_coverage_counts_handler_lines_run_in_instances(project: pytest.Pytester) -> None:
+    (project.path / "src" / "branches.py").write_text(
+        "def handler(event, context):\n"
+        "    if event.get('left'):\n"
+        "        return 'left'\n"
+        "    return 'right'\n"
+        "\n"
+        "def never_called():\n"
+        "    return 'untested'\n")
+    project.makepyfile(test_x="""
+        def test_left(lambda_function):
+            assert lambda_function("branches.handler", code_dir="src").invoke({"left": True}).payload == "left"
+    """)
+    result = project.runpytest_subprocess("--lambda-sim", "--cov=src", "--cov-report=term-missing")
+    result.assert_outcomes(passed=1)
+    # Lines 1-3 and 6 ran (module body and the left branch, inside an instance); 4 and 7 did not.
+    result.stdout.fnmatch_lines(["src/branches.py * 6 * 2 * 67% * 4, 7"])
