@@ -29,3 +29,21 @@ def test_readme_set_up_commands() -> None:
     assert commands == ["pip install -e . && lambdasim invoke", "pip install -e '.[test]' && python -m pytest"]
     ci = (README.parent / ".ci" / "run").read_text()
     assert "\n" + commands[1] + "\n" in ci, ".ci/run runs the README's test command"
+
+
+def test_readme_pytest_example(pytester: pytest.Pytester) -> None:
+    """The plugin example runs as shown, with the output the README shows."""
+    text = README.read_text()
+    handler = next(b for b in _blocks() if "def handler(event, context):\n    cache" in b)
+    test = next(b for b in _blocks() if "test_orders_survive" in b)
+    (pytester.path / "src").mkdir()
+    (pytester.path / "src" / "orders.py").write_text(handler)
+    (pytester.path / "tests").mkdir()
+    (pytester.path / "tests" / "test_orders.py").write_text(test)
+    console = re.search(r"```console\n\$ (pytest .*?)\n(.*?)```", text, flags=re.DOTALL)
+    assert console is not None
+    args = console.group(1).split()[1:]
+    result = pytester.runpytest(*args, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    expected = [line for line in console.group(2).splitlines() if "passed in" not in line]
+    result.stdout.fnmatch_lines(expected)
