@@ -12,6 +12,7 @@ from lambdasim._errors import (
     ServiceError,
 )
 from lambdasim._model import FunctionConfig, TraceEvent, VirtualClock
+from lambdasim._scenario import Scenario, ScenarioError, ScenarioFailure, ScenarioResult, load_scenario, run_file
 from lambdasim._services.service import Service, ServiceConfig
 from lambdasim._simulator import Function, Instance, Invocation, Simulator, TmpView
 
@@ -27,6 +28,10 @@ __all__ = [
     "LambdaSimError",
     "SandboxError",
     "SandboxUnavailable",
+    "Scenario",
+    "ScenarioError",
+    "ScenarioFailure",
+    "ScenarioResult",
     "Service",
     "ServiceConfig",
     "ServiceError",
@@ -35,4 +40,6 @@ __all__ = [
     "TraceEvent",
     "VirtualClock",
     "__version__",
+    "load_scenario",
+    "run_file",
 ]

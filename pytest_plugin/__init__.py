@@ -320,11 +320,15 @@ class ScenarioItem(pytest.Item):
     trace: list[dict[str, Any]] | None = None
 
     def runtest(self) -> None:
-        from lambdasim._scenario import load_scenario
+        from lambdasim._scenario import ScenarioFailure, run_file
 
-        scenario = load_scenario(self.path)
-        result = scenario.run(simulator_factory=self._factory)
-        self.trace = getattr(result, "trace", None)
+        display = self.path.relative_to(self.config.rootpath).as_posix()
+        try:
+            result = run_file(self.path, simulator_factory=self._factory, display=display)
+        except ScenarioFailure as failure:
+            self.trace = failure.result.trace
+            raise
+        self.trace = result.trace
 
     def _factory(self, **settings: Any) -> Simulator:
         from lambdasim import Simulator
@@ -353,3 +357,6 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"scenario: {self.name}"
+
+    def _prunetraceback(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        pass

@@ -234,3 +234,40 @@ def test_coverage_counts_handler_lines_run_in_instances(project: pytest.Pytester
     result.assert_outcomes(passed=1)
     # Lines 1-3 and 6 ran (module body and the left branch, inside an instance); 4 and 7 did not.
     result.stdout.fnmatch_lines(["src/branches.py * 6 * 2 * 67% * 4, 7"])
+
+
+SCENARIO = """
+name: tmp is per instance
+simulator: {routing: fresh}
+steps:
+  - deploy: {handler: app.handler, code_dir: ../src, name: orders}
+  - invoke: {event: {write: state}, as: first}
+  - invoke: {event: {}, as: second}
+  - expect: {invocation: first, payload: {calls: 1, tmp: [state]}}
+  - expect: {invocation: second, payload: {calls: 1, tmp: [%s]}}
+"""
+
+
+def test_scenarios_are_collected_as_tests(project: pytest.Pytester) -> None:
+    (project.path / "scenarios").mkdir()
+    (project.path / "scenarios" / "good.yaml").write_text(SCENARIO % "")
+    (project.path / "scenarios" / "bad.yaml").write_text(SCENARIO % "state")
+    (project.path / "scenarios" / "broken.yaml").write_text("steps:\n  - invoke: {count: three}\n")
+    junit = project.path / "junit.xml"
+    result = project.runpytest("--lambda-sim", f"--junitxml={junit}", "-rA")
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines([
+        "*scenarios/bad.yaml:9: step 5 (expect): invocation 'second' payload: expected*",
+        "*scenarios/broken.yaml:2: steps[[]0[]].invoke*",
+    ])
+    xml = junit.read_text()
+    assert 'name="good"' in xml and 'name="bad"' in xml and "scenarios/bad.yaml:9" in xml
+    # Without the flag they are skipped like any lambdasim test.
+    project.runpytest().assert_outcomes(skipped=3)
+
+
+def test_scenario_glob_is_an_ini_key(project: pytest.Pytester) -> None:
+    (project.path / "chaos").mkdir()
+    (project.path / "chaos" / "one.yml").write_text(SCENARIO.replace("../src", "../src") % "")
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim_scenarios =\n    chaos/*.yml\n")
+    project.runpytest("--lambda-sim").assert_outcomes(passed=1)
