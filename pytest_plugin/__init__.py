@@ -326,7 +326,8 @@ class ScenarioItem(pytest.Item):
         try:
             result = run_file(self.path, simulator_factory=self._factory, display=display)
         except ScenarioFailure as failure:
-            self.trace = failure.result.trace
+            if failure.result is not None:
+                self.trace = failure.result.trace
             raise
         self.trace = result.trace
 
