@@ -15,6 +15,7 @@ from lambdasim._model import FunctionConfig, TraceEvent, VirtualClock
 from lambdasim._scenario import Scenario, ScenarioError, ScenarioFailure, ScenarioResult, load_scenario, run_file
 from lambdasim._services.service import Service, ServiceConfig
 from lambdasim._simulator import Function, Instance, Invocation, Simulator, TmpView
+from lambdasim._templates import TemplateFunction, load_function
 
 __version__ = "0.1.0"
 
@@ -36,10 +37,12 @@ __all__ = [
     "ServiceConfig",
     "ServiceError",
     "Simulator",
+    "TemplateFunction",
     "TmpView",
     "TraceEvent",
     "VirtualClock",
     "__version__",
+    "load_function",
     "load_scenario",
     "run_file",
 ]

@@ -474,6 +474,28 @@ class Simulator:
             self._event("deploy", name, version="1")
         return fn
 
+    def deploy_from_template(self, path: str | os.PathLike[str], function: str, **overrides: Any) -> Function:
+        """Deploy ``function`` as an AWS SAM template or a Serverless Framework config defines it.
+
+        ``overrides`` are settings of :meth:`deploy` that replace the template's, except that
+        ``environment`` adds to the template's variables (and stands in for those it cannot
+        resolve, like ``!GetAtt``), ``layers`` replaces the template's layers (e.g. layer ARNs),
+        and ``parameters`` gives SAM parameter values or Serverless ``${opt:...}`` options.
+        Errors name the file, the line and the key.
+        """
+        from lambdasim._templates import load_function
+
+        allowed = {"handler", "code_dir", "name", "memory_mb", "timeout_s", "ephemeral_storage_mb", "environment",
+                   "reserved_concurrency", "keepalive_s", "layers", "parameters"}
+        unknown = sorted(set(overrides) - allowed)
+        if unknown:
+            raise ConfigError(f"deploy_from_template(): no setting {', '.join(unknown)}; the settings are those of "
+                              "Simulator.deploy(), and parameters=.")
+        template = load_function(path, function, environment=overrides.pop("environment", None),
+                                 layers=overrides.pop("layers", None), parameters=overrides.pop("parameters", None),
+                                 region=self.region)
+        return self.deploy(**{**template.deploy_kwargs(), **overrides})
+
     # -- clients for the test side -----------------------------------------------------
 
     def boto3_client(self, service_name: str, **kwargs: Any) -> Any:

@@ -271,3 +271,37 @@ def test_scenario_glob_is_an_ini_key(project: pytest.Pytester) -> None:
     (project.path / "chaos" / "one.yml").write_text(SCENARIO.replace("../src", "../src") % "")
     project.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim_scenarios =\n    chaos/*.yml\n")
     project.runpytest("--lambda-sim").assert_outcomes(passed=1)
+
+
+def test_deploy_from_a_sam_template(project: pytest.Pytester) -> None:
+    project.path.joinpath("template.yaml").write_text(textwrap.dedent("""
+        AWSTemplateFormatVersion: "2010-09-09"
+        Transform: AWS::Serverless-2016-10-31
+        Globals:
+          Function:
+            Timeout: 5
+            Environment:
+              Variables: {STAGE: test}
+        Resources:
+          OrdersFunction:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: src/
+              Handler: app.handler
+              Runtime: python3.12
+              MemorySize: 256
+              EphemeralStorage: {Size: 1024}
+    """))
+    project.makepyfile(test_x="""
+        import pytest
+        from lambdasim import ConfigError
+        def test_template(lambda_sim):
+            fn = lambda_sim.deploy_from_template("template.yaml", "OrdersFunction")
+            c = fn.config
+            assert (fn.name, c.memory_mb, c.timeout_s, c.ephemeral_storage_mb) == ("OrdersFunction", 256, 5.0, 1024)
+            assert c.environment == {"STAGE": "test"}
+            assert fn.invoke({}).payload == {"calls": 1, "tmp": []}
+            with pytest.raises(ConfigError, match=r"template.yaml.*PaymentsFunction.*OrdersFunction"):
+                lambda_sim.deploy_from_template("template.yaml", "PaymentsFunction")
+    """)
+    project.runpytest("--lambda-sim").assert_outcomes(passed=1)
