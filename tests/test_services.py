@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
@@ -281,6 +282,7 @@ def test_binary_servers_die_with_a_killed_test_process(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert not answers("redis", Endpoint("127.0.0.1", ports[0]), 0.2)
         assert not answers("memcached", Endpoint("127.0.0.1", ports[1]), 0.2)
+        assert not [p for p in os.listdir(tempfile.gettempdir()) if f"-{victim.pid}-" in p], "no data folder left"
     finally:
         if victim.poll() is None:
             victim.kill()

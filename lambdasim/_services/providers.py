@@ -128,7 +128,7 @@ class BinaryProvider:
     def start(self) -> Endpoint:
         if self._proc is not None and self._proc.poll() is None:
             return Endpoint("127.0.0.1", self.port)
-        if self._dir is None:
+        if self.kind == "redis":  # the only one that may write files
             _remove_stale_dirs(self.kind)
             self._dir = tempfile.mkdtemp(prefix=f"lambdasim-{self.kind}-{os.getpid()}-")
         if not self.port:
@@ -139,7 +139,13 @@ class BinaryProvider:
                              as_nobody=self.kind == "memcached" and os.geteuid() == 0)
         endpoint = Endpoint("127.0.0.1", self.port)
         proc = self._proc
-        if not wait_until_ready(self.kind, endpoint, 30.0, lambda: proc.poll() is None):
+        ready = wait_until_ready(self.kind, endpoint, 30.0, lambda: proc.poll() is None)
+        if self._dir is not None:
+            # Redis has moved into its data folder; with persistence off it never writes
+            # there, so the folder can go now and nothing is left even if we are killed.
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+        if not ready:
             code = proc.poll()
             self.stop()
             raise ServiceError(
