@@ -305,3 +305,30 @@ def test_deploy_from_a_sam_template(project: pytest.Pytester) -> None:
                 lambda_sim.deploy_from_template("template.yaml", "PaymentsFunction")
     """)
     project.runpytest("--lambda-sim").assert_outcomes(passed=1)
+
+
+def test_services_and_report_as_ini_keys(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim = true\n"
+                    "lambda_sim_services = redis=embedded\nlambda_sim_report = out/trace.json\n")
+    (project.path / "out").mkdir()
+    project.makepyfile(test_x="""
+        def test_session_service(lambda_sim):
+            assert lambda_sim.services["redis"].provider == "embedded"
+    """)
+    project.runpytest().assert_outcomes(passed=1)
+    assert json.loads((project.path / "out" / "trace.json").read_text())["summary"]["tests"] == 1
+
+
+def test_a_crashing_handler_does_not_take_pytest_down(project: pytest.Pytester) -> None:
+    (project.path / "src" / "crash.py").write_text(
+        "import os\ndef handler(event, context):\n    os.kill(os.getpid(), 11)\n")
+    project.makepyfile(test_x="""
+        def test_crash(lambda_function):
+            inv = lambda_function("crash.handler", code_dir="src").invoke({})
+            assert inv.error["errorType"] == "Runtime.ExitError"
+            assert inv.error["errorMessage"].endswith("signal: segmentation fault")
+    """)
+    result = project.runpytest_subprocess("--lambda-sim")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["1 tests: 1 instances started, 1 cold starts, 1 resets; invocations: 1 Runtime.ExitError"])
