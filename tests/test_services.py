@@ -302,3 +302,10 @@ def test_a_server_that_does_not_come_up_fails_with_its_log_tail(
     assert "exited with status 3" in message
     assert "FATAL: cannot open the config (for this test)" in message
     assert "Hint:" in message
+
+
+def test_the_choice_of_provider_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="lambdasim"):
+        sim = _start("redis", "embedded")
+        sim.close()
+    assert any("redis runs on provider embedded at 127.0.0.1:" in r.getMessage() for r in caplog.records)
