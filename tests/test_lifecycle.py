@@ -288,3 +288,13 @@ def test_random_routing_is_reproducible(make_sim: Callable[..., Simulator], code
     first = run(7)
     assert first == run(7)
     assert any(not cold for _, cold in first) and sum(cold for _, cold in first) > 1
+
+
+def test_a_runtime_exit_is_seen_at_once_after_a_scale_out(sim: Simulator, code: Code) -> None:
+    """No other process may hold an instance's channel (it would hide the runtime's exit)."""
+    fn = sim.deploy("app.handler", code_dir=code(RESET_HANDLER), timeout_s=20)
+    fn.invoke_many([{"action": "sleep", "seconds": 0.3}] * 4, concurrency=4)
+    started = time.monotonic()
+    invs = fn.invoke_many([{"action": "os_exit", "code": 3}] * 4, concurrency=4)
+    assert [i.error["errorType"] if i.error else None for i in invs] == ["Runtime.ExitError"] * 4
+    assert time.monotonic() - started < 5

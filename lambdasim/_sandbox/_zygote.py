@@ -231,15 +231,29 @@ class Keeper:
                     os.close(pidfd)
 
 
-def _fork_with_channel(child: Callable[[Channel], None], close: Sequence[Channel] = ()) -> tuple[int, Channel]:
-    """Fork a child that runs ``child`` on its end of a new channel and never returns."""
+def _close_all_but(keep: Sequence[int]) -> None:
+    """Close every descriptor above stderr except ``keep``.
+
+    A fork inherits every descriptor, close-on-exec or not. A keeper made while the
+    zygote holds another instance's sockets must not keep them open: the simulator
+    would then never see that instance's runtime die (no end-of-file).
+    """
+    low = 3
+    for fd in sorted(set(keep)):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 1 << 20)
+
+
+def _fork_with_channel(child: Callable[[Channel], None], keep: Sequence[int] = ()) -> tuple[int, Channel]:
+    """Fork a child that runs ``child`` on its end of a new channel, with only that
+    channel and ``keep`` open, and never returns."""
     mine, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:
         try:
-            mine.close()
-            for chan in close:
-                chan.close()
+            _close_all_but([theirs.fileno(), *keep])
             child(Channel(theirs))
         finally:
             os._exit(70)
@@ -373,7 +387,7 @@ def main(fd: int) -> None:
         # Each instance gets a PID namespace of its own: its /proc shows only itself.
         L.setns(pid_ns, L.CLONE_NEWPID)
         L.unshare(L.CLONE_NEWPID)
-        return _fork_with_channel(lambda keeper: _pooled_keeper(keeper, me, binds, links), close=[chan])[1]
+        return _fork_with_channel(lambda keeper: _pooled_keeper(keeper, me, binds, links), keep=[me])[1]
 
     spare: Channel | None = prefork()
     try:
