@@ -298,6 +298,115 @@ def relocate_host_tmp() -> None:
                 loader.path = move(loader.path)  # type: ignore[union-attr]
 
 
+# -- /tmp provenance (opt-in: spec["track_tmp_access"]) -------------------------------------
+
+
+class TmpAccess:
+    """Which /tmp files Init and each invocation read and wrote, for the simulator's writer map.
+
+    An audit hook sees ``open`` (reads, and writes by mode w, a, x or +), ``os.rename``,
+    ``os.remove``, ``os.truncate``, ``os.link``, ``os.symlink`` and ``shutil.rmtree``;
+    ``os.stat`` (and so ``os.path.exists`` and ``pathlib``'s checks) is wrapped, since an
+    existence check is the most common way to depend on an earlier invocation's file.
+    Only Python-level access is seen (not subprocesses or C code), and audit hooks cannot
+    be removed: this is installed only in runtimes of simulators that track access.
+    """
+
+    __slots__ = ("changes", "reads")
+
+    def __init__(self) -> None:
+        self.reads: dict[str, None] = {}  # read before this invocation changed them, in order
+        self.changes: dict[str, bool] = {}  # True: written; False: removed
+
+    def take(self) -> tuple[list[str], dict[str, bool]]:
+        taken = (list(self.reads), self.changes)
+        self.reads = {}
+        self.changes = {}
+        return taken
+
+    @staticmethod
+    def _tmp(path: object) -> str | None:
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not isinstance(path, str):
+            return None  # a file descriptor
+        path = os.path.normpath(path if path.startswith("/") else os.path.join(os.getcwd(), path))
+        return path if path.startswith("/tmp/") else None
+
+    def read(self, path: object) -> None:
+        tmp = self._tmp(path)
+        if tmp is not None and tmp not in self.changes:
+            self.reads[tmp] = None
+
+    def change(self, path: object, written: bool = True) -> None:
+        tmp = self._tmp(path)
+        if tmp is not None:
+            self.changes[tmp] = written
+
+    def _open(self, args: tuple[Any, ...]) -> None:
+        path, _mode, flags = args
+        if not isinstance(flags, int) or flags & os.O_DIRECTORY:
+            return  # a directory (or O_TMPFILE, which creates no name)
+        access = flags & os.O_ACCMODE
+        if access != os.O_WRONLY and not flags & os.O_TRUNC:
+            self.read(path)
+        if access != os.O_RDONLY or flags & (os.O_CREAT | os.O_TRUNC):
+            self.change(path)
+
+    def _rename(self, args: tuple[Any, ...]) -> None:
+        self.change(args[0], False)
+        self.change(args[1])
+
+    def install(self) -> None:
+        handlers: dict[str, Callable[[tuple[Any, ...]], None]] = {
+            "open": self._open,
+            "os.rename": self._rename,
+            "os.remove": lambda args: self.change(args[0], False),
+            "shutil.rmtree": lambda args: self.change(args[0], False),
+            "os.truncate": lambda args: self.change(args[0]),
+            "os.link": lambda args: self.change(args[1]),
+            "os.symlink": lambda args: self.change(args[1]),
+        }
+        get = handlers.get
+
+        def hook(event: str, args: tuple[Any, ...]) -> None:
+            handler = get(event)
+            if handler is not None:
+                # An exception here would fail the function's own call.
+                with contextlib.suppress(Exception):
+                    handler(args)
+
+        sys.addaudithook(hook)
+        real_stat = os.stat
+        read = self.read
+
+        def stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+            result = real_stat(path, *args, **kwargs)
+            if kwargs.get("dir_fd") is None and isinstance(path, (str, bytes, os.PathLike)):
+                read(os.fspath(path))
+            return result
+
+        for supports in (os.supports_dir_fd, os.supports_fd, os.supports_follow_symlinks):
+            if real_stat in supports:
+                supports.add(stat)  # shutil and others test these sets for os.stat
+        os.stat = stat
+
+
+class TmpAccessChannel(Channel):
+    """The runtime's channel when access is tracked: "init" and "result" messages carry it last."""
+
+    __slots__ = ("access",)
+
+    def __init__(self, sock: socket.socket, access: TmpAccess) -> None:
+        super().__init__(sock)
+        self.access = access
+
+    def send(self, message: Any, fds: list[int] | None = None) -> None:
+        if message[0] in ("init", "result"):
+            message = (*message, self.access.take())
+        super().send(message, fds)
+
+
 def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | None = None,
         logs: LogCapture | None = None) -> None:
     """Run Init, then serve invocations until the channel closes. Never returns.
@@ -307,7 +416,8 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
     root while the runtime prepares, and ``enter`` waits for it and moves in.
     """
     started = time.perf_counter()
-    chan = Channel(sock)
+    access = TmpAccess() if spec.get("track_tmp_access") else None
+    chan = Channel(sock) if access is None else TmpAccessChannel(sock, access)
     if logs is None:
         logs = LogCapture()
     os.environ.clear()
@@ -331,6 +441,8 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
     os.chdir(spec["cwd"])
     memory = spec["memory_mb"] * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    if access is not None:
+        access.install()  # from here on: what Init, then each invocation, reads and writes in /tmp
 
     measure = _Coverage(spec["coverage"]) if spec.get("coverage") else None
     fn: Callable[..., Any] | None = None

@@ -4,11 +4,17 @@ mistake, then run step by step through the public :class:`Simulator` API.
 ::
 
     name: lost-tmp state
-    simulator: {routing: fresh}
+    simulator: {routing: fresh, services: [redis]}
     steps:
-      - deploy: {handler: app.handler, code_dir: handlers/lost_tmp}
-      - invoke: {event: {action: put}, as: put}
+      - deploy: {handler: app.handler, code_dir: handlers/lost_tmp/fixed}
+      - invoke: {event: {action: put, items: [apple]}, as: put}
       - expect: {invocation: put, cold_start: true}
+      - service: {name: redis, action: restart}
+      - expect: {redis_key: {key: cart, exists: false}}
+
+Steps: deploy (also from a SAM template or serverless.yml), invoke, scale_down, redeploy,
+advance_clock, crash, destroy, fill_tmp, service and expect; expect checks an invocation
+(:data:`INVOCATION_CHECKS`) or the state of functions and services (:data:`STATE_CHECKS`).
 
 Each step type is a frozen dataclass registered under its YAML name with
 ``@step("name")``. ``from_yaml(node)`` validates the step's settings and builds it;
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
 import json
 import math
 import os
@@ -32,11 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn, TypeVar
 
-from lambdasim._errors import ConfigError, LambdaSimError
+from lambdasim._errors import ConfigError, LambdaSimError, ServiceError
 from lambdasim._model import ROUTING, FunctionConfig
-from lambdasim._simulator import Function, Invocation, Simulator
+from lambdasim._simulator import Function, Instance, Invocation, Simulator
 
 __all__ = [
+    "STATE_CHECKS",
     "STEPS",
     "ExpectationFailed",
     "Node",
@@ -46,6 +54,7 @@ __all__ = [
     "ScenarioFailure",
     "ScenarioResult",
     "Scope",
+    "StateCheck",
     "Step",
     "StepResult",
     "load_scenario",
@@ -456,6 +465,16 @@ class Scope:
         self.invocations: dict[str, int] = {}  # name given with `as` -> index of its step
         self.invoked = False
         self.step_index = 0
+        self.services: frozenset[str] = frozenset()  # the services `simulator: {services: ...}` starts
+
+    def service(self, current: Step, name: str, key: str, use: str) -> None:
+        """Check that the service ``name`` (which ``use`` needs) is started by the scenario; raises ScenarioError."""
+        if name not in self.services:
+            listed = ", ".join([*sorted(self.services), name])
+            started = f"it starts {_choices(sorted(self.services))}" if self.services else "it starts none"
+            raise current.setting(key).error(
+                f"{use} needs the {name} service, but this scenario does not start it ({started}); add it to the "
+                f"simulator settings: simulator: {{services: [{listed}]}}")
 
     def function(self, current: Step, name: str | None) -> str:
         """The function ``name`` refers to (the only deployed one when None); raises ScenarioError."""
@@ -530,51 +549,132 @@ class FunctionSettings:
         return out
 
 
-def _validate_config(current: Step, config: FunctionConfig) -> None:
-    """FunctionConfig.validate(), reported at the line of the setting it rejects."""
+def _validate_config(current: Step, config: FunctionConfig, fallback: Node | None = None) -> None:
+    """FunctionConfig.validate(), reported at the line of the setting it rejects (``fallback``, else the
+    step, when the setting is not in the step: a template's)."""
     try:
         config.validate()
     except ConfigError as e:
         reason = str(e).removeprefix(f"Function {config.name!r}: ")
+        given = current.at.value if isinstance(current.at.value, dict) else {}
         for key in ("name", *FunctionSettings.KEYS):
             if re.search(rf"\b{key}[=\[]", reason) or (key == "environment" and "environment variables" in reason):
-                raise current.setting(key).error(reason) from None
-        raise current.at.error(reason) from None
+                where = current.setting(key) if key in given or fallback is None else fallback
+                raise where.error(reason) from None
+        raise (fallback or current.at).error(reason) from None
+
+
+_DEPLOY_KEYS = ("handler", "code_dir", "name", *FunctionSettings.KEYS, "template", "function", "parameters")
+_TEMPLATE_SETTINGS = ("memory_mb", "timeout_s", "ephemeral_storage_mb", "environment", "reserved_concurrency",
+                      "layers")
 
 
 @step("deploy")
 @dataclass(frozen=True)
 class Deploy(Step):
-    """``deploy: {handler, code_dir, name, memory_mb, timeout_s, ...}``: Simulator.deploy()."""
+    """``deploy: {handler, code_dir, name, memory_mb, timeout_s, ...}``: Simulator.deploy(); or
+    ``deploy: {template, function, name, parameters, ...overrides}``: Simulator.deploy_from_template().
+
+    With a template, ``handler``, ``code_dir`` and ``name`` are the template's (read at load time)
+    unless given; ``overrides`` says which were given.
+    """
 
     handler: str
     code_dir: Path
     name: str
     settings: FunctionSettings = FunctionSettings()
+    template: Path | None = None
+    function: str | None = None
+    parameters: Mapping[str, Any] | None = None
+    overrides: frozenset[str] = frozenset()
+    template_settings: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_yaml(cls, node: Node) -> Deploy:
-        f = node.fields(("handler", "code_dir", "name", *FunctionSettings.KEYS), required=("handler", "code_dir"))
-        handler = _handler(f["handler"])
-        # Simulator.deploy's default name, made explicit so that later steps can refer to it.
-        default_name = handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-")
-        return cls(handler=handler, code_dir=_code_dir(f["code_dir"], node.base),
-                   name=f.get("name", lambda n: n.as_str("use 1 to 64 letters, digits, '-' or '_'"), default_name),
-                   settings=FunctionSettings.from_fields(f), at=node)
+        templated = isinstance(node.value, dict) and "template" in node.value
+        f = node.fields(_DEPLOY_KEYS, required=("template", "function") if templated else ("handler", "code_dir"))
+        if not templated:
+            for key in ("function", "parameters"):
+                if key in f:
+                    raise f[key].error(f"{key} belongs to a deploy from a template; add template: "
+                                       "path/to/template.yaml (to name the function, use name:)")
+            handler = _handler(f["handler"])
+            # Simulator.deploy's default name, made explicit so that later steps can refer to it.
+            default_name = handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-")
+            return cls(handler=handler, code_dir=_code_dir(f["code_dir"], node.base),
+                       name=f.get("name", _deploy_name, default_name), settings=FunctionSettings.from_fields(f),
+                       at=node)
+        settings = FunctionSettings.from_fields(f)
+        template = _template_path(f["template"], node.base)
+        function = f["function"].as_str("use the function's logical ID in the template, e.g. OrdersFunction")
+        parameters = f.optional("parameters", _parameters)
+        given_handler = f.optional("handler", _handler)
+        given_code_dir = f.optional("code_dir", lambda n: _code_dir(n, node.base))
+        given_name = f.optional("name", _deploy_name)
+        from lambdasim._templates import load_function
+
+        try:
+            loaded = load_function(template, function, environment=settings.environment,
+                                   layers=[str(p) for p in settings.layers] if settings.layers is not None else None,
+                                   parameters=parameters)
+        except ConfigError as e:
+            where = f["function"] if f"no function {function!r}" in str(e) else f["template"]
+            raise where.error(str(e)) from None
+        defaults = loaded.deploy_kwargs()
+        return cls(handler=given_handler or loaded.handler, code_dir=given_code_dir or Path(loaded.code_dir),
+                   name=given_name or loaded.name, settings=settings, template=template, function=function,
+                   parameters=parameters,
+                   overrides=frozenset(k for k in ("handler", "code_dir", "name") if k in f),
+                   template_settings={k: defaults[k] for k in _TEMPLATE_SETTINGS}, at=node)
 
     def check(self, scope: Scope) -> None:
         if self.name in scope.functions:
             raise self.setting("name").error(
                 f"a function named {self.name!r} is already deployed; use redeploy for a new version of it, "
                 "or give this one another name:")
-        config = FunctionConfig(name=self.name, handler=self.handler, code_dir=str(self.code_dir),
-                                **self.settings.kwargs())
-        _validate_config(self, config)
+        if self.template is None:
+            config = FunctionConfig(name=self.name, handler=self.handler, code_dir=str(self.code_dir),
+                                    **self.settings.kwargs())
+            _validate_config(self, config)
+        else:
+            # environment and layers are already merged into the template's by load_function.
+            given = {k: v for k, v in self.settings.kwargs().items() if k not in ("environment", "layers")}
+            settings = {**self.template_settings, "layers": tuple(self.template_settings["layers"]), **given}
+            config = FunctionConfig(name=self.name, handler=self.handler, code_dir=str(self.code_dir), **settings)
+            _validate_config(self, config, self.setting("template"))
         scope.functions[self.name] = config
 
     def run(self, ctx: RunContext) -> str:
-        fn = ctx.sim.deploy(self.handler, code_dir=self.code_dir, name=self.name, **self.settings.kwargs())
-        return f"deployed {fn.name} version {fn.version}"
+        if self.template is None or self.function is None:
+            fn = ctx.sim.deploy(self.handler, code_dir=self.code_dir, name=self.name, **self.settings.kwargs())
+            return f"deployed {fn.name} version {fn.version}"
+        overrides = self.settings.kwargs()
+        for key in self.overrides:
+            overrides[key] = str(self.code_dir) if key == "code_dir" else getattr(self, key)
+        if self.parameters is not None:
+            overrides["parameters"] = dict(self.parameters)
+        fn = ctx.sim.deploy_from_template(self.template, self.function, **overrides)
+        return f"deployed {fn.name} version {fn.version} from {self.template.name} ({self.function})"
+
+
+def _deploy_name(node: Node) -> str:
+    return node.as_str("use 1 to 64 letters, digits, '-' or '_'")
+
+
+def _template_path(node: Node, base: Path) -> Path:
+    text = node.as_str("use the path of an AWS SAM template.yaml or a serverless.yml, relative to this file")
+    path = (base / text).resolve()
+    if not path.exists():
+        raise node.error(f"{text!r} does not exist (looked for {path}); template is relative to the scenario file")
+    return path
+
+
+def _parameters(node: Node) -> Mapping[str, Any]:
+    value = node.as_json()
+    if not isinstance(value, dict) or any(isinstance(v, (dict, list)) for v in value.values()):
+        raise node.error(f"{_show(node.value)} is not a mapping of parameter names to values; use e.g. "
+                         "{Stage: prod}")
+    return dict(value)
 
 
 def _handler(node: Node) -> str:
@@ -649,8 +749,9 @@ def _template(value: Any, i: int) -> Any:
 @step("invoke")
 @dataclass(frozen=True)
 class Invoke(Step):
-    """``invoke: {function, event, count, concurrency, as}``: ``count`` invocations, up to
-    ``concurrency`` of them in flight; ``as`` names the last one for later expects."""
+    """``invoke: {function, event | event_template, count, concurrency, as}``: ``count`` invocations, up to
+    ``concurrency`` of them in flight; ``as`` names the last one for later expects. ``event_template``
+    is another name for ``event`` (both number the invocations with ``"{i}"``)."""
 
     function: str | None = None
     event: Any = dataclasses.field(default_factory=dict)
@@ -660,8 +761,12 @@ class Invoke(Step):
 
     @classmethod
     def from_yaml(cls, node: Node) -> Invoke:
-        f = node.fields(("function", "event", "count", "concurrency", "as"))
-        return cls(function=f.optional("function", _function_name), event=f.get("event", Node.as_json, {}),
+        f = node.fields(("function", "event", "event_template", "count", "concurrency", "as"))
+        if "event" in f and "event_template" in f:
+            raise f["event_template"].error("event_template is another name for event, which is given too; keep one "
+                                            "(both replace \"{i}\" with the number of the invocation)")
+        key = "event_template" if "event_template" in f else "event"
+        return cls(function=f.optional("function", _function_name), event=f.get(key, Node.as_json, {}),
                    count=f.get("count", lambda n: n.as_whole(1), 1),
                    concurrency=f.get("concurrency", lambda n: n.as_whole(1), 1),
                    name=f.optional("as", _invocation_name), at=node)
@@ -712,6 +817,304 @@ class ScaleDown(Step):
     def run(self, ctx: RunContext) -> str:
         fn = ctx.function(self.function)
         return f"removed {fn.scale_down(keep=self.keep)} instance(s) of {fn.name}"
+
+
+@step("advance_clock")
+@dataclass(frozen=True)
+class AdvanceClock(Step):
+    """``advance_clock: {seconds, minutes, hours}``: ``sim.clock.advance(...)``; instances idle for longer
+    than their function's ``keepalive_s`` are reaped, with their /tmp."""
+
+    seconds: float = 0.0
+    minutes: float = 0.0
+    hours: float = 0.0
+
+    @classmethod
+    def from_yaml(cls, node: Node) -> AdvanceClock:
+        units = ("seconds", "minutes", "hours")
+        f = node.fields(units)
+        if not any(k in f for k in units):
+            raise node.error("how far? give seconds, minutes or hours, e.g. advance_clock: {minutes: 15}")
+
+        def duration(n: Node) -> float:
+            value = n.as_number(f"use a number of {n.path.rsplit('.', 1)[-1]} >= 0")
+            if value < 0:
+                raise n.error(f"{_show(n.value)} would go back in time; use a number >= 0")
+            return value
+
+        return cls(seconds=f.get("seconds", duration, 0.0), minutes=f.get("minutes", duration, 0.0),
+                   hours=f.get("hours", duration, 0.0), at=node)
+
+    def run(self, ctx: RunContext) -> str:
+        before = {i.id for fn in ctx.sim.functions.values() for i in fn.instances}
+        now = ctx.sim.clock.advance(self.seconds, minutes=self.minutes, hours=self.hours)
+        after = {i.id for fn in ctx.sim.functions.values() for i in fn.instances}
+        reaped = sorted(before - after)
+        delta = self.seconds + 60 * self.minutes + 3600 * self.hours
+        gone = f"reaped {len(reaped)} idle instance(s)" + (f": {', '.join(reaped)}" if reaped else "")
+        return f"advanced the clock by {delta:g} s to {now:g} s; {gone}"
+
+
+_ALL = "all"
+_FIRST: int | None = 0
+
+
+def _instance_choice(node: Node) -> int | None:
+    """``instance: 0`` (an index into the live instances, oldest first) or ``instance: all`` (None)."""
+    if node.value == _ALL:
+        return None
+    hint = "use the index of a live instance (0 is the oldest) or all"
+    if isinstance(node.value, str):
+        raise node.error(f"{_show(node.value)} is not an instance; {hint}")
+    return node.as_whole(0, hint=hint)
+
+
+def _chosen_instances(current: Step, fn: Function, index: int | None) -> list[Instance]:
+    """The live instances an ``instance:`` setting picks; a ScenarioError when the index is beyond them."""
+    instances = fn.instances
+    if index is None:
+        return instances
+    if index >= len(instances):
+        listed = ", ".join(f"{i}: {inst.id} {inst.state}" for i, inst in enumerate(instances)) or "none"
+        raise current.setting("instance").error(
+            f"function {fn.name!r} has {len(instances)} live instance(s), so there is no instance {index} "
+            f"(live: {listed})")
+    return [instances[index]]
+
+
+@dataclass(frozen=True)
+class _OnInstances(Step):
+    """A step that does something to some live instances of a function: ``{function, instance: 0 | all}``."""
+
+    KEYS: ClassVar[tuple[str, ...]] = ("function", "instance")
+    DONE: ClassVar[str] = ""  # what the summary says was done, e.g. "crashed"
+
+    function: str | None = None
+    instance: int | None = 0  # None: every live instance
+
+    @classmethod
+    def from_yaml(cls, node: Node) -> _OnInstances:
+        f = node.fields(cls.KEYS)
+        return cls(function=f.optional("function", _function_name),
+                   instance=f.get("instance", _instance_choice, _FIRST), at=node)
+
+    def check(self, scope: Scope) -> None:
+        scope.function(self, self.function)
+
+    def act(self, instance: Instance) -> None:
+        raise NotImplementedError
+
+    def run(self, ctx: RunContext) -> str:
+        fn = ctx.function(self.function)
+        chosen = _chosen_instances(self, fn, self.instance)
+        for instance in chosen:
+            self.act(instance)
+        return f"{self.DONE} {', '.join(i.id for i in chosen) or 'no instance (none is live)'}"
+
+
+@step("crash")
+@dataclass(frozen=True)
+class Crash(_OnInstances):
+    """``crash: {function, instance: 0 | all}``: ``instance.crash()``: the runtime dies; the next invocation
+    runs Init again, and /tmp stays."""
+
+    DONE = "crashed"
+
+    def act(self, instance: Instance) -> None:
+        instance.crash()
+
+
+@step("destroy")
+@dataclass(frozen=True)
+class Destroy(_OnInstances):
+    """``destroy: {function, instance: 0 | all}``: ``instance.destroy()``: the instance and its /tmp are gone."""
+
+    DONE = "destroyed"
+
+    def act(self, instance: Instance) -> None:
+        instance.destroy()
+
+
+_UNITS = {"b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 20, "gb": 1 << 30, "gib": 1 << 30}
+_SIZE = re.compile(r"(?i)\s*([0-9]+(?:\.[0-9]+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*")
+_SIZE_HINT = "use a number of bytes, or a size such as 512KB, 400MB or 1GB (powers of 1024)"
+
+
+def _size(node: Node) -> int:
+    """A size: a whole number of bytes, or a string with a unit (KB, MB, GB: powers of 1024)."""
+    value = node.value
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 0:
+            raise node.error(f"{value} is too small; {_SIZE_HINT}")
+        return value
+    match = _SIZE.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise node.error(f"{_show(value)} is not a size; {_SIZE_HINT}")
+    number, unit = match.groups()
+    if "." in number and unit is None:
+        raise node.error(f"{_show(value)} is not a whole number of bytes; {_SIZE_HINT}")
+    return int(float(number) * _UNITS[(unit or "b").lower()])
+
+
+def _size_text(size: int) -> str:
+    """``400 MB``, ``1.5 GB``, ``300 bytes`` (powers of 1024)."""
+    for unit, factor in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if size >= factor:
+            return f"{size / factor:.1f}".removesuffix(".0") + f" {unit}"
+    return f"{size} bytes"
+
+
+_FILL_PREFIX = ".lambdasim-fill-"
+_FILL_CHUNK = 1 << 20
+
+
+@step("fill_tmp")
+@dataclass(frozen=True)
+class FillTmp(_OnInstances):
+    """``fill_tmp: {function, instance: 0 | all, bytes, allow_partial}``: write a file of ``bytes`` into each
+    chosen instance's /tmp (``/tmp/.lambdasim-fill-N``), as earlier invocations might have; more than
+    fits is an error unless ``allow_partial: true``, which fills /tmp up."""
+
+    KEYS = ("function", "instance", "bytes", "allow_partial")
+
+    size: int = 0
+    allow_partial: bool = False
+
+    @classmethod
+    def from_yaml(cls, node: Node) -> FillTmp:
+        f = node.fields(cls.KEYS, required=("bytes",))
+        return cls(function=f.optional("function", _function_name),
+                   instance=f.get("instance", _instance_choice, _FIRST), size=_size(f["bytes"]),
+                   allow_partial=f.get("allow_partial", Node.as_bool, False), at=node)
+
+    def check(self, scope: Scope) -> None:
+        config = scope.functions[scope.function(self, self.function)]
+        capacity = config.ephemeral_storage_mb << 20
+        if self.size > capacity and not self.allow_partial:
+            raise self.setting("bytes").error(
+                f"{_size_text(self.size)} is more than the /tmp of function {config.name!r} holds "
+                f"(ephemeral_storage_mb: {config.ephemeral_storage_mb}); use a smaller size, or allow_partial: true "
+                "to fill /tmp up")
+
+    def run(self, ctx: RunContext) -> str:
+        fn = ctx.function(self.function)
+        chosen = _chosen_instances(self, fn, self.instance)
+        done = []
+        for inst in chosen:
+            written, full = self._fill(inst)
+            done.append(f"{inst.id}: {_size_text(written)}{' (/tmp is full)' if full else ''}")
+        return f"filled /tmp of {', '.join(done) if done else 'no instance (none is live)'}"
+
+    def _fill(self, instance: Instance) -> tuple[int, bool]:
+        """Write the file into the instance's /tmp through the host's view of it: the bytes written, and
+        whether /tmp ran out of space (only with allow_partial)."""
+        root = instance._live.sbx.tmp_root()
+        dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            free = _free_bytes(dir_fd)
+            if self.size > free and not self.allow_partial:
+                raise self._too_big(instance, free)
+            fd, name = _create_fill_file(dir_fd)
+            written, full = 0, False
+            try:
+                chunk = bytes(min(_FILL_CHUNK, self.size))
+                while written < self.size:
+                    try:
+                        written += os.write(fd, chunk[:self.size - written])
+                    except OSError as e:
+                        if e.errno != errno.ENOSPC:
+                            raise
+                        if not self.allow_partial:
+                            os.unlink(name, dir_fd=dir_fd)
+                            raise self._too_big(instance, free) from None
+                        full = True
+                        break
+            finally:
+                os.close(fd)
+            return written, full
+        finally:
+            os.close(dir_fd)
+
+    def _too_big(self, instance: Instance, free: int) -> ScenarioError:
+        return self.setting("bytes").error(
+            f"[Errno 28] No space left on device: {_size_text(self.size)} do not fit in /tmp of instance "
+            f"{instance.id}, which has {_size_text(free)} free; use a smaller size, or allow_partial: true to fill "
+            "it up")
+
+
+def _free_bytes(dir_fd: int) -> int:
+    st = os.statvfs(dir_fd)
+    return st.f_bavail * st.f_frsize
+
+
+def _create_fill_file(dir_fd: int) -> tuple[int, str]:
+    """A new file ``.lambdasim-fill-N`` (the first free N) in the directory; never follows a link."""
+    n = 0
+    while True:
+        name = f"{_FILL_PREFIX}{n}"
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                         dir_fd=dir_fd)
+        except FileExistsError:
+            n += 1
+            continue
+        return fd, name
+
+
+SERVICE_NAMES = ("aws", "redis", "memcached")
+SERVICE_ACTIONS = ("stop", "start", "restart", "flush", "pause", "resume", "latency", "cut", "heal")
+
+
+@step("service")
+@dataclass(frozen=True)
+class ServiceFault(Step):
+    """``service: {name: redis, action: stop | start | restart | flush | pause | resume | latency | cut | heal,
+    seconds}``: ``sim.services[name].<action>()`` (``set_latency(seconds)`` for latency)."""
+
+    name: str = ""
+    action: str = ""
+    seconds: float | None = None
+
+    @classmethod
+    def from_yaml(cls, node: Node) -> ServiceFault:
+        f = node.fields(("name", "action", "seconds"), required=("name", "action"))
+        name = _one_of(f["name"], SERVICE_NAMES, "a service")
+        action = _one_of(f["action"], SERVICE_ACTIONS, "an action")
+        seconds: float | None = None
+        if action == "latency":
+            if "seconds" not in f:
+                raise node.error("missing key 'seconds'; latency needs the delay each way, e.g. seconds: 0.2 "
+                                 "(0 turns it off)")
+            seconds = f["seconds"].as_number("use a number of seconds >= 0")
+            if seconds < 0:
+                raise f["seconds"].error(f"{_show(f['seconds'].value)} is too small; use a number of seconds >= 0")
+        elif "seconds" in f:
+            raise f["seconds"].error(f"seconds is the delay of action: latency; {action} takes none")
+        return cls(name=name, action=action, seconds=seconds, at=node)
+
+    def check(self, scope: Scope) -> None:
+        scope.service(self, self.name, "name", f"service: {{action: {self.action}}}")
+
+    def run(self, ctx: RunContext) -> str:
+        service = ctx.sim.services[self.name]
+        try:
+            if self.action == "latency":
+                assert self.seconds is not None
+                service.set_latency(self.seconds)
+            else:
+                getattr(service, self.action)()
+        except ServiceError as e:
+            raise self.setting("action").error(str(e)) from e
+        if self.action == "latency":
+            return f"{self.name}: latency {self.seconds:g} s each way" if self.seconds else f"{self.name}: latency off"
+        return f"{self.name}: {self.action}"
+
+
+def _one_of(node: Node, names: Sequence[str], what: str) -> str:
+    value = node.as_str(f"use one of {_choices(names)}")
+    if value not in names:
+        raise node.error(f"{value!r} is not {what}{_did_you_mean(value, names)}; use one of {_choices(names)}")
+    return value
 
 
 # -- expectations ---------------------------------------------------------------------------
@@ -886,46 +1289,414 @@ INVOCATION_CHECKS: dict[str, Callable[[Node], InvocationCheck]] = {
     "status_code": lambda n: StatusCode(n.as_whole(100, 599)),
     "logs_contain": lambda n: LogsContain(n.as_str("use the text the logs must contain")),
 }
-FUNCTION_CHECKS: dict[str, Callable[[Node], int]] = {
-    "instances": lambda n: n.as_whole(0),
+class StateCheck:
+    """One check of an expect on what a function or a service holds (not on one invocation).
+
+    ``of_function``: it checks a function, named with ``function:``; ``needs_function``: the only
+    deployed function is meant when none is named (else, with ``of_function``, every function);
+    ``service``: the service it reads, which the scenario must start. ``verify`` returns why the
+    check fails, or None.
+    """
+
+    key: ClassVar[str]
+    of_function: ClassVar[bool] = False
+    needs_function: ClassVar[bool] = False
+    service: ClassVar[str | None] = None
+
+    @classmethod
+    def from_node(cls, node: Node) -> StateCheck:
+        raise NotImplementedError
+
+    def verify(self, ctx: RunContext, function: str | None) -> str | None:
+        raise NotImplementedError
+
+
+def _text(data: bytes | str) -> str:
+    """Stored text (a file, an object, a value) as a message shows it."""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    shown = json.dumps(text[:_SHOW_CHARS], ensure_ascii=False)
+    return shown + ("…" if len(text) > _SHOW_CHARS else "") + f" ({len(data)} bytes)"
+
+
+def _listed(names: Sequence[str], limit: int = 10) -> str:
+    if not names:
+        return "nothing"
+    more = f", … ({len(names)} in all)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+@dataclass(frozen=True)
+class InstancesCount(StateCheck):
+    """``instances: N``: the function's live instances."""
+
+    key = "instances"
+    of_function = True
+    needs_function = True
+    expected: int
+
+    @classmethod
+    def from_node(cls, node: Node) -> InstancesCount:
+        return cls(node.as_whole(0))
+
+    def verify(self, ctx: RunContext, function: str | None) -> str | None:
+        fn = ctx.function(function)
+        instances = fn.instances
+        if len(instances) == self.expected:
+            return None
+        listed = ", ".join(f"{i.id} {i.state}" for i in instances) or "none"
+        return f"function {fn.name!r} instances: expected {self.expected}, got {len(instances)} ({listed})"
+
+
+@dataclass(frozen=True)
+class ColdStartCount(StateCheck):
+    """``cold_starts: N``: the invocations of the scenario so far that were cold starts (of ``function``
+    when it is named, else of every function)."""
+
+    key = "cold_starts"
+    of_function = True
+    expected: int
+
+    @classmethod
+    def from_node(cls, node: Node) -> ColdStartCount:
+        return cls(node.as_whole(0))
+
+    def verify(self, ctx: RunContext, function: str | None) -> str | None:
+        invocations = [inv for inv in ctx.history if function is None or inv.function == function]
+        cold = [inv for inv in invocations if inv.cold_start]
+        if len(cold) == self.expected:
+            return None
+        label = f"function {function!r} cold_starts" if function is not None else "cold_starts (every function)"
+        where = f": on {_listed([str(inv.instance_id) for inv in cold])}" if cold else ""
+        return (f"{label}: expected {self.expected}, got {len(cold)} (of {len(invocations)} invocation(s) so far"
+                f"{where})")
+
+
+def _tmp_path(node: Node) -> str:
+    text = node.as_str("use a path in /tmp, such as cache/rates.json or /tmp/cache/rates.json")
+    relative = text.removeprefix("/tmp/") if text.startswith("/tmp/") else text
+    parts = relative.split("/")
+    if relative.startswith("/") or ".." in parts or not relative.strip("/"):
+        raise node.error(f"{text!r} is not a path in /tmp; use e.g. cache/rates.json or /tmp/cache/rates.json")
+    return relative.strip("/")
+
+
+def _must_exist(f: Fields, text_key: str) -> bool:
+    exists = f.get("exists", Node.as_bool, True)
+    if not exists and text_key in f:
+        raise f[text_key].error(f"{text_key} checks the contents, but exists: false says there is none; "
+                                "remove one of them")
+    return exists
+
+
+@dataclass(frozen=True)
+class TmpFile(StateCheck):
+    """``tmp_file: {instance, path, exists, contains}``: a file in the /tmp of a live instance (0: the oldest)."""
+
+    key = "tmp_file"
+    of_function = True
+    needs_function = True
+    path: str
+    instance: int = 0
+    exists: bool = True
+    contains: str | None = None
+
+    @classmethod
+    def from_node(cls, node: Node) -> TmpFile:
+        f = node.fields(("instance", "path", "exists", "contains"), required=("path",))
+        exists = _must_exist(f, "contains")
+        return cls(path=_tmp_path(f["path"]),
+                   instance=f.get("instance", lambda n: n.as_whole(0, hint="use the index of a live instance "
+                                                                          "(0 is the oldest)"), 0),
+                   exists=exists, contains=f.optional("contains", lambda n: n.as_str("use the text to find")))
+
+    def verify(self, ctx: RunContext, function: str | None) -> str | None:
+        fn = ctx.function(function)
+        instances = fn.instances
+        label = f"tmp_file /tmp/{self.path} of function {fn.name!r} instance {self.instance}"
+        if self.instance >= len(instances):
+            listed = ", ".join(f"{i}: {inst.id}" for i, inst in enumerate(instances)) or "none"
+            return f"{label}: there is no such instance (live instances: {listed})"
+        inst = instances[self.instance]
+        label += f" ({inst.id})"
+        tmp = inst.tmp
+        found = tmp.exists(self.path)
+        if found and not self.exists:
+            return f"{label}: expected it not to exist, but it does"
+        if not found:
+            if not self.exists:
+                return None
+            parent = self.path.rsplit("/", 1)[0] if "/" in self.path else ""
+            try:
+                listing = f"{'/tmp/' + parent if parent else '/tmp'} holds {_listed(tmp.listdir(parent))}"
+            except OSError:
+                listing = f"/tmp/{parent} does not exist either"
+            return f"{label}: expected it to exist, but it does not ({listing})"
+        if self.contains is None:
+            return None
+        try:
+            data = tmp.read_bytes(self.path)
+        except OSError as e:
+            return f"{label}: expected a file containing {json.dumps(self.contains)}, but cannot read it ({e})"
+        if self.contains in data.decode("utf-8", "replace"):
+            return None
+        return f"{label}: expected it to contain {json.dumps(self.contains)}, got {_text(data)}"
+
+
+def _aws_error(e: Exception) -> str:
+    response = getattr(e, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        return str(error.get("Code", "")) or str(e)
+    return ""
+
+
+@dataclass(frozen=True)
+class S3Object(StateCheck):
+    """``s3_object: {bucket, key, exists, body_contains}``: an object in the simulator's S3."""
+
+    key = "s3_object"
+    service = "aws"
+    bucket: str
+    object_key: str
+    exists: bool = True
+    body_contains: str | None = None
+
+    @classmethod
+    def from_node(cls, node: Node) -> S3Object:
+        f = node.fields(("bucket", "key", "exists", "body_contains"), required=("bucket", "key"))
+        exists = _must_exist(f, "body_contains")
+        return cls(bucket=f["bucket"].as_str("use a bucket name"), object_key=f["key"].as_str("use an object key"),
+                   exists=exists,
+                   body_contains=f.optional("body_contains", lambda n: n.as_str("use the text to find")))
+
+    def verify(self, ctx: RunContext, function: str | None) -> str | None:
+        label = f"s3_object s3://{self.bucket}/{self.object_key}"
+        s3 = ctx.aws_client("s3")
+        try:
+            body: bytes | None = s3.get_object(Bucket=self.bucket, Key=self.object_key)["Body"].read()
+        except ctx.aws_errors() as e:
+            code = _aws_error(e)
+            if code == "NoSuchBucket":
+                return f"{label}: {_no_bucket(s3, self.bucket)}"
+            if code not in ("NoSuchKey", "404"):
+                return f"{label}: cannot read it: {type(e).__name__}: {e}"
+            body = None
+        if body is not None and not self.exists:
+            return f"{label}: expected it not to exist, but it does ({len(body)} bytes)"
+        if body is None:
+            if not self.exists:
+                return None
+            keys = _s3_keys(s3, self.bucket, "")
+            return f"{label}: expected it to exist, but it does not (the bucket holds {len(keys)} object(s): " \
+                   f"{_listed(keys, 5)})"
+        if self.body_contains is None or self.body_contains in body.decode("utf-8", "replace"):
+            return None
+        return f"{label}: expected its body to contain {json.dumps(self.body_contains)}, got {_text(body)}"
+
+
+def _s3_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(item["Key"] for item in page.get("Contents", []))
+    return keys
+
+
+def _no_bucket(s3: Any, bucket: str) -> str:
+    names = [b["Name"] for b in s3.list_buckets().get("Buckets", [])]
+    return f"the bucket {bucket!r} does not exist{_did_you_mean(bucket, names)}; buckets: {_listed(names)}"
+
+
+@dataclass(frozen=True)
+class S3Count(StateCheck):
+    """``s3_count: {bucket, prefix, count}``: how many objects of the bucket have keys that start with ``prefix``."""
+
+    key = "s3_count"
+    service = "aws"
+    bucket: str
+    count: int
+    prefix: str = ""
+
+    @classmethod
+    def from_node(cls, node: Node) -> S3Count:
+        f = node.fields(("bucket", "prefix", "count"), required=("bucket", "count"))
+        prefix = f.get("prefix", lambda n: n.value if n.value == "" else n.as_str("use the start of the keys"), "")
+        return cls(bucket=f["bucket"].as_str("use a bucket name"), prefix=prefix, count=f["count"].as_whole(0))
+
+    def verify(self, ctx: RunContext, function: str | None) -> str | None:
+        label = f"s3_count s3://{self.bucket}/{self.prefix}*"
+        s3 = ctx.aws_client("s3")
+        try:
+            keys = _s3_keys(s3, self.bucket, self.prefix)
+        except ctx.aws_errors() as e:
+            if _aws_error(e) == "NoSuchBucket":
+                return f"{label}: {_no_bucket(s3, self.bucket)}"
+            return f"{label}: cannot list it: {type(e).__name__}: {e}"
+        if len(keys) == self.count:
+            return None
+        return f"{label}: expected {self.count} object(s), got {len(keys)}" + (f" ({_listed(keys, 5)})" if keys else "")
+
+
+@dataclass(frozen=True)
+class RedisKey(StateCheck):
+    """``redis_key: {key, exists, value}``: a key in the simulator's Redis, and its string value."""
+
+    key = "redis_key"
+    service = "redis"
+    name: str
+    exists: bool = True
+    value: str | None = None
+
+    @classmethod
+    def from_node(cls, node: Node) -> RedisKey:
+        f = node.fields(("key", "exists", "value"), required=("key",))
+        exists = _must_exist(f, "value")
+        return cls(name=f["key"].as_str("use a Redis key"), exists=exists,
+                   value=f.optional("value", lambda n: n.value if n.value == "" else n.as_str("use the whole value, "
+                                                                                              "as a string")))
+
+    def verify(self, ctx: RunContext, function: str | None) -> str | None:
+        label = f"redis_key {self.name!r}"
+        client = ctx.redis_client()
+        import redis
+
+        try:
+            kind = client.type(self.name).decode()
+            value: bytes | None = client.get(self.name) if kind == "string" else None
+        except redis.RedisError as e:
+            return f"{label}: cannot read it from Redis: {type(e).__name__}: {e}"
+        if kind == "none":
+            return f"{label}: expected it to exist, but it does not" if self.exists else None
+        if not self.exists:
+            shown = f": {_text(value)}" if value is not None else f" (a {kind})"
+            return f"{label}: expected it not to exist, but it does{shown}"
+        if self.value is None:
+            return None
+        if value is None:
+            return f"{label}: expected the value {json.dumps(self.value)}, but the key holds a {kind}, not a string"
+        if value.decode("utf-8", "replace") == self.value:
+            return None
+        return f"{label}: expected the value {json.dumps(self.value)}, got {_text(value)}"
+
+
+_DYNAMODB_TYPES = ("S", "N", "B")
+_DYNAMODB_HINT = "use DynamoDB's JSON for the key attributes, e.g. {id: {S: \"1\"}} or {pk: {S: a}, sk: {N: \"2\"}}"
+
+
+def _dynamodb_key(node: Node) -> dict[str, dict[str, str]]:
+    value = node._check_mapping(_DYNAMODB_HINT)
+    if not value:
+        raise node.error(f"the key is empty; {_DYNAMODB_HINT}")
+    key: dict[str, dict[str, str]] = {}
+    for name in value:
+        attribute = node.child(name)
+        typed = attribute._check_mapping(_DYNAMODB_HINT)
+        if len(typed) != 1 or next(iter(typed)) not in _DYNAMODB_TYPES:
+            raise attribute.error(f"{_show(typed)} is not a typed key value; give one of "
+                                  f"{_choices(_DYNAMODB_TYPES)}: {_DYNAMODB_HINT}")
+        (kind,) = typed
+        item = attribute.child(kind)
+        if kind == "N" and isinstance(item.value, (int, float)) and not isinstance(item.value, bool):
+            key[name] = {kind: str(item.value)}
+        else:
+            key[name] = {kind: item.as_str(_DYNAMODB_HINT)}
+    return key
+
+
+@dataclass(frozen=True)
+class DynamoDBItem(StateCheck):
+    """``dynamodb_item: {table, key, exists}``: an item in the simulator's DynamoDB, read consistently."""
+
+    key = "dynamodb_item"
+    service = "aws"
+    table: str
+    item_key: Mapping[str, Mapping[str, str]]
+    exists: bool = True
+
+    @classmethod
+    def from_node(cls, node: Node) -> DynamoDBItem:
+        f = node.fields(("table", "key", "exists"), required=("table", "key"))
+        return cls(table=f["table"].as_str("use a table name"), item_key=_dynamodb_key(f["key"]),
+                   exists=f.get("exists", Node.as_bool, True))
+
+    def verify(self, ctx: RunContext, function: str | None) -> str | None:
+        label = f"dynamodb_item {json.dumps(dict(self.item_key))} in table {self.table!r}"
+        dynamodb = ctx.aws_client("dynamodb")
+        try:
+            item = dynamodb.get_item(TableName=self.table, Key=dict(self.item_key), ConsistentRead=True).get("Item")
+        except ctx.aws_errors() as e:
+            if _aws_error(e) == "ResourceNotFoundException":
+                tables = dynamodb.list_tables().get("TableNames", [])
+                return (f"{label}: the table {self.table!r} does not exist{_did_you_mean(self.table, tables)}; "
+                        f"tables: {_listed(tables)}")
+            return f"{label}: cannot read it: {type(e).__name__}: {e}"
+        if item is None:
+            return f"{label}: expected it to exist, but it does not" if self.exists else None
+        if not self.exists:
+            return f"{label}: expected it not to exist, but it does: {_json(item)}"
+        return None
+
+
+STATE_CHECKS: dict[str, type[StateCheck]] = {
+    check.key: check for check in (InstancesCount, ColdStartCount, TmpFile, S3Object, S3Count, RedisKey,
+                                   DynamoDBItem)
 }
+
+
+def _what_it_checks(check: type[StateCheck]) -> str:
+    return "a function" if check.of_function else f"the {check.service} service"
 
 
 @step("expect")
 @dataclass(frozen=True)
 class Expect(Step):
     """``expect: {invocation, payload | payload_contains | error | cold_start | status_code | logs_contain}``
-    (the last invocation when ``invocation`` is omitted), or ``expect: {function, instances}``."""
+    (the last invocation when ``invocation`` is omitted), or ``expect: {function, instances | cold_starts |
+    tmp_file | s3_object | s3_count | redis_key | dynamodb_item}``: what a function and the services hold."""
 
     invocation: str | None = None
     function: str | None = None
     checks: tuple[InvocationCheck, ...] = ()
     instances: int | None = None
+    state: tuple[StateCheck, ...] = ()
 
     @classmethod
     def from_yaml(cls, node: Node) -> Expect:
-        allowed = ("invocation", "function", *INVOCATION_CHECKS, *FUNCTION_CHECKS)
+        allowed = ("invocation", "function", *INVOCATION_CHECKS, *STATE_CHECKS)
         f = node.fields(allowed)
         inv_keys = [k for k in INVOCATION_CHECKS if k in f]
-        fn_keys = [k for k in FUNCTION_CHECKS if k in f]
-        if not inv_keys and not fn_keys:
-            raise node.error(f"nothing to check; use one or more of {_choices([*INVOCATION_CHECKS, *FUNCTION_CHECKS])}")
-        if inv_keys and fn_keys:
-            raise node.error(f"{inv_keys[0]} checks an invocation and {fn_keys[0]} a function; split them into "
-                             "two expects")
-        if fn_keys and "invocation" in f:
-            raise f["invocation"].error(f"{fn_keys[0]} checks a function; name it with function:, not invocation:")
+        state_keys = [k for k in STATE_CHECKS if k in f]
+        if not inv_keys and not state_keys:
+            raise node.error(f"nothing to check; use one or more of {_choices([*INVOCATION_CHECKS, *STATE_CHECKS])}")
+        if inv_keys and state_keys:
+            raise node.error(f"{inv_keys[0]} checks an invocation and {state_keys[0]} "
+                             f"{_what_it_checks(STATE_CHECKS[state_keys[0]])}; split them into two expects")
+        if state_keys and "invocation" in f:
+            first = STATE_CHECKS[state_keys[0]]
+            if first.of_function:
+                raise f["invocation"].error(f"{first.key} checks a function; name it with function:, not invocation:")
+            raise f["invocation"].error(f"{first.key} checks {_what_it_checks(first)}, not an invocation; leave "
+                                        "invocation: out")
         if inv_keys and "function" in f:
             raise f["function"].error(f"{inv_keys[0]} checks an invocation; name it with invocation: (the "
                                       "`as` of its invoke step), or leave it out for the last invocation")
+        if "function" in f and not any(STATE_CHECKS[k].of_function for k in state_keys):
+            first = STATE_CHECKS[state_keys[0]]
+            raise f["function"].error(f"{first.key} checks {_what_it_checks(first)}, not a function; leave "
+                                      "function: out")
+        state = tuple(STATE_CHECKS[k].from_node(f[k]) for k in state_keys)
+        instances = next((c.expected for c in state if isinstance(c, InstancesCount)), None)
         return cls(invocation=f.optional("invocation", _invocation_name),
                    function=f.optional("function", _function_name),
                    checks=tuple(INVOCATION_CHECKS[k](f[k]) for k in inv_keys),
-                   instances=f.optional("instances", FUNCTION_CHECKS["instances"]), at=node)
+                   instances=instances, state=state, at=node)
 
     def check(self, scope: Scope) -> None:
-        if not self.checks:
-            scope.function(self, self.function)
+        if self.state:
+            if self.function is not None or any(c.needs_function for c in self.state):
+                scope.function(self, self.function)
+            for c in self.state:
+                if c.service is not None:
+                    scope.service(self, c.service, c.key, c.key)
         elif self.invocation is not None:
             if self.invocation not in scope.invocations:
                 named = _choices(scope.invocations) if scope.invocations else "none is named yet"
@@ -936,8 +1707,8 @@ class Expect(Step):
             raise self.at.error("there is no invocation to check yet; add an invoke step before this one")
 
     def run(self, ctx: RunContext) -> str:
-        if not self.checks:
-            return self._check_instances(ctx)
+        if self.state:
+            return self._check_state(ctx)
         inv, label = ctx.invocation(self.invocation)
         failures = [reason for check in self.checks if (reason := check.verify(inv)) is not None]
         if not failures:
@@ -950,14 +1721,18 @@ class Expect(Step):
             details += f"\n  its logs (last {len(tail)} lines):" + "".join(f"\n    {line}" for line in tail)
         ctx.fail(f"{label} {'; '.join(failures)}{details}")
 
-    def _check_instances(self, ctx: RunContext) -> str:
-        fn = ctx.function(self.function)
-        instances = fn.instances
-        label = f"function {fn.name!r} instances"
-        if len(instances) != self.instances:
-            listed = ", ".join(f"{i.id} {i.state}" for i in instances) or "none"
-            ctx.fail(f"{label}: expected {self.instances}, got {len(instances)} ({listed})")
-        return f"{label}: {len(instances)} as expected"
+    def _check_state(self, ctx: RunContext) -> str:
+        function = self.function
+        if function is None and any(c.needs_function for c in self.state):
+            function = ctx.function(None).name  # the only one
+        # Checks that need no function (cold_starts) see only the one named in the file.
+        failures = [reason for c in self.state
+                    if (reason := c.verify(ctx, function if c.needs_function else self.function)) is not None]
+        if failures:
+            ctx.fail("; ".join(failures))
+        if [c.key for c in self.state] == ["instances"]:
+            return f"function {function!r} instances: {self.instances} as expected"
+        return f"{', '.join(c.key for c in self.state)} as expected"
 
 
 # -- the scenario ---------------------------------------------------------------------------
@@ -999,6 +1774,8 @@ class RunContext:
         self.named: dict[str, list[Invocation]] = {}  # `as` name -> every invocation of that step
         self.last: list[Invocation] = []  # the invocations of the latest invoke step
         self.last_step_index = -1
+        self.history: list[Invocation] = []  # every invocation of the scenario so far, in order
+        self._clients: dict[str, Any] = {}
 
     def function(self, name: str | None) -> Function:
         if name is None:
@@ -1008,6 +1785,7 @@ class RunContext:
         return self.sim.functions[name]
 
     def record(self, invocations: Sequence[Invocation], name: str | None) -> None:
+        self.history.extend(invocations)
         self.last = list(invocations)
         self.last_step_index = self.step_index
         if name is not None:
@@ -1023,6 +1801,39 @@ class RunContext:
 
     def fail(self, reason: str) -> NoReturn:
         raise ExpectationFailed(reason)
+
+    def aws_client(self, service_name: str) -> Any:
+        """A test-side boto3 client of the simulator's AWS (made once per scenario run)."""
+        key = f"aws:{service_name}"
+        if key not in self._clients:
+            from botocore.config import Config
+
+            config = Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 1})
+            self._clients[key] = self.sim.boto3_client(service_name, config=config)
+        return self._clients[key]
+
+    @staticmethod
+    def aws_errors() -> tuple[type[Exception], ...]:
+        """What a boto3 call raises when AWS says no or does not answer."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        return (ClientError, BotoCoreError)
+
+    def redis_client(self) -> Any:
+        """A test-side redis-py client of the simulator's Redis, without retries (made once per scenario run)."""
+        if "redis" not in self._clients:
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            self._clients["redis"] = self.sim.redis_client(socket_timeout=5, socket_connect_timeout=5,
+                                                           retry=Retry(NoBackoff(), 0))
+        return self._clients["redis"]
+
+    def close(self) -> None:
+        """Close the test-side clients."""
+        clients, self._clients = self._clients, {}
+        for client in clients.values():
+            client.close()
 
 
 @dataclass(frozen=True)
@@ -1067,6 +1878,12 @@ class Scenario:
 
     def _run_steps(self, sim: Simulator, result: ScenarioResult) -> None:
         ctx = RunContext(self, sim)
+        try:
+            self._run_each(ctx, result)
+        finally:
+            ctx.close()
+
+    def _run_each(self, ctx: RunContext, result: ScenarioResult) -> None:
         for index, current in enumerate(self.steps):
             ctx.step_index = index
             began = time.perf_counter()
@@ -1141,6 +1958,13 @@ def _services(node: Node) -> Any:
     return services
 
 
+def _service_names(services: Any) -> list[str]:
+    """The names in a valid ``services`` setting: a list of names, or a mapping of name to settings."""
+    if services is None:
+        return []
+    return [str(name) for name in services]
+
+
 def _step(item: Node) -> Step:
     value = item.value
     hint = f"write a step as '- name: {{settings}}' with name one of {_choices(sorted(STEPS))}"
@@ -1192,6 +2016,7 @@ def load_scenario(path: str | os.PathLike[str], *, display: str | None = None) -
         raise f["steps"].error("there are no steps; add at least one")
     steps = tuple(_step(item) for item in items)
     scope = Scope()
+    scope.services = frozenset(_service_names(settings.get("services")))
     for index, s in enumerate(steps):
         scope.step_index = index
         s.check(scope)

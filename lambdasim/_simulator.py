@@ -202,6 +202,11 @@ class _Live:
         self.rt: Channel | None = None
         self.logfd = -1
         self.pending_init_logs = ""
+        # track_tmp_access: /tmp path -> (request id of its last writer, written by Init); kept here,
+        # not in the runtime, so that it outlives resets; and the current invocation's reads of
+        # files another invocation wrote.
+        self.tmp_writers: dict[str, tuple[str, bool]] | None = {} if spec.get("track_tmp_access") else None
+        self.tmp_reads_from: list[dict[str, Any]] = []
 
     def take_logs(self) -> str:
         fd = self.logfd
@@ -377,11 +382,14 @@ class Simulator:
             others start on first use of ``sim.services[kind]`` or a client method.
         track_tmp: record each instance's /tmp usage after every invocation in the trace
             (``tmp_bytes``); costs a statvfs call per invocation.
+        track_tmp_access: record which /tmp files each invocation reads that another invocation
+            of the same instance wrote last: ``tmp_reads_from`` (``[{"path", "writer"}]``, the
+            writer's request id) in the trace's invoke events. Costs an audit hook in the instances.
     """
 
     def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int = 0,
                  region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None,
-                 track_tmp: bool = False) -> None:
+                 track_tmp: bool = False, track_tmp_access: bool = False) -> None:
         self._policy = routing_policy(routing)
         self._rng = random.Random(seed)
         self._ids = random.Random(seed ^ 0x5EED)
@@ -397,6 +405,7 @@ class Simulator:
         self._owns_services = not isinstance(services, Services)
         self.services = services if isinstance(services, Services) else Services(parse_services(services))
         self.track_tmp = track_tmp
+        self.track_tmp_access = track_tmp_access
         self._coverage = _CoverageSink()
         self._sandbox: Sandbox = create_sandbox(sandbox)
         try:
@@ -531,6 +540,11 @@ class Simulator:
         assert service.endpoint is not None
         return Client((service.endpoint.host, service.endpoint.port), **kwargs)
 
+    def record_service_event(self, service: str, action: str, **detail: Any) -> None:
+        """Add a ``service`` event (say ``"redis"``, ``"cut"``) to the trace, for reports to mark."""
+        with self._lock:
+            self._event("service", "", service=service, action=action, **detail)
+
     # -- internals ---------------------------------------------------------------------
 
     def _check_open(self) -> None:
@@ -563,12 +577,15 @@ class Simulator:
             "AWS_SESSION_TOKEN": "lambdasim-session-token", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
             "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
         }
-        return {
+        spec = {
             "coverage": self._coverage.settings,
             "handler": config.handler, "code_dir": config.code_dir, "layers": list(config.layers),
             "tmp_mb": config.ephemeral_storage_mb, "memory_mb": config.memory_mb, "env": env, "cwd": "/var/task",
             "sys_path_prefix": ["/var/task", f"/opt/python/lib/python{_PY}/site-packages", "/opt/python"],
         }
+        if self.track_tmp_access:
+            spec["track_tmp_access"] = True
+        return spec
 
     def _mark_dead(self, lives: Sequence[_Live]) -> None:
         for live in lives:
@@ -682,14 +699,18 @@ class Simulator:
                 self._inflight -= 1
         if inv.cold_start:
             self._sandbox.refill()
-        detail: dict[str, Any] = {"cold_start": inv.cold_start, "duration_ms": inv.duration_ms,
-                                  "error": inv.error["errorType"] if inv.error else None}
+        detail: dict[str, Any] = {"cold_start": inv.cold_start, "duration_ms": inv.duration_ms, "error": None}
+        if inv.error:
+            detail["error"] = inv.error["errorType"]
+            detail["error_detail"] = _error_detail(inv)
         erofs = _read_only_paths(inv)
         if erofs:
             detail["erofs"] = erofs
         if self.track_tmp and record.state is not InstanceState.DEAD:
             with contextlib.suppress(OSError, InstanceGone):
                 detail["tmp_bytes"] = Instance(fn, live).tmp.usage_bytes()
+        if live.tmp_writers is not None:  # track_tmp_access
+            detail["tmp_reads_from"], live.tmp_reads_from = live.tmp_reads_from, []
         with self._lock:
             destroy = fn._model.release(record, self.clock.now(), self._policy)
             self._event("invoke", fn.name, record.id, record.version, request_id, **detail)
@@ -774,6 +795,8 @@ class Simulator:
                 return timed_out(config.timeout_s)
             except ChannelClosed:
                 return exited(0.0)
+            if live.tmp_writers is not None:  # track_tmp_access: Init's /tmp accesses come last
+                msg = _note_tmp_access(live, request_id, msg, init=True)
             _, init_error, init_ms, max_kb, measured = msg
             self._coverage.add(live.config, measured)
             init_logs = (f"INIT_START Runtime Version: python:{_PY}.lambdasim\t"
@@ -810,6 +833,8 @@ class Simulator:
         if reply[0] == "fatal":
             _, _kind, duration, max_kb = reply
             return out_of_memory(duration)
+        if live.tmp_writers is not None:  # track_tmp_access: the invocation's /tmp accesses come last
+            reply = _note_tmp_access(live, request_id, reply, init=False)
         _, payload, error, duration, max_kb, measured = reply
         self._coverage.add(config, measured)
         body = live.take_logs()
@@ -895,6 +920,44 @@ def _read_only_paths(inv: Invocation) -> list[str]:
     if "Read-only file system" in inv._body_logs or "Read-only file system" in inv._init_logs:
         found += _EROFS.findall(inv._init_logs + inv._body_logs)
     return list(dict.fromkeys(found))
+
+
+# -- trace details: errors, /tmp provenance ------------------------------------------------
+
+_ERROR_LOG_LINES = 50
+_ERROR_LOG_CHARS = 16384
+
+
+def _error_detail(inv: Invocation) -> dict[str, Any]:
+    """A failed invocation's error and the last lines of its logs, for the trace (and its HTML report)."""
+    error = inv.error or {}
+    logs = "\n".join(inv.logs.splitlines()[-_ERROR_LOG_LINES:])
+    if len(logs) > _ERROR_LOG_CHARS:
+        logs = "\u2026" + logs[-_ERROR_LOG_CHARS:]
+    return {"errorType": error.get("errorType"), "errorMessage": error.get("errorMessage"), "logs": logs}
+
+
+def _note_tmp_access(live: _Live, request_id: str, msg: tuple[Any, ...], init: bool) -> tuple[Any, ...]:
+    """Take the runtime's /tmp accesses off the end of an "init" or "result" message (see
+    _runtime.TmpAccess): note reads of files another invocation wrote last, then the writes."""
+    writers = live.tmp_writers
+    assert writers is not None
+    reads, changes = msg[-1]
+    for path in reads:
+        last = writers.get(path)
+        # What Init wrote, every new instance (and every reset) writes again: not a dependency.
+        if last is not None and last[0] != request_id and not last[1]:
+            read = {"path": path, "writer": last[0]}
+            if init:
+                read["during"] = "init"
+            live.tmp_reads_from.append(read)
+    for path, written in changes.items():
+        if written:
+            writers[path] = (request_id, init)
+        else:
+            for gone in [p for p in writers if p == path or p.startswith(path + "/")]:
+                del writers[gone]
+    return msg[:-1]
 
 
 def _trace_id(rng: random.Random) -> str:

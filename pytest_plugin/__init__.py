@@ -8,9 +8,9 @@ until a test asks for a simulator, so having the plugin installed costs nothing.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import os
+import re
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,12 +45,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(ini: lambda_sim_services; others start on first use)")
     group.addoption("--lambda-sim-report", dest="lambda_sim_report", metavar="PATH",
                     help="write the full trace of every test's simulator as JSON (ini: lambda_sim_report)")
+    group.addoption("--lambda-sim-detect", action="store_true", default=None, dest="lambda_sim_detect",
+                    help="run every lambda_sim test twice, with warm and with fresh routing, and list the tests "
+                         "that pass only warm (implies --lambda-sim; ini: lambda_sim_detect)")
     parser.addini("lambda_sim", "switch lambdasim on, like --lambda-sim", type="bool", default=False)
     parser.addini("lambda_sim_sandbox", "sandbox for instances", default="auto")
     parser.addini("lambda_sim_routing", "routing policy: warm, fresh or random", default="warm")
     parser.addini("lambda_sim_seed", "seed for random routing and ids", default="0")
     parser.addini("lambda_sim_services", "services to start once per session, e.g. aws,redis=binary", default="")
     parser.addini("lambda_sim_report", "path of the JSON trace report", default="")
+    parser.addini("lambda_sim_detect", "run lambda_sim tests warm and fresh, like --lambda-sim-detect", type="bool",
+                  default=False)
     parser.addini("lambda_sim_scenarios", "glob(s) of YAML scenarios collected as tests", type="linelist",
                   default=["scenarios/*.yaml"])
 
@@ -68,7 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def enabled(config: pytest.Config) -> bool:
     flag = config.getoption("lambda_sim")
-    return bool(flag) if flag is not None else bool(config.getini("lambda_sim"))
+    return bool(flag) if flag is not None else bool(config.getini("lambda_sim")) or detect_enabled(config)
 
 
 def _setting(config: pytest.Config, name: str) -> str:
@@ -124,7 +129,8 @@ def lambda_sim_services(request: pytest.FixtureRequest) -> Iterator[Services]:
 
 
 @pytest.fixture
-def lambda_sim(request: pytest.FixtureRequest, lambda_sim_services: Services) -> Iterator[Simulator]:
+def lambda_sim(request: pytest.FixtureRequest, lambda_sim_services: Services,
+               _lambda_sim_routing: str | None) -> Iterator[Simulator]:
     """A :class:`lambdasim.Simulator` for this test: its instances, /tmp and clock are new."""
     if not enabled(request.config):
         pytest.skip(SKIP_REASON)
@@ -145,13 +151,16 @@ def lambda_sim(request: pytest.FixtureRequest, lambda_sim_services: Services) ->
             f"{', '.join(sorted(SIM_KEYS | DEPLOY_KEYS))}")
     wanted_services = overrides.pop("services", None)
     settings.update({k: v for k, v in overrides.items() if k in SIM_KEYS})
+    if _lambda_sim_routing is not None:  # --lambda-sim-detect: this is the test's warm or its fresh run
+        settings["routing"] = _lambda_sim_routing
     # Data must not leak from one test to the next: empty what earlier tests left.
     for service in lambda_sim_services.values():
         if service.running:
             service.flush()
     for kind in parse_services_option(",".join(wanted_services or []), "lambda_sim marker services"):
         lambda_sim_services[kind]  # started on first use, then shared
-    sim = Simulator(services=lambda_sim_services, track_tmp=True, **settings)
+    sim = Simulator(services=lambda_sim_services, track_tmp=True, track_tmp_access=_lambda_sim_routing is not None,
+                    **settings)
     sim.deploy_defaults = {k: v for k, v in overrides.items() if k in DEPLOY_KEYS}  # type: ignore[attr-defined]
     try:
         yield sim
@@ -182,9 +191,19 @@ class SessionStats:
 
     def __init__(self) -> None:
         self.tests: dict[str, dict[str, Any]] = {}
+        # --lambda-sim-detect: test (without its routing) -> routing -> {"nodeid", "outcome"}
+        self.detect: dict[str, dict[str, dict[str, str]]] = {}
 
     def add(self, nodeid: str, summary: dict[str, Any]) -> None:
         self.tests[nodeid] = summary
+
+    def add_detect_run(self, detect: dict[str, str], report: pytest.TestReport) -> None:
+        run = self.detect.setdefault(detect["test"], {}).setdefault(
+            detect["routing"], {"nodeid": report.nodeid, "outcome": "passed"})
+        if report.failed:
+            run["outcome"] = "failed"
+        elif report.skipped and run["outcome"] == "passed":
+            run["outcome"] = "skipped"
 
     def totals(self) -> dict[str, Any]:
         total: dict[str, Any] = {"tests": len(self.tests), "instances": 0, "cold_starts": 0, "resets": 0,
@@ -237,6 +256,9 @@ def pytest_runtest_makereport(
         if trace is not None:
             # Plain data on the report travels to the xdist controller with it.
             report.lambda_sim = {"summary": summarize(trace), "trace": trace}  # type: ignore[attr-defined]
+    detect = _detect_run(item)
+    if detect is not None:
+        report.lambda_sim_detect = detect  # type: ignore[attr-defined]
     return report
 
 
@@ -259,9 +281,13 @@ class _Reporter:
         data = getattr(report, "lambda_sim", None)
         if data is not None:
             self.stats.add(report.nodeid, {**data["summary"], "trace": data["trace"]})
+        detect = getattr(report, "lambda_sim_detect", None)
+        if detect is not None:
+            self.stats.add_detect_run(detect, report)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         _terminal_summary(terminalreporter, self.config, self.stats)
+        _detect_summary(terminalreporter, self.stats)
 
 
 def _terminal_summary(terminalreporter: Any, config: pytest.Config, stats: SessionStats) -> None:
@@ -291,7 +317,108 @@ def _terminal_summary(terminalreporter: Any, config: pytest.Config, stats: Sessi
         tr.write_line(f"lambda-sim trace written to {path}")
 
 
+# -- --lambda-sim-detect: every lambda_sim test warm, then fresh ------------------------
+
+DETECT_PARAM = "_lambda_sim_routing"
+ONLY_WARM = "only passes warm: hidden /tmp or global state dependency"
+ONLY_FRESH = "only passes fresh: state a warm instance keeps breaks it"
+_DETECT_READS_SHOWN = 5
+
+
+def detect_enabled(config: pytest.Config) -> bool:
+    flag = config.getoption("lambda_sim_detect")
+    return bool(flag) if flag is not None else bool(config.getini("lambda_sim_detect"))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if DETECT_PARAM not in metafunc.fixturenames or not detect_enabled(metafunc.config):
+        return
+    marker = metafunc.definition.get_closest_marker("lambda_sim")
+    if marker is not None and "routing" in marker.kwargs:
+        return  # the test chose its routing
+    metafunc.parametrize(DETECT_PARAM, ["warm", "fresh"], indirect=True, ids=["warm", "fresh"])
+
+
+@pytest.fixture
+def _lambda_sim_routing(request: pytest.FixtureRequest) -> str | None:
+    """Under --lambda-sim-detect, the routing of this run of the test (None otherwise)."""
+    return getattr(request, "param", None)
+
+
+def _detect_run(item: pytest.Item) -> dict[str, str] | None:
+    """Which test (its node id without the routing) and which of its two runs ``item`` is."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or DETECT_PARAM not in callspec.params:
+        return None
+    routing = str(callspec.params[DETECT_PARAM])
+    # The test's parameter ids without ours (ids, not values: they are the same on every xdist worker).
+    ids = list(getattr(callspec, "_idlist", None) or str(callspec.id).split("-"))
+    if routing in ids:
+        ids.remove(routing)
+    base = f"{item.parent.nodeid if item.parent else ''}::{getattr(item, 'originalname', item.name)}"
+    return {"test": f"{base}[{'-'.join(ids)}]" if ids else base, "routing": routing}
+
+
+def _tmp_reads(trace: list[dict[str, Any]]) -> list[str]:
+    reads = []
+    for event in trace:
+        for read in event["detail"].get("tmp_reads_from", ()) if event["kind"] == "invoke" else ():
+            reads.append(f"{read['path']} (written by request {read['writer']}, read by {event['request_id']})")
+    return list(dict.fromkeys(reads))
+
+
+def _detect_summary(terminalreporter: Any, stats: SessionStats) -> None:
+    if not stats.detect:
+        return
+    tr = terminalreporter
+    only: dict[str, list[dict[str, dict[str, str]]]] = {"warm": [], "fresh": []}
+    for runs in stats.detect.values():
+        outcomes = (runs.get("warm", {}).get("outcome"), runs.get("fresh", {}).get("outcome"))
+        if outcomes == ("passed", "failed"):
+            only["warm"].append(runs)
+        elif outcomes == ("failed", "passed"):
+            only["fresh"].append(runs)
+    tr.write_sep("=", "lambda-sim detect: warm vs fresh")
+    tr.write_line(f"{len(stats.detect)} tests run warm and fresh: {len(only['warm'])} only pass warm, "
+                  f"{len(only['fresh'])} only pass fresh")
+    for good, title in (("warm", ONLY_WARM), ("fresh", ONLY_FRESH)):
+        if not only[good]:
+            continue
+        tr.write_line(f"{title} ({len(only[good])}):")
+        bad = "fresh" if good == "warm" else "warm"
+        for runs in sorted(only[good], key=lambda r: r[bad]["nodeid"]):
+            tr.write_line(f"  {runs[bad]['nodeid']} (fails; {runs[good]['nodeid']} passes)")
+            reads = _tmp_reads(stats.tests.get(runs["warm"]["nodeid"], {}).get("trace", []))
+            for read in reads[:_DETECT_READS_SHOWN]:
+                tr.write_line(f"    the warm run read a /tmp file another invocation wrote: {read}")
+            if len(reads) > _DETECT_READS_SHOWN:
+                tr.write_line(f"    ... and {len(reads) - _DETECT_READS_SHOWN} more such reads")
+
+
 # -- scenarios --------------------------------------------------------------------------
+
+
+def _glob_match(path: str, pattern: str) -> bool:
+    """Whole-path glob match: ``*`` and ``?`` within a folder, ``**`` across folders."""
+    regex = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            regex += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            regex += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            regex += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            regex += "[^/]"
+            i += 1
+        else:
+            regex += re.escape(pattern[i])
+            i += 1
+    return re.fullmatch(regex, path) is not None
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -304,7 +431,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     except ValueError:
         return None
     patterns: list[str] = config.getini("lambda_sim_scenarios")
-    if any(fnmatch.fnmatch(rel, p) for p in patterns):
+    # Glob rules: "*" stays within one folder, "**" crosses folders.
+    if any(_glob_match(rel, p) for p in patterns):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 

@@ -332,3 +332,14 @@ def test_a_crashing_handler_does_not_take_pytest_down(project: pytest.Pytester) 
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         ["1 tests: 1 instances started, 1 cold starts, 1 resets; invocations: 1 Runtime.ExitError"])
+
+
+def test_scenario_glob_does_not_cross_folders(project: pytest.Pytester) -> None:
+    (project.path / "scenarios" / "handlers").mkdir(parents=True)
+    (project.path / "scenarios" / "top.yaml").write_text(SCENARIO % "")
+    (project.path / "scenarios" / "handlers" / "template.yaml").write_text("Resources: {}\n")
+    project.runpytest("--lambda-sim").assert_outcomes(passed=1)
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim_scenarios =\n    scenarios/**/*.yaml\n")
+    (project.path / "scenarios" / "handlers" / "template.yaml").unlink()
+    (project.path / "scenarios" / "handlers" / "deep.yaml").write_text(SCENARIO.replace("../src", "../../src") % "")
+    project.runpytest("--lambda-sim").assert_outcomes(passed=2)

@@ -1,17 +1,26 @@
 """YAML scenarios: validation with file:line:key messages, and runs through the Simulator.
 
-a. every kind of mistake in a file is a ScenarioError naming the file, line and key;
+a. every kind of mistake in a file is a ScenarioError naming the file, line and key,
+   for every step and every check (templates, sizes and services included);
 b. YAML is read as JSON reads it, `{i}` numbers the invocations, code_dir is relative
-   to the file, and step types plug into a registry;
+   to the file, and step types plug into a registry (the README's example too);
 c. (sandbox) scenarios run: passing, failing at an expect with its line and message,
-   `as` names, and the shipped scenarios/lost_tmp.yaml passes.
+   `as` names; crash, destroy, advance_clock, fill_tmp, service faults and deploys from
+   templates do what they say; each state check (instances, cold_starts, tmp_file,
+   s3_object, s3_count, redis_key, dynamodb_item) holds or fails saying what it
+   expected and saw;
+d. every shipped scenarios/*.yaml passes, and each reproduction has a fixed twin.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import re
+import sys
 import textwrap
+import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -20,19 +29,29 @@ import pytest
 
 from lambdasim import ConfigError, LambdaSimError, SandboxUnavailable, Simulator
 from lambdasim._scenario import (
+    STATE_CHECKS,
     STEPS,
+    ColdStartCount,
     Deploy,
+    DynamoDBItem,
+    Expect,
+    InstancesCount,
     Invoke,
     Node,
     Redeploy,
+    RedisKey,
     RunContext,
+    S3Count,
+    S3Object,
     ScenarioError,
     ScenarioFailure,
     Step,
+    TmpFile,
     load_scenario,
     run_file,
     step,
 )
+from lambdasim._services.service import Services, parse_services
 from tests.conftest import REQUIRE_SANDBOX
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,12 +104,14 @@ MISTAKES: list[tuple[str, str, int, str | None, str]] = [
     ("unknown step",
      "steps:\n" + DEPLOY + "  - invok: {}\n",
      3, "steps[1].invok",
-     "unknown step 'invok' (did you mean 'invoke'?); known steps: deploy, expect, invoke, redeploy, scale_down"),
+     "unknown step 'invok' (did you mean 'invoke'?); known steps: advance_clock, crash, deploy, destroy, expect, "
+     "fill_tmp, invoke, redeploy, scale_down, service"),
     ("unknown key",
      "steps:\n  - deploy: {handler: app.handler, code_dir: code, memroy_mb: 256}\n",
      2, "steps[0].deploy.memroy_mb",
      "unknown key 'memroy_mb' (did you mean 'memory_mb'?); allowed keys: handler, code_dir, name, memory_mb, "
-     "timeout_s, ephemeral_storage_mb, environment, reserved_concurrency, keepalive_s, layers"),
+     "timeout_s, ephemeral_storage_mb, environment, reserved_concurrency, keepalive_s, layers, template, function, "
+     "parameters"),
     ("unknown top-level key",
      "name: x\nstep: []\n",
      2, "step", "unknown key 'step' (did you mean 'steps'?); allowed keys: name, description, simulator, steps"),
@@ -120,8 +141,8 @@ MISTAKES: list[tuple[str, str, int, str | None, str]] = [
     ("a step that is not a mapping",
      "steps:\n  - deploy\n",
      2, "steps[0]",
-     "'deploy' is not a step; write a step as '- name: {settings}' with name one of deploy, expect, invoke, "
-     "redeploy, scale_down"),
+     "'deploy' is not a step; write a step as '- name: {settings}' with name one of advance_clock, crash, "
+     "deploy, destroy, expect, fill_tmp, invoke, redeploy, scale_down, service"),
     ("a bad handler",
      "steps:\n  - deploy: {handler: app, code_dir: code}\n",
      2, "steps[0].deploy.handler", "'app' is not module.function; use e.g. app.handler"),
@@ -171,7 +192,7 @@ MISTAKES: list[tuple[str, str, int, str | None, str]] = [
      "steps:\n" + DEPLOY + "  - expect: {}\n",
      3, "steps[1].expect",
      "nothing to check; use one or more of payload, payload_contains, error, cold_start, status_code, "
-     "logs_contain, instances"),
+     "logs_contain, instances, cold_starts, tmp_file, s3_object, s3_count, redis_key, dynamodb_item"),
     ("an invocation and a function in one expect",
      "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect: {payload: 1, instances: 1}\n",
      4, "steps[2].expect", "payload checks an invocation and instances a function; split them into two expects"),
@@ -198,6 +219,211 @@ MISTAKES: list[tuple[str, str, int, str | None, str]] = [
     ("not YAML",
      "steps:\n  - deploy: {handler: app.handler\n  - x\n",
      4, None, "not valid YAML: expected ',' or '}', but got '<stream end>' (while parsing a flow mapping on line 2)"),
+    # -- deploy from a template
+    ("a template without its function",
+     "steps:\n  - deploy: {template: template.yaml}\n",
+     2, "steps[0].deploy", "missing key 'function'; required: template, function"),
+    ("function without a template",
+     "steps:\n  - deploy: {handler: app.handler, code_dir: code, function: OrdersFunction}\n",
+     2, "steps[0].deploy.function",
+     "function belongs to a deploy from a template; add template: path/to/template.yaml (to name the function, "
+     "use name:)"),
+    ("parameters without a template",
+     "steps:\n  - deploy:\n      handler: app.handler\n      code_dir: code\n      parameters: {Stage: prod}\n",
+     5, "steps[0].deploy.parameters",
+     "parameters belongs to a deploy from a template; add template: path/to/template.yaml (to name the function, "
+     "use name:)"),
+    # -- invoke
+    ("event and event_template",
+     "steps:\n" + DEPLOY + "  - invoke:\n      event: {a: 1}\n      event_template: {a: '{i}'}\n",
+     5, "steps[1].invoke.event_template",
+     'event_template is another name for event, which is given too; keep one (both replace "{i}" with the number '
+     "of the invocation)"),
+    ("an event_template that is not JSON",
+     "steps:\n" + DEPLOY + "  - invoke: {event_template: {data: !!binary aGk=}}\n",
+     3, "steps[1].invoke.event_template.data",
+     "b'hi' is not a JSON value; use strings, numbers, true, false, null, lists and mappings"),
+    # -- advance_clock
+    ("advance_clock without a duration",
+     "steps:\n  - advance_clock: {}\n",
+     2, "steps[0].advance_clock", "how far? give seconds, minutes or hours, e.g. advance_clock: {minutes: 15}"),
+    ("advance_clock with no settings",
+     "steps:\n  - advance_clock:\n",
+     2, "steps[0].advance_clock", "how far? give seconds, minutes or hours, e.g. advance_clock: {minutes: 15}"),
+    ("advance_clock backwards",
+     "steps:\n  - advance_clock: {minutes: -5}\n",
+     2, "steps[0].advance_clock.minutes", "-5 would go back in time; use a number >= 0"),
+    ("advance_clock by text",
+     "steps:\n  - advance_clock:\n      hours: one\n",
+     3, "steps[0].advance_clock.hours", "'one' is not a number; use a number of hours >= 0"),
+    ("advance_clock with an unknown unit",
+     "steps:\n  - advance_clock: {secs: 5}\n",
+     2, "steps[0].advance_clock.secs",
+     "unknown key 'secs' (did you mean 'seconds'?); allowed keys: seconds, minutes, hours"),
+    # -- crash and destroy
+    ("crash an instance by name",
+     "steps:\n" + DEPLOY + "  - crash: {instance: first}\n",
+     3, "steps[1].crash.instance",
+     "'first' is not an instance; use the index of a live instance (0 is the oldest) or all"),
+    ("crash a negative instance",
+     "steps:\n" + DEPLOY + "  - crash: {instance: -1}\n",
+     3, "steps[1].crash.instance", "-1 is too small; use the index of a live instance (0 is the oldest) or all"),
+    ("crash before a deploy",
+     "steps:\n  - crash: {instance: all}\n",
+     2, "steps[0].crash", "no function is deployed yet; add a deploy step before this one"),
+    ("destroy an unknown function",
+     "steps:\n" + DEPLOY + "  - destroy: {function: ap, instance: all}\n",
+     3, "steps[1].destroy.function",
+     "no function 'ap' is deployed by an earlier step (did you mean 'app'?); deployed: app"),
+    ("destroy with an unknown key",
+     "steps:\n" + DEPLOY + "  - destroy: {instances: all}\n",
+     3, "steps[1].destroy.instances",
+     "unknown key 'instances' (did you mean 'instance'?); allowed keys: function, instance"),
+    # -- fill_tmp
+    ("fill_tmp without bytes",
+     "steps:\n" + DEPLOY + "  - fill_tmp: {instance: 0}\n",
+     3, "steps[1].fill_tmp", "missing key 'bytes'; required: bytes"),
+    ("fill_tmp with an unknown unit",
+     "steps:\n" + DEPLOY + "  - fill_tmp: {bytes: 400 XB}\n",
+     3, "steps[1].fill_tmp.bytes",
+     "'400 XB' is not a size; use a number of bytes, or a size such as 512KB, 400MB or 1GB (powers of 1024)"),
+    ("fill_tmp with a fraction of a byte",
+     "steps:\n" + DEPLOY + "  - fill_tmp: {bytes: 1.5}\n",
+     3, "steps[1].fill_tmp.bytes",
+     "1.5 is not a size; use a number of bytes, or a size such as 512KB, 400MB or 1GB (powers of 1024)"),
+    ("fill_tmp with a negative size",
+     "steps:\n" + DEPLOY + "  - fill_tmp: {bytes: -1}\n",
+     3, "steps[1].fill_tmp.bytes",
+     "-1 is too small; use a number of bytes, or a size such as 512KB, 400MB or 1GB (powers of 1024)"),
+    ("fill_tmp beyond ephemeral storage",
+     "steps:\n  - deploy: {handler: app.handler, code_dir: code, ephemeral_storage_mb: 1024}\n"
+     "  - fill_tmp:\n      bytes: 1.5GB\n",
+     4, "steps[1].fill_tmp.bytes",
+     "1.5 GB is more than the /tmp of function 'app' holds (ephemeral_storage_mb: 1024); use a smaller size, or "
+     "allow_partial: true to fill /tmp up"),
+    ("fill_tmp beyond the redeployed ephemeral storage",
+     "steps:\n  - deploy: {handler: app.handler, code_dir: code, ephemeral_storage_mb: 1024}\n"
+     "  - redeploy: {ephemeral_storage_mb: 512}\n  - fill_tmp: {bytes: 600MB}\n",
+     4, "steps[2].fill_tmp.bytes",
+     "600 MB is more than the /tmp of function 'app' holds (ephemeral_storage_mb: 512); use a smaller size, or "
+     "allow_partial: true to fill /tmp up"),
+    ("fill_tmp allow_partial not a boolean",
+     "steps:\n" + DEPLOY + "  - fill_tmp: {bytes: 1MB, allow_partial: yes}\n",
+     3, "steps[1].fill_tmp.allow_partial", "'yes' is not true or false"),
+    # -- service
+    ("an unknown service",
+     "simulator: {services: [redis]}\nsteps:\n  - service: {name: postgres, action: stop}\n",
+     3, "steps[0].service.name", "'postgres' is not a service; use one of aws, redis, memcached"),
+    ("an unknown service action",
+     "simulator: {services: [redis]}\nsteps:\n  - service: {name: redis, action: stpo}\n",
+     3, "steps[0].service.action",
+     "'stpo' is not an action (did you mean 'stop'?); use one of stop, start, restart, flush, pause, resume, "
+     "latency, cut, heal"),
+    ("a service step without an action",
+     "simulator: {services: [redis]}\nsteps:\n  - service: {name: redis}\n",
+     3, "steps[0].service", "missing key 'action'; required: name, action"),
+    ("latency without seconds",
+     "simulator: {services: [redis]}\nsteps:\n  - service: {name: redis, action: latency}\n",
+     3, "steps[0].service",
+     "missing key 'seconds'; latency needs the delay each way, e.g. seconds: 0.2 (0 turns it off)"),
+    ("negative latency",
+     "simulator: {services: [redis]}\nsteps:\n  - service: {name: redis, action: latency, seconds: -1}\n",
+     3, "steps[0].service.seconds", "-1 is too small; use a number of seconds >= 0"),
+    ("seconds for another action",
+     "simulator: {services: [redis]}\nsteps:\n  - service:\n      name: redis\n      action: stop\n"
+     "      seconds: 1\n",
+     6, "steps[0].service.seconds", "seconds is the delay of action: latency; stop takes none"),
+    ("a service the scenario does not start",
+     "simulator: {services: [aws]}\nsteps:\n  - service: {name: redis, action: stop}\n",
+     3, "steps[0].service.name",
+     "service: {action: stop} needs the redis service, but this scenario does not start it (it starts aws); add "
+     "it to the simulator settings: simulator: {services: [aws, redis]}"),
+    # -- expect on the state
+    ("cold_starts not a number",
+     "steps:\n" + DEPLOY + "  - expect: {cold_starts: two}\n",
+     3, "steps[1].expect.cold_starts", "'two' is not a whole number; use a number >= 0"),
+    ("cold_starts of an unknown function",
+     "steps:\n" + DEPLOY + "  - expect: {function: ap, cold_starts: 1}\n",
+     3, "steps[1].expect.function",
+     "no function 'ap' is deployed by an earlier step (did you mean 'app'?); deployed: app"),
+    ("tmp_file without a path",
+     "steps:\n" + DEPLOY + "  - expect: {tmp_file: {instance: 0}}\n",
+     3, "steps[1].expect.tmp_file", "missing key 'path'; required: path"),
+    ("tmp_file outside /tmp",
+     "steps:\n" + DEPLOY + "  - expect: {tmp_file: {path: ../etc/passwd}}\n",
+     3, "steps[1].expect.tmp_file.path",
+     "'../etc/passwd' is not a path in /tmp; use e.g. cache/rates.json or /tmp/cache/rates.json"),
+    ("tmp_file with an absolute path elsewhere",
+     "steps:\n" + DEPLOY + "  - expect: {tmp_file: {path: /var/task/app.py}}\n",
+     3, "steps[1].expect.tmp_file.path",
+     "'/var/task/app.py' is not a path in /tmp; use e.g. cache/rates.json or /tmp/cache/rates.json"),
+    ("tmp_file contents of a file that must not exist",
+     "steps:\n" + DEPLOY + "  - expect:\n      tmp_file: {path: x, exists: false,\n                 contains: y}\n",
+     5, "steps[1].expect.tmp_file.contains",
+     "contains checks the contents, but exists: false says there is none; remove one of them"),
+    ("tmp_file before a deploy",
+     "steps:\n  - expect: {tmp_file: {path: x}}\n",
+     2, "steps[0].expect", "no function is deployed yet; add a deploy step before this one"),
+    ("s3_object without aws",
+     "steps:\n  - expect:\n      s3_object: {bucket: b, key: k}\n",
+     3, "steps[0].expect.s3_object",
+     "s3_object needs the aws service, but this scenario does not start it (it starts none); add it to the "
+     "simulator settings: simulator: {services: [aws]}"),
+    ("s3_object without a key",
+     "simulator: {services: [aws]}\nsteps:\n  - expect: {s3_object: {bucket: b}}\n",
+     3, "steps[0].expect.s3_object", "missing key 'key'; required: bucket, key"),
+    ("s3_object body of an object that must not exist",
+     "simulator: {services: [aws]}\nsteps:\n  - expect: {s3_object: {bucket: b, key: k, exists: false, "
+     "body_contains: x}}\n",
+     3, "steps[0].expect.s3_object.body_contains",
+     "body_contains checks the contents, but exists: false says there is none; remove one of them"),
+    ("s3_count without a count",
+     "simulator: {services: [aws]}\nsteps:\n  - expect: {s3_count: {bucket: b, prefix: x/}}\n",
+     3, "steps[0].expect.s3_count", "missing key 'count'; required: bucket, count"),
+    ("s3_count negative",
+     "simulator: {services: [aws]}\nsteps:\n  - expect: {s3_count: {bucket: b, count: -1}}\n",
+     3, "steps[0].expect.s3_count.count", "-1 is too small; use a number >= 0"),
+    ("redis_key without redis",
+     "simulator: {services: [aws]}\nsteps:\n  - expect: {redis_key: {key: k}}\n",
+     3, "steps[0].expect.redis_key",
+     "redis_key needs the redis service, but this scenario does not start it (it starts aws); add it to the "
+     "simulator settings: simulator: {services: [aws, redis]}"),
+    ("redis_key value that is not a string",
+     "simulator: {services: [redis]}\nsteps:\n  - expect: {redis_key: {key: k, value: 5}}\n",
+     3, "steps[0].expect.redis_key.value", "5 is not a non-empty string; use the whole value, as a string"),
+    ("redis_key value of a key that must not exist",
+     "simulator: {services: {redis: binary}}\nsteps:\n  - expect: {redis_key: {key: k, exists: false, "
+     "value: v}}\n",
+     3, "steps[0].expect.redis_key.value",
+     "value checks the contents, but exists: false says there is none; remove one of them"),
+    ("dynamodb_item with an untyped key",
+     "simulator: {services: [aws]}\nsteps:\n  - expect: {dynamodb_item: {table: t, key: {id: '1'}}}\n",
+     3, "steps[0].expect.dynamodb_item.key.id",
+     "'1' is not a mapping; use DynamoDB's JSON for the key attributes, e.g. {id: {S: \"1\"}} or "
+     "{pk: {S: a}, sk: {N: \"2\"}}"),
+    ("dynamodb_item with an unknown key type",
+     "simulator: {services: [aws]}\nsteps:\n  - expect: {dynamodb_item: {table: t, key: {id: {SS: ['1']}}}}\n",
+     3, "steps[0].expect.dynamodb_item.key.id",
+     "{'SS': ['1']} is not a typed key value; give one of S, N, B: use DynamoDB's JSON for the key attributes, "
+     "e.g. {id: {S: \"1\"}} or {pk: {S: a}, sk: {N: \"2\"}}"),
+    ("dynamodb_item without a table",
+     "simulator: {services: [aws]}\nsteps:\n  - expect: {dynamodb_item: {key: {id: {S: '1'}}}}\n",
+     3, "steps[0].expect.dynamodb_item", "missing key 'table'; required: table, key"),
+    ("a state check named by invocation",
+     "steps:\n" + DEPLOY + "  - invoke: {as: a}\n  - expect: {invocation: a, cold_starts: 1}\n",
+     4, "steps[2].expect.invocation", "cold_starts checks a function; name it with function:, not invocation:"),
+    ("a service check named by invocation",
+     "simulator: {services: [aws]}\nsteps:\n" + DEPLOY
+     + "  - invoke: {as: a}\n  - expect: {invocation: a, s3_count: {bucket: b, count: 1}}\n",
+     5, "steps[2].expect.invocation", "s3_count checks the aws service, not an invocation; leave invocation: out"),
+    ("a service check named by function",
+     "simulator: {services: [redis]}\nsteps:\n" + DEPLOY + "  - expect: {function: app, redis_key: {key: k}}\n",
+     4, "steps[1].expect.function", "redis_key checks the redis service, not a function; leave function: out"),
+    ("an invocation and a service in one expect",
+     "simulator: {services: [aws]}\nsteps:\n" + DEPLOY
+     + "  - invoke: {}\n  - expect: {payload: 1, s3_object: {bucket: b, key: k}}\n",
+     5, "steps[2].expect",
+     "payload checks an invocation and s3_object the aws service; split them into two expects"),
 ]
 
 
@@ -538,3 +764,626 @@ def test_the_shipped_lost_tmp_scenario_passes() -> None:
     put, get = result.invocations["put"], result.invocations["get"]
     assert put.instance_id != get.instance_id
     assert get.payload == {"found": False}
+
+
+# -- the new steps and checks: loading ------------------------------------------------------------
+
+TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Stage:
+    Type: String
+    Default: dev
+Globals:
+  Function:
+    Runtime: python3.11
+    MemorySize: 256
+Resources:
+  OrdersFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: env.handler
+      CodeUri: code/
+      Runtime: %s
+      Environment:
+        Variables:
+          STAGE: !Ref Stage
+"""
+
+ENV_HANDLER = """\
+import os
+
+def handler(event, context):
+    return {"stage": os.environ.get("STAGE"), "extra": os.environ.get("EXTRA"),
+            "memory": int(context.memory_limit_in_mb), "function": context.function_name}
+"""
+
+
+def with_template(tmp_path: Path, runtime: str = "python3.11") -> None:
+    """template.yaml next to the scenario, for code/env.py."""
+    write(tmp_path, "steps: []\n", "unused.yaml")
+    (tmp_path / "code" / "env.py").write_text(ENV_HANDLER)
+    (tmp_path / "template.yaml").write_text(TEMPLATE % runtime)
+
+
+def test_deploy_from_a_template_is_read_at_load_time(tmp_path: Path) -> None:
+    with_template(tmp_path)
+    path = write(tmp_path, """\
+        steps:
+          - deploy: {template: template.yaml, function: OrdersFunction}
+          - deploy:
+              template: template.yaml
+              function: OrdersFunction
+              name: orders
+              memory_mb: 512
+              environment: {EXTRA: x}
+              parameters: {Stage: prod}
+          - invoke: {function: OrdersFunction}
+          - invoke: {function: orders}
+        """)
+    plain, custom, *_ = load_scenario(path).steps
+    assert isinstance(plain, Deploy) and isinstance(custom, Deploy)
+    assert (plain.name, plain.handler, plain.code_dir) == ("OrdersFunction", "env.handler", tmp_path / "code")
+    assert (plain.template, plain.function, plain.overrides) == (tmp_path / "template.yaml", "OrdersFunction",
+                                                                 frozenset())
+    assert plain.template_settings["memory_mb"] == 256
+    assert plain.template_settings["environment"] == {"STAGE": "dev"}
+    assert (custom.name, custom.overrides, custom.parameters) == ("orders", frozenset({"name"}), {"Stage": "prod"})
+    assert custom.template_settings["environment"] == {"STAGE": "prod", "EXTRA": "x"}
+    assert custom.settings.kwargs() == {"memory_mb": 512, "environment": {"EXTRA": "x"}}
+
+
+def test_deploy_from_a_template_mistakes(tmp_path: Path) -> None:
+    with_template(tmp_path)
+    template = tmp_path / "template.yaml"
+
+    def error(text: str) -> ScenarioError:
+        with pytest.raises(ScenarioError) as info:
+            load_scenario(write(tmp_path, text))
+        return info.value
+
+    e = error("steps:\n  - deploy:\n      template: template.yaml\n      function: Orders\n")
+    assert (e.line, e.key) == (4, "steps[0].deploy.function")
+    assert e.reason.startswith(f"{template}: no function 'Orders' in Resources")
+    assert "OrdersFunction" in e.reason
+    e = error("steps:\n  - deploy: {template: nope.yaml, function: OrdersFunction}\n")
+    assert (e.line, e.key, e.reason) == (2, "steps[0].deploy.template",
+                                         f"'nope.yaml' does not exist (looked for {tmp_path / 'nope.yaml'}); template "
+                                         "is relative to the scenario file")
+    e = error("steps:\n  - deploy:\n      function: OrdersFunction\n      memory_mb: 64\n"
+              "      template: template.yaml\n")
+    assert (e.line, e.key, e.reason) == (4, "steps[0].deploy.memory_mb",
+                                         "memory_mb=64 is not valid; Lambda allows 128 to 10240 MB.")
+    e = error("steps:\n  - deploy: {template: template.yaml, function: OrdersFunction, parameters: [1]}\n")
+    assert (e.key, e.reason) == ("steps[0].deploy.parameters", "[1] is not a mapping of parameter names to "
+                                                               "values; use e.g. {Stage: prod}")
+    e = error("steps:\n  - deploy: {template: template.yaml, function: OrdersFunction}\n"
+              "  - deploy:\n      template: template.yaml\n      function: OrdersFunction\n")
+    assert (e.line, e.key) == (3, "steps[1].deploy")
+    assert e.reason.startswith("a function named 'OrdersFunction' is already deployed")
+    (tmp_path / "template.yaml").write_text(TEMPLATE % "nodejs20.x")
+    e = error("steps:\n  - deploy:\n      function: OrdersFunction\n      template: template.yaml\n")
+    assert (e.line, e.key) == (4, "steps[0].deploy.template")
+    assert e.reason.startswith(f"{template}:17: Resources.OrdersFunction.Properties.Runtime: 'nodejs20.x'")
+
+
+def test_sizes_and_instances(tmp_path: Path) -> None:
+    sizes = {"1048576": 1 << 20, "'1048576'": 1 << 20, "0": 0, "512KB": 512 << 10, "400MB": 400 << 20,
+             "400 mb": 400 << 20, "1GB": 1 << 30, "1.5GB": 3 << 29, "2MiB": 2 << 20, "10b": 10, "0.5KB": 512}
+    steps = "".join(f"  - fill_tmp: {{bytes: {text}, allow_partial: true, instance: all}}\n" for text in sizes)
+    path = write(tmp_path, "steps:\n" + DEPLOY + steps + "  - crash:\n  - destroy: {instance: 2}\n")
+    _, *fills, crash, destroy = load_scenario(path).steps
+    assert [cast(Any, f).size for f in fills] == list(sizes.values())
+    assert all(cast(Any, f).instance is None and cast(Any, f).allow_partial for f in fills)
+    assert (cast(Any, crash).instance, cast(Any, destroy).instance) == (0, 2)
+    assert [s.kind for s in (crash, destroy)] == ["crash", "destroy"]
+
+
+def test_expect_state_checks_are_built(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        simulator: {services: {aws: binary, redis: binary}}
+        steps:
+          - deploy: {handler: app.handler, code_dir: code}
+          - expect: {instances: 1, cold_starts: 1, tmp_file: {path: /tmp/a/b.json, contains: x}}
+          - expect:
+              s3_object: {bucket: b, key: k/1, body_contains: hello}
+              s3_count: {bucket: b, count: 3}
+              redis_key: {key: "user:1", exists: false}
+              dynamodb_item: {table: t, key: {pk: {S: a}, sk: {N: 2}}}
+          - expect: {function: app, cold_starts: 0}
+        """)
+    _, first, second, third = load_scenario(path).steps
+    assert isinstance(first, Expect) and isinstance(second, Expect) and isinstance(third, Expect)
+    assert first.instances == 1 and first.checks == ()
+    assert first.state == (InstancesCount(1), ColdStartCount(1), TmpFile(path="a/b.json", contains="x"))
+    assert second.state == (S3Object("b", "k/1", body_contains="hello"), S3Count("b", 3),
+                            RedisKey("user:1", exists=False),
+                            DynamoDBItem("t", {"pk": {"S": "a"}, "sk": {"N": "2"}}))
+    assert (third.function, third.state) == ("app", (ColdStartCount(0),))
+    assert set(STATE_CHECKS) == {"instances", "cold_starts", "tmp_file", "s3_object", "s3_count", "redis_key",
+                                 "dynamodb_item"}
+
+
+def test_the_readme_step_type_example_plugs_in(tmp_path: Path) -> None:
+    text = (REPO / "scenarios" / "README.md").read_text()
+    (block,) = re.findall(r"```python\n(from __future__ import annotations\n.*?)```", text, flags=re.DOTALL)
+    module = types.ModuleType("scenarios_readme")  # dataclasses look their module up in sys.modules
+    sys.modules[module.__name__] = module
+    try:
+        exec(compile(block, "scenarios/README.md", "exec"), module.__dict__)
+        assert STEPS["wait"] is module.Wait
+        (wait,) = load_scenario(write(tmp_path, "steps:\n  - wait: {seconds: 0.01}\n")).steps
+        assert wait.kind == "wait" and cast(Any, wait).seconds == 0.01
+    finally:
+        STEPS.pop("wait", None)
+        del sys.modules[module.__name__]
+
+
+def test_the_readme_format_example_loads(tmp_path: Path) -> None:
+    text = (REPO / "scenarios" / "README.md").read_text().split("## Format")[1]
+    example = re.findall(r"```yaml\n(.*?)```", text, flags=re.DOTALL)[0]
+    for folder in ("handlers/x", "handlers/x_v2", "sam/code"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "sam" / "template.yaml").write_text(TEMPLATE.replace("CodeUri: code/", "CodeUri: code") %
+                                                    "python3.11")
+    (tmp_path / "s.yaml").write_text(example)
+    scenario = load_scenario(tmp_path / "s.yaml")
+    kinds = [s.kind for s in scenario.steps]
+    assert set(kinds) == set(STEPS), "the example shows every step type"
+    checks = {c.key for s in scenario.steps if isinstance(s, Expect) for c in s.state}
+    assert checks == set(STATE_CHECKS) - {"s3_count", "dynamodb_item"}
+
+
+def test_event_template_is_event_by_another_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "steps:\n" + DEPLOY + "  - invoke: {event_template: {key: 'k-{i}', n: '{i}'}, count: 2}\n")
+    invoke = load_scenario(path).steps[1]
+    assert isinstance(invoke, Invoke)
+    assert invoke.events() == [{"key": "k-0", "n": 0}, {"key": "k-1", "n": 1}]
+
+
+# -- the new steps and checks: runs ------------------------------------------------------------------
+
+COUNTER = """\
+import os
+import time
+
+def handler(event, context):
+    time.sleep(event.get("sleep", 0))
+    path = "/tmp/count.txt"
+    n = int(open(path).read()) + 1 if os.path.exists(path) else 1
+    with open(path, "w") as f:
+        f.write(str(n))
+    if event.get("write_mb"):
+        with open(f"/tmp/{event.get('file', 'big.bin')}", "wb") as f:
+            for _ in range(event["write_mb"]):
+                f.write(b"x" * (1 << 20))
+    return {"n": n}
+"""
+COUNTER_DEPLOY = "  - deploy: {handler: app.handler, code_dir: counter}\n"
+
+
+def counter(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    """A scenario file next to counter/app.py, which counts its invocations in /tmp/count.txt."""
+    code = tmp_path / "counter"
+    if not code.exists():
+        code.mkdir()
+        (code / "app.py").write_text(COUNTER)
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.mark.sandbox
+def test_crash_destroy_and_advance_clock(tmp_path: Path) -> None:
+    path = counter(tmp_path, """\
+        steps:
+          - deploy: {handler: app.handler, code_dir: counter, keepalive_s: 600}
+          - invoke: {count: 2}
+          - crash: {}
+          - invoke: {as: after_crash}
+          - expect: {invocation: after_crash, cold_start: true, payload: {n: 3}}
+          - expect: {instances: 1, cold_starts: 2, tmp_file: {path: count.txt, contains: "3"}}
+          - advance_clock: {minutes: 5}
+          - expect: {instances: 1}
+          - advance_clock: {seconds: 301}
+          - expect: {instances: 0}
+          - invoke: {event: {sleep: 0.3}, count: 3, concurrency: 3}
+          - expect: {instances: 3, cold_starts: 5}
+          - destroy: {instance: 1}
+          - expect: {instances: 2}
+          - crash: {instance: all}
+          - invoke: {event: {sleep: 0.3}, count: 2, concurrency: 2, as: after_crashes}
+          - expect: {invocation: after_crashes, cold_start: true, payload: {n: 2}}
+          - expect: {function: app, cold_starts: 7, instances: 2}
+          - destroy: {instance: all}
+          - crash: {instance: all}
+          - expect: {instances: 0}
+          - advance_clock: {hours: 1, minutes: 1, seconds: 1}
+        """)
+    result = run_file(path, factory)
+    summaries = {s.index: s.summary for s in result.steps}
+    assert summaries[2] == "crashed app-1"
+    assert summaries[6] == "advanced the clock by 300 s to 300 s; reaped 0 idle instance(s)"
+    assert summaries[8] == "advanced the clock by 301 s to 601 s; reaped 1 idle instance(s): app-1"
+    assert re.fullmatch(r"destroyed app-\d+", str(summaries[12]))
+    assert re.fullmatch(r"crashed app-\d+, app-\d+", str(summaries[14]))
+    assert re.fullmatch(r"destroyed app-\d+, app-\d+", str(summaries[18]))
+    assert summaries[19] == "crashed no instance (none is live)"
+    assert summaries[21] == "advanced the clock by 3661 s to 4262 s; reaped 0 idle instance(s)"
+
+
+@pytest.mark.sandbox
+def test_fill_tmp_takes_space_in_the_instance_tmp(tmp_path: Path) -> None:
+    path = counter(tmp_path, """\
+        steps:
+          - deploy: {handler: app.handler, code_dir: counter, ephemeral_storage_mb: 512}
+          - invoke: {}
+          - fill_tmp: {bytes: 100MB}
+          - fill_tmp: {bytes: 1048576, instance: all}
+          - expect: {tmp_file: {path: .lambdasim-fill-0}}
+          - expect: {tmp_file: {path: /tmp/.lambdasim-fill-1}}
+          - invoke: {event: {write_mb: 300}, as: fits}
+          - expect: {invocation: fits, error: null, cold_start: false, payload: {n: 2}}
+          - fill_tmp: {bytes: 1GB, allow_partial: true}
+          - invoke: {event: {write_mb: 1, file: more.bin}, as: full}
+          - expect:
+              invocation: full
+              error: {errorType: OSError, errorMessage: "[Errno 28] No space left on device"}
+          - expect: {tmp_file: {path: count.txt, contains: "3"}}
+        """)
+    result = run_file(path, factory)
+    assert result.invocations["full"].error is not None
+    assert [s.summary for s in result.steps if s.kind == "fill_tmp"][:2] == ["filled /tmp of app-1: 100 MB",
+                                                                            "filled /tmp of app-1: 1 MB"]
+    partial = result.steps[8].summary
+    assert partial is not None and re.fullmatch(r"filled /tmp of app-1: 1[01]\d(\.\d)? MB \(/tmp is full\)", partial)
+
+
+@pytest.mark.sandbox
+def test_fill_tmp_that_does_not_fit_is_an_error_of_the_scenario(tmp_path: Path) -> None:
+    path = counter(tmp_path, """\
+        steps:
+          - deploy: {handler: app.handler, code_dir: counter}
+          - invoke: {event: {write_mb: 100}}
+          - fill_tmp:
+              bytes: 450MB
+        """)
+    with pytest.raises(ScenarioError) as info:
+        run_file(path, factory)
+    e = info.value
+    assert (e.line, e.key) == (5, "steps[2].fill_tmp.bytes")
+    assert re.fullmatch(r"\[Errno 28\] No space left on device: 450 MB do not fit in /tmp of instance app-1, which "
+                        r"has 41\d(\.\d)? MB free; use a smaller size, or allow_partial: true to fill it up", e.reason)
+    assert str(e).startswith(f"{path}:5: steps[2].fill_tmp.bytes: [Errno 28]")
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(("steps", "line", "key", "reason"), [
+    ("  - invoke: {}\n  - crash: {instance: 3}\n", 4, "steps[2].crash.instance",
+     "function 'app' has 1 live instance(s), so there is no instance 3 (live: 0: app-1 idle)"),
+    ("  - fill_tmp: {bytes: 1MB}\n", 3, "steps[1].fill_tmp",
+     "function 'app' has 0 live instance(s), so there is no instance 0 (live: none)"),
+    ("  - invoke: {}\n  - destroy: {}\n  - destroy: {}\n", 5, "steps[3].destroy",
+     "function 'app' has 0 live instance(s), so there is no instance 0 (live: none)"),
+], ids=["crash", "fill_tmp", "destroy"])
+def test_an_instance_that_is_not_there(tmp_path: Path, steps: str, line: int, key: str, reason: str) -> None:
+    path = counter(tmp_path, "steps:\n" + COUNTER_DEPLOY + steps)
+    with pytest.raises(ScenarioError) as info:
+        run_file(path, factory)
+    assert (info.value.line, info.value.key, info.value.reason) == (line, key, reason)
+
+
+TWO_INSTANCES = "steps:\n" + COUNTER_DEPLOY + "  - invoke: {event: {sleep: 0.3}, count: 2, concurrency: 2}\n"
+FUNCTION_FAILURES: list[tuple[str, str, str]] = [
+    ("cold_starts", "{cold_starts: 1}",
+     "cold_starts (every function): expected 1, got 2 (of 2 invocation(s) so far: on app-1, app-2)"),
+    ("cold_starts of a function", "{function: app, cold_starts: 3}",
+     "function 'app' cold_starts: expected 3, got 2 (of 2 invocation(s) so far: on app-1, app-2)"),
+    ("instances and cold_starts", "{instances: 1, cold_starts: 0}",
+     "function 'app' instances: expected 1, got 2 (app-1 idle, app-2 idle); cold_starts (every function): "
+     "expected 0, got 2 (of 2 invocation(s) so far: on app-1, app-2)"),
+    ("tmp_file missing in a missing folder", "{tmp_file: {path: cache/x.json}}",
+     "tmp_file /tmp/cache/x.json of function 'app' instance 0 (app-1): expected it to exist, but it does not "
+     "(/tmp/cache does not exist either)"),
+    ("tmp_file that exists", "{tmp_file: {path: count.txt, exists: false, instance: 1}}",
+     "tmp_file /tmp/count.txt of function 'app' instance 1 (app-2): expected it not to exist, but it does"),
+    ("tmp_file contents", "{tmp_file: {path: count.txt, contains: '5'}}",
+     "tmp_file /tmp/count.txt of function 'app' instance 0 (app-1): expected it to contain \"5\", got \"1\" "
+     "(1 bytes)"),
+    ("tmp_file of no instance", "{tmp_file: {path: count.txt, instance: 2}}",
+     "tmp_file /tmp/count.txt of function 'app' instance 2: there is no such instance (live instances: 0: app-1, "
+     "1: app-2)"),
+]
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(("expect", "reason"), [f[1:] for f in FUNCTION_FAILURES],
+                         ids=[f[0] for f in FUNCTION_FAILURES])
+def test_a_failed_function_check_says_what_it_expected_and_saw(tmp_path: Path, expect: str, reason: str) -> None:
+    path = counter(tmp_path, TWO_INSTANCES + f"  - expect: {expect}\n")
+    with pytest.raises(ScenarioFailure) as info:
+        run_file(path, factory)
+    assert str(info.value) == f"{path}:4: step 3 (expect): {reason}"
+
+
+@pytest.mark.sandbox
+def test_a_missing_tmp_file_lists_the_folder(tmp_path: Path) -> None:
+    path = counter(tmp_path, TWO_INSTANCES + "  - expect: {tmp_file: {path: /tmp/cont.txt}}\n")
+    with pytest.raises(ScenarioFailure) as info:
+        run_file(path, factory)
+    assert info.value.reason.startswith("tmp_file /tmp/cont.txt of function 'app' instance 0 (app-1): expected it "
+                                        "to exist, but it does not (/tmp holds ")
+    assert "count.txt" in info.value.reason
+
+
+# -- checks of the services, against services shared by these tests ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shared_services() -> Iterator[Services]:
+    services = Services(parse_services(["aws", "redis"]))
+    try:
+        services.start_configured()
+        yield services
+    finally:
+        services.close()
+
+
+def with_data(shared: Services) -> Callable[..., Simulator]:
+    """A simulator factory on the shared services, emptied and then filled with known data."""
+    for kind in ("aws", "redis"):
+        shared[kind].flush()
+
+    def make(**settings: Any) -> Simulator:
+        sim = factory(**{**settings, "services": shared})
+        s3 = sim.boto3_client("s3")
+        for bucket in ("bkt", "other"):
+            s3.create_bucket(Bucket=bucket)
+        for key, body in (("k", b"hello world"), ("logs/1", b"one"), ("logs/2", b"two")):
+            s3.put_object(Bucket="bkt", Key=key, Body=body)
+        dynamodb = sim.boto3_client("dynamodb")
+        dynamodb.create_table(TableName="t", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                              AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                              BillingMode="PAY_PER_REQUEST")
+        dynamodb.put_item(TableName="t", Item={"id": {"S": "1"}, "v": {"S": "x"}})
+        with sim.redis_client() as redis:
+            redis.set("k", "v")
+            redis.rpush("list", "a")
+        return sim
+
+    return make
+
+
+SERVICES = "simulator: {services: [aws, redis]}\nsteps:\n"
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_service_checks_that_hold(tmp_path: Path, shared_services: Services) -> None:
+    path = write(tmp_path, SERVICES + textwrap.dedent("""\
+          - expect: {s3_object: {bucket: bkt, key: k}}
+          - expect: {s3_object: {bucket: bkt, key: k, body_contains: lo wo}, s3_count: {bucket: bkt, count: 3}}
+          - expect: {s3_object: {bucket: bkt, key: nope, exists: false}, s3_count: {bucket: other, count: 0}}
+          - expect: {s3_count: {bucket: bkt, prefix: logs/, count: 2}}
+          - expect: {redis_key: {key: k}}
+          - expect: {redis_key: {key: k, value: v}}
+          - expect: {redis_key: {key: list}}
+          - expect: {redis_key: {key: nope, exists: false}}
+          - expect: {dynamodb_item: {table: t, key: {id: {S: "1"}}}}
+          - expect: {dynamodb_item: {table: t, key: {id: {S: "2"}}, exists: false}}
+        """))
+    result = run_file(path, with_data(shared_services))
+    assert result.passed
+    assert result.steps[1].summary == "s3_object, s3_count as expected"
+
+
+SERVICE_FAILURES: list[tuple[str, str, str]] = [
+    ("s3_object missing", "{s3_object: {bucket: bkt, key: nope}}",
+     "s3_object s3://bkt/nope: expected it to exist, but it does not (the bucket holds 3 object(s): k, logs/1, "
+     "logs/2)"),
+    ("s3_object in a missing bucket", "{s3_object: {bucket: bkts, key: k}}",
+     "s3_object s3://bkts/k: the bucket 'bkts' does not exist (did you mean 'bkt'?); buckets: bkt, other"),
+    ("s3_object that exists", "{s3_object: {bucket: bkt, key: k, exists: false}}",
+     "s3_object s3://bkt/k: expected it not to exist, but it does (11 bytes)"),
+    ("s3_object body", "{s3_object: {bucket: bkt, key: k, body_contains: bye}}",
+     's3_object s3://bkt/k: expected its body to contain "bye", got "hello world" (11 bytes)'),
+    ("s3_count", "{s3_count: {bucket: bkt, prefix: logs/, count: 3}}",
+     "s3_count s3://bkt/logs/*: expected 3 object(s), got 2 (logs/1, logs/2)"),
+    ("s3_count of an empty bucket", "{s3_count: {bucket: other, count: 1}}",
+     "s3_count s3://other/*: expected 1 object(s), got 0"),
+    ("s3_count of a missing bucket", "{s3_count: {bucket: missing, count: 0}}",
+     "s3_count s3://missing/*: the bucket 'missing' does not exist; buckets: bkt, other"),
+    ("redis_key missing", "{redis_key: {key: nope}}", "redis_key 'nope': expected it to exist, but it does not"),
+    ("redis_key value", "{redis_key: {key: k, value: w}}",
+     "redis_key 'k': expected the value \"w\", got \"v\" (1 bytes)"),
+    ("redis_key that exists", "{redis_key: {key: k, exists: false}}",
+     "redis_key 'k': expected it not to exist, but it does: \"v\" (1 bytes)"),
+    ("redis_key list that exists", "{redis_key: {key: list, exists: false}}",
+     "redis_key 'list': expected it not to exist, but it does (a list)"),
+    ("redis_key of another type", "{redis_key: {key: list, value: a}}",
+     "redis_key 'list': expected the value \"a\", but the key holds a list, not a string"),
+    ("dynamodb_item missing", "{dynamodb_item: {table: t, key: {id: {S: '2'}}}}",
+     "dynamodb_item {\"id\": {\"S\": \"2\"}} in table 't': expected it to exist, but it does not"),
+    ("dynamodb_item that exists", "{dynamodb_item: {table: t, key: {id: {S: '1'}}, exists: false}}",
+     "dynamodb_item {\"id\": {\"S\": \"1\"}} in table 't': expected it not to exist, but it does: "
+     "{\"id\": {\"S\": \"1\"}, \"v\": {\"S\": \"x\"}}"),
+    ("dynamodb_item in a missing table", "{dynamodb_item: {table: tt, key: {id: {S: '1'}}}}",
+     "dynamodb_item {\"id\": {\"S\": \"1\"}} in table 'tt': the table 'tt' does not exist (did you mean 't'?); "
+     "tables: t"),
+    ("two at once", "{s3_count: {bucket: other, count: 1}, redis_key: {key: nope}}",
+     "s3_count s3://other/*: expected 1 object(s), got 0; redis_key 'nope': expected it to exist, but it does not"),
+]
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+@pytest.mark.parametrize(("expect", "reason"), [f[1:] for f in SERVICE_FAILURES], ids=[f[0] for f in SERVICE_FAILURES])
+def test_a_failed_service_check_says_what_it_expected_and_saw(tmp_path: Path, shared_services: Services,
+                                                              expect: str, reason: str) -> None:
+    path = write(tmp_path, SERVICES + "  - expect: {s3_count: {bucket: bkt, count: 3}}\n"
+                 f"  - expect: {expect}\n")
+    with pytest.raises(ScenarioFailure) as info:
+        run_file(path, with_data(shared_services))
+    assert str(info.value) == f"{path}:4: step 2 (expect): {reason}"
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_a_dynamodb_key_that_does_not_fit_the_table(tmp_path: Path, shared_services: Services) -> None:
+    path = write(tmp_path, SERVICES + "  - expect: {dynamodb_item: {table: t, key: {name: {S: x}}}}\n")
+    with pytest.raises(ScenarioFailure) as info:
+        run_file(path, with_data(shared_services))
+    assert info.value.reason.startswith("dynamodb_item {\"name\": {\"S\": \"x\"}} in table 't': cannot read it: "
+                                        "ClientError: An error occurred (ValidationException)")
+
+
+# -- service faults ---------------------------------------------------------------------------------
+
+REDIS_HANDLER = """\
+import os
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+r = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=0.3, socket_connect_timeout=0.3,
+                         retry=Retry(NoBackoff(), 1))
+
+def handler(event, context):
+    if "set" in event:
+        r.set("k", event["set"])
+    return {"value": (r.get("k") or b"").decode()}
+"""
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_service_steps_act_on_the_service(tmp_path: Path) -> None:
+    (tmp_path / "redis_code").mkdir()
+    (tmp_path / "redis_code" / "app.py").write_text(REDIS_HANDLER)
+    path = write(tmp_path, """\
+        simulator: {services: {redis: binary}}
+        steps:
+          - deploy: {handler: app.handler, code_dir: redis_code, timeout_s: 5}
+          - invoke: {event: {set: v1}}
+          - service: {name: redis, action: latency, seconds: 0.2}
+          - invoke: {as: slow}
+          - service: {name: redis, action: latency, seconds: 0}
+          - invoke: {as: fast}
+          - service: {name: redis, action: cut}
+          - invoke: {as: cut}
+          - expect: {invocation: cut, error: {errorType: ConnectionError}}
+          - service: {name: redis, action: heal}
+          - invoke: {as: healed}
+          - expect: {invocation: healed, payload: {value: v1}}
+          - service: {name: redis, action: pause}
+          - invoke: {as: paused}
+          - expect: {invocation: paused, error: {errorType: TimeoutError}}
+          - service: {name: redis, action: resume}
+          - invoke: {as: resumed}
+          - expect: {invocation: resumed, payload: {value: v1}}
+          - service: {name: redis, action: restart}
+          - invoke: {as: restarted}
+          - expect: {invocation: restarted, payload: {value: ""}}
+          - invoke: {event: {set: v2}}
+          - expect: {redis_key: {key: k, value: v2}}
+          - service: {name: redis, action: flush}
+          - expect: {redis_key: {key: k, exists: false}}
+          - service: {name: redis, action: stop}
+          - invoke: {as: stopped}
+          - expect: {invocation: stopped, error: {errorType: ConnectionError}}
+          - service: {name: redis, action: start}
+          - invoke: {as: started}
+          - expect: {invocation: started, payload: {value: ""}}
+        """)
+    result = run_file(path, factory)
+    assert result.invocations["slow"].duration_ms >= 400  # 0.2 s each way
+    assert result.invocations["fast"].duration_ms < 200
+    assert [s.summary for s in result.steps if s.kind == "service"] == [
+        "redis: latency 0.2 s each way", "redis: latency off", "redis: cut", "redis: heal", "redis: pause",
+        "redis: resume", "redis: restart", "redis: flush", "redis: stop", "redis: start"]
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_a_service_action_the_service_cannot_do(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        simulator: {services: {redis: {provider: binary, faults: false}}}
+        steps:
+          - service:
+              name: redis
+              action: latency
+              seconds: 0.1
+        """)
+    with pytest.raises(ScenarioError) as info:
+        run_file(path, factory)
+    assert (info.value.line, info.value.key) == (5, "steps[0].service.action")
+    assert info.value.reason.startswith("redis.set_latency() needs the fault proxy, which is off for this service")
+
+
+# -- deploy from a template ------------------------------------------------------------------------
+
+
+@pytest.mark.sandbox
+def test_deploy_from_a_template_runs(tmp_path: Path) -> None:
+    with_template(tmp_path)
+    path = write(tmp_path, """\
+        steps:
+          - deploy: {template: template.yaml, function: OrdersFunction}
+          - invoke: {function: OrdersFunction}
+          - expect: {payload: {stage: dev, extra: null, memory: 256, function: OrdersFunction}}
+          - deploy:
+              template: .
+              function: OrdersFunction
+              name: orders
+              memory_mb: 512
+              environment: {EXTRA: x}
+              parameters: {Stage: prod}
+          - invoke: {function: orders}
+          - expect: {payload: {stage: prod, extra: x, memory: 512, function: orders}}
+        """)
+    result = run_file(path, factory)
+    assert result.steps[0].summary == "deployed OrdersFunction version 1 from template.yaml (OrdersFunction)"
+
+
+# -- the shipped scenarios ---------------------------------------------------------------------------
+
+SCENARIOS = REPO / "scenarios"
+
+
+def _shipped() -> list[Any]:
+    params = []
+    for path in sorted(SCENARIOS.glob("*.yaml")):
+        marks = [pytest.mark.sandbox]
+        try:
+            if load_scenario(path).settings.get("services"):
+                marks.append(pytest.mark.services)
+        except ScenarioError:
+            pass  # the test reports it
+        params.append(pytest.param(path, marks=marks, id=path.stem))
+    return params
+
+
+@pytest.mark.parametrize("path", _shipped())
+def test_every_shipped_scenario_passes(path: Path) -> None:
+    result = run_file(path, factory, display=path.relative_to(REPO).as_posix())
+    assert result.passed
+    assert all(s.outcome == "passed" for s in result.steps)
+    assert result.duration_s < 30
+
+
+def test_every_shipped_reproduction_has_a_fixed_twin_and_handlers() -> None:
+    names = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
+    bugs = [n for n in names if not n.endswith("_fixed")]
+    assert bugs == ["lost_tmp", "redeploy_cache_format", "redis_outage", "scale_out_s3", "tmp_fills_up",
+                    "write_outside_tmp"]
+    assert names == sorted([*bugs, *(f"{n}_fixed" for n in bugs)])
+    readme = (SCENARIOS / "README.md").read_text()
+    for name in bugs:
+        handlers = SCENARIOS / "handlers" / name
+        assert (handlers / "buggy").is_dir() and (handlers / "fixed").is_dir(), name
+        code_dirs = {str(getattr(s, "code_dir", "")) for n in (name, f"{name}_fixed")
+                     for s in load_scenario(SCENARIOS / f"{n}.yaml").steps}
+        assert str(handlers / "buggy") in code_dirs and str(handlers / "fixed") in code_dirs, name
+        assert f"[`{name}`]({name}.yaml)" in readme and f"({name}_fixed.yaml)" in readme, name

@@ -1,0 +1,418 @@
+"""``lambdasim detect``: find results that depend on state a warm instance keeps.
+
+On Lambda an invocation may land on a warm instance, whose module globals and /tmp still
+hold what earlier invocations left, or on a fresh one. A handler whose result depends on
+which is a bug waiting for production's routing. :func:`detect` runs the same events once
+with ``routing="warm"`` (one instance, reused) and once with ``routing="fresh"`` (a new
+instance for every invocation), compares the outcomes, and names every read of a /tmp
+file that another invocation wrote (seen with ``Simulator(track_tmp_access=True)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from lambdasim._errors import LambdaSimError
+from lambdasim._simulator import Function, Invocation, Simulator
+
+ROUTINGS = ("warm", "fresh")
+_DEFAULT_REPEAT = 3
+_SHOW_CHARS = 300
+_RID = "<request-id>"
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What one invocation returned: its payload, or its error."""
+
+    request_id: str
+    instance: str | None
+    cold_start: bool
+    payload: Any
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @classmethod
+    def of(cls, inv: Invocation) -> Outcome:
+        rid = inv.request_id
+        if inv.error is not None:
+            return cls(rid, inv.instance_id, inv.cold_start, None, str(inv.error.get("errorType")),
+                       str(inv.error.get("errorMessage", "")))
+        return cls(rid, inv.instance_id, inv.cold_start, inv.payload)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_type is None
+
+    def key(self) -> tuple[str, str]:
+        """What is compared: the error type and message, or the payload; the invocation's own
+        request id (Lambda's messages name it: "RequestId: ... Error: Task timed out") set aside."""
+        if self.error_type is not None:
+            return self.error_type, str(self.error_message).replace(self.request_id, _RID)
+        return "ok", _json(_plain(self.payload)).replace(self.request_id, _RID)
+
+    def same_as(self, other: Outcome) -> bool:
+        return self.key() == other.key()
+
+    def describe(self) -> str:
+        if self.error_type is not None:
+            return _clip(f"{self.error_type}: {self.error_message}")
+        return "returned " + _clip(_json(self.payload))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "instance": self.instance, "cold_start": self.cold_start,
+                "ok": self.ok, "payload": _plain(self.payload), "errorType": self.error_type,
+                "errorMessage": self.error_message}
+
+
+@dataclasses.dataclass(frozen=True)
+class Difference:
+    """An invocation (``index`` into the events) whose outcome differs between warm and fresh."""
+
+    index: int
+    event: Any
+    warm: Outcome
+    fresh: Outcome
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "event": self.event, "warm": self.warm.to_dict(), "fresh": self.fresh.to_dict()}
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossRead:
+    """Invocation ``reader_index`` read ``path``, which invocation ``writer_index`` wrote last."""
+
+    routing: str
+    path: str
+    instance: str | None
+    writer_request_id: str
+    writer_index: int | None
+    reader_request_id: str
+    reader_index: int | None
+    during_init: bool = False
+
+    def describe(self) -> str:
+        writer = f"#{self.writer_index}" if self.writer_index is not None else "another invocation"
+        reader = f"#{self.reader_index}" if self.reader_index is not None else "an invocation"
+        during = " during Init" if self.during_init else ""
+        return f"{reader} read {self.path}{during}, which {writer} wrote"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass
+class DetectReport:
+    """The outcome of :func:`detect`; ``ok`` when no invocation's outcome differs."""
+
+    function: str
+    handler: str
+    events: list[Any]
+    warm: list[Outcome]
+    fresh: list[Outcome]
+    differences: list[Difference]
+    cross_reads: list[CrossRead]
+    traces: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data; its ``runs`` (one trace per routing) are what ``lambdasim._report.render`` draws."""
+        return {
+            "function": self.function, "handler": self.handler, "ok": self.ok, "events": self.events,
+            "differences": [d.to_dict() for d in self.differences],
+            "cross_reads": [r.to_dict() for r in self.cross_reads],
+            "warm": [o.to_dict() for o in self.warm], "fresh": [o.to_dict() for o in self.fresh],
+            "runs": {f"routing={routing}": {"trace": trace} for routing, trace in self.traces.items()},
+        }
+
+    def render(self) -> str:
+        """A report for people."""
+        n = len(self.events)
+        lines = [f"lambdasim detect: {self.handler} ({self.function}), {n} invocation{'s' * (n != 1)} in order, "
+                 "once on warm instances (reused) and once on fresh ones (new each time)"]
+        reads_by_reader: dict[int | None, list[CrossRead]] = {}
+        for read in self.cross_reads:
+            reads_by_reader.setdefault(read.reader_index, []).append(read)
+        if self.differences:
+            lines.append("")
+            lines.append(f"DIFFERENT: {len(self.differences)} of {n} invocations differ between warm and fresh:")
+            for d in self.differences:
+                lines.append(f"  #{d.index}  event {_clip(_json(d.event))}")
+                lines.append(f"      warm:  {d.warm.describe()}  (instance {d.warm.instance}, "
+                             f"{'cold' if d.warm.cold_start else 'warm'})")
+                lines.append(f"      fresh: {d.fresh.describe()}  (instance {d.fresh.instance}, "
+                             f"{'cold' if d.fresh.cold_start else 'warm'})")
+                for read in reads_by_reader.get(d.index, []):
+                    lines.append(f"      warm #{d.index} read {read.path}"
+                                 f"{' during Init' if read.during_init else ''}, written by "
+                                 f"#{read.writer_index} ({read.writer_request_id})")
+                if d.index not in reads_by_reader:
+                    lines.append("      no /tmp read explains it: look for module-level (global) state kept "
+                                 "between invocations")
+        if self.cross_reads:
+            lines.append("")
+            lines.append(f"/tmp files read by an invocation that another invocation wrote ({len(self.cross_reads)}):")
+            for read in self.cross_reads:
+                lines.append(f"  {read.routing}: {read.describe()}")
+                lines.append(f"      reader {read.reader_request_id}, writer {read.writer_request_id}, "
+                             f"instance {read.instance}")
+        lines.append("")
+        if self.differences:
+            lines.append(f"FAIL: {len(self.differences)} invocation(s) give another result on a fresh instance: "
+                         "the handler depends on what a warm instance kept (/tmp or globals).")
+        elif self.cross_reads:
+            lines.append(f"OK: all {n} invocations give the same result warm and fresh; the /tmp reads above cross "
+                         "invocations without changing a result (a cache that is safe to lose?).")
+        else:
+            lines.append(f"OK: all {n} invocations give the same result warm and fresh, and none read a /tmp "
+                         "file another invocation wrote.")
+        return "\n".join(lines)
+
+
+def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events: Sequence[Any], *,
+           template: str | os.PathLike[str] | None = None, function: str | None = None,
+           services: Any = None, sandbox: str = "auto", seed: int = 0,
+           setup: Callable[[Simulator], None] | None = None, **config: Any) -> DetectReport:
+    """Run ``events`` in order under warm routing, then under fresh routing, and compare.
+
+    Args:
+        handler: ``module.function``; with ``template``, None takes the template's.
+        code_dir: the function's code folder; with ``template``, None takes the template's.
+        events: the events, invoked one at a time in this order in each run.
+        template, function: deploy ``function`` from a SAM template or Serverless config instead.
+        services: backing services, as for :class:`Simulator`; each run starts its own, so the
+            fresh run does not see the warm run's data (a shared ``Services`` is flushed instead).
+        sandbox, seed: as for :class:`Simulator` (both runs use the same seed).
+        setup: called with each run's Simulator before the deploy (create buckets, tables, ...).
+        config: settings of :meth:`Simulator.deploy` (``memory_mb=``, ``environment=``, ...),
+            or overrides of the template's (and ``parameters=``) with ``template``.
+    """
+    events = list(events)
+    if template is None and (handler is None or code_dir is None):
+        raise LambdaSimError("detect() needs a handler and a code_dir, or a template and a function.")
+    if template is not None and not function:
+        raise LambdaSimError("detect() with a template needs function= (the function's logical ID or key).")
+
+    def deploy(sim: Simulator) -> Function:
+        if template is not None:
+            assert function is not None
+            overrides = dict(config)
+            if handler is not None:
+                overrides["handler"] = handler
+            if code_dir is not None:
+                overrides["code_dir"] = code_dir
+            return sim.deploy_from_template(template, function, **overrides)
+        assert handler is not None and code_dir is not None
+        return sim.deploy(handler, code_dir=code_dir, **config)
+
+    outcomes: dict[str, list[Outcome]] = {}
+    traces: dict[str, list[dict[str, Any]]] = {}
+    names = ("", "")
+    for routing in ROUTINGS:
+        _flush_shared(services)
+        with Simulator(sandbox=sandbox, routing=routing, seed=seed, services=services, track_tmp=True,
+                       track_tmp_access=True) as sim:
+            if setup is not None:
+                setup(sim)
+            fn = deploy(sim)
+            names = (fn.name, fn.config.handler)
+            outcomes[routing] = [Outcome.of(fn.invoke(event)) for event in events]
+        traces[routing] = [e.to_dict() for e in sim.trace]
+
+    warm, fresh = outcomes["warm"], outcomes["fresh"]
+    differences = [Difference(i, event, w, f) for i, (event, w, f) in enumerate(zip(events, warm, fresh, strict=True))
+                   if not w.same_as(f)]
+    cross_reads = [read for routing in ROUTINGS for read in _cross_reads(routing, traces[routing], outcomes[routing])]
+    return DetectReport(names[0], names[1], events, warm, fresh, differences, cross_reads, traces)
+
+
+def _flush_shared(services: Any) -> None:
+    from lambdasim._services.service import Services
+
+    if isinstance(services, Services):
+        for service in services.values():
+            if service.running:
+                service.flush()
+
+
+def _cross_reads(routing: str, trace: list[dict[str, Any]], outcomes: list[Outcome]) -> list[CrossRead]:
+    index = {o.request_id: i for i, o in enumerate(outcomes)}
+    found: list[CrossRead] = []
+    for event in trace:
+        if event["kind"] != "invoke":
+            continue
+        for read in event["detail"].get("tmp_reads_from", ()):
+            reader = event["request_id"]
+            found.append(CrossRead(routing, read["path"], event["instance"], read["writer"], index.get(read["writer"]),
+                                   reader, index.get(reader), read.get("during") == "init"))
+    return found
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, sort_keys=False, default=repr)
+    except ValueError:
+        return repr(value)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: bytes payloads (a handler that returned bytes) become text."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _clip(text: str, limit: int = _SHOW_CHARS) -> str:
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+# -- command line ---------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``lambdasim detect`` (for cli.py's subcommand and :func:`main`)."""
+    parser.add_argument("handler", nargs="?", help="module.function, e.g. app.main.handler (or from --template)")
+    parser.add_argument("--code-dir", help="the folder with the handler's code (default: . or from --template)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--events", metavar="FILE", help="a JSON file with a list of events, invoked in order "
+                                                         "('-': stdin)")
+    source.add_argument("--event", "-e", help=f"one event as JSON or @FILE, invoked --repeat times "
+                                              f"(default: {{}} {_DEFAULT_REPEAT} times)")
+    parser.add_argument("--repeat", type=int, default=None, metavar="N",
+                        help=f"how often to invoke --event (default: {_DEFAULT_REPEAT})")
+    parser.add_argument("--template", help="deploy from this SAM template or serverless.yml (with --function)")
+    parser.add_argument("--function", help="the function's logical ID (SAM) or key (Serverless) in --template")
+    parser.add_argument("--services", metavar="LIST", help="backing services, e.g. 'aws,redis=binary'")
+    parser.add_argument("--memory", type=int, help="memory in MB")
+    parser.add_argument("--timeout", type=float, help="timeout in seconds")
+    parser.add_argument("--ephemeral-storage", type=int, help="/tmp size in MB")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an environment variable")
+    parser.add_argument("--sandbox", default="auto", help="sandbox: auto or namespace (default: auto)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for ids (default: 0)")
+    parser.add_argument("--json", metavar="PATH", help="also write the report, with both traces, as JSON")
+
+
+def _read_json(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LambdaSimError(f"{where}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+
+
+def _read_file(path: str, option: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise LambdaSimError(f"{option} {path}: cannot read it: {e.strerror}") from None
+
+
+def load_events(args: argparse.Namespace) -> list[Any]:
+    """The events a ``detect`` namespace asks for: ``events`` (a file) or ``event`` (JSON or @FILE)."""
+    path = getattr(args, "events", None)
+    repeat = getattr(args, "repeat", None)
+    if path:
+        loaded = _read_json(_read_file(path, "--events"), path)
+        events = loaded if isinstance(loaded, list) else [loaded] * (repeat or _DEFAULT_REPEAT)
+    else:
+        text = getattr(args, "event", None) or "{}"
+        if text.startswith("@"):
+            events = [_read_json(_read_file(text[1:], "--event"), text[1:])] * (repeat or _DEFAULT_REPEAT)
+        else:
+            events = [_read_json(text, "--event")] * (repeat or _DEFAULT_REPEAT)
+    if repeat is not None and repeat < 1:
+        raise LambdaSimError(f"--repeat {repeat}: use 1 or more.")
+    if not events:
+        raise LambdaSimError(f"--events {path}: the list is empty; give at least one event.")
+    return events
+
+
+def parse_services(text: Any) -> Any:
+    """``"aws,redis=binary"`` -> ``{"aws": "auto", "redis": "binary"}``; lists and dicts pass through."""
+    if not isinstance(text, str):
+        return text
+    services: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, provider = part.partition("=")
+        services[kind.strip()] = provider.strip() or "auto"
+    return services or None
+
+
+def _deploy_config(args: argparse.Namespace) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    for attr, key in (("memory", "memory_mb"), ("timeout", "timeout_s"), ("ephemeral_storage", "ephemeral_storage_mb"),
+                      ("name", "name")):
+        value = getattr(args, attr, None)
+        if value is not None:
+            config[key] = value
+    env: dict[str, str] = {}
+    for pair in getattr(args, "env", None) or ():
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise LambdaSimError(f"--env {pair!r}: write it as KEY=VALUE")
+        env[key] = value
+    if env:
+        config["environment"] = env
+    layers = getattr(args, "layer", None)
+    if layers:
+        config["layers"] = list(layers)
+    return config
+
+
+def run_detect(args: argparse.Namespace) -> int:
+    """``lambdasim detect``: print the report; 0 when no outcome differs, 1 otherwise.
+
+    Reads ``handler``, ``code_dir``, ``events`` or ``event``, and optionally ``repeat``,
+    ``template``, ``function``, ``services``, ``memory``, ``timeout``, ``ephemeral_storage``,
+    ``env``, ``layer``, ``name``, ``sandbox``, ``seed`` and ``json`` (see :func:`add_arguments`).
+    Bad input raises LambdaSimError (cli.main prints it and exits 2).
+    """
+    template = getattr(args, "template", None)
+    handler = getattr(args, "handler", None)
+    code_dir = getattr(args, "code_dir", None)
+    if template is None:
+        if not handler:
+            raise LambdaSimError("detect needs a handler (module.function), or --template and --function.")
+        code_dir = code_dir or "."
+    events = load_events(args)
+    report = detect(handler, code_dir, events, template=template, function=getattr(args, "function", None),
+                    services=parse_services(getattr(args, "services", None)),
+                    sandbox=getattr(args, "sandbox", None) or "auto", seed=getattr(args, "seed", None) or 0,
+                    **_deploy_config(args))
+    sys.stdout.write(report.render() + "\n")
+    out = getattr(args, "json", None)
+    if out:
+        try:
+            with open(out, "w", encoding="utf-8") as f:
+                json.dump(report.to_dict(), f, indent=1, default=repr)
+        except OSError as e:
+            raise LambdaSimError(f"--json {out}: cannot write it: {e.strerror}") from None
+        sys.stdout.write(f"report written to {out}\n")
+    return 0 if report.ok else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lambdasim._detect HANDLER --code-dir DIR --events FILE``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="lambdasim detect", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_detect(args)
+    except LambdaSimError as e:
+        sys.stderr.write(f"lambdasim detect: error: {e}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,723 @@
+"""An HTML report of a simulator's trace: one self-contained file (inline CSS, JS and SVG).
+
+Each run (a Simulator's trace, or each test of the pytest plugin's ``--lambda-sim-report``
+JSON, or each routing of ``lambdasim detect --json``) gets a timeline with one lane per
+instance (created, Init, invocations, resets, crashes, destroyed), versions colour-coded,
+deploys, redeploys, throttles and service events as markers, and its /tmp usage over time
+(``tmp_bytes``, from ``Simulator(track_tmp=True)``). A click on an invocation shows its
+details; failed ones carry their error and the last lines of their logs (``error_detail``).
+
+The x axis is the order of events: the virtual clock often stands still, so its time is
+shown where it moves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lambdasim._errors import LambdaSimError
+
+VERSION_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
+INSTANCE_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+FAIL = "#d32f2f"
+RESET = "#f57c00"
+INIT = "#f2b705"
+READ = "#7b1fa2"
+SERVICE = "#6a1b9a"
+LEFT = 190  # the lane labels
+TOP = 30  # the clock axis
+LANE_H = 30
+FUNC_H = 26
+TMP_H = 110
+_OPEN_RUNS = 12  # runs shown unfolded (more: only those with failures)
+
+
+# -- reading traces ---------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One simulator's trace, named."""
+
+    name: str
+    events: list[dict[str, Any]]
+    outcome: str | None = None
+
+
+def _event_dict(event: Any) -> dict[str, Any]:
+    if isinstance(event, dict):
+        return event
+    to_dict = getattr(event, "to_dict", None)
+    if callable(to_dict):
+        result: dict[str, Any] = to_dict()
+        return result
+    raise TypeError(f"not a trace event: {event!r}")
+
+
+def runs_of(trace: Any) -> tuple[list[Run], dict[str, Any] | None]:
+    """The runs in ``trace`` (see :func:`render`), and the pytest plugin's summary if it has one."""
+    if isinstance(trace, (list, tuple)):
+        return [Run("trace", [_event_dict(e) for e in trace])], None
+    if not isinstance(trace, dict):
+        raise TypeError(f"render() takes a list of trace events or a report dict, not {type(trace).__name__}")
+    for key in ("tests", "runs"):
+        if isinstance(trace.get(key), dict):
+            runs = [Run(str(name), [_event_dict(e) for e in entry.get("trace") or ()], entry.get("outcome"))
+                    for name, entry in trace[key].items() if isinstance(entry, dict)]
+            summary = trace.get("summary")
+            return runs, summary if isinstance(summary, dict) else None
+    if isinstance(trace.get("trace"), list):
+        return [Run(str(trace.get("name", "trace")), [_event_dict(e) for e in trace["trace"]])], None
+    raise ValueError("render() takes a list of trace events, or a dict with 'tests' (pytest --lambda-sim-report), "
+                     "'runs' (lambdasim detect --json) or 'trace'")
+
+
+# -- the model of one run -------------------------------------------------------------------
+
+
+@dataclass
+class Lane:
+    instance: str
+    function: str
+    version: str | None
+    start: int
+    end: int | None = None
+    end_reason: str | None = None
+    items: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    tmp: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class Model:
+    run: Run
+    functions: list[str] = field(default_factory=list)
+    lanes: dict[str, Lane] = field(default_factory=dict)
+    function_events: dict[str, list[tuple[int, dict[str, Any]]]] = field(default_factory=dict)
+    global_events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    invocations: list[dict[str, Any]] = field(default_factory=list)
+    clock: list[tuple[int, float]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return max(len(self.run.events), 1)
+
+
+def _model(run: Run) -> Model:
+    m = Model(run)
+    counts = {"instances": 0, "invocations": 0, "failed": 0, "cold_starts": 0, "resets": 0, "redeploys": 0,
+              "crashes": 0, "throttled": 0}
+    last_t: float | None = None
+    for step, event in enumerate(run.events):
+        kind = str(event.get("kind", "?"))
+        function = str(event.get("function") or "")
+        instance = event.get("instance")
+        detail = event.get("detail") or {}
+        t = event.get("t")
+        if isinstance(t, (int, float)) and t != last_t:
+            m.clock.append((step, float(t)))
+            last_t = float(t)
+        if function and function not in m.functions:
+            m.functions.append(function)
+        if kind == "service" or not function:
+            m.global_events.append((step, event))
+            continue
+        if instance is None:
+            m.function_events.setdefault(function, []).append((step, event))
+            counts["redeploys"] += kind == "redeploy"
+            counts["throttled"] += kind in ("throttled", "rejected")
+            continue
+        lane = m.lanes.get(instance)
+        if lane is None:
+            lane = m.lanes[instance] = Lane(str(instance), function, event.get("version"), step)
+            counts["instances"] += 1
+        if kind == "destroyed":
+            lane.end, lane.end_reason = step, str(detail.get("reason", ""))
+        elif kind == "invoke":
+            index = len(m.invocations)
+            error_detail = detail.get("error_detail") or {}
+            inv = {
+                "index": index, "step": step, "t": t, "request_id": event.get("request_id"), "function": function,
+                "instance": instance, "version": event.get("version"), "cold_start": bool(detail.get("cold_start")),
+                "duration_ms": detail.get("duration_ms"), "error": detail.get("error"),
+                "errorMessage": error_detail.get("errorMessage"), "logs": error_detail.get("logs"),
+                "tmp_bytes": detail.get("tmp_bytes"), "tmp_reads_from": detail.get("tmp_reads_from") or [],
+                "erofs": detail.get("erofs") or [],
+            }
+            m.invocations.append(inv)
+            lane.items.append((step, {"kind": "invoke", "inv": inv}))
+            counts["invocations"] += 1
+            counts["failed"] += inv["error"] is not None
+            counts["cold_starts"] += inv["cold_start"]
+            if isinstance(detail.get("tmp_bytes"), int):
+                lane.tmp.append((step, detail["tmp_bytes"]))
+        else:
+            lane.items.append((step, event))
+            counts["resets"] += kind == "reset"
+            counts["crashes"] += kind == "crash"
+    m.counts = counts
+    return m
+
+
+# -- drawing ----------------------------------------------------------------------------------
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _version_colour(version: Any) -> str:
+    try:
+        return VERSION_COLOURS[(int(version) - 1) % len(VERSION_COLOURS)]
+    except (TypeError, ValueError):
+        return VERSION_COLOURS[-1]
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def _fmt_ms(value: Any) -> str:
+    return f"{value:.2f} ms" if isinstance(value, (int, float)) else "?"
+
+
+def _short(request_id: Any) -> str:
+    return str(request_id)[:8] if request_id else "?"
+
+
+class _Svg:
+    """The timeline of one run, and its /tmp chart, as SVG text."""
+
+    def __init__(self, m: Model, run_index: int) -> None:
+        self.m = m
+        self.run = run_index
+        self.step_w = max(12, min(40, 1100 // m.steps))
+        self.width = LEFT + m.steps * self.step_w + 40
+        self.rows: list[tuple[str, str, int]] = []  # (kind, key, y)
+        y = TOP
+        for function in m.functions:
+            self.rows.append(("function", function, y))
+            y += FUNC_H
+            for lane in m.lanes.values():
+                if lane.function == function:
+                    self.rows.append(("lane", lane.instance, y))
+                    y += LANE_H
+        self.height = y + 14
+        self.lane_y = {key: y for kind, key, y in self.rows if kind == "lane"}
+        self.function_y = {key: y for kind, key, y in self.rows if kind == "function"}
+
+    def x(self, step: int) -> float:
+        return LEFT + step * self.step_w + self.step_w / 2
+
+    def timeline(self) -> str:
+        m, out = self.m, []
+        out.append(f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{self.width}" '
+                   f'height="{self.height}" viewBox="0 0 {self.width} {self.height}" role="img" '
+                   f'aria-label="timeline of {_e(m.run.name)}">')
+        out.append(self._axis())
+        for kind, key, y in self.rows:
+            out.append(self._function_row(key, y) if kind == "function" else self._lane(m.lanes[key], y))
+        for step, event in m.global_events:
+            out.append(self._global_marker(step, event))
+        out.append("</svg>")
+        return "".join(out)
+
+    def _axis(self) -> str:
+        out = [f'<line class="axis" x1="{LEFT}" y1="{TOP - 6}" x2="{self.width - 30}" y2="{TOP - 6}"/>']
+        label_every = max(1, 60 // self.step_w)
+        last_label = -10**9
+        for step, t in self.m.clock:
+            x = self.x(step)
+            out.append(f'<line class="tick" x1="{x:.1f}" y1="{TOP - 10}" x2="{x:.1f}" y2="{self.height - 10}"/>')
+            if step - last_label >= label_every:
+                out.append(f'<text class="clock" x="{x:.1f}" y="{TOP - 12}">t={t:g}s</text>')
+                last_label = step
+        out.append(f'<text class="axis-label" x="6" y="{TOP - 12}">virtual clock</text>')
+        return "".join(out)
+
+    def _function_row(self, function: str, y: int) -> str:
+        out = [f'<g class="function-lane" data-function-lane="{_e(function)}">',
+               f'<rect class="function-bg" x="0" y="{y}" width="{self.width}" height="{FUNC_H}"/>',
+               f'<text class="lane-label function-label" x="6" y="{y + 17}">\u0192 {_e(function)}</text>']
+        for step, event in self.m.function_events.get(function, []):
+            out.append(self._function_marker(function, step, event, y))
+        out.append("</g>")
+        return "".join(out)
+
+    def _function_span(self, function: str) -> tuple[int, int]:
+        top = self.function_y[function]
+        lanes = [self.lane_y[lane.instance] for lane in self.m.lanes.values() if lane.function == function]
+        return top, (max(lanes) + LANE_H if lanes else top + FUNC_H)
+
+    def _function_marker(self, function: str, step: int, event: dict[str, Any], y: int) -> str:
+        kind, x = str(event.get("kind")), self.x(step)
+        version = event.get("version")
+        detail = event.get("detail") or {}
+        if kind in ("deploy", "redeploy"):
+            colour = _version_colour(version)
+            top, bottom = self._function_span(function)
+            label = f"v{version}" if kind == "deploy" else f"\u21bb v{version}"
+            title = f"{kind} of {function}: version {version} (step {step})"
+            line = (f'<line class="redeploy-line" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" '
+                    f'stroke="{colour}"/>' if kind == "redeploy" else "")
+            return (f'<g class="marker" data-marker="{kind}"><title>{_e(title)}</title>{line}'
+                    f'<rect x="{x - 15:.1f}" y="{y + 4}" width="30" height="17" rx="3" fill="{colour}"/>'
+                    f'<text class="marker-text" x="{x:.1f}" y="{y + 16}">{_e(label)}</text></g>')
+        if kind in ("throttled", "rejected"):
+            title = (f"{kind}: {function} answered {detail.get('status', '?')} to request "
+                     f"{event.get('request_id')} (step {step})")
+            return (f'<g class="marker" data-marker="{kind}"><title>{_e(title)}</title>'
+                    f'<path d="M{x - 6:.1f},{y + 6} L{x + 6:.1f},{y + 6} L{x:.1f},{y + 19} Z" fill="#757575"/></g>')
+        return self._generic(kind, step, event, x, y + FUNC_H / 2)
+
+    def _generic(self, kind: str, step: int, event: dict[str, Any], x: float, y: float) -> str:
+        title = f"{kind} (step {step}): {json.dumps(event.get('detail') or {}, default=str)[:300]}"
+        return (f'<g class="marker" data-marker="{_e(kind)}"><title>{_e(title)}</title>'
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#9e9e9e"/></g>')
+
+    def _global_marker(self, step: int, event: dict[str, Any]) -> str:
+        x = self.x(step)
+        detail = event.get("detail") or {}
+        name = detail.get("service") or event.get("function") or ""
+        action = detail.get("action") or event.get("kind")
+        label = f"{name} {action}".strip()
+        title = f"{label} (step {step}): {json.dumps(detail, default=str)[:300]}"
+        return (f'<g class="marker service" data-marker="service"><title>{_e(title)}</title>'
+                f'<line class="service-line" x1="{x:.1f}" y1="{TOP - 4}" x2="{x:.1f}" y2="{self.height - 10}"/>'
+                f'<text class="service-text" x="{x + 3:.1f}" y="{self.height - 2}">{_e(label)}</text></g>')
+
+    def _lane(self, lane: Lane, y: int) -> str:
+        colour = _version_colour(lane.version)
+        start = self.x(lane.start) - self.step_w / 2
+        end = self.x(lane.end if lane.end is not None else self.m.steps - 1) + self.step_w / 2
+        invs = sum(1 for _, item in lane.items if item.get("kind") == "invoke")
+        ended = f"destroyed ({lane.end_reason})" if lane.end is not None else "still alive at the end"
+        title = f"instance {lane.instance} of {lane.function}, version {lane.version}: {invs} invocations; {ended}"
+        out = [f'<g class="lane" data-lane="{_e(lane.instance)}" data-version="{_e(lane.version)}">',
+               f'<title>{_e(title)}</title>',
+               f'<text class="lane-label" x="18" y="{y + 19}">{_e(lane.instance)}</text>',
+               f'<rect class="version-chip" x="6" y="{y + 9}" width="8" height="12" fill="{colour}"/>',
+               f'<rect class="lifetime" x="{start:.1f}" y="{y + 5}" width="{max(end - start, 2):.1f}" '
+               f'height="{LANE_H - 10}" fill="{colour}" stroke="{colour}"/>',
+               f'<g class="marker" data-marker="created"><title>created (step {lane.start})</title>'
+               f'<circle cx="{start + 3:.1f}" cy="{y + LANE_H / 2}" r="3" fill="#2e7d32"/></g>']
+        by_request = {item["inv"]["request_id"]: step for step, item in lane.items if item.get("kind") == "invoke"}
+        for step, item in lane.items:
+            if item.get("kind") == "invoke":
+                out.append(self._invocation(item["inv"], step, y, colour, by_request))
+            else:
+                out.append(self._lane_marker(step, item, y))
+        if lane.end is not None:
+            x = self.x(lane.end)
+            out.append(f'<g class="marker" data-marker="destroyed"><title>{_e(f"destroyed: {lane.end_reason}")}'
+                       f'</title><rect x="{x - 4:.1f}" y="{y + 6}" width="8" height="{LANE_H - 12}" fill="#212121"/>'
+                       "</g>")
+        out.append("</g>")
+        return "".join(out)
+
+    def _invocation(self, inv: dict[str, Any], step: int, y: int, colour: str, by_request: dict[Any, int]) -> str:
+        x, w = self.x(step), self.step_w * 0.8
+        failed = inv["error"] is not None
+        state = f"failed: {inv['error']}" if failed else "ok"
+        title = (f"invocation {inv['request_id']} on {inv['instance']} (v{inv['version']}), "
+                 f"{'cold start (Init), ' if inv['cold_start'] else ''}{_fmt_ms(inv['duration_ms'])}, {state}")
+        if inv["tmp_reads_from"]:
+            title += "; read /tmp another invocation wrote: " + ", ".join(
+                f"{r.get('path')} (by {_short(r.get('writer'))})" for r in inv["tmp_reads_from"])
+        fill = FAIL if failed else colour
+        out = [f'<g class="inv{" failed" if failed else ""}" data-run="{self.run}" data-inv="{inv["index"]}" '
+               f'data-rid="{_e(inv["request_id"])}" data-failed="{int(failed)}" tabindex="0" role="button" '
+               f'aria-label="{_e(title)}"><title>{_e(title)}</title>',
+               f'<rect class="inv-box" x="{x - w / 2:.1f}" y="{y + 7}" width="{w:.1f}" height="{LANE_H - 14}" '
+               f'rx="2" fill="{fill}"/>']
+        if inv["cold_start"]:
+            out.append(f'<rect class="init" data-marker="init" x="{x - w / 2:.1f}" y="{y + 2}" width="{w:.1f}" '
+                       f'height="5" fill="{INIT}"><title>Init (cold start)</title></rect>')
+        if failed:
+            out.append(f'<text class="fail-mark" x="{x:.1f}" y="{y + LANE_H / 2 + 4}">!</text>')
+        for read in inv["tmp_reads_from"]:
+            writer = by_request.get(read.get("writer"))
+            if writer is not None and writer != step:
+                wx = self.x(writer)
+                out.append(f'<path class="read-arc" data-marker="tmp-read" d="M{wx:.1f},{y + 7} '
+                           f'Q{(wx + x) / 2:.1f},{y - 6} {x:.1f},{y + 7}"/>')
+        if inv["tmp_reads_from"]:
+            out.append(f'<circle class="read-dot" cx="{x + w / 2 - 1:.1f}" cy="{y + 8}" r="2.5" fill="{READ}"/>')
+        out.append("</g>")
+        return "".join(out)
+
+    def _lane_marker(self, step: int, event: dict[str, Any], y: int) -> str:
+        kind, x = str(event.get("kind")), self.x(step)
+        detail = event.get("detail") or {}
+        cy = y + LANE_H / 2
+        if kind == "reset":
+            title = f"reset (step {step}): {detail.get('reason', '')}: the runtime was replaced; /tmp stays"
+            return (f'<g class="marker" data-marker="reset"><title>{_e(title)}</title>'
+                    f'<path d="M{x:.1f},{cy - 8} L{x + 7:.1f},{cy} L{x:.1f},{cy + 8} L{x - 7:.1f},{cy} Z" '
+                    f'fill="{RESET}" stroke="#fff"/></g>')
+        if kind == "crash":
+            title = f"crash (step {step}): the runtime was killed"
+            return (f'<g class="marker" data-marker="crash"><title>{_e(title)}</title>'
+                    f'<path d="M{x - 6:.1f},{cy - 6} L{x + 6:.1f},{cy + 6} M{x + 6:.1f},{cy - 6} L{x - 6:.1f},{cy + 6}"'
+                    f' stroke="{FAIL}" stroke-width="3"/></g>')
+        if kind == "instance_created":
+            return ""
+        return self._generic(kind, step, event, x, cy)
+
+    def tmp_chart(self) -> str:
+        lanes = [lane for lane in self.m.lanes.values() if lane.tmp]
+        if not lanes:
+            return ""
+        peak = max(b for lane in lanes for _, b in lane.tmp) or 1
+        top, bottom = 12, 12 + TMP_H
+        out = [f'<svg class="tmpchart" xmlns="http://www.w3.org/2000/svg" width="{self.width}" '
+               f'height="{bottom + 24}" viewBox="0 0 {self.width} {bottom + 24}" role="img" '
+               f'aria-label="/tmp usage of {_e(self.m.run.name)}">',
+               f'<text class="axis-label" x="6" y="{top + 10}">/tmp used</text>',
+               f'<text class="axis-label" x="6" y="{top + 26}">peak {_e(_fmt_bytes(peak))}</text>',
+               f'<line class="axis" x1="{LEFT}" y1="{bottom}" x2="{self.width - 30}" y2="{bottom}"/>',
+               f'<line class="axis" x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}"/>']
+
+        def y_of(b: int) -> float:
+            return bottom - (b / peak) * (TMP_H - 6)
+
+        for i, lane in enumerate(lanes):
+            colour = INSTANCE_COLOURS[i % len(INSTANCE_COLOURS)]
+            points = " ".join(f"{self.x(step):.1f},{y_of(b):.1f}" for step, b in lane.tmp)
+            out.append(f'<g class="tmp-series" data-tmp-lane="{_e(lane.instance)}">')
+            out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+            for step, b in lane.tmp:
+                out.append(f'<circle cx="{self.x(step):.1f}" cy="{y_of(b):.1f}" r="3" fill="{colour}">'
+                           f'<title>{_e(f"{lane.instance}: {_fmt_bytes(b)} in /tmp after step {step}")}</title>'
+                           "</circle>")
+            last_step, last_b = lane.tmp[-1]
+            out.append(f'<text class="series-label" x="{self.x(last_step) + 6:.1f}" y="{y_of(last_b) + 4:.1f}" '
+                       f'fill="{colour}">{_e(lane.instance)}</text></g>')
+        out.append("</svg>")
+        return "".join(out)
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+_CSS = """
+:root { --fg: #212121; --muted: #616161; --line: #e0e0e0; --bg: #fafafa; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+       color: var(--fg); background: var(--bg); padding-bottom: 44vh; }
+header { padding: 16px 24px 8px; background: #fff; border-bottom: 1px solid var(--line); }
+h1 { font-size: 20px; margin: 0 0 4px; }
+h2 { font-size: 16px; margin: 0; font-family: ui-monospace, "DejaVu Sans Mono", monospace; word-break: break-all; }
+.sub, .meta { color: var(--muted); margin: 2px 0; }
+.legend { display: flex; flex-wrap: wrap; gap: 6px 18px; margin: 8px 0 4px; padding: 0; list-style: none;
+          color: var(--muted); font-size: 13px; }
+.legend li { display: flex; align-items: center; gap: 6px; }
+.legend svg { flex: none; }
+main { padding: 12px 24px; }
+details.run { background: #fff; border: 1px solid var(--line); border-radius: 6px; margin: 0 0 14px;
+              padding: 10px 14px; }
+details.run > summary { cursor: pointer; list-style-position: outside; }
+details.run > summary .badge { display: inline-block; margin-left: 8px; padding: 0 7px; border-radius: 9px;
+                               font-size: 12px; color: #fff; background: #2e7d32; vertical-align: 2px; }
+details.run > summary .badge.bad { background: #d32f2f; }
+.scroll { overflow-x: auto; margin-top: 8px; border-top: 1px solid var(--line); padding-top: 4px; }
+svg { display: block; }
+svg text { font: 12px system-ui, "DejaVu Sans", sans-serif; fill: var(--fg); }
+.lane-label { font-family: ui-monospace, "DejaVu Sans Mono", monospace; }
+.function-label { font-weight: 600; }
+.function-bg { fill: #f1f3f6; }
+.lifetime { fill-opacity: .13; stroke-opacity: .55; }
+.axis { stroke: #9e9e9e; }
+.tick { stroke: #bdbdbd; stroke-dasharray: 2 4; }
+.clock, .axis-label { fill: var(--muted); font-size: 11px; }
+.marker-text { fill: #fff; font-size: 11px; font-weight: 600; text-anchor: middle; }
+.redeploy-line { stroke-width: 2; stroke-dasharray: 5 3; }
+.service-line { stroke: """ + SERVICE + """; stroke-width: 2; stroke-dasharray: 6 3; }
+.service-text { fill: """ + SERVICE + """; font-size: 11px; font-weight: 600; }
+.inv { cursor: pointer; outline: none; }
+.inv:hover .inv-box, .inv:focus .inv-box { stroke: #000; stroke-width: 1.5; }
+.inv.selected .inv-box { stroke: #000; stroke-width: 2.5; }
+.inv.failed .inv-box { stroke: #7f0000; stroke-width: 1; }
+.fail-mark { fill: #fff; font-weight: 700; text-anchor: middle; pointer-events: none; }
+.read-arc { fill: none; stroke: """ + READ + """; stroke-width: 1.3; stroke-dasharray: 3 2; opacity: .8; }
+.series-label { font-size: 11px; }
+ul.failures { margin: 8px 0 0; padding-left: 20px; }
+ul.failures a { color: #b71c1c; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; }
+.none { color: var(--muted); font-style: italic; margin: 6px 0 0; }
+#lsim-details { position: fixed; left: 0; right: 0; bottom: 0; max-height: 42vh; overflow: auto; background: #fff;
+                border-top: 3px solid #455a64; box-shadow: 0 -2px 10px rgba(0,0,0,.12); padding: 10px 24px 14px; }
+#lsim-details h3 { margin: 0 0 6px; font-size: 15px; }
+#lsim-details .hint { color: var(--muted); margin: 0; }
+#lsim-details dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 0 0 8px; }
+#lsim-details dt { color: var(--muted); }
+#lsim-details dd { margin: 0; font-family: ui-monospace, "DejaVu Sans Mono", monospace; word-break: break-all; }
+#lsim-details .error { color: #b71c1c; font-weight: 600; }
+#lsim-details pre { background: #263238; color: #eceff1; padding: 8px 10px; border-radius: 4px; overflow: auto;
+                    max-height: 24vh; margin: 4px 0 0; font-size: 12px; white-space: pre-wrap; }
+#lsim-close { float: right; border: 1px solid var(--line); background: #fff; border-radius: 4px; cursor: pointer; }
+"""
+
+_JS = r"""
+(function () {
+  "use strict";
+  var body = document.body;
+  window.addEventListener("error", function (e) {
+    body.setAttribute("data-lsim-error", String(e.message || e));
+  });
+  var data = JSON.parse(document.getElementById("lsim-data").textContent);
+  var panel = document.getElementById("lsim-details");
+  var hint = panel.innerHTML;
+
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+  function row(dl, name, value, cls) {
+    if (value === undefined || value === null || value === "") return;
+    dl.appendChild(el("dt", null, name));
+    dl.appendChild(el("dd", cls || null, value));
+  }
+  function bytes(n) {
+    var units = ["B", "KB", "MB", "GB"], i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return (i ? n.toFixed(1) : String(n)) + " " + units[i];
+  }
+  function close() {
+    panel.innerHTML = hint;
+    panel.removeAttribute("data-open");
+    document.querySelectorAll(".inv.selected").forEach(function (n) { n.classList.remove("selected"); });
+  }
+  function show(runIndex, invIndex) {
+    var run = data.runs[runIndex], inv = run && run.invocations[invIndex];
+    if (!inv) return;
+    document.querySelectorAll(".inv.selected").forEach(function (n) { n.classList.remove("selected"); });
+    var box = document.querySelector('.inv[data-run="' + runIndex + '"][data-inv="' + invIndex + '"]');
+    if (box) box.classList.add("selected");
+    panel.innerHTML = "";
+    var shut = el("button", null, "close");
+    shut.id = "lsim-close";
+    shut.addEventListener("click", close);
+    panel.appendChild(shut);
+    panel.appendChild(el("h3", null, (inv.error ? "Failed invocation " : "Invocation ") + inv.request_id));
+    var dl = el("dl");
+    row(dl, "run", run.name);
+    row(dl, "function", inv["function"] + " (version " + inv.version + ")");
+    row(dl, "instance", inv.instance);
+    row(dl, "start", inv.cold_start ? "cold (Init ran first)" : "warm");
+    row(dl, "duration", typeof inv.duration_ms === "number" ? inv.duration_ms.toFixed(2) + " ms" : null);
+    row(dl, "virtual time", typeof inv.t === "number" ? inv.t + " s" : null);
+    row(dl, "/tmp used after", typeof inv.tmp_bytes === "number" ? bytes(inv.tmp_bytes) : null);
+    row(dl, "error", inv.error, "error");
+    row(dl, "message", inv.errorMessage, "error");
+    (inv.tmp_reads_from || []).forEach(function (r) {
+      row(dl, "read /tmp", r.path + " written by " + r.writer + (r.during ? " (during " + r.during + ")" : ""));
+    });
+    (inv.erofs || []).forEach(function (p) { row(dl, "read-only write", p, "error"); });
+    panel.appendChild(dl);
+    if (inv.logs) {
+      panel.appendChild(el("div", null, "Logs (last lines)"));
+      panel.appendChild(el("pre", "logs", inv.logs));
+    } else if (inv.error) {
+      panel.appendChild(el("p", "hint", "No logs in the trace for this invocation."));
+    }
+    panel.setAttribute("data-open", inv.request_id);
+  }
+  function activate(target) {
+    var node = target && target.closest ? target.closest("[data-inv]") : null;
+    if (!node) return false;
+    show(Number(node.getAttribute("data-run")), Number(node.getAttribute("data-inv")));
+    try { history.replaceState(null, "", "#inv=" + encodeURIComponent(node.getAttribute("data-rid"))); }
+    catch (err) { /* a file: URL may refuse it */ }
+    return true;
+  }
+  document.addEventListener("click", function (e) { if (activate(e.target)) e.preventDefault(); });
+  document.addEventListener("keydown", function (e) {
+    if (e.key === "Escape") close();
+    else if ((e.key === "Enter" || e.key === " ") && activate(e.target)) e.preventDefault();
+  });
+  function fromHash() {
+    var m = /^#inv=(.+)$/.exec(location.hash);
+    if (!m) return;
+    var rid = decodeURIComponent(m[1]);
+    var node = document.querySelector('.inv[data-rid="' + CSS.escape(rid) + '"]');
+    if (node) {
+      var details = node.closest("details");
+      if (details) details.open = true;
+      node.dispatchEvent(new MouseEvent("click", {bubbles: true, cancelable: true}));
+    }
+  }
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
+  body.setAttribute("data-lsim-ready", String(document.querySelectorAll("[data-lane]").length));
+})();
+"""
+
+
+def _legend() -> str:
+    def chip(svg: str) -> str:
+        return f'<svg width="26" height="16" viewBox="0 0 26 16" aria-hidden="true">{svg}</svg>'
+
+    items = [
+        (chip(f'<rect x="2" y="3" width="10" height="10" fill="{VERSION_COLOURS[0]}"/>'
+              f'<rect x="14" y="3" width="10" height="10" fill="{VERSION_COLOURS[1]}"/>'), "invocation, by version"),
+        (chip(f'<rect x="8" y="3" width="10" height="10" fill="{FAIL}"/>'
+              '<text x="13" y="12" font-size="10" fill="#fff" text-anchor="middle">!</text>'),
+         "failed invocation (click)"),
+        (chip(f'<rect x="8" y="2" width="10" height="4" fill="{INIT}"/>'
+              f'<rect x="8" y="6" width="10" height="8" fill="{VERSION_COLOURS[0]}"/>'), "Init (cold start)"),
+        (chip(f'<path d="M13,1 L20,8 L13,15 L6,8 Z" fill="{RESET}"/>'), "reset (timeout, crash, OOM)"),
+        (chip(f'<path d="M7,2 L19,14 M19,2 L7,14" stroke="{FAIL}" stroke-width="3"/>'), "crash"),
+        (chip('<rect x="9" y="2" width="8" height="12" fill="#212121"/>'), "destroyed"),
+        (chip(f'<line x1="13" y1="0" x2="13" y2="16" stroke="{VERSION_COLOURS[1]}" stroke-width="2" '
+              'stroke-dasharray="4 2"/>'), "redeploy"),
+        (chip('<path d="M7,3 L19,3 L13,14 Z" fill="#757575"/>'), "throttled / rejected"),
+        (chip(f'<line x1="13" y1="0" x2="13" y2="16" stroke="{SERVICE}" stroke-width="2" stroke-dasharray="4 2"/>'),
+         "service event"),
+        (chip(f'<path d="M3,13 Q13,0 23,13" fill="none" stroke="{READ}" stroke-dasharray="3 2"/>'),
+         "read of a /tmp file another invocation wrote"),
+    ]
+    return '<ul class="legend">' + "".join(f"<li>{svg}<span>{_e(text)}</span></li>" for svg, text in items) + "</ul>"
+
+
+def _n(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    parts = [_n(counts["instances"], "instance", "instances"), _n(counts["invocations"], "invocation", "invocations")]
+    if counts["failed"]:
+        parts.append(f"{counts['failed']} failed")
+    parts.append(_n(counts["cold_starts"], "cold start", "cold starts"))
+    for key, one, many in (("resets", "reset", "resets"), ("crashes", "crash", "crashes"),
+                           ("redeploys", "redeploy", "redeploys"), ("throttled", "throttled or rejected",
+                                                                    "throttled or rejected")):
+        if counts[key]:
+            parts.append(_n(counts[key], one, many))
+    return " \u00b7 ".join(parts)
+
+
+def _run_section(m: Model, index: int, open_: bool) -> str:
+    svg = _Svg(m, index)
+    counts = m.counts
+    bad = counts["failed"] > 0 or m.run.outcome == "failed"
+    badge = (f'<span class="badge bad">{counts["failed"]} failed</span>' if counts["failed"]
+             else '<span class="badge">ok</span>' if counts["invocations"] else "")
+    out = [f'<details class="run" id="run-{index}" data-run="{index}"{" open" if open_ or bad else ""}>',
+           f"<summary><h2 style=\"display:inline\">{_e(m.run.name)}</h2>{badge}</summary>",
+           f'<p class="meta">{_e(_counts_line(counts))}</p>']
+    if not m.run.events:
+        out.append('<p class="none">This run has no trace events.</p></details>')
+        return "".join(out)
+    out.append('<div class="scroll">')
+    out.append(svg.timeline())
+    chart = svg.tmp_chart()
+    out.append(chart)
+    out.append("</div>")
+    if not chart:
+        out.append('<p class="none">No /tmp usage in this trace (it is recorded with Simulator(track_tmp=True), '
+                   "as the pytest plugin does).</p>")
+    failures = [inv for inv in m.invocations if inv["error"] is not None]
+    if failures:
+        out.append('<ul class="failures">')
+        for inv in failures:
+            text = f"{inv['error']}: {inv['errorMessage'] or ''}"
+            text = text if len(text) <= 160 else text[:159] + "\u2026"
+            out.append(f'<li><a href="#inv={_e(inv["request_id"])}" data-run="{index}" data-inv="{inv["index"]}" '
+                       f'data-rid="{_e(inv["request_id"])}">{_e(inv["instance"])} \u00b7 '
+                       f"{_e(_short(inv['request_id']))} \u00b7 {_e(text)}</a></li>")
+        out.append("</ul>")
+    out.append("</details>")
+    return "".join(out)
+
+
+def _script_json(value: Any) -> str:
+    """JSON that is safe inside a <script> element."""
+    text = json.dumps(value, default=str, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render(trace: Any, *, title: str = "lambdasim trace") -> str:
+    """The HTML page for ``trace``.
+
+    ``trace`` is a list of trace events (``Simulator.trace``, as TraceEvents or their
+    ``to_dict()``), the pytest plugin's report (``{"summary": ..., "tests": {nodeid: {"trace":
+    [...]}}}``), or ``lambdasim detect --json``'s report (``{"runs": {name: {"trace": [...]}}}``).
+    """
+    runs, summary = runs_of(trace)
+    models = [_model(run) for run in runs]
+    totals = {key: sum(m.counts.get(key, 0) for m in models) for key in
+              ("instances", "invocations", "failed", "cold_starts", "resets", "crashes", "redeploys", "throttled")}
+    data = {"runs": [{"name": m.run.name, "invocations": m.invocations} for m in models]}
+    sub = f"{len(runs)} run{'s' * (len(runs) != 1)} \u00b7 {_counts_line(totals)}"
+    if summary and isinstance(summary.get("tests"), int):
+        sub = f"{summary['tests']} tests \u00b7 " + sub
+    open_all = len(models) <= _OPEN_RUNS
+    sections = "".join(_run_section(m, i, open_all) for i, m in enumerate(models))
+    if not models:
+        sections = '<p class="none">No traces in this report.</p>'
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+        f'<body data-runs="{len(models)}"><header><h1>{_e(title)}</h1><p class="sub">{_e(sub)}</p>{_legend()}'
+        f"</header><main>{sections}</main>"
+        '<aside id="lsim-details" aria-live="polite"><p class="hint">Click an invocation (or a failure in a list) '
+        "to see its details: failed ones show their error and last log lines. Hover for a summary.</p></aside>"
+        f'<script type="application/json" id="lsim-data">{_script_json(data)}</script>'
+        f"<script>{_JS}</script></body></html>\n"
+    )
+
+
+def write_report(trace_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> None:
+    """Read a trace JSON file (a list of events, the pytest plugin's report or ``lambdasim detect --json``'s)
+    and write its HTML report. Raises LambdaSimError naming the file that cannot be read or written."""
+    source, out = os.fspath(trace_path), os.fspath(out_path)
+    try:
+        with open(source, encoding="utf-8") as f:
+            trace = json.load(f)
+    except OSError as e:
+        raise LambdaSimError(f"{source}: cannot read it: {e.strerror}") from None
+    except ValueError as e:  # JSONDecodeError, or text that is not UTF-8
+        raise LambdaSimError(f"{source}: not a JSON trace: {e}") from None
+    try:
+        page = render(trace, title=f"lambdasim trace: {os.path.basename(source)}")
+    except (TypeError, ValueError) as e:
+        raise LambdaSimError(f"{source}: {e}") from None
+    try:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(page)
+    except OSError as e:
+        raise LambdaSimError(f"{out}: cannot write it: {e.strerror}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lambdasim._report TRACE.json [OUT.html]``."""
+    parser = argparse.ArgumentParser(prog="lambdasim report", description="Write the HTML report of a trace JSON file "
+                                     "(pytest --lambda-sim-report, lambdasim detect --json, or a list of events).")
+    parser.add_argument("trace", help="the trace JSON file")
+    parser.add_argument("out", nargs="?", help="the HTML file to write (default: TRACE with .html)")
+    args = parser.parse_args(argv)
+    out = args.out or os.path.splitext(args.trace)[0] + ".html"
+    try:
+        write_report(args.trace, out)
+    except LambdaSimError as e:
+        sys.stderr.write(f"lambdasim report: error: {e}\n")
+        return 2
+    sys.stdout.write(f"report written to {out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

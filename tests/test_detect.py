@@ -1,0 +1,354 @@
+"""Hidden warm-state dependencies: /tmp provenance, ``detect()``, its command line and ``--lambda-sim-detect``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lambdasim import Simulator
+from lambdasim._detect import DetectReport, Outcome, detect, load_events, main, parse_services, run_detect
+from lambdasim._errors import LambdaSimError
+from lambdasim._report import render
+from lambdasim._runtime import TmpAccess
+from lambdasim._simulator import Invocation
+from tests.conftest import REQUIRE_SANDBOX, Code
+
+# A /tmp cache that changes the result: warm instances answer "cached", fresh ones "computed".
+HIDDEN = """
+import json, os
+def handler(event, context):
+    if os.path.exists("/tmp/rates.json"):
+        with open("/tmp/rates.json") as f:
+            return {"rate": json.load(f)["usd"], "source": "cached"}
+    with open("/tmp/rates.json", "w") as f:
+        json.dump({"usd": 1.1}, f)
+    return {"rate": 1.1, "source": "computed"}
+"""
+
+# Uses /tmp only within one invocation, and returns its own request id: no difference.
+CORRECT = """
+import os
+def handler(event, context):
+    path = f"/tmp/work-{context.aws_request_id}"
+    with open(path, "w") as f:
+        f.write(str(event["n"] * 2))
+    with open(path) as f:
+        result = int(f.read())
+    os.remove(path)
+    return {"double": result, "request": context.aws_request_id}
+"""
+
+# Module-level state: a difference that no /tmp read explains.
+GLOBAL = """
+CALLS = 0
+def handler(event, context):
+    global CALLS
+    CALLS += 1
+    return {"calls": CALLS}
+"""
+
+
+def _detect(code_dir: Path, events: list[Any], **kwargs: Any) -> DetectReport:
+    from lambdasim import SandboxUnavailable
+
+    try:
+        return detect("app.handler", code_dir, events, **kwargs)
+    except SandboxUnavailable as e:
+        if REQUIRE_SANDBOX:
+            raise
+        pytest.skip(f"namespace sandbox unavailable here: {e}")
+
+
+# -- detect() ---------------------------------------------------------------------------------
+
+
+@pytest.mark.sandbox
+def test_detect_finds_the_differing_invocations_and_the_cross_invocation_reads(code: Code) -> None:
+    events = [{"n": 0}, {"n": 1}, {"n": 2}]
+    report = _detect(code(HIDDEN), events)
+    assert not report.ok
+    assert [d.index for d in report.differences] == [1, 2]
+    first = report.differences[0]
+    assert first.event == {"n": 1}
+    assert first.warm.payload == {"rate": 1.1, "source": "cached"} and not first.warm.cold_start
+    assert first.fresh.payload == {"rate": 1.1, "source": "computed"} and first.fresh.cold_start
+    assert first.warm.instance != first.fresh.instance
+
+    warm_ids = [o.request_id for o in report.warm]
+    assert [(r.routing, r.path, r.writer_index, r.reader_index) for r in report.cross_reads] == [
+        ("warm", "/tmp/rates.json", 0, 1), ("warm", "/tmp/rates.json", 0, 2)]
+    assert [(r.writer_request_id, r.reader_request_id) for r in report.cross_reads] == [
+        (warm_ids[0], warm_ids[1]), (warm_ids[0], warm_ids[2])]
+    assert not report.cross_reads[0].during_init
+
+    text = report.render()
+    assert "DIFFERENT: 2 of 3 invocations differ" in text
+    assert '#1  event {"n": 1}' in text
+    assert 'warm:  returned {"rate": 1.1, "source": "cached"}' in text
+    assert 'fresh: returned {"rate": 1.1, "source": "computed"}' in text
+    assert f"warm #1 read /tmp/rates.json, written by #0 ({warm_ids[0]})" in text
+    assert f"reader {warm_ids[1]}, writer {warm_ids[0]}" in text
+    assert text.rstrip().splitlines()[-1].startswith("FAIL: 2 invocation(s)")
+
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["ok"] is False and [d["index"] for d in data["differences"]] == [1, 2]
+    assert data["cross_reads"][0]["writer_request_id"] == warm_ids[0]
+    assert set(data["runs"]) == {"routing=warm", "routing=fresh"}
+    # The JSON report draws as an HTML timeline: one instance warm, one per invocation fresh.
+    page = render(data)
+    assert 'data-runs="2"' in page and page.count('<g class="lane" data-lane=') == 1 + 3
+    assert page.count('data-marker="tmp-read"') == 2
+
+
+@pytest.mark.sandbox
+def test_a_correct_handler_shows_nothing(code: Code) -> None:
+    report = _detect(code(CORRECT), [{"n": i} for i in range(3)])
+    assert report.ok, report.render()
+    assert report.differences == [] and report.cross_reads == []
+    # The payloads name their own request ids (which may differ between the runs): no difference.
+    assert all(o.payload["request"] == o.request_id for o in report.warm + report.fresh)
+    assert "OK: all 3 invocations give the same result warm and fresh, and none read a /tmp" in report.render()
+
+
+@pytest.mark.sandbox
+def test_global_state_differs_without_a_tmp_read(code: Code) -> None:
+    report = _detect(code(GLOBAL), [{}, {}], memory_mb=256, environment={"STAGE": "test"})
+    assert [d.index for d in report.differences] == [1]
+    assert report.differences[0].warm.payload == {"calls": 2}
+    assert report.differences[0].fresh.payload == {"calls": 1}
+    assert report.cross_reads == []
+    assert "no /tmp read explains it: look for module-level (global) state" in report.render()
+
+
+# -- /tmp provenance in the Simulator ------------------------------------------------------------
+
+
+def _reads(sim: Simulator, inv: Invocation) -> list[dict[str, Any]]:
+    (event,) = [e for e in sim.trace if e.kind == "invoke" and e.request_id == inv.request_id]
+    reads: list[dict[str, Any]] = event.detail["tmp_reads_from"]
+    return reads
+
+
+PROVENANCE = """
+import os, pathlib, shutil
+with open("/tmp/model.bin", "w") as f:   # Init: every instance (and every reset) writes it again
+    f.write("weights")
+def handler(event, context):
+    op = event["op"]
+    if op == "write":
+        with open("/tmp/a.txt", "w") as f:
+            f.write(context.aws_request_id)
+    elif op == "atomic":
+        pathlib.Path("/tmp/b.part").write_text("b")
+        os.replace("/tmp/b.part", "/tmp/b.txt")
+    elif op == "read":
+        found = {}
+        for name in ("a.txt", "b.txt", "model.bin"):
+            if os.path.exists("/tmp/" + name):
+                found[name] = open("/tmp/" + name).read()
+        return found
+    elif op == "append":
+        with open("/tmp/a.txt", "a+") as f:
+            f.seek(0)
+            f.read()
+            f.write("!")
+    elif op == "remove":
+        os.remove("/tmp/a.txt")
+    elif op == "crash":
+        os._exit(1)
+    return op
+"""
+
+
+@pytest.mark.sandbox
+def test_tmp_reads_name_their_writer_and_survive_a_reset(make_sim: Any, code: Code) -> None:
+    sim = make_sim(track_tmp_access=True)
+    fn = sim.deploy("app.handler", code_dir=code(PROVENANCE))
+    write = fn.invoke({"op": "write"})
+    atomic = fn.invoke({"op": "atomic"})
+    own = fn.invoke({"op": "write"})
+    assert _reads(sim, write) == [] and _reads(sim, own) == []  # writing is no read
+    crash = fn.invoke({"op": "crash"})
+    assert crash.error is not None and crash.error["errorType"] == "Runtime.ExitError"
+    # A new runtime (Init again): the simulator still knows who wrote what.
+    read = fn.invoke({"op": "read"})
+    assert read.cold_start and read.instance_id == write.instance_id
+    assert read.payload == {"a.txt": own.request_id, "b.txt": "b", "model.bin": "weights"}
+    assert _reads(sim, read) == [{"path": "/tmp/a.txt", "writer": own.request_id},
+                                 {"path": "/tmp/b.txt", "writer": atomic.request_id}]
+    append = fn.invoke({"op": "append"})  # a+ reads what was there, then writes
+    assert _reads(sim, append) == [{"path": "/tmp/a.txt", "writer": own.request_id}]
+    again = fn.invoke({"op": "read"})
+    assert {r["path"]: r["writer"] for r in _reads(sim, again)}["/tmp/a.txt"] == append.request_id
+    fn.invoke({"op": "remove"})
+    gone = fn.invoke({"op": "read"})
+    assert [r["path"] for r in _reads(sim, gone)] == ["/tmp/b.txt"]
+
+
+@pytest.mark.sandbox
+def test_without_tracking_there_is_no_tmp_access_detail(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(HIDDEN))
+    fn.invoke({})
+    fn.invoke({})
+    details = [e.detail for e in sim.trace if e.kind == "invoke"]
+    assert details and all("tmp_reads_from" not in d for d in details)
+
+
+def test_tmp_access_classifies_opens_renames_and_removals() -> None:
+    access = TmpAccess()
+    access._open(("/tmp/r", "r", os.O_RDONLY))
+    access._open(("/tmp/w", "w", os.O_WRONLY | os.O_CREAT | os.O_TRUNC))
+    access._open(("/tmp/rw", "r+", os.O_RDWR))
+    access._open((b"/tmp/x/../bytes", "a", os.O_WRONLY | os.O_APPEND | os.O_CREAT))
+    access._open(("/tmp", "w+", os.O_RDWR | os.O_DIRECTORY))  # O_TMPFILE's probe: no name
+    access._open(("/var/task/app.py", "r", os.O_RDONLY))  # not /tmp
+    access._open((3, "r", os.O_RDONLY))  # a descriptor
+    access._open(("/tmp/w", "r", os.O_RDONLY))  # its own write: no read of another's
+    access._rename(("/tmp/new.part", "/tmp/new", -1, -1))
+    reads, changes = access.take()
+    assert reads == ["/tmp/r", "/tmp/rw"]
+    assert changes == {"/tmp/w": True, "/tmp/rw": True, "/tmp/bytes": True, "/tmp/new.part": False,
+                       "/tmp/new": True}
+    assert access.take() == ([], {})
+
+
+# -- command line -----------------------------------------------------------------------------
+
+
+def _args(**kwargs: Any) -> argparse.Namespace:
+    base: dict[str, Any] = {"handler": "app.handler", "code_dir": None, "events": None, "event": None,
+                            "template": None, "function": None, "services": None, "json": None}
+    return argparse.Namespace(**{**base, **kwargs})
+
+
+def test_events_come_from_a_file_or_one_repeated_event(tmp_path: Path) -> None:
+    path = tmp_path / "events.json"
+    path.write_text('[{"n": 1}, {"n": 2}]')
+    assert load_events(_args(events=str(path))) == [{"n": 1}, {"n": 2}]
+    path.write_text('{"n": 1}')
+    assert load_events(_args(events=str(path), repeat=2)) == [{"n": 1}, {"n": 1}]
+    assert load_events(_args(event='{"a": 1}')) == [{"a": 1}] * 3
+    assert load_events(_args(event=f"@{path}", repeat=1)) == [{"n": 1}]
+    assert load_events(_args()) == [{}, {}, {}]
+    with pytest.raises(LambdaSimError, match=r"--event: not valid JSON at line 1"):
+        load_events(_args(event="{nope"))
+    with pytest.raises(LambdaSimError, match=r"--events .*missing.json: cannot read it"):
+        load_events(_args(events=str(tmp_path / "missing.json")))
+    path.write_text("[]")
+    with pytest.raises(LambdaSimError, match="the list is empty"):
+        load_events(_args(events=str(path)))
+    assert parse_services("aws, redis=binary") == {"aws": "auto", "redis": "binary"}
+    assert parse_services(["aws"]) == ["aws"] and parse_services("") is None
+
+
+def test_outcomes_compare_without_their_request_ids() -> None:
+    a = Outcome("rid-a", "f-1", True, None, "Sandbox.Timedout", "RequestId: rid-a Error: Task timed out")
+    b = Outcome("rid-b", "f-2", True, None, "Sandbox.Timedout", "RequestId: rid-b Error: Task timed out")
+    assert a.same_as(b)
+    assert Outcome("rid-a", None, False, {"id": "rid-a"}).same_as(Outcome("rid-b", None, True, {"id": "rid-b"}))
+    assert not Outcome("r", None, False, {"n": 1}).same_as(Outcome("r", None, False, {"n": 2}))
+    assert not Outcome("r", None, False, None).same_as(Outcome("r", None, False, None, "ValueError", "x"))
+    assert a.describe() == "Sandbox.Timedout: RequestId: rid-a Error: Task timed out"
+
+
+@pytest.mark.sandbox
+def test_run_detect_prints_the_report_and_sets_the_exit_status(
+    code: Code, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = tmp_path / "events.json"
+    events.write_text(json.dumps([{"n": 0}, {"n": 1}]))
+    out = tmp_path / "report.json"
+    try:
+        status = run_detect(_args(code_dir=str(code(HIDDEN)), events=str(events), json=str(out)))
+    except LambdaSimError as e:
+        if REQUIRE_SANDBOX or "sandbox" not in str(e).lower():
+            raise
+        pytest.skip(f"namespace sandbox unavailable here: {e}")
+    printed = capsys.readouterr().out
+    assert status == 1
+    assert "DIFFERENT: 1 of 2 invocations differ" in printed and "#1 read /tmp/rates.json, which #0 wrote" in printed
+    assert f"report written to {out}" in printed
+    assert json.loads(out.read_text())["differences"][0]["index"] == 1
+
+    assert main(["app.handler", "--code-dir", str(code(CORRECT)), "--event", '{"n": 3}', "--repeat", "2"]) == 0
+    assert "OK: all 2 invocations give the same result" in capsys.readouterr().out
+    assert main(["app.handler", "--code-dir", str(tmp_path / "nowhere")]) == 2
+    assert "lambdasim detect: error: code_dir=" in capsys.readouterr().err
+    with pytest.raises(LambdaSimError, match="needs a handler"):
+        run_detect(_args(handler=None))
+
+
+# -- pytest --lambda-sim-detect -----------------------------------------------------------------
+
+COUNTER = """
+import os
+def handler(event, context):
+    path = "/tmp/count"
+    count = int(open(path).read()) if os.path.exists(path) else 0
+    with open(path, "w") as f:
+        f.write(str(count + 1))
+    return count + 1
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    (pytester.path / "src").mkdir()
+    (pytester.path / "src" / "app.py").write_text(textwrap.dedent(COUNTER))
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    return pytester
+
+
+@pytest.mark.sandbox
+def test_detect_option_flags_tests_that_only_pass_warm(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        import pytest
+        def test_counts_up(lambda_function):
+            fn = lambda_function("app.handler", code_dir="src")
+            assert [fn.invoke({}).payload for _ in range(2)] == [1, 2]
+        def test_first_call(lambda_sim, lambda_function):
+            assert lambda_function("app.handler", code_dir="src").invoke({}).payload == 1
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_parametrized(lambda_function, n):
+            fn = lambda_function("app.handler", code_dir="src")
+            assert [fn.invoke({}).payload for _ in range(n)][-1] == n
+        @pytest.mark.lambda_sim(routing="fresh")
+        def test_chose_fresh(lambda_sim):
+            assert lambda_sim.routing == "fresh"
+        def test_plain():
+            pass
+    """)
+    result = project.runpytest("--lambda-sim-detect", "-v")
+    # counts_up and parametrized[2] fail fresh; the test that chose its routing runs once.
+    result.assert_outcomes(passed=8, failed=2)
+    result.stdout.fnmatch_lines([
+        "*test_x.py::test_counts_up?warm? PASSED*",
+        "*test_x.py::test_counts_up?fresh? FAILED*",
+        "*= lambda-sim detect: warm vs fresh =*",
+        "4 tests run warm and fresh: 2 only pass warm, 0 only pass fresh",
+        "only passes warm: hidden /tmp or global state dependency (2):",
+        "  test_x.py::test_counts_up[fresh] (fails; test_x.py::test_counts_up[warm] passes)",
+        "    the warm run read a /tmp file another invocation wrote: /tmp/count (written by request *, read by *",
+        "  test_x.py::test_parametrized[[]*2*[]] (fails; test_x.py::test_parametrized[[]*2*[]] passes)",
+    ])
+    assert "test_first_call[fresh] (fails" not in result.stdout.str()
+    assert "test_chose_fresh[" not in result.stdout.str()
+
+
+@pytest.mark.sandbox
+def test_detect_ini_key_and_a_clean_run(project: pytest.Pytester) -> None:
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim_detect = true\n")
+    project.makepyfile(test_x="""
+        def test_once(lambda_function):
+            assert lambda_function("app.handler", code_dir="src").invoke({}).payload == 1
+    """)
+    result = project.runpytest()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["1 tests run warm and fresh: 0 only pass warm, 0 only pass fresh"])
+    assert "only passes warm:" not in result.stdout.str()
