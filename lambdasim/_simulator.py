@@ -405,6 +405,7 @@ class Simulator:
         self._owns_services = not isinstance(services, Services)
         self.services = services if isinstance(services, Services) else Services(parse_services(services))
         self.track_tmp = track_tmp
+        self.services.listeners.append(self._on_service_event)
         self.track_tmp_access = track_tmp_access
         self._coverage = _CoverageSink()
         self._sandbox: Sandbox = create_sandbox(sandbox)
@@ -444,6 +445,8 @@ class Simulator:
             try:
                 self._sandbox.close()
             finally:
+                with contextlib.suppress(ValueError):
+                    self.services.listeners.remove(self._on_service_event)
                 if self._owns_services:
                     self.services.close()
 
@@ -539,6 +542,10 @@ class Simulator:
         service = self.services["memcached"]
         assert service.endpoint is not None
         return Client((service.endpoint.host, service.endpoint.port), **kwargs)
+
+    def _on_service_event(self, service: str, action: str, detail: dict[str, Any]) -> None:
+        if not self._closed:
+            self.record_service_event(service, action, **detail)
 
     def record_service_event(self, service: str, action: str, **detail: Any) -> None:
         """Add a ``service`` event (say ``"redis"``, ``"cut"``) to the trace, for reports to mark."""

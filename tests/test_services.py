@@ -309,3 +309,21 @@ def test_the_choice_of_provider_is_logged(caplog: pytest.LogCaptureFixture) -> N
         sim = _start("redis", "embedded")
         sim.close()
     assert any("redis runs on provider embedded at 127.0.0.1:" in r.getMessage() for r in caplog.records)
+
+
+
+def test_service_faults_are_in_every_simulators_trace() -> None:
+    sim = _start("redis", "embedded")
+    try:
+        service = sim.services["redis"]
+        service.set_latency(0.01)
+        service.cut()
+        service.heal()
+        service.stop()
+        service.start()
+        service.flush()
+        events = [(e.detail["service"], e.detail["action"]) for e in sim.trace if e.kind == "service"]
+        assert events == [("redis", a) for a in ("latency", "cut", "heal", "stop", "start", "flush")]
+    finally:
+        sim.close()
+    assert sim.services.listeners == [], "a closed simulator stops listening"

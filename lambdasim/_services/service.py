@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +131,12 @@ class Service:
         self.endpoint: Endpoint | None = None
         self.instance_endpoint: Endpoint | None = None
         self.running = False
+        # Called with (kind, action, detail) after each fault, so simulators can trace it.
+        self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
+
+    def _notify(self, action: str, **detail: Any) -> None:
+        for listener in list(self.listeners):
+            listener(self.kind, action, detail)
 
     @property
     def provider(self) -> str:
@@ -159,6 +165,7 @@ class Service:
     def start(self) -> Service:
         """Start the server (a restart after stop() gives an empty one) and wait until it answers."""
         with self._lock:
+            restarted = self.endpoint is not None and not self.running
             if self._provider is None:
                 self._provider, endpoint = _start_provider(self.config)
             else:
@@ -178,6 +185,8 @@ class Service:
             elif self._proxy is None:
                 self.instance_endpoint = endpoint
             self.running = True
+            if restarted:
+                self._notify("start")
             log.info("lambdasim: %s runs on provider %s at %s:%s%s", self.kind, self.provider, endpoint.host,
                      endpoint.port, " (instances go through a fault proxy)" if self._proxy is not None else "")
             return self
@@ -198,6 +207,7 @@ class Service:
                 self._require_proxy("stop")
                 self._proxy.cut()
             self.running = False
+        self._notify("stop")
 
     def restart(self) -> None:
         self.stop()
@@ -208,6 +218,7 @@ class Service:
         with self._lock:
             if self.endpoint is None or not flush_server(self.kind, self.endpoint):
                 raise ServiceError(f"{self.kind}: flushing failed at {self.endpoint}.\n{self.log_tail()}")
+        self._notify("flush")
 
     def _require_proxy(self, what: str) -> None:
         if self._proxy is None:
@@ -223,6 +234,7 @@ class Service:
             except NotImplementedError:
                 self._require_proxy("pause")
                 self._proxy.pause()
+        self._notify("pause")
 
     def resume(self) -> None:
         with self._lock:
@@ -231,16 +243,19 @@ class Service:
             except NotImplementedError:
                 self._require_proxy("resume")
                 self._proxy.resume()
+        self._notify("resume")
 
     def set_latency(self, seconds: float) -> None:
         """Delay everything between instances and the service by ``seconds`` each way (0: off)."""
         self._require_proxy("set_latency")
         self._proxy.set_latency(seconds)
+        self._notify("latency", seconds=seconds)
 
     def cut(self) -> None:
         """Break the network between instances and the service: open connections are reset."""
         self._require_proxy("cut")
         self._proxy.cut()
+        self._notify("cut")
 
     def heal(self) -> None:
         """Undo cut(); for a ``url`` service also undoes stop()."""
@@ -248,6 +263,7 @@ class Service:
         self._proxy.heal()
         if self._provider is not None and self._provider.name == "url":
             self.running = True
+        self._notify("heal")
 
     def log_tail(self, lines: int = 40) -> str:
         return self._provider.log_tail(lines) if self._provider is not None else ""
@@ -274,6 +290,7 @@ class Services(Mapping[str, Service]):
         self._services: dict[str, Service] = {}
         self._lock = threading.Lock()
         self._closed = False
+        self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
 
     def start_configured(self) -> None:
         for kind in self._configs:
@@ -289,6 +306,7 @@ class Services(Mapping[str, Service]):
             config = self._configs.get(kind) or ServiceConfig(kind=kind)
             config.validate()
             service = Service(config)
+            service.listeners = self.listeners
             self._services[kind] = service
         try:
             service.start()
