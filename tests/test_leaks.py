@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -153,3 +154,17 @@ def test_nothing_left_after_sigkill(tmp_path: Path, code: Code) -> None:
         if victim.poll() is None:
             victim.kill()
             victim.wait()
+
+
+def test_a_simulator_outlives_the_thread_that_made_it(code: Code) -> None:
+    made: list[Simulator] = []
+    thread = threading.Thread(target=lambda: made.append(Simulator()))
+    thread.start()
+    thread.join()
+    (sim,) = made
+    try:
+        time.sleep(0.2)  # give a wrongly parent-death-signalled helper the time to die
+        fn = sim.deploy("app.handler", code_dir=code("def handler(e, c):\n    return 'alive'\n"))
+        assert fn.invoke({}).payload == "alive"
+    finally:
+        sim.close()

@@ -351,7 +351,9 @@ def _own_pid_namespace() -> None:
 def main(fd: int) -> None:
     """Serve spawn requests on the socket ``fd`` until the simulator closes it."""
     chan = Channel(socket.socket(fileno=fd))
-    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    # No PR_SET_PDEATHSIG here: it fires when the *thread* that started us exits, and a
+    # Simulator may be made in a thread that ends before it does. The end of the
+    # simulator's process closes our socket instead, which the serving loop notices.
     uid, gid = os.getuid(), os.getgid()
     try:
         if uid != 0:

@@ -1,0 +1,201 @@
+"""``lambdasim chaos``: Hypothesis drives a function through lifecycles and writes the shortest failing
+sequence it finds as a scenario file, which must load and fail when run."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lambdasim._scenario import STEPS, Invoke, ScenarioFailure, load_scenario, run_file
+from lambdasim.cli import main
+
+pytest.importorskip("hypothesis", reason="lambdasim chaos needs Hypothesis: pip install 'lambdasim[chaos]'")
+
+from lambdasim._chaos import flow
+
+# Small budgets keep each search to a few seconds; the seeds are fixed, so are the results.
+BUDGET = ["--examples", "15", "--steps", "5", "--shrink-runs", "40"]
+
+# A warm-only bug: /tmp says "initialised", but the module global that initialisation set is gone
+# once the runtime restarted (a crash, a timeout, an out-of-memory reset); /tmp survives that.
+CRASH_BUG = """
+import os
+TOKEN = None
+def handler(event, context):
+    global TOKEN
+    if not os.path.exists("/tmp/ready"):
+        TOKEN = "secret"
+        open("/tmp/ready", "w").close()
+    return {"token": TOKEN.upper()}
+"""
+
+# "get" reads the session a "put" wrote to /tmp: it works while both land on one warm instance.
+SESSION_BUG = """
+def handler(event, context):
+    if event.get("action") == "put":
+        with open("/tmp/session", "w") as f:
+            f.write("s1")
+        return {"stored": True}
+    with open("/tmp/session") as f:
+        return {"session": f.read()}
+"""
+
+# Counts its invocations in /tmp and copes with /tmp being empty: correct under any lifecycle.
+CORRECT = """
+import os
+def handler(event, context):
+    n = int(open("/tmp/n").read()) if os.path.exists("/tmp/n") else 0
+    with open("/tmp/n", "w") as f:
+        f.write(str(n + 1))
+    return {"n": n + 1}
+"""
+
+SESSION_EVENTS = [{"action": "put"}, {"action": "get"}]
+
+
+def _project(tmp_path: Path, source: str, events: list[Any] | None = None) -> Path:
+    code = tmp_path / "src"
+    code.mkdir()
+    (code / "app.py").write_text(textwrap.dedent(source).lstrip("\n"))
+    if events is not None:
+        (tmp_path / "events.json").write_text(json.dumps(events))
+    return tmp_path
+
+
+def _chaos(root: Path, *extra: str, out: str = "scenarios/chaos-failure.yaml") -> list[str]:
+    return ["chaos", "--handler", "app.handler", "--code-dir", str(root / "src"), "--out", str(root / out),
+            *BUDGET, *extra]
+
+
+def _kinds(path: Path) -> list[str]:
+    return [step.kind for step in load_scenario(path).steps]
+
+
+@pytest.mark.sandbox
+def test_finds_a_crash_only_bug_and_writes_a_scenario_that_reproduces_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    if "crash" not in STEPS:
+        pytest.skip("the crash step is not in this build's scenario format yet")
+    root = _project(tmp_path, CRASH_BUG)
+    out = root / "scenarios" / "chaos-failure.yaml"
+    assert main(_chaos(root, "--seed", "1")) == 1
+    printed = capsys.readouterr().out
+    assert "Invariant no-error does not hold: the invocation failed with AttributeError: 'NoneType' object has " \
+           "no attribute 'upper'" in printed
+    assert f"Wrote {out}; run it with: lambdasim run {out}" in printed
+    assert "Re-ran it: it fails" in printed
+
+    scenario = load_scenario(out)
+    kinds = [step.kind for step in scenario.steps]
+    assert kinds == ["deploy", "invoke", "crash", "invoke", "expect"]  # shrunk to the three steps that matter
+    lifecycle = kinds[1:-1]
+    assert len(lifecycle) <= 4
+    assert "code_dir: ../src" in out.read_text()  # relative to the scenario file, ready to commit
+    with pytest.raises(ScenarioFailure, match=r"step 5 \(expect\): invocation 'failing' error: expected none"):
+        run_file(out)
+    assert main(["run", str(out)]) == 1  # and the same through `lambdasim run`
+
+
+@pytest.mark.sandbox
+def test_finds_a_session_in_tmp_with_the_core_steps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _project(tmp_path, SESSION_BUG, SESSION_EVENTS)
+    out = root / "scenarios" / "chaos-failure.yaml"
+    assert main(_chaos(root, "--events", str(root / "events.json"), "--seed", "0")) == 1
+    printed = capsys.readouterr().out
+    assert "FileNotFoundError: [Errno 2] No such file or directory: '/tmp/session'" in printed
+    kinds = _kinds(out)
+    assert kinds[0] == "deploy" and kinds[-2:] == ["invoke", "expect"]
+    assert len(kinds) - 2 <= 4
+    text = out.read_text()
+    assert "- invoke: {event: {action: get}, as: failing}" in text
+    assert text.rstrip().endswith("- expect: {invocation: failing, error: null}")
+    with pytest.raises(ScenarioFailure, match="FileNotFoundError"):
+        run_file(out)
+
+
+@pytest.mark.sandbox
+def test_a_correct_handler_has_no_counterexample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _project(tmp_path, CORRECT)
+    assert main(_chaos(root, "--examples", "8", "--steps", "4")) == 0
+    assert "No counterexample: the invariant(s) held in all 8 examples." in capsys.readouterr().out
+    assert not (root / "scenarios").exists()
+
+
+@pytest.mark.sandbox
+def test_the_same_seed_gives_the_same_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _project(tmp_path, SESSION_BUG, SESSION_EVENTS)
+    argv = _chaos(root, "--events", str(root / "events.json"), "--seed", "7", "--concurrency", "1")
+    outputs = []
+    for _ in range(2):
+        assert main(argv) == 1
+        outputs.append((capsys.readouterr().out, (root / "scenarios" / "chaos-failure.yaml").read_text()))
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.sandbox
+def test_an_expression_invariant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _project(tmp_path, CORRECT)
+    out = root / "scenarios" / "chaos-failure.yaml"
+    argv = _chaos(root, "--seed", "0", "--concurrency", "1", "--invariant", "no-error",
+                  "--invariant", "payload['n'] < 3")
+    assert main(argv) == 1
+    printed = capsys.readouterr().out
+    assert "Invariant payload['n'] < 3 does not hold: it is false (payload {\"n\": 3}, error null)" in printed
+    assert "Re-ran it" not in printed  # an expression is not an expect: the file cannot fail by itself
+    assert _kinds(out) == ["deploy", "invoke", "invoke", "invoke"]  # the third warm invocation counts 3
+    assert "An expect step cannot state a Python expression" in out.read_text()
+    run_file(out)  # loads and runs; it has no expect to fail
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["chaos"], "say what to test: --handler module.function --code-dir DIR, or --template FILE --function NAME"),
+        (["chaos", "--handler", "app"], "--handler 'app' is not module.function"),
+        (["chaos", "--handler", "app.handler", "--code-dir", "/no/such/dir"], "--code-dir '/no/such/dir' is not a "
+                                                                             "directory"),
+        (["chaos", "--handler", "app.handler", "--function", "F"], "--function goes with --template"),
+        (["chaos", "--template", "t.yaml", "--handler", "app.handler"], "give either --template and --function"),
+        (["chaos", "--handler", "app.handler", "--invariant", "payload ==="], "--invariant 'payload ===': not a "
+                                                                              "Python expression"),
+        (["chaos", "--handler", "app.handler", "--event", "{nope"], "--event: not valid JSON at line 1, column 2"),
+        (["chaos", "--handler", "app.handler", "--examples", "0"], "--examples 0: use a whole number >= 1"),
+        (["chaos", "--handler", "app.handler", "--services", "postgres"], "postgres"),
+        (["chaos", "--handler", "app.handler", "--memory", "64"], "memory_mb=64 is not valid"),
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_events_must_be_a_json_list(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "events.json").write_text('{"action": "put"}')
+    assert main(["chaos", "--handler", "app.handler", "--code-dir", str(tmp_path),
+                 "--events", str(tmp_path / "events.json")]) == 2
+    assert "write a JSON list with at least one event" in capsys.readouterr().err
+
+
+TRICKY: list[Any] = [
+    {"s": "yes", "n": "null", "t": "true", "f": "1e5", "o": "0777", "c": "a: b", "h": "# x", "d": "2024-01-01"},
+    {"unicode": "café ☕ \U0001f600", "ctrl": "\x00\x07\x1b\x7f\x85\u2028\u2029\ufeff"},
+    {"quote": "it's \"q\"", "bs": "a\\b"},
+    [1, 1.0, -0.5, 1e100, 2**70, True, False, None, [], {}],
+    {"": "empty key", "key with space": ["x", {"nested": [None]}], "-dash": ".inf", "~": "~"},
+    "plain", ".hidden/path-1", "", " lead", "tab\there",
+]
+
+
+@pytest.mark.parametrize("event", TRICKY, ids=range(len(TRICKY)))
+def test_events_round_trip_through_the_written_yaml(event: Any, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "s.yaml"
+    path.write_text(f"steps:\n  - deploy: {flow({'handler': 'app.handler', 'code_dir': 'src'})}\n"
+                    f"  - invoke: {flow({'event': event})}\n", encoding="utf-8")
+    invoke = load_scenario(path).steps[1]
+    assert isinstance(invoke, Invoke)
+    assert json.dumps(invoke.event) == json.dumps(event)  # as JSON: 1.0 stays a float, True a boolean
