@@ -1079,6 +1079,10 @@ class ServiceFault(Step):
     def from_yaml(cls, node: Node) -> ServiceFault:
         f = node.fields(("name", "action", "seconds"), required=("name", "action"))
         name = _one_of(f["name"], SERVICE_NAMES, "a service")
+        return cls._build(node, name, f)
+
+    @classmethod
+    def _build(cls, node: Node, name: str, f: Fields) -> ServiceFault:
         action = _one_of(f["action"], SERVICE_ACTIONS, "an action")
         seconds: float | None = None
         if action == "latency":
@@ -1108,6 +1112,27 @@ class ServiceFault(Step):
         if self.action == "latency":
             return f"{self.name}: latency {self.seconds:g} s each way" if self.seconds else f"{self.name}: latency off"
         return f"{self.name}: {self.action}"
+
+
+def _service_shorthand(service: str) -> None:
+    """``redis: stop`` or ``redis: {action: latency, seconds: 0.2}``: ``service:`` for one service."""
+
+    @step(service)
+    @dataclass(frozen=True)
+    class Shorthand(ServiceFault):
+        @classmethod
+        def from_yaml(cls, node: Node) -> ServiceFault:
+            if isinstance(node.value, str):
+                if node.value == "latency":
+                    raise node.error(f"latency needs the delay: write {service}: {{action: latency, seconds: 0.2}}")
+                return cls(name=service, action=_one_of(node, SERVICE_ACTIONS, "an action"), at=node)
+            return cls._build(node, service, node.fields(("action", "seconds"), required=("action",)))
+
+    Shorthand.__name__ = Shorthand.__qualname__ = f"{service.capitalize()}Fault"
+
+
+for _service in SERVICE_NAMES:
+    _service_shorthand(_service)
 
 
 def _one_of(node: Node, names: Sequence[str], what: str) -> str:

@@ -104,8 +104,8 @@ MISTAKES: list[tuple[str, str, int, str | None, str]] = [
     ("unknown step",
      "steps:\n" + DEPLOY + "  - invok: {}\n",
      3, "steps[1].invok",
-     "unknown step 'invok' (did you mean 'invoke'?); known steps: advance_clock, crash, deploy, destroy, expect, "
-     "fill_tmp, invoke, redeploy, scale_down, service"),
+     "unknown step 'invok' (did you mean 'invoke'?); known steps: advance_clock, aws, crash, deploy, destroy, "
+     "expect, fill_tmp, invoke, memcached, redeploy, redis, scale_down, service"),
     ("unknown key",
      "steps:\n  - deploy: {handler: app.handler, code_dir: code, memroy_mb: 256}\n",
      2, "steps[0].deploy.memroy_mb",
@@ -141,8 +141,8 @@ MISTAKES: list[tuple[str, str, int, str | None, str]] = [
     ("a step that is not a mapping",
      "steps:\n  - deploy\n",
      2, "steps[0]",
-     "'deploy' is not a step; write a step as '- name: {settings}' with name one of advance_clock, crash, "
-     "deploy, destroy, expect, fill_tmp, invoke, redeploy, scale_down, service"),
+     "'deploy' is not a step; write a step as '- name: {settings}' with name one of advance_clock, aws, crash, "
+     "deploy, destroy, expect, fill_tmp, invoke, memcached, redeploy, redis, scale_down, service"),
     ("a bad handler",
      "steps:\n  - deploy: {handler: app, code_dir: code}\n",
      2, "steps[0].deploy.handler", "'app' is not module.function; use e.g. app.handler"),
@@ -930,7 +930,8 @@ def test_the_readme_format_example_loads(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(example)
     scenario = load_scenario(tmp_path / "s.yaml")
     kinds = [s.kind for s in scenario.steps]
-    assert set(kinds) == set(STEPS), "the example shows every step type"
+    # aws: and memcached: are the same shorthand as the redis: the example shows.
+    assert set(kinds) == set(STEPS) - {"aws", "memcached"}, "the example shows every step type"
     checks = {c.key for s in scenario.steps if isinstance(s, Expect) for c in s.state}
     assert checks == set(STATE_CHECKS) - {"s3_count", "dynamodb_item"}
 
@@ -1387,3 +1388,32 @@ def test_every_shipped_reproduction_has_a_fixed_twin_and_handlers() -> None:
                      for s in load_scenario(SCENARIOS / f"{n}.yaml").steps}
         assert str(handlers / "buggy") in code_dirs and str(handlers / "fixed") in code_dirs, name
         assert f"[`{name}`]({name}.yaml)" in readme and f"({name}_fixed.yaml)" in readme, name
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_service_shorthand_steps(tmp_path: Path) -> None:
+    (tmp_path / "h").mkdir()
+    (tmp_path / "h" / "app.py").write_text(
+        "import os, redis\n"
+        "def handler(event, context):\n"
+        "    return redis.Redis.from_url(os.environ['REDIS_URL'], socket_timeout=2).ping()\n")
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "simulator: {services: {redis: embedded}}\n"
+        "steps:\n"
+        "  - deploy: {handler: app.handler, code_dir: h}\n"
+        "  - redis: stop\n"
+        "  - invoke: {event: {}, as: down}\n"
+        "  - expect: {invocation: down, error: {errorType: ConnectionError}}\n"
+        "  - redis: {action: latency, seconds: 0.05}\n"
+        "  - redis: start\n"
+        "  - invoke: {event: {}}\n"
+        "  - expect: {payload: true}\n")
+    scenario = load_scenario(path)
+    assert [type(s).__name__ for s in scenario.steps][1] == "RedisFault"
+    assert scenario.run().passed
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("simulator: {services: [redis]}\nsteps:\n  - redis: latency\n")
+    with pytest.raises(ScenarioError, match=r"bad.yaml:3: steps\[0\].redis: latency needs the delay"):
+        load_scenario(bad)
