@@ -274,6 +274,14 @@ def relocate_host_tmp() -> None:
     with them; the instance's own /tmp then holds only what the function writes.
     """
     move = host_tmp_path
+    under_tmp = [p for p in (*sys.path, sys.prefix, sys.base_prefix, sys.executable) if p.startswith("/tmp/")]
+    if not under_tmp:
+        return  # the usual case: nothing to do, and nothing touched (each write copies a page)
+
+    def moved(paths: list[str]) -> None:
+        if any(p.startswith("/tmp/") for p in paths):
+            paths[:] = [move(p) for p in paths]
+
     sys.path[:] = [move(p) for p in sys.path]
     for name in ("prefix", "exec_prefix", "base_prefix", "base_exec_prefix", "executable"):
         setattr(sys, name, move(getattr(sys, name)))
@@ -285,17 +293,18 @@ def relocate_host_tmp() -> None:
             module.__file__ = move(file)
         path = getattr(module, "__path__", None)
         if isinstance(path, list):
-            path[:] = [move(p) for p in path]
+            moved(path)
         spec = getattr(module, "__spec__", None)
         if spec is not None:
-            if isinstance(spec.origin, str):
+            if isinstance(spec.origin, str) and spec.origin.startswith("/tmp/"):
                 spec.origin = move(spec.origin)
             if isinstance(spec.submodule_search_locations, list):
-                spec.submodule_search_locations[:] = [move(p) for p in spec.submodule_search_locations]
+                moved(spec.submodule_search_locations)
         loader = getattr(module, "__loader__", None)
-        if isinstance(getattr(loader, "path", None), str):
+        loader_path = getattr(loader, "path", None)
+        if isinstance(loader_path, str) and loader_path.startswith("/tmp/"):
             with contextlib.suppress(AttributeError):
-                loader.path = move(loader.path)  # type: ignore[union-attr]
+                loader.path = move(loader_path)  # type: ignore[union-attr]
 
 
 # -- /tmp provenance (opt-in: spec["track_tmp_access"]) -------------------------------------
