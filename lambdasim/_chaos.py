@@ -208,18 +208,9 @@ def _number(value: float) -> float | int:
 
 
 def _read_json(text: str, what: str) -> Any:
-    if text.startswith("@"):
-        path = text[1:]
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise ConfigError(f"{what} @{path}: cannot read it: {e.strerror}") from None
-        what = path
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{what}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+    from lambdasim.cli import read_json_argument
+
+    return read_json_argument(text, what)
 
 
 def _events(args: argparse.Namespace) -> list[Any]:

@@ -18,26 +18,31 @@ from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import Any, TextIO
 
-from lambdasim._errors import LambdaSimError, SandboxUnavailable
+from lambdasim._errors import ConfigError, LambdaSimError, SandboxUnavailable
 from lambdasim._simulator import Simulator
 from lambdasim.examples import HELLO_DIR
 
 
-def _event(text: str) -> Any:
+def read_json_argument(text: str, option: str) -> Any:
+    """The JSON given to ``option``, inline or as ``@FILE``; errors say where and what."""
     if text.startswith("@"):
         path = text[1:]
         try:
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         except OSError as e:
-            raise LambdaSimError(f"--event {text}: cannot read {path}: {e.strerror}") from None
+            raise ConfigError(f"{option} @{path}: cannot read {path}: {e.strerror}") from None
         where = path
     else:
-        where = "--event"
+        where = option
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise LambdaSimError(f"{where}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+        raise ConfigError(f"{where}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
+
+
+def _event(text: str) -> Any:
+    return read_json_argument(text, "--event")
 
 
 def _env(pairs: Sequence[str]) -> dict[str, str]:
