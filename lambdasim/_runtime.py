@@ -139,8 +139,9 @@ def _user_frames(tb: Any) -> list[str]:
 
 def log_error(error: dict[str, Any]) -> None:
     """Write the ``[ERROR] Type: message`` record the Python runtime writes."""
-    lines = [f"[ERROR] {error['errorType']}: {error['errorMessage']}"]
-    if error["stackTrace"]:
+    message = error["errorMessage"]
+    lines = [f"[ERROR] {error['errorType']}: {message}" if message else f"[ERROR] {error['errorType']}"]
+    if error.get("stackTrace") is not None:  # awslambdaric prints the header even for an empty trace
         lines.append("Traceback (most recent call last):")
         for frame in error["stackTrace"]:
             for line in frame.rstrip("\n").split("\n"):

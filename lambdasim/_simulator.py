@@ -135,6 +135,8 @@ class TmpView:
         live = self._instance._live
         if live.record.state is InstanceState.DEAD:
             raise InstanceGone(f"Instance {live.record.id} is gone, and its /tmp with it.")
+        if live.sbx is None:
+            raise LambdaSimError(f"Instance {live.record.id} is still starting; its /tmp is not there yet.")
         return live.sbx.tmp_root()
 
     def _open(self, path: str, flags: int) -> int:
@@ -202,6 +204,7 @@ class _Live:
         self.rt: Channel | None = None
         self.logfd = -1
         self.pending_init_logs = ""
+        self._drop_lock = threading.Lock()
         # track_tmp_access: /tmp path -> (request id of its last writer, written by Init); kept here,
         # not in the runtime, so that it outlives resets; and the current invocation's reads of
         # files another invocation wrote.
@@ -209,23 +212,26 @@ class _Live:
         self.tmp_reads_from: list[dict[str, Any]] = []
 
     def take_logs(self) -> str:
-        fd = self.logfd
-        if fd < 0:
-            return ""
-        size = os.fstat(fd).st_size
-        if not size:
-            return ""
-        data = os.pread(fd, size, 0)
-        os.ftruncate(fd, 0)
+        with self._drop_lock:
+            fd = self.logfd
+            if fd < 0:
+                return ""
+            size = os.fstat(fd).st_size
+            if not size:
+                return ""
+            data = os.pread(fd, size, 0)
+            os.ftruncate(fd, 0)
         return data.decode("utf-8", "replace")
 
     def drop_runtime(self) -> None:
-        if self.rt is not None:
-            self.rt.close()
-            self.rt = None
-        if self.logfd >= 0:
-            os.close(self.logfd)
-            self.logfd = -1
+        # destroy() and the invoking thread may both get here.
+        with self._drop_lock:
+            if self.rt is not None:
+                self.rt.close()
+                self.rt = None
+            if self.logfd >= 0:
+                os.close(self.logfd)
+                self.logfd = -1
 
 
 class Instance:
@@ -635,6 +641,8 @@ class Simulator:
             state = live.record.state
             if state is InstanceState.DEAD:
                 raise InstanceGone(f"Instance {live.record.id} is gone; it cannot crash.")
+            if live.sbx is None:
+                raise LambdaSimError(f"Instance {live.record.id} is still starting; crash it once it has started.")
             if state is InstanceState.IDLE:
                 live.record.state = InstanceState.BUSY  # keep routing away while it restarts
             self._event("crash", live.record.function, live.record.id, live.record.version)
@@ -649,8 +657,13 @@ class Simulator:
             live.record.needs_init = True
         finally:
             with self._lock:
-                if live.record.state is InstanceState.BUSY:
+                retire = live.record.retiring and live.record.state is InstanceState.BUSY
+                if retire:  # a redeploy came while it restarted: it is an old version's instance
+                    self._mark_dead([live])
+                elif live.record.state is InstanceState.BUSY:
                     live.record.state = InstanceState.IDLE
+            if retire:
+                self._destroy([live], "retired", marked=True)
 
     def _invoke(self, fn: Function, event: Any, client_context: Mapping[str, Any] | None,
                 identity: Mapping[str, Any] | None, tenant_id: str | None) -> Invocation:
@@ -692,11 +705,16 @@ class Simulator:
                 try:
                     live.sbx, live.rt = self._sandbox.spawn(live.spec)
                 except BaseException:
-                    with self._lock:
-                        record.state = InstanceState.DEAD
+                    self._destroy([live], "failed to start")
                     raise
                 with self._lock:
-                    record.state = InstanceState.BUSY
+                    destroyed_meanwhile = record.state is InstanceState.DEAD
+                    if not destroyed_meanwhile:
+                        record.state = InstanceState.BUSY
+                if destroyed_meanwhile:  # destroy() came while it started: it never ran
+                    live.sbx.destroy()
+                    live.drop_runtime()
+                    raise InstanceGone(f"Instance {record.id} was destroyed while it started.")
             inv = self._run(live, request_id, event_bytes, client_context, identity, tenant_id)
         except BaseException:
             self._destroy([live], "harness error")
@@ -767,9 +785,12 @@ class Simulator:
                           duration_s * 1000.0, body, "Status: timeout")
 
         def exited(duration: float) -> Invocation:
-            code = live.sbx.wait_runtime_exit(10.0)
+            # After destroy() the keeper is gone too: the runtime was killed with it.
+            destroyed = record.state is InstanceState.DEAD
+            code = -9 if destroyed else live.sbx.wait_runtime_exit(10.0)
             body = live.take_logs()
-            self._reset(live, "exit")
+            if not destroyed:
+                self._reset(live, "exit")
             message = f"RequestId: {request_id} Error: {_exit_reason(code)}"
             body += f"{message}\nRuntime.ExitError\n"
             return result({"errorType": "Runtime.ExitError", "errorMessage": message}, None, duration, body,

@@ -153,10 +153,10 @@ def lambda_sim(request: pytest.FixtureRequest, lambda_sim_services: Services,
     settings.update({k: v for k, v in overrides.items() if k in SIM_KEYS})
     if _lambda_sim_routing is not None:  # --lambda-sim-detect: this is the test's warm or its fresh run
         settings["routing"] = _lambda_sim_routing
-    # Data must not leak from one test to the next: empty what earlier tests left.
+    # Neither data nor faults may leak from one test to the next: undo what earlier tests left.
     for service in lambda_sim_services.values():
-        if service.running:
-            service.flush()
+        service.reset_faults()
+        service.flush()
     for kind in parse_services_option(",".join(wanted_services or []), "lambda_sim marker services"):
         lambda_sim_services[kind]  # started on first use, then shared
     sim = Simulator(services=lambda_sim_services, track_tmp=True, track_tmp_access=_lambda_sim_routing is not None,

@@ -298,3 +298,42 @@ def test_a_runtime_exit_is_seen_at_once_after_a_scale_out(sim: Simulator, code: 
     invs = fn.invoke_many([{"action": "os_exit", "code": 3}] * 4, concurrency=4)
     assert [i.error["errorType"] if i.error else None for i in invs] == ["Runtime.ExitError"] * 4
     assert time.monotonic() - started < 5
+
+
+def test_destroy_during_an_invocation(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(RESET_HANDLER), timeout_s=10)
+    fn.invoke({})
+    inst = fn.instances[0]
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(fn.invoke({"action": "sleep", "seconds": 5})))
+    worker.start()
+    while inst.state != "busy":
+        time.sleep(0.01)
+    time.sleep(0.2)
+    inst.destroy()
+    worker.join(10)
+    (inv,) = result
+    assert inv.error is not None and inv.error["errorType"] == "Runtime.ExitError"  # type: ignore[attr-defined]
+    assert inv.error["errorMessage"].endswith("signal: killed")  # type: ignore[attr-defined]
+    assert inst.state == "dead" and fn.instances == []
+
+
+def test_crash_of_an_idle_instance_during_redeploy_retires_it(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(RESET_HANDLER))
+    fn.invoke({})
+    inst = fn.instances[0]
+    crasher = threading.Thread(target=inst.crash)
+    crasher.start()
+    deadline = time.monotonic() + 5
+    while inst.state != "busy" and time.monotonic() < deadline:
+        time.sleep(0.001)
+    fn.redeploy()
+    crasher.join(10)
+    assert inst.state == "dead"
+    assert fn.instances == [], "the old version's instance is retired"
+
+
+def test_services_membership_starts_nothing(sim: Simulator) -> None:
+    assert "redis" not in sim.services and sim.services.get("redis") is None
+    assert "sqs" not in sim.services
+    assert list(sim.services) == []

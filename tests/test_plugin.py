@@ -343,3 +343,23 @@ def test_scenario_glob_does_not_cross_folders(project: pytest.Pytester) -> None:
     (project.path / "scenarios" / "handlers" / "template.yaml").unlink()
     (project.path / "scenarios" / "handlers" / "deep.yaml").write_text(SCENARIO.replace("../src", "../../src") % "")
     project.runpytest("--lambda-sim").assert_outcomes(passed=2)
+
+
+def test_faults_do_not_leak_into_the_next_test(project: pytest.Pytester) -> None:
+    project.makepyfile(test_x="""
+        def test_leaves_faults_behind(lambda_sim):
+            redis = lambda_sim.services["redis"]
+            redis.set_latency(0.5)
+            redis.cut()
+            redis.pause()
+        def test_sees_a_healthy_service(lambda_sim, lambda_function):
+            import time
+            fn = lambda_function("ping.handler", code_dir="src")
+            started = time.monotonic()
+            assert fn.invoke({}).payload is True
+            assert time.monotonic() - started < 0.5
+    """)
+    (project.path / "src" / "ping.py").write_text(
+        "import os, redis\ndef handler(event, context):\n"
+        "    return redis.Redis.from_url(os.environ['REDIS_URL'], socket_timeout=2).ping()\n")
+    project.runpytest("--lambda-sim", "--lambda-sim-services=redis=binary").assert_outcomes(passed=2)

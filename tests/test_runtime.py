@@ -281,3 +281,10 @@ def test_handler_in_a_package(sim: Simulator, code: Code, handler: str) -> None:
     src = code(files={"app/__init__.py": "", "app/orders/__init__.py": "",
                       "app/orders/main.py": "def handler(event, context):\n    return __name__\n"})
     assert sim.deploy(handler, code_dir=src, name="orders").invoke({}).payload == "app.orders.main"
+
+
+def test_error_record_without_message(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code("def handler(e, c):\n    raise ValueError()\n"))
+    inv = fn.invoke({})
+    assert inv.error is not None and inv.error["errorMessage"] == ""
+    assert "[ERROR] ValueError\rTraceback (most recent call last):\r" in inv.logs

@@ -76,7 +76,7 @@ class NamespaceInstance:
         while True:
             try:
                 msg = self._ctrl.recv(timeout)
-            except ChannelClosed:
+            except (ChannelClosed, OSError, ValueError):  # closed by destroy() meanwhile: killed with it
                 return -signal.SIGKILL
             if msg[0] == "exited":
                 return int(msg[1])

@@ -131,6 +131,8 @@ class Service:
         self.endpoint: Endpoint | None = None
         self.instance_endpoint: Endpoint | None = None
         self.running = False
+        self.paused = False
+        self.ready = threading.Event()  # set once the first start() has finished, well or not
         # Called with (kind, action, detail) after each fault, so simulators can trace it.
         self.listeners: list[Callable[[str, str, dict[str, Any]], None]] = []
 
@@ -234,6 +236,7 @@ class Service:
             except NotImplementedError:
                 self._require_proxy("pause")
                 self._proxy.pause()
+            self.paused = True
         self._notify("pause")
 
     def resume(self) -> None:
@@ -243,6 +246,7 @@ class Service:
             except NotImplementedError:
                 self._require_proxy("resume")
                 self._proxy.resume()
+            self.paused = False
         self._notify("resume")
 
     def set_latency(self, seconds: float) -> None:
@@ -264,6 +268,21 @@ class Service:
         if self._provider is not None and self._provider.name == "url":
             self.running = True
         self._notify("heal")
+
+    def reset_faults(self) -> None:
+        """Undo every fault (stopped, paused, latency, cut) and keep the data; e.g. between tests."""
+        with self._lock:
+            if self._provider is None:
+                return
+            if not self.running and self._provider.name != "url":
+                self.start()
+            if self.paused:
+                self.resume()
+            if self._proxy is not None:
+                self._proxy.resume()
+                self._proxy.set_latency(0)
+                self._proxy.heal()
+            self.running = True
 
     def log_tail(self, lines: int = 40) -> str:
         return self._provider.log_tail(lines) if self._provider is not None else ""
@@ -299,22 +318,37 @@ class Services(Mapping[str, Service]):
     def __getitem__(self, kind: str) -> Service:
         with self._lock:
             service = self._services.get(kind)
-            if service is not None:
-                return service
-            if self._closed:
-                raise ServiceError("The Simulator is closed; its services are gone.")
-            config = self._configs.get(kind) or ServiceConfig(kind=kind)
-            config.validate()
-            service = Service(config)
-            service.listeners = self.listeners
-            self._services[kind] = service
+            new = service is None
+            if service is None:
+                if self._closed:
+                    raise ServiceError("The Simulator is closed; its services are gone.")
+                config = self._configs.get(kind) or ServiceConfig(kind=kind)
+                config.validate()
+                service = Service(config)
+                service.listeners = self.listeners
+                self._services[kind] = service
+        if not new:
+            service.ready.wait()  # another thread may still be starting it
+            if service.endpoint is None:
+                raise ServiceError(f"{kind} could not be started (see the error of the first attempt).")
+            return service
         try:
             service.start()
         except BaseException:
             with self._lock:
                 self._services.pop(kind, None)
             raise
+        finally:
+            service.ready.set()
         return service
+
+    def __contains__(self, kind: object) -> bool:
+        """Whether ``kind`` runs; unlike ``services[kind]``, this starts nothing."""
+        return kind in self._services
+
+    def get(self, kind: str, default: Any = None) -> Any:
+        """The running service, or ``default``; starts nothing."""
+        return self._services.get(kind, default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(self._services))
