@@ -227,13 +227,9 @@ def _events(args: argparse.Namespace) -> list[Any]:
 
 
 def _env(pairs: Sequence[str]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--env {pair!r}: write it as KEY=VALUE")
-        env[key] = value
-    return env
+    from lambdasim.cli import env_argument
+
+    return env_argument(pairs)
 
 
 def config_from_args(args: argparse.Namespace) -> ChaosConfig:

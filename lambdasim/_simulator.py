@@ -203,7 +203,6 @@ class _Live:
         self.sbx: SandboxInstance = None  # type: ignore[assignment]  # set once spawned
         self.rt: Channel | None = None
         self.logfd = -1
-        self.pending_init_logs = ""
         self._drop_lock = threading.Lock()
         # track_tmp_access: /tmp path -> (request id of its last writer, written by Init); kept here,
         # not in the runtime, so that it outlives resets; and the current invocation's reads of

@@ -45,12 +45,13 @@ def _event(text: str) -> Any:
     return read_json_argument(text, "--event")
 
 
-def _env(pairs: Sequence[str]) -> dict[str, str]:
+def env_argument(pairs: Sequence[str]) -> dict[str, str]:
+    """``--env KEY=VALUE`` options as a dict; errors say which one is malformed."""
     env: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise LambdaSimError(f"--env {pair!r}: write it as KEY=VALUE")
+            raise ConfigError(f"--env {pair!r}: write it as KEY=VALUE")
         env[key] = value
     return env
 
@@ -141,7 +142,7 @@ def _invoke(args: argparse.Namespace) -> int:
     event = _event(args.event)
     with Simulator(sandbox=args.sandbox) as sim:
         fn = sim.deploy(handler, code_dir=code_dir, name=args.name, memory_mb=args.memory, timeout_s=args.timeout,
-                        ephemeral_storage_mb=args.ephemeral_storage, environment=_env(args.env),
+                        ephemeral_storage_mb=args.ephemeral_storage, environment=env_argument(args.env),
                         layers=args.layer)
         inv = fn.invoke(event)
     if not args.quiet:
