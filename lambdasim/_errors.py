@@ -25,3 +25,9 @@ class InstanceGone(LambdaSimError):
 
 class ServiceError(LambdaSimError):
     """A backing service did not start, or cannot do what was asked; the message carries its log tail."""
+
+
+class SandboxLimitError(LambdaSimError, PermissionError):
+    """Raised inside a function run by the fakefs sandbox when it tries something that sandbox
+    cannot contain (a C extension writing files, a subprocess, ctypes); the namespace sandbox
+    enforces Lambda's filesystem for these too."""

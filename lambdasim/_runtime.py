@@ -220,7 +220,12 @@ class LogCapture:
     """fd 1 and 2 point at one memfd in append mode; read and reset per invocation."""
 
     def __init__(self) -> None:
-        self.fd = os.memfd_create("lambda-log", os.MFD_CLOEXEC)
+        if hasattr(os, "memfd_create"):
+            self.fd = os.memfd_create("lambda-log", os.MFD_CLOEXEC)
+        else:  # macOS: an unlinked temporary file does the same
+            import tempfile
+
+            self.fd = os.dup(tempfile.TemporaryFile().fileno())
         fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_APPEND)
         os.dup2(self.fd, 1)
         os.dup2(self.fd, 2)
@@ -234,6 +239,13 @@ class LogCapture:
         os.dup2(devnull, 0)
         os.close(devnull)
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (all of them where affinity is unknown, as on macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _max_memory_kb() -> int:
@@ -418,12 +430,14 @@ class TmpAccessChannel(Channel):
 
 
 def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | None = None,
-        logs: LogCapture | None = None) -> None:
+        logs: LogCapture | None = None, checkpoint: Callable[[], None] | None = None) -> None:
     """Run Init, then serve invocations until the channel closes. Never returns.
 
     ``enter``, when given, is called after the setup that needs no filesystem and
     before anything that does: the sandbox may still be building this instance's
     root while the runtime prepares, and ``enter`` waits for it and moves in.
+    ``checkpoint``, when given, is called before each answer to the simulator (the
+    fakefs sandbox mirrors /tmp to the host there).
     """
     started = time.perf_counter()
     access = TmpAccess() if spec.get("track_tmp_access") else None
@@ -448,8 +462,8 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
         low = fd + 1
     os.closerange(low, 65536)
     logs.attach_stdin()
-    os.chdir(spec["cwd"])
-    memory = spec["memory_mb"] * 1024 * 1024
+    os.chdir(spec.get("real_cwd", spec["cwd"]))
+    memory = (spec["memory_mb"] + spec.get("extra_memory_mb", 0)) * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     if access is not None:
         access.install()  # from here on: what Init, then each invocation, reads and writes in /tmp
@@ -468,6 +482,8 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
     init_ms = (time.perf_counter() - started) * 1000.0
     if error is not None and "oom" not in error:
         log_error(error)
+    if checkpoint is not None:
+        checkpoint()
     # The simulator reads the log memfd itself, so output survives a timeout or crash.
     chan.send(("init", error, init_ms, _max_memory_kb(), measure.take() if measure else None), fds=[logs.fd])
     if error is not None or fn is None:
@@ -506,9 +522,11 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
         duration = (time.perf_counter() - t0) * 1000.0
         if err is not None:
             log_error(err)
+        if checkpoint is not None:
+            checkpoint()
         if fatal:
             chan.send(("fatal", fatal, duration, _max_memory_kb()))
             os._exit(137)
         chan.send(("result", payload, err, duration, _max_memory_kb(), measure.take() if measure else None))
-        if spin and len(os.sched_getaffinity(0)) > 1:
+        if spin and usable_cpus() > 1:
             chan.spin(spin)  # the simulator may be about to send the next invocation

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from lambdasim import _runtime
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError
 from lambdasim._model import (
     FunctionConfig,
@@ -131,13 +132,16 @@ class TmpView:
     def __init__(self, instance: Instance) -> None:
         self._instance = instance
 
-    def _root(self) -> str:
+    def _sbx(self) -> SandboxInstance:
         live = self._instance._live
         if live.record.state is InstanceState.DEAD:
             raise InstanceGone(f"Instance {live.record.id} is gone, and its /tmp with it.")
         if live.sbx is None:
             raise LambdaSimError(f"Instance {live.record.id} is still starting; its /tmp is not there yet.")
-        return live.sbx.tmp_root()
+        return live.sbx
+
+    def _root(self) -> str:
+        return self._sbx().tmp_root()
 
     def _open(self, path: str, flags: int) -> int:
         # Walk without following symlinks: a link in /tmp must not lead the test
@@ -189,8 +193,7 @@ class TmpView:
 
     def usage_bytes(self) -> int:
         """Bytes in use on the instance's /tmp filesystem."""
-        st = os.statvfs(self._root())
-        return (st.f_blocks - st.f_bfree) * st.f_frsize
+        return self._sbx().tmp_usage_bytes()
 
 
 class _Live:
@@ -377,7 +380,9 @@ class Simulator:
     """Runs Lambda functions in simulated execution environments.
 
     Args:
-        sandbox: ``"auto"`` or ``"namespace"``: how instances are isolated.
+        sandbox: how instances are isolated: ``"namespace"`` (Linux namespaces: the kernel enforces
+            Lambda's filesystem), ``"fakefs"`` (pyfakefs: Python-level file access only, runs
+            anywhere), or ``"auto"`` (namespace where it runs, else fakefs with a warning).
         routing: ``"warm"``, ``"fresh"`` or ``"random"``: which instance takes an invocation.
         seed: seeds random routing and the request and log-stream ids.
         region: the AWS region the functions see.
@@ -414,6 +419,11 @@ class Simulator:
         self.track_tmp_access = track_tmp_access
         self._coverage = _CoverageSink()
         self._sandbox: Sandbox = create_sandbox(sandbox)
+        if track_tmp_access and self._sandbox.name != "namespace":
+            self._sandbox.close()
+            raise ConfigError(
+                "track_tmp_access needs the namespace sandbox: under fakefs /tmp is pyfakefs' and "
+                "Python's audit events do not see it. Use sandbox='namespace' (Linux).")
         try:
             self.services.start_configured()
         except BaseException:
@@ -845,7 +855,7 @@ class Simulator:
             # Only a lone warm invocation polls for its answer: with several in flight
             # the CPUs are better spent running them, and a first invocation is slow anyway.
             # On a single CPU polling only delays the other side.
-            spin = _SPIN_S if self._inflight == 1 and not cold and len(os.sched_getaffinity(0)) > 1 else 0.0
+            spin = _SPIN_S if self._inflight == 1 and not cold and _runtime.usable_cpus() > 1 else 0.0
             live.rt.send((request_id, event_bytes, int(deadline * 1000), _trace_id(self._ids),
                           dict(client_context) if client_context is not None else None,
                           dict(identity) if identity is not None else None, tenant_id,

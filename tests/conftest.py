@@ -36,27 +36,53 @@ def code(tmp_path: Path) -> Code:
     return make
 
 
-def _simulator(**kwargs: object) -> Simulator:
+SANDBOXES = ["namespace", "fakefs"]
+
+
+def _simulator(sandbox: str, **kwargs: object) -> Simulator:
+    kwargs.setdefault("sandbox", sandbox)
     try:
         return Simulator(**kwargs)  # type: ignore[arg-type]
     except SandboxUnavailable as e:
         if REQUIRE_SANDBOX:
             raise
-        pytest.skip(f"namespace sandbox unavailable here: {e}")
+        pytest.skip(f"{kwargs['sandbox']} sandbox unavailable here: {e}")
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    with _simulator() as s:
+def sandbox_kind(request: pytest.FixtureRequest) -> str:
+    """The sandbox of ``sim`` and ``make_sim``: the namespace sandbox, unless a module runs
+    its tests against both (``both_sandboxes``)."""
+    kind = getattr(request, "param", "namespace")
+    marker = request.node.get_closest_marker("namespace_only")
+    if kind != "namespace" and marker is not None:
+        pytest.skip(f"a documented difference of the {kind} sandbox: {marker.args[0]}")
+    return str(kind)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Modules with ``BOTH_SANDBOXES = True`` run every test that uses sim/make_sim on each sandbox.
+    if getattr(metafunc.module, "BOTH_SANDBOXES", False) and "sandbox_kind" in metafunc.fixturenames:
+        metafunc.parametrize("sandbox_kind", SANDBOXES, indirect=True)
+
+
+def namespace_only(reason: str) -> pytest.MarkDecorator:
+    """An engine test the fakefs sandbox does not pass, for the reason README's table gives."""
+    return pytest.mark.namespace_only(reason)
+
+
+@pytest.fixture
+def sim(sandbox_kind: str) -> Iterator[Simulator]:
+    with _simulator(sandbox_kind) as s:
         yield s
 
 
 @pytest.fixture
-def make_sim() -> Iterator[Callable[..., Simulator]]:
+def make_sim(sandbox_kind: str) -> Iterator[Callable[..., Simulator]]:
     made: list[Simulator] = []
 
     def make(**kwargs: object) -> Simulator:
-        s = _simulator(**kwargs)
+        s = _simulator(sandbox_kind, **kwargs)
         made.append(s)
         return s
 

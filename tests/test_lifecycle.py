@@ -11,6 +11,8 @@ import pytest
 from lambdasim import InstanceGone, Simulator
 from tests.conftest import Code
 
+BOTH_SANDBOXES = True
+
 COUNTER = """
 import os
 INITS = 0

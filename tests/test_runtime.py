@@ -11,6 +11,8 @@ import pytest
 from lambdasim import ConfigError, Simulator
 from tests.conftest import Code
 
+BOTH_SANDBOXES = True
+
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 

@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 
 from lambdasim import ConfigError, SandboxError, SandboxUnavailable, Simulator
+from lambdasim._sandbox import SandboxFallbackWarning
 from lambdasim._sandbox import namespace
-from tests.conftest import Code
+from tests.conftest import Code, namespace_only
 
 pytestmark = pytest.mark.sandbox
+BOTH_SANDBOXES = True
 
 PROBE = """
 import errno, os
@@ -286,12 +288,31 @@ def test_layers_are_mounted_at_opt(sim: Simulator, code: Code) -> None:
         ["layer2", 1, ["bin", "python"]]
 
 
-def test_auto_explains_when_namespaces_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_namespace_explains_when_namespaces_are_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("lambdasim._sandbox.namespace.sys.platform", "darwin")
     with pytest.raises(SandboxUnavailable, match=r"runs on Linux only .*user namespaces"):
-        Simulator(sandbox="auto")
+        Simulator(sandbox="namespace")
     with pytest.raises(ConfigError, match="sandbox='chroot'"):
         Simulator(sandbox="chroot")
+
+
+def test_auto_falls_back_to_fakefs_with_a_one_line_notice(monkeypatch: pytest.MonkeyPatch, code: Code) -> None:
+    monkeypatch.setattr("lambdasim._sandbox.namespace.sys.platform", "darwin")
+    with pytest.warns(SandboxFallbackWarning) as notices, Simulator(sandbox="auto") as sim:
+        assert sim.sandbox == "fakefs"
+        fn = sim.deploy("app.handler", code_dir=code("def handler(e, c):\n    return open('/tmp/x', 'w').write('1')\n"))
+        assert fn.invoke({}).payload == 1
+    (notice,) = notices
+    message = str(notice.message)
+    assert "\n" not in message
+    assert message.startswith("lambdasim: using the fakefs sandbox, since the namespace sandbox cannot run here "
+                              "(The namespace sandbox runs on Linux only (this is darwin))")
+
+
+def test_auto_takes_the_namespace_sandbox_where_it_runs(recwarn: pytest.WarningsRecorder) -> None:
+    with Simulator(sandbox="auto") as sim:
+        assert sim.sandbox == "namespace"
+    assert not [w for w in recwarn if issubclass(w.category, SandboxFallbackWarning)]
 
 
 def test_missing_code_dir_is_a_clear_harness_error(sim: Simulator, code: Code) -> None:

@@ -7,6 +7,7 @@ channel and manages the instance through the :class:`SandboxInstance` protocol.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Protocol
 
 from lambdasim._wire import Channel
@@ -22,6 +23,9 @@ class SandboxInstance(Protocol):
 
     def tmp_root(self) -> str:
         """A host path through which the instance's /tmp can be read."""
+
+    def tmp_usage_bytes(self) -> int:
+        """Bytes in use on the instance's /tmp."""
 
     def start_runtime(self) -> Channel:
         """Start a new runtime process (Init follows); return its channel."""
@@ -51,11 +55,40 @@ class Sandbox(Protocol):
         """Destroy everything this sandbox started."""
 
 
+class SandboxFallbackWarning(UserWarning):
+    """``sandbox="auto"`` could not use the namespace sandbox and uses the fakefs sandbox."""
+
+
 def create_sandbox(kind: str) -> Sandbox:
-    """Return a started sandbox of ``kind`` (``"auto"`` or ``"namespace"``)."""
-    from lambdasim._errors import ConfigError
+    """Return a started sandbox of ``kind``: ``"auto"``, ``"namespace"`` or ``"fakefs"``.
+
+    ``"auto"`` takes the namespace sandbox where it runs and otherwise falls back to
+    fakefs, with a one-line warning that says why.
+    """
+    from lambdasim._errors import ConfigError, SandboxUnavailable
+
+    if kind not in ("auto", "namespace", "fakefs"):
+        raise ConfigError(f"sandbox={kind!r} is not a sandbox lambdasim knows; use 'auto', 'namespace' or 'fakefs'.")
+    if kind == "fakefs":
+        from lambdasim._sandbox.fakefs import FakefsSandbox
+
+        return FakefsSandbox()
     from lambdasim._sandbox.namespace import NamespaceSandbox
 
-    if kind not in ("auto", "namespace"):
-        raise ConfigError(f"sandbox={kind!r} is not a sandbox lambdasim knows; use 'auto' or 'namespace'.")
-    return NamespaceSandbox()
+    if kind == "namespace":
+        return NamespaceSandbox()
+    try:
+        return NamespaceSandbox()
+    except SandboxUnavailable as e:
+        why = " ".join(str(e).split(". ")[0].split())
+        try:
+            from lambdasim._sandbox.fakefs import FakefsSandbox
+
+            sandbox = FakefsSandbox()
+        except SandboxUnavailable as fallback:
+            raise SandboxUnavailable(f"{e} The fakefs fallback is unavailable too: {fallback}") from None
+        warnings.warn(
+            f"lambdasim: using the fakefs sandbox, since the namespace sandbox cannot run here ({why}); "
+            "fakefs sees Python-level file access only.",
+            SandboxFallbackWarning, stacklevel=4)
+        return sandbox

@@ -33,6 +33,7 @@ from typing import Any
 # instances share these pages and cold starts do not pay for the imports.
 import lambdasim._runtime as _runtime
 from lambdasim._sandbox import _linux as L
+from lambdasim._sandbox._layout import base_layout, python_paths
 from lambdasim._wire import Channel, ChannelClosed
 
 SANDBOX_UID = 993  # sbx_user1051 on Lambda
@@ -42,48 +43,6 @@ SANDBOX_HOME = "/home/sbx_user1051"
 # host path is cloned before this directory is covered, so which one it is does not matter.
 _SKELETON = "/proc"
 _REFILL_AFTER_S = 0.005
-_OWN_PACKAGES = frozenset({"lambdasim", "pytest_lambdasim"})
-
-
-def python_paths() -> list[str]:
-    """Directories the handler must be able to import from, as host paths."""
-    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path]
-    for finder in sys.meta_path:
-        # setuptools' editable installs map package names to source directories.
-        module = sys.modules.get(getattr(finder, "__module__", "") or "")
-        mapping = getattr(module, "MAPPING", None)
-        if isinstance(mapping, dict):
-            # lambdasim's own code is loaded in the zygote already; a checkout of it
-            # need not be visible to handlers (and under /tmp it would show in theirs).
-            candidates.extend(str(v) for k, v in mapping.items() if k not in _OWN_PACKAGES)
-    found: list[str] = []
-    for path in candidates:
-        if not path or not os.path.exists(path):
-            continue
-        real = os.path.realpath(path)
-        if not os.path.isdir(real):
-            real = os.path.dirname(real)
-        found.append(real)
-    found.sort(key=len)
-    kept: list[str] = []
-    for path in found:
-        if path == "/" or any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
-            continue
-        kept.append(path)
-    return kept
-
-
-def base_layout() -> tuple[list[str], dict[str, str]]:
-    """Top-level host directories to bind, and top-level symlinks to recreate."""
-    binds = ["/usr", "/etc"]
-    links: dict[str, str] = {}
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-        path = "/" + name
-        if os.path.islink(path):
-            links[name] = os.readlink(path)
-        elif os.path.isdir(path):
-            binds.append(path)
-    return binds, links
 
 
 class Keeper:

@@ -59,6 +59,10 @@ class NamespaceInstance:
     def tmp_root(self) -> str:
         return f"/proc/{self.pid}/root/tmp"
 
+    def tmp_usage_bytes(self) -> int:
+        st = os.statvfs(self.tmp_root())
+        return (st.f_blocks - st.f_bfree) * st.f_frsize
+
     def start_runtime(self) -> Channel:
         mine, theirs = socket.socketpair()
         try:

@@ -1,0 +1,785 @@
+"""Inside the fakefs sandbox: Lambda's filesystem for one runtime process, made with pyfakefs.
+
+:func:`enter` runs in the runtime process before Init. It builds a fake filesystem:
+host directories the handler may read (the Python installation, ``/usr``, ``/etc``)
+appear at their paths, the function's code at ``/var/task`` and its layers at ``/opt``,
+all read-only; ``/tmp`` is a mount of ``ephemeral_storage_mb``. pyfakefs refuses nothing
+by itself, so :class:`LambdaFilesystem` refuses every change outside ``/tmp`` with
+errno 30, as Lambda's read-only root does. Imports from ``/var/task`` and ``/opt`` go
+through a path hook that reads the host's files, so modules keep their Lambda paths.
+
+``/tmp`` must outlive the runtime process (a reset keeps it), so its contents are
+mirrored to a host directory owned by the instance's keeper: after Init, after each
+invocation and on every way out the runtime can still act on (``os._exit``, signals it
+sends itself, the keeper's request before a kill). The next runtime loads it back.
+
+pyfakefs sees Python-level file access only. An audit hook turns what would reach the
+host around it (real opens for writing, C-level file changes, subprocesses, ``ctypes``,
+``sqlite3`` on a file) into a :class:`SandboxLimitError`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posix
+import signal
+import stat
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from importlib.machinery import (
+    BYTECODE_SUFFIXES,
+    EXTENSION_SUFFIXES,
+    SOURCE_SUFFIXES,
+    ExtensionFileLoader,
+    FileFinder,
+    ModuleSpec,
+    SourceFileLoader,
+    SourcelessFileLoader,
+)
+from importlib.util import spec_from_file_location
+from typing import Any
+
+from pyfakefs import fake_file, fake_filesystem, fake_open, fake_os
+from pyfakefs.fake_filesystem_unittest import Patcher
+
+from lambdasim._errors import SandboxLimitError
+from lambdasim._runtime import HOST_TMP, host_tmp_path
+
+TMP = "/tmp"
+SANDBOX_UID = 993
+SANDBOX_GID = 990
+SANDBOX_HOME = "/home/sbx_user1051"
+# Modules of the runtime itself: pyfakefs leaves them (and calls made from them) on the real filesystem.
+SKIP_NAMES = ["lambdasim._runtime", "lambdasim._wire", "lambdasim._sandbox._fakeroot"]
+
+_NAMESPACE_HINT = ("The namespace sandbox (Linux, sandbox='namespace') enforces Lambda's filesystem for it "
+                   "with the kernel; under the fakefs sandbox pyfakefs cannot see it.")
+_real_exit = os._exit
+_real_kill = os.kill
+_real_killpg = os.killpg
+_real_abort = os.abort
+_real_raise_signal = signal.raise_signal
+
+
+def _under_tmp(path: str) -> bool:
+    return path == TMP or path.startswith(TMP + "/")
+
+
+def _deny(path: Any, path2: Any = None, code: int = errno.EROFS) -> OSError:
+    if path2 is None:
+        return OSError(code, os.strerror(code), path)
+    return OSError(code, os.strerror(code), path, None, path2)
+
+
+class LambdaFilesystem(fake_filesystem.FakeFilesystem):
+    """pyfakefs' filesystem with Lambda's mounts: only ``/tmp`` may change.
+
+    Installed by changing the class of the Patcher's filesystem, so that everything
+    pyfakefs routes through it (os, open, pathlib, shutil) is checked here.
+    """
+
+    building = 0  # > 0 while lambdasim (or pyfakefs' lazy reads of host directories) adds entries
+
+    def _entry(self, path: Any) -> str:
+        """The absolute path of the directory entry ``path`` names (its last symlink not followed)."""
+        p = self.absnormpath(self.make_string_path(path))
+        head, tail = os.path.split(p)
+        return os.path.join(self.resolve_path(head), tail) if head != p else p
+
+    def _target(self, path: Any) -> str:
+        """The absolute path ``path`` leads to, every symlink followed."""
+        return str(self.resolve_path(self.make_string_path(path)))
+
+    def _parent_exists(self, entry: str) -> bool:
+        return self.isdir(os.path.dirname(entry))
+
+    def _check_new(self, path: Any) -> None:
+        """Creating the entry ``path``: errno 30 unless it is in /tmp (or pyfakefs will refuse anyway)."""
+        if self.building or isinstance(path, int):
+            return
+        entry = self._entry(path)
+        if not _under_tmp(entry) and self._parent_exists(entry) and not self.lexists(entry):
+            raise _deny(path)
+
+    def _check_entry(self, path: Any) -> None:
+        """Removing or replacing the entry ``path``."""
+        if self.building:
+            return
+        entry = self._entry(path)
+        if not _under_tmp(entry) and self.lexists(entry):
+            raise _deny(path)
+
+    def _check_change(self, path: Any, follow: bool = True) -> None:
+        """Changing what ``path`` leads to (contents, mode, times)."""
+        if self.building:
+            return
+        if isinstance(path, int):
+            target = str(self.get_open_file(path).get_object().path)
+        else:
+            target = self._target(path) if follow else self._entry(path)
+        if not _under_tmp(target) and self.lexists(target):
+            raise _deny(path)
+
+    def lexists(self, path: Any) -> bool:
+        return bool(self.exists(path, check_link=True))
+
+    # -- what pyfakefs routes changes through --------------------------------------------
+
+    def makedir(self, dir_path: Any, mode: int = 0o777) -> None:
+        self._check_new(dir_path)
+        super().makedir(dir_path, mode)
+
+    def makedirs(self, dir_name: Any, mode: int = 0o777, exist_ok: bool = False) -> None:
+        if not self.building:
+            # os.makedirs fails at the first directory it has to create, naming that one.
+            missing = self.absnormpath(self.make_string_path(dir_name))
+            while not self.exists(os.path.dirname(missing)) and os.path.dirname(missing) != missing:
+                missing = os.path.dirname(missing)
+            if not self.exists(missing):
+                self._check_new(missing)
+        super().makedirs(dir_name, mode, exist_ok)
+
+    def create_file_internally(self, file_path: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("read_from_real_fs"):
+            return super().create_file_internally(file_path, *args, **kwargs)
+        self._check_new(file_path)
+        return super().create_file_internally(file_path, *args, **kwargs)
+
+    def create_symlink(self, file_path: Any, link_target: Any, create_missing_dirs: bool = True) -> Any:
+        self._check_new(file_path)
+        return super().create_symlink(file_path, link_target, create_missing_dirs)
+
+    def link(self, old_path: Any, new_path: Any, follow_symlinks: bool = True) -> Any:
+        if not self.building and self.lexists(old_path) and self._parent_exists(self._entry(new_path)):
+            old = self._target(old_path) if follow_symlinks else self._entry(old_path)
+            if _under_tmp(old) != _under_tmp(self._entry(new_path)):
+                raise _deny(old_path, new_path, errno.EXDEV)
+            if not _under_tmp(old) and not self.lexists(new_path):
+                raise _deny(old_path, new_path)
+        return super().link(old_path, new_path, follow_symlinks)
+
+    def rename(self, old_file_path: Any, new_file_path: Any, force_replace: bool = False) -> None:
+        if not self.building and self.lexists(old_file_path) and self._parent_exists(self._entry(new_file_path)):
+            old, new = self._entry(old_file_path), self._entry(new_file_path)
+            if _under_tmp(old) != _under_tmp(new):
+                raise _deny(old_file_path, new_file_path, errno.EXDEV)
+            if not _under_tmp(old):
+                raise _deny(old_file_path, new_file_path)
+        super().rename(old_file_path, new_file_path, force_replace)
+
+    def remove_object(self, file_path: Any) -> None:
+        self._check_entry(file_path)
+        super().remove_object(file_path)
+
+    def remove(self, path: Any) -> None:
+        self._check_entry(path)
+        super().remove(path)
+
+    def rmdir(self, target_directory: Any, allow_symlink: bool = False) -> None:
+        self._check_entry(target_directory)
+        super().rmdir(target_directory, allow_symlink)
+
+    def chmod(self, path: Any, mode: int, follow_symlinks: bool = True, force_unix_mode: bool = False) -> None:
+        self._check_change(path, follow_symlinks)
+        super().chmod(path, mode, follow_symlinks, force_unix_mode)
+
+    def utime(self, path: Any, times: Any = None, *, ns: Any = None, follow_symlinks: bool = True) -> None:
+        self._check_change(path, follow_symlinks)
+        super().utime(path, times, ns=ns, follow_symlinks=follow_symlinks)
+
+    def change_disk_usage(self, usage_change: int, file_path: Any, st_dev: int) -> None:
+        try:
+            super().change_disk_usage(usage_change, file_path, st_dev)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                raise
+            # write() reports no file name; pyfakefs adds one.
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
+
+    # pyfakefs reads host directories lazily, adding their entries when first listed.
+    def add_real_file(self, *args: Any, **kwargs: Any) -> Any:
+        self.building += 1
+        try:
+            return super().add_real_file(*args, **kwargs)
+        finally:
+            self.building -= 1
+
+    def add_real_directory(self, *args: Any, **kwargs: Any) -> Any:
+        self.building += 1
+        try:
+            return super().add_real_directory(*args, **kwargs)
+        finally:
+            self.building -= 1
+
+    def add_real_symlink(self, *args: Any, **kwargs: Any) -> Any:
+        self.building += 1
+        try:
+            return super().add_real_symlink(*args, **kwargs)
+        finally:
+            self.building -= 1
+
+
+def _install_pyfakefs_guards() -> None:
+    """Checks at the entry points pyfakefs does not route through the filesystem's methods.
+
+    Called once per runtime process; patches classes of this process only.
+    """
+    real_call = fake_open.FakeFileOpen.call
+
+    def call(self: Any, file_: Any, mode: str = "r", *args: Any, open_modes: Any = None, **kwargs: Any) -> Any:
+        fs = self.filesystem
+        if isinstance(fs, LambdaFilesystem) and not fs.building and not isinstance(file_, int):
+            writes = (open_modes.can_write or open_modes.truncate or open_modes.append
+                      or not open_modes.must_exist) if open_modes is not None else any(c in mode for c in "wax+")
+            if writes:
+                target = fs._target(file_)
+                if not _under_tmp(target):
+                    exclusive = open_modes.must_not_exist if open_modes is not None else "x" in mode
+                    if fs.lexists(target) and not exclusive or not fs.lexists(target) and fs._parent_exists(target):
+                        raise _deny(file_)
+        return real_call(self, file_, mode, *args, open_modes=open_modes, **kwargs)
+
+    fake_open.FakeFileOpen.call = call  # type: ignore[method-assign]
+
+    real_truncate = fake_os.FakeOsModule.truncate
+
+    def truncate(self: Any, path: Any, length: int) -> None:
+        fs = self.filesystem
+        if isinstance(fs, LambdaFilesystem):
+            fs._check_change(path)
+        real_truncate(self, path, length)
+
+    fake_os.FakeOsModule.truncate = truncate  # type: ignore[method-assign]
+
+    for name in ("chown", "lchown", "setxattr", "removexattr", "mknod", "mkfifo"):
+        real = getattr(fake_os.FakeOsModule, name, None)
+        if real is None:
+            continue
+
+        def guarded(self: Any, path: Any, *args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            fs = self.filesystem
+            if isinstance(fs, LambdaFilesystem):
+                if _name in ("mknod", "mkfifo"):
+                    fs._check_new(path)
+                else:
+                    fs._check_change(path, _name != "lchown" and kwargs.get("follow_symlinks", True))
+            return _real(self, path, *args, **kwargs)
+
+        setattr(fake_os.FakeOsModule, name, guarded)
+
+    # A last line for whatever adds, removes or rewrites outside /tmp by another route.
+    real_add, real_remove = fake_file.FakeDirectory.add_entry, fake_file.FakeDirectory.remove_entry
+    real_set = fake_file.FakeFile.set_contents
+
+    def _net(obj: Any, name: str = "") -> None:
+        fs = obj.filesystem
+        if not isinstance(fs, LambdaFilesystem) or fs.building or obj.parent_dir is None and not name:
+            return  # a file not in the tree yet
+        path = str(obj.path)
+        full = os.path.join(path, name) if name else path
+        if not _under_tmp(full):
+            raise _deny(full)
+
+    def add_entry(self: Any, path_object: Any) -> None:
+        _net(self, str(path_object.name))
+        real_add(self, path_object)
+
+    def remove_entry(self: Any, pathname_name: str, recursive: bool = True) -> None:
+        _net(self, pathname_name)
+        real_remove(self, pathname_name, recursive)
+
+    def set_contents(self: Any, contents: Any, encoding: str | None = None) -> bool:
+        _net(self)
+        return bool(real_set(self, contents, encoding))
+
+    fake_file.FakeDirectory.add_entry = add_entry  # type: ignore[method-assign]
+    fake_file.FakeDirectory.remove_entry = remove_entry  # type: ignore[method-assign]
+    fake_file.FakeFile.set_contents = set_contents  # type: ignore[method-assign]
+
+    # pyfakefs' os.write/os.read on the standard streams fail (they are not fake files).
+    for name, real_fn in (("write", os.write), ("read", os.read), ("fstat", os.fstat)):
+        fake = getattr(fake_os.FakeOsModule, name)
+
+        def std(self: Any, fd: int, *args: Any, _fake: Any = fake, _real: Any = real_fn) -> Any:
+            if isinstance(fd, int) and fd in (0, 1, 2):
+                return _real(fd, *args)
+            return _fake(self, fd, *args)
+
+        setattr(fake_os.FakeOsModule, name, std)
+
+
+# -- imports from /var/task and /opt ----------------------------------------------------------
+
+
+class _MappedSourceLoader(SourceFileLoader):
+    """Loads a module from a host file while ``__file__`` and tracebacks show its Lambda path."""
+
+    def __init__(self, fullname: str, path: str, real: Callable[[str], str]) -> None:
+        super().__init__(fullname, path)
+        self._real = real
+
+    def get_data(self, path: str) -> bytes:
+        return super().get_data(self._real(path))
+
+    def path_stats(self, path: str) -> dict[str, Any]:
+        return super().path_stats(self._real(path))
+
+    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+        """Bytecode is not written: on Lambda the code is read-only."""
+
+
+class _MappedSourcelessLoader(SourcelessFileLoader):
+    def __init__(self, fullname: str, path: str, real: Callable[[str], str]) -> None:
+        super().__init__(fullname, path)
+        self._real = real
+
+    def get_data(self, path: str) -> bytes:
+        return super().get_data(self._real(path))
+
+
+_LOADERS = [(ExtensionFileLoader, EXTENSION_SUFFIXES), (SourceFileLoader, SOURCE_SUFFIXES),
+            (SourcelessFileLoader, BYTECODE_SUFFIXES)]
+
+
+class PathMap:
+    """Lambda paths that show host directories: ``/var/task`` -> code_dir, ``/opt`` -> layers, ..."""
+
+    def __init__(self) -> None:
+        self.roots: dict[str, list[str]] = {}  # fake prefix -> host directories, highest precedence first
+
+    def add(self, fake: str, real: list[str]) -> None:
+        self.roots[fake.rstrip("/") or "/"] = real
+
+    def candidates(self, fake: str) -> list[tuple[str, str]]:
+        """(host directory, fake prefix) pairs that ``fake`` maps to."""
+        for prefix, reals in self.roots.items():
+            if fake == prefix or fake.startswith(prefix + "/"):
+                rest = fake[len(prefix):]
+                return [(real + rest, prefix) for real in reals]
+        return []
+
+    def real(self, fake: str) -> str:
+        for real, _prefix in self.candidates(fake):
+            if os.path.lexists(real):
+                return real
+        return fake
+
+    def path_hook(self, entry: str) -> _MappedFinder:
+        if not self.candidates(entry):
+            raise ImportError("not a Lambda path of lambdasim's fakefs sandbox")
+        return _MappedFinder(entry, self)
+
+
+class _MappedFinder:
+    """A sys.path entry such as ``/var/task``: finds modules in the host directories behind it."""
+
+    def __init__(self, entry: str, paths: PathMap) -> None:
+        self.entry = entry
+        self.paths = paths
+        self.finders = [(real, FileFinder(real, *_LOADERS)) for real, _ in paths.candidates(entry) if os.path.isdir(real)]
+
+    def invalidate_caches(self) -> None:
+        for _, finder in self.finders:
+            finder.invalidate_caches()
+
+    def find_spec(self, fullname: str, target: Any = None) -> ModuleSpec | None:
+        namespace = False
+        for real_dir, finder in self.finders:
+            spec = finder.find_spec(fullname, target)
+            if spec is None:
+                continue
+            if spec.loader is None:  # a namespace portion: a regular package elsewhere wins
+                namespace = True
+                continue
+            origin = spec.origin or ""
+            fake = self.entry + origin[len(real_dir):]
+            package = spec.submodule_search_locations is not None
+            locations = [os.path.dirname(fake)] if package else None
+            if isinstance(spec.loader, SourceFileLoader):
+                loader: Any = _MappedSourceLoader(fullname, fake, self.paths.real)
+            elif isinstance(spec.loader, SourcelessFileLoader):
+                loader = _MappedSourcelessLoader(fullname, fake, self.paths.real)
+            else:
+                return spec  # a C extension is loaded from its host path, and says so in __file__
+            return spec_from_file_location(fullname, fake, loader=loader, submodule_search_locations=locations)
+        if namespace:
+            spec = ModuleSpec(fullname, None)
+            spec.submodule_search_locations = [os.path.join(self.entry, fullname.rpartition(".")[2])]
+            return spec
+        return None
+
+
+# -- /tmp kept on the host ---------------------------------------------------------------------
+
+
+class TmpMirror:
+    """Mirrors the fake /tmp to a host directory, writing only what changed since the last time."""
+
+    def __init__(self, fs: LambdaFilesystem, backing: str) -> None:
+        self.fs = fs
+        self.backing = backing
+        self.known: dict[str, tuple[Any, ...]] = {}
+        self.active = False  # the audit hook lets these writes (to the backing directory) through
+
+    def _walk(self) -> Iterator[tuple[str, Any]]:
+        stack = [("", self.fs.get_object(TMP))]
+        while stack:
+            rel, directory = stack.pop()
+            for name, obj in list(directory.entries.items()):
+                path = f"{rel}/{name}" if rel else name
+                yield path, obj
+                if stat.S_ISDIR(obj.st_mode):
+                    stack.append((path, obj))
+
+    def _state(self) -> dict[str, tuple[Any, ...]]:
+        state: dict[str, tuple[Any, ...]] = {}
+        first: dict[int, str] = {}
+        for path, obj in self._walk():
+            mode = obj.st_mode
+            if stat.S_ISDIR(mode):
+                state[path] = ("d", stat.S_IMODE(mode))
+            elif stat.S_ISLNK(mode):
+                state[path] = ("l", obj.contents)
+            elif id(obj) in first:  # a hard link to a file seen before
+                state[path] = ("h", first[id(obj)])
+            else:
+                first[id(obj)] = path
+                # The contents object changes whenever pyfakefs stores new contents.
+                state[path] = ("f", stat.S_IMODE(mode), obj.byte_contents or b"", obj.st_mtime)
+        return state
+
+    def load(self) -> None:
+        """Fill the fake /tmp from the host directory (a runtime after a reset)."""
+        self.fs.building += 1
+        inodes: dict[tuple[int, int], str] = {}
+        try:
+            for base, dirs, files in os.walk(self.backing):
+                rel_base = os.path.relpath(base, self.backing)
+                for name in sorted(dirs + files):
+                    real = os.path.join(base, name)
+                    rel = name if rel_base == "." else f"{rel_base}/{name}"
+                    fake = f"{TMP}/{rel}"
+                    st = os.lstat(real)
+                    if stat.S_ISLNK(st.st_mode):
+                        self.fs.create_symlink(fake, os.readlink(real))
+                    elif stat.S_ISDIR(st.st_mode):
+                        self.fs.create_dir(fake, stat.S_IMODE(st.st_mode), apply_umask=False)
+                    elif (st.st_dev, st.st_ino) in inodes:
+                        self.fs.link(f"{TMP}/{inodes[(st.st_dev, st.st_ino)]}", fake)
+                    elif stat.S_ISREG(st.st_mode):
+                        inodes[(st.st_dev, st.st_ino)] = rel
+                        with open(real, "rb") as f:
+                            data = f.read()
+                        obj = self.fs.create_file(fake, stat.S_IFREG | stat.S_IMODE(st.st_mode), contents=data,
+                                                  apply_umask=False)
+                        obj.st_mtime = st.st_mtime
+        finally:
+            self.fs.building -= 1
+        self.known = self._state()
+
+    def sync(self) -> None:
+        """Write what changed in the fake /tmp since the last sync to the host directory."""
+        state = self._state()
+        if state == self.known:
+            return
+        join = os.path.join
+        self.active = True
+        try:
+            # Remove what went away or changed kind, deepest first.
+            for path in sorted(self.known, reverse=True):
+                old, new = self.known[path], state.get(path)
+                if new is not None and new[0] == old[0] and old[0] in "df":
+                    continue
+                real = join(self.backing, path)
+                try:
+                    if stat.S_ISDIR(posix.lstat(real).st_mode):
+                        for base, dirs, files in os.walk(real, topdown=False):
+                            for name in files:
+                                posix.unlink(join(base, name))
+                            for name in dirs:
+                                d = join(base, name)
+                                (posix.unlink if os.path.islink(d) else posix.rmdir)(d)
+                        posix.rmdir(real)
+                    else:
+                        posix.unlink(real)
+                except FileNotFoundError:
+                    pass
+            for path in sorted(state):
+                new, old = state[path], self.known.get(path)
+                if new == old:
+                    continue
+                real = join(self.backing, path)
+                kind = new[0]
+                if kind == "d":
+                    if old is None or old[0] != "d":
+                        posix.mkdir(real, 0o700)
+                    posix.chmod(real, new[1] | 0o700)
+                elif kind == "l":
+                    if old is not None:
+                        posix.unlink(real)
+                    posix.symlink(new[1], real)
+                elif kind == "h":
+                    if old is not None:
+                        posix.unlink(real)
+                    posix.link(join(self.backing, new[1]), real)
+                else:
+                    if old is not None and old[2] is new[2]:  # the same contents: mode or times only
+                        posix.chmod(real, new[1])
+                        posix.utime(real, (new[3], new[3]))
+                        continue
+                    fd = posix.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                    try:
+                        view = memoryview(new[2])
+                        while view:
+                            view = view[posix.write(fd, view):]
+                    finally:
+                        posix.close(fd)
+                    posix.chmod(real, new[1])
+                    posix.utime(real, (new[3], new[3]))
+        finally:
+            self.active = False
+        self.known = state
+
+
+# -- the audit hook: what pyfakefs cannot see ------------------------------------------------
+
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+_CHANGES = frozenset({
+    "os.chmod", "os.chown", "os.chflags", "os.link", "os.mkdir", "os.remove", "os.rename", "os.rmdir",
+    "os.setxattr", "os.removexattr", "os.symlink", "os.truncate", "os.utime", "os.mkfifo", "os.mknod",
+})
+_PROCESSES = {
+    "subprocess.Popen": "subprocess.Popen", "os.system": "os.system", "os.exec": "os.exec*",
+    "os.posix_spawn": "os.posix_spawn", "os.spawn": "os.spawn*", "os.startfile": "os.startfile",
+}
+_CTYPES = {"ctypes.dlopen": "loading a library with ctypes", "ctypes.dlsym": "looking up a C function with ctypes",
+           "ctypes.call_function": "calling a C function through ctypes"}
+
+
+def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
+    """Refuse what would reach the host around pyfakefs. Audit hooks cannot be removed:
+    this runs only in runtime processes of the fakefs sandbox."""
+    roots = tuple(r.rstrip("/") + "/" for r in readable)
+    backing = mirror.backing.rstrip("/") + "/"
+
+    def refuse(what: str) -> SandboxLimitError:
+        return SandboxLimitError(f"lambdasim's fakefs sandbox refused {what}. {_NAMESPACE_HINT}")
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        if event == "open":
+            path, mode, flags = args
+            if not isinstance(path, (str, bytes)):
+                return  # a descriptor
+            path = os.path.abspath(os.fsdecode(path))
+            if mirror.active and path.startswith(backing):
+                return
+            writes = isinstance(flags, int) and flags & _WRITE_FLAGS or isinstance(mode, str) and any(
+                c in mode for c in "wax+")
+            if writes:
+                raise refuse(f"a real open({path!r}, {mode or flags!r}) for writing, made below pyfakefs "
+                             "(by C code or the io/posix modules directly)")
+            if not path.startswith(roots) and path not in ("/dev/null", "/dev/urandom") and os.path.exists(path):
+                raise refuse(f"a real open({path!r}) of a host file outside the function's view")
+        elif event in _CHANGES:
+            path = args[0]
+            if mirror.active and isinstance(path, (str, bytes)) and os.fsdecode(path).startswith(backing):
+                return
+            raise refuse(f"{event}({path!r}) on the host's filesystem, made below pyfakefs")
+        elif event == "sqlite3.connect":
+            database = os.fsdecode(args[0]) if isinstance(args[0], (str, bytes)) else str(args[0])
+            if database not in (":memory:", "") and not database.startswith("file::memory:"):
+                raise refuse(f"sqlite3.connect({database!r}): SQLite reads and writes files in C, below pyfakefs "
+                             "(use ':memory:' here)")
+        elif event in _PROCESSES:
+            raise refuse(f"{_PROCESSES[event]}({args[0]!r}): a new program runs outside the fake filesystem")
+        elif event in _CTYPES:
+            raise refuse(f"{_CTYPES[event]} ({args[0]!r}): C code reaches the host's files directly")
+
+    sys.addaudithook(hook)
+
+
+# -- entering the fake root ---------------------------------------------------------------------
+
+_state: dict[str, Any] = {}
+
+
+def _passwd_entries() -> None:
+    import grp
+    import pwd
+
+    real_getpwuid, real_getpwnam, real_getgrgid = pwd.getpwuid, pwd.getpwnam, grp.getgrgid
+    me = pwd.struct_passwd(("sbx_user1051", "x", SANDBOX_UID, SANDBOX_GID, "", SANDBOX_HOME, "/sbin/nologin"))
+    group = grp.struct_group(("sbx_user1051", "x", SANDBOX_GID, []))
+
+    def getpwuid(uid: int) -> pwd.struct_passwd:
+        return me if uid == SANDBOX_UID else real_getpwuid(uid)
+
+    def getpwnam(name: str) -> pwd.struct_passwd:
+        return me if name == "sbx_user1051" else real_getpwnam(name)
+
+    def getgrgid(gid: int) -> grp.struct_group:
+        return group if gid == SANDBOX_GID else real_getgrgid(gid)
+
+    pwd.getpwuid, pwd.getpwnam, grp.getgrgid = getpwuid, getpwnam, getgrgid  # type: ignore[assignment]
+    # The function runs as sbx_user1051, as on Lambda; pyfakefs keeps checking permissions
+    # as the host user, who owns the code.
+    for module in (os, fake_os.FakeOsModule):
+        module.getuid = module.geteuid = lambda *_: SANDBOX_UID  # type: ignore[attr-defined,union-attr]
+        module.getgid = module.getegid = lambda *_: SANDBOX_GID  # type: ignore[attr-defined,union-attr]
+
+
+def _build(fs: LambdaFilesystem, spec: dict[str, Any], layout: dict[str, Any], paths: PathMap) -> list[str]:
+    """Add Lambda's directories; returns the host directories the function may read."""
+    readable: list[str] = []
+    for target, link in layout["links"].items():
+        fs.create_symlink("/" + target, link)
+    for real in layout["binds"]:
+        if real == "/etc":
+            continue
+        fake = host_tmp_path(real)
+        if fs.exists(fake):
+            continue
+        fs.add_real_directory(real, read_only=True, target_path=fake)
+        if fake != real:
+            paths.add(fake, [real])
+        readable.append(real)
+    fs.create_dir("/etc")
+    for name in sorted(os.listdir("/etc")):
+        real = f"/etc/{name}"
+        if name in ("passwd", "group"):
+            continue
+        if os.path.islink(real):
+            fs.add_real_symlink(real)
+        elif os.path.isdir(real):
+            fs.add_real_directory(real, read_only=True)
+        elif os.path.isfile(real) and os.access(real, os.R_OK):
+            fs.add_real_file(real, read_only=True)
+    readable.append("/etc")
+    fs.create_file("/etc/passwd", contents="root:x:0:0:root:/root:/bin/bash\n"
+                   f"sbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::{SANDBOX_HOME}:/sbin/nologin\n")
+    fs.create_file("/etc/group", contents=f"root:x:0:\nsbx_user1051:x:{SANDBOX_GID}:\n")
+
+    fs.add_real_directory(spec["code_dir"], read_only=True, target_path="/var/task")
+    paths.add("/var/task", [spec["code_dir"]])
+    readable.append(spec["code_dir"])
+    layers: list[str] = list(reversed(spec["layers"]))  # the last layer wins, as when Lambda extracts them
+    fs.create_dir("/opt")
+    for layer in layers:
+        readable.append(layer)
+        for base, dirs, files in os.walk(layer):
+            rel = os.path.relpath(base, layer)
+            fake_base = "/opt" if rel == "." else f"/opt/{rel}"
+            for name in dirs:
+                if not fs.exists(f"{fake_base}/{name}"):
+                    fs.create_dir(f"{fake_base}/{name}")
+            for name in files:
+                if not fs.lexists(f"{fake_base}/{name}"):
+                    real = os.path.join(base, name)
+                    if os.path.islink(real):
+                        fs.add_real_symlink(real, f"{fake_base}/{name}")
+                    else:
+                        fs.add_real_file(real, read_only=True, target_path=f"{fake_base}/{name}")
+    if layers:
+        paths.add("/opt", layers)
+    for d in ("/var/runtime", "/var/lang", "/home", "/proc", "/dev"):
+        if not fs.exists(d):
+            fs.create_dir(d)
+    fs.add_mount_point(TMP, total_size=spec["tmp_mb"] * 1024 * 1024, can_exist=True)
+    return readable
+
+
+def enter(spec: dict[str, Any], backing: str, layout: dict[str, Any]) -> None:
+    """Put this process into Lambda's filesystem (see the module docs). Called once, before Init."""
+    # tempfile must not probe the host for a writable directory: on Lambda it is /tmp.
+    tempfile.tempdir = TMP
+    sys.dont_write_bytecode = True
+    patcher = Patcher(additional_skip_names=SKIP_NAMES, allow_root_user=True, use_cache=False)
+    patcher.setUp()
+    fs = patcher.fs
+    assert fs is not None
+    fs.__class__ = LambdaFilesystem
+    fs.building = 1
+    paths = PathMap()
+    try:
+        for entry in list(fs.root_dir.entries):  # pyfakefs' own temporary directory and /tmp link
+            fs.root_dir.remove_entry(entry)
+        fs.create_dir(TMP)
+        readable = _build(fs, spec, layout, paths)
+        mirror = TmpMirror(fs, backing)
+        mirror.load()
+        fs.cwd = spec["cwd"]
+    finally:
+        fs.building = 0
+    _install_pyfakefs_guards()
+    _passwd_entries()
+    sys.path_hooks.insert(0, paths.path_hook)
+    sys.path_importer_cache.clear()
+    _state.update(patcher=patcher, fs=fs, mirror=mirror)
+    install_audit_hook(readable + [p for p in layout["binds"] if p != "/etc"], mirror)
+    _install_exits()
+
+
+def _close_dropped_files(fs: LambdaFilesystem) -> None:
+    """Close fake files nothing refers to any more, as CPython closes (and flushes) a real one
+    when its last reference goes: pyfakefs' table of descriptors keeps them alive."""
+    for fd, handles in enumerate(fs.open_files):
+        if fd < 3 or not handles:
+            continue
+        for i in reversed(range(len(handles))):
+            handle = handles[i]
+            # References: the table's list, this loop's variable, getrefcount's argument.
+            if sys.getrefcount(handle) <= 3 and isinstance(handle, fake_file.FakeFileWrapper) and not handle.closed:
+                try:
+                    handle.close()
+                except OSError as e:  # e.g. no space left: CPython would say so at exit, too
+                    sys.stderr.write(f"Exception ignored in closing a dropped file: {e}\n")
+            del handle
+
+
+def checkpoint() -> None:
+    """Mirror /tmp to the host now (after Init, after each invocation, before exits)."""
+    mirror: TmpMirror | None = _state.get("mirror")
+    if mirror is not None:
+        try:
+            _close_dropped_files(mirror.fs)
+            mirror.sync()
+        except Exception as e:  # noqa: BLE001 - a failed mirror must not fail the invocation; say so
+            sys.stderr.write(f"lambdasim: could not keep /tmp for the next runtime: {type(e).__name__}: {e}\n")
+
+
+def _install_exits() -> None:
+    """Mirror /tmp before every way out the runtime can still act on."""
+    me = os.getpid()
+
+    def _exit(code: int) -> None:
+        checkpoint()
+        _real_exit(code)
+
+    def abort() -> None:
+        checkpoint()
+        _real_abort()
+
+    def kill(pid: int, sig: int) -> None:
+        if pid in (0, me) and sig in (signal.SIGKILL, signal.SIGSEGV, signal.SIGABRT, signal.SIGTERM, signal.SIGBUS):
+            checkpoint()
+        _real_kill(pid, sig)
+
+    def killpg(pgid: int, sig: int) -> None:
+        if pgid in (0, os.getpgid(0)):
+            checkpoint()
+        _real_killpg(pgid, sig)
+
+    def raise_signal(sig: int) -> None:
+        checkpoint()
+        _real_raise_signal(sig)
+
+    os._exit, os.abort, os.kill, os.killpg = _exit, abort, kill, killpg  # type: ignore[assignment]
+    signal.raise_signal = raise_signal
+
+
+def on_kill_request(signum: int, frame: Any) -> None:
+    """The keeper is about to kill this runtime (timeout, crash()): keep /tmp, then die as killed."""
+    checkpoint()
+    _real_kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,410 @@
+"""The fakefs sandbox: Lambda's filesystem made with pyfakefs, for machines without namespaces.
+
+Process tree (plain processes; nothing here needs Linux)::
+
+    simulator ──socket── zygote (pre-imports the runtime and pyfakefs; owns a host
+                           │      directory that holds every instance's /tmp)
+                           └─ keeper, one per instance, in a process group of its own:
+                              holds the instance's /tmp directory, forks runtimes
+                                └─ runtime (lambdasim._runtime inside _fakeroot.enter)
+
+A runtime keeps /tmp in pyfakefs' memory and mirrors it to the keeper's directory (see
+``_fakeroot``); a reset replaces only the runtime, which loads /tmp back. When the
+simulator goes away every socket to it closes: keepers kill their process group and
+remove their directory, the zygote removes its own. A zygote killed outright leaves its
+directory behind; the next sandbox removes directories whose zygote is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from lambdasim._errors import SandboxError, SandboxUnavailable
+from lambdasim._sandbox import InstanceSpec
+from lambdasim._wire import Channel, ChannelClosed
+
+_PKG_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_BOOT = (
+    "import sys; sys.path.insert(0, {root!r}); "
+    "from lambdasim._sandbox.fakefs import main; sys.path.remove({root!r}); main({fd})"
+)
+_PREFIX = "lambdasim-fakefs-"
+# The runtime asks for this much more than the function's memory: /tmp lives in its memory,
+# and pyfakefs copies a file's contents when it flushes.
+TMP_MEMORY_FACTOR = 3
+_KILL_GRACE_S = 1.0
+
+
+class FakefsInstance:
+    """An instance, held by its keeper process."""
+
+    def __init__(self, ctrl: Channel) -> None:
+        self.pid = 0
+        self._ctrl = ctrl
+        self._lock = threading.Lock()
+        self._tmp = ""
+        self._gone = False
+
+    def tmp_root(self) -> str:
+        return self._tmp
+
+    def tmp_usage_bytes(self) -> int:
+        """Bytes of the files in /tmp as the runtime last mirrored them."""
+        total = 0
+        for base, _dirs, files in os.walk(self._tmp):
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):
+                    total += os.lstat(os.path.join(base, name)).st_size
+        return total
+
+    def start_runtime(self) -> Channel:
+        mine, theirs = socket.socketpair()
+        try:
+            with self._lock:
+                self._ctrl.send(("start",), fds=[theirs.fileno()])
+        finally:
+            theirs.close()
+        return Channel(mine)
+
+    def kill_runtime(self) -> None:
+        with self._lock, contextlib.suppress(OSError):
+            self._ctrl.send(("kill",))
+
+    def wait_runtime_exit(self, timeout: float) -> int:
+        while True:
+            try:
+                msg = self._ctrl.recv(timeout)
+            except (ChannelClosed, OSError, ValueError):
+                return -signal.SIGKILL
+            if msg[0] == "exited":
+                return int(msg[1])
+
+    def wait_ready(self, timeout: float) -> None:
+        try:
+            msg = self._ctrl.recv(timeout)
+        except (ChannelClosed, TimeoutError):
+            msg = ("error", "the instance's keeper process died while starting")
+        if msg[0] != "ready":
+            self.destroy()
+            raise SandboxError(f"Could not create the instance: {msg[1]}. "
+                               "Check that the function's code_dir and layers still exist.")
+        _, self.pid, self._tmp = msg
+
+    def destroy(self) -> None:
+        if self._gone:
+            return
+        self._gone = True
+        with self._lock, contextlib.suppress(OSError):
+            self._ctrl.send(("destroy",))
+        # The keeper answers "gone" once the runtime is dead and /tmp removed, then exits.
+        deadline = time.monotonic() + 10.0
+        try:
+            while True:
+                msg = self._ctrl.recv(max(deadline - time.monotonic(), 0.0))
+                if msg[0] == "gone":
+                    break
+        except (ChannelClosed, OSError):
+            pass
+        except TimeoutError:
+            raise SandboxError(f"The keeper process {self.pid} did not remove its instance within 10 s.") from None
+        finally:
+            self._ctrl.close()
+
+
+class FakefsSandbox:
+    """Instances as processes whose Python sees Lambda's filesystem through pyfakefs."""
+
+    name = "fakefs"
+
+    def __init__(self) -> None:
+        try:
+            import pyfakefs  # noqa: F401
+        except ImportError:
+            raise SandboxUnavailable(
+                "The fakefs sandbox needs pyfakefs: pip install 'lambdasim[fakefs]' (or pip install pyfakefs)."
+            ) from None
+        mine, theirs = socket.socketpair()
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-P", "-c", _BOOT.format(root=_PKG_ROOT, fd=theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self._chan = Channel(mine)
+        try:
+            msg = self._chan.recv(60.0)
+        except (ChannelClosed, TimeoutError):
+            self.close()
+            raise SandboxUnavailable(
+                f"The fakefs sandbox's helper process did not start (exit status {self._proc.poll()}); "
+                "its error output is above."
+            ) from None
+        if msg[0] != "ready":
+            self.close()
+            raise SandboxUnavailable(f"The fakefs sandbox cannot start: {msg[1]}")
+        self.python_paths: list[str] = msg[1]
+
+    def spawn(self, spec: InstanceSpec) -> tuple[FakefsInstance, Channel]:
+        # The runtime's real working directory is not the function's (that one is fake).
+        spec = {**spec, "real_cwd": "/", "extra_memory_mb": TMP_MEMORY_FACTOR * spec["tmp_mb"]}
+        ctrl_mine, ctrl_theirs = socket.socketpair()
+        rt_mine, rt_theirs = socket.socketpair()
+        try:
+            with self._lock:
+                self._chan.send(("spawn", spec), fds=[ctrl_theirs.fileno(), rt_theirs.fileno()])
+                self._chan.recv(30.0)
+        except (ChannelClosed, TimeoutError, OSError) as e:
+            ctrl_mine.close()
+            rt_mine.close()
+            raise SandboxError(f"The fakefs sandbox's helper process is gone ({e!r}).") from None
+        finally:
+            ctrl_theirs.close()
+            rt_theirs.close()
+        instance = FakefsInstance(Channel(ctrl_mine))
+        try:
+            instance.wait_ready(30.0)
+        except BaseException:
+            rt_mine.close()
+            raise
+        return instance, Channel(rt_mine)
+
+    def refill(self) -> None:
+        """Nothing is prepared ahead here."""
+
+    def close(self) -> None:
+        self._chan.close()  # the zygote cleans up and exits on EOF
+        try:
+            self._proc.wait(15.0)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+# -- inside: zygote, keeper, runtime ----------------------------------------------------------
+
+
+def _close_all_but(keep: list[int]) -> None:
+    low = 3
+    for fd in sorted(set(keep)):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, 65536)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep(parent: str) -> None:
+    """Remove directories left by zygotes that were killed outright."""
+    with contextlib.suppress(OSError):
+        for name in os.listdir(parent):
+            if not name.startswith(_PREFIX):
+                continue
+            pid = name[len(_PREFIX):].split("-", 1)[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _runtime_main(rt_fd: int, spec: dict[str, Any], tmp_dir: str, layout: dict[str, Any]) -> None:
+    from lambdasim import _runtime
+    from lambdasim._sandbox import _fakeroot
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, _fakeroot.on_kill_request)
+    _close_all_but([rt_fd])
+    _runtime.run(socket.socket(fileno=rt_fd), spec,
+                 enter=lambda: _fakeroot.enter(spec, tmp_dir, layout), checkpoint=_fakeroot.checkpoint)
+
+
+class _Keeper:
+    def __init__(self, ctrl: Channel, spec: dict[str, Any], tmp_dir: str, layout: dict[str, Any]) -> None:
+        self.ctrl = ctrl
+        self.spec = spec
+        self.tmp_dir = tmp_dir
+        self.layout = layout
+        self.runtime = 0
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_w, False)
+
+    def fork_runtime(self, rt_fd: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(self.wake_r)
+                os.close(self.wake_w)
+                signal.set_wakeup_fd(-1)
+                self.ctrl.close()
+                _runtime_main(rt_fd, self.spec, self.tmp_dir, self.layout)
+            finally:
+                os._exit(70)
+        os.close(rt_fd)
+        self.runtime = pid
+
+    def reap(self, block: bool = False) -> int | None:
+        if not self.runtime:
+            return None
+        try:
+            pid, status = os.waitpid(self.runtime, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.runtime, 0
+        if pid == 0:
+            return None
+        self.runtime = 0
+        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+    def kill(self) -> None:
+        """Let the runtime keep /tmp (it mirrors it on SIGUSR1), then SIGKILL it if it must."""
+        if not self.runtime:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.runtime, signal.SIGUSR1)
+        deadline = time.monotonic() + _KILL_GRACE_S
+        while time.monotonic() < deadline:
+            if os.waitpid(self.runtime, os.WNOHANG)[0] == 0:
+                select.select([self.wake_r], [], [], 0.01)
+                continue
+            # Reaped here: report it as killed, which is what it did to itself.
+            self.runtime = 0
+            self.ctrl.send(("exited", -signal.SIGKILL))
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.runtime, signal.SIGKILL)
+
+    def serve(self) -> None:
+        while True:
+            ready, _, _ = select.select([self.ctrl.fileno(), self.wake_r], [], []) \
+                if not self.ctrl.has_buffered() else ([self.ctrl.fileno()], [], [])
+            if self.wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(self.wake_r, 512)
+                code = self.reap()
+                if code is not None:
+                    self.ctrl.send(("exited", code))
+            if self.ctrl.fileno() not in ready:
+                continue
+            try:
+                msg = self.ctrl.recv(fds=True)
+            except ChannelClosed:
+                return
+            if msg[0] == "kill":
+                self.kill()
+            elif msg[0] == "start" and not self.runtime:
+                (fd,) = self.ctrl.take_fds(1)
+                self.fork_runtime(fd)
+            elif msg[0] == "destroy":
+                return
+
+    def end(self) -> None:
+        """Kill the runtime (and whatever it started), remove /tmp, say so."""
+        if self.runtime:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.runtime, signal.SIGKILL)
+            self.reap(block=True)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.ctrl.send(("gone",))
+
+
+def _keeper_main(ctrl_fd: int, rt_fd: int, spec: dict[str, Any], tmp_dir: str, layout: dict[str, Any]) -> None:
+    # A process group of its own: Ctrl-C in the terminal is the simulator's to handle, and
+    # killing the group at the end takes anything the function started with it.
+    os.setpgid(0, 0)
+    ctrl = Channel(socket.socket(fileno=ctrl_fd))
+    keeper = _Keeper(ctrl, spec, tmp_dir, layout)
+    signal.set_wakeup_fd(keeper.wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    try:
+        os.mkdir(tmp_dir, 0o700)
+        keeper.fork_runtime(rt_fd)
+    except OSError as e:
+        ctrl.send(("error", f"{type(e).__name__}: {e}"))
+        os._exit(1)
+    ctrl.send(("ready", os.getpid(), tmp_dir))
+    try:
+        keeper.serve()
+    except (ChannelClosed, OSError):
+        pass
+    finally:
+        keeper.end()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        with contextlib.suppress(OSError):
+            os.killpg(0, signal.SIGKILL)  # children the function left behind, and this keeper
+        os._exit(0)
+
+
+def main(fd: int) -> None:
+    """Serve spawn requests on the socket ``fd`` until the simulator closes it."""
+    from lambdasim import _runtime  # noqa: F401 - loaded once here, shared by every instance
+    from lambdasim._sandbox import _fakeroot  # noqa: F401
+    from lambdasim._sandbox._layout import base_layout, python_paths
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the simulator's to handle
+    chan = Channel(socket.socket(fileno=fd))
+    parent = tempfile.gettempdir()
+    _sweep(parent)
+    try:
+        base = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent)
+    except OSError as e:
+        chan.send(("error", f"cannot create a directory for /tmp of instances in {parent}: {e}"))
+        return
+    binds, links = base_layout()
+    python = python_paths()
+    binds += [p for p in python if not any(p == b or p.startswith(b + "/") for b in binds)]
+    layout = {"binds": binds, "links": links}
+    keepers: list[int] = []
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # keepers are reaped by the kernel
+    chan.send(("ready", python))
+    seq = 0
+    try:
+        while True:
+            msg = chan.recv(fds=True)
+            if msg[0] != "spawn":
+                continue
+            ctrl_fd, rt_fd = chan.take_fds(2)
+            seq += 1
+            tmp_dir = os.path.join(base, str(seq))
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    _close_all_but([ctrl_fd, rt_fd])
+                    _keeper_main(ctrl_fd, rt_fd, msg[1], tmp_dir, layout)
+                finally:
+                    os._exit(70)
+            os.close(ctrl_fd)
+            os.close(rt_fd)
+            keepers = [k for k in keepers if _alive(k)] + [pid]
+            chan.send(("spawned",))
+    except (ChannelClosed, OSError):
+        pass
+    finally:
+        # Keepers notice the simulator's end themselves (their sockets close); wait for them.
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and any(_alive(k) for k in keepers):
+            time.sleep(0.01)
+        for k in keepers:
+            with contextlib.suppress(OSError):
+                os.killpg(k, signal.SIGKILL)
+        shutil.rmtree(base, ignore_errors=True)
+
