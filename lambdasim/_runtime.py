@@ -126,9 +126,14 @@ def make_error(message: str, error_type: str, stack: list[str], request_id: str)
     return {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": stack}
 
 
+HIDDEN_FRAMES: tuple[str, ...] = ()
+"""Frames of files starting with these are left out of error traces (the fakefs sandbox's)."""
+
+
 def _user_frames(tb: Any) -> list[str]:
     frames = traceback.extract_tb(tb)
-    tuples = [(f.filename, f.lineno, f.name, f.line) for f in frames]
+    tuples = [(f.filename, f.lineno, f.name, f.line) for f in frames
+              if not HIDDEN_FRAMES or not f.filename.startswith(HIDDEN_FRAMES)]
     # awslambdaric drops its own leading bootstrap frames; ours are this module's.
     for i, (filename, *_rest) in enumerate(tuples):
         if not filename.endswith(_THIS_FILE):

@@ -45,7 +45,8 @@ from pyfakefs import fake_file, fake_filesystem, fake_open, fake_os
 from pyfakefs.fake_filesystem_unittest import Patcher
 
 from lambdasim._errors import SandboxLimitError
-from lambdasim._runtime import HOST_TMP, host_tmp_path
+from lambdasim import _runtime
+from lambdasim._runtime import host_tmp_path
 
 TMP = "/tmp"
 SANDBOX_UID = 993
@@ -297,6 +298,19 @@ def _install_pyfakefs_guards() -> None:
     fake_file.FakeDirectory.add_entry = add_entry  # type: ignore[method-assign]
     fake_file.FakeDirectory.remove_entry = remove_entry  # type: ignore[method-assign]
     fake_file.FakeFile.set_contents = set_contents  # type: ignore[method-assign]
+
+    # pyfakefs stores a file's contents as one bytes object, rebuilt at every flush, and flushes
+    # whenever 8 KiB are pending: writing n bytes in small pieces costs O(n^2). Flushing when
+    # as much is pending as is stored (up to 8 MiB) makes it linear for files up to a few MiB
+    # and keeps an ENOSPC within 8 MiB of the write that causes it.
+    def get_buffer_size(self: Any) -> int:
+        asked: int = self.__dict__["_lambdasim_buffer"]
+        return asked if asked <= 0 else max(asked, min(self.__dict__.get("_flush_pos", 0), 8 << 20))
+
+    def set_buffer_size(self: Any, value: int) -> None:
+        self.__dict__["_lambdasim_buffer"] = value
+
+    fake_file.FakeFileWrapper._buffer_size = property(get_buffer_size, set_buffer_size)  # type: ignore[assignment]
 
     # pyfakefs' os.write/os.read on the standard streams fail (they are not fake files).
     for name, real_fn in (("write", os.write), ("read", os.read), ("fstat", os.fstat)):
@@ -715,6 +729,8 @@ def enter(spec: dict[str, Any], backing: str, layout: dict[str, Any]) -> None:
     _install_pyfakefs_guards()
     _passwd_entries()
     sys.path_hooks.insert(0, paths.path_hook)
+    # Tracebacks show the function's frames, not pyfakefs' or ours: on Lambda those calls are C.
+    _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__)
     sys.path_importer_cache.clear()
     _state.update(patcher=patcher, fs=fs, mirror=mirror)
     install_audit_hook(readable + [p for p in layout["binds"] if p != "/etc"], mirror)

@@ -18,6 +18,7 @@ directory behind; the next sandbox removes directories whose zygote is gone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import shutil
@@ -335,6 +336,10 @@ def _keeper_main(ctrl_fd: int, rt_fd: int, spec: dict[str, Any], tmp_dir: str, l
     signal.set_wakeup_fd(keeper.wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     try:
+        for path in (spec["code_dir"], *spec["layers"]):
+            if not os.path.isdir(path):
+                ctrl.send(("error", f"{path}: {os.strerror(errno.ENOENT)}"))
+                os._exit(1)
         os.mkdir(tmp_dir, 0o700)
         keeper.fork_runtime(rt_fd)
     except OSError as e:
