@@ -230,7 +230,8 @@ class LogCapture:
         else:  # macOS: an unlinked temporary file does the same
             import tempfile
 
-            self.fd = os.dup(tempfile.TemporaryFile().fileno())
+            with tempfile.TemporaryFile() as f:
+                self.fd = os.dup(f.fileno())
         fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_APPEND)
         os.dup2(self.fd, 1)
         os.dup2(self.fd, 2)

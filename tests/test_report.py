@@ -47,7 +47,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     """A real trace with a redeploy, a crash, a failure, a runtime exit, /tmp use and a scale-out."""
     code = tmp_path_factory.mktemp("report-code")
     (code / "app.py").write_text(textwrap.dedent(APP))
-    sim = _simulator(track_tmp=True, track_tmp_access=True)
+    sim = _simulator("namespace", track_tmp=True, track_tmp_access=True)
     try:
         fn = sim.deploy("app.handler", code_dir=code, name="orders")
         ok = fn.invoke({"write": 1, "size": 300000})

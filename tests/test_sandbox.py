@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from lambdasim import ConfigError, SandboxError, SandboxUnavailable, Simulator
-from lambdasim._sandbox import SandboxFallbackWarning
-from lambdasim._sandbox import namespace
+from lambdasim._sandbox import SandboxFallbackWarning, namespace
 from tests.conftest import Code, namespace_only
 
 pytestmark = pytest.mark.sandbox
@@ -379,7 +378,9 @@ def test_namespace_explains_when_namespaces_are_missing(monkeypatch: pytest.Monk
 
 def test_auto_falls_back_to_fakefs_with_a_one_line_notice(monkeypatch: pytest.MonkeyPatch, code: Code) -> None:
     monkeypatch.setattr("lambdasim._sandbox.namespace.sys.platform", "darwin")
-    with pytest.warns(SandboxFallbackWarning) as notices, Simulator(sandbox="auto") as sim:
+    with pytest.warns(SandboxFallbackWarning) as notices:
+        sim = Simulator(sandbox="auto")
+    with sim:
         assert sim.sandbox == "fakefs"
         fn = sim.deploy("app.handler", code_dir=code("def handler(e, c):\n    return open('/tmp/x', 'w').write('1')\n"))
         assert fn.invoke({}).payload == 1

@@ -20,6 +20,7 @@ host around it (real opens for writing, C-level file changes, subprocesses, ``ct
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import posix
@@ -39,13 +40,14 @@ from importlib.machinery import (
     SourcelessFileLoader,
 )
 from importlib.util import spec_from_file_location
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 
 from pyfakefs import fake_file, fake_filesystem, fake_open, fake_os
 from pyfakefs.fake_filesystem_unittest import Patcher
 
-from lambdasim._errors import SandboxLimitError
 from lambdasim import _runtime
+from lambdasim._errors import SandboxLimitError
 from lambdasim._runtime import host_tmp_path
 
 TMP = "/tmp"
@@ -117,7 +119,7 @@ class LambdaFilesystem(fake_filesystem.FakeFilesystem):
         if self.building:
             return
         if isinstance(path, int):
-            target = str(self.get_open_file(path).get_object().path)
+            target = str(getattr(self.get_open_file(path).get_object(), "path", ""))
         else:
             target = self._target(path) if follow else self._entry(path)
         if not _under_tmp(target) and self.lexists(target):
@@ -238,9 +240,9 @@ def _install_pyfakefs_guards() -> None:
                 target = fs._target(file_)
                 if not _under_tmp(target):
                     exclusive = open_modes.must_not_exist if open_modes is not None else "x" in mode
-                    if fs.lexists(target) and not exclusive or not fs.lexists(target) and fs._parent_exists(target):
+                    if (fs.lexists(target) and not exclusive) or (not fs.lexists(target) and fs._parent_exists(target)):
                         raise _deny(file_)
-        return real_call(self, file_, mode, *args, open_modes=open_modes, **kwargs)
+        return real_call(self, file_, mode, *args, open_modes=open_modes, **kwargs)  # type: ignore[misc]
 
     fake_open.FakeFileOpen.call = call  # type: ignore[method-assign]
 
@@ -276,7 +278,7 @@ def _install_pyfakefs_guards() -> None:
 
     def _net(obj: Any, name: str = "") -> None:
         fs = obj.filesystem
-        if not isinstance(fs, LambdaFilesystem) or fs.building or obj.parent_dir is None and not name:
+        if not isinstance(fs, LambdaFilesystem) or fs.building or (obj.parent_dir is None and not name):
             return  # a file not in the tree yet
         path = str(obj.path)
         full = os.path.join(path, name) if name else path
@@ -316,7 +318,7 @@ def _install_pyfakefs_guards() -> None:
     for name, real_fn in (("write", os.write), ("read", os.read), ("fstat", os.fstat)):
         fake = getattr(fake_os.FakeOsModule, name)
 
-        def std(self: Any, fd: int, *args: Any, _fake: Any = fake, _real: Any = real_fn) -> Any:
+        def std(self: Any, fd: Any, *args: Any, _fake: Any = fake, _real: Any = real_fn) -> Any:
             if isinstance(fd, int) and fd in (0, 1, 2):
                 return _real(fd, *args)
             return _fake(self, fd, *args)
@@ -338,9 +340,9 @@ class _MappedSourceLoader(SourceFileLoader):
         return super().get_data(self._real(path))
 
     def path_stats(self, path: str) -> dict[str, Any]:
-        return super().path_stats(self._real(path))
+        return dict(super().path_stats(self._real(path)))
 
-    def set_data(self, path: str, data: bytes, *, _mode: int = 0o666) -> None:
+    def set_data(self, path: str, data: Any, *, _mode: int = 0o666) -> None:
         """Bytecode is not written: on Lambda the code is read-only."""
 
 
@@ -392,7 +394,8 @@ class _MappedFinder:
     def __init__(self, entry: str, paths: PathMap) -> None:
         self.entry = entry
         self.paths = paths
-        self.finders = [(real, FileFinder(real, *_LOADERS)) for real, _ in paths.candidates(entry) if os.path.isdir(real)]
+        self.finders = [(real, FileFinder(real, *_LOADERS))
+                        for real, _ in paths.candidates(entry) if os.path.isdir(real)]
 
     def invalidate_caches(self) -> None:
         for _, finder in self.finders:
@@ -503,8 +506,8 @@ class TmpMirror:
         try:
             # Remove what went away or changed kind, deepest first.
             for path in sorted(self.known, reverse=True):
-                old, new = self.known[path], state.get(path)
-                if new is not None and new[0] == old[0] and old[0] in "df":
+                was, now = self.known[path], state.get(path)
+                if now is not None and now[0] == was[0] and was[0] in "df":
                     continue
                 real = join(self.backing, path)
                 try:
@@ -521,7 +524,8 @@ class TmpMirror:
                 except FileNotFoundError:
                     pass
             for path in sorted(state):
-                new, old = state[path], self.known.get(path)
+                new: tuple[Any, ...] = state[path]
+                old: tuple[Any, ...] | None = self.known.get(path)
                 if new == old:
                     continue
                 real = join(self.backing, path)
@@ -531,15 +535,15 @@ class TmpMirror:
                         posix.mkdir(real, 0o700)
                     posix.chmod(real, new[1] | 0o700)
                 elif kind == "l":
-                    if old is not None:
+                    with contextlib.suppress(FileNotFoundError):
                         posix.unlink(real)
                     posix.symlink(new[1], real)
                 elif kind == "h":
-                    if old is not None:
+                    with contextlib.suppress(FileNotFoundError):
                         posix.unlink(real)
                     posix.link(join(self.backing, new[1]), real)
                 else:
-                    if old is not None and old[2] is new[2]:  # the same contents: mode or times only
+                    if old is not None and old[0] == "f" and old[2] is new[2]:  # same contents: mode, times
                         posix.chmod(real, new[1])
                         posix.utime(real, (new[3], new[3]))
                         continue
@@ -589,8 +593,8 @@ def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
             path = os.path.abspath(os.fsdecode(path))
             if mirror.active and path.startswith(backing):
                 return
-            writes = isinstance(flags, int) and flags & _WRITE_FLAGS or isinstance(mode, str) and any(
-                c in mode for c in "wax+")
+            writes = (isinstance(flags, int) and flags & _WRITE_FLAGS) or (isinstance(mode, str) and any(
+                c in mode for c in "wax+"))
             if writes:
                 raise refuse(f"a real open({path!r}, {mode or flags!r}) for writing, made below pyfakefs "
                              "(by C code or the io/posix modules directly)")
@@ -640,8 +644,9 @@ def _passwd_entries() -> None:
     # The function runs as sbx_user1051, as on Lambda; pyfakefs keeps checking permissions
     # as the host user, who owns the code.
     for module in (os, fake_os.FakeOsModule):
-        module.getuid = module.geteuid = lambda *_: SANDBOX_UID  # type: ignore[attr-defined,union-attr]
-        module.getgid = module.getegid = lambda *_: SANDBOX_GID  # type: ignore[attr-defined,union-attr]
+        for name, value in (("getuid", SANDBOX_UID), ("geteuid", SANDBOX_UID), ("getgid", SANDBOX_GID),
+                            ("getegid", SANDBOX_GID)):
+            setattr(module, name, lambda *_, _value=value: _value)
 
 
 def _build(fs: LambdaFilesystem, spec: dict[str, Any], layout: dict[str, Any], paths: PathMap) -> list[str]:
@@ -709,11 +714,12 @@ def enter(spec: dict[str, Any], backing: str, layout: dict[str, Any]) -> None:
     # tempfile must not probe the host for a writable directory: on Lambda it is /tmp.
     tempfile.tempdir = TMP
     sys.dont_write_bytecode = True
-    patcher = Patcher(additional_skip_names=SKIP_NAMES, allow_root_user=True, use_cache=False)
+    skip: list[str | ModuleType] = [*SKIP_NAMES]
+    patcher = Patcher(additional_skip_names=skip, allow_root_user=True, use_cache=False)
     patcher.setUp()
-    fs = patcher.fs
-    assert fs is not None
-    fs.__class__ = LambdaFilesystem
+    assert patcher.fs is not None
+    patcher.fs.__class__ = LambdaFilesystem
+    fs = cast(LambdaFilesystem, patcher.fs)
     fs.building = 1
     paths = PathMap()
     try:

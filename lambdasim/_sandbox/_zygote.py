@@ -25,7 +25,6 @@ import os
 import select
 import signal
 import socket
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
