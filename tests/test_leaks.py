@@ -19,15 +19,23 @@ from tests.conftest import Code
 pytestmark = pytest.mark.sandbox
 
 SLEEPER = """
-import subprocess, time
+import os, subprocess, sys, time
 def handler(event, context):
     if event.get("daemon"):
         # A background process the handler leaves behind, as real code sometimes does.
-        subprocess.Popen(["sleep", "300"], start_new_session=True)
+        if "lambdasim._sandbox._fakeroot" not in sys.modules:
+            subprocess.Popen(["sleep", "300"], start_new_session=True)
+        elif os.fork() == 0:  # the fakefs sandbox refuses subprocesses and new sessions
+            try:
+                time.sleep(300)
+            finally:
+                os._exit(0)
     if event.get("raise"):
         raise RuntimeError("boom")
     return "ok"
 """
+
+BOTH_SANDBOXES = True
 
 
 def _descendants(pid: int) -> set[int]:
@@ -89,21 +97,21 @@ def _start(sim: Simulator, code: Code) -> set[int]:
     return pids
 
 
-def test_nothing_left_after_exit(code: Code) -> None:
+def test_nothing_left_after_exit(code: Code, sandbox_kind: str) -> None:
     mounts, tmp = _mounts(), _tmp_entries()
-    with Simulator() as sim:
+    with Simulator(sandbox=sandbox_kind) as sim:
         pids = _start(sim, code)
     assert _wait_gone(pids) == set()
     assert _mounts() == mounts
     assert _tmp_entries() - tmp <= {p for p in _tmp_entries() - tmp if p.startswith("pytest-")}
 
 
-def test_nothing_left_after_exception_in_with(code: Code) -> None:
+def test_nothing_left_after_exception_in_with(code: Code, sandbox_kind: str) -> None:
     pids: set[int] = set()
 
     def fail_inside() -> None:
         nonlocal pids
-        with Simulator() as sim:
+        with Simulator(sandbox=sandbox_kind) as sim:
             pids = _start(sim, code)
             raise RuntimeError("test failure")
 
@@ -112,8 +120,9 @@ def test_nothing_left_after_exception_in_with(code: Code) -> None:
     assert pids and _wait_gone(pids) == set()
 
 
-def test_nothing_left_after_destroy_and_scale_down(code: Code) -> None:
-    with Simulator() as sim:
+def test_nothing_left_after_destroy_and_scale_down(code: Code, sandbox_kind: str) -> None:
+    tmp = _tmp_entries()
+    with Simulator(sandbox=sandbox_kind) as sim:
         fn = sim.deploy("app.handler", code_dir=code(SLEEPER))
         fn.invoke_many([{"daemon": True}] * 2, concurrency=2)
         keepers = {inst._live.sbx.pid for inst in fn.instances}
@@ -124,9 +133,13 @@ def test_nothing_left_after_destroy_and_scale_down(code: Code) -> None:
         fn.scale_down(keep=0)
         assert _wait_gone(doomed) == set()
         assert _alive(sandbox) == sandbox, "the sandbox itself stays up for later instances"
+        if sandbox_kind == "fakefs":  # each instance's /tmp is a directory of the zygote's
+            (base,) = [p for p in _tmp_entries() - tmp if p.startswith("lambdasim-fakefs-")]
+            assert os.listdir(f"/tmp/{base}") == []
+    assert not [p for p in _tmp_entries() - tmp if p.startswith("lambdasim-")]
 
 
-def test_nothing_left_after_sigkill(tmp_path: Path, code: Code) -> None:
+def test_nothing_left_after_sigkill(tmp_path: Path, code: Code, sandbox_kind: str) -> None:
     src = code(SLEEPER)
     tmp_before = _tmp_entries()
     script = tmp_path / "victim.py"
@@ -134,7 +147,7 @@ def test_nothing_left_after_sigkill(tmp_path: Path, code: Code) -> None:
         import os, sys, time
         sys.path.insert(0, {os.getcwd()!r})
         from lambdasim import Simulator
-        sim = Simulator()
+        sim = Simulator(sandbox={sandbox_kind!r})
         fn = sim.deploy("app.handler", code_dir={str(src)!r})
         fn.invoke_many([{{"daemon": True}}] * 3, concurrency=3)
         print("ready", flush=True)
@@ -156,9 +169,9 @@ def test_nothing_left_after_sigkill(tmp_path: Path, code: Code) -> None:
             victim.wait()
 
 
-def test_a_simulator_outlives_the_thread_that_made_it(code: Code) -> None:
+def test_a_simulator_outlives_the_thread_that_made_it(code: Code, sandbox_kind: str) -> None:
     made: list[Simulator] = []
-    thread = threading.Thread(target=lambda: made.append(Simulator()))
+    thread = threading.Thread(target=lambda: made.append(Simulator(sandbox=sandbox_kind)))
     thread.start()
     thread.join()
     (sim,) = made

@@ -339,3 +339,60 @@ def test_services_membership_starts_nothing(sim: Simulator) -> None:
     assert "redis" not in sim.services and sim.services.get("redis") is None
     assert "sqs" not in sim.services
     assert list(sim.services) == []
+
+
+TMP_TREE = """
+import os, time
+def handler(event, context):
+    if event.get("build"):
+        os.makedirs("/tmp/a/b", exist_ok=True)
+        with open("/tmp/a/b/data.bin", "wb") as f:
+            f.write(bytes(range(256)) * 4)
+        with open("/tmp/gone.txt", "w") as f:
+            f.write("soon removed")
+        os.remove("/tmp/gone.txt")
+        with open("/tmp/old-name", "w") as f:
+            f.write("renamed")
+        os.rename("/tmp/old-name", "/tmp/new-name")
+        os.symlink("/tmp/a/b/data.bin", "/tmp/link")
+        os.link("/tmp/new-name", "/tmp/hard")
+        os.chmod("/tmp/new-name", 0o600)
+        open("/tmp/unclosed.txt", "w").write("written without close()")
+    if event.get("then_hang"):
+        with open("/tmp/before-timeout.txt", "w") as f:
+            f.write("kept")
+        time.sleep(30)
+    tree = {}
+    for base, dirs, files in os.walk("/tmp"):
+        for name in sorted(dirs + files):
+            path = os.path.join(base, name)
+            st = os.lstat(path)
+            if os.path.islink(path):
+                tree[path] = ["link", os.readlink(path)]
+            elif os.path.isdir(path):
+                tree[path] = ["dir"]
+            else:
+                with open(path, "rb") as f:
+                    tree[path] = ["file", len(f.read()), oct(st.st_mode & 0o777), st.st_nlink]
+    return tree
+"""
+
+
+def test_tmp_keeps_every_kind_of_change_across_a_reset(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(TMP_TREE), timeout_s=1)
+    built = fn.invoke({"build": True})
+    assert built.payload["/tmp/unclosed.txt"][:2] == ["file", 23]
+    assert built.payload["/tmp/link"] == ["link", "/tmp/a/b/data.bin"]
+    assert "/tmp/gone.txt" not in built.payload and "/tmp/old-name" not in built.payload
+    assert built.payload["/tmp/new-name"] == ["file", 7, "0o600", 2]
+    hung = fn.invoke({"then_hang": True})
+    assert hung.error is not None and hung.error["errorType"] == "Sandbox.Timedout"
+    after = fn.invoke({})
+    assert after.instance_id == built.instance_id and after.cold_start
+    # What the timed-out invocation wrote before it was stopped stays, as on Lambda.
+    assert after.payload.pop("/tmp/before-timeout.txt")[:2] == ["file", 4]
+    assert after.payload == built.payload
+    view = fn.instances[0].tmp
+    assert sorted(view.listdir()) == ["a", "before-timeout.txt", "hard", "link", "new-name", "unclosed.txt"]
+    assert view.read_bytes("a/b/data.bin") == bytes(range(256)) * 4
+    assert view.read_text("unclosed.txt") == "written without close()"

@@ -28,6 +28,7 @@ import signal
 import stat
 import sys
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator
 from importlib.machinery import (
     BYTECODE_SUFFIXES,
@@ -242,9 +243,22 @@ def _install_pyfakefs_guards() -> None:
                     exclusive = open_modes.must_not_exist if open_modes is not None else "x" in mode
                     if (fs.lexists(target) and not exclusive) or (not fs.lexists(target) and fs._parent_exists(target)):
                         raise _deny(file_)
-        return real_call(self, file_, mode, *args, open_modes=open_modes, **kwargs)  # type: ignore[misc]
+        handle = real_call(self, file_, mode, *args, open_modes=open_modes, **kwargs)  # type: ignore[misc]
+        if open_modes is None and isinstance(handle, fake_file.FakeFileWrapper) and handle.filedes is not None:
+            # open(), not os.open(): CPython closes (and flushes) a file once nothing refers to it, so
+            # `open(p, "w").write(s)` writes at once. pyfakefs' table of descriptors would keep it
+            # alive; it holds a weak proxy instead, and the file closes itself when dropped.
+            handles = fs.open_files[handle.filedes]
+            handles[:] = [weakref.proxy(h) if h is handle else h for h in handles]
+        return handle
+
+    def close_when_dropped(self: Any) -> None:
+        with contextlib.suppress(Exception):
+            if not self.closed:
+                self.close()
 
     fake_open.FakeFileOpen.call = call  # type: ignore[method-assign]
+    fake_file.FakeFileWrapper.__del__ = close_when_dropped  # type: ignore[attr-defined]
 
     real_truncate = fake_os.FakeOsModule.truncate
 
@@ -438,6 +452,7 @@ class TmpMirror:
         self.fs = fs
         self.backing = backing
         self.known: dict[str, tuple[Any, ...]] = {}
+        self.broken = False
         self.active = False  # the audit hook lets these writes (to the backing directory) through
 
     def _walk(self) -> Iterator[tuple[str, Any]]:
@@ -504,26 +519,19 @@ class TmpMirror:
         join = os.path.join
         self.active = True
         try:
+            if self.broken:  # an earlier sync failed half-way: write everything again
+                for name in posix.listdir(self.backing):
+                    self._remove(join(self.backing, name))
+                self.known = {}
+                self.broken = False
             # Remove what went away or changed kind, deepest first.
             for path in sorted(self.known, reverse=True):
                 was, now = self.known[path], state.get(path)
-                if now is not None and now[0] == was[0] and was[0] in "df":
+                if now == was or (now is not None and now[0] == was[0] and was[0] in "df"):
                     continue
-                real = join(self.backing, path)
-                try:
-                    if stat.S_ISDIR(posix.lstat(real).st_mode):
-                        for base, dirs, files in os.walk(real, topdown=False):
-                            for name in files:
-                                posix.unlink(join(base, name))
-                            for name in dirs:
-                                d = join(base, name)
-                                (posix.unlink if os.path.islink(d) else posix.rmdir)(d)
-                        posix.rmdir(real)
-                    else:
-                        posix.unlink(real)
-                except FileNotFoundError:
-                    pass
-            for path in sorted(state):
+                self._remove(join(self.backing, path))
+            # Hard links last: the file they name may come later in this order.
+            for path in sorted(state, key=lambda p: (state[p][0] == "h", p)):
                 new: tuple[Any, ...] = state[path]
                 old: tuple[Any, ...] | None = self.known.get(path)
                 if new == old:
@@ -556,9 +564,28 @@ class TmpMirror:
                         posix.close(fd)
                     posix.chmod(real, new[1])
                     posix.utime(real, (new[3], new[3]))
+        except BaseException:
+            self.broken = True
+            raise
         finally:
             self.active = False
         self.known = state
+
+    @staticmethod
+    def _remove(real: str) -> None:
+        try:
+            if stat.S_ISDIR(posix.lstat(real).st_mode):
+                for base, dirs, files in os.walk(real, topdown=False):
+                    for name in files:
+                        posix.unlink(os.path.join(base, name))
+                    for name in dirs:
+                        d = os.path.join(base, name)
+                        (posix.unlink if os.path.islink(d) else posix.rmdir)(d)
+                posix.rmdir(real)
+            else:
+                posix.unlink(real)
+        except FileNotFoundError:
+            pass
 
 
 # -- the audit hook: what pyfakefs cannot see ------------------------------------------------
@@ -601,10 +628,11 @@ def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
             if not path.startswith(roots) and path not in ("/dev/null", "/dev/urandom") and os.path.exists(path):
                 raise refuse(f"a real open({path!r}) of a host file outside the function's view")
         elif event in _CHANGES:
-            path = args[0]
-            if mirror.active and isinstance(path, (str, bytes)) and os.fsdecode(path).startswith(backing):
+            # os.symlink and os.link name the new entry second.
+            paths = [os.fsdecode(a) for a in args[:2] if isinstance(a, (str, bytes))]
+            if mirror.active and any(p.startswith(backing) for p in paths):
                 return
-            raise refuse(f"{event}({path!r}) on the host's filesystem, made below pyfakefs")
+            raise refuse(f"{event}({', '.join(map(repr, paths))}) on the host's filesystem, made below pyfakefs")
         elif event == "sqlite3.connect":
             database = os.fsdecode(args[0]) if isinstance(args[0], (str, bytes)) else str(args[0])
             if database not in (":memory:", "") and not database.startswith("file::memory:"):
@@ -799,6 +827,13 @@ def _install_exits() -> None:
 
     os._exit, os.abort, os.kill, os.killpg = _exit, abort, kill, killpg  # type: ignore[assignment]
     signal.raise_signal = raise_signal
+
+    def new_group(*_: Any) -> None:
+        raise SandboxLimitError(
+            "lambdasim's fakefs sandbox refused a new session or process group: the sandbox ends an "
+            f"instance by killing its process group. {_NAMESPACE_HINT}")
+
+    os.setsid = os.setpgrp = os.setpgid = new_group  # type: ignore[assignment]
 
 
 def on_kill_request(signum: int, frame: Any) -> None:
