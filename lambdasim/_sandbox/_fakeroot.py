@@ -68,7 +68,8 @@ _real_raise_signal = signal.raise_signal
 
 
 def _under_tmp(path: str) -> bool:
-    return path == TMP or path.startswith(TMP + "/")
+    """Whether ``path`` may change: it is in /tmp (or it is /dev/null)."""
+    return path == TMP or path.startswith(TMP + "/") or path == "/dev/null"
 
 
 def _deny(path: Any, path2: Any = None, code: int = errno.EROFS) -> OSError:
@@ -833,7 +834,7 @@ def _install_exits() -> None:
             "lambdasim's fakefs sandbox refused a new session or process group: the sandbox ends an "
             f"instance by killing its process group. {_NAMESPACE_HINT}")
 
-    os.setsid = os.setpgrp = os.setpgid = new_group  # type: ignore[assignment]
+    os.setsid = os.setpgrp = os.setpgid = new_group
 
 
 def on_kill_request(signum: int, frame: Any) -> None:
