@@ -606,7 +606,7 @@ def test_a_setting_the_simulator_rejects_points_at_the_simulator_line(tmp_path: 
     with pytest.raises(ScenarioError) as info:
         load_scenario(path).run()
     assert str(info.value) == (f"{path}:3: simulator: sandbox='chroot' is not a sandbox lambdasim knows; use "
-                               "'auto' or 'namespace'.")
+                               "'auto', 'namespace' or 'fakefs'.")
 
 
 # -- runs in the sandbox --------------------------------------------------------------------

@@ -254,9 +254,22 @@ def _install_pyfakefs_guards() -> None:
         return handle
 
     def close_when_dropped(self: Any) -> None:
-        with contextlib.suppress(Exception):
+        try:
             if not self.closed:
                 self.close()
+        except Exception as e:  # noqa: BLE001 - as CPython does for a file closed by the collector
+            with contextlib.suppress(Exception):
+                sys.stderr.write(f"Exception ignored while closing a dropped file: {e!r}\n")
+        finally:
+            # A close that failed (e.g. no space left) leaves the proxy behind: take it out.
+            with contextlib.suppress(Exception):
+                fd, fs = self.filedes, self.filesystem
+                mine = {id(r) for r in weakref.getweakrefs(self)}
+                handles = fs.open_files[fd] if fd is not None and fd < len(fs.open_files) else None
+                if handles:
+                    handles[:] = [h for h in handles if id(h) not in mine and not _dead(h)]
+                    if not handles:
+                        fs.close_open_file(fd)
 
     fake_open.FakeFileOpen.call = call  # type: ignore[method-assign]
     fake_file.FakeFileWrapper.__del__ = close_when_dropped  # type: ignore[attr-defined]
@@ -772,6 +785,17 @@ def enter(spec: dict[str, Any], backing: str, layout: dict[str, Any]) -> None:
     _install_exits()
 
 
+def _dead(handle: Any) -> bool:
+    """A weak proxy whose file is gone."""
+    if not isinstance(handle, weakref.ProxyTypes):
+        return False
+    try:
+        handle.__class__  # noqa: B018 - any use of a dead proxy raises ReferenceError
+    except ReferenceError:
+        return True
+    return False
+
+
 def _close_dropped_files(fs: LambdaFilesystem) -> None:
     """Close fake files nothing refers to any more, as CPython closes (and flushes) a real one
     when its last reference goes: pyfakefs' table of descriptors keeps them alive."""
@@ -780,6 +804,11 @@ def _close_dropped_files(fs: LambdaFilesystem) -> None:
             continue
         for i in reversed(range(len(handles))):
             handle = handles[i]
+            if _dead(handle):
+                del handles[i]
+                if not handles:
+                    fs.close_open_file(fd)
+                continue
             # References: the table's list, this loop's variable, getrefcount's argument.
             if sys.getrefcount(handle) <= 3 and isinstance(handle, fake_file.FakeFileWrapper) and not handle.closed:
                 try:
