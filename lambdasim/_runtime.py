@@ -459,7 +459,11 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
         "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_FUNCTION_NAME",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"))
     if enter is not None:
-        enter()
+        try:
+            enter()
+        except Exception as e:  # noqa: BLE001 - the sandbox failed, not the function: the simulator says so
+            chan.send(("sandbox_error", f"{type(e).__name__}: {e}"))
+            os._exit(70)
     relocate_host_tmp()
     keep = sorted({sock.fileno(), logs.fd})
     low = 3

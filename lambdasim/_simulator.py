@@ -765,6 +765,9 @@ class Simulator:
         if live.rt is None:
             live.rt = live.sbx.start_runtime()
         msg = live.rt.recv(timeout, fds=True)
+        if msg[0] == "sandbox_error":
+            raise SandboxError(f"The {self._sandbox.name} sandbox could not prepare instance {live.record.id}'s "
+                               f"runtime: {msg[1]}")
         (live.logfd,) = live.rt.take_fds(1)
         return tuple(msg)
 

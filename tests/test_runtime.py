@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 import sys
 
 import pytest
 
-from lambdasim import ConfigError, Simulator
+from lambdasim import ConfigError, Simulator, _runtime
+from lambdasim._wire import Channel
 from tests.conftest import Code
 
 BOTH_SANDBOXES = True
@@ -295,3 +298,27 @@ def test_error_record_without_message(sim: Simulator, code: Code) -> None:
     inv = fn.invoke({})
     assert inv.error is not None and inv.error["errorMessage"] == ""
     assert "[ERROR] ValueError\rTraceback (most recent call last):\r" in inv.logs
+
+
+def test_a_sandbox_that_cannot_enter_reports_why() -> None:
+    """A failure to build the instance is the harness's, said with its cause, not an exit status."""
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child ends in os._exit
+        try:
+            mine.close()
+
+            def enter() -> None:
+                raise PermissionError(13, "Permission denied", "/etc/redis")
+
+            _runtime.run(theirs, {"env": {}, "sys_path_prefix": []}, enter=enter)
+        finally:
+            os._exit(1)
+    theirs.close()
+    try:
+        assert Channel(mine).recv(10.0) == (
+            "sandbox_error", "PermissionError: [Errno 13] Permission denied: '/etc/redis'")
+    finally:
+        _, status = os.waitpid(pid, 0)
+        mine.close()
+    assert os.waitstatus_to_exitcode(status) == 70

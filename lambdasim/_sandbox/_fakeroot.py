@@ -44,7 +44,7 @@ from importlib.util import spec_from_file_location
 from types import ModuleType
 from typing import Any, cast
 
-from pyfakefs import fake_file, fake_filesystem, fake_open, fake_os
+from pyfakefs import fake_file, fake_filesystem, fake_open, fake_os, helpers
 from pyfakefs.fake_filesystem_unittest import Patcher
 
 from lambdasim import _runtime
@@ -86,6 +86,7 @@ class LambdaFilesystem(fake_filesystem.FakeFilesystem):
     """
 
     building = 0  # > 0 while lambdasim (or pyfakefs' lazy reads of host directories) adds entries
+    _user = 0
 
     def _entry(self, path: Any) -> str:
         """The absolute path of the directory entry ``path`` names (its last symlink not followed)."""
@@ -203,27 +204,39 @@ class LambdaFilesystem(fake_filesystem.FakeFilesystem):
             # write() reports no file name; pyfakefs adds one.
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)) from None
 
+    @contextlib.contextmanager
+    def adding(self) -> Iterator[None]:
+        """Let lambdasim (or pyfakefs on its behalf) add entries anywhere.
+
+        pyfakefs checks that the user may write to each directory it adds to; a user other
+        than root owns few host directories (/usr, the Python installation), and pyfakefs adds
+        host entries lazily, when a directory is first listed. That check is bookkeeping, not
+        the function's access, so entries are added as root; host entries keep their owner
+        and mode, and the function's own access is checked as its user's.
+        """
+        if not self.building:
+            self._user = helpers.get_uid()
+            helpers.set_uid(0)
+        self.building += 1
+        try:
+            yield
+        finally:
+            self.building -= 1
+            if not self.building:
+                helpers.set_uid(self._user)
+
     # pyfakefs reads host directories lazily, adding their entries when first listed.
     def add_real_file(self, *args: Any, **kwargs: Any) -> Any:
-        self.building += 1
-        try:
+        with self.adding():
             return super().add_real_file(*args, **kwargs)
-        finally:
-            self.building -= 1
 
     def add_real_directory(self, *args: Any, **kwargs: Any) -> Any:
-        self.building += 1
-        try:
+        with self.adding():
             return super().add_real_directory(*args, **kwargs)
-        finally:
-            self.building -= 1
 
     def add_real_symlink(self, *args: Any, **kwargs: Any) -> Any:
-        self.building += 1
-        try:
+        with self.adding():
             return super().add_real_symlink(*args, **kwargs)
-        finally:
-            self.building -= 1
 
 
 def _install_pyfakefs_guards() -> None:
@@ -498,9 +511,8 @@ class TmpMirror:
 
     def load(self) -> None:
         """Fill the fake /tmp from the host directory (a runtime after a reset)."""
-        self.fs.building += 1
         inodes: dict[tuple[int, int], str] = {}
-        try:
+        with self.fs.adding():
             for base, dirs, files in os.walk(self.backing):
                 rel_base = os.path.relpath(base, self.backing)
                 for name in sorted(dirs + files):
@@ -521,8 +533,6 @@ class TmpMirror:
                         obj = self.fs.create_file(fake, stat.S_IFREG | stat.S_IMODE(st.st_mode), contents=data,
                                                   apply_umask=False)
                         obj.st_mtime = st.st_mtime
-        finally:
-            self.fs.building -= 1
         self.known = self._state()
 
     def sync(self) -> None:
@@ -762,9 +772,8 @@ def enter(spec: dict[str, Any], backing: str, layout: dict[str, Any]) -> None:
     assert patcher.fs is not None
     patcher.fs.__class__ = LambdaFilesystem
     fs = cast(LambdaFilesystem, patcher.fs)
-    fs.building = 1
     paths = PathMap()
-    try:
+    with fs.adding():
         for entry in list(fs.root_dir.entries):  # pyfakefs' own temporary directory and /tmp link
             fs.root_dir.remove_entry(entry)
         fs.create_dir(TMP)
@@ -772,8 +781,9 @@ def enter(spec: dict[str, Any], backing: str, layout: dict[str, Any]) -> None:
         mirror = TmpMirror(fs, backing)
         mirror.load()
         fs.cwd = spec["cwd"]
-    finally:
-        fs.building = 0
+    # Built as root (see LambdaFilesystem.adding): /tmp and what was loaded into it are the user's.
+    for _path, obj in [("", fs.get_object(TMP)), *mirror._walk()]:
+        obj.st_uid, obj.st_gid = helpers.get_uid(), helpers.get_gid()
     _install_pyfakefs_guards()
     _passwd_entries()
     sys.path_hooks.insert(0, paths.path_hook)
