@@ -27,7 +27,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from lambdasim._wire import Channel
+from lambdasim._wire import Channel, close_all_but
 
 _THIS_FILE = __file__.rsplit("/", 1)[-1]
 _ERROR_INDENT = "\u00a0"
@@ -465,12 +465,7 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
             chan.send(("sandbox_error", f"{type(e).__name__}: {e}"))
             os._exit(70)
     relocate_host_tmp()
-    keep = sorted({sock.fileno(), logs.fd})
-    low = 3
-    for fd in keep:
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 65536)
+    close_all_but([sock.fileno(), logs.fd])
     logs.attach_stdin()
     os.chdir(spec.get("real_cwd", spec["cwd"]))
     memory = (spec["memory_mb"] + spec.get("extra_memory_mb", 0)) * 1024 * 1024

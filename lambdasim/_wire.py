@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import marshal
 import math
+import os
 import select
 import socket
 import struct
 import time
+from collections.abc import Sequence
 from typing import Any
 
 _HEADER = struct.Struct("<I")
@@ -113,3 +115,19 @@ class Channel:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def close_all_but(keep: Sequence[int]) -> None:
+    """Close every descriptor above stderr except ``keep``.
+
+    A fork inherits every descriptor, close-on-exec or not. A process made while its
+    parent holds another instance's sockets must not keep them open: the simulator
+    would then never see that instance's runtime die (no end-of-file).
+    """
+    low = 3
+    for fd in sorted(set(keep)):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    limit = os.sysconf("SC_OPEN_MAX")
+    os.closerange(low, limit if limit > 0 else 1 << 20)

@@ -33,7 +33,7 @@ from typing import Any
 import lambdasim._runtime as _runtime
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._layout import base_layout, python_paths
-from lambdasim._wire import Channel, ChannelClosed
+from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
 SANDBOX_UID = 993  # sbx_user1051 on Lambda
 SANDBOX_GID = 990
@@ -189,21 +189,6 @@ class Keeper:
                     os.close(pidfd)
 
 
-def _close_all_but(keep: Sequence[int]) -> None:
-    """Close every descriptor above stderr except ``keep``.
-
-    A fork inherits every descriptor, close-on-exec or not. A keeper made while the
-    zygote holds another instance's sockets must not keep them open: the simulator
-    would then never see that instance's runtime die (no end-of-file).
-    """
-    low = 3
-    for fd in sorted(set(keep)):
-        if fd >= low:
-            os.closerange(low, fd)
-            low = fd + 1
-    os.closerange(low, 1 << 20)
-
-
 def _fork_with_channel(child: Callable[[Channel], None], keep: Sequence[int] = ()) -> tuple[int, Channel]:
     """Fork a child that runs ``child`` on its end of a new channel, with only that
     channel and ``keep`` open, and never returns."""
@@ -211,7 +196,7 @@ def _fork_with_channel(child: Callable[[Channel], None], keep: Sequence[int] = (
     pid = os.fork()
     if pid == 0:
         try:
-            _close_all_but([theirs.fileno(), *keep])
+            close_all_but([theirs.fileno(), *keep])
             child(Channel(theirs))
         finally:
             os._exit(70)

@@ -24,22 +24,15 @@ import select
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from typing import Any
 
 from lambdasim._errors import SandboxError, SandboxUnavailable
 from lambdasim._sandbox import InstanceSpec
-from lambdasim._wire import Channel, ChannelClosed
+from lambdasim._sandbox._common import Helper, KeeperLink
+from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
-_PKG_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_BOOT = (
-    "import sys; sys.path.insert(0, {root!r}); "
-    "from lambdasim._sandbox.fakefs import main; sys.path.remove({root!r}); main({fd})"
-)
 _PREFIX = "lambdasim-fakefs-"
 # The runtime asks for this much more than the function's memory: /tmp lives in its memory,
 # and pyfakefs copies a file's contents when it flushes.
@@ -47,15 +40,10 @@ TMP_MEMORY_FACTOR = 3
 _KILL_GRACE_S = 1.0
 
 
-class FakefsInstance:
+class FakefsInstance(KeeperLink):
     """An instance, held by its keeper process."""
 
-    def __init__(self, ctrl: Channel) -> None:
-        self.pid = 0
-        self._ctrl = ctrl
-        self._lock = threading.Lock()
-        self._tmp = ""
-        self._gone = False
+    _tmp = ""
 
     def tmp_root(self) -> str:
         return self._tmp
@@ -68,28 +56,6 @@ class FakefsInstance:
                 with contextlib.suppress(FileNotFoundError):
                     total += os.lstat(os.path.join(base, name)).st_size
         return total
-
-    def start_runtime(self) -> Channel:
-        mine, theirs = socket.socketpair()
-        try:
-            with self._lock:
-                self._ctrl.send(("start",), fds=[theirs.fileno()])
-        finally:
-            theirs.close()
-        return Channel(mine)
-
-    def kill_runtime(self) -> None:
-        with self._lock, contextlib.suppress(OSError):
-            self._ctrl.send(("kill",))
-
-    def wait_runtime_exit(self, timeout: float) -> int:
-        while True:
-            try:
-                msg = self._ctrl.recv(timeout)
-            except (ChannelClosed, OSError, ValueError):
-                return -signal.SIGKILL
-            if msg[0] == "exited":
-                return int(msg[1])
 
     def wait_ready(self, timeout: float) -> None:
         try:
@@ -135,75 +101,29 @@ class FakefsSandbox:
             raise SandboxUnavailable(
                 "The fakefs sandbox needs pyfakefs: pip install 'lambdasim[fakefs]' (or pip install pyfakefs)."
             ) from None
-        mine, theirs = socket.socketpair()
-        self._lock = threading.Lock()
-        self._proc = subprocess.Popen(
-            [sys.executable, "-P", "-c", _BOOT.format(root=_PKG_ROOT, fd=theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
-        theirs.close()
-        self._chan = Channel(mine)
-        try:
-            msg = self._chan.recv(60.0)
-        except (ChannelClosed, TimeoutError):
-            self.close()
-            raise SandboxUnavailable(
-                f"The fakefs sandbox's helper process did not start (exit status {self._proc.poll()}); "
-                "its error output is above."
-            ) from None
-        if msg[0] != "ready":
-            self.close()
-            raise SandboxUnavailable(f"The fakefs sandbox cannot start: {msg[1]}")
-        self.python_paths: list[str] = msg[1]
+        self._helper = Helper(self.name, __name__, 60.0, lambda why: f"The fakefs sandbox cannot start: {why}")
+        self.python_paths: list[str] = self._helper.ready
 
     def spawn(self, spec: InstanceSpec) -> tuple[FakefsInstance, Channel]:
         # The runtime's real working directory is not the function's (that one is fake).
         spec = {**spec, "real_cwd": "/", "extra_memory_mb": TMP_MEMORY_FACTOR * spec["tmp_mb"]}
-        ctrl_mine, ctrl_theirs = socket.socketpair()
-        rt_mine, rt_theirs = socket.socketpair()
-        try:
-            with self._lock:
-                self._chan.send(("spawn", spec), fds=[ctrl_theirs.fileno(), rt_theirs.fileno()])
-                self._chan.recv(30.0)
-        except (ChannelClosed, TimeoutError, OSError) as e:
-            ctrl_mine.close()
-            rt_mine.close()
-            raise SandboxError(f"The fakefs sandbox's helper process is gone ({e!r}).") from None
-        finally:
-            ctrl_theirs.close()
-            rt_theirs.close()
-        instance = FakefsInstance(Channel(ctrl_mine))
+        ctrl, rt = self._helper.spawn(spec)
+        instance = FakefsInstance(ctrl)
         try:
             instance.wait_ready(30.0)
         except BaseException:
-            rt_mine.close()
+            rt.close()
             raise
-        return instance, Channel(rt_mine)
+        return instance, rt
 
     def refill(self) -> None:
         """Nothing is prepared ahead here."""
 
     def close(self) -> None:
-        self._chan.close()  # the zygote cleans up and exits on EOF
-        try:
-            self._proc.wait(15.0)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        self._helper.close(15.0)  # the zygote waits up to 5 s for its keepers, then cleans up
 
 
 # -- inside: zygote, keeper, runtime ----------------------------------------------------------
-
-
-def _close_all_but(keep: list[int]) -> None:
-    low = 3
-    for fd in sorted(set(keep)):
-        if fd >= low:
-            os.closerange(low, fd)
-            low = fd + 1
-    os.closerange(low, 65536)
 
 
 def _alive(pid: int) -> bool:
@@ -233,7 +153,7 @@ def _runtime_main(rt_fd: int, spec: dict[str, Any], tmp_dir: str, layout: dict[s
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGUSR1, _fakeroot.on_kill_request)
-    _close_all_but([rt_fd])
+    close_all_but([rt_fd])
     _runtime.run(socket.socket(fileno=rt_fd), spec,
                  enter=lambda: _fakeroot.enter(spec, tmp_dir, layout), checkpoint=_fakeroot.checkpoint)
 
@@ -393,7 +313,7 @@ def main(fd: int) -> None:
             if pid == 0:
                 try:
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    _close_all_but([ctrl_fd, rt_fd])
+                    close_all_but([ctrl_fd, rt_fd])
                     _keeper_main(ctrl_fd, rt_fd, msg[1], tmp_dir, layout)
                 finally:
                     os._exit(70)

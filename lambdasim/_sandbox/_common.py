@@ -1,0 +1,122 @@
+"""What both sandboxes share: the simulator's side of their helper process and keepers.
+Portable (no Linux-only calls)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from lambdasim._errors import SandboxError, SandboxUnavailable
+from lambdasim._wire import Channel, ChannelClosed
+
+_PKG_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# The helper imports lambdasim from this file's checkout, then takes that directory off
+# sys.path again so that the project around it is not visible to instances.
+_BOOT = (
+    "import sys; sys.path.insert(0, {root!r}); "
+    "from {module} import main; sys.path.remove({root!r}); main({fd})"
+)
+
+
+class KeeperLink:
+    """The simulator's end of one instance's keeper: it starts, kills and reaps runtimes."""
+
+    def __init__(self, ctrl: Channel) -> None:
+        self.pid = 0
+        self._ctrl = ctrl
+        self._lock = threading.Lock()
+        self._gone = False
+
+    def start_runtime(self) -> Channel:
+        mine, theirs = socket.socketpair()
+        try:
+            with self._lock:
+                self._ctrl.send(("start",), fds=[theirs.fileno()])
+        finally:
+            theirs.close()
+        return Channel(mine)
+
+    def kill_runtime(self) -> None:
+        with self._lock, contextlib.suppress(OSError):
+            self._ctrl.send(("kill",))
+
+    def wait_runtime_exit(self, timeout: float) -> int:
+        while True:
+            try:
+                msg = self._ctrl.recv(timeout)
+            except (ChannelClosed, OSError, ValueError):  # closed by destroy() meanwhile: killed with it
+                return -signal.SIGKILL
+            if msg[0] == "exited":
+                return int(msg[1])
+
+
+class Helper:
+    """A sandbox's helper process (its zygote), which forks a keeper per spawn request.
+
+    ``module`` is where its ``main(fd)`` is. When it starts but cannot serve, ``refused``
+    turns its reason into the message of the :class:`SandboxUnavailable` raised; ``hint``
+    ends the message when it does not start at all.
+    """
+
+    def __init__(self, name: str, module: str, ready_timeout: float, refused: Callable[[str], str],
+                 hint: str = "") -> None:
+        self.name = name
+        mine, theirs = socket.socketpair()
+        self._lock = threading.Lock()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-P", "-c", _BOOT.format(root=_PKG_ROOT, module=module, fd=theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        theirs.close()
+        self._chan = Channel(mine)
+        try:
+            msg = self._chan.recv(ready_timeout)
+        except (ChannelClosed, TimeoutError):
+            self.close()
+            raise SandboxUnavailable(
+                f"The {name} sandbox's helper process did not start (exit status {self._proc.poll()}); "
+                f"its error output is above. {hint}".rstrip()
+            ) from None
+        if msg[0] != "ready":
+            self.close()
+            raise SandboxUnavailable(refused(msg[1]))
+        self.ready: Any = msg[1]
+
+    def spawn(self, spec: dict[str, Any]) -> tuple[Channel, Channel]:
+        """Have the helper fork a keeper for ``spec``: the keeper's control channel and the
+        channel of its first runtime."""
+        ctrl_mine, ctrl_theirs = socket.socketpair()
+        rt_mine, rt_theirs = socket.socketpair()
+        try:
+            with self._lock:
+                self._chan.send(("spawn", spec), fds=[ctrl_theirs.fileno(), rt_theirs.fileno()])
+                self._chan.recv(30.0)  # "spawned": the fork happened
+        except (ChannelClosed, TimeoutError, OSError) as e:
+            ctrl_mine.close()
+            rt_mine.close()
+            raise SandboxError(f"The {self.name} sandbox's helper process is gone ({e!r}).") from None
+        finally:
+            ctrl_theirs.close()
+            rt_theirs.close()
+        return Channel(ctrl_mine), Channel(rt_mine)
+
+    def send(self, message: Any) -> None:
+        with self._lock, contextlib.suppress(OSError):
+            self._chan.send(message)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._chan.close()  # the helper cleans up and exits on EOF
+        try:
+            self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
