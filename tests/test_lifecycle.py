@@ -396,3 +396,17 @@ def test_tmp_keeps_every_kind_of_change_across_a_reset(sim: Simulator, code: Cod
     assert sorted(view.listdir()) == ["a", "before-timeout.txt", "hard", "link", "new-name", "unclosed.txt"]
     assert view.read_bytes("a/b/data.bin") == bytes(range(256)) * 4
     assert view.read_text("unclosed.txt") == "written without close()"
+
+
+def test_a_descriptor_opened_in_one_invocation_stays_open_for_the_next(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code("""
+        import os
+        FD = None
+        def handler(event, context):
+            global FD
+            if FD is None:
+                FD = os.open("/tmp/log", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            os.write(FD, b"x")
+            return os.path.getsize("/tmp/log")
+    """))
+    assert [fn.invoke({}).payload for _ in range(3)] == [1, 2, 3]

@@ -148,9 +148,8 @@ class LambdaFilesystem(fake_filesystem.FakeFilesystem):
         super().makedirs(dir_name, mode, exist_ok)
 
     def create_file_internally(self, file_path: Any, *args: Any, **kwargs: Any) -> Any:
-        if kwargs.get("read_from_real_fs"):
-            return super().create_file_internally(file_path, *args, **kwargs)
-        self._check_new(file_path)
+        if not kwargs.get("read_from_real_fs"):
+            self._check_new(file_path)
         return super().create_file_internally(file_path, *args, **kwargs)
 
     def create_symlink(self, file_path: Any, link_target: Any, create_missing_dirs: bool = True) -> Any:
@@ -239,6 +238,17 @@ class LambdaFilesystem(fake_filesystem.FakeFilesystem):
             return super().add_real_symlink(*args, **kwargs)
 
 
+def _dead(handle: Any) -> bool:
+    """A weak proxy whose file is gone."""
+    if not isinstance(handle, weakref.ProxyTypes):
+        return False
+    try:
+        handle.__class__  # noqa: B018 - any use of a dead proxy raises ReferenceError
+    except ReferenceError:
+        return True
+    return False
+
+
 def _install_pyfakefs_guards() -> None:
     """Checks at the entry points pyfakefs does not route through the filesystem's methods.
 
@@ -287,31 +297,25 @@ def _install_pyfakefs_guards() -> None:
     fake_open.FakeFileOpen.call = call  # type: ignore[method-assign]
     fake_file.FakeFileWrapper.__del__ = close_when_dropped  # type: ignore[attr-defined]
 
-    real_truncate = fake_os.FakeOsModule.truncate
+    def truncate(inner: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any, path: Any, length: int) -> Any:
+            self.filesystem._check_change(path)
+            return inner(self, path, length)
+        return wrapper
 
-    def truncate(self: Any, path: Any, length: int) -> None:
-        fs = self.filesystem
-        if isinstance(fs, LambdaFilesystem):
-            fs._check_change(path)
-        real_truncate(self, path, length)
-
-    fake_os.FakeOsModule.truncate = truncate  # type: ignore[method-assign]
+    _wrap_os_method("truncate", truncate)
 
     for name in ("chown", "lchown", "setxattr", "removexattr", "mknod", "mkfifo"):
-        real = getattr(fake_os.FakeOsModule, name, None)
-        if real is None:
-            continue
-
-        def guarded(self: Any, path: Any, *args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
-            fs = self.filesystem
-            if isinstance(fs, LambdaFilesystem):
+        def guarded(inner: Callable[..., Any], _name: str = name) -> Callable[..., Any]:
+            def wrapper(self: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
                 if _name in ("mknod", "mkfifo"):
-                    fs._check_new(path)
+                    self.filesystem._check_new(path)
                 else:
-                    fs._check_change(path, _name != "lchown" and kwargs.get("follow_symlinks", True))
-            return _real(self, path, *args, **kwargs)
+                    self.filesystem._check_change(path, _name != "lchown" and kwargs.get("follow_symlinks", True))
+                return inner(self, path, *args, **kwargs)
+            return wrapper
 
-        setattr(fake_os.FakeOsModule, name, guarded)
+        _wrap_os_method(name, guarded)
 
     # A last line for whatever adds, removes or rewrites outside /tmp by another route.
     real_add, real_remove = fake_file.FakeDirectory.add_entry, fake_file.FakeDirectory.remove_entry
@@ -357,14 +361,26 @@ def _install_pyfakefs_guards() -> None:
 
     # pyfakefs' os.write/os.read on the standard streams fail (they are not fake files).
     for name, real_fn in (("write", os.write), ("read", os.read), ("fstat", os.fstat)):
-        fake = getattr(fake_os.FakeOsModule, name)
+        def std(inner: Callable[..., Any], _real: Callable[..., Any] = real_fn) -> Callable[..., Any]:
+            def wrapper(self: Any, fd: Any, *args: Any) -> Any:
+                if isinstance(fd, int) and fd in (0, 1, 2):
+                    return _real(fd, *args)
+                return inner(self, fd, *args)
+            return wrapper
 
-        def std(self: Any, fd: Any, *args: Any, _fake: Any = fake, _real: Any = real_fn) -> Any:
-            if isinstance(fd, int) and fd in (0, 1, 2):
-                return _real(fd, *args)
-            return _fake(self, fd, *args)
+        _wrap_os_method(name, std)
 
-        setattr(fake_os.FakeOsModule, name, std)
+
+def _wrap_os_method(name: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Put ``wrap(method)`` in place of one of pyfakefs' os functions, inside pyfakefs' own
+    decorator: it decides, by the first caller outside pyfakefs, whether a call is faked at
+    all, so the wrapper (in a module it skips) must not stand between it and that caller."""
+    decorated = getattr(fake_os.FakeOsModule, name, None)
+    if decorated is None:
+        return
+    wrapper = wrap(decorated.__wrapped__)
+    wrapper.__name__ = name  # the decorator calls os.<name> for callers it does not fake
+    setattr(fake_os.FakeOsModule, name, fake_os.handle_original_call(wrapper))
 
 
 # -- imports from /var/task and /opt ----------------------------------------------------------
@@ -795,45 +811,11 @@ def enter(spec: dict[str, Any], backing: str, layout: dict[str, Any]) -> None:
     _install_exits()
 
 
-def _dead(handle: Any) -> bool:
-    """A weak proxy whose file is gone."""
-    if not isinstance(handle, weakref.ProxyTypes):
-        return False
-    try:
-        handle.__class__  # noqa: B018 - any use of a dead proxy raises ReferenceError
-    except ReferenceError:
-        return True
-    return False
-
-
-def _close_dropped_files(fs: LambdaFilesystem) -> None:
-    """Close fake files nothing refers to any more, as CPython closes (and flushes) a real one
-    when its last reference goes: pyfakefs' table of descriptors keeps them alive."""
-    for fd, handles in enumerate(fs.open_files):
-        if fd < 3 or not handles:
-            continue
-        for i in reversed(range(len(handles))):
-            handle = handles[i]
-            if _dead(handle):
-                del handles[i]
-                if not handles:
-                    fs.close_open_file(fd)
-                continue
-            # References: the table's list, this loop's variable, getrefcount's argument.
-            if sys.getrefcount(handle) <= 3 and isinstance(handle, fake_file.FakeFileWrapper) and not handle.closed:
-                try:
-                    handle.close()
-                except OSError as e:  # e.g. no space left: CPython would say so at exit, too
-                    sys.stderr.write(f"Exception ignored in closing a dropped file: {e}\n")
-            del handle
-
-
 def checkpoint() -> None:
     """Mirror /tmp to the host now (after Init, after each invocation, before exits)."""
     mirror: TmpMirror | None = _state.get("mirror")
     if mirror is not None:
         try:
-            _close_dropped_files(mirror.fs)
             mirror.sync()
         except Exception as e:  # noqa: BLE001 - a failed mirror must not fail the invocation; say so
             sys.stderr.write(f"lambdasim: could not keep /tmp for the next runtime: {type(e).__name__}: {e}\n")
