@@ -50,3 +50,12 @@ def base_layout() -> tuple[list[str], dict[str, str]]:
         elif os.path.isdir(path):
             binds.append(path)
     return binds, links
+
+
+def host_view() -> tuple[list[str], dict[str, str], list[str]]:
+    """What an instance sees of the host: directories to show read-only (the base ones and
+    the Python installation, none twice), top-level symlinks, and the Python paths alone."""
+    binds, links = base_layout()
+    python = python_paths()
+    binds += [p for p in python if not any(p == b or p.startswith(b + "/") for b in binds)]
+    return binds, links, python

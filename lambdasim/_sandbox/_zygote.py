@@ -32,7 +32,7 @@ from typing import Any
 # instances share these pages and cold starts do not pay for the imports.
 import lambdasim._runtime as _runtime
 from lambdasim._sandbox import _linux as L
-from lambdasim._sandbox._layout import base_layout, python_paths
+from lambdasim._sandbox._layout import host_view
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
 SANDBOX_UID = 993  # sbx_user1051 on Lambda
@@ -312,9 +312,7 @@ def main(fd: int) -> None:
     except OSError as e:
         chan.send(("error", str(e)))
         return
-    binds, links = base_layout()
-    python = python_paths()
-    binds += [p for p in python if not any(p == b or p.startswith(b + "/") for b in binds)]
+    binds, links, python = host_view()
     chan.send(("ready", python))
     # Keepers are reaped by the kernel and die with the zygote (PR_SET_PDEATHSIG,
     # and the zygote's PID namespace ending with it); the simulator waits for each

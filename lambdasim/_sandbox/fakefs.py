@@ -136,6 +136,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _reap(keepers: set[int], wait: float = 0.0) -> set[int]:
+    """Reap the keepers that have exited, waiting up to ``wait`` seconds for all of them;
+    returns the ones still running."""
+    deadline = time.monotonic() + wait
+    while keepers:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            keepers.clear()
+            break
+        if pid:
+            keepers.discard(pid)
+        elif time.monotonic() < deadline:
+            time.sleep(0.01)
+        else:
+            break
+    return keepers
+
+
 def _sweep(parent: str) -> None:
     """Remove directories left by zygotes that were killed outright."""
     with contextlib.suppress(OSError):
@@ -282,7 +301,7 @@ def main(fd: int) -> None:
     """Serve spawn requests on the socket ``fd`` until the simulator closes it."""
     from lambdasim import _runtime  # noqa: F401 - loaded once here, shared by every instance
     from lambdasim._sandbox import _fakeroot  # noqa: F401
-    from lambdasim._sandbox._layout import base_layout, python_paths
+    from lambdasim._sandbox._layout import host_view
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the simulator's to handle
     chan = Channel(socket.socket(fileno=fd))
@@ -293,12 +312,11 @@ def main(fd: int) -> None:
     except OSError as e:
         chan.send(("error", f"cannot create a directory for /tmp of instances in {parent}: {e}"))
         return
-    binds, links = base_layout()
-    python = python_paths()
-    binds += [p for p in python if not any(p == b or p.startswith(b + "/") for b in binds)]
+    binds, links, python = host_view()
     layout = {"binds": binds, "links": links}
-    keepers: list[int] = []
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # keepers are reaped by the kernel
+    # Keepers are this process's children, reaped here: a pid in this set is never another
+    # process's, so the group kill at the end cannot reach one that reused it.
+    keepers: set[int] = set()
     chan.send(("ready", python))
     seq = 0
     try:
@@ -312,24 +330,22 @@ def main(fd: int) -> None:
             pid = os.fork()
             if pid == 0:
                 try:
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     close_all_but([ctrl_fd, rt_fd])
                     _keeper_main(ctrl_fd, rt_fd, msg[1], tmp_dir, layout)
                 finally:
                     os._exit(70)
             os.close(ctrl_fd)
             os.close(rt_fd)
-            keepers = [k for k in keepers if _alive(k)] + [pid]
+            keepers.add(pid)
+            _reap(keepers)
             chan.send(("spawned",))
     except (ChannelClosed, OSError):
         pass
     finally:
         # Keepers notice the simulator's end themselves (their sockets close); wait for them.
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(_alive(k) for k in keepers):
-            time.sleep(0.01)
-        for k in keepers:
+        for k in _reap(keepers, 5.0):
             with contextlib.suppress(OSError):
                 os.killpg(k, signal.SIGKILL)
+        _reap(keepers, 5.0)
         shutil.rmtree(base, ignore_errors=True)
 
