@@ -50,11 +50,9 @@ from pyfakefs.fake_filesystem_unittest import Patcher
 from lambdasim import _runtime
 from lambdasim._errors import SandboxLimitError
 from lambdasim._runtime import host_tmp_path
+from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_HOME, SANDBOX_UID
 
 TMP = "/tmp"
-SANDBOX_UID = 993
-SANDBOX_GID = 990
-SANDBOX_HOME = "/home/sbx_user1051"
 # Modules of the runtime itself: pyfakefs leaves them (and calls made from them) on the real filesystem.
 SKIP_NAMES = ["lambdasim._runtime", "lambdasim._wire", "lambdasim._sandbox._fakeroot"]
 
@@ -735,7 +733,7 @@ def _build(fs: LambdaFilesystem, spec: dict[str, Any], layout: dict[str, Any], p
     fs.create_dir("/etc")
     for name in sorted(os.listdir("/etc")):
         real = f"/etc/{name}"
-        if name in ("passwd", "group"):
+        if name in ETC_FILES:
             continue
         if os.path.islink(real):
             fs.add_real_symlink(real)
@@ -744,9 +742,8 @@ def _build(fs: LambdaFilesystem, spec: dict[str, Any], layout: dict[str, Any], p
         elif os.path.isfile(real) and os.access(real, os.R_OK):
             fs.add_real_file(real, read_only=True)
     readable.append("/etc")
-    fs.create_file("/etc/passwd", contents="root:x:0:0:root:/root:/bin/bash\n"
-                   f"sbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::{SANDBOX_HOME}:/sbin/nologin\n")
-    fs.create_file("/etc/group", contents=f"root:x:0:\nsbx_user1051:x:{SANDBOX_GID}:\n")
+    for name, text in ETC_FILES.items():
+        fs.create_file(f"/etc/{name}", contents=text)
 
     fs.add_real_directory(spec["code_dir"], read_only=True, target_path="/var/task")
     paths.add("/var/task", [spec["code_dir"]])

@@ -10,6 +10,17 @@ import sys
 
 _OWN_PACKAGES = frozenset({"lambdasim", "pytest_lambdasim"})
 
+SANDBOX_UID = 993  # sbx_user1051 on Lambda
+SANDBOX_GID = 990
+SANDBOX_HOME = "/home/sbx_user1051"
+# /etc/passwd and /etc/group as an instance sees them: ~ resolves, as on Lambda, to a home
+# that does not exist.
+ETC_FILES = {
+    "passwd": "root:x:0:0:root:/root:/bin/bash\n"
+              f"sbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::{SANDBOX_HOME}:/sbin/nologin\n",
+    "group": f"root:x:0:\nsbx_user1051:x:{SANDBOX_GID}:\n",
+}
+
 
 def python_paths() -> list[str]:
     """Directories the handler must be able to import from, as host paths."""

@@ -32,12 +32,9 @@ from typing import Any
 # instances share these pages and cold starts do not pay for the imports.
 import lambdasim._runtime as _runtime
 from lambdasim._sandbox import _linux as L
-from lambdasim._sandbox._layout import host_view
+from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_UID, host_view
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
-SANDBOX_UID = 993  # sbx_user1051 on Lambda
-SANDBOX_GID = 990
-SANDBOX_HOME = "/home/sbx_user1051"
 # Mounted over the skeleton mount point while the host tree is still needed; every
 # host path is cloned before this directory is covered, so which one it is does not matter.
 _SKELETON = "/proc"
@@ -91,12 +88,7 @@ class Keeper:
             open(sk + target, "w").close()
             L.move_mount(fd, sk + target)
             os.close(fd)
-        # ~ resolves through /etc/passwd, as on Lambda, to a home that does not exist.
-        for name, text in (
-            ("passwd", "root:x:0:0:root:/root:/bin/bash\n"
-                       f"sbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::{SANDBOX_HOME}:/sbin/nologin\n"),
-            ("group", f"root:x:0:\nsbx_user1051:x:{SANDBOX_GID}:\n"),
-        ):
+        for name, text in ETC_FILES.items():
             with open(f"{sk}/.{name}", "w") as f:
                 f.write(text)
             L.mount(f"{sk}/.{name}", f"{sk}/etc/{name}", None, L.MS_BIND)
