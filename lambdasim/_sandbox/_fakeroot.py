@@ -723,13 +723,13 @@ def _build(fs: LambdaFilesystem, spec: dict[str, Any], layout: dict[str, Any], p
     for real in layout["binds"]:
         if real == "/etc":
             continue
+        readable.append(real)
         fake = host_tmp_path(real)
         if fs.exists(fake):
             continue
         fs.add_real_directory(real, read_only=True, target_path=fake)
         if fake != real:
             paths.add(fake, [real])
-        readable.append(real)
     fs.create_dir("/etc")
     for name in sorted(os.listdir("/etc")):
         real = f"/etc/{name}"
@@ -804,7 +804,7 @@ def enter(spec: dict[str, Any], backing: str, layout: dict[str, Any]) -> None:
     _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__)
     sys.path_importer_cache.clear()
     _state.update(patcher=patcher, fs=fs, mirror=mirror)
-    install_audit_hook(readable + [p for p in layout["binds"] if p != "/etc"], mirror)
+    install_audit_hook(readable, mirror)
     _install_exits()
 
 
