@@ -208,7 +208,7 @@ def _number(value: float) -> float | int:
 
 
 def _read_json(text: str, what: str) -> Any:
-    from lambdasim.cli import read_json_argument
+    from lambdasim._source import read_json_argument
 
     return read_json_argument(text, what)
 
@@ -227,7 +227,7 @@ def _events(args: argparse.Namespace) -> list[Any]:
 
 
 def _env(pairs: Sequence[str]) -> dict[str, str]:
-    from lambdasim.cli import env_argument
+    from lambdasim._source import env_argument
 
     return env_argument(pairs)
 

@@ -42,6 +42,7 @@ from typing import Any, ClassVar, NoReturn, TypeVar
 from lambdasim._errors import ConfigError, LambdaSimError, ServiceError
 from lambdasim._model import ROUTING, FunctionConfig
 from lambdasim._simulator import Function, Instance, Invocation, Simulator
+from lambdasim._source import SourceError
 
 __all__ = [
     "STATE_CHECKS",
@@ -68,24 +69,13 @@ _SHOW_CHARS = 300
 # -- errors -------------------------------------------------------------------------------
 
 
-class ScenarioError(ConfigError):
+class ScenarioError(SourceError):
     """A scenario file is not valid: ``file:line: key: reason``.
 
     ``line`` counts from 1 (None when the file could not be read); ``key`` is the
     path of the setting in the file, such as ``steps[2].invoke.count`` (None when the
     mistake is not in one setting).
     """
-
-    def __init__(self, file: str, line: int | None, key: str | None, reason: str) -> None:
-        self.file = file
-        self.line = line
-        self.key = key
-        self.reason = reason
-        where = f"{file}:{line}" if line is not None else file
-        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return type(self), (self.file, self.line, self.key, self.reason)
 
 
 class ScenarioFailure(AssertionError):

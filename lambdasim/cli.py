@@ -18,42 +18,14 @@ from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import Any, TextIO
 
-from lambdasim._errors import ConfigError, LambdaSimError, SandboxUnavailable
+from lambdasim._errors import LambdaSimError, SandboxUnavailable
 from lambdasim._simulator import Simulator
+from lambdasim._source import env_argument, read_json_argument
 from lambdasim.examples import HELLO_DIR
-
-
-def read_json_argument(text: str, option: str) -> Any:
-    """The JSON given to ``option``, inline or as ``@FILE``; errors say where and what."""
-    if text.startswith("@"):
-        path = text[1:]
-        try:
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        except OSError as e:
-            raise ConfigError(f"{option} @{path}: cannot read {path}: {e.strerror}") from None
-        where = path
-    else:
-        where = option
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{where}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
 
 
 def _event(text: str) -> Any:
     return read_json_argument(text, "--event")
-
-
-def env_argument(pairs: Sequence[str]) -> dict[str, str]:
-    """``--env KEY=VALUE`` options as a dict; errors say which one is malformed."""
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise ConfigError(f"--env {pair!r}: write it as KEY=VALUE")
-        env[key] = value
-    return env
 
 
 def _parser() -> argparse.ArgumentParser:
