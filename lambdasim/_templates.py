@@ -9,7 +9,7 @@ a pseudo parameter (``AWS::Region`` ...), ``!Sub``, ``!Join``, ``!Select``,
 ``!Split``, ``!FindInMap``, ``!Base64``, ``!If`` on conditions over parameters; in
 Serverless configs ``${self:...}``, ``${env:...}``, ``${opt:...}``, ``${sls:stage}``
 and ``${aws:region|accountId}``, with fallbacks. Anything else (``!GetAtt``,
-``!ImportValue``, ``${ssm:...}`` ...) is a ConfigError naming the file, the line, the
+``!ImportValue``, ``${ssm:...}`` ...) is a SourceError naming the file, the line, the
 key and what to do instead.
 
 Folders are mounted as they are: point at ``.aws-sam/build/template.yaml`` after
@@ -23,16 +23,18 @@ import datetime
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
-import yaml  # type: ignore[import-untyped, unused-ignore]
-
-from lambdasim._errors import ConfigError
 from lambdasim._model import RESERVED_ENV
+from lambdasim._source import Mark, SourceError, YamlMap, YamlSeq, load_yaml, read_text
 
 __all__ = ["TemplateFunction", "load_function"]
+
+
+class FunctionNotFound(SourceError):
+    """The template defines no function of the name asked for; the message lists those it defines."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,10 @@ def load_function(path: str | os.PathLike[str], function: str, *,
     sls = [k for k in _SLS_KEYS if k in doc]
     if bool(sam) == bool(sls):
         found = f"it has both {', '.join(sam)} and {', '.join(sls)}" if sam else "it has none of their keys"
-        raise ConfigError(
-            f"{display}: cannot tell whether this is an AWS SAM/CloudFormation template (AWSTemplateFormatVersion, "
-            f"Transform, Resources) or a Serverless Framework config (service, provider, functions): {found}."
+        raise SourceError(
+            display, None, None,
+            "cannot tell whether this is an AWS SAM/CloudFormation template (AWSTemplateFormatVersion, "
+            f"Transform, Resources) or a Serverless Framework config (service, provider, functions): {found}.",
         )
     ctx = _Context(display, os.path.dirname(file), doc, region, dict(parameters or {}),
                    dict(environment) if environment is not None else None,
@@ -105,24 +108,6 @@ _SLS_KEYS = ("service", "provider", "functions")
 _CANDIDATES = ("template.yaml", "template.yml", "serverless.yml", "serverless.yaml")
 
 
-class _Map(dict[Any, Any]):
-    """A YAML mapping that remembers its line and the line of each key (1-based)."""
-
-    def __init__(self, line: int = 0) -> None:
-        super().__init__()
-        self.line = line
-        self.key_lines: dict[Any, int] = {}
-
-
-class _Seq(list[Any]):
-    """A YAML sequence that remembers its line and the line of each item (1-based)."""
-
-    def __init__(self, line: int = 0) -> None:
-        super().__init__()
-        self.line = line
-        self.item_lines: list[int] = []
-
-
 @dataclass(frozen=True, eq=False)
 class _Intrinsic:
     """A CloudFormation short-form tag: ``!Ref X`` is ``_Intrinsic("Ref", "X", line)``."""
@@ -132,63 +117,12 @@ class _Intrinsic:
     line: int
 
 
-class _Loader(yaml.SafeLoader):  # type: ignore[misc, unused-ignore]
-    """SafeLoader that builds _Map/_Seq and reads ``!Ref``, ``!Sub`` ... as _Intrinsic."""
-
-
-def _construct_map(loader: Any, node: Any) -> Iterator[_Map]:
-    result = _Map(node.start_mark.line + 1)
-    yield result
-    _fill_map(loader, node, result, deep=False)
-
-
-def _fill_map(loader: Any, node: Any, result: _Map, deep: bool) -> None:
-    loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        try:
-            hash(key)
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                "while constructing a mapping", node.start_mark, "found an unhashable key", key_node.start_mark,
-            ) from None
-        result[key] = loader.construct_object(value_node, deep=deep)
-        result.key_lines[key] = key_node.start_mark.line + 1
-
-
-def _construct_seq(loader: Any, node: Any) -> Iterator[_Seq]:
-    result = _Seq(node.start_mark.line + 1)
-    yield result
-    _fill_seq(loader, node, result, deep=False)
-
-
-def _fill_seq(loader: Any, node: Any, result: _Seq, deep: bool) -> None:
-    for child in node.value:
-        result.append(loader.construct_object(child, deep=deep))
-        result.item_lines.append(child.start_mark.line + 1)
-
-
-def _construct_tag(loader: Any, suffix: str, node: Any) -> _Intrinsic:
+def _tag(suffix: str, value: Any, mark: Mark) -> _Intrinsic:
+    """``!Ref X``, ``!GetAtt A.B``, ``!Sub ...`` ... as the intrinsic function they stand for."""
     name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    line = node.start_mark.line + 1
-    value: Any
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = _Seq(line)
-        _fill_seq(loader, node, value, deep=True)
-    else:
-        value = _Map(line)
-        _fill_map(loader, node, value, deep=True)
-    return _Intrinsic(name, value, line)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:map", _construct_map)
-_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
-# Every local tag (!Ref, !Sub, !GetAtt, !Join, !If, ... and any future one) loads as an _Intrinsic.
-_Loader.add_multi_constructor("!", _construct_tag)
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return _Intrinsic(name, value, mark.line)
 
 
 def _find_file(given: str) -> tuple[str, str]:
@@ -197,35 +131,25 @@ def _find_file(given: str) -> tuple[str, str]:
     if os.path.isdir(absolute):
         found = [name for name in _CANDIDATES if os.path.isfile(os.path.join(absolute, name))]
         if not found:
-            raise ConfigError(f"{given}: this folder holds none of {', '.join(_CANDIDATES)}; "
-                              "pass the path of the SAM template or Serverless config.")
+            raise SourceError(given, None, None, f"this folder holds none of {', '.join(_CANDIDATES)}; "
+                                                 "pass the path of the SAM template or Serverless config.")
         if len(found) > 1:
-            raise ConfigError(f"{given}: this folder holds {' and '.join(found)}; pass the path of the one to use.")
+            raise SourceError(given, None, None, f"this folder holds {' and '.join(found)}; pass the path of the one "
+                                                 "to use.")
         return os.path.normpath(os.path.join(given, found[0])), os.path.join(absolute, found[0])
     if not os.path.exists(absolute):
-        raise ConfigError(f"{given}: no such file (looked for {absolute}); pass the path of a SAM template.yaml "
-                          "or a serverless.yml.")
+        raise SourceError(given, None, None, f"no such file (looked for {absolute}); pass the path of a SAM "
+                                             "template.yaml or a serverless.yml.")
     return given, absolute
 
 
-def _read_yaml(display: str, file: str) -> _Map:
-    try:
-        with open(file, encoding="utf-8") as f:
-            text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        reason = e.strerror if isinstance(e, OSError) else f"not UTF-8 text ({e.reason})"
-        raise ConfigError(f"{display}: cannot read it: {reason}.") from None
-    try:
-        doc = yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"{display}:{mark.line + 1}" if mark is not None else display
-        raise ConfigError(f"{where}: not valid YAML: {e.problem or e.context}.") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{display}: not valid YAML: {e}.") from None
-    if not isinstance(doc, _Map):
-        raise ConfigError(f"{display}: expected a mapping (a SAM template or a Serverless config) at the top, "
-                          f"found {_kind(doc)}.")
+def _read_yaml(display: str, file: str) -> YamlMap:
+    text = read_text(file, display, "it")
+    # CloudFormation and the Serverless Framework read YAML 1.1 scalars, and the last of a key given twice.
+    doc = load_yaml(text, display, scalars="yaml1.1", tags=_tag, keep="last")
+    if not isinstance(doc, YamlMap):
+        raise SourceError(display, None, None, "expected a mapping (a SAM template or a Serverless config) at the "
+                                               f"top, found {_kind(doc)}.")
     return doc
 
 
@@ -250,12 +174,12 @@ class _Loc:
     line: int
     hint: str = ""
 
-    def child(self, container: _Map, key: str, hint: str | None = None) -> _Loc:
+    def child(self, container: YamlMap, key: str, hint: str | None = None) -> _Loc:
         # A key that is not there is reported at its would-be parent's key.
-        return _Loc(f"{self.key}.{key}", container.key_lines.get(key, self.line), hint or self.hint)
+        return _Loc(f"{self.key}.{key}", container.key_line(key, self.line), hint or self.hint)
 
-    def item(self, container: _Seq, index: int) -> _Loc:
-        line = container.item_lines[index] if index < len(container.item_lines) else container.line
+    def item(self, container: YamlSeq, index: int) -> _Loc:
+        line = container.item_line(index)
         return _Loc(f"{self.key}[{index}]", line, self.hint)
 
 
@@ -344,7 +268,7 @@ def _pseudo(region: str) -> dict[str, Any]:
 class _Context:
     display: str
     folder: str
-    doc: _Map
+    doc: YamlMap
     region: str
     parameters: dict[str, Any]
     environment: dict[str, str] | None
@@ -352,7 +276,7 @@ class _Context:
     hint: str = "write the value itself in the template, or !Ref a parameter that has a Default"
 
     def fail(self, loc: _Loc, message: str) -> NoReturn:
-        raise ConfigError(f"{self.display}:{loc.line}: {loc.key}: {message}")
+        raise SourceError(self.display, loc.line, loc.key, message)
 
     def unresolvable(self, loc: _Loc, shown: str, reason: str) -> NoReturn:
         self.fail(loc, f"{shown} cannot be resolved locally: {reason}; {self.what_to_do(loc)}.")
@@ -361,20 +285,20 @@ class _Context:
         return loc.hint or self.hint
 
 
-def _section(ctx: _Context, parent: _Map, key: str, loc: _Loc | None) -> tuple[_Map, _Loc]:
+def _section(ctx: _Context, parent: YamlMap, key: str, loc: _Loc | None) -> tuple[YamlMap, _Loc]:
     """``parent[key]`` as a mapping (empty if absent or null), and its location."""
-    where = loc.child(parent, key) if loc is not None else _Loc(key, parent.key_lines.get(key, parent.line))
+    where = loc.child(parent, key) if loc is not None else _Loc(key, parent.key_line(key, parent.line))
     value = parent.get(key)
     if value is None:
-        return _Map(where.line), where
-    if not isinstance(value, _Map) or _intrinsic(value) is not None:
+        return YamlMap(parent.file, Mark(where.line, 1)), where
+    if not isinstance(value, YamlMap) or _intrinsic(value) is not None:
         ctx.fail(where, f"expected a mapping, found {_kind(value)}.")
     return value, where
 
 
-def _mapping(parent: _Map, key: str) -> _Map:
+def _mapping(parent: YamlMap, key: str) -> YamlMap:
     value = parent.get(key)
-    return value if isinstance(value, _Map) else _Map()
+    return value if isinstance(value, YamlMap) else YamlMap(parent.file)
 
 
 class _Resolver:
@@ -431,26 +355,26 @@ class _Resolver:
         if name in self.pseudo:
             return self.pseudo[name]
         parameter = self.parameters.get(name)
-        if name in self.ctx.parameters or isinstance(parameter, _Map):
+        if name in self.ctx.parameters or isinstance(parameter, YamlMap):
             if name in self.ctx.parameters:
                 value = self.ctx.parameters[name]
             else:
-                value = parameter.get("Default") if isinstance(parameter, _Map) else None
+                value = parameter.get("Default") if isinstance(parameter, YamlMap) else None
             if value is None:
                 self.ctx.unresolvable(loc, shown, f"parameter {name!r} has no Default (give it one, or pass "
                                                   f"parameters={{{name!r}: ...}} to load_function())")
-            kind = parameter.get("Type") if isinstance(parameter, _Map) else None
+            kind = parameter.get("Type") if isinstance(parameter, YamlMap) else None
             if isinstance(kind, str) and (kind == "CommaDelimitedList" or kind.startswith("List<")):
                 return [part.strip() for part in str(value).split(",")]
             return value
         if name in self.resources:
-            kind = self.resources[name].get("Type") if isinstance(self.resources[name], _Map) else None
+            kind = self.resources[name].get("Type") if isinstance(self.resources[name], YamlMap) else None
             self.ctx.unresolvable(loc, shown, f"{name!r} is a resource ({kind}), whose name or ARN exists only "
                                               "once deployed")
         self.ctx.unresolvable(loc, shown, f"there is no parameter or resource {name!r} in the template")
 
     def _sub(self, arg: Any, loc: _Loc, shown: str) -> str:
-        variables: Any = _Map()
+        variables: Any = YamlMap()
         if isinstance(arg, list):
             arg = self.args(arg, 2, loc, shown, "!Sub 'text' or !Sub ['text', {Name: value}]")
             arg, variables = arg
@@ -665,12 +589,13 @@ class _Reader:
 
     def missing(self, function: str, where: str, functions: dict[str, int]) -> NoReturn:
         if not functions:
-            raise ConfigError(f"{self.ctx.display}: no function {function!r}: {where} defines no functions.")
+            raise FunctionNotFound(self.ctx.display, None, None, f"no function {function!r}: {where} defines no "
+                                                                 "functions.")
         close = difflib.get_close_matches(function, list(functions), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         listed = ", ".join(f"{name} (line {line})" for name, line in functions.items())
-        raise ConfigError(f"{self.ctx.display}: no function {function!r} in {where}; the functions are: "
-                          f"{listed}.{hint}")
+        raise FunctionNotFound(self.ctx.display, None, None, f"no function {function!r} in {where}; the functions "
+                                                             f"are: {listed}.{hint}")
 
     def arn_layer(self, loc: _Loc, shown: str) -> NoReturn:
         self.ctx.fail(loc, f"{shown} is a layer ARN; lambdasim can only mount local layers (a layer defined in "
@@ -693,23 +618,23 @@ class _Sam(_Reader):
     def load(self, function: str) -> TemplateFunction:
         ctx = self.ctx
         resources, _ = _section(ctx, ctx.doc, "Resources", None)
-        functions = {name: resources.key_lines.get(name, 0) for name, res in resources.items()
-                     if isinstance(res, _Map) and res.get("Type") in (_SAM_FUNCTION, _CFN_FUNCTION)}
+        functions = {name: resources.key_line(name, 0) for name, res in resources.items()
+                     if isinstance(res, YamlMap) and res.get("Type") in (_SAM_FUNCTION, _CFN_FUNCTION)}
         if function not in resources:
             self.missing(function, "Resources", functions)
-        res_loc = _Loc(f"Resources.{function}", resources.key_lines.get(function, resources.line))
+        res_loc = _Loc(f"Resources.{function}", resources.key_line(function, resources.line))
         resource = resources[function]
-        kind = resource.get("Type") if isinstance(resource, _Map) else None
+        kind = resource.get("Type") if isinstance(resource, YamlMap) else None
         if kind not in (_SAM_FUNCTION, _CFN_FUNCTION):
             others = f"; the functions are: {', '.join(functions)}" if functions else ""
             ctx.fail(res_loc, f"it is {kind or _kind(resource)}, not a function ({_SAM_FUNCTION} or "
                               f"{_CFN_FUNCTION}){others}.")
-        assert isinstance(resource, _Map)
+        assert isinstance(resource, YamlMap)
         props, props_loc = _section(ctx, resource, "Properties", res_loc)
         sam = kind == _SAM_FUNCTION
         # SAM's Globals: the function's own properties win; Environment.Variables merge; lists add up.
         found: dict[str, tuple[Any, _Loc]] = {}
-        globals_: list[tuple[_Map, _Loc]] = []
+        globals_: list[tuple[YamlMap, _Loc]] = []
         if sam and "Globals" in ctx.doc:
             section, where = _section(ctx, ctx.doc, "Globals", None)
             function_globals, where = _section(ctx, section, "Function", where)
@@ -745,7 +670,7 @@ class _Sam(_Reader):
         ephemeral, ephemeral_loc = get("EphemeralStorage")
         if ephemeral is not None:
             ephemeral = self.value(ephemeral, ephemeral_loc)
-            if not isinstance(ephemeral, _Map) or "Size" not in ephemeral:
+            if not isinstance(ephemeral, YamlMap) or "Size" not in ephemeral:
                 ctx.fail(ephemeral_loc, f"expected {{Size: megabytes}}, found {_kind(ephemeral)}.")
             storage = self.whole(ephemeral["Size"], ephemeral_loc.child(ephemeral, "Size"), _STORAGE)
         concurrency, concurrency_loc = get("ReservedConcurrentExecutions")
@@ -766,7 +691,7 @@ class _Sam(_Reader):
                 entries, entries_loc = container.get("Layers"), where.child(container, "Layers")
                 if entries is None:
                     continue
-                if not isinstance(entries, _Seq):
+                if not isinstance(entries, YamlSeq):
                     ctx.fail(entries_loc, f"expected a list of layers, found {_kind(entries)}.")
                 for i, entry in enumerate(entries):
                     path = self.layer(entry, entries_loc.item(entries, i))
@@ -789,12 +714,12 @@ class _Sam(_Reader):
             name = call[1]
             resource = self.resolver.resources[name]
             resources = self.ctx.doc["Resources"]
-            res_loc = _Loc(f"Resources.{name}", resources.key_lines.get(name, resources.line))
-            kind = resource.get("Type") if isinstance(resource, _Map) else None
+            res_loc = _Loc(f"Resources.{name}", resources.key_line(name, resources.line))
+            kind = resource.get("Type") if isinstance(resource, YamlMap) else None
             if kind not in _LAYER_CONTENT:
                 self.ctx.fail(loc, f"{_show(entry)} names {res_loc.key} (line {res_loc.line}), which is {kind}, "
                                    "not a layer (AWS::Serverless::LayerVersion or AWS::Lambda::LayerVersion).")
-            assert isinstance(resource, _Map)
+            assert isinstance(resource, YamlMap)
             props, props_loc = _section(self.ctx, resource, "Properties", res_loc)
             content = _LAYER_CONTENT[kind]
             if content not in props:
@@ -871,7 +796,7 @@ class _Serverless(_Reader):
         self.resolver = _Resolver(ctx, self.text)
         self.provider, self.provider_loc = _section(ctx, ctx.doc, "provider", None)
         extra = ctx.doc.get("resources")
-        if isinstance(extra, _Map) and isinstance(extra.get("Resources"), _Map):
+        if isinstance(extra, YamlMap) and isinstance(extra.get("Resources"), YamlMap):
             self.resolver.resources = extra["Resources"]  # for messages about !Ref to them
         self._depth = 0
 
@@ -879,8 +804,8 @@ class _Serverless(_Reader):
         ctx = self.ctx
         functions, _ = _section(ctx, ctx.doc, "functions", None)
         if function not in functions:
-            self.missing(function, "functions", {k: functions.key_lines.get(k, 0) for k in functions})
-        fn_loc = _Loc(f"functions.{function}", functions.key_lines.get(function, functions.line))
+            self.missing(function, "functions", {k: functions.key_line(k, 0) for k in functions})
+        fn_loc = _Loc(f"functions.{function}", functions.key_line(function, functions.line))
         definition, fn_loc = _section(ctx, functions, function, _Loc("functions", functions.line))
         if "image" in definition:
             ctx.fail(fn_loc.child(definition, "image"), "container image functions are not supported; lambdasim "
@@ -912,7 +837,7 @@ class _Serverless(_Reader):
                 continue
             env_loc = where.child(container, "environment")
             env = self.value(container["environment"], env_loc)
-            if not isinstance(env, _Map):
+            if not isinstance(env, YamlMap):
                 ctx.fail(env_loc, f"expected a mapping of variables, found {_kind(env)}.")
             variables += [(key, value, env_loc.child(env, key, self.env_hint(key))) for key, value in env.items()]
         environment = self.environment(variables)
@@ -922,7 +847,7 @@ class _Serverless(_Reader):
             if entries is None:
                 return ()
             entries = self.value(entries, loc)
-            if not isinstance(entries, _Seq):
+            if not isinstance(entries, YamlSeq):
                 ctx.fail(loc, f"expected a list of layers, found {_kind(entries)}.")
             return tuple(self.layer(entry, loc.item(entries, i)) for i, entry in enumerate(entries))
 

@@ -138,14 +138,14 @@ class Deploy(Step):
         given_handler = f.optional("handler", _handler)
         given_code_dir = f.optional("code_dir", lambda n: _code_dir(n, node.base))
         given_name = f.optional("name", _deploy_name)
-        from lambdasim._templates import load_function
+        from lambdasim._templates import FunctionNotFound, load_function
 
         try:
             loaded = load_function(template, function, environment=settings.environment,
                                    layers=[str(p) for p in settings.layers] if settings.layers is not None else None,
                                    parameters=parameters)
         except ConfigError as e:
-            where = f["function"] if f"no function {function!r}" in str(e) else f["template"]
+            where = f["function"] if isinstance(e, FunctionNotFound) else f["template"]
             raise where.error(str(e)) from None
         defaults = loaded.deploy_kwargs()
         return cls(handler=given_handler or loaded.handler, code_dir=given_code_dir or Path(loaded.code_dir),
