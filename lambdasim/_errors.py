@@ -11,6 +11,20 @@ class ConfigError(LambdaSimError, ValueError):
     """An argument or a configuration value is not valid; the message says which and why."""
 
 
+class SettingError(ConfigError):
+    """A function's setting is not valid: ``setting`` names it (``memory_mb``, ``environment``),
+    ``reason`` says why; the message is ``Function 'name': reason``."""
+
+    def __init__(self, function: str, setting: str, reason: str) -> None:
+        self.function = function
+        self.setting = setting
+        self.reason = reason
+        super().__init__(f"Function {function!r}: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.function, self.setting, self.reason)
+
+
 class SandboxUnavailable(LambdaSimError):
     """The requested sandbox cannot run on this machine; the message says why and what to do."""
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from lambdasim._errors import ConfigError
+from lambdasim._errors import ConfigError, SettingError
 
 RESERVED_ENV = frozenset({
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
@@ -42,8 +42,8 @@ class FunctionConfig:
     layers: tuple[str, ...] = ()
 
     def validate(self) -> None:
-        def bad(key: str, value: Any, allowed: str) -> ConfigError:
-            return ConfigError(f"Function {self.name!r}: {key}={value!r} is not valid; {allowed}.")
+        def bad(key: str, value: Any, allowed: str, setting: str | None = None) -> SettingError:
+            return SettingError(self.name, setting or key, f"{key}={value!r} is not valid; {allowed}.")
 
         # Configs come from users' code and files: check types that the annotations only promise.
         def whole(value: object, low: int, high: int) -> bool:
@@ -68,21 +68,24 @@ class FunctionConfig:
             raise bad("keepalive_s", self.keepalive_s, "use a positive number of seconds")
         reserved = sorted(k for k in self.environment if k in RESERVED_ENV)
         if reserved:
-            raise ConfigError(
-                f"Function {self.name!r}: Lambda was unable to configure your environment variables because "
+            raise SettingError(
+                self.name, "environment",
+                "Lambda was unable to configure your environment variables because "
                 "the environment variables you have provided contains reserved keys that are currently not "
-                f"supported for modification. Reserved keys used in this request: {', '.join(reserved)}"
+                f"supported for modification. Reserved keys used in this request: {', '.join(reserved)}",
             )
         items: list[tuple[object, object]] = list(self.environment.items())
         for key, value in items:
             if not isinstance(key, str) or not _ENV_KEY.fullmatch(key) or not isinstance(value, str):
                 raise bad(f"environment[{key!r}]", value,
-                          "keys start with a letter and hold letters, digits and '_'; values are strings")
+                          "keys start with a letter and hold letters, digits and '_'; values are strings",
+                          "environment")
         size = sum(len(k.encode()) + len(v.encode()) for k, v in self.environment.items())
         if size > 4096:
-            raise ConfigError(
-                f"Function {self.name!r}: Lambda was unable to configure your environment variables because "
-                f"the environment variables you have provided exceeded the 4KB limit (they take {size} bytes)."
+            raise SettingError(
+                self.name, "environment",
+                "Lambda was unable to configure your environment variables because "
+                f"the environment variables you have provided exceeded the 4KB limit (they take {size} bytes).",
             )
 
 

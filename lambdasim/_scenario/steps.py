@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from lambdasim._errors import ConfigError, ServiceError
+from lambdasim._errors import ConfigError, ServiceError, SettingError
 from lambdasim._model import FunctionConfig
 from lambdasim._scenario.base import RunContext, Scope, Step, step
 from lambdasim._simulator import Function, Instance
@@ -81,14 +81,12 @@ def _validate_config(current: Step, config: FunctionConfig, fallback: Node | Non
     step, when the setting is not in the step: a template's)."""
     try:
         config.validate()
-    except ConfigError as e:
-        reason = str(e).removeprefix(f"Function {config.name!r}: ")
+    except SettingError as e:
         given = current.at.value if isinstance(current.at.value, dict) else {}
-        for key in ("name", *FunctionSettings.KEYS):
-            if re.search(rf"\b{key}[=\[]", reason) or (key == "environment" and "environment variables" in reason):
-                where = current.setting(key) if key in given or fallback is None else fallback
-                raise where.error(reason) from None
-        raise (fallback or current.at).error(reason) from None
+        if e.setting in ("name", *FunctionSettings.KEYS):
+            where = current.setting(e.setting) if e.setting in given or fallback is None else fallback
+            raise where.error(e.reason) from None
+        raise (fallback or current.at).error(e.reason) from None
 
 
 _DEPLOY_KEYS = ("handler", "code_dir", "name", *FunctionSettings.KEYS, "template", "function", "parameters")
