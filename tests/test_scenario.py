@@ -27,8 +27,9 @@ from typing import Any, cast
 
 import pytest
 
-from lambdasim import ConfigError, LambdaSimError, SandboxUnavailable, Simulator
+from lambdasim import ConfigError, Invocation, LambdaSimError, SandboxUnavailable, Simulator
 from lambdasim._scenario import (
+    INVOCATION_CHECKS,
     STATE_CHECKS,
     STEPS,
     ColdStartCount,
@@ -36,6 +37,7 @@ from lambdasim._scenario import (
     DynamoDBItem,
     Expect,
     InstancesCount,
+    InvocationCheck,
     Invoke,
     Node,
     Redeploy,
@@ -45,8 +47,10 @@ from lambdasim._scenario import (
     S3Object,
     ScenarioError,
     ScenarioFailure,
+    StateCheck,
     Step,
     TmpFile,
+    check,
     load_scenario,
     run_file,
     step,
@@ -599,6 +603,48 @@ def test_a_new_step_type_plugs_into_the_registry(tmp_path: Path) -> None:
             load_scenario(write(tmp_path, "steps:\n  - note: {}\n"))
     finally:
         del STEPS["note"]
+
+
+def test_a_new_check_plugs_into_expect_with_the_same_idiom(tmp_path: Path) -> None:
+    @check("deployed")
+    @dataclass(frozen=True)
+    class Deployed(StateCheck):
+        of_function = True
+        needs_function = True
+        expected: bool
+
+        @classmethod
+        def from_node(cls, node: Node) -> Deployed:
+            return cls(node.as_bool())
+
+        def verify(self, ctx: RunContext, function: str | None) -> str | None:
+            return None if (function in ctx.sim.functions) is self.expected else f"deployed: not {self.expected}"
+
+    @check("slow")
+    @dataclass(frozen=True)
+    class Slow(InvocationCheck):
+        expected: float
+
+        @classmethod
+        def from_node(cls, node: Node) -> Slow:
+            return cls(node.as_number("use seconds"))
+
+        def verify(self, inv: Invocation) -> str | None:
+            return None
+
+    try:
+        assert STATE_CHECKS["deployed"] is Deployed and Deployed.key == "deployed"
+        assert INVOCATION_CHECKS["slow"] is Slow
+        steps = load_scenario(write(tmp_path, "steps:\n" + DEPLOY + "  - invoke: {}\n"
+                                    "  - expect: {deployed: true}\n  - expect: {slow: 0.5}\n")).steps
+        assert isinstance(steps[2], Expect) and steps[2].state == (Deployed(True),)
+        assert isinstance(steps[3], Expect) and steps[3].checks == (Slow(0.5),)
+        with pytest.raises(ValueError, match="'slow' is already registered"):
+            check("slow")(Slow)
+        with pytest.raises(ScenarioError, match=r"unknown key 'deployd' \(did you mean 'deployed'\?\)"):
+            load_scenario(write(tmp_path, "steps:\n" + DEPLOY + "  - expect: {deployd: true}\n", "typo.yaml"))
+    finally:
+        del STATE_CHECKS["deployed"], INVOCATION_CHECKS["slow"]
 
 
 def test_a_setting_the_simulator_rejects_points_at_the_simulator_line(tmp_path: Path) -> None:

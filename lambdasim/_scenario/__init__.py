@@ -57,6 +57,7 @@ from lambdasim._scenario.checks import (
     StateCheck,
     StatusCode,
     TmpFile,
+    check,
 )
 from lambdasim._scenario.runner import Scenario, ScenarioResult, StepResult, load_scenario, run_file
 from lambdasim._scenario.steps import (
@@ -119,6 +120,7 @@ __all__ = [
     "Step",
     "StepResult",
     "TmpFile",
+    "check",
     "load_scenario",
     "run_file",
     "step",

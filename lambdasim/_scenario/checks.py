@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from lambdasim._scenario.base import _SHOW_CHARS, LOG_TAIL_LINES, RunContext, Scope, Step, _json, step
 from lambdasim._scenario.steps import _function_name, _invocation_name
@@ -86,38 +86,97 @@ def _error_line(error: Mapping[str, Any]) -> str:
 
 
 class InvocationCheck:
-    """One check of an expect on an invocation: ``verify`` returns why it fails, or None."""
+    """One check of an expect on an invocation: ``from_node`` reads its setting, ``verify`` returns
+    why it fails, or None."""
 
     key: ClassVar[str]
+
+    @classmethod
+    def from_node(cls, node: Node) -> InvocationCheck:
+        raise NotImplementedError
 
     def verify(self, inv: Invocation) -> str | None:
         raise NotImplementedError
 
 
+class StateCheck:
+    """One check of an expect on what a function or a service holds (not on one invocation).
+
+    ``of_function``: it checks a function, named with ``function:``; ``needs_function``: the only
+    deployed function is meant when none is named (else, with ``of_function``, every function);
+    ``service``: the service it reads, which the scenario must start. ``verify`` returns why the
+    check fails, or None.
+    """
+
+    key: ClassVar[str]
+    of_function: ClassVar[bool] = False
+    needs_function: ClassVar[bool] = False
+    service: ClassVar[str | None] = None
+
+    @classmethod
+    def from_node(cls, node: Node) -> StateCheck:
+        raise NotImplementedError
+
+    def verify(self, ctx: RunContext, function: str | None) -> str | None:
+        raise NotImplementedError
+
+
+INVOCATION_CHECKS: dict[str, type[InvocationCheck]] = {}
+STATE_CHECKS: dict[str, type[StateCheck]] = {}
+C = TypeVar("C", bound=type[InvocationCheck | StateCheck])
+
+
+def check(key: str) -> Callable[[C], C]:
+    """Register a check of ``expect`` under its key: ``@check("payload")`` above ``@dataclass(frozen=True)``;
+    a subclass of InvocationCheck checks one invocation, a subclass of StateCheck what a function or service holds."""
+
+    def register(cls: C) -> C:
+        registry: dict[str, Any] = INVOCATION_CHECKS if issubclass(cls, InvocationCheck) else STATE_CHECKS
+        if key in INVOCATION_CHECKS or key in STATE_CHECKS:
+            raise ValueError(f"a check named {key!r} is already registered")
+        cls.key = key
+        registry[key] = cls
+        return cls
+
+    return register
+
+
+@check("payload")
 @dataclass(frozen=True)
 class PayloadEquals(InvocationCheck):
-    key = "payload"
     expected: Any
+
+    @classmethod
+    def from_node(cls, node: Node) -> PayloadEquals:
+        return cls(node.as_json())
 
     def verify(self, inv: Invocation) -> str | None:
         return _payload_mismatch(self.key, self.expected, inv, _same, "")
 
 
+@check("payload_contains")
 @dataclass(frozen=True)
 class PayloadContains(InvocationCheck):
-    key = "payload_contains"
     expected: Mapping[str, Any]
+
+    @classmethod
+    def from_node(cls, node: Node) -> PayloadContains:
+        return cls(_mapping_json(node))
 
     def verify(self, inv: Invocation) -> str | None:
         return _payload_mismatch(self.key, self.expected, inv, _contains, "a mapping containing ")
 
 
+@check("error")
 @dataclass(frozen=True)
 class ErrorMatches(InvocationCheck):
     """``error: {errorType: ...}``: the given keys of the error; ``error: null``: no error."""
 
-    key = "error"
     expected: Mapping[str, Any] | None
+
+    @classmethod
+    def from_node(cls, node: Node) -> ErrorMatches:
+        return cls(_error_subset(node))
 
     def verify(self, inv: Invocation) -> str | None:
         if self.expected is None:
@@ -129,10 +188,14 @@ class ErrorMatches(InvocationCheck):
         return f"error: expected {_json(self.expected)}, got {_json(inv.error)}"
 
 
+@check("cold_start")
 @dataclass(frozen=True)
 class ColdStart(InvocationCheck):
-    key = "cold_start"
     expected: bool
+
+    @classmethod
+    def from_node(cls, node: Node) -> ColdStart:
+        return cls(node.as_bool())
 
     def verify(self, inv: Invocation) -> str | None:
         if inv.cold_start is self.expected:
@@ -140,10 +203,14 @@ class ColdStart(InvocationCheck):
         return f"cold_start: expected {_json(self.expected)}, got {_json(inv.cold_start)} (instance {inv.instance_id})"
 
 
+@check("status_code")
 @dataclass(frozen=True)
 class StatusCode(InvocationCheck):
-    key = "status_code"
     expected: int
+
+    @classmethod
+    def from_node(cls, node: Node) -> StatusCode:
+        return cls(node.as_whole(100, 599))
 
     def verify(self, inv: Invocation) -> str | None:
         if inv.status_code == self.expected:
@@ -151,10 +218,14 @@ class StatusCode(InvocationCheck):
         return f"status_code: expected {self.expected}, got {inv.status_code}"
 
 
+@check("logs_contain")
 @dataclass(frozen=True)
 class LogsContain(InvocationCheck):
-    key = "logs_contain"
     expected: str
+
+    @classmethod
+    def from_node(cls, node: Node) -> LogsContain:
+        return cls(node.as_str("use the text the logs must contain"))
 
     def verify(self, inv: Invocation) -> str | None:
         return None if self.expected in inv.logs else f"logs_contain: {self.expected!r} is not in the logs"
@@ -178,36 +249,6 @@ def _mapping_json(node: Node) -> Mapping[str, Any]:
     return dict(value)
 
 
-INVOCATION_CHECKS: dict[str, Callable[[Node], InvocationCheck]] = {
-    "payload": lambda n: PayloadEquals(n.as_json()),
-    "payload_contains": lambda n: PayloadContains(_mapping_json(n)),
-    "error": lambda n: ErrorMatches(_error_subset(n)),
-    "cold_start": lambda n: ColdStart(n.as_bool()),
-    "status_code": lambda n: StatusCode(n.as_whole(100, 599)),
-    "logs_contain": lambda n: LogsContain(n.as_str("use the text the logs must contain")),
-}
-class StateCheck:
-    """One check of an expect on what a function or a service holds (not on one invocation).
-
-    ``of_function``: it checks a function, named with ``function:``; ``needs_function``: the only
-    deployed function is meant when none is named (else, with ``of_function``, every function);
-    ``service``: the service it reads, which the scenario must start. ``verify`` returns why the
-    check fails, or None.
-    """
-
-    key: ClassVar[str]
-    of_function: ClassVar[bool] = False
-    needs_function: ClassVar[bool] = False
-    service: ClassVar[str | None] = None
-
-    @classmethod
-    def from_node(cls, node: Node) -> StateCheck:
-        raise NotImplementedError
-
-    def verify(self, ctx: RunContext, function: str | None) -> str | None:
-        raise NotImplementedError
-
-
 def _text(data: bytes | str) -> str:
     """Stored text (a file, an object, a value) as a message shows it."""
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
@@ -222,11 +263,11 @@ def _listed(names: Sequence[str], limit: int = 10) -> str:
     return ", ".join(names[:limit]) + more
 
 
+@check("instances")
 @dataclass(frozen=True)
 class InstancesCount(StateCheck):
     """``instances: N``: the function's live instances."""
 
-    key = "instances"
     of_function = True
     needs_function = True
     expected: int
@@ -244,12 +285,12 @@ class InstancesCount(StateCheck):
         return f"function {fn.name!r} instances: expected {self.expected}, got {len(instances)} ({listed})"
 
 
+@check("cold_starts")
 @dataclass(frozen=True)
 class ColdStartCount(StateCheck):
     """``cold_starts: N``: the invocations of the scenario so far that were cold starts (of ``function``
     when it is named, else of every function)."""
 
-    key = "cold_starts"
     of_function = True
     expected: int
 
@@ -285,11 +326,11 @@ def _must_exist(f: Fields, text_key: str) -> bool:
     return exists
 
 
+@check("tmp_file")
 @dataclass(frozen=True)
 class TmpFile(StateCheck):
     """``tmp_file: {instance, path, exists, contains}``: a file in the /tmp of a live instance (0: the oldest)."""
 
-    key = "tmp_file"
     of_function = True
     needs_function = True
     path: str
@@ -347,11 +388,11 @@ def _aws_error(e: Exception) -> str:
     return ""
 
 
+@check("s3_object")
 @dataclass(frozen=True)
 class S3Object(StateCheck):
     """``s3_object: {bucket, key, exists, body_contains}``: an object in the simulator's S3."""
 
-    key = "s3_object"
     service = "aws"
     bucket: str
     object_key: str
@@ -403,11 +444,11 @@ def _no_bucket(s3: Any, bucket: str) -> str:
     return f"the bucket {bucket!r} does not exist{did_you_mean(bucket, names)}; buckets: {_listed(names)}"
 
 
+@check("s3_count")
 @dataclass(frozen=True)
 class S3Count(StateCheck):
     """``s3_count: {bucket, prefix, count}``: how many objects of the bucket have keys that start with ``prefix``."""
 
-    key = "s3_count"
     service = "aws"
     bucket: str
     count: int
@@ -433,11 +474,11 @@ class S3Count(StateCheck):
         return f"{label}: expected {self.count} object(s), got {len(keys)}" + (f" ({_listed(keys, 5)})" if keys else "")
 
 
+@check("redis_key")
 @dataclass(frozen=True)
 class RedisKey(StateCheck):
     """``redis_key: {key, exists, value}``: a key in the simulator's Redis, and its string value."""
 
-    key = "redis_key"
     service = "redis"
     name: str
     exists: bool = True
@@ -499,11 +540,11 @@ def _dynamodb_key(node: Node) -> dict[str, dict[str, str]]:
     return key
 
 
+@check("dynamodb_item")
 @dataclass(frozen=True)
 class DynamoDBItem(StateCheck):
     """``dynamodb_item: {table, key, exists}``: an item in the simulator's DynamoDB, read consistently."""
 
-    key = "dynamodb_item"
     service = "aws"
     table: str
     item_key: Mapping[str, Mapping[str, str]]
@@ -533,10 +574,6 @@ class DynamoDBItem(StateCheck):
         return None
 
 
-STATE_CHECKS: dict[str, type[StateCheck]] = {
-    check.key: check for check in (InstancesCount, ColdStartCount, TmpFile, S3Object, S3Count, RedisKey,
-                                   DynamoDBItem)
-}
 
 
 def _what_it_checks(check: type[StateCheck]) -> str:
@@ -584,7 +621,7 @@ class Expect(Step):
         instances = next((c.expected for c in state if isinstance(c, InstancesCount)), None)
         return cls(invocation=f.optional("invocation", _invocation_name),
                    function=f.optional("function", _function_name),
-                   checks=tuple(INVOCATION_CHECKS[k](f[k]) for k in inv_keys),
+                   checks=tuple(INVOCATION_CHECKS[k].from_node(f[k]) for k in inv_keys),
                    instances=instances, state=state, at=node)
 
     def check(self, scope: Scope) -> None:
