@@ -64,15 +64,12 @@ def setting(config: pytest.Config, name: str) -> str:
 
 
 def parse_services_option(text: str, source: str) -> dict[str, str]:
-    """``"aws,redis=binary"`` -> ``{"aws": "auto", "redis": "binary"}``."""
-    services: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.replace("\n", ",").split(","))):
-        kind, _, provider = part.partition("=")
-        services[kind.strip()] = provider.strip() or "auto"
-    from lambdasim._services.service import parse_services
+    """``"aws,redis=binary"`` -> ``{"aws": "auto", "redis": "binary"}``: the services text of
+    the CLI's ``--services``; a mistake is a usage error that names ``source``."""
+    from lambdasim._errors import ConfigError
+    from lambdasim._source import services_text
 
     try:
-        parse_services(services)
-    except ValueError as e:
-        raise pytest.UsageError(f"{source}: {e}") from None
-    return services
+        return services_text(text, source)
+    except ConfigError as e:
+        raise pytest.UsageError(str(e)) from None

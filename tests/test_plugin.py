@@ -104,6 +104,21 @@ def test_bad_option_values_are_usage_errors(project: pytest.Pytester) -> None:
     result = project.runpytest("--lambda-sim", "--lambda-sim-services=postgres")
     result.stdout.fnmatch_lines(["*'postgres' is not a service*"])
     result.assert_outcomes(errors=1)
+    # The message names where the services text came from: the option, the ini key or the marker.
+    result.stdout.fnmatch_lines(["*--lambda-sim-services: services: 'postgres' is not a service*"])
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim_services = redis=sqlite\n")
+    result = project.runpytest("--lambda-sim")
+    result.stdout.fnmatch_lines(["*ini lambda_sim_services: services[[]'redis'[]]: provider='sqlite' is not known*"])
+    result.assert_outcomes(errors=1)
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    project.makepyfile(test_x="""
+        import pytest
+        @pytest.mark.lambda_sim(services=["aws", "postgres"])
+        def test_x(lambda_sim): pass
+    """)
+    result = project.runpytest("--lambda-sim")
+    result.stdout.fnmatch_lines(["*lambda_sim marker services: services: 'postgres' is not a service*"])
+    result.assert_outcomes(errors=1)
 
 
 def test_marker_overrides_per_test(project: pytest.Pytester) -> None:
