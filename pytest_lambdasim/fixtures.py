@@ -22,6 +22,10 @@ FIXTURES = frozenset({"lambda_sim", "lambda_function"})
 SIM_KEYS = frozenset({"sandbox", "routing", "seed", "services", "region", "init_timeout_s"})
 DEPLOY_KEYS = frozenset({"memory_mb", "timeout_s", "ephemeral_storage_mb", "environment", "reserved_concurrency",
                          "keepalive_s", "layers"})
+# The marker's deploy() defaults for this test, from lambda_sim to lambda_function.
+DEPLOY_DEFAULTS = pytest.StashKey[dict[str, Any]]()
+# This test's simulator trace, for the summary.
+TEST_TRACE = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -86,7 +90,7 @@ def lambda_sim(request: pytest.FixtureRequest, lambda_sim_services: Services,
         lambda_sim_services[kind]  # started on first use, then shared
     sim = Simulator(services=lambda_sim_services, track_tmp=True, track_tmp_access=_lambda_sim_routing is not None,
                     **settings)
-    sim.deploy_defaults = {k: v for k, v in overrides.items() if k in DEPLOY_KEYS}  # type: ignore[attr-defined]
+    request.node.stash[DEPLOY_DEFAULTS] = {k: v for k, v in overrides.items() if k in DEPLOY_KEYS}
     try:
         yield sim
     finally:
@@ -94,15 +98,12 @@ def lambda_sim(request: pytest.FixtureRequest, lambda_sim_services: Services,
         request.node.stash[TEST_TRACE] = [event.to_dict() for event in sim.trace]
 
 
-TEST_TRACE = pytest.StashKey[list[dict[str, Any]]]()
-
-
 @pytest.fixture
-def lambda_function(lambda_sim: Simulator) -> Callable[..., Function]:
+def lambda_function(request: pytest.FixtureRequest, lambda_sim: Simulator) -> Callable[..., Function]:
     """Deploy a function: ``lambda_function("app.main.handler", code_dir=..., **config)``."""
+    defaults = request.node.stash.get(DEPLOY_DEFAULTS, {})
 
     def deploy(handler: str, code_dir: str | os.PathLike[str], **config: Any) -> Function:
-        defaults = getattr(lambda_sim, "deploy_defaults", {})
         return lambda_sim.deploy(handler, code_dir=code_dir, **{**defaults, **config})
 
     return deploy
