@@ -4,6 +4,7 @@ summary lists the tests that pass only one way (with the /tmp reads that explain
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -29,6 +30,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def _lambda_sim_routing(request: pytest.FixtureRequest) -> str | None:
     """Under --lambda-sim-detect, the routing of this run of the test (None otherwise)."""
     return getattr(request, "param", None)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    detect = detect_run(item)
+    if detect is not None:
+        # Plain data on the report travels to the xdist controller with it.
+        report.lambda_sim_detect = detect  # type: ignore[attr-defined]
+    return report
 
 
 def detect_run(item: pytest.Item) -> dict[str, str] | None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_lambdasim.options import SKIP_REASON, enabled, parse_services_option, setting
-from pytest_lambdasim.scenarios import ScenarioItem
+from pytest_lambdasim.summary import TEST_TRACE
 
 if TYPE_CHECKING:
     from lambdasim import Function, Simulator
@@ -24,8 +24,6 @@ DEPLOY_KEYS = frozenset({"memory_mb", "timeout_s", "ephemeral_storage_mb", "envi
                          "keepalive_s", "layers"})
 # The marker's deploy() defaults for this test, from lambda_sim to lambda_function.
 DEPLOY_DEFAULTS = pytest.StashKey[dict[str, Any]]()
-# This test's simulator trace, for the summary.
-TEST_TRACE = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -34,7 +32,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:
         uses = FIXTURES & set(getattr(item, "fixturenames", ()))
-        if uses or item.get_closest_marker("lambda_sim") is not None or isinstance(item, ScenarioItem):
+        if uses or item.get_closest_marker("lambda_sim") is not None:
             item.add_marker(skip)
 
 

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_lambdasim.options import setting
+from pytest_lambdasim.options import SKIP_REASON, enabled, setting
+from pytest_lambdasim.summary import TEST_TRACE
 
 if TYPE_CHECKING:
     from lambdasim import Simulator
@@ -56,6 +57,15 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if enabled(config):
+        return
+    skip = pytest.mark.skip(reason=SKIP_REASON)
+    for item in items:
+        if isinstance(item, ScenarioItem):
+            item.add_marker(skip)
+
+
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
         yield ScenarioItem.from_parent(self, name=self.path.stem)
@@ -95,6 +105,8 @@ class ScenarioItem(pytest.Item):
     def teardown(self) -> None:
         if self._sims and self.trace is None:
             self.trace = [e.to_dict() for sim in self._sims for e in sim.trace]
+        if self.trace is not None:
+            self.stash[TEST_TRACE] = self.trace
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         from lambdasim._errors import ConfigError

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from pytest_lambdasim.detect import detect_run, detect_summary
-from pytest_lambdasim.fixtures import TEST_TRACE
+from pytest_lambdasim.detect import detect_summary
 from pytest_lambdasim.options import setting
-from pytest_lambdasim.scenarios import ScenarioItem
 
 _STATS_KEY = pytest.StashKey["SessionStats"]()
+# A test's simulator trace, left on its item by the lambda_sim fixture or the scenario.
+TEST_TRACE = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,14 +92,9 @@ def pytest_runtest_makereport(
     report = yield
     if report.when == "teardown":
         trace = item.stash.get(TEST_TRACE, None)
-        if trace is None and isinstance(item, ScenarioItem):
-            trace = item.trace
         if trace is not None:
             # Plain data on the report travels to the xdist controller with it.
             report.lambda_sim = {"summary": summarize(trace), "trace": trace}  # type: ignore[attr-defined]
-    detect = detect_run(item)
-    if detect is not None:
-        report.lambda_sim_detect = detect  # type: ignore[attr-defined]
     return report
 
 

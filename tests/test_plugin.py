@@ -275,6 +275,8 @@ def test_scenarios_are_collected_as_tests(project: pytest.Pytester) -> None:
         "*scenarios/bad.yaml:9: step 5 (expect): invocation 'second' payload: expected*",
         "*scenarios/broken.yaml:2: steps[[]0[]].invoke*",
     ])
+    # The scenarios that ran count in the summary (broken.yaml never started a simulator).
+    result.stdout.fnmatch_lines(["2 tests: 4 instances started, 4 cold starts, 0 resets; invocations: 4 ok"])
     xml = junit.read_text()
     assert 'name="good"' in xml and 'name="bad"' in xml and "scenarios/bad.yaml:9" in xml
     # Without the flag they are skipped like any lambdasim test.
