@@ -51,6 +51,8 @@ def detect_run(item: pytest.Item) -> dict[str, str] | None:
         return None
     routing = str(callspec.params[DETECT_PARAM])
     # The test's parameter ids without ours (ids, not values: they are the same on every xdist worker).
+    # pytest has no public list of a callspec's ids: ``callspec.id`` joins them with "-", which an id
+    # may contain, so the private ``_idlist`` is read while it exists and ``id`` split otherwise.
     ids = list(getattr(callspec, "_idlist", None) or str(callspec.id).split("-"))
     if routing in ids:
         ids.remove(routing)
@@ -66,7 +68,7 @@ def _tmp_reads(trace: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(reads))
 
 
-def detect_summary(terminalreporter: Any, runs_of: dict[str, dict[str, dict[str, str]]],
+def detect_summary(terminalreporter: pytest.TerminalReporter, runs_of: dict[str, dict[str, dict[str, str]]],
                    tests: dict[str, dict[str, Any]]) -> None:
     """The warm-vs-fresh section: ``runs_of`` is test -> routing -> {"nodeid", "outcome"};
     ``tests`` holds each run's trace by node id."""

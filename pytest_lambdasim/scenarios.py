@@ -117,6 +117,3 @@ class ScenarioItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"scenario: {self.name}"
-
-    def _prunetraceback(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
-        pass

@@ -121,12 +121,12 @@ class _Reporter:
         if detect is not None:
             self.stats.add_detect_run(detect, report)
 
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         _terminal_summary(terminalreporter, self.config, self.stats)
         detect_summary(terminalreporter, self.stats.detect, self.stats.tests)
 
 
-def _terminal_summary(terminalreporter: Any, config: pytest.Config, stats: SessionStats) -> None:
+def _terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config, stats: SessionStats) -> None:
     if not stats.tests:
         return
     tr = terminalreporter
