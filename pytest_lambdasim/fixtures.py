@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_lambdasim.options import SKIP_REASON, enabled, parse_services_option, setting
+from pytest_lambdasim.options import SKIP_REASON, enabled, parse_services_option, setting, simulator_settings
 from pytest_lambdasim.summary import TEST_TRACE
 
 if TYPE_CHECKING:
@@ -63,12 +63,7 @@ def lambda_sim(request: pytest.FixtureRequest, lambda_sim_services: Services,
         pytest.skip(SKIP_REASON)
     from lambdasim import Simulator
 
-    config = request.config
-    settings: dict[str, Any] = {
-        "sandbox": setting(config, "lambda_sim_sandbox"),
-        "routing": setting(config, "lambda_sim_routing"),
-        "seed": int(setting(config, "lambda_sim_seed")),
-    }
+    settings = simulator_settings(request.config)
     marker = request.node.get_closest_marker("lambda_sim")
     overrides = dict(marker.kwargs) if marker is not None else {}
     unknown = sorted(set(overrides) - SIM_KEYS - DEPLOY_KEYS)

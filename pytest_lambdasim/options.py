@@ -5,6 +5,8 @@ Every option has an ini key of the same name; the option wins when both are give
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 SKIP_REASON = "needs --lambda-sim"
@@ -61,6 +63,13 @@ def detect_enabled(config: pytest.Config) -> bool:
 def setting(config: pytest.Config, name: str) -> str:
     value = config.getoption(name)
     return str(value) if value is not None else str(config.getini(name))
+
+
+def simulator_settings(config: pytest.Config) -> dict[str, Any]:
+    """The ``Simulator`` settings the options and ini keys give: sandbox, routing and seed."""
+    return {"sandbox": setting(config, "lambda_sim_sandbox"),
+            "routing": setting(config, "lambda_sim_routing"),
+            "seed": int(setting(config, "lambda_sim_seed"))}
 
 
 def parse_services_option(text: str, source: str) -> dict[str, str]:

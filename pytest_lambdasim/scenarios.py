@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_lambdasim.options import SKIP_REASON, enabled, setting
+from pytest_lambdasim.options import SKIP_REASON, enabled, simulator_settings
 from pytest_lambdasim.summary import TEST_TRACE
 
 if TYPE_CHECKING:
@@ -91,11 +91,7 @@ class ScenarioItem(pytest.Item):
     def _factory(self, **settings: Any) -> Simulator:
         from lambdasim import Simulator
 
-        config = self.config
-        base: dict[str, Any] = {"sandbox": setting(config, "lambda_sim_sandbox"),
-                                "routing": setting(config, "lambda_sim_routing"),
-                                "seed": int(setting(config, "lambda_sim_seed"))}
-        sim = Simulator(**{**base, **settings, "track_tmp": True})
+        sim = Simulator(**{**simulator_settings(self.config), **settings, "track_tmp": True})
         self._sims.append(sim)
         return sim
 
