@@ -27,14 +27,14 @@ from typing import Any
 
 import pytest
 
-PARTS = ("options", "fixtures", "summary", "detect", "scenarios")
+_PARTS = ("options", "fixtures", "summary", "detect", "scenarios")
 
 # pytest imports each part as a plugin under its assertion rewriting; marking them all
 # first (pytest's documented way for a plugin package) lets them import one another in
 # any order without pytest warning that a part was imported too early to be rewritten.
-pytest.register_assert_rewrite(*(f"pytest_lambdasim.{part}" for part in PARTS))
+pytest.register_assert_rewrite(*(f"pytest_lambdasim.{part}" for part in _PARTS))
 
-pytest_plugins = [f"pytest_lambdasim.{part}" for part in PARTS]
+pytest_plugins = [f"pytest_lambdasim.{part}" for part in _PARTS]
 
 # The names this module had when it was one file, still importable from it.
 _MOVED = {
