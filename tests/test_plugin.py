@@ -54,7 +54,8 @@ def test_importing_the_plugin_costs_nothing(project: pytest.Pytester) -> None:
                      if m in sys.modules]
             assert heavy == []
     """)
-    project.runpytest_subprocess().assert_outcomes(passed=1)
+    # No warnings either: pytest loads the plugin's parts without "imported too early to be rewritten".
+    project.runpytest_subprocess().assert_outcomes(passed=1, warnings=0)
 
 
 def test_ini_key_switches_it_on(project: pytest.Pytester) -> None:
@@ -103,6 +104,21 @@ def test_bad_option_values_are_usage_errors(project: pytest.Pytester) -> None:
     project.makepyfile(test_x="def test_x(lambda_sim): pass\n")
     result = project.runpytest("--lambda-sim", "--lambda-sim-services=postgres")
     result.stdout.fnmatch_lines(["*'postgres' is not a service*"])
+    result.assert_outcomes(errors=1)
+    # The message names where the services text came from: the option, the ini key or the marker.
+    result.stdout.fnmatch_lines(["*--lambda-sim-services: services: 'postgres' is not a service*"])
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim_services = redis=sqlite\n")
+    result = project.runpytest("--lambda-sim")
+    result.stdout.fnmatch_lines(["*ini lambda_sim_services: services[[]'redis'[]]: provider='sqlite' is not known*"])
+    result.assert_outcomes(errors=1)
+    project.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    project.makepyfile(test_x="""
+        import pytest
+        @pytest.mark.lambda_sim(services=["aws", "postgres"])
+        def test_x(lambda_sim): pass
+    """)
+    result = project.runpytest("--lambda-sim")
+    result.stdout.fnmatch_lines(["*lambda_sim marker services: services: 'postgres' is not a service*"])
     result.assert_outcomes(errors=1)
 
 
@@ -260,6 +276,8 @@ def test_scenarios_are_collected_as_tests(project: pytest.Pytester) -> None:
         "*scenarios/bad.yaml:9: step 5 (expect): invocation 'second' payload: expected*",
         "*scenarios/broken.yaml:2: steps[[]0[]].invoke*",
     ])
+    # The scenarios that ran count in the summary (broken.yaml never started a simulator).
+    result.stdout.fnmatch_lines(["2 tests: 4 instances started, 4 cold starts, 0 resets; invocations: 4 ok"])
     xml = junit.read_text()
     assert 'name="good"' in xml and 'name="bad"' in xml and "scenarios/bad.yaml:9" in xml
     # Without the flag they are skipped like any lambdasim test.

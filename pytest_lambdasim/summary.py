@@ -1,0 +1,153 @@
+"""The terminal summary: what every lambdasim test did, and the JSON trace report.
+
+Each test's counts and trace travel on its teardown report, so the summary is the same
+under pytest-xdist, where the tests run in workers and the reports reach the controller.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_lambdasim.detect import detect_summary
+from pytest_lambdasim.options import setting
+
+_STATS_KEY = pytest.StashKey["SessionStats"]()
+# A test's simulator trace, left on its item by the lambda_sim fixture or the scenario.
+TEST_TRACE = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    stats = SessionStats()
+    config.stash[_STATS_KEY] = stats
+    config.pluginmanager.register(_Reporter(config, stats), "lambda-sim-reporter")
+
+
+class SessionStats:
+    """What every lambdasim test did, gathered from reports (so pytest-xdist works too)."""
+
+    def __init__(self) -> None:
+        self.tests: dict[str, dict[str, Any]] = {}
+        # --lambda-sim-detect: test (without its routing) -> routing -> {"nodeid", "outcome"}
+        self.detect: dict[str, dict[str, dict[str, str]]] = {}
+
+    def add(self, nodeid: str, summary: dict[str, Any]) -> None:
+        self.tests[nodeid] = summary
+
+    def add_detect_run(self, detect: dict[str, str], report: pytest.TestReport) -> None:
+        run = self.detect.setdefault(detect["test"], {}).setdefault(
+            detect["routing"], {"nodeid": report.nodeid, "outcome": "passed"})
+        if report.failed:
+            run["outcome"] = "failed"
+        elif report.skipped and run["outcome"] == "passed":
+            run["outcome"] = "skipped"
+
+    def totals(self) -> dict[str, Any]:
+        total: dict[str, Any] = {"tests": len(self.tests), "instances": 0, "cold_starts": 0, "resets": 0,
+                                 "invocations": {}, "peak_tmp_bytes": {}, "read_only_errors": []}
+        for nodeid, s in self.tests.items():
+            total["instances"] += s["instances"]
+            total["cold_starts"] += s["cold_starts"]
+            total["resets"] += s["resets"]
+            for outcome, n in s["invocations"].items():
+                total["invocations"][outcome] = total["invocations"].get(outcome, 0) + n
+            for fn, peak in s["peak_tmp_bytes"].items():
+                total["peak_tmp_bytes"][fn] = max(total["peak_tmp_bytes"].get(fn, 0), peak)
+            total["read_only_errors"] += [{**e, "test": nodeid} for e in s["read_only_errors"]]
+        return total
+
+
+def summarize(trace: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts for one simulator's trace."""
+    summary: dict[str, Any] = {"instances": 0, "cold_starts": 0, "resets": 0, "invocations": {},
+                               "peak_tmp_bytes": {}, "read_only_errors": []}
+    for event in trace:
+        kind, detail = event["kind"], event["detail"]
+        if kind == "instance_created":
+            summary["instances"] += 1
+        elif kind == "reset":
+            summary["resets"] += 1
+        elif kind in ("invoke", "throttled", "rejected"):
+            outcome = {"throttled": "throttled", "rejected": "rejected"}.get(kind) or detail.get("error") or "ok"
+            summary["invocations"][outcome] = summary["invocations"].get(outcome, 0) + 1
+            if detail.get("cold_start"):
+                summary["cold_starts"] += 1
+            if "tmp_bytes" in detail:
+                fn = event["function"]
+                summary["peak_tmp_bytes"][fn] = max(summary["peak_tmp_bytes"].get(fn, 0), detail["tmp_bytes"])
+            for path in detail.get("erofs", ()):
+                summary["read_only_errors"].append({"function": event["function"], "path": path,
+                                                    "request_id": event["request_id"]})
+    return summary
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "teardown":
+        trace = item.stash.get(TEST_TRACE, None)
+        if trace is not None:
+            # Plain data on the report travels to the xdist controller with it.
+            report.lambda_sim = {"summary": summarize(trace), "trace": trace}  # type: ignore[attr-defined]
+    return report
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+class _Reporter:
+    """Gathers every test's lambdasim summary (also from pytest-xdist workers) and reports it."""
+
+    def __init__(self, config: pytest.Config, stats: SessionStats) -> None:
+        self.config = config
+        self.stats = stats
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "lambda_sim", None)
+        if data is not None:
+            self.stats.add(report.nodeid, {**data["summary"], "trace": data["trace"]})
+        detect = getattr(report, "lambda_sim_detect", None)
+        if detect is not None:
+            self.stats.add_detect_run(detect, report)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        _terminal_summary(terminalreporter, self.config, self.stats)
+        detect_summary(terminalreporter, self.stats.detect, self.stats.tests)
+
+
+def _terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config, stats: SessionStats) -> None:
+    if not stats.tests:
+        return
+    tr = terminalreporter
+    total = stats.totals()
+    tr.write_sep("=", "lambda-sim summary")
+    outcomes = ", ".join(f"{n} {k}" for k, n in sorted(total["invocations"].items())) or "none"
+    tr.write_line(f"{total['tests']} tests: {total['instances']} instances started, {total['cold_starts']} cold "
+                  f"starts, {total['resets']} resets; invocations: {outcomes}")
+    for fn, peak in sorted(total["peak_tmp_bytes"].items()):
+        tr.write_line(f"peak /tmp use of {fn}: {_fmt_bytes(peak)}")
+    if total["read_only_errors"]:
+        tr.write_line(f"read-only filesystem errors ({len(total['read_only_errors'])}):")
+        for e in total["read_only_errors"]:
+            tr.write_line(f"  {e['test']}: {e['function']} tried to write {e['path']}")
+    if config.getoption("verbose") > 0:
+        for nodeid, s in sorted(stats.tests.items()):
+            outcome = ", ".join(f"{n} {k}" for k, n in sorted(s["invocations"].items())) or "no invocations"
+            tr.write_line(f"{nodeid}: {s['instances']} instances, {s['cold_starts']} cold starts, "
+                          f"{s['resets']} resets; {outcome}")
+    path = setting(config, "lambda_sim_report")
+    if path:
+        report = {"summary": total, "tests": stats.tests}
+        Path(path).write_text(json.dumps(report, indent=1, default=str))
+        tr.write_line(f"lambda-sim trace written to {path}")
