@@ -1,0 +1,35 @@
+"""The subcommands of the ``lambdasim`` command line, one module each.
+
+Each module has ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status);
+:mod:`lambdasim.cli` builds the top parser from them and dispatches. The engines they
+drive stay where they are (:mod:`lambdasim._chaos`, :mod:`lambdasim._detect`,
+:mod:`lambdasim._report`, :mod:`lambdasim._scenario.suite`) and are imported when the
+command runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from lambdasim._errors import LambdaSimError
+
+
+class Unavailable(LambdaSimError):
+    """A subcommand whose module is not part of this build."""
+
+
+def optional(module: str, attr: str, command: str) -> tuple[ModuleType, Callable[..., Any]]:
+    """``module`` and its ``attr``, imported now; Unavailable when this build does not have them."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise Unavailable(f"{command} needs the package {e.name}, which is not installed: {e}") from None
+        raise Unavailable(f"{command} is not available in this build (there is no {module})") from None
+    func = getattr(mod, attr, None)
+    if not callable(func):
+        raise Unavailable(f"{command} is not available in this build ({module} has no {attr}())")
+    return mod, func
