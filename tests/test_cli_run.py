@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -218,25 +217,21 @@ def test_report_delegates_to_write_report(tmp_path: Path, monkeypatch: pytest.Mo
     assert capsys.readouterr().out == "report written to out.html\nreport written to dir/trace.html\n"
 
 
-def test_detect_parses_with_the_modules_own_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[argparse.Namespace] = []
+def test_detect_parses_its_options_once_and_calls_detect(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    seen: list[tuple[Any, ...]] = []
     fake = types.ModuleType("lambdasim._detect")
 
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("handler")
-        parser.add_argument("--repeat", type=int)
+    def detect(handler: str, code_dir: str, events: list[Any], **options: Any) -> Any:
+        seen.append((handler, code_dir, events, options))
+        return types.SimpleNamespace(ok=False, render=lambda: "the report")
 
-    def run_detect(args: argparse.Namespace) -> int:
-        seen.append(args)
-        return 1
-
-    fake.add_arguments = add_arguments  # type: ignore[attr-defined]
-    fake.run_detect = run_detect  # type: ignore[attr-defined]
+    fake.detect = detect  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lambdasim._detect", fake)
     assert main(["detect", "app.handler", "--repeat", "4"]) == 1
-    (args,) = seen
-    assert (args.handler, args.repeat, args.command, args.argv) == ("app.handler", 4, "detect",
-                                                                    ["app.handler", "--repeat", "4"])
+    ((handler, code_dir, events, options),) = seen
+    assert (handler, code_dir, events, options["sandbox"]) == ("app.handler", ".", [{}] * 4, "auto")
+    assert capsys.readouterr().out == "the report\n"
 
 
 @pytest.mark.sandbox
@@ -256,8 +251,8 @@ def test_report_of_a_scenario_trace(chdir: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.sandbox
 def test_detect_finds_a_warm_only_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     detect: Any = pytest.importorskip("lambdasim._detect", reason="lambdasim._detect is not in this build")
-    if not callable(getattr(detect, "run_detect", None)):
-        pytest.skip("lambdasim._detect has no run_detect() in this build")
+    if not callable(getattr(detect, "detect", None)):
+        pytest.skip("lambdasim._detect has no detect() in this build")
     _write(tmp_path, "code/app.py", """
         import os
         def handler(event, context):

@@ -9,12 +9,21 @@ command runs.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from lambdasim._errors import LambdaSimError
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that a blank line in a description or epilog starts a new
+    paragraph (argparse would run them together); each paragraph is wrapped to the terminal."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(super(HelpFormatter, self)._fill_text(p, width, indent) for p in text.split("\n\n"))
 
 
 class Unavailable(LambdaSimError):
