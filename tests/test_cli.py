@@ -70,3 +70,4 @@ def test_invoke_options_reach_the_function(code: Code, capsys: pytest.CaptureFix
 def test_harness_errors_say_what_to_fix(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+

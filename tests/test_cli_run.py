@@ -1,4 +1,4 @@
-"""``lambdasim run``, ``report`` and ``detect`` on the command line, run in-process through ``main(argv)``."""
+"""``lambdasim run``, ``report``, ``detect`` and the help texts, run in-process through ``main(argv)``."""
 
 from __future__ import annotations
 
@@ -263,3 +263,44 @@ def test_detect_finds_a_warm_only_result(tmp_path: Path, capsys: pytest.CaptureF
     """)
     assert main(["detect", "app.handler", "--code-dir", str(tmp_path / "code"), "--event", "{}"]) == 1
     assert capsys.readouterr().out.strip()
+
+
+# -- help texts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["invoke", "chaos", "detect"])
+def test_sandbox_help_names_every_sandbox(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "sandbox: auto, namespace or fakefs (default: auto)" in help_text
+
+
+def test_the_sandbox_names_are_the_ones_create_sandbox_accepts() -> None:
+    from lambdasim._commands import SANDBOXES
+    from lambdasim._errors import ConfigError
+    from lambdasim._sandbox import create_sandbox
+
+    with pytest.raises(ConfigError) as error:
+        create_sandbox("nope")
+    assert "use 'auto', 'namespace' or 'fakefs'" in str(error.value)
+    assert SANDBOXES == ("auto", "namespace", "fakefs")
+
+
+def test_detect_help_is_plain_text_in_paragraphs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["detect", "--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and ":func:" not in out and ":class:" not in out
+    assert "\n\nOn Lambda an invocation may land on a warm instance" in out
+    assert "\n\nExit status: 0 when no outcome differs, 1 when one does, 2 on a usage error." in out
+    assert "--repeat N" in out and "--services" in out
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("invoke", "run", "chaos", "detect", "report"):
+        assert f"    {command} " in out

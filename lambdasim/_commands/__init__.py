@@ -17,6 +17,15 @@ from typing import Any
 
 from lambdasim._errors import LambdaSimError
 
+# The sandboxes lambdasim._sandbox.create_sandbox() accepts; every --sandbox help text is made from this.
+SANDBOXES = ("auto", "namespace", "fakefs")
+
+
+def add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
+    """``--sandbox`` (validated by the Simulator, which names the sandboxes it knows)."""
+    names = f"{', '.join(SANDBOXES[:-1])} or {SANDBOXES[-1]}"
+    parser.add_argument("--sandbox", default="auto", help=f"sandbox: {names} (default: auto)")
+
 
 class HelpFormatter(argparse.HelpFormatter):
     """argparse's formatter, except that a blank line in a description or epilog starts a new

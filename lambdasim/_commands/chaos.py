@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lambdasim._commands import add_sandbox_argument
 from lambdasim._errors import LambdaSimError
 
 HELP = "search random lifecycles for an invocation that breaks an invariant"
@@ -47,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "-o", metavar="FILE.yaml", help="where to write a failing sequence "
                                                                "(default: chaos-failure.yaml)")
     parser.add_argument("--services", metavar="redis,aws", help="backing services to run, and to fault")
-    parser.add_argument("--sandbox", default="auto", help="sandbox: auto or namespace (default: auto)")
+    add_sandbox_argument(parser)
     parser.add_argument("--no-verify", action="store_true", help="do not re-run the written scenario")
 
 

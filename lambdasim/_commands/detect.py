@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from lambdasim._commands import optional
+from lambdasim._commands import add_sandbox_argument, optional
 from lambdasim._errors import LambdaSimError
 
 HELP = "compare warm and fresh instances: find results that depend on warm state"
@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, help="timeout in seconds")
     parser.add_argument("--ephemeral-storage", type=int, help="/tmp size in MB")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an environment variable")
-    parser.add_argument("--sandbox", default="auto", help="sandbox: auto or namespace (default: auto)")
+    add_sandbox_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed for ids (default: 0)")
     parser.add_argument("--json", metavar="PATH", help="also write the report, with both traces, as JSON")
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from lambdasim._commands import add_sandbox_argument
 from lambdasim._simulator import Simulator
 from lambdasim._source import env_argument, read_json_argument
 from lambdasim.examples import HELLO_DIR
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ephemeral-storage", type=int, default=512, help="/tmp size in MB (default: 512)")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an environment variable")
     parser.add_argument("--layer", action="append", default=[], metavar="DIR", help="a layer folder, mounted at /opt")
-    parser.add_argument("--sandbox", default="auto", help="sandbox: auto or namespace (default: auto)")
+    add_sandbox_argument(parser)
     parser.add_argument("--quiet", "-q", action="store_true", help="do not print the logs")
 
 
