@@ -154,6 +154,59 @@ def test_a_step_the_simulator_rejects_is_reported_with_its_line(chdir: Path,
     assert "    no_instance.yaml:3: steps[1].crash.instance: function 'app' has 0 live instance(s)" in out
 
 
+SEES_SERVICES = """
+import os
+def handler(event, context):
+    return sorted(name for name in ("REDIS_URL", "MEMCACHED_URL") if name in os.environ)
+"""
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_run_services_are_started_in_every_scenario(chdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(chdir, "handlers/sees/app.py", SEES_SERVICES)
+    _write(chdir, "both.yaml", """
+        simulator: {services: [redis]}
+        steps:
+          - deploy: {handler: app.handler, code_dir: handlers/sees}
+          - invoke: {}
+          - expect: {payload: [MEMCACHED_URL, REDIS_URL]}
+    """)
+    _write(chdir, "memcached_only.yaml", """
+        steps:
+          - deploy: {handler: app.handler, code_dir: handlers/sees}
+          - invoke: {}
+          - expect: {payload: [MEMCACHED_URL]}
+    """)
+    assert main(["run", "both.yaml", "memcached_only.yaml", "--services", "memcached=binary"]) == 0
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("2 passed, 0 failed in ")
+    assert main(["run", "memcached_only.yaml"]) == 1  # without --services: no memcached
+    capsys.readouterr()
+    assert main(["run", "both.yaml", "--services", "postgres"]) == 2
+    assert "--services: services: 'postgres' is not a service lambdasim runs" in capsys.readouterr().err
+
+
+def test_run_services_add_to_the_scenarios_own_which_win() -> None:
+    from lambdasim._scenario.suite import with_services
+
+    seen: list[dict[str, Any]] = []
+
+    def simulator(**settings: Any) -> Any:
+        seen.append(settings)
+        return settings
+
+    factory = with_services({"redis": "binary", "aws": "auto"}, simulator)
+    factory(routing="fresh")
+    factory(services=["redis"])
+    factory(services={"redis": "embedded", "memcached": {"provider": "binary"}})
+    assert seen == [
+        {"routing": "fresh", "services": {"redis": "binary", "aws": "auto"}},
+        {"services": {"redis": {}, "aws": "auto"}},
+        {"services": {"redis": "embedded", "aws": "auto", "memcached": {"provider": "binary"}}},
+    ]
+    assert with_services({}, simulator) is simulator
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 
 from lambdasim import Simulator
-from lambdasim._commands.detect import load_events, parse_services
+from lambdasim._commands.detect import load_events
 from lambdasim._commands.detect import run as run_detect
 from lambdasim._detect import DetectReport, Outcome, detect
 from lambdasim._errors import LambdaSimError
 from lambdasim._report import render
 from lambdasim._runtime import TmpAccess
 from lambdasim._simulator import Invocation
+from lambdasim._source import services_text
 from lambdasim.cli import main
 from tests.conftest import REQUIRE_SANDBOX, Code
 
@@ -246,8 +247,11 @@ def test_events_come_from_a_file_or_one_repeated_event(tmp_path: Path) -> None:
     path.write_text("[]")
     with pytest.raises(LambdaSimError, match="the list is empty"):
         load_events(_args(events=str(path)))
-    assert parse_services("aws, redis=binary") == {"aws": "auto", "redis": "binary"}
-    assert parse_services(["aws"]) == ["aws"] and parse_services("") is None
+    # --services has the one grammar (lambdasim._source.services_text): no services is None for detect().
+    assert services_text("aws, redis=binary") == {"aws": "auto", "redis": "binary"}
+    assert services_text("aws") == {"aws": "auto"} and services_text("") == {}
+    with pytest.raises(LambdaSimError, match=r"--services: services: 'postgres' is not a service"):
+        services_text("postgres")
 
 
 def test_outcomes_compare_without_their_request_ids() -> None:

@@ -27,6 +27,19 @@ def add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sandbox", default="auto", help=f"sandbox: {names} (default: auto)")
 
 
+def services_help(what: str) -> str:
+    """The help of a ``--services`` option: ``what`` they are for, then the one grammar (see _source.services_text)."""
+    from lambdasim._services import KINDS, PROVIDERS
+
+    return (f"{what}; LIST is NAME[=PROVIDER],..., e.g. aws,redis=binary,memcached (names: {', '.join(KINDS)}; "
+            f"providers: auto, {', '.join(PROVIDERS)}; default auto)")
+
+
+def add_env_argument(parser: argparse.ArgumentParser) -> None:
+    """``--env KEY=VALUE``, repeatable (read with _source.env_argument)."""
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an environment variable")
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """argparse's formatter, except that a blank line in a description or epilog starts a new
     paragraph (argparse would run them together); each paragraph is wrapped to the terminal."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lambdasim._commands import add_sandbox_argument
+from lambdasim._commands import add_env_argument, add_sandbox_argument, services_help
 from lambdasim._errors import LambdaSimError
 
 HELP = "search random lifecycles for an invocation that breaks an invariant"
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="function name with --handler (default: from the handler)")
     parser.add_argument("--memory", type=int, help="memory in MB")
     parser.add_argument("--timeout", type=float, help="timeout in seconds")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an environment variable")
+    add_env_argument(parser)
     events = parser.add_mutually_exclusive_group()
     events.add_argument("--events", metavar="FILE.json", help="a JSON list of events to draw from")
     events.add_argument("--event", action="append", metavar="JSON",
@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: 100)")
     parser.add_argument("--out", "-o", metavar="FILE.yaml", help="where to write a failing sequence "
                                                                "(default: chaos-failure.yaml)")
-    parser.add_argument("--services", metavar="redis,aws", help="backing services to run, and to fault")
+    parser.add_argument("--services", metavar="LIST", help=services_help("backing services to run, and to fault"))
     add_sandbox_argument(parser)
     parser.add_argument("--no-verify", action="store_true", help="do not re-run the written scenario")
 

@@ -7,8 +7,9 @@ import json
 import sys
 from typing import Any
 
-from lambdasim._commands import add_sandbox_argument, optional
+from lambdasim._commands import add_env_argument, add_sandbox_argument, optional, services_help
 from lambdasim._errors import LambdaSimError
+from lambdasim._source import env_argument, read_json_argument, services_text
 
 HELP = "compare warm and fresh instances: find results that depend on warm state"
 DESCRIPTION = """\
@@ -37,11 +38,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"how often to invoke --event (default: {_DEFAULT_REPEAT})")
     parser.add_argument("--template", help="deploy from this SAM template or serverless.yml (with --function)")
     parser.add_argument("--function", help="the function's logical ID (SAM) or key (Serverless) in --template")
-    parser.add_argument("--services", metavar="LIST", help="backing services, e.g. 'aws,redis=binary'")
+    parser.add_argument("--services", metavar="LIST",
+                        help=services_help("backing services (each run starts its own)"))
     parser.add_argument("--memory", type=int, help="memory in MB")
     parser.add_argument("--timeout", type=float, help="timeout in seconds")
     parser.add_argument("--ephemeral-storage", type=int, help="/tmp size in MB")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an environment variable")
+    add_env_argument(parser)
     add_sandbox_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed for ids (default: 0)")
     parser.add_argument("--json", metavar="PATH", help="also write the report, with both traces, as JSON")
@@ -73,26 +75,12 @@ def load_events(args: argparse.Namespace) -> list[Any]:
         events = loaded if isinstance(loaded, list) else [loaded] * (repeat or _DEFAULT_REPEAT)
     else:
         text = getattr(args, "event", None) or "{}"
-        if text.startswith("@"):
-            events = [_read_json(_read_file(text[1:], "--event"), text[1:])] * (repeat or _DEFAULT_REPEAT)
-        else:
-            events = [_read_json(text, "--event")] * (repeat or _DEFAULT_REPEAT)
+        events = [read_json_argument(text, "--event")] * (repeat or _DEFAULT_REPEAT)
     if repeat is not None and repeat < 1:
         raise LambdaSimError(f"--repeat {repeat}: use 1 or more.")
     if not events:
         raise LambdaSimError(f"--events {path}: the list is empty; give at least one event.")
     return events
-
-
-def parse_services(text: Any) -> Any:
-    """``"aws,redis=binary"`` -> ``{"aws": "auto", "redis": "binary"}``; lists and dicts pass through."""
-    if not isinstance(text, str):
-        return text
-    services: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        kind, _, provider = part.partition("=")
-        services[kind.strip()] = provider.strip() or "auto"
-    return services or None
 
 
 def _deploy_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -102,12 +90,7 @@ def _deploy_config(args: argparse.Namespace) -> dict[str, Any]:
         value = getattr(args, attr, None)
         if value is not None:
             config[key] = value
-    env: dict[str, str] = {}
-    for pair in getattr(args, "env", None) or ():
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise LambdaSimError(f"--env {pair!r}: write it as KEY=VALUE")
-        env[key] = value
+    env = env_argument(getattr(args, "env", None) or ())
     if env:
         config["environment"] = env
     layers = getattr(args, "layer", None)
@@ -134,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         code_dir = code_dir or "."
     events = load_events(args)
     report = detect(handler, code_dir, events, template=template, function=getattr(args, "function", None),
-                    services=parse_services(getattr(args, "services", None)),
+                    services=services_text(getattr(args, "services", None)) or None,
                     sandbox=getattr(args, "sandbox", None) or "auto", seed=getattr(args, "seed", None) or 0,
                     **_deploy_config(args))
     sys.stdout.write(report.render() + "\n")

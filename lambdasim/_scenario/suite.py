@@ -11,13 +11,14 @@ import re
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TextIO
 
 from lambdasim._errors import LambdaSimError, SandboxUnavailable
 from lambdasim._scenario import ScenarioError, ScenarioFailure, ScenarioResult, load_scenario, run_file
+from lambdasim._simulator import Simulator
 
 _WORDS = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR", "invalid": "INVALID", "skipped": "NOT RUN"}
 _STYLES = {"passed": "green", "failed": "red", "error": "red", "invalid": "red", "skipped": "yellow"}
@@ -129,11 +130,11 @@ def _error_message(e: BaseException) -> tuple[str, int | None]:
     return text, None
 
 
-def _run_one(path: str, outcome: _Outcome) -> None:
+def _run_one(path: str, outcome: _Outcome, simulator_factory: Callable[..., Simulator]) -> None:
     started = time.perf_counter()
     result: ScenarioResult | None = None
     try:
-        result = run_file(path, display=path)
+        result = run_file(path, simulator_factory, display=path)
         outcome.status = "passed"
     except ScenarioFailure as e:
         outcome.status, outcome.message, outcome.line, outcome.kind = "failed", str(e), e.line, "ScenarioFailure"
@@ -205,12 +206,35 @@ def _write_junit(path: str, outcomes: Sequence[_Outcome], seconds: float) -> Non
     tree.write(path, encoding="utf-8", xml_declaration=True)
 
 
-def run_files(paths: Sequence[str], *, junit_xml: str | None = None, quiet: bool = False) -> int:
+def with_services(services: Mapping[str, Any],
+                  simulator: Callable[..., Simulator] = Simulator) -> Callable[..., Simulator]:
+    """A simulator factory that also starts ``services`` (name -> provider or settings).
+
+    A scenario's own ``simulator: services`` setting wins for a service it lists; a list
+    of names there means those services with their default settings.
+    """
+    if not services:
+        return simulator
+
+    def factory(**settings: Any) -> Simulator:
+        merged: dict[str, Any] = dict(services)
+        own = settings.get("services")
+        if own is not None:
+            merged.update(own if isinstance(own, Mapping) else {str(name): {} for name in own})
+        return simulator(**{**settings, "services": merged})
+
+    return factory
+
+
+def run_files(paths: Sequence[str], *, junit_xml: str | None = None, quiet: bool = False,
+              services: Mapping[str, Any] | None = None) -> int:
     """Run the scenario files ``paths``, print the progress and a summary, optionally write JUnit XML.
 
-    Returns the exit status of ``lambdasim run``: 0 when all pass, 1 when any fails, 2 when a
-    file is not valid or the sandbox cannot start.
+    ``services`` (name -> provider or settings) are started in every scenario's Simulator
+    besides its own (see :func:`with_services`). Returns the exit status of ``lambdasim run``:
+    0 when all pass, 1 when any fails, 2 when a file is not valid or the sandbox cannot start.
     """
+    factory = with_services(services or {})
 
     started = time.perf_counter()
     out = sys.stdout
@@ -238,7 +262,7 @@ def run_files(paths: Sequence[str], *, junit_xml: str | None = None, quiet: bool
             for index, outcome in enumerate(outcomes, 1):
                 display.starting(index, outcome)
                 try:
-                    _run_one(outcome.file, outcome)
+                    _run_one(outcome.file, outcome, factory)
                 except SandboxUnavailable as e:
                     fatal = str(e)
                     outcome.status, outcome.kind = "error", "SandboxUnavailable"
