@@ -23,6 +23,9 @@ from lambdasim._simulator import Simulator
 _WORDS = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR", "invalid": "INVALID", "skipped": "NOT RUN"}
 _STYLES = {"passed": "green", "failed": "red", "error": "red", "invalid": "red", "skipped": "yellow"}
 _NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# The note Scenario.run adds to an error raised in a step ("in FILE:LINE: step N (KIND)"). The one message
+# still parsed here: the step is carried by no attribute of such an error (ScenarioError and ScenarioFailure
+# carry file and line as attributes, and those are read).
 _NOTE = re.compile(r"^in (?P<where>.+?:(?P<line>\d+): step \d+ \([^)]*\))$")
 
 
