@@ -56,6 +56,7 @@ from lambdasim._scenario import (
     run_file,
 )
 from lambdasim._simulator import Invocation, Simulator
+from lambdasim._source import env_argument, read_json_argument, services_text
 
 __all__ = [
     "ChaosConfig",
@@ -170,7 +171,8 @@ class ChaosConfig:
     steps: int = 8
     shrink_runs: int = 100
     concurrency: int = 3
-    services: list[str] = field(default_factory=list)
+    services: dict[str, str] = field(default_factory=dict)
+    """Backing services, name -> provider (``auto``, ``binary``, ...): all run, and faults pick among the names."""
     sandbox: str = "auto"
     verify: bool = True
 
@@ -192,7 +194,9 @@ class ChaosConfig:
         if self.sandbox != "auto":
             out["sandbox"] = self.sandbox
         if self.services:
-            out["services"] = list(self.services)
+            # A list of names while every provider is auto (the usual case), else a mapping of name to provider.
+            auto = all(provider == "auto" for provider in self.services.values())
+            out["services"] = list(self.services) if auto else dict(self.services)
         return out
 
 
@@ -207,35 +211,21 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def _read_json(text: str, what: str) -> Any:
-    from lambdasim._source import read_json_argument
-
-    return read_json_argument(text, what)
-
-
 def _events(args: argparse.Namespace) -> list[Any]:
     if args.events is not None:
         path = args.events[1:] if args.events.startswith("@") else args.events
-        events = _read_json("@" + path, "--events")
+        events = read_json_argument("@" + path, "--events")
         if not isinstance(events, list) or not events:
             raise ConfigError(f"--events {path}: write a JSON list with at least one event, e.g. "
                               '[{"action": "put"}, {"action": "get"}]')
         return events
     if args.event:
-        return [_read_json(text, "--event") for text in args.event]
+        return [read_json_argument(text, "--event") for text in args.event]
     return [{}]
-
-
-def _env(pairs: Sequence[str]) -> dict[str, str]:
-    from lambdasim._source import env_argument
-
-    return env_argument(pairs)
 
 
 def config_from_args(args: argparse.Namespace) -> ChaosConfig:
     """Validate the command line of ``lambdasim chaos``; raises ConfigError saying what to fix."""
-    from lambdasim._services.service import parse_services
-
     out = args.out or DEFAULT_OUT
     base = Path(os.path.abspath(out)).parent
     if args.template is not None:
@@ -248,7 +238,8 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
 
         # --env stands in for variables the template cannot resolve here (!GetAtt ...), as in deploy_from_template.
         try:
-            kwargs = load_function(args.template, args.function, environment=_env(args.env) or None).deploy_kwargs()
+            environment = env_argument(args.env) or None
+            kwargs = load_function(args.template, args.function, environment=environment).deploy_kwargs()
         except ConfigError as e:
             hint = " On the command line, give such values with --env KEY=VALUE." if "environment=" in str(e) else ""
             raise ConfigError(f"{e}{hint}") from None
@@ -263,7 +254,7 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
                               "--function NAME")
         kwargs = {"handler": args.handler, "code_dir": args.code_dir or ".",
                   "name": args.name or args.handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-"),
-                  "environment": _env(args.env)}
+                  "environment": env_argument(args.env)}
         if args.memory is not None:
             kwargs["memory_mb"] = args.memory
         if args.timeout is not None:
@@ -292,9 +283,7 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
     if kwargs.get("layers"):
         deploy["layers"] = [_path_for(str(p), base) for p in kwargs["layers"]]
 
-    services = [s.strip() for s in (args.services or "").split(",") if s.strip()]
-    if services:
-        parse_services(services)
+    services = services_text(args.services)
     for flag, value, low in (("--examples", args.examples, 1), ("--steps", args.steps, 1), ("--seed", args.seed, 0),
                              ("--shrink-runs", args.shrink_runs, 0), ("--concurrency", args.concurrency, 1)):
         if value < low:
@@ -365,7 +354,7 @@ class Run:
         self.cfg = cfg
         self.steps: list[StepRecord] = []
         self.stopped: set[str] = set()  # services stopped by a step
-        self.sim = Simulator(sandbox=cfg.sandbox, services=list(cfg.services) or None)
+        self.sim = Simulator(sandbox=cfg.sandbox, services=dict(cfg.services) or None)
         try:
             self.ctx = RunContext(Scenario(name="chaos", file=cfg.out, steps=(), base_dir=cfg.base_dir), self.sim)
             self.do("deploy", cfg.deploy)

@@ -10,11 +10,9 @@ file that another invocation wrote (seen with ``Simulator(track_tmp_access=True)
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,7 +20,6 @@ from lambdasim._errors import LambdaSimError
 from lambdasim._simulator import Function, Invocation, Simulator
 
 ROUTINGS = ("warm", "fresh")
-_DEFAULT_REPEAT = 3
 _SHOW_CHARS = 300
 _RID = "<request-id>"
 
@@ -272,147 +269,3 @@ def _plain(value: Any) -> Any:
 def _clip(text: str, limit: int = _SHOW_CHARS) -> str:
     text = text.replace("\n", "\\n")
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
-
-
-# -- command line ---------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``lambdasim detect`` (for cli.py's subcommand and :func:`main`)."""
-    parser.add_argument("handler", nargs="?", help="module.function, e.g. app.main.handler (or from --template)")
-    parser.add_argument("--code-dir", help="the folder with the handler's code (default: . or from --template)")
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--events", metavar="FILE", help="a JSON file with a list of events, invoked in order "
-                                                         "('-': stdin)")
-    source.add_argument("--event", "-e", help=f"one event as JSON or @FILE, invoked --repeat times "
-                                              f"(default: {{}} {_DEFAULT_REPEAT} times)")
-    parser.add_argument("--repeat", type=int, default=None, metavar="N",
-                        help=f"how often to invoke --event (default: {_DEFAULT_REPEAT})")
-    parser.add_argument("--template", help="deploy from this SAM template or serverless.yml (with --function)")
-    parser.add_argument("--function", help="the function's logical ID (SAM) or key (Serverless) in --template")
-    parser.add_argument("--services", metavar="LIST", help="backing services, e.g. 'aws,redis=binary'")
-    parser.add_argument("--memory", type=int, help="memory in MB")
-    parser.add_argument("--timeout", type=float, help="timeout in seconds")
-    parser.add_argument("--ephemeral-storage", type=int, help="/tmp size in MB")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an environment variable")
-    parser.add_argument("--sandbox", default="auto", help="sandbox: auto or namespace (default: auto)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for ids (default: 0)")
-    parser.add_argument("--json", metavar="PATH", help="also write the report, with both traces, as JSON")
-
-
-def _read_json(text: str, where: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise LambdaSimError(f"{where}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
-
-
-def _read_file(path: str, option: str) -> str:
-    try:
-        if path == "-":
-            return sys.stdin.read()
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError as e:
-        raise LambdaSimError(f"{option} {path}: cannot read it: {e.strerror}") from None
-
-
-def load_events(args: argparse.Namespace) -> list[Any]:
-    """The events a ``detect`` namespace asks for: ``events`` (a file) or ``event`` (JSON or @FILE)."""
-    path = getattr(args, "events", None)
-    repeat = getattr(args, "repeat", None)
-    if path:
-        loaded = _read_json(_read_file(path, "--events"), path)
-        events = loaded if isinstance(loaded, list) else [loaded] * (repeat or _DEFAULT_REPEAT)
-    else:
-        text = getattr(args, "event", None) or "{}"
-        if text.startswith("@"):
-            events = [_read_json(_read_file(text[1:], "--event"), text[1:])] * (repeat or _DEFAULT_REPEAT)
-        else:
-            events = [_read_json(text, "--event")] * (repeat or _DEFAULT_REPEAT)
-    if repeat is not None and repeat < 1:
-        raise LambdaSimError(f"--repeat {repeat}: use 1 or more.")
-    if not events:
-        raise LambdaSimError(f"--events {path}: the list is empty; give at least one event.")
-    return events
-
-
-def parse_services(text: Any) -> Any:
-    """``"aws,redis=binary"`` -> ``{"aws": "auto", "redis": "binary"}``; lists and dicts pass through."""
-    if not isinstance(text, str):
-        return text
-    services: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        kind, _, provider = part.partition("=")
-        services[kind.strip()] = provider.strip() or "auto"
-    return services or None
-
-
-def _deploy_config(args: argparse.Namespace) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    for attr, key in (("memory", "memory_mb"), ("timeout", "timeout_s"), ("ephemeral_storage", "ephemeral_storage_mb"),
-                      ("name", "name")):
-        value = getattr(args, attr, None)
-        if value is not None:
-            config[key] = value
-    env: dict[str, str] = {}
-    for pair in getattr(args, "env", None) or ():
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise LambdaSimError(f"--env {pair!r}: write it as KEY=VALUE")
-        env[key] = value
-    if env:
-        config["environment"] = env
-    layers = getattr(args, "layer", None)
-    if layers:
-        config["layers"] = list(layers)
-    return config
-
-
-def run_detect(args: argparse.Namespace) -> int:
-    """``lambdasim detect``: print the report; 0 when no outcome differs, 1 otherwise.
-
-    Reads ``handler``, ``code_dir``, ``events`` or ``event``, and optionally ``repeat``,
-    ``template``, ``function``, ``services``, ``memory``, ``timeout``, ``ephemeral_storage``,
-    ``env``, ``layer``, ``name``, ``sandbox``, ``seed`` and ``json`` (see :func:`add_arguments`).
-    Bad input raises LambdaSimError (cli.main prints it and exits 2).
-    """
-    template = getattr(args, "template", None)
-    handler = getattr(args, "handler", None)
-    code_dir = getattr(args, "code_dir", None)
-    if template is None:
-        if not handler:
-            raise LambdaSimError("detect needs a handler (module.function), or --template and --function.")
-        code_dir = code_dir or "."
-    events = load_events(args)
-    report = detect(handler, code_dir, events, template=template, function=getattr(args, "function", None),
-                    services=parse_services(getattr(args, "services", None)),
-                    sandbox=getattr(args, "sandbox", None) or "auto", seed=getattr(args, "seed", None) or 0,
-                    **_deploy_config(args))
-    sys.stdout.write(report.render() + "\n")
-    out = getattr(args, "json", None)
-    if out:
-        try:
-            with open(out, "w", encoding="utf-8") as f:
-                json.dump(report.to_dict(), f, indent=1, default=repr)
-        except OSError as e:
-            raise LambdaSimError(f"--json {out}: cannot write it: {e.strerror}") from None
-        sys.stdout.write(f"report written to {out}\n")
-    return 0 if report.ok else 1
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lambdasim._detect HANDLER --code-dir DIR --events FILE``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="lambdasim detect", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_detect(args)
-    except LambdaSimError as e:
-        sys.stderr.write(f"lambdasim detect: error: {e}\n")
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,12 +13,9 @@ shown where it moves.
 
 from __future__ import annotations
 
-import argparse
 import html
 import json
 import os
-import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -700,24 +697,3 @@ def write_report(trace_path: str | os.PathLike[str], out_path: str | os.PathLike
             f.write(page)
     except OSError as e:
         raise LambdaSimError(f"{out}: cannot write it: {e.strerror}") from None
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m lambdasim._report TRACE.json [OUT.html]``."""
-    parser = argparse.ArgumentParser(prog="lambdasim report", description="Write the HTML report of a trace JSON file "
-                                     "(pytest --lambda-sim-report, lambdasim detect --json, or a list of events).")
-    parser.add_argument("trace", help="the trace JSON file")
-    parser.add_argument("out", nargs="?", help="the HTML file to write (default: TRACE with .html)")
-    args = parser.parse_args(argv)
-    out = args.out or os.path.splitext(args.trace)[0] + ".html"
-    try:
-        write_report(args.trace, out)
-    except LambdaSimError as e:
-        sys.stderr.write(f"lambdasim report: error: {e}\n")
-        return 2
-    sys.stdout.write(f"report written to {out}\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

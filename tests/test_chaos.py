@@ -199,3 +199,39 @@ def test_events_round_trip_through_the_written_yaml(event: Any, tmp_path: Path) 
     invoke = load_scenario(path).steps[1]
     assert isinstance(invoke, Invoke)
     assert json.dumps(invoke.event) == json.dumps(event)  # as JSON: 1.0 stays a float, True a boolean
+
+
+def _config(tmp_path: Path, *extra: str) -> Any:
+    from lambdasim._chaos import config_from_args
+    from lambdasim.cli import _parser
+
+    (tmp_path / "src").mkdir(exist_ok=True)
+    args = _parser().parse_args(["chaos", "--handler", "app.handler", "--code-dir", str(tmp_path / "src"),
+                                 "--out", str(tmp_path / "out.yaml"), *extra])
+    return config_from_args(args)
+
+
+def test_services_take_providers_as_everywhere_else(tmp_path: Path) -> None:
+    # The one grammar of the services text: chaos used to reject redis=binary.
+    cfg = _config(tmp_path, "--services", "redis=binary,aws")
+    assert cfg.services == {"redis": "binary", "aws": "auto"}
+    settings = cfg.simulator_settings()
+    assert settings == {"services": {"redis": "binary", "aws": "auto"}}
+    # The scenario file chaos writes keeps the providers, and loads.
+    path = tmp_path / "out.yaml"
+    path.write_text(f"simulator: {flow(settings)}\nsteps:\n  - deploy: {flow(cfg.deploy)}\n")
+    assert load_scenario(path).settings["services"] == {"redis": "binary", "aws": "auto"}
+    # Names alone are written as a list, as before.
+    assert _config(tmp_path, "--services", "redis, aws").simulator_settings() == {"services": ["redis", "aws"]}
+    assert _config(tmp_path).simulator_settings() == {}
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_the_simulator_of_each_run_gets_the_providers(tmp_path: Path) -> None:
+    from lambdasim._chaos import Run
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text(textwrap.dedent(CORRECT))
+    with Run(_config(tmp_path, "--services", "redis=binary")) as run:
+        assert run.sim.services["redis"].provider == "binary"

@@ -70,3 +70,20 @@ def test_invoke_options_reach_the_function(code: Code, capsys: pytest.CaptureFix
 def test_harness_errors_say_what_to_fix(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+
+@pytest.mark.services
+def test_invoke_starts_the_services_it_is_given(code: Code, capsys: pytest.CaptureFixture[str]) -> None:
+    src = code("""
+        import os
+        def handler(event, context):
+            return {name: name in os.environ for name in ("REDIS_URL", "MEMCACHED_URL", "AWS_ENDPOINT_URL")}
+    """)
+    assert main(["invoke", "app.handler", "--code-dir", str(src), "--services", "redis=binary,memcached", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"REDIS_URL": True, "MEMCACHED_URL": True, "AWS_ENDPOINT_URL": False}
+    assert main(["invoke", "app.handler", "--code-dir", str(src), "-q"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"REDIS_URL": False, "MEMCACHED_URL": False,
+                                                   "AWS_ENDPOINT_URL": False}
+    assert main(["invoke", "app.handler", "--code-dir", str(src), "--services", "redis=kubernetes"]) == 2
+    assert "--services: services['redis']: provider='kubernetes' is not known" in capsys.readouterr().err

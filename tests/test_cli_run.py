@@ -1,8 +1,7 @@
-"""``lambdasim run``, ``report`` and ``detect`` on the command line, run in-process through ``main(argv)``."""
+"""``lambdasim run``, ``report``, ``detect`` and the help texts, run in-process through ``main(argv)``."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -155,6 +154,59 @@ def test_a_step_the_simulator_rejects_is_reported_with_its_line(chdir: Path,
     assert "    no_instance.yaml:3: steps[1].crash.instance: function 'app' has 0 live instance(s)" in out
 
 
+SEES_SERVICES = """
+import os
+def handler(event, context):
+    return sorted(name for name in ("REDIS_URL", "MEMCACHED_URL") if name in os.environ)
+"""
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_run_services_are_started_in_every_scenario(chdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _write(chdir, "handlers/sees/app.py", SEES_SERVICES)
+    _write(chdir, "both.yaml", """
+        simulator: {services: [redis]}
+        steps:
+          - deploy: {handler: app.handler, code_dir: handlers/sees}
+          - invoke: {}
+          - expect: {payload: [MEMCACHED_URL, REDIS_URL]}
+    """)
+    _write(chdir, "memcached_only.yaml", """
+        steps:
+          - deploy: {handler: app.handler, code_dir: handlers/sees}
+          - invoke: {}
+          - expect: {payload: [MEMCACHED_URL]}
+    """)
+    assert main(["run", "both.yaml", "memcached_only.yaml", "--services", "memcached=binary"]) == 0
+    assert capsys.readouterr().out.rstrip().splitlines()[-1].startswith("2 passed, 0 failed in ")
+    assert main(["run", "memcached_only.yaml"]) == 1  # without --services: no memcached
+    capsys.readouterr()
+    assert main(["run", "both.yaml", "--services", "postgres"]) == 2
+    assert "--services: services: 'postgres' is not a service lambdasim runs" in capsys.readouterr().err
+
+
+def test_run_services_add_to_the_scenarios_own_which_win() -> None:
+    from lambdasim._scenario.suite import with_services
+
+    seen: list[dict[str, Any]] = []
+
+    def simulator(**settings: Any) -> Any:
+        seen.append(settings)
+        return settings
+
+    factory = with_services({"redis": "binary", "aws": "auto"}, simulator)
+    factory(routing="fresh")
+    factory(services=["redis"])
+    factory(services={"redis": "embedded", "memcached": {"provider": "binary"}})
+    assert seen == [
+        {"routing": "fresh", "services": {"redis": "binary", "aws": "auto"}},
+        {"services": {"redis": {}, "aws": "auto"}},
+        {"services": {"redis": "embedded", "aws": "auto", "memcached": {"provider": "binary"}}},
+    ]
+    assert with_services({}, simulator) is simulator
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True
@@ -218,25 +270,21 @@ def test_report_delegates_to_write_report(tmp_path: Path, monkeypatch: pytest.Mo
     assert capsys.readouterr().out == "report written to out.html\nreport written to dir/trace.html\n"
 
 
-def test_detect_parses_with_the_modules_own_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[argparse.Namespace] = []
+def test_detect_parses_its_options_once_and_calls_detect(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    seen: list[tuple[Any, ...]] = []
     fake = types.ModuleType("lambdasim._detect")
 
-    def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("handler")
-        parser.add_argument("--repeat", type=int)
+    def detect(handler: str, code_dir: str, events: list[Any], **options: Any) -> Any:
+        seen.append((handler, code_dir, events, options))
+        return types.SimpleNamespace(ok=False, render=lambda: "the report")
 
-    def run_detect(args: argparse.Namespace) -> int:
-        seen.append(args)
-        return 1
-
-    fake.add_arguments = add_arguments  # type: ignore[attr-defined]
-    fake.run_detect = run_detect  # type: ignore[attr-defined]
+    fake.detect = detect  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lambdasim._detect", fake)
     assert main(["detect", "app.handler", "--repeat", "4"]) == 1
-    (args,) = seen
-    assert (args.handler, args.repeat, args.command, args.argv) == ("app.handler", 4, "detect",
-                                                                    ["app.handler", "--repeat", "4"])
+    ((handler, code_dir, events, options),) = seen
+    assert (handler, code_dir, events, options["sandbox"]) == ("app.handler", ".", [{}] * 4, "auto")
+    assert capsys.readouterr().out == "the report\n"
 
 
 @pytest.mark.sandbox
@@ -256,8 +304,8 @@ def test_report_of_a_scenario_trace(chdir: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.sandbox
 def test_detect_finds_a_warm_only_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     detect: Any = pytest.importorskip("lambdasim._detect", reason="lambdasim._detect is not in this build")
-    if not callable(getattr(detect, "run_detect", None)):
-        pytest.skip("lambdasim._detect has no run_detect() in this build")
+    if not callable(getattr(detect, "detect", None)):
+        pytest.skip("lambdasim._detect has no detect() in this build")
     _write(tmp_path, "code/app.py", """
         import os
         def handler(event, context):
@@ -268,3 +316,44 @@ def test_detect_finds_a_warm_only_result(tmp_path: Path, capsys: pytest.CaptureF
     """)
     assert main(["detect", "app.handler", "--code-dir", str(tmp_path / "code"), "--event", "{}"]) == 1
     assert capsys.readouterr().out.strip()
+
+
+# -- help texts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["invoke", "chaos", "detect"])
+def test_sandbox_help_names_every_sandbox(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "sandbox: auto, namespace or fakefs (default: auto)" in help_text
+
+
+def test_the_sandbox_names_are_the_ones_create_sandbox_accepts() -> None:
+    from lambdasim._commands import SANDBOXES
+    from lambdasim._errors import ConfigError
+    from lambdasim._sandbox import create_sandbox
+
+    with pytest.raises(ConfigError) as error:
+        create_sandbox("nope")
+    assert "use 'auto', 'namespace' or 'fakefs'" in str(error.value)
+    assert SANDBOXES == ("auto", "namespace", "fakefs")
+
+
+def test_detect_help_is_plain_text_in_paragraphs(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["detect", "--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and ":func:" not in out and ":class:" not in out
+    assert "\n\nOn Lambda an invocation may land on a warm instance" in out
+    assert "\n\nExit status: 0 when no outcome differs, 1 when one does, 2 on a usage error." in out
+    assert "--repeat N" in out and "--services" in out
+
+
+def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("invoke", "run", "chaos", "detect", "report"):
+        assert f"    {command} " in out

@@ -12,11 +12,15 @@ from typing import Any
 import pytest
 
 from lambdasim import Simulator
-from lambdasim._detect import DetectReport, Outcome, detect, load_events, main, parse_services, run_detect
+from lambdasim._commands.detect import load_events
+from lambdasim._commands.detect import run as run_detect
+from lambdasim._detect import DetectReport, Outcome, detect
 from lambdasim._errors import LambdaSimError
 from lambdasim._report import render
 from lambdasim._runtime import TmpAccess
 from lambdasim._simulator import Invocation
+from lambdasim._source import services_text
+from lambdasim.cli import main
 from tests.conftest import REQUIRE_SANDBOX, Code
 
 # A /tmp cache that changes the result: warm instances answer "cached", fresh ones "computed".
@@ -243,8 +247,11 @@ def test_events_come_from_a_file_or_one_repeated_event(tmp_path: Path) -> None:
     path.write_text("[]")
     with pytest.raises(LambdaSimError, match="the list is empty"):
         load_events(_args(events=str(path)))
-    assert parse_services("aws, redis=binary") == {"aws": "auto", "redis": "binary"}
-    assert parse_services(["aws"]) == ["aws"] and parse_services("") is None
+    # --services has the one grammar (lambdasim._source.services_text): no services is None for detect().
+    assert services_text("aws, redis=binary") == {"aws": "auto", "redis": "binary"}
+    assert services_text("aws") == {"aws": "auto"} and services_text("") == {}
+    with pytest.raises(LambdaSimError, match=r"--services: services: 'postgres' is not a service"):
+        services_text("postgres")
 
 
 def test_outcomes_compare_without_their_request_ids() -> None:
@@ -276,10 +283,11 @@ def test_run_detect_prints_the_report_and_sets_the_exit_status(
     assert f"report written to {out}" in printed
     assert json.loads(out.read_text())["differences"][0]["index"] == 1
 
-    assert main(["app.handler", "--code-dir", str(code(CORRECT)), "--event", '{"n": 3}', "--repeat", "2"]) == 0
+    assert main(["detect", "app.handler", "--code-dir", str(code(CORRECT)), "--event", '{"n": 3}', "--repeat",
+                 "2"]) == 0
     assert "OK: all 2 invocations give the same result" in capsys.readouterr().out
-    assert main(["app.handler", "--code-dir", str(tmp_path / "nowhere")]) == 2
-    assert "lambdasim detect: error: code_dir=" in capsys.readouterr().err
+    assert main(["detect", "app.handler", "--code-dir", str(tmp_path / "nowhere")]) == 2
+    assert "lambdasim: error: code_dir=" in capsys.readouterr().err
     with pytest.raises(LambdaSimError, match="needs a handler"):
         run_detect(_args(handler=None))
 

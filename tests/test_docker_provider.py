@@ -19,7 +19,8 @@ from redis.retry import Retry
 
 from lambdasim._errors import ServiceError
 from lambdasim._services import Endpoint, ProviderUnavailable
-from lambdasim._services.docker import DockerProvider, connect, remove_stale_containers
+from lambdasim._services.docker import DockerProvider, remove_stale_containers
+from lambdasim._services.engine import connect
 
 pytestmark = pytest.mark.docker
 

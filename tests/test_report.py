@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
+import lambdasim._report
 from lambdasim._errors import LambdaSimError
-from lambdasim._report import main, render, runs_of, write_report
+from lambdasim._report import render, runs_of, write_report
+from lambdasim.cli import main
 from tests.conftest import _simulator
 
 REQUIRE_BROWSER = os.environ.get("LAMBDASIM_REQUIRE_BROWSER") == "1"
@@ -144,8 +146,12 @@ def test_render_accepts_trace_events_and_the_plugin_report(scenario: dict[str, A
     write_report(source, tmp_path / "out.html")
     assert (tmp_path / "out.html").read_text().startswith("<!DOCTYPE html>")
     source.write_text(json.dumps(trace))
-    assert main([str(source)]) == 0 and (tmp_path / "trace.html").exists()
-    assert main([str(tmp_path / "missing.json")]) == 2
+    assert main(["report", str(source)]) == 0 and (tmp_path / "trace.html").exists()
+    assert main(["report", str(tmp_path / "missing.json")]) == 2
+    # One parser, the command line's: -o names the page (README); lambdasim._report parses no arguments.
+    assert main(["report", str(source), "-o", str(tmp_path / "named.html")]) == 0
+    assert (tmp_path / "named.html").read_text().startswith("<!DOCTYPE html>")
+    assert not hasattr(lambdasim._report, "main")
     source.write_text('{"not": "a trace"}')
     with pytest.raises(LambdaSimError, match=r"trace.json: render\(\) takes a list of trace events"):
         write_report(source, tmp_path / "out.html")

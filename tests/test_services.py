@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lambdasim import ConfigError, ServiceError, Simulator
-from lambdasim._services.service import parse_services
+from lambdasim._services.service import Service, ServiceConfig, Services, parse_services
 from tests.conftest import Code
 
 pytestmark = pytest.mark.services
@@ -114,6 +114,10 @@ def test_instances_and_tests_share_the_service(service_sim: Simulator, code: Cod
     else:
         body = sim.memcached_client().get("k")
     assert body == b"from an instance"
+    # ... and through the client the service itself hands out.
+    own = service.client("s3").get_object(Bucket="data", Key="k")["Body"].read() if kind == "aws" else (
+        service.client().get("k"))
+    assert own == b"from an instance"
     # flush() empties it.
     service.flush()
     after = fn.invoke({"kind": kind, "op": "get"})
@@ -327,3 +331,32 @@ def test_service_faults_are_in_every_simulators_trace() -> None:
     finally:
         sim.close()
     assert sim.services.listeners == [], "a closed simulator stops listening"
+
+
+def test_a_service_owns_its_client() -> None:
+    services = Services(parse_services({"redis": "embedded", "memcached": "binary", "aws": "embedded"}))
+    try:
+        redis_service = services["redis"]
+        assert redis_service.endpoint is not None and redis_service.instance_endpoint is not None
+        assert redis_service.endpoint != redis_service.instance_endpoint  # instances go through the fault proxy
+        with redis_service.client(socket_timeout=5) as r:
+            assert r.connection_pool.connection_kwargs["port"] == redis_service.endpoint.port  # the test side: direct
+            r.set("k", "v")
+            assert r.get("k") == b"v"
+        redis_service.cut()  # a fault between instances and the server does not reach the test side
+        with redis_service.client(socket_timeout=5) as r:
+            assert r.get("k") == b"v"
+        redis_service.heal()
+        memcached = services["memcached"].client()
+        memcached.set("k", b"v")
+        assert memcached.get("k") == b"v"
+        memcached.close()
+        s3 = services["aws"].client("s3")
+        assert s3.meta.region_name == "us-east-1"
+        s3.create_bucket(Bucket="data")
+        assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["data"]
+        assert services["aws"].client("sqs", region_name="eu-west-1").meta.region_name == "eu-west-1"
+    finally:
+        services.close()
+    with pytest.raises(ServiceError, match="redis is not started; call start"):
+        Service(ServiceConfig(kind="redis")).client()

@@ -27,19 +27,14 @@ from typing import Any
 
 from lambdasim._errors import ServiceError
 from lambdasim._services import KINDS, Endpoint, ProviderUnavailable
+from lambdasim._services.engine import connect, one_line
 from lambdasim._services.probe import answers
 
 log = logging.getLogger("lambdasim")
 
-CONNECT_TIMEOUT_S = 3.0  # how long to wait for an engine to answer at all
-API_TIMEOUT_S = 60.0  # any later engine call
 PULL_TIMEOUT_S = 20.0  # a pull that makes no progress for this long is given up
 READY_TIMEOUT_S = 30.0
 HOST = "127.0.0.1"
-
-ENGINE_HINT = (
-    "start dockerd (nohup dockerd >/tmp/dockerd.log 2>&1 &) or install docker.io (apt-get install -y docker.io)")
-
 
 @dataclass(frozen=True)
 class _KindSpec:
@@ -67,36 +62,6 @@ def _close_forgotten() -> None:
     for provider in list(_open):
         with contextlib.suppress(Exception):
             provider.close()
-
-
-def _one_line(error: BaseException | str) -> str:
-    text = str(error).strip().replace("\r", " ")
-    return " ".join(text.split()) or type(error).__name__
-
-
-def _engine_address() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def connect(timeout: float = CONNECT_TIMEOUT_S) -> Any:
-    """A docker SDK client whose engine has answered a ping; ProviderUnavailable (with a hint) otherwise."""
-    try:
-        import docker  # type: ignore[import-untyped, unused-ignore]
-    except ImportError:
-        raise ProviderUnavailable("the Python docker SDK is not installed: pip install docker") from None
-    address = _engine_address()
-    try:
-        client = docker.from_env(timeout=timeout)
-        client.ping()
-    except Exception as e:  # noqa: BLE001 - every failure here means the same: no usable engine
-        reason = _one_line(e)
-        if "permission denied" in reason.lower():
-            raise ProviderUnavailable(
-                f"the Docker engine at {address} refuses this user ({reason}): run as root or join the docker group"
-            ) from None
-        raise ProviderUnavailable(f"no Docker engine answers at {address} ({reason}): {ENGINE_HINT}") from None
-    client.api.timeout = API_TIMEOUT_S
-    return client
 
 
 def _pid_start(pid: int) -> str | None:
@@ -165,7 +130,7 @@ def remove_stale_containers(label: str = "lambdasim", client: Any | None = None)
             except docker.errors.NotFound:
                 continue
             except docker.errors.APIError as e:
-                log.warning("lambdasim: could not remove the stale container %s: %s", container.name, _one_line(e))
+                log.warning("lambdasim: could not remove the stale container %s: %s", container.name, one_line(e))
                 continue
             log.info("lambdasim: removed the stale container %s (owner pid %s is gone)", container.name,
                      labels.get(f"{label}.owner"))
@@ -198,12 +163,12 @@ def _pull(client: Any, image: str) -> str | None:
     try:
         for chunk in api.pull(image, stream=True, decode=True):  # the SDK splits name, tag and digest
             if isinstance(chunk, dict) and "error" in chunk:
-                reason = _one_line(str(chunk["error"]))
+                reason = one_line(str(chunk["error"]))
                 break
     except docker.errors.APIError as e:
-        reason = _one_line(e.explanation or e)
+        reason = one_line(e.explanation or e)
     except Exception as e:  # noqa: BLE001 - a read timeout or a dropped connection: no pull
-        reason = _one_line(e)
+        reason = one_line(e)
     finally:
         api.timeout = timeout
     if reason is None and not _has_image(client, image):
@@ -269,7 +234,7 @@ class DockerProvider:
                 try:
                     remove_stale_containers(self.label, client)
                 except Exception as e:  # noqa: BLE001 - a cleanup of others' leftovers must not stop this start
-                    log.warning("lambdasim: could not look for stale containers: %s", _one_line(e))
+                    log.warning("lambdasim: could not look for stale containers: %s", one_line(e))
             if self.image is None:
                 self.image = self._resolve_image(client)
             self._container = self._run(client, self.image)
@@ -301,7 +266,7 @@ class DockerProvider:
                 if "already paused" in str(e):
                     return
                 # E.g. no cgroup freezer: the service then pauses its proxy instead.
-                raise NotImplementedError(f"docker {self.kind}: the engine cannot pause it: {_one_line(e)}") from e
+                raise NotImplementedError(f"docker {self.kind}: the engine cannot pause it: {one_line(e)}") from e
 
     def resume(self) -> None:
         import docker  # type: ignore[import-untyped, unused-ignore]
@@ -313,7 +278,7 @@ class DockerProvider:
             except docker.errors.APIError as e:
                 if "is not paused" in str(e):
                     return
-                raise ServiceError(f"docker {self.kind}: cannot resume it: {_one_line(e)}") from e
+                raise ServiceError(f"docker {self.kind}: cannot resume it: {one_line(e)}") from e
 
     def log_tail(self, lines: int = 40) -> str:
         with self._lock:
@@ -387,17 +352,17 @@ class DockerProvider:
                     image, command=list(command) if command is not None else None, name=name,
                     labels=self._labels(), ports={f"{self._spec.port}/tcp": (HOST, port)}, detach=True)
             except docker.errors.APIError as e:
-                raise ServiceError(f"docker {self.kind}: cannot create a container from {image}: {_one_line(e)}") from e
+                raise ServiceError(f"docker {self.kind}: cannot create a container from {image}: {one_line(e)}") from e
             try:
                 container.start()
             except docker.errors.APIError as e:
                 container.remove(force=True)
-                text = _one_line(e).lower()
+                text = one_line(e).lower()
                 if port is not None and ("already allocated" in text or "address already in use" in text):
                     log.warning("lambdasim: %s's port %d is taken now; Docker picks another", self.kind, port)
                     continue
                 raise ServiceError(
-                    f"docker {self.kind}: cannot start a container from {image}: {_one_line(e)}") from e
+                    f"docker {self.kind}: cannot start a container from {image}: {one_line(e)}") from e
             return container
         raise AssertionError("unreachable")
 

@@ -45,6 +45,7 @@ from typing import Any
 
 from lambdasim._errors import ServiceError
 from lambdasim._services import KINDS, ProviderUnavailable
+from lambdasim._services.engine import connect
 
 log = logging.getLogger("lambdasim")
 
@@ -368,8 +369,6 @@ def build_context(recipe: Recipe) -> io.BytesIO:
 
 
 def _client() -> Any:
-    from lambdasim._services.docker import connect
-
     return connect()
 
 

@@ -115,6 +115,41 @@ def _start_provider(config: ServiceConfig) -> tuple[Provider, Endpoint]:
     raise ServiceError(f"No provider can run {kind} here:\n  " + "\n  ".join(reasons))
 
 
+# Credentials moto accepts; instances get the same (see the Simulator's AWS environment).
+_AWS_CREDENTIALS = {"aws_access_key_id": "ASIALAMBDASIMTESTING", "aws_secret_access_key": "lambdasim-not-a-secret",
+                    "aws_session_token": "lambdasim-session-token"}
+
+
+def _aws_client(endpoint: Endpoint, service_name: str, **kwargs: Any) -> Any:
+    try:
+        import boto3
+    except ImportError:
+        raise ServiceError("a client of the aws service needs boto3: pip install boto3") from None
+    settings: dict[str, Any] = {"endpoint_url": f"http://{endpoint.host}:{endpoint.port}", "region_name": "us-east-1",
+                                **_AWS_CREDENTIALS, **kwargs}
+    return boto3.client(service_name, **settings)
+
+
+def _redis_client(endpoint: Endpoint, **kwargs: Any) -> Any:
+    try:
+        import redis
+    except ImportError:
+        raise ServiceError("a client of the redis service needs redis-py: pip install redis") from None
+    return redis.Redis(host=endpoint.host, port=endpoint.port, **kwargs)
+
+
+def _memcached_client(endpoint: Endpoint, **kwargs: Any) -> Any:
+    try:
+        from pymemcache.client.base import Client
+    except ImportError:
+        raise ServiceError("a client of the memcached service needs pymemcache: pip install pymemcache") from None
+    return Client((endpoint.host, endpoint.port), **kwargs)
+
+
+_CLIENTS: dict[str, Callable[..., Any]] = {"aws": _aws_client, "redis": _redis_client,
+                                           "memcached": _memcached_client}
+
+
 class Service:
     """One backing service shared by every instance of a Simulator.
 
@@ -283,6 +318,18 @@ class Service:
                 self._proxy.set_latency(0)
                 self._proxy.heal()
             self.running = True
+
+    def client(self, *args: Any, **kwargs: Any) -> Any:
+        """A client connected straight to the server (not through the fault proxy), for the test side.
+
+        ``aws``: ``client("s3")`` is a boto3 client for that AWS service on moto (``region_name``
+        defaults to us-east-1; other keyword arguments go to ``boto3.client``). ``redis``: a
+        redis-py ``Redis``; ``memcached``: a pymemcache ``Client``; keyword arguments go to them.
+        """
+        endpoint = self.endpoint
+        if endpoint is None:
+            raise ServiceError(f"{self.kind} is not started; call start() first.")
+        return _CLIENTS[self.kind](endpoint, *args, **kwargs)
 
     def log_tail(self, lines: int = 40) -> str:
         return self._provider.log_tail(lines) if self._provider is not None else ""

@@ -1,0 +1,66 @@
+"""The subcommands of the ``lambdasim`` command line, one module each.
+
+Each module has ``add_arguments(parser)`` and ``run(args) -> int`` (the exit status);
+:mod:`lambdasim.cli` builds the top parser from them and dispatches. The engines they
+drive stay where they are (:mod:`lambdasim._chaos`, :mod:`lambdasim._detect`,
+:mod:`lambdasim._report`, :mod:`lambdasim._scenario.suite`) and are imported when the
+command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from lambdasim._errors import LambdaSimError
+
+# The sandboxes lambdasim._sandbox.create_sandbox() accepts; every --sandbox help text is made from this.
+SANDBOXES = ("auto", "namespace", "fakefs")
+
+
+def add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
+    """``--sandbox`` (validated by the Simulator, which names the sandboxes it knows)."""
+    names = f"{', '.join(SANDBOXES[:-1])} or {SANDBOXES[-1]}"
+    parser.add_argument("--sandbox", default="auto", help=f"sandbox: {names} (default: auto)")
+
+
+def services_help(what: str) -> str:
+    """The help of a ``--services`` option: ``what`` they are for, then the one grammar (see _source.services_text)."""
+    from lambdasim._services import KINDS, PROVIDERS
+
+    return (f"{what}; LIST is NAME[=PROVIDER],..., e.g. aws,redis=binary,memcached (names: {', '.join(KINDS)}; "
+            f"providers: auto, {', '.join(PROVIDERS)}; default auto)")
+
+
+def add_env_argument(parser: argparse.ArgumentParser) -> None:
+    """``--env KEY=VALUE``, repeatable (read with _source.env_argument)."""
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an environment variable")
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that a blank line in a description or epilog starts a new
+    paragraph (argparse would run them together); each paragraph is wrapped to the terminal."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(super(HelpFormatter, self)._fill_text(p, width, indent) for p in text.split("\n\n"))
+
+
+class Unavailable(LambdaSimError):
+    """A subcommand whose module is not part of this build."""
+
+
+def optional(module: str, attr: str, command: str) -> tuple[ModuleType, Callable[..., Any]]:
+    """``module`` and its ``attr``, imported now; Unavailable when this build does not have them."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise Unavailable(f"{command} needs the package {e.name}, which is not installed: {e}") from None
+        raise Unavailable(f"{command} is not available in this build (there is no {module})") from None
+    func = getattr(mod, attr, None)
+    if not callable(func):
+        raise Unavailable(f"{command} is not available in this build ({module} has no {attr}())")
+    return mod, func
