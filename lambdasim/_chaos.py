@@ -377,7 +377,7 @@ class Run:
 
     def do(self, kind: str, body: Body) -> None:
         index = len(self.steps)
-        node = Node(body, self.cfg.out, index + 1, f"steps[{index}].{kind}", self.cfg.base_dir)
+        node = Node(body, self.cfg.out, index + 1, f"steps[{index}].{kind}", self.cfg.base_dir, ScenarioError)
         current = STEPS[kind].from_yaml(node)
         self.steps.append((kind, body))
         self.ctx.step_index = index

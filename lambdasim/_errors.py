@@ -25,6 +25,19 @@ class SettingError(ConfigError):
         return type(self), (self.function, self.setting, self.reason)
 
 
+class ServiceSettingError(ConfigError):
+    """A ``services`` setting is not valid: ``service`` names the entry (None when the name itself is
+    not a service), ``reason`` says why; the message is ``services['redis']: reason``."""
+
+    def __init__(self, service: str | None, reason: str) -> None:
+        self.service = service
+        self.reason = reason
+        super().__init__(f"services[{service!r}]: {reason}" if service is not None else f"services: {reason}")
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return type(self), (self.service, self.reason)
+
+
 class SandboxUnavailable(LambdaSimError):
     """The requested sandbox cannot run on this machine; the message says why and what to do."""
 

@@ -36,7 +36,9 @@ from lambdasim._scenario.base import (
     ScenarioFailure,
     Scope,
     Step,
+    StepWhere,
     step,
+    step_where,
 )
 from lambdasim._scenario.checks import (
     INVOCATION_CHECKS,
@@ -119,9 +121,11 @@ __all__ = [
     "StatusCode",
     "Step",
     "StepResult",
+    "StepWhere",
     "TmpFile",
     "check",
     "load_scenario",
     "run_file",
     "step",
+    "step_where",
 ]

@@ -3,6 +3,7 @@ the load-time :class:`Scope` and the run-time :class:`RunContext`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,36 @@ class ScenarioFailure(AssertionError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.file, self.line, self.step_index, self.step, self.reason, self.result)
+
+
+@dataclass(frozen=True)
+class StepWhere:
+    """The step an error that is not the scenario's own was raised in (a sandbox that cannot start,
+    a service that does not answer): :func:`step_where` reads it from the error."""
+
+    file: str
+    line: int
+    step_index: int
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: step {self.step_index + 1} ({self.kind})"
+
+
+_STEP_ATTR = "lambdasim_scenario_step"
+
+
+def mark_step(error: BaseException, where: StepWhere) -> None:
+    """Record on ``error`` the step it was raised in, as an attribute and as a note for tracebacks."""
+    with contextlib.suppress(AttributeError, TypeError):  # an exception type that takes no attributes
+        setattr(error, _STEP_ATTR, where)
+    error.add_note(f"in {where}")
+
+
+def step_where(error: BaseException) -> StepWhere | None:
+    """The step ``error`` was raised in, when a scenario ran it."""
+    where = getattr(error, _STEP_ATTR, None)
+    return where if isinstance(where, StepWhere) else None
 
 
 class ExpectationFailed(Exception):

@@ -5,14 +5,13 @@ steps in one Simulator."""
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lambdasim._errors import ConfigError
+from lambdasim._errors import ConfigError, ServiceSettingError
 from lambdasim._model import ROUTING
 from lambdasim._scenario.base import (
     STEPS,
@@ -22,6 +21,8 @@ from lambdasim._scenario.base import (
     ScenarioFailure,
     Scope,
     Step,
+    StepWhere,
+    mark_step,
 )
 from lambdasim._simulator import Invocation, Simulator
 from lambdasim._source import Mark, Node, YamlMap, child_path, choices, did_you_mean, load_yaml, plain, read_text, show
@@ -122,7 +123,7 @@ class Scenario:
                 raise current.at.error(str(e)) from e
             except BaseException as e:
                 record.message = f"{type(e).__name__}: {e}"
-                e.add_note(f"in {self.file}:{current.line}: step {index + 1} ({current.kind})")
+                mark_step(e, StepWhere(self.file, current.line, index, current.kind))
                 raise
             finally:
                 record.duration_s = time.perf_counter() - began
@@ -172,8 +173,8 @@ def _services(node: Node) -> Any:
     for name, item in items.items():
         try:
             parse_services({name: services[name]} if isinstance(services, dict) else [name])
-        except ConfigError as e:
-            raise item.error(re.sub(r"^services(\[[^\]]*\])?: ", "", str(e))) from None
+        except ServiceSettingError as e:
+            raise item.error(e.reason) from None
     return services
 
 

@@ -17,16 +17,12 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from lambdasim._errors import LambdaSimError, SandboxUnavailable
-from lambdasim._scenario import ScenarioError, ScenarioFailure, ScenarioResult, load_scenario, run_file
+from lambdasim._scenario import ScenarioError, ScenarioFailure, ScenarioResult, load_scenario, run_file, step_where
 from lambdasim._simulator import Simulator
 
 _WORDS = {"passed": "PASSED", "failed": "FAILED", "error": "ERROR", "invalid": "INVALID", "skipped": "NOT RUN"}
 _STYLES = {"passed": "green", "failed": "red", "error": "red", "invalid": "red", "skipped": "yellow"}
 _NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-# The note Scenario.run adds to an error raised in a step ("in FILE:LINE: step N (KIND)"). The one message
-# still parsed here: the step is carried by no attribute of such an error (ScenarioError and ScenarioFailure
-# carry file and line as attributes, and those are read).
-_NOTE = re.compile(r"^in (?P<where>.+?:(?P<line>\d+): step \d+ \([^)]*\))$")
 
 
 @dataclass
@@ -126,11 +122,8 @@ class _Display:
 def _error_message(e: BaseException) -> tuple[str, int | None]:
     """``file:line: step N (kind): Type: message`` for an error that is not a failed expectation."""
     text = f"{type(e).__name__}: {e}"
-    for note in getattr(e, "__notes__", ()):
-        match = _NOTE.match(str(note))
-        if match:
-            return f"{match['where']}: {text}", int(match["line"])
-    return text, None
+    where = step_where(e)
+    return (f"{where}: {text}", where.line) if where is not None else (text, None)
 
 
 def _run_one(path: str, outcome: _Outcome, simulator_factory: Callable[..., Simulator]) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdasim._errors import ConfigError, ServiceError
+from lambdasim._errors import ServiceError, ServiceSettingError
 from lambdasim._services import KINDS, PROVIDERS, Endpoint, Provider, ProviderUnavailable
 from lambdasim._services.probe import flush as flush_server
 from lambdasim._services.providers import ENV_URL, BinaryProvider, EmbeddedProvider, UrlProvider, configured_url
@@ -39,10 +39,10 @@ class ServiceConfig:
 
     def validate(self) -> None:
         if self.kind not in KINDS:
-            raise ConfigError(f"services: {self.kind!r} is not a service lambdasim runs; use {', '.join(KINDS)}.")
+            raise ServiceSettingError(None, f"{self.kind!r} is not a service lambdasim runs; use {', '.join(KINDS)}.")
         if self.provider not in ("auto", *PROVIDERS):
-            raise ConfigError(f"services[{self.kind!r}]: provider={self.provider!r} is not known; use auto, "
-                              f"{', '.join(PROVIDERS)}.")
+            raise ServiceSettingError(self.kind, f"provider={self.provider!r} is not known; use auto, "
+                                                 f"{', '.join(PROVIDERS)}.")
 
     @property
     def env_var(self) -> str:
@@ -70,11 +70,11 @@ def parse_services(services: Any) -> dict[str, ServiceConfig]:
             known = {"provider", "url", "image", "env", "faults"}
             unknown = sorted(set(value) - known)
             if unknown:
-                raise ConfigError(f"services[{kind!r}]: unknown setting(s) {', '.join(unknown)}; "
-                                  f"use {', '.join(sorted(known))}.")
+                raise ServiceSettingError(kind, f"unknown setting(s) {', '.join(unknown)}; "
+                                                f"use {', '.join(sorted(known))}.")
             config = ServiceConfig(kind=kind, **value)
         else:
-            raise ConfigError(f"services[{kind!r}]: use a provider name or a dict of settings, not {value!r}.")
+            raise ServiceSettingError(kind, f"use a provider name or a dict of settings, not {value!r}.")
         config.validate()
         configs[kind] = config
     return configs
