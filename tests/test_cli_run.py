@@ -154,6 +154,39 @@ def test_a_step_the_simulator_rejects_is_reported_with_its_line(chdir: Path,
     assert "    no_instance.yaml:3: steps[1].crash.instance: function 'app' has 0 live instance(s)" in out
 
 
+def test_an_error_of_another_kind_is_reported_at_its_step(chdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not a scenario's own error (e.g. a service that breaks mid-run): the step it came from is named, read
+    from the error's StepWhere, not from its message."""
+    from dataclasses import dataclass
+
+    from lambdasim._scenario import Node, RunContext, Step, step, step_where
+
+    @step("boom")
+    @dataclass(frozen=True)
+    class Boom(Step):
+        @classmethod
+        def from_yaml(cls, node: Node) -> Boom:
+            node.fields(())
+            return cls(at=node)
+
+        def run(self, ctx: RunContext) -> str:
+            raise RuntimeError("the service went away")
+
+    try:
+        _write(chdir, "boom.yaml", "name: boom\nsteps:\n  - boom: {}\n")
+        assert main(["run", "boom.yaml"]) == 1
+        out = capsys.readouterr().out
+        assert "boom.yaml:3: step 1 (boom): RuntimeError: the service went away" in out
+        with pytest.raises(RuntimeError) as info:
+            run_file(chdir / "boom.yaml", display="boom.yaml")
+        where = step_where(info.value)
+        assert where is not None and (where.file, where.line, where.step_index, where.kind) == (
+            "boom.yaml", 3, 0, "boom")
+        assert info.value.__notes__ == ["in boom.yaml:3: step 1 (boom)"]
+    finally:
+        del STEPS["boom"]
+
+
 SEES_SERVICES = """
 import os
 def handler(event, context):
