@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 from lambdasim._errors import ConfigError
 
+ACCOUNT_ID = "123456789012"
+"""The AWS account every simulated function, ARN and template pseudo parameter belongs to."""
 RESERVED_ENV = frozenset({
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
     "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",

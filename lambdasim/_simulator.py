@@ -21,6 +21,7 @@ from typing import Any
 from lambdasim import _runtime
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError
 from lambdasim._model import (
+    ACCOUNT_ID,
     FunctionConfig,
     FunctionModel,
     InstanceRecord,
@@ -39,7 +40,6 @@ from lambdasim._wire import Channel, ChannelClosed
 _SPIN_S = 0.0002
 MAX_REQUEST_BYTES = 6 * 1024 * 1024
 MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
-ACCOUNT_ID = "123456789012"
 _PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 _DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 _DEFAULT_LD_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
