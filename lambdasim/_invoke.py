@@ -15,32 +15,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _runtime
 from lambdasim._errors import SandboxError
+from lambdasim._lambda_errors import MAX_RESPONSE_BYTES, ErrorDict
 from lambdasim._model import ACCOUNT_ID, FunctionConfig, InstanceRecord, InstanceState
 from lambdasim._sandbox import SandboxInstance
 from lambdasim._wire import Channel, ChannelClosed
 
 # How long one side polls for the other's next message before it sleeps (see Channel.spin).
 _SPIN_S = 0.0002
-MAX_REQUEST_BYTES = 6 * 1024 * 1024
-MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
 _PY = f"{sys.version_info.major}.{sys.version_info.minor}"
-# Go's names for signals, which Lambda's "Runtime exited with error: signal: ..." uses.
-_SIGNAL_NAMES = {
-    1: "hangup", 2: "interrupt", 3: "quit", 4: "illegal instruction", 5: "trace/breakpoint trap",
-    6: "aborted", 7: "bus error", 8: "floating point exception", 9: "killed", 10: "user defined signal 1",
-    11: "segmentation fault", 12: "user defined signal 2", 13: "broken pipe", 14: "alarm clock", 15: "terminated",
-}
-
-
-def _exit_reason(code: int) -> str:
-    if code == 0:
-        return "Runtime exited without providing a reason"
-    if code < 0:
-        return f"Runtime exited with error: signal: {_SIGNAL_NAMES.get(-code, f'signal {-code}')}"
-    return f"Runtime exited with error: exit status {code}"
-
 
 _UNSET = object()
 
@@ -95,18 +80,10 @@ class Invocation:
         if self.status_code != 200:
             return ""
         rid = self.request_id
-        report = (
-            f"REPORT RequestId: {rid}\tDuration: {self.duration_ms:.2f} ms\t"
-            f"Billed Duration: {math.ceil(self.duration_ms)} ms\tMemory Size: {self.memory_size_mb} MB\t"
-            f"Max Memory Used: {self.max_memory_used_mb} MB\t"
-        )
-        if self.cold_start and self.init_duration_ms is not None:
-            report += f"Init Duration: {self.init_duration_ms:.2f} ms\t"
-        report += self._report_status
-        return (
-            f"{self._init_logs}START RequestId: {rid} Version: {self.version}\n"
-            f"{self._body_logs}END RequestId: {rid}\n{report}\n"
-        )
+        report = lambda_errors.report_line(rid, self.duration_ms, self.memory_size_mb, self.max_memory_used_mb,
+                                           self.init_duration_ms if self.cold_start else None, self._report_status)
+        return (f"{self._init_logs}{lambda_errors.start_line(rid, self.version)}"
+                f"{self._body_logs}{lambda_errors.end_line(rid)}{report}")
 
 
 class Live:
@@ -187,7 +164,7 @@ class Invoker:
         init_logs = ""
         max_kb = 0
 
-        def result(error: dict[str, Any] | None, payload: bytes | None, duration: float, body: str,
+        def result(error: ErrorDict | None, payload: bytes | None, duration: float, body: str,
                    status: str = "") -> Invocation:
             return Invocation(
                 request_id, record.function, record.version, record.id, cold, error, payload, duration,
@@ -199,9 +176,8 @@ class Invoker:
             live.sbx.wait_runtime_exit(10.0)
             body = live.take_logs()
             self._reset(live, "timeout")
-            message = f"RequestId: {request_id} Error: Task timed out after {config.timeout_s:.2f} seconds"
-            return result({"errorType": "Sandbox.Timedout", "errorMessage": message}, None,
-                          duration_s * 1000.0, body, "Status: timeout")
+            return result(lambda_errors.task_timed_out(request_id, config.timeout_s), None, duration_s * 1000.0, body,
+                          lambda_errors.STATUS_TIMEOUT)
 
         def exited(duration: float) -> Invocation:
             # After destroy() the keeper is gone too: the runtime was killed with it.
@@ -210,19 +186,17 @@ class Invoker:
             body = live.take_logs()
             if not destroyed:
                 self._reset(live, "exit")
-            message = f"RequestId: {request_id} Error: {_exit_reason(code)}"
-            body += f"{message}\nRuntime.ExitError\n"
-            return result({"errorType": "Runtime.ExitError", "errorMessage": message}, None, duration, body,
-                          "Status: error\tError Type: Runtime.ExitError")
+            error = lambda_errors.runtime_exited(request_id, code)
+            return result(error, None, duration, body + lambda_errors.runtime_error_log(error),
+                          lambda_errors.error_status(error["errorType"]))
 
         def out_of_memory(duration: float) -> Invocation:
             live.sbx.wait_runtime_exit(10.0)
             body = live.take_logs()
             self._reset(live, "out of memory")
-            message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
-            return result({"errorType": "Runtime.OutOfMemory", "errorMessage": message}, None, duration,
-                          body + f"{message}\nRuntime.OutOfMemory\n",
-                          "Status: error\tError Type: Runtime.OutOfMemory")
+            error = lambda_errors.out_of_memory(request_id)
+            return result(error, None, duration, body + lambda_errors.runtime_error_log(error),
+                          lambda_errors.error_status(error["errorType"]))
 
         if cold:
             started = time.monotonic()
@@ -246,16 +220,13 @@ class Invoker:
                 msg = _note_tmp_access(live, request_id, msg, init=True)
             _, init_error, init_ms, max_kb, measured = msg
             self._coverage(live.config, measured)
-            init_logs = (f"INIT_START Runtime Version: python:{_PY}.lambdasim\t"
-                         f"Runtime Version ARN: arn:aws:lambda:{region}::runtime:lambdasim\n"
-                         + live.take_logs())
+            init_logs = lambda_errors.init_start_line(_PY, region) + live.take_logs()
             if init_error is not None:
                 if init_error.get("oom"):
                     return out_of_memory(0.0)
                 live.sbx.wait_runtime_exit(10.0)
                 self._reset(live, "init error")
-                return result(init_error, None, 0.0, "",
-                              f"Status: error\tError Type: {init_error['errorType']}")
+                return result(init_error, None, 0.0, "", lambda_errors.error_status(init_error["errorType"]))
             record.needs_init = False
 
         assert live.rt is not None
@@ -286,13 +257,9 @@ class Invoker:
         self._coverage(config, measured)
         body = live.take_logs()
         if error is None and payload is not None and len(payload) > MAX_RESPONSE_BYTES:
-            error = {"errorMessage": f"Response payload size exceeded maximum allowed payload size "
-                                     f"({MAX_RESPONSE_BYTES} bytes).",
-                     "errorType": "Function.ResponseSizeTooLarge"}
+            error = lambda_errors.response_too_large()
             payload = None
-        status = f"Status: error\tError Type: {error['errorType']}" if error is not None else ""
-        return result(error, payload, duration, body, status if error and error["errorType"].startswith(
-            ("Runtime.", "Function.")) else "")
+        return result(error, payload, duration, body, lambda_errors.report_status(error))
 
 
 _EROFS = re.compile(r"\[Errno 30\] Read-only file system: '([^']*)'")

@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError
 from lambdasim._invoke import (
     _PY,
-    MAX_REQUEST_BYTES,
     Invocation,
     Invoker,
     Live,
@@ -563,23 +563,16 @@ class Simulator:
         with self._lock:
             self._check_open()
             request_id = self._new_id()
-            if len(event_bytes) > MAX_REQUEST_BYTES:
+            if len(event_bytes) > lambda_errors.MAX_REQUEST_BYTES:
                 self._event("rejected", fn.name, request_id=request_id, status=413)
-                return Invocation(
-                    request_id, fn.name, None, None, False,
-                    {"errorType": "RequestEntityTooLargeException",
-                     "errorMessage": f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the "
-                                     "InvokeFunction operation"},
-                    None, 0.0, None, status_code=413)
+                return Invocation(request_id, fn.name, None, None, False, lambda_errors.request_too_large(),
+                                  None, 0.0, None, status_code=413)
             try:
                 record, new = fn._model.acquire(self._policy, self._rng, self.clock.now())
             except Throttled:
                 self._event("throttled", fn.name, request_id=request_id, status=429)
-                return Invocation(
-                    request_id, fn.name, None, None, False,
-                    {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded.",
-                     "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User"},
-                    None, 0.0, None, status_code=429)
+                return Invocation(request_id, fn.name, None, None, False, lambda_errors.throttled(),
+                                  None, 0.0, None, status_code=429)
             config = fn._model.versions[record.version]
             if new:
                 live = Live(record, config, self._spec(fn, record, config))
