@@ -27,6 +27,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from lambdasim import _lambda_errors as lambda_errors
+from lambdasim._lambda_errors import ErrorDict, make_error
 from lambdasim._wire import Channel, close_all_but
 
 _THIS_FILE = __file__.rsplit("/", 1)[-1]
@@ -113,17 +115,13 @@ class LambdaContext:
 
 
 class FaultError(Exception):
-    """A ``Runtime.*`` error, as awslambdaric's FaultException."""
+    """A ``Runtime.*`` error (one of :mod:`lambdasim._lambda_errors`), as awslambdaric's FaultException."""
 
-    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
+    def __init__(self, error: ErrorDict, trace: list[str] | None = None) -> None:
+        super().__init__(error["errorMessage"])
+        self.error_type: str = error["errorType"]
+        self.message: str = error["errorMessage"]
         self.trace = trace or []
-
-
-def make_error(message: str, error_type: str, stack: list[str], request_id: str) -> dict[str, Any]:
-    return {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": stack}
 
 
 HIDDEN_FRAMES: tuple[str, ...] = ()
@@ -142,7 +140,7 @@ def _user_frames(tb: Any) -> list[str]:
     return traceback.format_list(tuples)  # type: ignore[arg-type]
 
 
-def log_error(error: dict[str, Any]) -> None:
+def log_error(error: ErrorDict) -> None:
     """Write the ``[ERROR] Type: message`` record the Python runtime writes."""
     message = error["errorMessage"]
     lines = [f"[ERROR] {error['errorType']}: {message}" if message else f"[ERROR] {error['errorType']}"]
@@ -175,22 +173,20 @@ def load_handler(handler: str) -> Callable[..., Any]:
     try:
         modname, fname = handler.rsplit(".", 1)
     except ValueError as e:
-        raise FaultError("Runtime.MalformedHandlerName", f"Bad handler '{handler}': {e}") from None
+        raise FaultError(lambda_errors.malformed_handler_name(handler, e)) from None
     if modname.split(".")[0] in sys.builtin_module_names:
-        raise FaultError(
-            "Runtime.BuiltInModuleConflict", f"Cannot use built-in module {modname} as a handler module"
-        )
+        raise FaultError(lambda_errors.builtin_module_conflict(modname))
     try:
         module = importlib.import_module(modname.replace("/", "."))
     except ImportError as e:
-        raise FaultError("Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}") from None
+        raise FaultError(lambda_errors.import_module_error(modname, e)) from None
     except SyntaxError as e:
         trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
-        raise FaultError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}", trace) from None
+        raise FaultError(lambda_errors.user_code_syntax_error(modname, e), trace) from None
     try:
         fn = getattr(module, fname)
     except AttributeError:
-        raise FaultError("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'") from None
+        raise FaultError(lambda_errors.handler_not_found(fname, modname)) from None
     return fn  # type: ignore[no-any-return]
 
 
@@ -475,7 +471,7 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
 
     measure = _Coverage(spec["coverage"]) if spec.get("coverage") else None
     fn: Callable[..., Any] | None = None
-    error: dict[str, Any] | None = None
+    error: ErrorDict | None = None
     try:
         fn = load_handler(spec["handler"])
     except FaultError as e:
@@ -506,16 +502,17 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
         context = LambdaContext(request_id, arn, deadline_ms, client_context, identity, tenant_id)
         t0 = time.perf_counter()
         payload: bytes | None = None
-        err: dict[str, Any] | None = None
+        err: ErrorDict | None = None
         fatal = ""
         try:
             result = fn(json.loads(event_bytes), context)
             try:
                 payload = result if isinstance(result, bytes) else _ENCODER.encode(result).encode()
             except (TypeError, ValueError) as e:
-                err = make_error(f"Unable to marshal response: {e}", "Runtime.MarshalError", [], request_id)
+                fault = lambda_errors.marshal_error(e)
+                err = make_error(fault["errorMessage"], fault["errorType"], [], request_id)
         except MemoryError:
-            fatal = "Runtime.OutOfMemory"
+            fatal = lambda_errors.RUNTIME_OUT_OF_MEMORY
         except SystemExit as e:
             sys.stdout.flush()
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
