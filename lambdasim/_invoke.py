@@ -20,7 +20,7 @@ from lambdasim import _runtime
 from lambdasim._errors import SandboxError
 from lambdasim._lambda_errors import MAX_RESPONSE_BYTES, ErrorDict
 from lambdasim._model import ACCOUNT_ID, FunctionConfig, InstanceRecord, InstanceState
-from lambdasim._sandbox import SandboxInstance
+from lambdasim._sandbox import InstanceSpec, SandboxInstance
 from lambdasim._wire import Channel, ChannelClosed
 
 # How long one side polls for the other's next message before it sleeps (see Channel.spin).
@@ -89,7 +89,7 @@ class Invocation:
 class Live:
     """Engine-side state of one instance: its sandbox handle and runtime channel."""
 
-    def __init__(self, record: InstanceRecord, config: FunctionConfig, spec: dict[str, Any]) -> None:
+    def __init__(self, record: InstanceRecord, config: FunctionConfig, spec: InstanceSpec) -> None:
         self.record = record
         self.config = config
         self.spec = spec

@@ -29,6 +29,7 @@ from typing import Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._lambda_errors import ErrorDict, make_error
+from lambdasim._sandbox import InstanceSpec
 from lambdasim._wire import Channel, close_all_but
 
 _THIS_FILE = __file__.rsplit("/", 1)[-1]
@@ -431,7 +432,7 @@ class TmpAccessChannel(Channel):
         super().send(message, fds)
 
 
-def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | None = None,
+def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | None = None,
         logs: LogCapture | None = None, checkpoint: Callable[[], None] | None = None) -> None:
     """Run Init, then serve invocations until the channel closes. Never returns.
 
@@ -469,7 +470,8 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
     if access is not None:
         access.install()  # from here on: what Init, then each invocation, reads and writes in /tmp
 
-    measure = _Coverage(spec["coverage"]) if spec.get("coverage") else None
+    settings = spec.get("coverage")
+    measure = _Coverage(settings) if settings else None
     fn: Callable[..., Any] | None = None
     error: ErrorDict | None = None
     try:

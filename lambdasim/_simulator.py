@@ -37,7 +37,7 @@ from lambdasim._model import (
     VirtualClock,
     routing_policy,
 )
-from lambdasim._sandbox import Sandbox, SandboxInstance, create_sandbox
+from lambdasim._sandbox import InstanceSpec, Sandbox, SandboxInstance, create_sandbox
 from lambdasim._services.service import Services, parse_services
 
 _DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
@@ -462,7 +462,7 @@ class Simulator:
         h = f"{self._ids.getrandbits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
-    def _spec(self, fn: Function, record: InstanceRecord, config: FunctionConfig) -> dict[str, Any]:
+    def _spec(self, fn: Function, record: InstanceRecord, config: FunctionConfig) -> InstanceSpec:
         version = record.version
         stream = f"{datetime.date.today():%Y/%m/%d}/[{version}]{self._ids.getrandbits(128):032x}"
         env = {
@@ -479,7 +479,7 @@ class Simulator:
             "AWS_SESSION_TOKEN": "lambdasim-session-token", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
             "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
         }
-        spec = {
+        spec: InstanceSpec = {
             "coverage": self._coverage.settings,
             "handler": config.handler, "code_dir": config.code_dir, "layers": list(config.layers),
             "tmp_mb": config.ephemeral_storage_mb, "memory_mb": config.memory_mb, "env": env, "cwd": "/var/task",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lambdasim._errors import SandboxError, SandboxUnavailable
+from lambdasim._sandbox import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed
 
 _PKG_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -91,7 +92,7 @@ class Helper:
             raise SandboxUnavailable(refused(msg[1]))
         self.ready: Any = msg[1]
 
-    def spawn(self, spec: dict[str, Any]) -> tuple[Channel, Channel]:
+    def spawn(self, spec: InstanceSpec) -> tuple[Channel, Channel]:
         """Have the helper fork a keeper for ``spec``: the keeper's control channel and the
         channel of its first runtime."""
         ctrl_mine, ctrl_theirs = socket.socketpair()

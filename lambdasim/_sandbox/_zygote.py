@@ -26,11 +26,11 @@ import select
 import signal
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any
 
 # Everything the runtime needs is imported here, before the first fork, so that
 # instances share these pages and cold starts do not pay for the imports.
 import lambdasim._runtime as _runtime
+from lambdasim._sandbox import InstanceSpec
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_UID, host_view
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
@@ -51,7 +51,7 @@ class Keeper:
     def __init__(self, binds: list[str], links: dict[str, str]) -> None:
         self.binds = binds
         self.links = links
-        self.spec: dict[str, Any] = {}
+        self.spec: InstanceSpec | None = None
         self.ctrl: Channel | None = None
         self.runtime_pid = 0
         self.to_runtime: Channel | None = None
@@ -94,7 +94,7 @@ class Keeper:
             L.mount(f"{sk}/.{name}", f"{sk}/etc/{name}", None, L.MS_BIND)
             os.unlink(f"{sk}/.{name}")
 
-    def finish(self, spec: dict[str, Any], rt_fd: int) -> None:
+    def finish(self, spec: InstanceSpec, rt_fd: int) -> None:
         """Add the function's code, layers and /tmp, enter the root, lock it."""
         assert self.to_runtime is not None
         self.spec = spec
@@ -149,6 +149,7 @@ class Keeper:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 if self.ctrl is not None:
                     self.ctrl.close()
+                assert self.spec is not None  # finish() came first
                 _runtime.run(socket.socket(fileno=rt_fd), self.spec)
             finally:
                 os._exit(70)

@@ -166,7 +166,7 @@ def _sweep(parent: str) -> None:
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
-def _runtime_main(rt_fd: int, spec: dict[str, Any], tmp_dir: str, layout: dict[str, Any]) -> None:
+def _runtime_main(rt_fd: int, spec: InstanceSpec, tmp_dir: str, layout: dict[str, Any]) -> None:
     from lambdasim import _runtime
     from lambdasim._sandbox import _fakeroot
 
@@ -178,7 +178,7 @@ def _runtime_main(rt_fd: int, spec: dict[str, Any], tmp_dir: str, layout: dict[s
 
 
 class _Keeper:
-    def __init__(self, ctrl: Channel, spec: dict[str, Any], tmp_dir: str, layout: dict[str, Any]) -> None:
+    def __init__(self, ctrl: Channel, spec: InstanceSpec, tmp_dir: str, layout: dict[str, Any]) -> None:
         self.ctrl = ctrl
         self.spec = spec
         self.tmp_dir = tmp_dir
@@ -266,7 +266,7 @@ class _Keeper:
             self.ctrl.send(("gone",))
 
 
-def _keeper_main(ctrl_fd: int, rt_fd: int, spec: dict[str, Any], tmp_dir: str, layout: dict[str, Any]) -> None:
+def _keeper_main(ctrl_fd: int, rt_fd: int, spec: InstanceSpec, tmp_dir: str, layout: dict[str, Any]) -> None:
     # A process group of its own: Ctrl-C in the terminal is the simulator's to handle, and
     # killing the group at the end takes anything the function started with it.
     os.setpgid(0, 0)
