@@ -21,7 +21,19 @@ from lambdasim._errors import SandboxError
 from lambdasim._lambda_errors import MAX_RESPONSE_BYTES, ErrorDict
 from lambdasim._model import ACCOUNT_ID, FunctionConfig, InstanceRecord, InstanceState
 from lambdasim._sandbox import InstanceSpec, SandboxInstance
-from lambdasim._wire import Channel, ChannelClosed
+from lambdasim._wire import (
+    FATAL,
+    OUT_OF_MEMORY_AT_INIT,
+    SANDBOX_ERROR,
+    Channel,
+    ChannelClosed,
+    Fatal,
+    Init,
+    Invoke,
+    Result,
+    SandboxFailure,
+    TmpAccessReport,
+)
 
 # How long one side polls for the other's next message before it sleeps (see Channel.spin).
 _SPIN_S = 0.0002
@@ -143,15 +155,15 @@ class Invoker:
         self._lone = lone
         self._ids = ids
 
-    def wait_init(self, live: Live, timeout: float) -> tuple[Any, ...]:
+    def wait_init(self, live: Live, timeout: float) -> Init:
         if live.rt is None:
             live.rt = live.sbx.start_runtime()
         msg = live.rt.recv(timeout, fds=True)
-        if msg[0] == "sandbox_error":
+        if msg[0] == SANDBOX_ERROR:
             raise SandboxError(f"The {self._sandbox_name} sandbox could not prepare instance {live.record.id}'s "
-                               f"runtime: {msg[1]}")
+                               f"runtime: {SandboxFailure._make(msg).reason}")
         (live.logfd,) = live.rt.take_fds(1)
-        return tuple(msg)
+        return Init(*msg)
 
     def run(self, live: Live, request_id: str, event_bytes: bytes, client_context: Mapping[str, Any] | None,
             identity: Mapping[str, Any] | None, tenant_id: str | None, init_timeout_s: float,
@@ -216,13 +228,13 @@ class Invoker:
                 return timed_out(config.timeout_s)
             except ChannelClosed:
                 return exited(0.0)
-            if live.tmp_writers is not None:  # track_tmp_access: Init's /tmp accesses come last
-                msg = _note_tmp_access(live, request_id, msg, init=True)
-            _, init_error, init_ms, max_kb, measured = msg
-            self._coverage(live.config, measured)
+            if live.tmp_writers is not None:  # track_tmp_access
+                _note_tmp_access(live, request_id, msg.tmp_access, init=True)
+            init_error, init_ms, max_kb = msg.error, msg.init_ms, msg.max_memory_kb
+            self._coverage(live.config, msg.coverage)
             init_logs = lambda_errors.init_start_line(_PY, region) + live.take_logs()
             if init_error is not None:
-                if init_error.get("oom"):
+                if init_error == OUT_OF_MEMORY_AT_INIT:
                     return out_of_memory(0.0)
                 live.sbx.wait_runtime_exit(10.0)
                 self._reset(live, "init error")
@@ -237,10 +249,12 @@ class Invoker:
             # the CPUs are better spent running them, and a first invocation is slow anyway.
             # On a single CPU polling only delays the other side.
             spin = _SPIN_S if self._lone() and not cold and _runtime.usable_cpus() > 1 else 0.0
-            live.rt.send((request_id, event_bytes, int(deadline * 1000), trace_id(self._ids),
-                          dict(client_context) if client_context is not None else None,
-                          dict(identity) if identity is not None else None, tenant_id,
-                          f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{record.function}", spin))
+            live.rt.send(Invoke(
+                request_id=request_id, event=event_bytes, deadline_ms=int(deadline * 1000),
+                trace_id=trace_id(self._ids),
+                client_context=dict(client_context) if client_context is not None else None,
+                identity=dict(identity) if identity is not None else None, tenant_id=tenant_id,
+                function_arn=f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{record.function}", spin=spin))
             if spin:
                 live.rt.spin(spin)
             reply = live.rt.recv(budget)
@@ -248,13 +262,15 @@ class Invoker:
             return timed_out(config.timeout_s)
         except (ChannelClosed, OSError):
             return exited((time.monotonic() - sent) * 1000.0)
-        if reply[0] == "fatal":
-            _, _kind, duration, max_kb = reply
-            return out_of_memory(duration)
-        if live.tmp_writers is not None:  # track_tmp_access: the invocation's /tmp accesses come last
-            reply = _note_tmp_access(live, request_id, reply, init=False)
-        _, payload, error, duration, max_kb, measured = reply
-        self._coverage(config, measured)
+        if reply[0] == FATAL:
+            fatal = Fatal._make(reply)
+            max_kb = fatal.max_memory_kb
+            return out_of_memory(fatal.duration_ms)
+        answer = Result(*reply)
+        if live.tmp_writers is not None:  # track_tmp_access
+            _note_tmp_access(live, request_id, answer.tmp_access, init=False)
+        payload, error, duration, max_kb = answer.payload, answer.error, answer.duration_ms, answer.max_memory_kb
+        self._coverage(config, answer.coverage)
         body = live.take_logs()
         if error is None and payload is not None and len(payload) > MAX_RESPONSE_BYTES:
             error = lambda_errors.response_too_large()
@@ -290,12 +306,12 @@ def error_detail(inv: Invocation) -> dict[str, Any]:
     return {"errorType": error.get("errorType"), "errorMessage": error.get("errorMessage"), "logs": logs}
 
 
-def _note_tmp_access(live: Live, request_id: str, msg: tuple[Any, ...], init: bool) -> tuple[Any, ...]:
-    """Take the runtime's /tmp accesses off the end of an "init" or "result" message (see
-    _runtime.TmpAccess): note reads of files another invocation wrote last, then the writes."""
+def _note_tmp_access(live: Live, request_id: str, report: TmpAccessReport | None, init: bool) -> None:
+    """Note the /tmp accesses an :class:`Init` or :class:`Result` reported (see _runtime.TmpAccess):
+    reads of files another invocation wrote last, then the writes."""
     writers = live.tmp_writers
-    assert writers is not None
-    reads, changes = msg[-1]
+    assert writers is not None and report is not None
+    reads, changes = report
     for path in reads:
         last = writers.get(path)
         # What Init wrote, every new instance (and every reset) writes again: not a dependency.
@@ -310,7 +326,6 @@ def _note_tmp_access(live: Live, request_id: str, msg: tuple[Any, ...], init: bo
         else:
             for gone in [p for p in writers if p == path or p.startswith(path + "/")]:
                 del writers[gone]
-    return msg[:-1]
 
 
 def trace_id(rng: random.Random) -> str:

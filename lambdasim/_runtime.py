@@ -30,7 +30,20 @@ from typing import Any
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._lambda_errors import ErrorDict, make_error
 from lambdasim._sandbox import InstanceSpec
-from lambdasim._wire import Channel, close_all_but
+from lambdasim._wire import (
+    FATAL,
+    INIT,
+    OUT_OF_MEMORY_AT_INIT,
+    RESULT,
+    SANDBOX_ERROR,
+    Channel,
+    Fatal,
+    Init,
+    Invoke,
+    Result,
+    SandboxFailure,
+    close_all_but,
+)
 
 _THIS_FILE = __file__.rsplit("/", 1)[-1]
 _ERROR_INDENT = "\u00a0"
@@ -418,7 +431,7 @@ class TmpAccess:
 
 
 class TmpAccessChannel(Channel):
-    """The runtime's channel when access is tracked: "init" and "result" messages carry it last."""
+    """The runtime's channel when access is tracked: :class:`Init` and :class:`Result` messages carry it."""
 
     __slots__ = ("access",)
 
@@ -427,8 +440,8 @@ class TmpAccessChannel(Channel):
         self.access = access
 
     def send(self, message: Any, fds: list[int] | None = None) -> None:
-        if message[0] in ("init", "result"):
-            message = (*message, self.access.take())
+        if isinstance(message, (Init, Result)):
+            message = message._replace(tmp_access=self.access.take())
         super().send(message, fds)
 
 
@@ -459,7 +472,7 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         try:
             enter()
         except Exception as e:  # noqa: BLE001 - the sandbox failed, not the function: the simulator says so
-            chan.send(("sandbox_error", f"{type(e).__name__}: {e}"))
+            chan.send(SandboxFailure(kind=SANDBOX_ERROR, reason=f"{type(e).__name__}: {e}"))
             os._exit(70)
     relocate_host_tmp()
     close_all_but([sock.fileno(), logs.fd])
@@ -479,16 +492,17 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
     except FaultError as e:
         error = make_error(e.message, e.error_type, e.trace, "")
     except MemoryError:
-        error = {"oom": True}
+        error = OUT_OF_MEMORY_AT_INIT
     except Exception as e:  # noqa: BLE001 - any import-time exception fails Init, as on Lambda
         error = make_error(str(e), type(e).__name__, _user_frames(e.__traceback__), "")
     init_ms = (time.perf_counter() - started) * 1000.0
-    if error is not None and "oom" not in error:
+    if error is not None and error is not OUT_OF_MEMORY_AT_INIT:
         log_error(error)
     if checkpoint is not None:
         checkpoint()
     # The simulator reads the log memfd itself, so output survives a timeout or crash.
-    chan.send(("init", error, init_ms, _max_memory_kb(), measure.take() if measure else None), fds=[logs.fd])
+    chan.send(Init(kind=INIT, error=error, init_ms=init_ms, max_memory_kb=_max_memory_kb(),
+                   coverage=measure.take() if measure else None), fds=[logs.fd])
     if error is not None or fn is None:
         os._exit(1)  # awslambdaric exits after reporting an Init error
 
@@ -497,17 +511,18 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
             msg = chan.recv()
         except EOFError:
             os._exit(0)
-        _request_id, event_bytes, deadline_ms, trace_id, client_context, identity, tenant_id, arn, spin = msg
-        request_id: str = _request_id
-        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+        request = Invoke._make(msg)
+        request_id = request.request_id
+        os.environ["_X_AMZN_TRACE_ID"] = request.trace_id
         _RequestIdFilter.request_id = request_id
-        context = LambdaContext(request_id, arn, deadline_ms, client_context, identity, tenant_id)
+        context = LambdaContext(request_id, request.function_arn, request.deadline_ms, request.client_context,
+                                request.identity, request.tenant_id)
         t0 = time.perf_counter()
         payload: bytes | None = None
         err: ErrorDict | None = None
         fatal = ""
         try:
-            result = fn(json.loads(event_bytes), context)
+            result = fn(json.loads(request.event), context)
             try:
                 payload = result if isinstance(result, bytes) else _ENCODER.encode(result).encode()
             except (TypeError, ValueError) as e:
@@ -529,8 +544,9 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         if checkpoint is not None:
             checkpoint()
         if fatal:
-            chan.send(("fatal", fatal, duration, _max_memory_kb()))
+            chan.send(Fatal(kind=FATAL, error_type=fatal, duration_ms=duration, max_memory_kb=_max_memory_kb()))
             os._exit(137)
-        chan.send(("result", payload, err, duration, _max_memory_kb(), measure.take() if measure else None))
-        if spin and usable_cpus() > 1:
-            chan.spin(spin)  # the simulator may be about to send the next invocation
+        chan.send(Result(kind=RESULT, payload=payload, error=err, duration_ms=duration, max_memory_kb=_max_memory_kb(),
+                         coverage=measure.take() if measure else None))
+        if request.spin and usable_cpus() > 1:
+            chan.spin(request.spin)  # the simulator may be about to send the next invocation

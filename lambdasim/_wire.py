@@ -4,6 +4,12 @@ simulator, the sandbox helpers and the runtime.
 ``marshal`` is used rather than ``pickle`` or JSON because it is the fastest codec
 for the plain tuples, dicts, strings and bytes that cross here, and it cannot run
 code on load. Payloads themselves stay JSON text, as on Lambda.
+
+The messages between the simulator and a runtime are laid out once, below, as
+NamedTuples: a sender builds one by its field names and :meth:`Channel.send` sends it
+as a plain tuple; a receiver reads it back with ``Layout._make(message)`` (or
+``Layout(*message)`` where trailing fields may be left out) and uses the same names.
+Every message from the runtime begins with its kind.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import socket
 import struct
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 _HEADER = struct.Struct("<I")
 _CHUNK = 1 << 16
@@ -48,6 +54,8 @@ class Channel:
         return self.sock.fileno()
 
     def send(self, message: Any, fds: list[int] | None = None) -> None:
+        if type(message) is not tuple and isinstance(message, tuple):
+            message = tuple(message)  # a layout below: marshal takes plain tuples only
         body = marshal.dumps(message)
         data = _HEADER.pack(len(body)) + body
         if fds:
@@ -131,3 +139,73 @@ def close_all_but(keep: Sequence[int]) -> None:
             low = fd + 1
     limit = os.sysconf("SC_OPEN_MAX")
     os.closerange(low, limit if limit > 0 else 1 << 20)
+
+
+# -- the runtime channel's messages ------------------------------------------------------------
+
+INIT = "init"
+RESULT = "result"
+FATAL = "fatal"
+SANDBOX_ERROR = "sandbox_error"
+
+OUT_OF_MEMORY_AT_INIT: dict[str, Any] = {"oom": True}
+"""The ``error`` of an :class:`Init` whose import ran out of memory (the host reports it)."""
+
+TmpAccessReport = tuple[list[str], dict[str, bool]]
+"""/tmp files read (in order) and changed (True: written, False: removed); see ``_runtime.TmpAccess``."""
+
+
+class Invoke(NamedTuple):
+    """simulator -> runtime: run one invocation."""
+
+    request_id: str
+    event: bytes
+    deadline_ms: int
+    trace_id: str
+    client_context: dict[str, Any] | None
+    identity: dict[str, Any] | None
+    tenant_id: str | None
+    function_arn: str
+    spin: float
+    """How long the runtime polls for the next invocation after answering (0: it does not)."""
+
+
+class Init(NamedTuple):
+    """runtime -> simulator, once, after Init; carries the runtime's log memfd."""
+
+    kind: str  # INIT
+    error: dict[str, Any] | None
+    init_ms: float
+    max_memory_kb: int
+    coverage: dict[str, Any] | None
+    tmp_access: TmpAccessReport | None = None
+    """Only when the spec asks for ``track_tmp_access``."""
+
+
+class Result(NamedTuple):
+    """runtime -> simulator: the handler returned (``payload``, JSON text or bytes) or raised (``error``)."""
+
+    kind: str  # RESULT
+    payload: bytes | None
+    error: dict[str, Any] | None
+    duration_ms: float
+    max_memory_kb: int
+    coverage: dict[str, Any] | None
+    tmp_access: TmpAccessReport | None = None
+    """Only when the spec asks for ``track_tmp_access``."""
+
+
+class Fatal(NamedTuple):
+    """runtime -> simulator, just before it exits: the invocation killed it (out of memory)."""
+
+    kind: str  # FATAL
+    error_type: str
+    duration_ms: float
+    max_memory_kb: int
+
+
+class SandboxFailure(NamedTuple):
+    """runtime -> simulator, instead of :class:`Init`: the sandbox could not finish the instance."""
+
+    kind: str  # SANDBOX_ERROR
+    reason: str
