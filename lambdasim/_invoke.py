@@ -29,10 +29,11 @@ from lambdasim._wire import (
     ChannelClosed,
     Fatal,
     Init,
-    Invoke,
     Result,
     SandboxFailure,
     TmpAccessReport,
+    pack_invoke,
+    reader,
 )
 
 # How long one side polls for the other's next message before it sleeps (see Channel.spin).
@@ -136,6 +137,9 @@ class Live:
             if self.logfd >= 0:
                 os.close(self.logfd)
                 self.logfd = -1
+
+
+_read_result = reader(Result, "payload", "error", "duration_ms", "max_memory_kb", "coverage")
 
 
 class Invoker:
@@ -249,7 +253,7 @@ class Invoker:
             # the CPUs are better spent running them, and a first invocation is slow anyway.
             # On a single CPU polling only delays the other side.
             spin = _SPIN_S if self._lone() and not cold and _runtime.usable_cpus() > 1 else 0.0
-            live.rt.send(Invoke(
+            live.rt.send(pack_invoke(
                 request_id=request_id, event=event_bytes, deadline_ms=int(deadline * 1000),
                 trace_id=trace_id(self._ids),
                 client_context=dict(client_context) if client_context is not None else None,
@@ -266,11 +270,10 @@ class Invoker:
             fatal = Fatal._make(reply)
             max_kb = fatal.max_memory_kb
             return out_of_memory(fatal.duration_ms)
-        answer = Result(*reply)
+        payload, error, duration, max_kb, measured = _read_result(reply)
         if live.tmp_writers is not None:  # track_tmp_access
-            _note_tmp_access(live, request_id, answer.tmp_access, init=False)
-        payload, error, duration, max_kb = answer.payload, answer.error, answer.duration_ms, answer.max_memory_kb
-        self._coverage(config, answer.coverage)
+            _note_tmp_access(live, request_id, Result(*reply).tmp_access, init=False)
+        self._coverage(config, measured)
         body = live.take_logs()
         if error is None and payload is not None and len(payload) > MAX_RESPONSE_BYTES:
             error = lambda_errors.response_too_large()

@@ -31,18 +31,17 @@ from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._lambda_errors import ErrorDict, make_error
 from lambdasim._sandbox import InstanceSpec
 from lambdasim._wire import (
-    FATAL,
     INIT,
     OUT_OF_MEMORY_AT_INIT,
     RESULT,
-    SANDBOX_ERROR,
     Channel,
-    Fatal,
-    Init,
     Invoke,
-    Result,
-    SandboxFailure,
     close_all_but,
+    pack_fatal,
+    pack_init,
+    pack_result,
+    pack_sandbox_failure,
+    reader,
 )
 
 _THIS_FILE = __file__.rsplit("/", 1)[-1]
@@ -431,7 +430,7 @@ class TmpAccess:
 
 
 class TmpAccessChannel(Channel):
-    """The runtime's channel when access is tracked: :class:`Init` and :class:`Result` messages carry it."""
+    """The runtime's channel when access is tracked: ``Init`` and ``Result`` messages carry it, last."""
 
     __slots__ = ("access",)
 
@@ -440,9 +439,13 @@ class TmpAccessChannel(Channel):
         self.access = access
 
     def send(self, message: Any, fds: list[int] | None = None) -> None:
-        if isinstance(message, (Init, Result)):
-            message = message._replace(tmp_access=self.access.take())
+        if message[0] in (INIT, RESULT):
+            message = (*message, self.access.take())
         super().send(message, fds)
+
+
+_read_invoke = reader(Invoke, "request_id", "event", "deadline_ms", "trace_id", "client_context", "identity",
+                      "tenant_id", "function_arn", "spin")
 
 
 def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | None = None,
@@ -472,7 +475,7 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         try:
             enter()
         except Exception as e:  # noqa: BLE001 - the sandbox failed, not the function: the simulator says so
-            chan.send(SandboxFailure(kind=SANDBOX_ERROR, reason=f"{type(e).__name__}: {e}"))
+            chan.send(pack_sandbox_failure(reason=f"{type(e).__name__}: {e}"))
             os._exit(70)
     relocate_host_tmp()
     close_all_but([sock.fileno(), logs.fd])
@@ -501,8 +504,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
     if checkpoint is not None:
         checkpoint()
     # The simulator reads the log memfd itself, so output survives a timeout or crash.
-    chan.send(Init(kind=INIT, error=error, init_ms=init_ms, max_memory_kb=_max_memory_kb(),
-                   coverage=measure.take() if measure else None), fds=[logs.fd])
+    chan.send(pack_init(error=error, init_ms=init_ms, max_memory_kb=_max_memory_kb(),
+                        coverage=measure.take() if measure else None), fds=[logs.fd])
     if error is not None or fn is None:
         os._exit(1)  # awslambdaric exits after reporting an Init error
 
@@ -511,18 +514,16 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
             msg = chan.recv()
         except EOFError:
             os._exit(0)
-        request = Invoke._make(msg)
-        request_id = request.request_id
-        os.environ["_X_AMZN_TRACE_ID"] = request.trace_id
+        request_id, event, deadline_ms, trace_id, client_context, identity, tenant_id, arn, spin = _read_invoke(msg)
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
         _RequestIdFilter.request_id = request_id
-        context = LambdaContext(request_id, request.function_arn, request.deadline_ms, request.client_context,
-                                request.identity, request.tenant_id)
+        context = LambdaContext(request_id, arn, deadline_ms, client_context, identity, tenant_id)
         t0 = time.perf_counter()
         payload: bytes | None = None
         err: ErrorDict | None = None
         fatal = ""
         try:
-            result = fn(json.loads(request.event), context)
+            result = fn(json.loads(event), context)
             try:
                 payload = result if isinstance(result, bytes) else _ENCODER.encode(result).encode()
             except (TypeError, ValueError) as e:
@@ -544,9 +545,9 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         if checkpoint is not None:
             checkpoint()
         if fatal:
-            chan.send(Fatal(kind=FATAL, error_type=fatal, duration_ms=duration, max_memory_kb=_max_memory_kb()))
+            chan.send(pack_fatal(error_type=fatal, duration_ms=duration, max_memory_kb=_max_memory_kb()))
             os._exit(137)
-        chan.send(Result(kind=RESULT, payload=payload, error=err, duration_ms=duration, max_memory_kb=_max_memory_kb(),
-                         coverage=measure.take() if measure else None))
-        if request.spin and usable_cpus() > 1:
-            chan.spin(request.spin)  # the simulator may be about to send the next invocation
+        chan.send(pack_result(payload=payload, error=err, duration_ms=duration, max_memory_kb=_max_memory_kb(),
+                              coverage=measure.take() if measure else None))
+        if spin and usable_cpus() > 1:
+            chan.spin(spin)  # the simulator may be about to send the next invocation

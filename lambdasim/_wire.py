@@ -5,23 +5,26 @@ simulator, the sandbox helpers and the runtime.
 for the plain tuples, dicts, strings and bytes that cross here, and it cannot run
 code on load. Payloads themselves stay JSON text, as on Lambda.
 
-The messages between the simulator and a runtime are laid out once, below, as
-NamedTuples: a sender builds one by its field names and :meth:`Channel.send` sends it
-as a plain tuple; a receiver reads it back with ``Layout._make(message)`` (or
-``Layout(*message)`` where trailing fields may be left out) and uses the same names.
-Every message from the runtime begins with its kind.
+The messages between the simulator and a runtime are laid out once, below: a NamedTuple
+per layout names its fields, in order. A sender builds the plain tuple (``marshal`` takes
+no NamedTuples) with the ``pack_*`` function beside it, by field name; a receiver reads it
+with ``Layout._make(message)``, or ``Layout(*message)`` where the last fields may be left
+out, and uses the same names. On the warm path, where making a NamedTuple costs more than
+the rest of the exchange's Python code, a receiver takes the fields it names with a
+:func:`reader` instead. Every message from the runtime begins with its kind.
 """
 
 from __future__ import annotations
 
 import marshal
 import math
+import operator
 import os
 import select
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 _HEADER = struct.Struct("<I")
@@ -54,8 +57,6 @@ class Channel:
         return self.sock.fileno()
 
     def send(self, message: Any, fds: list[int] | None = None) -> None:
-        if type(message) is not tuple and isinstance(message, tuple):
-            message = tuple(message)  # a layout below: marshal takes plain tuples only
         body = marshal.dumps(message)
         data = _HEADER.pack(len(body)) + body
         if fds:
@@ -143,6 +144,14 @@ def close_all_but(keep: Sequence[int]) -> None:
 
 # -- the runtime channel's messages ------------------------------------------------------------
 
+
+def reader(layout: type[tuple[Any, ...]], *names: str) -> Callable[[tuple[Any, ...]], Any]:
+    """A function that returns the fields ``names`` of a message laid out as ``layout``, in
+    that order (an ``operator.itemgetter`` at their positions); an unknown name fails here."""
+    fields: tuple[str, ...] = layout._fields  # type: ignore[attr-defined]
+    return operator.itemgetter(*(fields.index(name) for name in names))
+
+
 INIT = "init"
 RESULT = "result"
 FATAL = "fatal"
@@ -170,6 +179,12 @@ class Invoke(NamedTuple):
     """How long the runtime polls for the next invocation after answering (0: it does not)."""
 
 
+def pack_invoke(*, request_id: str, event: bytes, deadline_ms: int, trace_id: str,
+                client_context: dict[str, Any] | None, identity: dict[str, Any] | None, tenant_id: str | None,
+                function_arn: str, spin: float) -> tuple[Any, ...]:
+    return (request_id, event, deadline_ms, trace_id, client_context, identity, tenant_id, function_arn, spin)
+
+
 class Init(NamedTuple):
     """runtime -> simulator, once, after Init; carries the runtime's log memfd."""
 
@@ -179,7 +194,12 @@ class Init(NamedTuple):
     max_memory_kb: int
     coverage: dict[str, Any] | None
     tmp_access: TmpAccessReport | None = None
-    """Only when the spec asks for ``track_tmp_access``."""
+    """Added last, by ``_runtime.TmpAccessChannel``, when the spec asks for ``track_tmp_access``."""
+
+
+def pack_init(*, error: dict[str, Any] | None, init_ms: float, max_memory_kb: int,
+              coverage: dict[str, Any] | None) -> tuple[Any, ...]:
+    return (INIT, error, init_ms, max_memory_kb, coverage)
 
 
 class Result(NamedTuple):
@@ -192,7 +212,12 @@ class Result(NamedTuple):
     max_memory_kb: int
     coverage: dict[str, Any] | None
     tmp_access: TmpAccessReport | None = None
-    """Only when the spec asks for ``track_tmp_access``."""
+    """Added last, by ``_runtime.TmpAccessChannel``, when the spec asks for ``track_tmp_access``."""
+
+
+def pack_result(*, payload: bytes | None, error: dict[str, Any] | None, duration_ms: float, max_memory_kb: int,
+                coverage: dict[str, Any] | None) -> tuple[Any, ...]:
+    return (RESULT, payload, error, duration_ms, max_memory_kb, coverage)
 
 
 class Fatal(NamedTuple):
@@ -204,8 +229,16 @@ class Fatal(NamedTuple):
     max_memory_kb: int
 
 
+def pack_fatal(*, error_type: str, duration_ms: float, max_memory_kb: int) -> tuple[Any, ...]:
+    return (FATAL, error_type, duration_ms, max_memory_kb)
+
+
 class SandboxFailure(NamedTuple):
     """runtime -> simulator, instead of :class:`Init`: the sandbox could not finish the instance."""
 
     kind: str  # SANDBOX_ERROR
     reason: str
+
+
+def pack_sandbox_failure(*, reason: str) -> tuple[Any, ...]:
+    return (SANDBOX_ERROR, reason)

@@ -1,0 +1,80 @@
+"""The runtime channel's message layouts: named once in _wire, packed and read by those names."""
+
+from __future__ import annotations
+
+import inspect
+import marshal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from lambdasim import _invoke, _runtime, _wire
+from lambdasim._wire import Channel, Fatal, Init, Invoke, Result, SandboxFailure
+
+SAMPLES: dict[str, Any] = {
+    "request_id": "8f5c0c3e-1111-4222-8333-444455556666", "event": b'{"a": 1}', "deadline_ms": 1_700_000_000_123,
+    "trace_id": "Root=1-0-0", "client_context": {"custom": {"k": "v"}}, "identity": {"cognitoIdentityId": "i"},
+    "tenant_id": "t1", "function_arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "spin": 0.0002,
+    "error": {"errorMessage": "m", "errorType": "ValueError"}, "init_ms": 12.5, "max_memory_kb": 40960,
+    "coverage": {"lines": {"/var/task/app.py": [1, 2]}}, "payload": b"[1]", "duration_ms": 1.25,
+    "error_type": "Runtime.OutOfMemory", "reason": "PermissionError: no",
+}
+LAYOUTS: list[tuple[type[tuple[Any, ...]], Callable[..., tuple[Any, ...]], str | None]] = [
+    (Invoke, _wire.pack_invoke, None),
+    (Init, _wire.pack_init, _wire.INIT),
+    (Result, _wire.pack_result, _wire.RESULT),
+    (Fatal, _wire.pack_fatal, _wire.FATAL),
+    (SandboxFailure, _wire.pack_sandbox_failure, _wire.SANDBOX_ERROR),
+]
+
+
+@pytest.mark.parametrize(("layout", "pack", "kind"), LAYOUTS, ids=lambda x: getattr(x, "__name__", None))
+def test_each_layout_is_packed_and_read_by_the_same_names(
+        layout: type[tuple[Any, ...]], pack: Callable[..., tuple[Any, ...]], kind: str | None) -> None:
+    fields: tuple[str, ...] = layout._fields  # type: ignore[attr-defined]
+    given = [f for f in fields if f not in ("kind", "tmp_access")]
+    assert list(inspect.signature(pack).parameters) == given
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in inspect.signature(pack).parameters.values())
+    values = {name: SAMPLES[name] for name in given}
+    message = marshal.loads(marshal.dumps(pack(**values)))  # a plain tuple: marshal takes it
+    assert type(message) is tuple
+    read = layout(*message)._asdict()  # type: ignore[attr-defined]
+    assert {k: v for k, v in read.items() if k in values} == values
+    assert read.get("kind") == kind
+    if "tmp_access" in fields:
+        assert read["tmp_access"] is None  # only a tracking runtime adds it
+        assert fields[-1] == "tmp_access"
+
+
+def test_a_reader_takes_named_fields_in_the_order_asked() -> None:
+    message = _wire.pack_result(payload=b"1", error=None, duration_ms=2.0, max_memory_kb=3, coverage=None)
+    assert _wire.reader(Result, "max_memory_kb", "payload", "duration_ms")(message) == (3, b"1", 2.0)
+    with pytest.raises(ValueError, match="not in tuple"):
+        _wire.reader(Result, "paylod")
+
+
+def test_the_warm_path_readers_name_their_fields() -> None:
+    invoke = _wire.pack_invoke(**{name: SAMPLES[name] for name in Invoke._fields})
+    assert _runtime._read_invoke(invoke) == tuple(SAMPLES[name] for name in Invoke._fields)
+    result = _wire.pack_result(payload=b"x", error=None, duration_ms=1.0, max_memory_kb=7, coverage=None)
+    assert _invoke._read_result(result) == (b"x", None, 1.0, 7, None)
+
+
+def test_a_tracking_runtime_adds_its_tmp_access_to_init_and_result_only() -> None:
+    mine, theirs = socket.socketpair()
+    access = _runtime.TmpAccess()
+    sender, receiver = _runtime.TmpAccessChannel(theirs, access), Channel(mine)
+    try:
+        access.change("/tmp/a")
+        sender.send(_wire.pack_result(payload=b"1", error=None, duration_ms=1.0, max_memory_kb=1, coverage=None))
+        assert Result(*receiver.recv(5.0)).tmp_access == ([], {"/tmp/a": True})
+        access.read("/tmp/b")
+        sender.send(_wire.pack_init(error=None, init_ms=1.0, max_memory_kb=1, coverage=None))
+        assert Init(*receiver.recv(5.0)).tmp_access == (["/tmp/b"], {})
+        sender.send(_wire.pack_fatal(error_type="Runtime.OutOfMemory", duration_ms=1.0, max_memory_kb=1))
+        assert Fatal._make(receiver.recv(5.0)).error_type == "Runtime.OutOfMemory"
+    finally:
+        mine.close()
+        theirs.close()
