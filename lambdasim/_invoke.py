@@ -9,7 +9,6 @@ import math
 import os
 import random
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -19,7 +18,7 @@ from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _runtime
 from lambdasim._errors import SandboxError
 from lambdasim._lambda_errors import MAX_RESPONSE_BYTES, ErrorDict
-from lambdasim._model import ACCOUNT_ID, FunctionConfig, InstanceRecord, InstanceState
+from lambdasim._model import PYTHON_VERSION, FunctionConfig, InstanceRecord, InstanceState, function_arn
 from lambdasim._sandbox import InstanceSpec, SandboxInstance
 from lambdasim._wire import (
     FATAL,
@@ -38,7 +37,6 @@ from lambdasim._wire import (
 
 # How long one side polls for the other's next message before it sleeps (see Channel.spin).
 _SPIN_S = 0.0002
-_PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 _UNSET = object()
 
@@ -236,7 +234,7 @@ class Invoker:
                 _note_tmp_access(live, request_id, msg.tmp_access, init=True)
             init_error, init_ms, max_kb = msg.error, msg.init_ms, msg.max_memory_kb
             self._coverage(live.config, msg.coverage)
-            init_logs = lambda_errors.init_start_line(_PY, region) + live.take_logs()
+            init_logs = lambda_errors.init_start_line(PYTHON_VERSION, region) + live.take_logs()
             if init_error is not None:
                 if init_error == OUT_OF_MEMORY_AT_INIT:
                     return out_of_memory(0.0)
@@ -258,7 +256,7 @@ class Invoker:
                 trace_id=trace_id(self._ids),
                 client_context=dict(client_context) if client_context is not None else None,
                 identity=dict(identity) if identity is not None else None, tenant_id=tenant_id,
-                function_arn=f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{record.function}", spin=spin))
+                function_arn=function_arn(region, record.function), spin=spin))
             if spin:
                 live.rt.spin(spin)
             reply = live.rt.recv(budget)

@@ -18,15 +18,15 @@ from typing import Any
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError
 from lambdasim._invoke import (
-    _PY,
     Invocation,
     Invoker,
     Live,
     error_detail,
     read_only_paths,
 )
+from lambdasim._model import ACCOUNT_ID as ACCOUNT_ID  # re-exported: it was defined here
 from lambdasim._model import (
-    ACCOUNT_ID,
+    PYTHON_VERSION,
     FunctionConfig,
     FunctionModel,
     InstanceRecord,
@@ -35,6 +35,7 @@ from lambdasim._model import (
     Throttled,
     TraceEvent,
     VirtualClock,
+    function_arn,
     routing_policy,
 )
 from lambdasim._sandbox import InstanceSpec, Sandbox, SandboxInstance, create_sandbox
@@ -204,7 +205,7 @@ class Function:
         record = InstanceRecord(id=f"{self.name}-debug", function=self.name, version=self.version, created_at=0.0)
         env = sim._spec(self, record, config)["env"]
         return debug_invoke(config.handler, config.code_dir, env, config.timeout_s, event, sim._new_id(),
-                            f"arn:aws:lambda:{sim.region}:{ACCOUNT_ID}:function:{self.name}")
+                            function_arn(sim.region, self.name))
 
     def invoke_many(self, events: Iterable[Any], concurrency: int = 8) -> list[Invocation]:
         """Invoke with up to ``concurrency`` invocations in flight; results in input order."""
@@ -470,7 +471,7 @@ class Simulator:
             **self.services.environment(),
             **config.environment,
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{_PY}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{PYTHON_VERSION}",
             "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": version, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}", "AWS_LAMBDA_LOG_STREAM_NAME": stream,
@@ -483,7 +484,7 @@ class Simulator:
             "coverage": self._coverage.settings,
             "handler": config.handler, "code_dir": config.code_dir, "layers": list(config.layers),
             "tmp_mb": config.ephemeral_storage_mb, "memory_mb": config.memory_mb, "env": env, "cwd": "/var/task",
-            "sys_path_prefix": ["/var/task", f"/opt/python/lib/python{_PY}/site-packages", "/opt/python"],
+            "sys_path_prefix": ["/var/task", f"/opt/python/lib/python{PYTHON_VERSION}/site-packages", "/opt/python"],
         }
         if self.track_tmp_access:
             spec["track_tmp_access"] = True
