@@ -242,3 +242,86 @@ class SandboxFailure(NamedTuple):
 
 def pack_sandbox_failure(*, reason: str) -> tuple[Any, ...]:
     return (SANDBOX_ERROR, reason)
+
+
+# -- the sandboxes' control messages -----------------------------------------------------------
+# Between the simulator, a sandbox's helper process (its zygote) and the keeper of each
+# instance. Each begins with its kind; those without fields are sent as ``(KIND,)``.
+
+READY = "ready"
+"""helper -> simulator: :class:`HelperReady`; keeper -> simulator: ``(READY,)`` with a pidfd of
+the keeper (namespace), :class:`FakefsKeeperReady` (fakefs)."""
+ERROR = "error"
+"""helper or keeper -> simulator, instead of READY: :class:`Refusal`."""
+SPAWN = "spawn"
+"""simulator -> helper, helper -> keeper (namespace): :class:`Spawn`, with the fds of the
+keeper's control channel and of its first runtime's channel."""
+SPAWNED = "spawned"
+"""helper -> simulator: the keeper is forked."""
+REFILL = "refill"
+"""simulator -> helper (namespace): a cold start is over; prepare the next keeper."""
+START = "start"
+"""simulator -> keeper: start a runtime, with the fd of its channel."""
+KILL = "kill"
+"""simulator -> keeper: SIGKILL the runtime."""
+EXITED = "exited"
+"""keeper -> simulator: :class:`Exited`."""
+DESTROY = "destroy"
+"""simulator -> keeper (fakefs): remove the instance; the keeper answers GONE."""
+GONE = "gone"
+"""keeper -> simulator (fakefs): the runtime is dead and /tmp removed."""
+SPEC = "spec"
+"""keeper -> its first runtime (namespace): :class:`Spawn` of kind SPEC, with the fd of the
+runtime's channel to the simulator."""
+GO = "go"
+"""keeper -> its first runtime (namespace): the root is finished and locked; enter it."""
+
+
+class HelperReady(NamedTuple):
+    kind: str  # READY
+    python_paths: list[str]
+    """The host's Python directories the instances see."""
+
+
+def pack_helper_ready(*, python_paths: list[str]) -> tuple[Any, ...]:
+    return (READY, python_paths)
+
+
+class Refusal(NamedTuple):
+    kind: str  # ERROR
+    reason: str
+
+
+def pack_refusal(*, reason: str) -> tuple[Any, ...]:
+    return (ERROR, reason)
+
+
+class Spawn(NamedTuple):
+    kind: str  # SPAWN or SPEC
+    spec: Any
+    """The instance's ``lambdasim._sandbox.InstanceSpec``."""
+
+
+def pack_spawn(*, spec: Any, kind: str = SPAWN) -> tuple[Any, ...]:
+    return (kind, spec)
+
+
+class Exited(NamedTuple):
+    kind: str  # EXITED
+    code: int
+    """The runtime's exit status, or -N when signal N killed it."""
+
+
+def pack_exited(*, code: int) -> tuple[Any, ...]:
+    return (EXITED, code)
+
+
+class FakefsKeeperReady(NamedTuple):
+    kind: str  # READY
+    pid: int
+    tmp_dir: str
+    """The host directory that holds the instance's /tmp."""
+
+
+def pack_fakefs_keeper_ready(*, pid: int, tmp_dir: str) -> tuple[Any, ...]:
+    return (READY, pid, tmp_dir)
