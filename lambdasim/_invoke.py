@@ -19,7 +19,8 @@ from lambdasim import _runtime
 from lambdasim._errors import SandboxError
 from lambdasim._lambda_errors import MAX_RESPONSE_BYTES, ErrorDict
 from lambdasim._model import PYTHON_VERSION, FunctionConfig, InstanceRecord, InstanceState, function_arn
-from lambdasim._sandbox import InstanceSpec, SandboxInstance
+from lambdasim._sandbox import SandboxInstance
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import (
     FATAL,
     OUT_OF_MEMORY_AT_INIT,

@@ -29,7 +29,7 @@ from typing import Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._lambda_errors import ErrorDict, make_error
-from lambdasim._sandbox import InstanceSpec
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import (
     INIT,
     OUT_OF_MEMORY_AT_INIT,

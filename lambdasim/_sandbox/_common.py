@@ -15,7 +15,7 @@ from typing import Any
 
 from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
-from lambdasim._sandbox import InstanceSpec
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed
 
 _PKG_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -50,8 +50,8 @@ from pyfakefs.fake_filesystem_unittest import Patcher
 from lambdasim import _runtime
 from lambdasim._errors import SandboxLimitError
 from lambdasim._runtime import host_tmp_path
-from lambdasim._sandbox import InstanceSpec
 from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_HOME, SANDBOX_UID
+from lambdasim._sandbox._spec import InstanceSpec
 
 TMP = "/tmp"
 # Modules of the runtime itself: pyfakefs leaves them (and calls made from them) on the real filesystem.

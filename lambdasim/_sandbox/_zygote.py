@@ -31,9 +31,9 @@ from collections.abc import Callable, Sequence
 # instances share these pages and cold starts do not pay for the imports.
 import lambdasim._runtime as _runtime
 from lambdasim import _wire as wire
-from lambdasim._sandbox import InstanceSpec
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_UID, host_view
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
 # Mounted over the skeleton mount point while the host tree is still needed; every

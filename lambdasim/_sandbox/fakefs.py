@@ -30,8 +30,8 @@ from typing import Any
 
 from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
-from lambdasim._sandbox import InstanceSpec
 from lambdasim._sandbox._common import Helper, KeeperLink
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
 _PREFIX = "lambdasim-fakefs-"

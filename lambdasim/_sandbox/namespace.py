@@ -11,8 +11,8 @@ import sys
 
 from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
-from lambdasim._sandbox import InstanceSpec
 from lambdasim._sandbox._common import Helper, KeeperLink
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed
 
 _HINT = (
