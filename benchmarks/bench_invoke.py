@@ -63,7 +63,7 @@ from typing import Any
 from lambdasim import Function, Simulator
 
 # How long the simulator and the runtime poll for each other's next message (lambdasim-internal).
-_SPIN_S = float(getattr(importlib.import_module("lambdasim._simulator"), "_SPIN_S", 0.0002))
+_SPIN_S = float(getattr(importlib.import_module("lambdasim._invoke"), "_SPIN_S", 0.0002))
 
 HERE = Path(__file__).resolve().parent
 NOOP_DIR = HERE / "noop"

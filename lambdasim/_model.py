@@ -9,11 +9,21 @@ import enum
 import math
 import random
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from lambdasim._errors import ConfigError, SettingError
+
+ACCOUNT_ID = "123456789012"
+"""The AWS account every simulated function, ARN and template pseudo parameter belongs to."""
+PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
+"""The functions' runtime: python3.X, the Python that runs lambdasim."""
+
+
+def function_arn(region: str, function: str) -> str:
+    return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function}"
 
 RESERVED_ENV = frozenset({
     "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",

@@ -27,7 +27,22 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from lambdasim._wire import Channel, close_all_but
+from lambdasim import _lambda_errors as lambda_errors
+from lambdasim._lambda_errors import ErrorDict, make_error
+from lambdasim._sandbox._spec import InstanceSpec
+from lambdasim._wire import (
+    INIT,
+    OUT_OF_MEMORY_AT_INIT,
+    RESULT,
+    Channel,
+    Invoke,
+    close_all_but,
+    pack_fatal,
+    pack_init,
+    pack_result,
+    pack_sandbox_failure,
+    reader,
+)
 
 _THIS_FILE = __file__.rsplit("/", 1)[-1]
 _ERROR_INDENT = "\u00a0"
@@ -113,17 +128,13 @@ class LambdaContext:
 
 
 class FaultError(Exception):
-    """A ``Runtime.*`` error, as awslambdaric's FaultException."""
+    """A ``Runtime.*`` error (one of :mod:`lambdasim._lambda_errors`), as awslambdaric's FaultException."""
 
-    def __init__(self, error_type: str, message: str, trace: list[str] | None = None) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
+    def __init__(self, error: ErrorDict, trace: list[str] | None = None) -> None:
+        super().__init__(error["errorMessage"])
+        self.error_type: str = error["errorType"]
+        self.message: str = error["errorMessage"]
         self.trace = trace or []
-
-
-def make_error(message: str, error_type: str, stack: list[str], request_id: str) -> dict[str, Any]:
-    return {"errorMessage": message, "errorType": error_type, "requestId": request_id, "stackTrace": stack}
 
 
 HIDDEN_FRAMES: tuple[str, ...] = ()
@@ -142,7 +153,7 @@ def _user_frames(tb: Any) -> list[str]:
     return traceback.format_list(tuples)  # type: ignore[arg-type]
 
 
-def log_error(error: dict[str, Any]) -> None:
+def log_error(error: ErrorDict) -> None:
     """Write the ``[ERROR] Type: message`` record the Python runtime writes."""
     message = error["errorMessage"]
     lines = [f"[ERROR] {error['errorType']}: {message}" if message else f"[ERROR] {error['errorType']}"]
@@ -175,22 +186,20 @@ def load_handler(handler: str) -> Callable[..., Any]:
     try:
         modname, fname = handler.rsplit(".", 1)
     except ValueError as e:
-        raise FaultError("Runtime.MalformedHandlerName", f"Bad handler '{handler}': {e}") from None
+        raise FaultError(lambda_errors.malformed_handler_name(handler, e)) from None
     if modname.split(".")[0] in sys.builtin_module_names:
-        raise FaultError(
-            "Runtime.BuiltInModuleConflict", f"Cannot use built-in module {modname} as a handler module"
-        )
+        raise FaultError(lambda_errors.builtin_module_conflict(modname))
     try:
         module = importlib.import_module(modname.replace("/", "."))
     except ImportError as e:
-        raise FaultError("Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}") from None
+        raise FaultError(lambda_errors.import_module_error(modname, e)) from None
     except SyntaxError as e:
         trace = [f'  File "{e.filename}" Line {e.lineno}\n    {e.text}']
-        raise FaultError("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}", trace) from None
+        raise FaultError(lambda_errors.user_code_syntax_error(modname, e), trace) from None
     try:
         fn = getattr(module, fname)
     except AttributeError:
-        raise FaultError("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'") from None
+        raise FaultError(lambda_errors.handler_not_found(fname, modname)) from None
     return fn  # type: ignore[no-any-return]
 
 
@@ -421,7 +430,7 @@ class TmpAccess:
 
 
 class TmpAccessChannel(Channel):
-    """The runtime's channel when access is tracked: "init" and "result" messages carry it last."""
+    """The runtime's channel when access is tracked: ``Init`` and ``Result`` messages carry it, last."""
 
     __slots__ = ("access",)
 
@@ -430,12 +439,16 @@ class TmpAccessChannel(Channel):
         self.access = access
 
     def send(self, message: Any, fds: list[int] | None = None) -> None:
-        if message[0] in ("init", "result"):
+        if message[0] in (INIT, RESULT):
             message = (*message, self.access.take())
         super().send(message, fds)
 
 
-def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | None = None,
+_read_invoke = reader(Invoke, "request_id", "event", "deadline_ms", "trace_id", "client_context", "identity",
+                      "tenant_id", "function_arn", "spin")
+
+
+def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | None = None,
         logs: LogCapture | None = None, checkpoint: Callable[[], None] | None = None) -> None:
     """Run Init, then serve invocations until the channel closes. Never returns.
 
@@ -462,7 +475,7 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
         try:
             enter()
         except Exception as e:  # noqa: BLE001 - the sandbox failed, not the function: the simulator says so
-            chan.send(("sandbox_error", f"{type(e).__name__}: {e}"))
+            chan.send(pack_sandbox_failure(reason=f"{type(e).__name__}: {e}"))
             os._exit(70)
     relocate_host_tmp()
     close_all_but([sock.fileno(), logs.fd])
@@ -473,24 +486,26 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
     if access is not None:
         access.install()  # from here on: what Init, then each invocation, reads and writes in /tmp
 
-    measure = _Coverage(spec["coverage"]) if spec.get("coverage") else None
+    settings = spec.get("coverage")
+    measure = _Coverage(settings) if settings else None
     fn: Callable[..., Any] | None = None
-    error: dict[str, Any] | None = None
+    error: ErrorDict | None = None
     try:
         fn = load_handler(spec["handler"])
     except FaultError as e:
         error = make_error(e.message, e.error_type, e.trace, "")
     except MemoryError:
-        error = {"oom": True}
+        error = OUT_OF_MEMORY_AT_INIT
     except Exception as e:  # noqa: BLE001 - any import-time exception fails Init, as on Lambda
         error = make_error(str(e), type(e).__name__, _user_frames(e.__traceback__), "")
     init_ms = (time.perf_counter() - started) * 1000.0
-    if error is not None and "oom" not in error:
+    if error is not None and error is not OUT_OF_MEMORY_AT_INIT:
         log_error(error)
     if checkpoint is not None:
         checkpoint()
     # The simulator reads the log memfd itself, so output survives a timeout or crash.
-    chan.send(("init", error, init_ms, _max_memory_kb(), measure.take() if measure else None), fds=[logs.fd])
+    chan.send(pack_init(error=error, init_ms=init_ms, max_memory_kb=_max_memory_kb(),
+                        coverage=measure.take() if measure else None), fds=[logs.fd])
     if error is not None or fn is None:
         os._exit(1)  # awslambdaric exits after reporting an Init error
 
@@ -499,23 +514,23 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
             msg = chan.recv()
         except EOFError:
             os._exit(0)
-        _request_id, event_bytes, deadline_ms, trace_id, client_context, identity, tenant_id, arn, spin = msg
-        request_id: str = _request_id
+        request_id, event, deadline_ms, trace_id, client_context, identity, tenant_id, arn, spin = _read_invoke(msg)
         os.environ["_X_AMZN_TRACE_ID"] = trace_id
         _RequestIdFilter.request_id = request_id
         context = LambdaContext(request_id, arn, deadline_ms, client_context, identity, tenant_id)
         t0 = time.perf_counter()
         payload: bytes | None = None
-        err: dict[str, Any] | None = None
+        err: ErrorDict | None = None
         fatal = ""
         try:
-            result = fn(json.loads(event_bytes), context)
+            result = fn(json.loads(event), context)
             try:
                 payload = result if isinstance(result, bytes) else _ENCODER.encode(result).encode()
             except (TypeError, ValueError) as e:
-                err = make_error(f"Unable to marshal response: {e}", "Runtime.MarshalError", [], request_id)
+                fault = lambda_errors.marshal_error(e)
+                err = make_error(fault["errorMessage"], fault["errorType"], [], request_id)
         except MemoryError:
-            fatal = "Runtime.OutOfMemory"
+            fatal = lambda_errors.RUNTIME_OUT_OF_MEMORY
         except SystemExit as e:
             sys.stdout.flush()
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -530,8 +545,9 @@ def run(sock: socket.socket, spec: dict[str, Any], enter: Callable[[], None] | N
         if checkpoint is not None:
             checkpoint()
         if fatal:
-            chan.send(("fatal", fatal, duration, _max_memory_kb()))
+            chan.send(pack_fatal(error_type=fatal, duration_ms=duration, max_memory_kb=_max_memory_kb()))
             os._exit(137)
-        chan.send(("result", payload, err, duration, _max_memory_kb(), measure.take() if measure else None))
+        chan.send(pack_result(payload=payload, error=err, duration_ms=duration, max_memory_kb=_max_memory_kb(),
+                              coverage=measure.take() if measure else None))
         if spin and usable_cpus() > 1:
             chan.spin(spin)  # the simulator may be about to send the next invocation

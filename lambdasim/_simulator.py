@@ -6,21 +6,27 @@ import contextlib
 import dataclasses
 import datetime
 import json
-import math
 import os
 import random
-import re
 import stat
 import sys
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from lambdasim import _runtime
+from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError
+from lambdasim._invoke import (
+    Invocation,
+    Invoker,
+    Live,
+    error_detail,
+    read_only_paths,
+)
+from lambdasim._model import ACCOUNT_ID as ACCOUNT_ID  # re-exported: it was defined here
 from lambdasim._model import (
+    PYTHON_VERSION,
     FunctionConfig,
     FunctionModel,
     InstanceRecord,
@@ -29,101 +35,14 @@ from lambdasim._model import (
     Throttled,
     TraceEvent,
     VirtualClock,
+    function_arn,
     routing_policy,
 )
-from lambdasim._sandbox import Sandbox, SandboxInstance, create_sandbox
+from lambdasim._sandbox import InstanceSpec, Sandbox, SandboxInstance, create_sandbox
 from lambdasim._services.service import Services, parse_services
-from lambdasim._wire import Channel, ChannelClosed
 
-# How long one side polls for the other's next message before it sleeps (see Channel.spin).
-_SPIN_S = 0.0002
-MAX_REQUEST_BYTES = 6 * 1024 * 1024
-MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
-ACCOUNT_ID = "123456789012"
-_PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 _DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 _DEFAULT_LD_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-# Go's names for signals, which Lambda's "Runtime exited with error: signal: ..." uses.
-_SIGNAL_NAMES = {
-    1: "hangup", 2: "interrupt", 3: "quit", 4: "illegal instruction", 5: "trace/breakpoint trap",
-    6: "aborted", 7: "bus error", 8: "floating point exception", 9: "killed", 10: "user defined signal 1",
-    11: "segmentation fault", 12: "user defined signal 2", 13: "broken pipe", 14: "alarm clock", 15: "terminated",
-}
-
-
-def _exit_reason(code: int) -> str:
-    if code == 0:
-        return "Runtime exited without providing a reason"
-    if code < 0:
-        return f"Runtime exited with error: signal: {_SIGNAL_NAMES.get(-code, f'signal {-code}')}"
-    return f"Runtime exited with error: exit status {code}"
-
-
-_UNSET = object()
-
-
-@dataclasses.dataclass(eq=False)
-class Invocation:
-    """The outcome of one invocation, as Lambda's Invoke API and logs report it."""
-
-    request_id: str
-    function: str
-    version: str | None
-    instance_id: str | None
-    cold_start: bool
-    error: dict[str, Any] | None
-    raw_payload: bytes | None
-    duration_ms: float
-    init_duration_ms: float | None
-    status_code: int = 200
-    memory_size_mb: int = 128
-    max_memory_used_mb: int = 0
-    _body_logs: str = dataclasses.field(default="", repr=False)
-    _init_logs: str = dataclasses.field(default="", repr=False)
-    _report_status: str = dataclasses.field(default="", repr=False)
-    _payload: Any = dataclasses.field(default=_UNSET, repr=False)
-
-    @property
-    def payload(self) -> Any:
-        """The JSON-decoded return value (None on error; bytes if the handler returned bytes)."""
-        if self._payload is _UNSET:
-            raw = self.raw_payload
-            if raw is None or self.error is not None:
-                self._payload = None
-            else:
-                try:
-                    self._payload = json.loads(raw)
-                except ValueError:
-                    self._payload = raw
-        return self._payload
-
-    @property
-    def function_error(self) -> str | None:
-        """``"Unhandled"`` when the function failed, as in the Invoke response's FunctionError."""
-        return "Unhandled" if self.error is not None and self.status_code == 200 else None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def logs(self) -> str:
-        """The log stream of this invocation, framed with START, END and REPORT lines."""
-        if self.status_code != 200:
-            return ""
-        rid = self.request_id
-        report = (
-            f"REPORT RequestId: {rid}\tDuration: {self.duration_ms:.2f} ms\t"
-            f"Billed Duration: {math.ceil(self.duration_ms)} ms\tMemory Size: {self.memory_size_mb} MB\t"
-            f"Max Memory Used: {self.max_memory_used_mb} MB\t"
-        )
-        if self.cold_start and self.init_duration_ms is not None:
-            report += f"Init Duration: {self.init_duration_ms:.2f} ms\t"
-        report += self._report_status
-        return (
-            f"{self._init_logs}START RequestId: {rid} Version: {self.version}\n"
-            f"{self._body_logs}END RequestId: {rid}\n{report}\n"
-        )
 
 
 class TmpView:
@@ -196,50 +115,10 @@ class TmpView:
         return self._sbx().tmp_usage_bytes()
 
 
-class _Live:
-    """Engine-side state of one instance: its sandbox handle and runtime channel."""
-
-    def __init__(self, record: InstanceRecord, config: FunctionConfig, spec: dict[str, Any]) -> None:
-        self.record = record
-        self.config = config
-        self.spec = spec
-        self.sbx: SandboxInstance = None  # type: ignore[assignment]  # set once spawned
-        self.rt: Channel | None = None
-        self.logfd = -1
-        self._drop_lock = threading.Lock()
-        # track_tmp_access: /tmp path -> (request id of its last writer, written by Init); kept here,
-        # not in the runtime, so that it outlives resets; and the current invocation's reads of
-        # files another invocation wrote.
-        self.tmp_writers: dict[str, tuple[str, bool]] | None = {} if spec.get("track_tmp_access") else None
-        self.tmp_reads_from: list[dict[str, Any]] = []
-
-    def take_logs(self) -> str:
-        with self._drop_lock:
-            fd = self.logfd
-            if fd < 0:
-                return ""
-            size = os.fstat(fd).st_size
-            if not size:
-                return ""
-            data = os.pread(fd, size, 0)
-            os.ftruncate(fd, 0)
-        return data.decode("utf-8", "replace")
-
-    def drop_runtime(self) -> None:
-        # destroy() and the invoking thread may both get here.
-        with self._drop_lock:
-            if self.rt is not None:
-                self.rt.close()
-                self.rt = None
-            if self.logfd >= 0:
-                os.close(self.logfd)
-                self.logfd = -1
-
-
 class Instance:
     """A live view of one execution environment."""
 
-    def __init__(self, function: Function, live: _Live) -> None:
+    def __init__(self, function: Function, live: Live) -> None:
         self._function = function
         self._live = live
 
@@ -287,7 +166,7 @@ class Function:
     def __init__(self, sim: Simulator, config: FunctionConfig) -> None:
         self._sim = sim
         self._model = FunctionModel(config)
-        self._live: dict[str, _Live] = {}
+        self._live: dict[str, Live] = {}
 
     @property
     def name(self) -> str:
@@ -326,7 +205,7 @@ class Function:
         record = InstanceRecord(id=f"{self.name}-debug", function=self.name, version=self.version, created_at=0.0)
         env = sim._spec(self, record, config)["env"]
         return debug_invoke(config.handler, config.code_dir, env, config.timeout_s, event, sim._new_id(),
-                            f"arn:aws:lambda:{sim.region}:{ACCOUNT_ID}:function:{self.name}")
+                            function_arn(sim.region, self.name))
 
     def invoke_many(self, events: Iterable[Any], concurrency: int = 8) -> list[Invocation]:
         """Invoke with up to ``concurrency`` invocations in flight; results in input order."""
@@ -424,6 +303,8 @@ class Simulator:
             raise ConfigError(
                 "track_tmp_access needs the namespace sandbox: under fakefs /tmp is pyfakefs' and "
                 "Python's audit events do not see it. Use sandbox='namespace' (Linux).")
+        self._invoker = Invoker(self._sandbox.name, self._reset, self._coverage.add, lambda: self._inflight == 1,
+                                self._ids)
         try:
             self.services.start_configured()
         except BaseException:
@@ -582,7 +463,7 @@ class Simulator:
         h = f"{self._ids.getrandbits(128):032x}"
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
-    def _spec(self, fn: Function, record: InstanceRecord, config: FunctionConfig) -> dict[str, Any]:
+    def _spec(self, fn: Function, record: InstanceRecord, config: FunctionConfig) -> InstanceSpec:
         version = record.version
         stream = f"{datetime.date.today():%Y/%m/%d}/[{version}]{self._ids.getrandbits(128):032x}"
         env = {
@@ -590,7 +471,7 @@ class Simulator:
             **self.services.environment(),
             **config.environment,
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{_PY}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{PYTHON_VERSION}",
             "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": version, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}", "AWS_LAMBDA_LOG_STREAM_NAME": stream,
@@ -599,21 +480,21 @@ class Simulator:
             "AWS_SESSION_TOKEN": "lambdasim-session-token", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
             "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
         }
-        spec = {
+        spec: InstanceSpec = {
             "coverage": self._coverage.settings,
             "handler": config.handler, "code_dir": config.code_dir, "layers": list(config.layers),
             "tmp_mb": config.ephemeral_storage_mb, "memory_mb": config.memory_mb, "env": env, "cwd": "/var/task",
-            "sys_path_prefix": ["/var/task", f"/opt/python/lib/python{_PY}/site-packages", "/opt/python"],
+            "sys_path_prefix": ["/var/task", f"/opt/python/lib/python{PYTHON_VERSION}/site-packages", "/opt/python"],
         }
         if self.track_tmp_access:
             spec["track_tmp_access"] = True
         return spec
 
-    def _mark_dead(self, lives: Sequence[_Live]) -> None:
+    def _mark_dead(self, lives: Sequence[Live]) -> None:
         for live in lives:
             live.record.state = InstanceState.DEAD
 
-    def _destroy(self, lives: Sequence[_Live], reason: str, marked: bool = False) -> None:
+    def _destroy(self, lives: Sequence[Live], reason: str, marked: bool = False) -> None:
         if not marked:
             with self._lock:
                 lives = [lv for lv in lives if lv.record.state is not InstanceState.DEAD]
@@ -645,7 +526,7 @@ class Simulator:
             self._mark_dead(doomed)
         self._destroy(doomed, "idle", marked=True)
 
-    def _crash(self, live: _Live) -> None:
+    def _crash(self, live: Live) -> None:
         with self._lock:
             state = live.record.state
             if state is InstanceState.DEAD:
@@ -683,26 +564,19 @@ class Simulator:
         with self._lock:
             self._check_open()
             request_id = self._new_id()
-            if len(event_bytes) > MAX_REQUEST_BYTES:
+            if len(event_bytes) > lambda_errors.MAX_REQUEST_BYTES:
                 self._event("rejected", fn.name, request_id=request_id, status=413)
-                return Invocation(
-                    request_id, fn.name, None, None, False,
-                    {"errorType": "RequestEntityTooLargeException",
-                     "errorMessage": f"Request must be smaller than {MAX_REQUEST_BYTES} bytes for the "
-                                     "InvokeFunction operation"},
-                    None, 0.0, None, status_code=413)
+                return Invocation(request_id, fn.name, None, None, False, lambda_errors.request_too_large(),
+                                  None, 0.0, None, status_code=413)
             try:
                 record, new = fn._model.acquire(self._policy, self._rng, self.clock.now())
             except Throttled:
                 self._event("throttled", fn.name, request_id=request_id, status=429)
-                return Invocation(
-                    request_id, fn.name, None, None, False,
-                    {"errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded.",
-                     "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User"},
-                    None, 0.0, None, status_code=429)
+                return Invocation(request_id, fn.name, None, None, False, lambda_errors.throttled(),
+                                  None, 0.0, None, status_code=429)
             config = fn._model.versions[record.version]
             if new:
-                live = _Live(record, config, self._spec(fn, record, config))
+                live = Live(record, config, self._spec(fn, record, config))
                 fn._live[record.id] = live
                 self._event("instance_created", fn.name, record.id, record.version)
             else:
@@ -724,7 +598,8 @@ class Simulator:
                     live.sbx.destroy()
                     live.drop_runtime()
                     raise InstanceGone(f"Instance {record.id} was destroyed while it started.")
-            inv = self._run(live, request_id, event_bytes, client_context, identity, tenant_id)
+            inv = self._invoker.run(live, request_id, event_bytes, client_context, identity, tenant_id,
+                                    self.init_timeout_s, self.region)
         except BaseException:
             self._destroy([live], "harness error")
             raise
@@ -736,8 +611,8 @@ class Simulator:
         detail: dict[str, Any] = {"cold_start": inv.cold_start, "duration_ms": inv.duration_ms, "error": None}
         if inv.error:
             detail["error"] = inv.error["errorType"]
-            detail["error_detail"] = _error_detail(inv)
-        erofs = _read_only_paths(inv)
+            detail["error_detail"] = error_detail(inv)
+        erofs = read_only_paths(inv)
         if erofs:
             detail["erofs"] = erofs
         if self.track_tmp and record.state is not InstanceState.DEAD:
@@ -754,138 +629,12 @@ class Simulator:
             self._destroy([live], "retired", marked=True)
         return inv
 
-    def _reset(self, live: _Live, reason: str) -> None:
+    def _reset(self, live: Live, reason: str) -> None:
         live.drop_runtime()
         live.record.needs_init = True
         live.record.resets += 1
         with self._lock:
             self._event("reset", live.record.function, live.record.id, live.record.version, reason=reason)
-
-    def _wait_init(self, live: _Live, timeout: float) -> tuple[Any, ...]:
-        if live.rt is None:
-            live.rt = live.sbx.start_runtime()
-        msg = live.rt.recv(timeout, fds=True)
-        if msg[0] == "sandbox_error":
-            raise SandboxError(f"The {self._sandbox.name} sandbox could not prepare instance {live.record.id}'s "
-                               f"runtime: {msg[1]}")
-        (live.logfd,) = live.rt.take_fds(1)
-        return tuple(msg)
-
-    def _run(self, live: _Live, request_id: str, event_bytes: bytes, client_context: Mapping[str, Any] | None,
-             identity: Mapping[str, Any] | None, tenant_id: str | None) -> Invocation:
-        record, config = live.record, live.config
-        cold = record.needs_init
-        budget = config.timeout_s
-        init_ms: float | None = None
-        init_logs = ""
-        max_kb = 0
-
-        def result(error: dict[str, Any] | None, payload: bytes | None, duration: float, body: str,
-                   status: str = "") -> Invocation:
-            return Invocation(
-                request_id, record.function, record.version, record.id, cold, error, payload, duration,
-                init_ms, memory_size_mb=config.memory_mb, max_memory_used_mb=math.ceil(max_kb / 1024),
-                _body_logs=body, _init_logs=init_logs, _report_status=status)
-
-        def timed_out(duration_s: float) -> Invocation:
-            live.sbx.kill_runtime()
-            live.sbx.wait_runtime_exit(10.0)
-            body = live.take_logs()
-            self._reset(live, "timeout")
-            message = f"RequestId: {request_id} Error: Task timed out after {config.timeout_s:.2f} seconds"
-            return result({"errorType": "Sandbox.Timedout", "errorMessage": message}, None,
-                          duration_s * 1000.0, body, "Status: timeout")
-
-        def exited(duration: float) -> Invocation:
-            # After destroy() the keeper is gone too: the runtime was killed with it.
-            destroyed = record.state is InstanceState.DEAD
-            code = -9 if destroyed else live.sbx.wait_runtime_exit(10.0)
-            body = live.take_logs()
-            if not destroyed:
-                self._reset(live, "exit")
-            message = f"RequestId: {request_id} Error: {_exit_reason(code)}"
-            body += f"{message}\nRuntime.ExitError\n"
-            return result({"errorType": "Runtime.ExitError", "errorMessage": message}, None, duration, body,
-                          "Status: error\tError Type: Runtime.ExitError")
-
-        def out_of_memory(duration: float) -> Invocation:
-            live.sbx.wait_runtime_exit(10.0)
-            body = live.take_logs()
-            self._reset(live, "out of memory")
-            message = f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"
-            return result({"errorType": "Runtime.OutOfMemory", "errorMessage": message}, None, duration,
-                          body + f"{message}\nRuntime.OutOfMemory\n",
-                          "Status: error\tError Type: Runtime.OutOfMemory")
-
-        if cold:
-            started = time.monotonic()
-            try:
-                try:
-                    msg = self._wait_init(live, min(self.init_timeout_s, budget + self.init_timeout_s))
-                except TimeoutError:
-                    # Lambda retries an Init that overran its 10 s on the first invocation,
-                    # under the function's timeout.
-                    live.sbx.kill_runtime()
-                    live.sbx.wait_runtime_exit(10.0)
-                    live.drop_runtime()
-                    started = time.monotonic()
-                    msg = self._wait_init(live, budget)
-                    budget -= time.monotonic() - started
-            except TimeoutError:
-                return timed_out(config.timeout_s)
-            except ChannelClosed:
-                return exited(0.0)
-            if live.tmp_writers is not None:  # track_tmp_access: Init's /tmp accesses come last
-                msg = _note_tmp_access(live, request_id, msg, init=True)
-            _, init_error, init_ms, max_kb, measured = msg
-            self._coverage.add(live.config, measured)
-            init_logs = (f"INIT_START Runtime Version: python:{_PY}.lambdasim\t"
-                         f"Runtime Version ARN: arn:aws:lambda:{self.region}::runtime:lambdasim\n"
-                         + live.take_logs())
-            if init_error is not None:
-                if init_error.get("oom"):
-                    return out_of_memory(0.0)
-                live.sbx.wait_runtime_exit(10.0)
-                self._reset(live, "init error")
-                return result(init_error, None, 0.0, "",
-                              f"Status: error\tError Type: {init_error['errorType']}")
-            record.needs_init = False
-
-        assert live.rt is not None
-        deadline = time.time() + budget
-        sent = time.monotonic()
-        try:
-            # Only a lone warm invocation polls for its answer: with several in flight
-            # the CPUs are better spent running them, and a first invocation is slow anyway.
-            # On a single CPU polling only delays the other side.
-            spin = _SPIN_S if self._inflight == 1 and not cold and _runtime.usable_cpus() > 1 else 0.0
-            live.rt.send((request_id, event_bytes, int(deadline * 1000), _trace_id(self._ids),
-                          dict(client_context) if client_context is not None else None,
-                          dict(identity) if identity is not None else None, tenant_id,
-                          f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{record.function}", spin))
-            if spin:
-                live.rt.spin(spin)
-            reply = live.rt.recv(budget)
-        except TimeoutError:
-            return timed_out(config.timeout_s)
-        except (ChannelClosed, OSError):
-            return exited((time.monotonic() - sent) * 1000.0)
-        if reply[0] == "fatal":
-            _, _kind, duration, max_kb = reply
-            return out_of_memory(duration)
-        if live.tmp_writers is not None:  # track_tmp_access: the invocation's /tmp accesses come last
-            reply = _note_tmp_access(live, request_id, reply, init=False)
-        _, payload, error, duration, max_kb, measured = reply
-        self._coverage.add(config, measured)
-        body = live.take_logs()
-        if error is None and payload is not None and len(payload) > MAX_RESPONSE_BYTES:
-            error = {"errorMessage": f"Response payload size exceeded maximum allowed payload size "
-                                     f"({MAX_RESPONSE_BYTES} bytes).",
-                     "errorType": "Function.ResponseSizeTooLarge"}
-            payload = None
-        status = f"Status: error\tError Type: {error['errorType']}" if error is not None else ""
-        return result(error, payload, duration, body, status if error and error["errorType"].startswith(
-            ("Runtime.", "Function.")) else "")
 
 
 class _CoverageSink:
@@ -947,62 +696,6 @@ class _CoverageSink:
         data.write()
         self._lines.clear()
         self._arcs.clear()
-
-
-_EROFS = re.compile(r"\[Errno 30\] Read-only file system: '([^']*)'")
-
-
-def _read_only_paths(inv: Invocation) -> list[str]:
-    """Paths of the read-only-filesystem errors an invocation ran into (its error or its logs)."""
-    found: list[str] = []
-    if inv.error is not None and "Read-only file system" in str(inv.error.get("errorMessage", "")):
-        found += _EROFS.findall(inv.error["errorMessage"])
-    if "Read-only file system" in inv._body_logs or "Read-only file system" in inv._init_logs:
-        found += _EROFS.findall(inv._init_logs + inv._body_logs)
-    return list(dict.fromkeys(found))
-
-
-# -- trace details: errors, /tmp provenance ------------------------------------------------
-
-_ERROR_LOG_LINES = 50
-_ERROR_LOG_CHARS = 16384
-
-
-def _error_detail(inv: Invocation) -> dict[str, Any]:
-    """A failed invocation's error and the last lines of its logs, for the trace (and its HTML report)."""
-    error = inv.error or {}
-    logs = "\n".join(inv.logs.splitlines()[-_ERROR_LOG_LINES:])
-    if len(logs) > _ERROR_LOG_CHARS:
-        logs = "\u2026" + logs[-_ERROR_LOG_CHARS:]
-    return {"errorType": error.get("errorType"), "errorMessage": error.get("errorMessage"), "logs": logs}
-
-
-def _note_tmp_access(live: _Live, request_id: str, msg: tuple[Any, ...], init: bool) -> tuple[Any, ...]:
-    """Take the runtime's /tmp accesses off the end of an "init" or "result" message (see
-    _runtime.TmpAccess): note reads of files another invocation wrote last, then the writes."""
-    writers = live.tmp_writers
-    assert writers is not None
-    reads, changes = msg[-1]
-    for path in reads:
-        last = writers.get(path)
-        # What Init wrote, every new instance (and every reset) writes again: not a dependency.
-        if last is not None and last[0] != request_id and not last[1]:
-            read = {"path": path, "writer": last[0]}
-            if init:
-                read["during"] = "init"
-            live.tmp_reads_from.append(read)
-    for path, written in changes.items():
-        if written:
-            writers[path] = (request_id, init)
-        else:
-            for gone in [p for p in writers if p == path or p.startswith(path + "/")]:
-                del writers[gone]
-    return msg[:-1]
-
-
-def _trace_id(rng: random.Random) -> str:
-    h = f"{rng.getrandbits(192):048x}"
-    return f"Root=1-{int(time.time()):08x}-{h[:24]};Parent={h[24:40]};Sampled=0;Lineage=1:{h[40:]}:0"
 
 
 __all__ = ["Function", "Instance", "Invocation", "SandboxError", "Simulator", "TmpView"]

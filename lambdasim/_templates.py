@@ -248,7 +248,7 @@ def _intrinsic(value: Any) -> tuple[str, Any] | None:
 
 
 def _pseudo(region: str) -> dict[str, Any]:
-    from lambdasim._simulator import ACCOUNT_ID  # the account the simulator reports
+    from lambdasim._model import ACCOUNT_ID  # the account the simulator reports
 
     partition, suffix = "aws", "amazonaws.com"
     if region.startswith("cn-"):

@@ -7,10 +7,12 @@ import os
 import re
 import socket
 import sys
+from typing import cast
 
 import pytest
 
 from lambdasim import ConfigError, Simulator, _runtime
+from lambdasim._sandbox import InstanceSpec
 from lambdasim._wire import Channel
 from tests.conftest import Code
 
@@ -311,7 +313,8 @@ def test_a_sandbox_that_cannot_enter_reports_why() -> None:
             def enter() -> None:
                 raise PermissionError(13, "Permission denied", "/etc/redis")
 
-            _runtime.run(theirs, {"env": {}, "sys_path_prefix": []}, enter=enter)
+            # Only what the runtime reads before it enters the instance.
+            _runtime.run(theirs, cast(InstanceSpec, {"env": {}, "sys_path_prefix": []}), enter=enter)
         finally:
             os._exit(1)
     theirs.close()

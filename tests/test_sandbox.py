@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
 import os
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from lambdasim import ConfigError, SandboxError, SandboxUnavailable, Simulator
-from lambdasim._sandbox import SandboxFallbackWarning, namespace
+from lambdasim._sandbox import InstanceSpec, SandboxFallbackWarning, fakefs, namespace
 from tests.conftest import Code, namespace_only
 
 pytestmark = pytest.mark.sandbox
@@ -405,3 +408,54 @@ def test_missing_code_dir_is_a_clear_harness_error(sim: Simulator, code: Code) -
     with pytest.raises(SandboxError, match=rf"{src}: No such file or directory.*code_dir"):
         fn.invoke({})
     assert fn.instances == []
+
+
+# -- the instance spec: one TypedDict lists every key -------------------------------------
+
+LAMBDASIM = Path(__file__).resolve().parent.parent / "lambdasim"
+# Where the spec is read: the runtime and the sandboxes (and the engine's view of an instance).
+SPEC_READERS = [LAMBDASIM / "_runtime.py", LAMBDASIM / "_invoke.py", *sorted((LAMBDASIM / "_sandbox").glob("*.py"))]
+
+
+def _spec_keys_read(path: Path) -> set[str]:
+    """Keys read as ``spec["k"]``, ``spec.get("k")`` (or ``self.spec...``) in ``path``."""
+    def is_spec(node: ast.expr) -> bool:
+        return (isinstance(node, ast.Name) and node.id == "spec") or (
+            isinstance(node, ast.Attribute) and node.attr == "spec")
+
+    keys: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Subscript) and is_spec(node.value) and isinstance(node.slice, ast.Constant):
+            keys.add(str(node.slice.value))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+              and is_spec(node.func.value) and node.args and isinstance(node.args[0], ast.Constant)):
+            keys.add(str(node.args[0].value))
+    return keys
+
+
+def test_every_key_of_the_instance_spec_is_declared_and_read() -> None:
+    declared = InstanceSpec.__required_keys__ | InstanceSpec.__optional_keys__
+    read = set().union(*(_spec_keys_read(p) for p in SPEC_READERS))
+    assert read == declared
+    assert InstanceSpec.__optional_keys__ == {"track_tmp_access", "real_cwd", "extra_memory_mb"}
+
+
+def test_the_engine_provides_every_required_key_of_the_instance_spec(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code("def handler(event, context):\n    return 1\n"))
+    assert fn.invoke({}).ok
+    (live,) = fn._live.values()
+    assert set(live.spec) == InstanceSpec.__required_keys__
+    # The fakefs sandbox adds its two keys on its way to the runtime.
+    fakefs_spawn = ast.parse(textwrap.dedent(inspect.getsource(fakefs.FakefsSandbox.spawn)))
+    added = {k.value for node in ast.walk(fakefs_spawn) if isinstance(node, ast.Dict)
+             for k in node.keys if isinstance(k, ast.Constant)}
+    assert added == {"real_cwd", "extra_memory_mb"}
+
+
+@namespace_only("track_tmp_access needs the namespace sandbox")
+def test_tracking_tmp_access_is_in_the_instance_spec(make_sim: Callable[..., Simulator], code: Code) -> None:
+    sim = make_sim(track_tmp_access=True)
+    fn = sim.deploy("app.handler", code_dir=code("def handler(event, context):\n    return 1\n"))
+    assert fn.invoke({}).ok
+    (live,) = fn._live.values()
+    assert set(live.spec) == InstanceSpec.__required_keys__ | {"track_tmp_access"}

@@ -8,12 +8,12 @@ channel and manages the instance through the :class:`SandboxInstance` protocol.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Protocol
+from typing import Protocol
 
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel
 
-InstanceSpec = dict[str, Any]
-"""``handler``, ``code_dir``, ``layers``, ``tmp_mb``, ``memory_mb``, ``env``, ``cwd``, ``sys_path_prefix``."""
+__all__ = ["InstanceSpec", "Sandbox", "SandboxFallbackWarning", "SandboxInstance", "create_sandbox"]
 
 
 class SandboxInstance(Protocol):

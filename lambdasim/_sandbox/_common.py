@@ -13,7 +13,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed
 
 _PKG_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -38,14 +40,14 @@ class KeeperLink:
         mine, theirs = socket.socketpair()
         try:
             with self._lock:
-                self._ctrl.send(("start",), fds=[theirs.fileno()])
+                self._ctrl.send((wire.START,), fds=[theirs.fileno()])
         finally:
             theirs.close()
         return Channel(mine)
 
     def kill_runtime(self) -> None:
         with self._lock, contextlib.suppress(OSError):
-            self._ctrl.send(("kill",))
+            self._ctrl.send((wire.KILL,))
 
     def wait_runtime_exit(self, timeout: float) -> int:
         while True:
@@ -53,8 +55,8 @@ class KeeperLink:
                 msg = self._ctrl.recv(timeout)
             except (ChannelClosed, OSError, ValueError):  # closed by destroy() meanwhile: killed with it
                 return -signal.SIGKILL
-            if msg[0] == "exited":
-                return int(msg[1])
+            if msg[0] == wire.EXITED:
+                return int(wire.Exited._make(msg).code)
 
 
 class Helper:
@@ -86,20 +88,20 @@ class Helper:
                 f"The {name} sandbox's helper process did not start (exit status {self._proc.poll()}); "
                 f"its error output is above. {hint}".rstrip()
             ) from None
-        if msg[0] != "ready":
+        if msg[0] != wire.READY:
             self.close()
-            raise SandboxUnavailable(refused(msg[1]))
-        self.ready: Any = msg[1]
+            raise SandboxUnavailable(refused(wire.Refusal._make(msg).reason))
+        self.ready: list[str] = wire.HelperReady._make(msg).python_paths
 
-    def spawn(self, spec: dict[str, Any]) -> tuple[Channel, Channel]:
+    def spawn(self, spec: InstanceSpec) -> tuple[Channel, Channel]:
         """Have the helper fork a keeper for ``spec``: the keeper's control channel and the
         channel of its first runtime."""
         ctrl_mine, ctrl_theirs = socket.socketpair()
         rt_mine, rt_theirs = socket.socketpair()
         try:
             with self._lock:
-                self._chan.send(("spawn", spec), fds=[ctrl_theirs.fileno(), rt_theirs.fileno()])
-                self._chan.recv(30.0)  # "spawned": the fork happened
+                self._chan.send(wire.pack_spawn(spec=spec), fds=[ctrl_theirs.fileno(), rt_theirs.fileno()])
+                self._chan.recv(30.0)  # SPAWNED: the fork happened
         except (ChannelClosed, TimeoutError, OSError) as e:
             ctrl_mine.close()
             rt_mine.close()

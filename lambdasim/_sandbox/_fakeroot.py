@@ -51,6 +51,7 @@ from lambdasim import _runtime
 from lambdasim._errors import SandboxLimitError
 from lambdasim._runtime import host_tmp_path
 from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_HOME, SANDBOX_UID
+from lambdasim._sandbox._spec import InstanceSpec
 
 TMP = "/tmp"
 # Modules of the runtime itself: pyfakefs leaves them (and calls made from them) on the real filesystem.
@@ -715,7 +716,7 @@ def _passwd_entries() -> None:
             setattr(module, name, lambda *_, _value=value: _value)
 
 
-def _build(fs: LambdaFilesystem, spec: dict[str, Any], layout: dict[str, Any], paths: PathMap) -> list[str]:
+def _build(fs: LambdaFilesystem, spec: InstanceSpec, layout: dict[str, Any], paths: PathMap) -> list[str]:
     """Add Lambda's directories; returns the host directories the function may read."""
     readable: list[str] = []
     for target, link in layout["links"].items():
@@ -774,7 +775,7 @@ def _build(fs: LambdaFilesystem, spec: dict[str, Any], layout: dict[str, Any], p
     return readable
 
 
-def enter(spec: dict[str, Any], backing: str, layout: dict[str, Any]) -> None:
+def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
     """Put this process into Lambda's filesystem (see the module docs). Called once, before Init."""
     # tempfile must not probe the host for a writable directory: on Lambda it is /tmp.
     tempfile.tempdir = TMP

@@ -26,13 +26,14 @@ import select
 import signal
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any
 
 # Everything the runtime needs is imported here, before the first fork, so that
 # instances share these pages and cold starts do not pay for the imports.
 import lambdasim._runtime as _runtime
+from lambdasim import _wire as wire
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_UID, host_view
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
 # Mounted over the skeleton mount point while the host tree is still needed; every
@@ -51,7 +52,7 @@ class Keeper:
     def __init__(self, binds: list[str], links: dict[str, str]) -> None:
         self.binds = binds
         self.links = links
-        self.spec: dict[str, Any] = {}
+        self.spec: InstanceSpec | None = None
         self.ctrl: Channel | None = None
         self.runtime_pid = 0
         self.to_runtime: Channel | None = None
@@ -94,11 +95,11 @@ class Keeper:
             L.mount(f"{sk}/.{name}", f"{sk}/etc/{name}", None, L.MS_BIND)
             os.unlink(f"{sk}/.{name}")
 
-    def finish(self, spec: dict[str, Any], rt_fd: int) -> None:
+    def finish(self, spec: InstanceSpec, rt_fd: int) -> None:
         """Add the function's code, layers and /tmp, enter the root, lock it."""
         assert self.to_runtime is not None
         self.spec = spec
-        self.to_runtime.send(("spec", spec), fds=[rt_fd])
+        self.to_runtime.send(wire.pack_spawn(spec=spec, kind=wire.SPEC), fds=[rt_fd])
         os.close(rt_fd)
         outer_uid, outer_gid = os.getuid(), os.getgid()
         sk = _SKELETON
@@ -137,7 +138,7 @@ class Keeper:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         # The simulator reads this instance's /tmp through /proc/<pid>/root.
         L.prctl(L.PR_SET_DUMPABLE, 1)
-        self.to_runtime.send(("go",))
+        self.to_runtime.send((wire.GO,))
         self.to_runtime.close()
         self.to_runtime = None
 
@@ -149,6 +150,7 @@ class Keeper:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 if self.ctrl is not None:
                     self.ctrl.close()
+                assert self.spec is not None  # finish() came first
                 _runtime.run(socket.socket(fileno=rt_fd), self.spec)
             finally:
                 os._exit(70)
@@ -167,12 +169,12 @@ class Keeper:
                         _, status = os.waitpid(self.runtime_pid, 0)
                         self.runtime_pid = 0
                         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-                        ctrl.send(("exited", code))
+                        ctrl.send(wire.pack_exited(code=code))
                         break
                     msg = ctrl.recv(fds=True)
-                    if msg[0] == "kill" and self.runtime_pid:
+                    if msg[0] == wire.KILL and self.runtime_pid:
                         os.kill(self.runtime_pid, signal.SIGKILL)
-                    elif msg[0] == "start" and not self.runtime_pid:
+                    elif msg[0] == wire.START and not self.runtime_pid:
                         (fd,) = ctrl.take_fds(1)
                         self.start_runtime(fd)
                         break
@@ -208,7 +210,7 @@ def _first_runtime(keeper: Channel) -> None:
 
     def enter() -> None:
         try:
-            keeper.recv()  # "go": the root is finished and locked
+            keeper.recv()  # GO: the root is finished and locked
         except ChannelClosed:
             os._exit(0)  # the keeper failed, and reports why
         keeper.close()
@@ -222,7 +224,7 @@ def _first_runtime(keeper: Channel) -> None:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         L.prctl(L.PR_SET_DUMPABLE, 1)
 
-    _runtime.run(socket.socket(fileno=rt_fd), msg[1], enter, logs)
+    _runtime.run(socket.socket(fileno=rt_fd), wire.Spawn._make(msg).spec, enter, logs)
 
 
 def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: dict[str, str]) -> None:
@@ -248,15 +250,15 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
     ctrl = Channel(socket.socket(fileno=ctrl_fd))
     try:
         if not failure:
-            keeper.finish(msg[1], rt_fd)
+            keeper.finish(wire.Spawn._make(msg).spec, rt_fd)
     except Exception as e:  # noqa: BLE001 - reported to the simulator with its cause
         failure = f"{type(e).__name__}: {e}"
     if failure:
-        ctrl.send(("error", failure))
+        ctrl.send(wire.pack_refusal(reason=failure))
         os._exit(1)
     # The keeper's PID as the simulator sees it is not ours to know; a pidfd carries it.
     me = os.pidfd_open(os.getpid())
-    ctrl.send(("ready",), fds=[me])
+    ctrl.send((wire.READY,), fds=[me])
     os.close(me)
     with contextlib.suppress(ChannelClosed, OSError):
         keeper.serve(ctrl)
@@ -302,10 +304,10 @@ def main(fd: int) -> None:
         _own_pid_namespace()
         pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
-        chan.send(("error", str(e)))
+        chan.send(wire.pack_refusal(reason=str(e)))
         return
     binds, links, python = host_view()
-    chan.send(("ready", python))
+    chan.send(wire.pack_helper_ready(python_paths=python))
     # Keepers are reaped by the kernel and die with the zygote (PR_SET_PDEATHSIG,
     # and the zygote's PID namespace ending with it); the simulator waits for each
     # one through the pidfd the keeper sends it.
@@ -334,22 +336,22 @@ def main(fd: int) -> None:
             except TimeoutError:
                 spare = prefork()
                 continue
-            if msg[0] == "refill":  # the simulator is done with its cold start
+            if msg[0] == wire.REFILL:  # the simulator is done with its cold start
                 if spare is None:
                     spare = prefork()
                 continue
-            if msg[0] != "spawn":
+            if msg[0] != wire.SPAWN:
                 continue
             ctrl_fd, rt_fd = chan.take_fds(2)
             if spare is None:
                 spare = prefork()
             # If the spare died, the simulator hears of it on its own channels.
             with contextlib.suppress(OSError):
-                spare.send(("spawn", msg[1]), fds=[ctrl_fd, rt_fd])
+                spare.send(wire.pack_spawn(spec=wire.Spawn._make(msg).spec), fds=[ctrl_fd, rt_fd])
             os.close(ctrl_fd)
             os.close(rt_fd)
             spare.close()
             spare = None
-            chan.send(("spawned",))
+            chan.send((wire.SPAWNED,))
     except (ChannelClosed, OSError):
         pass

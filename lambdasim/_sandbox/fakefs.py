@@ -28,9 +28,10 @@ import tempfile
 import time
 from typing import Any
 
+from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
-from lambdasim._sandbox import InstanceSpec
 from lambdasim._sandbox._common import Helper, KeeperLink
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
 _PREFIX = "lambdasim-fakefs-"
@@ -61,25 +62,26 @@ class FakefsInstance(KeeperLink):
         try:
             msg = self._ctrl.recv(timeout)
         except (ChannelClosed, TimeoutError):
-            msg = ("error", "the instance's keeper process died while starting")
-        if msg[0] != "ready":
+            msg = wire.pack_refusal(reason="the instance's keeper process died while starting")
+        if msg[0] != wire.READY:
             self.destroy()
-            raise SandboxError(f"Could not create the instance: {msg[1]}. "
+            raise SandboxError(f"Could not create the instance: {wire.Refusal._make(msg).reason}. "
                                "Check that the function's code_dir and layers still exist.")
-        _, self.pid, self._tmp = msg
+        ready = wire.FakefsKeeperReady._make(msg)
+        self.pid, self._tmp = ready.pid, ready.tmp_dir
 
     def destroy(self) -> None:
         if self._gone:
             return
         self._gone = True
         with self._lock, contextlib.suppress(OSError):
-            self._ctrl.send(("destroy",))
-        # The keeper answers "gone" once the runtime is dead and /tmp removed, then exits.
+            self._ctrl.send((wire.DESTROY,))
+        # The keeper answers GONE once the runtime is dead and /tmp removed, then exits.
         deadline = time.monotonic() + 10.0
         try:
             while True:
                 msg = self._ctrl.recv(max(deadline - time.monotonic(), 0.0))
-                if msg[0] == "gone":
+                if msg[0] == wire.GONE:
                     break
         except (ChannelClosed, OSError):
             pass
@@ -166,7 +168,7 @@ def _sweep(parent: str) -> None:
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
-def _runtime_main(rt_fd: int, spec: dict[str, Any], tmp_dir: str, layout: dict[str, Any]) -> None:
+def _runtime_main(rt_fd: int, spec: InstanceSpec, tmp_dir: str, layout: dict[str, Any]) -> None:
     from lambdasim import _runtime
     from lambdasim._sandbox import _fakeroot
 
@@ -178,7 +180,7 @@ def _runtime_main(rt_fd: int, spec: dict[str, Any], tmp_dir: str, layout: dict[s
 
 
 class _Keeper:
-    def __init__(self, ctrl: Channel, spec: dict[str, Any], tmp_dir: str, layout: dict[str, Any]) -> None:
+    def __init__(self, ctrl: Channel, spec: InstanceSpec, tmp_dir: str, layout: dict[str, Any]) -> None:
         self.ctrl = ctrl
         self.spec = spec
         self.tmp_dir = tmp_dir
@@ -226,7 +228,7 @@ class _Keeper:
                 continue
             # Reaped here: report it as killed, which is what it did to itself.
             self.runtime = 0
-            self.ctrl.send(("exited", -signal.SIGKILL))
+            self.ctrl.send(wire.pack_exited(code=-signal.SIGKILL))
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.runtime, signal.SIGKILL)
@@ -240,19 +242,19 @@ class _Keeper:
                     os.read(self.wake_r, 512)
                 code = self.reap()
                 if code is not None:
-                    self.ctrl.send(("exited", code))
+                    self.ctrl.send(wire.pack_exited(code=code))
             if self.ctrl.fileno() not in ready:
                 continue
             try:
                 msg = self.ctrl.recv(fds=True)
             except ChannelClosed:
                 return
-            if msg[0] == "kill":
+            if msg[0] == wire.KILL:
                 self.kill()
-            elif msg[0] == "start" and not self.runtime:
+            elif msg[0] == wire.START and not self.runtime:
                 (fd,) = self.ctrl.take_fds(1)
                 self.fork_runtime(fd)
-            elif msg[0] == "destroy":
+            elif msg[0] == wire.DESTROY:
                 return
 
     def end(self) -> None:
@@ -263,10 +265,10 @@ class _Keeper:
             self.reap(block=True)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         with contextlib.suppress(OSError):
-            self.ctrl.send(("gone",))
+            self.ctrl.send((wire.GONE,))
 
 
-def _keeper_main(ctrl_fd: int, rt_fd: int, spec: dict[str, Any], tmp_dir: str, layout: dict[str, Any]) -> None:
+def _keeper_main(ctrl_fd: int, rt_fd: int, spec: InstanceSpec, tmp_dir: str, layout: dict[str, Any]) -> None:
     # A process group of its own: Ctrl-C in the terminal is the simulator's to handle, and
     # killing the group at the end takes anything the function started with it.
     os.setpgid(0, 0)
@@ -277,14 +279,14 @@ def _keeper_main(ctrl_fd: int, rt_fd: int, spec: dict[str, Any], tmp_dir: str, l
     try:
         for path in (spec["code_dir"], *spec["layers"]):
             if not os.path.isdir(path):
-                ctrl.send(("error", f"{path}: {os.strerror(errno.ENOENT)}"))
+                ctrl.send(wire.pack_refusal(reason=f"{path}: {os.strerror(errno.ENOENT)}"))
                 os._exit(1)
         os.mkdir(tmp_dir, 0o700)
         keeper.fork_runtime(rt_fd)
     except OSError as e:
-        ctrl.send(("error", f"{type(e).__name__}: {e}"))
+        ctrl.send(wire.pack_refusal(reason=f"{type(e).__name__}: {e}"))
         os._exit(1)
-    ctrl.send(("ready", os.getpid(), tmp_dir))
+    ctrl.send(wire.pack_fakefs_keeper_ready(pid=os.getpid(), tmp_dir=tmp_dir))
     try:
         keeper.serve()
     except (ChannelClosed, OSError):
@@ -310,19 +312,19 @@ def main(fd: int) -> None:
     try:
         base = tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=parent)
     except OSError as e:
-        chan.send(("error", f"cannot create a directory for /tmp of instances in {parent}: {e}"))
+        chan.send(wire.pack_refusal(reason=f"cannot create a directory for /tmp of instances in {parent}: {e}"))
         return
     binds, links, python = host_view()
     layout = {"binds": binds, "links": links}
     # Keepers are this process's children, reaped here: a pid in this set is never another
     # process's, so the group kill at the end cannot reach one that reused it.
     keepers: set[int] = set()
-    chan.send(("ready", python))
+    chan.send(wire.pack_helper_ready(python_paths=python))
     seq = 0
     try:
         while True:
             msg = chan.recv(fds=True)
-            if msg[0] != "spawn":
+            if msg[0] != wire.SPAWN:
                 continue
             ctrl_fd, rt_fd = chan.take_fds(2)
             seq += 1
@@ -331,14 +333,14 @@ def main(fd: int) -> None:
             if pid == 0:
                 try:
                     close_all_but([ctrl_fd, rt_fd])
-                    _keeper_main(ctrl_fd, rt_fd, msg[1], tmp_dir, layout)
+                    _keeper_main(ctrl_fd, rt_fd, wire.Spawn._make(msg).spec, tmp_dir, layout)
                 finally:
                     os._exit(70)
             os.close(ctrl_fd)
             os.close(rt_fd)
             keepers.add(pid)
             _reap(keepers)
-            chan.send(("spawned",))
+            chan.send((wire.SPAWNED,))
     except (ChannelClosed, OSError):
         pass
     finally:

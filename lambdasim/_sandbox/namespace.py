@@ -9,9 +9,10 @@ import select
 import signal
 import sys
 
+from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
-from lambdasim._sandbox import InstanceSpec
 from lambdasim._sandbox._common import Helper, KeeperLink
+from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed
 
 _HINT = (
@@ -52,12 +53,13 @@ class NamespaceInstance(KeeperLink):
         try:
             msg = self._ctrl.recv(timeout, fds=True)
         except (ChannelClosed, TimeoutError):
-            msg = ("error", "the instance's keeper process died while building its filesystem")
-        if msg[0] != "ready":
+            msg = wire.pack_refusal(reason="the instance's keeper process died while building its filesystem")
+        if msg[0] != wire.READY:
             self.destroy()
-            hint = _HINT if "Operation not permitted" in msg[1] or "Invalid argument" in msg[1] else (
+            reason = wire.Refusal._make(msg).reason
+            hint = _HINT if "Operation not permitted" in reason or "Invalid argument" in reason else (
                 "Check that the function's code_dir and layers still exist.")
-            raise SandboxError(f"Could not create the instance's filesystem: {msg[1]}. {hint}")
+            raise SandboxError(f"Could not create the instance's filesystem: {reason}. {hint}")
         (self._pidfd,) = self._ctrl.take_fds(1)
         self.pid = _pid_of(self._pidfd)
 
@@ -114,7 +116,7 @@ class NamespaceSandbox:
 
     def refill(self) -> None:
         """Say that a cold start is over: a good moment to prepare the next instance."""
-        self._helper.send(("refill",))
+        self._helper.send((wire.REFILL,))
 
     def close(self) -> None:
         self._helper.close()  # the zygote exits on EOF; its keepers die with it

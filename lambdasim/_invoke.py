@@ -1,0 +1,335 @@
+"""Running one invocation: Init when it is due, the request over the runtime's channel,
+and what Lambda reports of it (the :class:`Invocation`, its logs and its trace details)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lambdasim import _lambda_errors as lambda_errors
+from lambdasim import _runtime
+from lambdasim._errors import SandboxError
+from lambdasim._lambda_errors import MAX_RESPONSE_BYTES, ErrorDict
+from lambdasim._model import PYTHON_VERSION, FunctionConfig, InstanceRecord, InstanceState, function_arn
+from lambdasim._sandbox import SandboxInstance
+from lambdasim._sandbox._spec import InstanceSpec
+from lambdasim._wire import (
+    FATAL,
+    OUT_OF_MEMORY_AT_INIT,
+    SANDBOX_ERROR,
+    Channel,
+    ChannelClosed,
+    Fatal,
+    Init,
+    Result,
+    SandboxFailure,
+    TmpAccessReport,
+    pack_invoke,
+    reader,
+)
+
+# How long one side polls for the other's next message before it sleeps (see Channel.spin).
+_SPIN_S = 0.0002
+
+_UNSET = object()
+
+
+@dataclasses.dataclass(eq=False)
+class Invocation:
+    """The outcome of one invocation, as Lambda's Invoke API and logs report it."""
+
+    request_id: str
+    function: str
+    version: str | None
+    instance_id: str | None
+    cold_start: bool
+    error: dict[str, Any] | None
+    raw_payload: bytes | None
+    duration_ms: float
+    init_duration_ms: float | None
+    status_code: int = 200
+    memory_size_mb: int = 128
+    max_memory_used_mb: int = 0
+    _body_logs: str = dataclasses.field(default="", repr=False)
+    _init_logs: str = dataclasses.field(default="", repr=False)
+    _report_status: str = dataclasses.field(default="", repr=False)
+    _payload: Any = dataclasses.field(default=_UNSET, repr=False)
+
+    @property
+    def payload(self) -> Any:
+        """The JSON-decoded return value (None on error; bytes if the handler returned bytes)."""
+        if self._payload is _UNSET:
+            raw = self.raw_payload
+            if raw is None or self.error is not None:
+                self._payload = None
+            else:
+                try:
+                    self._payload = json.loads(raw)
+                except ValueError:
+                    self._payload = raw
+        return self._payload
+
+    @property
+    def function_error(self) -> str | None:
+        """``"Unhandled"`` when the function failed, as in the Invoke response's FunctionError."""
+        return "Unhandled" if self.error is not None and self.status_code == 200 else None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def logs(self) -> str:
+        """The log stream of this invocation, framed with START, END and REPORT lines."""
+        if self.status_code != 200:
+            return ""
+        rid = self.request_id
+        report = lambda_errors.report_line(rid, self.duration_ms, self.memory_size_mb, self.max_memory_used_mb,
+                                           self.init_duration_ms if self.cold_start else None, self._report_status)
+        return (f"{self._init_logs}{lambda_errors.start_line(rid, self.version)}"
+                f"{self._body_logs}{lambda_errors.end_line(rid)}{report}")
+
+
+class Live:
+    """Engine-side state of one instance: its sandbox handle and runtime channel."""
+
+    def __init__(self, record: InstanceRecord, config: FunctionConfig, spec: InstanceSpec) -> None:
+        self.record = record
+        self.config = config
+        self.spec = spec
+        self.sbx: SandboxInstance = None  # type: ignore[assignment]  # set once spawned
+        self.rt: Channel | None = None
+        self.logfd = -1
+        self._drop_lock = threading.Lock()
+        # track_tmp_access: /tmp path -> (request id of its last writer, written by Init); kept here,
+        # not in the runtime, so that it outlives resets; and the current invocation's reads of
+        # files another invocation wrote.
+        self.tmp_writers: dict[str, tuple[str, bool]] | None = {} if spec.get("track_tmp_access") else None
+        self.tmp_reads_from: list[dict[str, Any]] = []
+
+    def take_logs(self) -> str:
+        with self._drop_lock:
+            fd = self.logfd
+            if fd < 0:
+                return ""
+            size = os.fstat(fd).st_size
+            if not size:
+                return ""
+            data = os.pread(fd, size, 0)
+            os.ftruncate(fd, 0)
+        return data.decode("utf-8", "replace")
+
+    def drop_runtime(self) -> None:
+        # destroy() and the invoking thread may both get here.
+        with self._drop_lock:
+            if self.rt is not None:
+                self.rt.close()
+                self.rt = None
+            if self.logfd >= 0:
+                os.close(self.logfd)
+                self.logfd = -1
+
+
+_read_result = reader(Result, "payload", "error", "duration_ms", "max_memory_kb", "coverage")
+
+
+class Invoker:
+    """Runs invocations on live instances, for one Simulator.
+
+    ``reset`` replaces an instance's runtime after a timeout, crash or failed Init (the
+    simulator records it); ``coverage`` takes the lines an instance measured; ``lone``
+    says whether this is the only invocation in flight; ``ids`` draws trace ids.
+    """
+
+    def __init__(self, sandbox_name: str, reset: Callable[[Live, str], None],
+                 coverage: Callable[[FunctionConfig, dict[str, Any] | None], None], lone: Callable[[], bool],
+                 ids: random.Random) -> None:
+        self._sandbox_name = sandbox_name
+        self._reset = reset
+        self._coverage = coverage
+        self._lone = lone
+        self._ids = ids
+
+    def wait_init(self, live: Live, timeout: float) -> Init:
+        if live.rt is None:
+            live.rt = live.sbx.start_runtime()
+        msg = live.rt.recv(timeout, fds=True)
+        if msg[0] == SANDBOX_ERROR:
+            raise SandboxError(f"The {self._sandbox_name} sandbox could not prepare instance {live.record.id}'s "
+                               f"runtime: {SandboxFailure._make(msg).reason}")
+        (live.logfd,) = live.rt.take_fds(1)
+        return Init(*msg)
+
+    def run(self, live: Live, request_id: str, event_bytes: bytes, client_context: Mapping[str, Any] | None,
+            identity: Mapping[str, Any] | None, tenant_id: str | None, init_timeout_s: float,
+            region: str) -> Invocation:
+        """Run one invocation on ``live``: Init first when it is due, then the request."""
+        record, config = live.record, live.config
+        cold = record.needs_init
+        budget = config.timeout_s
+        init_ms: float | None = None
+        init_logs = ""
+        max_kb = 0
+
+        def result(error: ErrorDict | None, payload: bytes | None, duration: float, body: str,
+                   status: str = "") -> Invocation:
+            return Invocation(
+                request_id, record.function, record.version, record.id, cold, error, payload, duration,
+                init_ms, memory_size_mb=config.memory_mb, max_memory_used_mb=math.ceil(max_kb / 1024),
+                _body_logs=body, _init_logs=init_logs, _report_status=status)
+
+        def timed_out(duration_s: float) -> Invocation:
+            live.sbx.kill_runtime()
+            live.sbx.wait_runtime_exit(10.0)
+            body = live.take_logs()
+            self._reset(live, "timeout")
+            return result(lambda_errors.task_timed_out(request_id, config.timeout_s), None, duration_s * 1000.0, body,
+                          lambda_errors.STATUS_TIMEOUT)
+
+        def exited(duration: float) -> Invocation:
+            # After destroy() the keeper is gone too: the runtime was killed with it.
+            destroyed = record.state is InstanceState.DEAD
+            code = -9 if destroyed else live.sbx.wait_runtime_exit(10.0)
+            body = live.take_logs()
+            if not destroyed:
+                self._reset(live, "exit")
+            error = lambda_errors.runtime_exited(request_id, code)
+            return result(error, None, duration, body + lambda_errors.runtime_error_log(error),
+                          lambda_errors.error_status(error["errorType"]))
+
+        def out_of_memory(duration: float) -> Invocation:
+            live.sbx.wait_runtime_exit(10.0)
+            body = live.take_logs()
+            self._reset(live, "out of memory")
+            error = lambda_errors.out_of_memory(request_id)
+            return result(error, None, duration, body + lambda_errors.runtime_error_log(error),
+                          lambda_errors.error_status(error["errorType"]))
+
+        if cold:
+            started = time.monotonic()
+            try:
+                try:
+                    msg = self.wait_init(live, min(init_timeout_s, budget + init_timeout_s))
+                except TimeoutError:
+                    # Lambda retries an Init that overran its 10 s on the first invocation,
+                    # under the function's timeout.
+                    live.sbx.kill_runtime()
+                    live.sbx.wait_runtime_exit(10.0)
+                    live.drop_runtime()
+                    started = time.monotonic()
+                    msg = self.wait_init(live, budget)
+                    budget -= time.monotonic() - started
+            except TimeoutError:
+                return timed_out(config.timeout_s)
+            except ChannelClosed:
+                return exited(0.0)
+            if live.tmp_writers is not None:  # track_tmp_access
+                _note_tmp_access(live, request_id, msg.tmp_access, init=True)
+            init_error, init_ms, max_kb = msg.error, msg.init_ms, msg.max_memory_kb
+            self._coverage(live.config, msg.coverage)
+            init_logs = lambda_errors.init_start_line(PYTHON_VERSION, region) + live.take_logs()
+            if init_error is not None:
+                if init_error == OUT_OF_MEMORY_AT_INIT:
+                    return out_of_memory(0.0)
+                live.sbx.wait_runtime_exit(10.0)
+                self._reset(live, "init error")
+                return result(init_error, None, 0.0, "", lambda_errors.error_status(init_error["errorType"]))
+            record.needs_init = False
+
+        assert live.rt is not None
+        deadline = time.time() + budget
+        sent = time.monotonic()
+        try:
+            # Only a lone warm invocation polls for its answer: with several in flight
+            # the CPUs are better spent running them, and a first invocation is slow anyway.
+            # On a single CPU polling only delays the other side.
+            spin = _SPIN_S if self._lone() and not cold and _runtime.usable_cpus() > 1 else 0.0
+            live.rt.send(pack_invoke(
+                request_id=request_id, event=event_bytes, deadline_ms=int(deadline * 1000),
+                trace_id=trace_id(self._ids),
+                client_context=dict(client_context) if client_context is not None else None,
+                identity=dict(identity) if identity is not None else None, tenant_id=tenant_id,
+                function_arn=function_arn(region, record.function), spin=spin))
+            if spin:
+                live.rt.spin(spin)
+            reply = live.rt.recv(budget)
+        except TimeoutError:
+            return timed_out(config.timeout_s)
+        except (ChannelClosed, OSError):
+            return exited((time.monotonic() - sent) * 1000.0)
+        if reply[0] == FATAL:
+            fatal = Fatal._make(reply)
+            max_kb = fatal.max_memory_kb
+            return out_of_memory(fatal.duration_ms)
+        payload, error, duration, max_kb, measured = _read_result(reply)
+        if live.tmp_writers is not None:  # track_tmp_access
+            _note_tmp_access(live, request_id, Result(*reply).tmp_access, init=False)
+        self._coverage(config, measured)
+        body = live.take_logs()
+        if error is None and payload is not None and len(payload) > MAX_RESPONSE_BYTES:
+            error = lambda_errors.response_too_large()
+            payload = None
+        return result(error, payload, duration, body, lambda_errors.report_status(error))
+
+
+_EROFS = re.compile(r"\[Errno 30\] Read-only file system: '([^']*)'")
+
+
+def read_only_paths(inv: Invocation) -> list[str]:
+    """Paths of the read-only-filesystem errors an invocation ran into (its error or its logs)."""
+    found: list[str] = []
+    if inv.error is not None and "Read-only file system" in str(inv.error.get("errorMessage", "")):
+        found += _EROFS.findall(inv.error["errorMessage"])
+    if "Read-only file system" in inv._body_logs or "Read-only file system" in inv._init_logs:
+        found += _EROFS.findall(inv._init_logs + inv._body_logs)
+    return list(dict.fromkeys(found))
+
+
+# -- trace details: errors, /tmp provenance ------------------------------------------------
+
+_ERROR_LOG_LINES = 50
+_ERROR_LOG_CHARS = 16384
+
+
+def error_detail(inv: Invocation) -> dict[str, Any]:
+    """A failed invocation's error and the last lines of its logs, for the trace (and its HTML report)."""
+    error = inv.error or {}
+    logs = "\n".join(inv.logs.splitlines()[-_ERROR_LOG_LINES:])
+    if len(logs) > _ERROR_LOG_CHARS:
+        logs = "\u2026" + logs[-_ERROR_LOG_CHARS:]
+    return {"errorType": error.get("errorType"), "errorMessage": error.get("errorMessage"), "logs": logs}
+
+
+def _note_tmp_access(live: Live, request_id: str, report: TmpAccessReport | None, init: bool) -> None:
+    """Note the /tmp accesses an :class:`Init` or :class:`Result` reported (see _runtime.TmpAccess):
+    reads of files another invocation wrote last, then the writes."""
+    writers = live.tmp_writers
+    assert writers is not None and report is not None
+    reads, changes = report
+    for path in reads:
+        last = writers.get(path)
+        # What Init wrote, every new instance (and every reset) writes again: not a dependency.
+        if last is not None and last[0] != request_id and not last[1]:
+            read = {"path": path, "writer": last[0]}
+            if init:
+                read["during"] = "init"
+            live.tmp_reads_from.append(read)
+    for path, written in changes.items():
+        if written:
+            writers[path] = (request_id, init)
+        else:
+            for gone in [p for p in writers if p == path or p.startswith(path + "/")]:
+                del writers[gone]
+
+
+def trace_id(rng: random.Random) -> str:
+    h = f"{rng.getrandbits(192):048x}"
+    return f"Root=1-{int(time.time()):08x}-{h[:24]};Parent={h[24:40]};Sampled=0;Lineage=1:{h[40:]}:0"

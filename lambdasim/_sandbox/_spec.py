@@ -1,0 +1,40 @@
+"""The instance spec: what the engine hands a sandbox to make one instance of a function.
+
+A leaf module (standard library only): the engine, the sandboxes and the runtime inside
+each instance all import it.
+"""
+
+# No ``from __future__ import annotations`` here: TypedDict tells NotRequired keys apart
+# only from evaluated annotations (before Python 3.13 / typing_extensions).
+from typing import Any, NotRequired, TypedDict
+
+
+class InstanceSpec(TypedDict):
+    """What an instance is made of: the engine builds it (``Simulator._spec``), the sandbox
+    builds the instance's filesystem from it and hands it to the runtime (``_runtime.run``).
+    It crosses processes as a plain dict (``marshal``)."""
+
+    handler: str
+    """``module.function``, imported at Init."""
+    code_dir: str
+    """Host directory mounted read-only at /var/task."""
+    layers: list[str]
+    """Host directories that make up /opt, in order (later ones win)."""
+    tmp_mb: int
+    """Size of /tmp (the function's ephemeral storage)."""
+    memory_mb: int
+    """The function's memory: the runtime's limit on its data."""
+    env: dict[str, str]
+    """The runtime's whole environment."""
+    cwd: str
+    """The function's working directory (/var/task)."""
+    sys_path_prefix: list[str]
+    """Put in front of the runtime's sys.path."""
+    coverage: dict[str, Any] | None
+    """Settings for coverage.py inside the instance, when the host process is measured."""
+    track_tmp_access: NotRequired[bool]
+    """Present (and true) when the runtime reports its /tmp reads and writes."""
+    real_cwd: NotRequired[str]
+    """The fakefs sandbox's: the runtime's working directory on the host (``cwd`` is the fake one)."""
+    extra_memory_mb: NotRequired[int]
+    """The fakefs sandbox's: memory the runtime may use on top of ``memory_mb`` (its /tmp lives there)."""
