@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         SandboxUnavailable,
         ServiceError,
     )
+    from lambdasim._invoke import Invocation
     from lambdasim._model import (
         FunctionConfig,
         TraceEvent,
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
     from lambdasim._simulator import (
         Function,
         Instance,
-        Invocation,
         Simulator,
         TmpView,
     )
@@ -57,7 +57,7 @@ _WHERE = {
     "FunctionConfig": "lambdasim._model",
     "Instance": "lambdasim._simulator",
     "InstanceGone": "lambdasim._errors",
-    "Invocation": "lambdasim._simulator",
+    "Invocation": "lambdasim._invoke",
     "LambdaSimError": "lambdasim._errors",
     "SandboxError": "lambdasim._errors",
     "SandboxUnavailable": "lambdasim._errors",

@@ -39,7 +39,7 @@ from lambdasim._model import (
     routing_policy,
 )
 from lambdasim._sandbox import InstanceSpec, Sandbox, SandboxInstance, create_sandbox
-from lambdasim._services.service import Services, parse_services
+from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
 
 _DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 _DEFAULT_LD_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
@@ -407,37 +407,17 @@ class Simulator:
     # -- clients for the test side -----------------------------------------------------
 
     def boto3_client(self, service_name: str, **kwargs: Any) -> Any:
-        """A boto3 client for ``service_name`` (``"s3"``, ``"dynamodb"``, ...) on the simulator's AWS (moto)."""
-        import boto3
-
-        aws = self.services["aws"]
-        assert aws.endpoint is not None
-        settings: dict[str, Any] = {
-            "endpoint_url": f"http://{aws.endpoint.host}:{aws.endpoint.port}", "region_name": self.region,
-            "aws_access_key_id": "ASIALAMBDASIMTESTING", "aws_secret_access_key": "lambdasim-not-a-secret",
-            "aws_session_token": "lambdasim-session-token", **kwargs,
-        }
-        return boto3.client(service_name, **settings)
+        """A boto3 client for ``service_name`` (``"s3"``, ``"dynamodb"``, ...) on the simulator's AWS (moto);
+        the same as ``sim.services["aws"].client(service_name)`` in the simulator's region."""
+        return self.services["aws"].client(service_name, **{"region_name": self.region, **kwargs})
 
     def redis_client(self, **kwargs: Any) -> Any:
         """A redis-py client connected straight to the simulator's Redis (not through the fault proxy)."""
-        try:
-            import redis
-        except ImportError:
-            raise LambdaSimError("sim.redis_client() needs redis-py: pip install redis") from None
-        service = self.services["redis"]
-        assert service.endpoint is not None
-        return redis.Redis(host=service.endpoint.host, port=service.endpoint.port, **kwargs)
+        return self.services["redis"].client(**kwargs)
 
     def memcached_client(self, **kwargs: Any) -> Any:
         """A pymemcache client connected straight to the simulator's Memcached."""
-        try:
-            from pymemcache.client.base import Client
-        except ImportError:
-            raise LambdaSimError("sim.memcached_client() needs pymemcache: pip install pymemcache") from None
-        service = self.services["memcached"]
-        assert service.endpoint is not None
-        return Client((service.endpoint.host, service.endpoint.port), **kwargs)
+        return self.services["memcached"].client(**kwargs)
 
     def _on_service_event(self, service: str, action: str, detail: dict[str, Any]) -> None:
         if not self._closed:
@@ -475,9 +455,7 @@ class Simulator:
             "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": version, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}", "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-            # Credentials that look like a role's session but open nothing real.
-            "AWS_ACCESS_KEY_ID": "ASIALAMBDASIMTESTING", "AWS_SECRET_ACCESS_KEY": "lambdasim-not-a-secret",
-            "AWS_SESSION_TOKEN": "lambdasim-session-token", "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+            **AWS_CREDENTIALS_ENV, "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
             "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
         }
         spec: InstanceSpec = {

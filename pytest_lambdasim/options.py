@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 SKIP_REASON = "needs --lambda-sim"
+# lambdasim._sandbox.sandbox_names(), spelled out: the plugin imports nothing of lambdasim until a
+# test asks for a simulator (a test checks that the two agree).
+SANDBOX_NAMES = "auto, namespace or fakefs"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -17,7 +20,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lambda-sim", action="store_true", default=None, dest="lambda_sim",
                     help="run tests that use lambdasim's fixtures, marker or scenarios (ini: lambda_sim = true)")
     group.addoption("--lambda-sim-sandbox", dest="lambda_sim_sandbox", metavar="NAME",
-                    help="sandbox for instances: auto or namespace (ini: lambda_sim_sandbox; default auto)")
+                    help=f"sandbox for instances: {SANDBOX_NAMES} (ini: lambda_sim_sandbox; default auto)")
     group.addoption("--lambda-sim-routing", dest="lambda_sim_routing", choices=("warm", "fresh", "random"),
                     help="which instance takes an invocation (ini: lambda_sim_routing; default warm)")
     group.addoption("--lambda-sim-seed", dest="lambda_sim_seed", type=int, metavar="N",

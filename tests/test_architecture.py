@@ -3,7 +3,7 @@
 Imports are read with ``ast``, so nothing is imported to check them. An import inside a
 function counts (it is still a dependency; a lazy import only hides a circle); one under
 ``if TYPE_CHECKING:`` does not (it never runs). ``from a.b import c`` depends on ``a.b``, and
-on ``a.b.c`` when that is a module, not on ``a``'s ``__init__``.
+on ``a.b.c`` instead when that is a module, never on ``a``'s ``__init__``.
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ def _imports(tree: ast.AST, module: str, is_package: bool, known: set[str]) -> s
                 source = ".".join([*base, node.module] if node.module else base)
             else:
                 source = node.module or ""
-            targets.add(source)
-            targets.update(f"{source}.{alias.name}" for alias in node.names)
+            # ``from pkg import mod`` depends on pkg.mod; ``from pkg import name`` on pkg itself.
+            for alias in node.names:
+                submodule = f"{source}.{alias.name}"
+                targets.add(submodule if submodule in known else source)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -112,6 +114,7 @@ def test_the_walker_sees_imports_and_circles() -> None:
         "from typing import TYPE_CHECKING\n"
         "from . import b\n"
         "from .c import thing\n"
+        "from p import a_name\n"
         "if TYPE_CHECKING:\n"
         "    from p import d\n"
         "def later():\n"
@@ -119,6 +122,7 @@ def test_the_walker_sees_imports_and_circles() -> None:
     )
     known = {"p", "p.a", "p.b", "p.c", "p.d", "p.e"}
     assert _imports(ast.parse(source), "p.a", False, known) == {"p", "p.b", "p.c", "p.e"}
+    assert _imports(ast.parse("from . import b\n"), "p.a", False, known) == {"p.b"}
     assert _circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _circles({"a": {"b"}, "b": set()}) == []
 

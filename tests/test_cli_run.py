@@ -364,14 +364,16 @@ def test_sandbox_help_names_every_sandbox(command: str, capsys: pytest.CaptureFi
 
 
 def test_the_sandbox_names_are_the_ones_create_sandbox_accepts() -> None:
-    from lambdasim._commands import SANDBOXES
     from lambdasim._errors import ConfigError
-    from lambdasim._sandbox import create_sandbox
+    from lambdasim._sandbox import SANDBOXES, create_sandbox, sandbox_names
+    from pytest_lambdasim.options import SANDBOX_NAMES
 
     with pytest.raises(ConfigError) as error:
         create_sandbox("nope")
     assert "use 'auto', 'namespace' or 'fakefs'" in str(error.value)
     assert SANDBOXES == ("auto", "namespace", "fakefs")
+    # The plugin may import nothing of lambdasim at load time, so it spells them; they must agree.
+    assert SANDBOX_NAMES == sandbox_names() == "auto, namespace or fakefs"
 
 
 def test_detect_help_is_plain_text_in_paragraphs(capsys: pytest.CaptureFixture[str]) -> None:

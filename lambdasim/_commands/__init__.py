@@ -16,15 +16,12 @@ from types import ModuleType
 from typing import Any
 
 from lambdasim._errors import LambdaSimError
-
-# The sandboxes lambdasim._sandbox.create_sandbox() accepts; every --sandbox help text is made from this.
-SANDBOXES = ("auto", "namespace", "fakefs")
+from lambdasim._sandbox import sandbox_names
 
 
 def add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
     """``--sandbox`` (validated by the Simulator, which names the sandboxes it knows)."""
-    names = f"{', '.join(SANDBOXES[:-1])} or {SANDBOXES[-1]}"
-    parser.add_argument("--sandbox", default="auto", help=f"sandbox: {names} (default: auto)")
+    parser.add_argument("--sandbox", default="auto", help=f"sandbox: {sandbox_names()} (default: auto)")
 
 
 def services_help(what: str) -> str:

@@ -13,7 +13,17 @@ from typing import Protocol
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel
 
-__all__ = ["InstanceSpec", "Sandbox", "SandboxFallbackWarning", "SandboxInstance", "create_sandbox"]
+__all__ = ["SANDBOXES", "InstanceSpec", "Sandbox", "SandboxFallbackWarning", "SandboxInstance", "create_sandbox",
+           "sandbox_names"]
+
+SANDBOXES = ("auto", "namespace", "fakefs")
+"""The sandboxes :func:`create_sandbox` makes; every help text and hint that lists them is made from this."""
+
+
+def sandbox_names(quoted: bool = False) -> str:
+    """``auto, namespace or fakefs`` (``'auto', 'namespace' or 'fakefs'`` when ``quoted``)."""
+    names = [repr(name) if quoted else name for name in SANDBOXES]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 class SandboxInstance(Protocol):
@@ -67,8 +77,8 @@ def create_sandbox(kind: str) -> Sandbox:
     """
     from lambdasim._errors import ConfigError, SandboxUnavailable
 
-    if kind not in ("auto", "namespace", "fakefs"):
-        raise ConfigError(f"sandbox={kind!r} is not a sandbox lambdasim knows; use 'auto', 'namespace' or 'fakefs'.")
+    if kind not in SANDBOXES:
+        raise ConfigError(f"sandbox={kind!r} is not a sandbox lambdasim knows; use {sandbox_names(quoted=True)}.")
     if kind == "fakefs":
         from lambdasim._sandbox.fakefs import FakefsSandbox
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from lambdasim._errors import ConfigError, ServiceSettingError
 from lambdasim._model import ROUTING
+from lambdasim._sandbox import sandbox_names
 from lambdasim._scenario.base import (
     STEPS,
     ExpectationFailed,
@@ -140,7 +141,7 @@ def _simulator_settings(node: Node) -> dict[str, Any]:
     f = node.fields(_SIMULATOR_KEYS)
     settings: dict[str, Any] = {}
     if "sandbox" in f:
-        settings["sandbox"] = f["sandbox"].as_str("use auto or namespace")
+        settings["sandbox"] = f["sandbox"].as_str(f"use {sandbox_names()}")
     if "routing" in f:
         routing = f["routing"].as_str(f"use one of {choices(ROUTING)}")
         if routing not in ROUTING:

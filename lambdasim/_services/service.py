@@ -115,9 +115,11 @@ def _start_provider(config: ServiceConfig) -> tuple[Provider, Endpoint]:
     raise ServiceError(f"No provider can run {kind} here:\n  " + "\n  ".join(reasons))
 
 
-# Credentials moto accepts; instances get the same (see the Simulator's AWS environment).
-_AWS_CREDENTIALS = {"aws_access_key_id": "ASIALAMBDASIMTESTING", "aws_secret_access_key": "lambdasim-not-a-secret",
-                    "aws_session_token": "lambdasim-session-token"}
+# Credentials that look like a role's session but open nothing real: moto accepts them, test-side
+# clients use them and instances get them as AWS_ACCESS_KEY_ID & co. (AWS_CREDENTIALS_ENV).
+AWS_CREDENTIALS = {"aws_access_key_id": "ASIALAMBDASIMTESTING", "aws_secret_access_key": "lambdasim-not-a-secret",
+                   "aws_session_token": "lambdasim-session-token"}
+AWS_CREDENTIALS_ENV = {key.upper(): value for key, value in AWS_CREDENTIALS.items()}
 
 
 def _aws_client(endpoint: Endpoint, service_name: str, **kwargs: Any) -> Any:
@@ -126,7 +128,7 @@ def _aws_client(endpoint: Endpoint, service_name: str, **kwargs: Any) -> Any:
     except ImportError:
         raise ServiceError("a client of the aws service needs boto3: pip install boto3") from None
     settings: dict[str, Any] = {"endpoint_url": f"http://{endpoint.host}:{endpoint.port}", "region_name": "us-east-1",
-                                **_AWS_CREDENTIALS, **kwargs}
+                                **AWS_CREDENTIALS, **kwargs}
     return boto3.client(service_name, **settings)
 
 
