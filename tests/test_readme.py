@@ -1,41 +1,203 @@
-"""The README's examples run as tests."""
+"""The README's and the examples' code blocks run as written.
+
+Every ``python`` and ``sh`` block of README.md and examples/**/README.md is claimed by one
+test below (or by tests/test_examples.py for the examples' snippets), which runs it verbatim;
+where a block needs files, the test makes them as the README tells the reader to (from the
+README's own blocks). A new block that no test runs fails ``test_every_block_is_run``.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+from lambdasim import SandboxUnavailable, ServiceError
+from tests.conftest import REQUIRE_SANDBOX
 
-pytestmark = pytest.mark.sandbox
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+REQUIRE_SERVICES = os.environ.get("LAMBDASIM_REQUIRE_SERVICES") == "1"
 
 
-def _blocks() -> list[str]:
-    return re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+@dataclass(frozen=True)
+class Block:
+    file: str  # relative to the repository
+    line: int
+    lang: str
+    text: str
 
 
+def _blocks(path: Path) -> list[Block]:
+    text = path.read_text(encoding="utf-8")
+    found = []
+    for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE):
+        line = text.count("\n", 0, match.start()) + 1
+        found.append(Block(str(path.relative_to(REPO)), line, match.group(1), match.group(2)))
+    return found
+
+
+def _docs() -> list[Path]:
+    return [README, *sorted((REPO / "examples").rglob("README.md"))]
+
+
+def _block(path: Path, contains: str, lang: str = "python") -> str:
+    return _find(path, contains, lang).text
+
+
+def _find(path: Path, contains: str, lang: str = "python") -> Block:
+    (block,) = [b for b in _blocks(path) if b.lang == lang and contains in b.text]
+    return block
+
+
+def _code(block: Block, prefix: str = "") -> Any:
+    """``block`` compiled with the README's line numbers, so a failure points at its line there."""
+    return compile("\n" * block.line + prefix + block.text, str(REPO / block.file), "exec")
+
+
+# Which test runs each block: (file, a text only that block holds) -> test.
+CLAIMS: dict[tuple[str, str], str] = {
+    ("README.md", 'cache = "/tmp/cache.json"'): "test_readme_use_block",
+    ("README.md", 'with Simulator(sandbox="auto"'): "test_readme_use_block",
+    ("README.md", "def test_cache_is_per_instance"): "test_readme_example_test_passes",
+    ("README.md", "import boto3, redis"): "test_readme_services_block",
+    ("README.md", 'with Simulator(services=["aws", "redis", "memcached"])'): "test_readme_services_block",
+    ("README.md", 'cache = "/tmp/seen.json"'): "test_readme_pytest_example",
+    ("README.md", "def test_orders_survive_scale_down_but_tmp_does_not"): "test_readme_pytest_example",
+    ("README.md", "pip install -e . && lambdasim invoke"): "test_readme_set_up_commands",
+    ("README.md", "pip install -e '.[test]' && python -m pytest"): "test_readme_set_up_commands",
+    ("README.md", "lambdasim invoke app.main.handler --code-dir src"): "test_readme_shell_invoke",
+    ("examples/pregenerated_cache/README.md", "build_cache.py --check"): "test_examples_shell_blocks",
+    ("examples/pregenerated_cache/README.md", "from lambdasim import Simulator"): "test_examples.py",
+    ("examples/tmp_cache/README.md", "from lambdasim import Simulator"): "test_examples.py",
+    ("examples/distributed_cache/README.md", "from lambdasim import Simulator"): "test_examples.py",
+    ("examples/s3_app_data/README.md", "from lambdasim import Simulator"): "test_examples.py",
+}
+
+
+def test_every_block_is_run() -> None:
+    unclaimed, claimed = [], set()
+    for path in _docs():
+        for block in _blocks(path):
+            if block.lang not in ("python", "sh"):
+                continue  # console output and tables of text are checked by the tests that make them
+            owners = [key for key in CLAIMS if key[0] == block.file and key[1] in block.text]
+            if not owners:
+                unclaimed.append(f"{block.file}:{block.line} ({block.lang})")
+            claimed.update(owners)
+    assert not unclaimed, f"blocks no test runs (add each to CLAIMS with the test that runs it): {unclaimed}"
+    assert set(CLAIMS) == claimed, f"claims that match no block: {set(CLAIMS) - claimed}"
+    here = globals()
+    for test in set(CLAIMS.values()):
+        if test == "test_examples.py":
+            assert "def test_readme_happy_path" in (REPO / "tests" / "test_examples.py").read_text()
+        else:
+            assert callable(here.get(test)), test
+
+
+def _run_snippet(code: Any, where: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> dict[str, Any]:
+    monkeypatch.chdir(where)
+    namespace: dict[str, Any] = {"__name__": name}
+    try:
+        exec(code, namespace)
+    except SandboxUnavailable as e:
+        if REQUIRE_SANDBOX:
+            raise
+        pytest.skip(f"sandbox unavailable here: {e}")
+    except ServiceError as e:
+        if REQUIRE_SERVICES:
+            raise
+        pytest.skip(f"a service of the snippet is not available here: {e}")
+    return namespace
+
+
+def _use_project(root: Path) -> Path:
+    """src/app/main.py as the README shows it, and a second version in src-v2."""
+    handler = _block(README, 'cache = "/tmp/cache.json"')
+    for folder, text in (("src", handler), ("src-v2", handler + "\n# version 2\n")):
+        (root / folder / "app").mkdir(parents=True)
+        (root / folder / "app" / "main.py").write_text(text)
+    return root
+
+
+@pytest.mark.sandbox
+def test_readme_use_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _run_snippet(_code(_find(README, 'with Simulator(sandbox="auto"')), _use_project(tmp_path), monkeypatch, "use")
+
+
+@pytest.mark.sandbox
 def test_readme_example_test_passes(tmp_path: Path) -> None:
-    (block,) = [b for b in _blocks() if "def test_cache_is_per_instance" in b]
+    block = _find(README, "def test_cache_is_per_instance")
     namespace: dict[str, Any] = {}
-    exec(compile("from lambdasim import Simulator\n" + block, str(README), "exec"), namespace)
+    exec(_code(block, "from lambdasim import Simulator; "), namespace)
     namespace["test_cache_is_per_instance"](tmp_path)
 
 
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_readme_services_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text(_block(README, "import boto3, redis"))
+    block = _find(README, 'with Simulator(services=["aws", "redis", "memcached"])')
+    _run_snippet(_code(block, "from lambdasim import Simulator; "), tmp_path, monkeypatch, "services")
+
+
 def test_readme_set_up_commands() -> None:
+    """Both set-up commands are the README's first two blocks, and CI runs both verbatim."""
     commands = re.findall(r"```sh\n(.*?)\n```", README.read_text().split("## Use")[0], flags=re.DOTALL)
     assert commands == ["pip install -e . && lambdasim invoke", "pip install -e '.[test]' && python -m pytest"]
-    ci = (README.parent / ".ci" / "run").read_text()
-    assert "\n" + commands[1] + "\n" in ci, ".ci/run runs the README's test command"
+    ci = (REPO / ".ci" / "run").read_text()
+    for command in commands:
+        assert "\n" + command + "\n" in ci, f".ci/run runs the README's command {command!r}"
 
 
+def _shell(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_readme_shell_invoke(tmp_path: Path) -> None:
+    """Each ``lambdasim invoke`` line of the README, in a folder laid out as it says."""
+    _use_project(tmp_path)
+    (tmp_path / "event.json").write_text(json.dumps({"order": 7}))
+    lines = [line for line in _block(README, "lambdasim invoke app.main.handler", "sh").splitlines() if line]
+    assert len(lines) >= 3
+    for line in lines:
+        done = _shell(line, tmp_path)
+        if done.returncode != 0 and not REQUIRE_SANDBOX and "sandbox" in done.stderr.lower():
+            pytest.skip(f"sandbox unavailable here: {done.stderr.strip()}")
+        assert done.returncode == 0, f"{line}\n{done.stderr}"
+        assert "seen_here" in json.loads(done.stdout), line
+        assert "START RequestId:" in done.stderr and "REPORT RequestId:" in done.stderr
+
+
+def test_examples_shell_blocks(tmp_path: Path) -> None:
+    """The pre-generated cache's build commands, verbatim, in a copy of the repository's examples."""
+    shutil.copytree(REPO / "examples" / "pregenerated_cache", tmp_path / "examples" / "pregenerated_cache")
+    shipped = (tmp_path / "examples" / "pregenerated_cache" / "function" / "vat_rates.json").read_bytes()
+    for line in _block(REPO / "examples" / "pregenerated_cache" / "README.md", "build_cache.py", "sh").splitlines():
+        command = line.split("#")[0].strip()
+        done = _shell(command, tmp_path)
+        assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+    assert (tmp_path / "examples" / "pregenerated_cache" / "function" / "vat_rates.json").read_bytes() == shipped
+
+
+@pytest.mark.sandbox
 def test_readme_pytest_example(pytester: pytest.Pytester) -> None:
     """The plugin example runs as shown, with the output the README shows."""
     text = README.read_text()
-    handler = next(b for b in _blocks() if "def handler(event, context):\n    cache" in b)
-    test = next(b for b in _blocks() if "test_orders_survive" in b)
+    handler = _block(README, 'cache = "/tmp/seen.json"')
+    test = _block(README, "def test_orders_survive_scale_down_but_tmp_does_not")
     (pytester.path / "src").mkdir()
     (pytester.path / "src" / "orders.py").write_text(handler)
     (pytester.path / "tests").mkdir()
