@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 from lambdasim._model import RESERVED_ENV
+from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import Mark, SourceError, YamlMap, YamlSeq, load_yaml, read_text
 
 __all__ = ["TemplateFunction", "load_function"]
@@ -739,52 +740,6 @@ class _Sam(_Reader):
 _VARIABLE_SOURCES = "lambdasim resolves ${self:...}, ${env:...}, ${opt:...}, ${sls:stage}, ${aws:region|accountId}"
 
 
-def _variables(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each top-level ``${...}`` in ``text`` (end is past the closing brace)."""
-    spans: list[tuple[int, int]] = []
-    i = text.find("${")
-    while i != -1:
-        depth, j, quote = 0, i, ""
-        while j < len(text):
-            c = text[j]
-            if quote:
-                quote = "" if c == quote else quote
-            elif c in "'\"" and depth:
-                quote = c
-            elif text.startswith("${", j):
-                depth += 1
-                j += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            j += 1
-        if depth:
-            break  # unclosed: left as it is
-        spans.append((i, j + 1))
-        i = text.find("${", j + 1)
-    return spans
-
-
-def _split_top(text: str) -> list[str]:
-    """``text`` split at the commas outside quotes and nested ``${...}``."""
-    parts, depth, quote, start = [], 0, "", 0
-    for j, c in enumerate(text):
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif text.startswith("${", j):
-            depth += 1
-        elif c == "}":
-            depth -= 1
-        elif c == "," and depth == 0:
-            parts.append(text[start:j])
-            start = j + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts]
-
-
 _SOURCE = re.compile(r"([a-zA-Z][\w]*)(\([^)]*\))?:(.*)", re.DOTALL)
 _CFN_SUB_VARIABLE = re.compile(r"\s*(AWS::\w+|[A-Za-z0-9]+(\.[\w.]+)?|!.*)\s*", re.DOTALL)
 
@@ -880,7 +835,7 @@ class _Serverless(_Reader):
 
     def text(self, text: str, loc: _Loc) -> Any:
         """``text`` with its variables resolved; a value that is one variable keeps its type."""
-        spans = [(start, end) for start, end in _variables(text) if self.is_variable(text[start + 2:end - 1])]
+        spans = [(start, end) for start, end in variable_spans(text) if self.is_variable(text[start + 2:end - 1])]
         if not spans:
             return text
         if spans == [(0, len(text))]:
@@ -905,7 +860,7 @@ class _Serverless(_Reader):
         """The value of ``${source:address, fallback, ...}``: the first source that has one."""
         value = self.first(variable, loc)
         if value is None:
-            first = _split_top(variable[2:-1])[0]
+            first = split_sources(variable[2:-1])[0]
             kind, _, address = first.partition(":")
             address = str(self.text(address.strip(), loc))
             why = {
@@ -924,7 +879,7 @@ class _Serverless(_Reader):
         try:
             if self._depth > 20:
                 self.ctx.fail(loc, f"{variable}: the variables refer to each other in a loop.")
-            for index, source in enumerate(_split_top(variable[2:-1])):
+            for index, source in enumerate(split_sources(variable[2:-1])):
                 value = self.source(source, variable, loc, fallback=index > 0)
                 if value is not None:
                     return value
@@ -939,7 +894,7 @@ class _Serverless(_Reader):
             return int(source)
         if re.fullmatch(r"-?\d+\.\d*", source):
             return float(source)
-        if source.startswith("${") and _variables(source) == [(0, len(source))]:
+        if source.startswith("${") and variable_spans(source) == [(0, len(source))]:
             return self.first(source, loc) if self.is_variable(source[2:-1]) else source
         match = _SOURCE.fullmatch(source)
         if match is None and fallback:
