@@ -31,11 +31,37 @@ from lambdasim._model import RESERVED_ENV
 from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import Mark, SourceError, YamlMap, YamlSeq, load_yaml, read_text
 
-__all__ = ["TemplateFunction", "load_function"]
+__all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "load_function"]
 
 
 class FunctionNotFound(SourceError):
-    """The template defines no function of the name asked for; the message lists those it defines."""
+    """The template defines no function of the name asked for (or, asked for none, not exactly one);
+    the message lists those it defines."""
+
+
+@dataclass(frozen=True)
+class Hints:
+    """How the one asking sets what a template does not say usably: the "what to do" of load_function()'s
+    errors, in the words of the front end (Python, the command line, a scenario). Each is a format string
+    of ``name`` (the variable, parameter or option); ``{{`` and ``}}`` are braces."""
+
+    environment: str
+    """How to set the environment variable ``name``, e.g. ``set the value with --env {name}=...``."""
+    parameter: str
+    """How to give the SAM parameter or Serverless option ``name``, e.g. ``pass --parameter-overrides {name}=...``."""
+    layers: str
+    """How to give local layer folders instead of the template's, e.g. ``pass --layer FOLDER``."""
+    function: str
+    """How to name the function to read, when none was named and the template defines several."""
+
+
+PYTHON_HINTS = Hints(
+    environment="set the value with environment={{{name!r}: '...'}} (an override for load_function() or "
+                "Simulator.deploy_from_template())",
+    parameter="pass parameters={{{name!r}: ...}} to load_function()",
+    layers="pass layers=[folder, ...]",
+    function="name one: load_function(path, 'LogicalId')",
+)
 
 
 @dataclass(frozen=True)
@@ -68,22 +94,25 @@ class TemplateFunction:
         }
 
 
-def load_function(path: str | os.PathLike[str], function: str, *,
+def load_function(path: str | os.PathLike[str], function: str | None, *,
                   environment: Mapping[str, str] | None = None,
                   layers: Sequence[str | os.PathLike[str]] | None = None,
                   parameters: Mapping[str, Any] | None = None,
-                  region: str = "us-east-1") -> TemplateFunction:
+                  region: str = "us-east-1", hints: Hints = PYTHON_HINTS) -> TemplateFunction:
     """Read ``function`` from a SAM template or a Serverless config (or a folder holding one).
 
     Args:
         path: ``template.yaml`` / ``serverless.yml``, or the folder that holds it.
-        function: the function's logical ID (SAM) or its key under ``functions`` (Serverless).
+        function: the function's logical ID (SAM) or its key under ``functions`` (Serverless);
+            None for the only function the file defines (like ``sam local invoke`` without one).
         environment: variables that replace or add to the template's; the template's values
             for these keys are not resolved (so an unresolvable ``!GetAtt`` can be set here).
         layers: local layer folders that replace the template's ``Layers`` (e.g. for layer ARNs).
         parameters: SAM parameter values (like ``sam --parameter-overrides``), or Serverless
             CLI options for ``${opt:...}`` (``{"stage": "prod"}``).
         region: what ``AWS::Region`` and ``${aws:region}`` resolve to.
+        hints: how errors say to set what the template cannot (the caller's own words for the
+            overrides above); the default names these keyword arguments.
     """
     display, file = _find_file(os.fspath(path))
     doc = _read_yaml(display, file)
@@ -98,7 +127,7 @@ def load_function(path: str | os.PathLike[str], function: str, *,
         )
     ctx = _Context(display, os.path.dirname(file), doc, region, dict(parameters or {}),
                    dict(environment) if environment is not None else None,
-                   tuple(os.path.abspath(os.fspath(p)) for p in layers) if layers is not None else None)
+                   tuple(os.path.abspath(os.fspath(p)) for p in layers) if layers is not None else None, hints)
     return _Sam(ctx).load(function) if sam else _Serverless(ctx).load(function)
 
 
@@ -274,6 +303,7 @@ class _Context:
     parameters: dict[str, Any]
     environment: dict[str, str] | None
     layers: tuple[str, ...] | None
+    hints: Hints
     hint: str = "write the value itself in the template, or !Ref a parameter that has a Default"
 
     def fail(self, loc: _Loc, message: str) -> NoReturn:
@@ -362,8 +392,8 @@ class _Resolver:
             else:
                 value = parameter.get("Default") if isinstance(parameter, YamlMap) else None
             if value is None:
-                self.ctx.unresolvable(loc, shown, f"parameter {name!r} has no Default (give it one, or pass "
-                                                  f"parameters={{{name!r}: ...}} to load_function())")
+                self.ctx.unresolvable(loc, shown, f"parameter {name!r} has no Default (give it one, or "
+                                                  f"{self.ctx.hints.parameter.format(name=name)})")
             kind = parameter.get("Type") if isinstance(parameter, YamlMap) else None
             if isinstance(kind, str) and (kind == "CommaDelimitedList" or kind.startswith("List<")):
                 return [part.strip() for part in str(value).split(",")]
@@ -573,10 +603,11 @@ class _Reader:
         result.update(overrides)
         return result
 
-    @staticmethod
-    def env_hint(key: Any) -> str:
-        return (f"set the value with environment={{{key!r}: '...'}} (an override for load_function() or "
-                "Simulator.deploy_from_template())")
+    def env_hint(self, key: Any) -> str:
+        return self.ctx.hints.environment.format(name=key)
+
+    def layers_hint(self, whose: str) -> str:
+        return f"{self.ctx.hints.layers} to replace the {whose}'s layers"
 
     def build(self, name: str, line: int, handler: str, code_dir: str, runtime: str, memory: int, timeout: int,
               storage: int, environment: dict[str, str], concurrency: int | None,
@@ -587,6 +618,17 @@ class _Reader:
             reserved_concurrency=concurrency, layers=self.ctx.layers if self.ctx.layers is not None else layers(),
             source=f"{self.ctx.display}:{line}",
         )
+
+    def pick(self, function: str | None, where: str, functions: dict[str, int]) -> str:
+        """``function``, or when None the only one of ``functions`` (name: line)."""
+        if function is not None:
+            return function
+        if len(functions) == 1:
+            return next(iter(functions))
+        listed = ", ".join(f"{name} (line {line})" for name, line in functions.items())
+        raise FunctionNotFound(self.ctx.display, None, None, f"which function? There are {len(functions)} in "
+                                                             f"{where}: {listed}; {self.ctx.hints.function}."
+                               if functions else f"no function to read: {where} defines no functions.")
 
     def missing(self, function: str, where: str, functions: dict[str, int]) -> NoReturn:
         if not functions:
@@ -600,8 +642,8 @@ class _Reader:
 
     def arn_layer(self, loc: _Loc, shown: str) -> NoReturn:
         self.ctx.fail(loc, f"{shown} is a layer ARN; lambdasim can only mount local layers (a layer defined in "
-                           "this file from a local folder). Put the layer's content in a folder and pass "
-                           "layers=[folder, ...] to replace the template's layers.")
+                           f"this file from a local folder). Put the layer's content in a folder and "
+                           f"{self.layers_hint('template')}.")
 
 
 # -- AWS SAM / CloudFormation -------------------------------------------------------------------
@@ -616,11 +658,12 @@ class _Sam(_Reader):
         super().__init__(ctx)
         self.resolver = _Resolver(ctx)
 
-    def load(self, function: str) -> TemplateFunction:
+    def load(self, function: str | None) -> TemplateFunction:
         ctx = self.ctx
         resources, _ = _section(ctx, ctx.doc, "Resources", None)
         functions = {name: resources.key_line(name, 0) for name, res in resources.items()
                      if isinstance(res, YamlMap) and res.get("Type") in (_SAM_FUNCTION, _CFN_FUNCTION)}
+        function = self.pick(function, "Resources", functions)
         if function not in resources:
             self.missing(function, "Resources", functions)
         res_loc = _Loc(f"Resources.{function}", resources.key_line(function, resources.line))
@@ -709,7 +752,7 @@ class _Sam(_Reader):
         return (default if value is None else value), loc
 
     def layer(self, entry: Any, loc: _Loc) -> str | None:
-        loc = _Loc(loc.key, loc.line, "pass layers=[folder, ...] to replace the template's layers")
+        loc = _Loc(loc.key, loc.line, self.layers_hint("template"))
         call = _intrinsic(entry)
         if call is not None and call[0] == "Ref" and isinstance(call[1], str) and call[1] in self.resolver.resources:
             name = call[1]
@@ -755,11 +798,13 @@ class _Serverless(_Reader):
             self.resolver.resources = extra["Resources"]  # for messages about !Ref to them
         self._depth = 0
 
-    def load(self, function: str) -> TemplateFunction:
+    def load(self, function: str | None) -> TemplateFunction:
         ctx = self.ctx
         functions, _ = _section(ctx, ctx.doc, "functions", None)
+        lines = {k: functions.key_line(k, 0) for k in functions}
+        function = self.pick(function, "functions", lines)
         if function not in functions:
-            self.missing(function, "functions", {k: functions.key_line(k, 0) for k in functions})
+            self.missing(function, "functions", lines)
         fn_loc = _Loc(f"functions.{function}", functions.key_line(function, functions.line))
         definition, fn_loc = _section(ctx, functions, function, _Loc("functions", functions.line))
         if "image" in definition:
@@ -810,7 +855,7 @@ class _Serverless(_Reader):
                           environment, reserved, layers)
 
     def layer(self, entry: Any, loc: _Loc) -> str:
-        loc = _Loc(loc.key, loc.line, "pass layers=[folder, ...] to replace the config's layers")
+        loc = _Loc(loc.key, loc.line, self.layers_hint("config"))
         call = _intrinsic(entry)
         if call is not None and call[0] == "Ref" and isinstance(call[1], str):
             defined, defined_loc = _section(self.ctx, self.ctx.doc, "layers", None)
@@ -865,7 +910,7 @@ class _Serverless(_Reader):
             address = str(self.text(address.strip(), loc))
             why = {
                 "env": f"the environment variable {address} is not set",
-                "opt": f"the option {address} is not given (pass parameters={{{address!r}: ...}} to load_function())",
+                "opt": f"the option {address} is not given ({self.ctx.hints.parameter.format(name=address)})",
                 "self": f"there is no {address or '(empty)'} in this file",
             }.get(kind, "it has no value")
             fallback = f"${{{first}, 'default'}}"
