@@ -114,10 +114,11 @@ def test_invoke_a_function_from_a_sam_template(capsys: pytest.CaptureFixture[str
     assert "REPORT RequestId:" in err and "Memory Size: 512 MB" in err
     # The options given replace the template's settings; --function may go when there is one function.
     assert main(["invoke", "-t", str(SAM), "--env", "TABLE_ARN=arn:table", "--memory", "1024", "--timeout", "5",
-                 "--name", "orders", "--parameter-overrides", "Stage=prod TableName=sales", "-q"]) == 0
+                 "--name", "orders", "-q", "--parameter-overrides", "ParameterKey=Stage,ParameterValue=prod",
+                 "TableName='big sales'"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["env"]["STAGE"], out["env"]["TABLE_NAME"], out["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]) == \
-        ("prod", "sales-prod", "1024")
+        ("prod", "big sales-prod", "1024")
     assert out["function_name"] == "orders" and 4000 < out["remaining_ms"] <= 5000
 
 
