@@ -106,6 +106,10 @@ def test_invoke_a_function_from_a_sam_template(capsys: pytest.CaptureFixture[str
     argv = ["invoke", "--template", str(SAM), "--function", "OrdersFunction", "-e", '{"name": "sam"}']
     assert main([*argv, "--env", "TABLE_ARN=arn:table"]) == 0
     out, err = capsys.readouterr()
+    assert main(["invoke", "-t", str(SAM), "OrdersFunction", *argv[5:], "--env", "TABLE_ARN=arn:table"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert (same["env"], same["function_name"]) == (json.loads(out)["env"], "OrdersFunction"), \
+        "sam's way: the function's logical ID as the positional argument"
     assert json.loads(out)["greeting"] == "hello, sam", "the template's SharedLayer is mounted at /opt"
     assert json.loads(out)["env"] == {"STAGE": "dev", "LOG_LEVEL": "debug", "TABLE_NAME": "orders-dev",
                                       "TABLE_ARN": "arn:table", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}
@@ -145,6 +149,8 @@ def test_template_errors_name_the_flag_to_use(tmp_path: Path, capsys: pytest.Cap
         in err and "layers=" not in err
     assert main(["invoke", "-t", str(SLS)]) == 2
     err = capsys.readouterr().err
+    assert main(["invoke", "-t", str(SLS), "createOrde"]) == 2, "a name without a dot, as sam takes the function"
+    assert "no function 'createOrde' in functions" in capsys.readouterr().err
     assert "which function? There are 2 in functions: createOrder" in err
     assert err.rstrip().endswith("; name one with --function LOGICAL_ID."), err
 

@@ -17,15 +17,17 @@ from lambdasim.examples import HELLO_DIR
 HELP = "invoke a handler once in a simulated Lambda instance"
 DESCRIPTION = ("Invoke a handler once, like `sam local invoke`: the response JSON goes to stdout, the function's logs "
                "to stderr. Without a handler, runs the bundled example.")
-EPILOG = """\
-From a template, like `sam local invoke -t template.yaml Fn -e event.json`: `lambdasim invoke --template \
-template.yaml --function Fn --event @event.json`. The function's settings are the template's (an AWS SAM \
-template.yaml or a serverless.yml); the options given replace them: a handler and --code-dir replace its Handler \
-and CodeUri, --memory, --timeout, --ephemeral-storage and --name its settings, --layer its layers; --env adds \
-to its variables, or replaces them (also one it cannot resolve, like !GetAtt Table.Arn). \
---parameter-overrides gives SAM parameters, or Serverless ${opt:...} options.
-
-Defaults without --template: --memory 128, --timeout 3, --ephemeral-storage 512."""
+EPILOG = (
+    "From a template, like `sam local invoke -t template.yaml Fn -e event.json`: `lambdasim invoke --template "
+    "template.yaml --function Fn --event @event.json` (or `lambdasim invoke -t template.yaml Fn -e @event.json`). "
+    "The function's settings are the template's (an AWS SAM template.yaml or a serverless.yml); the options given "
+    "replace them: a handler and --code-dir replace its Handler and CodeUri, --memory, --timeout, "
+    "--ephemeral-storage and --name its settings, --layer its layers; --env adds to its variables, or replaces "
+    "them (also one it cannot resolve, like !GetAtt Table.Arn). --parameter-overrides gives SAM parameters, or "
+    "Serverless ${opt:...} options."
+    "\n\n"
+    "Defaults without --template: --memory 128, --timeout 3, --ephemeral-storage 512."
+)
 
 # How a template error says to set what the template cannot (see _templates.Hints), in this command's flags.
 CLI_HINTS = Hints(
@@ -39,7 +41,8 @@ _DEFAULTS = {"memory_mb": 128, "timeout_s": 3.0, "ephemeral_storage_mb": 512}
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("handler", nargs="?", help="module.function, e.g. app.main.handler (default: the template's, "
-                                                   "else the bundled example)")
+                                                   "else the bundled example); with --template and no --function, a "
+                                                   "name without a dot is the function, as in sam local invoke")
     parser.add_argument("--code-dir", help="the folder with the handler's code (default: the template's, else the "
                                            "bundled example)")
     parser.add_argument("--template", "-t", metavar="FILE",
@@ -102,6 +105,9 @@ def _template_overrides(args: argparse.Namespace, environment: dict[str, str],
     """The arguments of Simulator.deploy_from_template() (with ``function``) for ``--template``: the options
     given replace the template's settings, as its overrides do. The template is read here first, so that
     its errors name this command's flags, and before any service starts."""
+    handler, function = args.handler, args.function
+    if function is None and handler is not None and "." not in handler:
+        handler, function = None, handler  # `sam local invoke -t template.yaml Fn`: a handler always has a dot
     overrides: dict[str, Any] = dict(settings)
     if environment:
         overrides["environment"] = environment
@@ -109,9 +115,9 @@ def _template_overrides(args: argparse.Namespace, environment: dict[str, str],
         overrides["layers"] = args.layer
     if args.parameter_overrides:
         overrides["parameters"] = parameters_argument(args.parameter_overrides)
-    template = load_function(args.template, args.function, environment=overrides.get("environment"),
+    template = load_function(args.template, function, environment=overrides.get("environment"),
                              layers=overrides.get("layers"), parameters=overrides.get("parameters"), hints=CLI_HINTS)
-    for key, value in (("handler", args.handler), ("code_dir", args.code_dir), ("name", args.name)):
+    for key, value in (("handler", handler), ("code_dir", args.code_dir), ("name", args.name)):
         if value is not None:
             overrides[key] = value
     return {"function": template.name, **overrides}
