@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import shlex
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ __all__ = [
     "did_you_mean",
     "env_argument",
     "load_yaml",
+    "parameters_argument",
     "read_json_argument",
     "read_text",
     "services_text",
@@ -90,6 +92,29 @@ def env_argument(pairs: Iterable[str], option: str = "--env") -> dict[str, str]:
             raise ConfigError(f"{option} {pair!r}: write it as KEY=VALUE")
         env[key] = value
     return env
+
+
+_LONG_PARAMETER = re.compile(r"ParameterKey=([^,]*),ParameterValue=(.*)", re.DOTALL)
+
+
+def parameters_argument(values: Iterable[str], option: str = "--parameter-overrides") -> dict[str, str]:
+    """``--parameter-overrides`` values as ``sam`` reads them: ``KEY=VALUE`` or
+    ``ParameterKey=KEY,ParameterValue=VALUE``, several to an argument when separated by spaces
+    (``"Stage=prod Table=t"``, as in samconfig.toml); a value with spaces is quoted inside it."""
+    parameters: dict[str, str] = {}
+    for value in values:
+        try:
+            pairs = shlex.split(value)
+        except ValueError as e:
+            raise ConfigError(f"{option} {value!r}: {e}") from None
+        for pair in pairs:
+            long = _LONG_PARAMETER.fullmatch(pair)
+            key, sep, text = (long.group(1), "=", long.group(2)) if long else pair.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"{option} {pair!r}: write it as KEY=VALUE (or ParameterKey=KEY,ParameterValue="
+                                  "VALUE); quote a value that has spaces inside the argument: 'KEY=\"a b\"'")
+            parameters[key] = text
+    return parameters
 
 
 def services_text(text: str | None, source: str = "--services") -> dict[str, str]:

@@ -28,13 +28,40 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 from lambdasim._model import RESERVED_ENV
+from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import Mark, SourceError, YamlMap, YamlSeq, load_yaml, read_text
 
-__all__ = ["TemplateFunction", "load_function"]
+__all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "load_function"]
 
 
 class FunctionNotFound(SourceError):
-    """The template defines no function of the name asked for; the message lists those it defines."""
+    """The template defines no function of the name asked for (or, asked for none, not exactly one);
+    the message lists those it defines."""
+
+
+@dataclass(frozen=True)
+class Hints:
+    """How the one asking sets what a template does not say usably: the "what to do" of load_function()'s
+    errors, in the words of the front end (Python, the command line, a scenario). Each is a format string
+    of ``name`` (the variable, parameter or option); ``{{`` and ``}}`` are braces."""
+
+    environment: str
+    """How to set the environment variable ``name``, e.g. ``set the value with --env {name}=...``."""
+    parameter: str
+    """How to give the SAM parameter or Serverless option ``name``, e.g. ``pass --parameter-overrides {name}=...``."""
+    layers: str
+    """How to give local layer folders instead of the template's, e.g. ``pass --layer FOLDER``."""
+    function: str
+    """How to name the function to read, when none was named and the template defines several."""
+
+
+PYTHON_HINTS = Hints(
+    environment="set the value with environment={{{name!r}: '...'}} (an override for load_function() or "
+                "Simulator.deploy_from_template())",
+    parameter="pass parameters={{{name!r}: ...}} to load_function()",
+    layers="pass layers=[folder, ...]",
+    function="name one: load_function(path, 'LogicalId')",
+)
 
 
 @dataclass(frozen=True)
@@ -67,22 +94,25 @@ class TemplateFunction:
         }
 
 
-def load_function(path: str | os.PathLike[str], function: str, *,
+def load_function(path: str | os.PathLike[str], function: str | None, *,
                   environment: Mapping[str, str] | None = None,
                   layers: Sequence[str | os.PathLike[str]] | None = None,
                   parameters: Mapping[str, Any] | None = None,
-                  region: str = "us-east-1") -> TemplateFunction:
+                  region: str = "us-east-1", hints: Hints = PYTHON_HINTS) -> TemplateFunction:
     """Read ``function`` from a SAM template or a Serverless config (or a folder holding one).
 
     Args:
         path: ``template.yaml`` / ``serverless.yml``, or the folder that holds it.
-        function: the function's logical ID (SAM) or its key under ``functions`` (Serverless).
+        function: the function's logical ID (SAM) or its key under ``functions`` (Serverless);
+            None for the only function the file defines (like ``sam local invoke`` without one).
         environment: variables that replace or add to the template's; the template's values
             for these keys are not resolved (so an unresolvable ``!GetAtt`` can be set here).
         layers: local layer folders that replace the template's ``Layers`` (e.g. for layer ARNs).
         parameters: SAM parameter values (like ``sam --parameter-overrides``), or Serverless
             CLI options for ``${opt:...}`` (``{"stage": "prod"}``).
         region: what ``AWS::Region`` and ``${aws:region}`` resolve to.
+        hints: how errors say to set what the template cannot (the caller's own words for the
+            overrides above); the default names these keyword arguments.
     """
     display, file = _find_file(os.fspath(path))
     doc = _read_yaml(display, file)
@@ -97,7 +127,7 @@ def load_function(path: str | os.PathLike[str], function: str, *,
         )
     ctx = _Context(display, os.path.dirname(file), doc, region, dict(parameters or {}),
                    dict(environment) if environment is not None else None,
-                   tuple(os.path.abspath(os.fspath(p)) for p in layers) if layers is not None else None)
+                   tuple(os.path.abspath(os.fspath(p)) for p in layers) if layers is not None else None, hints)
     return _Sam(ctx).load(function) if sam else _Serverless(ctx).load(function)
 
 
@@ -273,6 +303,7 @@ class _Context:
     parameters: dict[str, Any]
     environment: dict[str, str] | None
     layers: tuple[str, ...] | None
+    hints: Hints
     hint: str = "write the value itself in the template, or !Ref a parameter that has a Default"
 
     def fail(self, loc: _Loc, message: str) -> NoReturn:
@@ -361,8 +392,8 @@ class _Resolver:
             else:
                 value = parameter.get("Default") if isinstance(parameter, YamlMap) else None
             if value is None:
-                self.ctx.unresolvable(loc, shown, f"parameter {name!r} has no Default (give it one, or pass "
-                                                  f"parameters={{{name!r}: ...}} to load_function())")
+                self.ctx.unresolvable(loc, shown, f"parameter {name!r} has no Default (give it one, or "
+                                                  f"{self.ctx.hints.parameter.format(name=name)})")
             kind = parameter.get("Type") if isinstance(parameter, YamlMap) else None
             if isinstance(kind, str) and (kind == "CommaDelimitedList" or kind.startswith("List<")):
                 return [part.strip() for part in str(value).split(",")]
@@ -572,10 +603,11 @@ class _Reader:
         result.update(overrides)
         return result
 
-    @staticmethod
-    def env_hint(key: Any) -> str:
-        return (f"set the value with environment={{{key!r}: '...'}} (an override for load_function() or "
-                "Simulator.deploy_from_template())")
+    def env_hint(self, key: Any) -> str:
+        return self.ctx.hints.environment.format(name=key)
+
+    def layers_hint(self, whose: str) -> str:
+        return f"{self.ctx.hints.layers} to replace the {whose}'s layers"
 
     def build(self, name: str, line: int, handler: str, code_dir: str, runtime: str, memory: int, timeout: int,
               storage: int, environment: dict[str, str], concurrency: int | None,
@@ -586,6 +618,17 @@ class _Reader:
             reserved_concurrency=concurrency, layers=self.ctx.layers if self.ctx.layers is not None else layers(),
             source=f"{self.ctx.display}:{line}",
         )
+
+    def pick(self, function: str | None, where: str, functions: dict[str, int]) -> str:
+        """``function``, or when None the only one of ``functions`` (name: line)."""
+        if function is not None:
+            return function
+        if len(functions) == 1:
+            return next(iter(functions))
+        listed = ", ".join(f"{name} (line {line})" for name, line in functions.items())
+        raise FunctionNotFound(self.ctx.display, None, None, f"which function? There are {len(functions)} in "
+                                                             f"{where}: {listed}; {self.ctx.hints.function}."
+                               if functions else f"no function to read: {where} defines no functions.")
 
     def missing(self, function: str, where: str, functions: dict[str, int]) -> NoReturn:
         if not functions:
@@ -599,8 +642,8 @@ class _Reader:
 
     def arn_layer(self, loc: _Loc, shown: str) -> NoReturn:
         self.ctx.fail(loc, f"{shown} is a layer ARN; lambdasim can only mount local layers (a layer defined in "
-                           "this file from a local folder). Put the layer's content in a folder and pass "
-                           "layers=[folder, ...] to replace the template's layers.")
+                           f"this file from a local folder). Put the layer's content in a folder and "
+                           f"{self.layers_hint('template')}.")
 
 
 # -- AWS SAM / CloudFormation -------------------------------------------------------------------
@@ -615,11 +658,12 @@ class _Sam(_Reader):
         super().__init__(ctx)
         self.resolver = _Resolver(ctx)
 
-    def load(self, function: str) -> TemplateFunction:
+    def load(self, function: str | None) -> TemplateFunction:
         ctx = self.ctx
         resources, _ = _section(ctx, ctx.doc, "Resources", None)
         functions = {name: resources.key_line(name, 0) for name, res in resources.items()
                      if isinstance(res, YamlMap) and res.get("Type") in (_SAM_FUNCTION, _CFN_FUNCTION)}
+        function = self.pick(function, "Resources", functions)
         if function not in resources:
             self.missing(function, "Resources", functions)
         res_loc = _Loc(f"Resources.{function}", resources.key_line(function, resources.line))
@@ -708,7 +752,7 @@ class _Sam(_Reader):
         return (default if value is None else value), loc
 
     def layer(self, entry: Any, loc: _Loc) -> str | None:
-        loc = _Loc(loc.key, loc.line, "pass layers=[folder, ...] to replace the template's layers")
+        loc = _Loc(loc.key, loc.line, self.layers_hint("template"))
         call = _intrinsic(entry)
         if call is not None and call[0] == "Ref" and isinstance(call[1], str) and call[1] in self.resolver.resources:
             name = call[1]
@@ -739,52 +783,6 @@ class _Sam(_Reader):
 _VARIABLE_SOURCES = "lambdasim resolves ${self:...}, ${env:...}, ${opt:...}, ${sls:stage}, ${aws:region|accountId}"
 
 
-def _variables(text: str) -> list[tuple[int, int]]:
-    """(start, end) of each top-level ``${...}`` in ``text`` (end is past the closing brace)."""
-    spans: list[tuple[int, int]] = []
-    i = text.find("${")
-    while i != -1:
-        depth, j, quote = 0, i, ""
-        while j < len(text):
-            c = text[j]
-            if quote:
-                quote = "" if c == quote else quote
-            elif c in "'\"" and depth:
-                quote = c
-            elif text.startswith("${", j):
-                depth += 1
-                j += 1
-            elif c == "}":
-                depth -= 1
-                if depth == 0:
-                    break
-            j += 1
-        if depth:
-            break  # unclosed: left as it is
-        spans.append((i, j + 1))
-        i = text.find("${", j + 1)
-    return spans
-
-
-def _split_top(text: str) -> list[str]:
-    """``text`` split at the commas outside quotes and nested ``${...}``."""
-    parts, depth, quote, start = [], 0, "", 0
-    for j, c in enumerate(text):
-        if quote:
-            quote = "" if c == quote else quote
-        elif c in "'\"":
-            quote = c
-        elif text.startswith("${", j):
-            depth += 1
-        elif c == "}":
-            depth -= 1
-        elif c == "," and depth == 0:
-            parts.append(text[start:j])
-            start = j + 1
-    parts.append(text[start:])
-    return [p.strip() for p in parts]
-
-
 _SOURCE = re.compile(r"([a-zA-Z][\w]*)(\([^)]*\))?:(.*)", re.DOTALL)
 _CFN_SUB_VARIABLE = re.compile(r"\s*(AWS::\w+|[A-Za-z0-9]+(\.[\w.]+)?|!.*)\s*", re.DOTALL)
 
@@ -800,11 +798,13 @@ class _Serverless(_Reader):
             self.resolver.resources = extra["Resources"]  # for messages about !Ref to them
         self._depth = 0
 
-    def load(self, function: str) -> TemplateFunction:
+    def load(self, function: str | None) -> TemplateFunction:
         ctx = self.ctx
         functions, _ = _section(ctx, ctx.doc, "functions", None)
+        lines = {k: functions.key_line(k, 0) for k in functions}
+        function = self.pick(function, "functions", lines)
         if function not in functions:
-            self.missing(function, "functions", {k: functions.key_line(k, 0) for k in functions})
+            self.missing(function, "functions", lines)
         fn_loc = _Loc(f"functions.{function}", functions.key_line(function, functions.line))
         definition, fn_loc = _section(ctx, functions, function, _Loc("functions", functions.line))
         if "image" in definition:
@@ -855,7 +855,7 @@ class _Serverless(_Reader):
                           environment, reserved, layers)
 
     def layer(self, entry: Any, loc: _Loc) -> str:
-        loc = _Loc(loc.key, loc.line, "pass layers=[folder, ...] to replace the config's layers")
+        loc = _Loc(loc.key, loc.line, self.layers_hint("config"))
         call = _intrinsic(entry)
         if call is not None and call[0] == "Ref" and isinstance(call[1], str):
             defined, defined_loc = _section(self.ctx, self.ctx.doc, "layers", None)
@@ -880,7 +880,7 @@ class _Serverless(_Reader):
 
     def text(self, text: str, loc: _Loc) -> Any:
         """``text`` with its variables resolved; a value that is one variable keeps its type."""
-        spans = [(start, end) for start, end in _variables(text) if self.is_variable(text[start + 2:end - 1])]
+        spans = [(start, end) for start, end in variable_spans(text) if self.is_variable(text[start + 2:end - 1])]
         if not spans:
             return text
         if spans == [(0, len(text))]:
@@ -905,12 +905,12 @@ class _Serverless(_Reader):
         """The value of ``${source:address, fallback, ...}``: the first source that has one."""
         value = self.first(variable, loc)
         if value is None:
-            first = _split_top(variable[2:-1])[0]
+            first = split_sources(variable[2:-1])[0]
             kind, _, address = first.partition(":")
             address = str(self.text(address.strip(), loc))
             why = {
                 "env": f"the environment variable {address} is not set",
-                "opt": f"the option {address} is not given (pass parameters={{{address!r}: ...}} to load_function())",
+                "opt": f"the option {address} is not given ({self.ctx.hints.parameter.format(name=address)})",
                 "self": f"there is no {address or '(empty)'} in this file",
             }.get(kind, "it has no value")
             fallback = f"${{{first}, 'default'}}"
@@ -924,7 +924,7 @@ class _Serverless(_Reader):
         try:
             if self._depth > 20:
                 self.ctx.fail(loc, f"{variable}: the variables refer to each other in a loop.")
-            for index, source in enumerate(_split_top(variable[2:-1])):
+            for index, source in enumerate(split_sources(variable[2:-1])):
                 value = self.source(source, variable, loc, fallback=index > 0)
                 if value is not None:
                     return value
@@ -939,7 +939,7 @@ class _Serverless(_Reader):
             return int(source)
         if re.fullmatch(r"-?\d+\.\d*", source):
             return float(source)
-        if source.startswith("${") and _variables(source) == [(0, len(source))]:
+        if source.startswith("${") and variable_spans(source) == [(0, len(source))]:
             return self.first(source, loc) if self.is_variable(source[2:-1]) else source
         match = _SOURCE.fullmatch(source)
         if match is None and fallback:

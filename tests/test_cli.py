@@ -10,6 +10,10 @@ import pytest
 from lambdasim.cli import main
 from tests.conftest import Code
 
+TEMPLATES = Path(__file__).parent / "templates"
+SAM = TEMPLATES / "sam" / "template.yaml"
+SLS = TEMPLATES / "serverless" / "serverless.yml"
+
 pytestmark = pytest.mark.sandbox
 
 
@@ -65,6 +69,14 @@ def test_invoke_options_reach_the_function(code: Code, capsys: pytest.CaptureFix
         (["invoke", "--env", "NOEQUALS"], "--env 'NOEQUALS': write it as KEY=VALUE"),
         (["invoke", "--memory", "64"], "memory_mb=64 is not valid; Lambda allows 128 to 10240 MB"),
         (["invoke", "app.handler", "--code-dir", "/no/such/dir"], "code_dir='/no/such/dir' is not a directory"),
+        (["invoke", "--function", "Fn"], "--function names what to read from a template; add --template"),
+        (["invoke", "--parameter-overrides", "Stage=prod"], "--parameter-overrides names what to read from a "
+                                                            "template; add --template"),
+        (["invoke", "-t", str(SAM), "--parameter-overrides", "Stage"],
+         "--parameter-overrides 'Stage': write it as KEY=VALUE (or ParameterKey=KEY,ParameterValue=VALUE)"),
+        (["invoke", "-t", "/no/such/template.yaml"], "/no/such/template.yaml: no such file"),
+        (["invoke", "-t", str(SAM), "--function", "Orders", "--env", "TABLE_ARN=x"],
+         "no function 'Orders' in Resources; the functions are: OrdersFunction"),
     ],
 )
 def test_harness_errors_say_what_to_fix(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -87,3 +99,76 @@ def test_invoke_starts_the_services_it_is_given(code: Code, capsys: pytest.Captu
                                                    "AWS_ENDPOINT_URL": False}
     assert main(["invoke", "app.handler", "--code-dir", str(src), "--services", "redis=kubernetes"]) == 2
     assert "--services: services['redis']: provider='kubernetes' is not known" in capsys.readouterr().err
+
+
+def test_invoke_a_function_from_a_sam_template(capsys: pytest.CaptureFixture[str]) -> None:
+    # Like `sam local invoke -t template.yaml OrdersFunction -e event.json`: the template's settings.
+    argv = ["invoke", "--template", str(SAM), "--function", "OrdersFunction", "-e", '{"name": "sam"}']
+    assert main([*argv, "--env", "TABLE_ARN=arn:table"]) == 0
+    out, err = capsys.readouterr()
+    assert main(["invoke", "-t", str(SAM), "OrdersFunction", *argv[5:], "--env", "TABLE_ARN=arn:table"]) == 0
+    same = json.loads(capsys.readouterr().out)
+    assert (same["env"], same["function_name"]) == (json.loads(out)["env"], "OrdersFunction"), \
+        "sam's way: the function's logical ID as the positional argument"
+    assert json.loads(out)["greeting"] == "hello, sam", "the template's SharedLayer is mounted at /opt"
+    assert json.loads(out)["env"] == {"STAGE": "dev", "LOG_LEVEL": "debug", "TABLE_NAME": "orders-dev",
+                                      "TABLE_ARN": "arn:table", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}
+    assert json.loads(out)["function_name"] == "OrdersFunction"
+    assert 9000 < json.loads(out)["remaining_ms"] <= 10000, "Timeout: 10 from the template's Globals"
+    assert "REPORT RequestId:" in err and "Memory Size: 512 MB" in err
+    # The options given replace the template's settings; --function may go when there is one function.
+    assert main(["invoke", "-t", str(SAM), "--env", "TABLE_ARN=arn:table", "--memory", "1024", "--timeout", "5",
+                 "--name", "orders", "-q", "--parameter-overrides", "ParameterKey=Stage,ParameterValue=prod",
+                 "TableName='big sales'"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["env"]["STAGE"], out["env"]["TABLE_NAME"], out["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]) == \
+        ("prod", "big sales-prod", "1024")
+    assert out["function_name"] == "orders" and 4000 < out["remaining_ms"] <= 5000
+
+
+def test_template_errors_name_the_flag_to_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # OrdersFunction's TABLE_ARN is !GetAtt OrdersTable.Arn, known only once deployed: --env sets it.
+    assert main(["invoke", "--template", str(SAM), "--function", "OrdersFunction"]) == 2
+    err = capsys.readouterr().err
+    assert "Variables.TABLE_ARN: !GetAtt OrdersTable.Arn cannot be resolved locally" in err
+    assert err.rstrip().endswith("set the value with --env TABLE_ARN=VALUE."), err
+    assert "environment=" not in err and "load_function" not in err
+    (tmp_path / "src").mkdir()
+    (tmp_path / "template.yaml").write_text(
+        'AWSTemplateFormatVersion: "2010-09-09"\nTransform: AWS::Serverless-2016-10-31\n'
+        "Parameters:\n  Stage: {Type: String}\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      Handler: app.handler\n      Runtime: python3.12\n      CodeUri: src\n"
+        "      Layers: [arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7]\n"
+        "      Environment: {Variables: {STAGE: !Ref Stage}}\n")
+    assert main(["invoke", "--template", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "parameter 'Stage' has no Default (give it one, or pass --parameter-overrides Stage=VALUE)" in err
+    assert main(["invoke", "--template", str(tmp_path), "--parameter-overrides", "Stage=dev"]) == 2
+    err = capsys.readouterr().err
+    assert "is a layer ARN" in err and "pass --layer FOLDER (once for each layer) to replace the template's layers" \
+        in err and "layers=" not in err
+    assert main(["invoke", "-t", str(SLS)]) == 2
+    err = capsys.readouterr().err
+    assert main(["invoke", "-t", str(SLS), "createOrde"]) == 2, "a name without a dot, as sam takes the function"
+    assert "no function 'createOrde' in functions" in capsys.readouterr().err
+    assert "which function? There are 2 in functions: createOrder" in err
+    assert err.rstrip().endswith("; name one with --function LOGICAL_ID."), err
+
+
+def test_invoke_a_function_from_a_serverless_config(capsys: pytest.CaptureFixture[str]) -> None:
+    # serverless.yml's createOrder: handler src/orders.handler; its pythonDeps layer is an empty folder, so
+    # the code and the layer of the SAM fixture stand in for them (a handler or --code-dir replaces the config's).
+    argv = ["invoke", "-t", str(SLS), "--function", "createOrder", "--code-dir", str(TEMPLATES / "sam"),
+            "--layer", str(TEMPLATES / "sam" / "layers" / "shared"), "-q"]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["greeting"] == "hello, world" and out["function_name"] == "createOrder"
+    assert (out["env"]["TABLE_NAME"], out["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]) == ("orders-dev", "512")
+    assert 29000 < out["remaining_ms"] <= 30000, "the function's timeout: 30"
+    # ${opt:stage} from --parameter-overrides, as `serverless invoke local --stage prod` would.
+    assert main([*argv, "--parameter-overrides", "stage=prod"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["env"]["TABLE_NAME"], out["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]) == ("orders-prod", "2048")
+    # A handler given replaces the config's: here one that the module does not define.
+    assert main([*argv[:1], "src/orders.nope", *argv[1:]]) == 1
+    assert json.loads(capsys.readouterr().out)["errorType"] == "Runtime.HandlerNotFound"

@@ -914,6 +914,32 @@ def test_deploy_from_a_template_mistakes(tmp_path: Path) -> None:
     assert e.reason.startswith(f"{template}:17: Resources.OrdersFunction.Properties.Runtime: 'nodejs20.x'")
 
 
+def test_template_errors_name_the_deploy_steps_keys(tmp_path: Path) -> None:
+    with_template(tmp_path)
+    template = tmp_path / "template.yaml"
+    text = TEMPLATE % "python3.11"
+
+    def reason(template_text: str, deploy: str = "") -> str:
+        template.write_text(template_text)
+        with pytest.raises(ScenarioError) as info:
+            load_scenario(write(tmp_path, f"steps:\n  - deploy: {{template: template.yaml, function: OrdersFunction"
+                                          f"{deploy}}}\n"))
+        assert info.value.key == "steps[0].deploy.template"
+        return info.value.reason
+
+    no_default = reason(text.replace("    Default: dev\n", ""))
+    assert "parameter 'Stage' has no Default (give it one, or set parameters: {Stage: ...} in the deploy step)" \
+        in no_default
+    assert no_default.endswith("set the value with environment: {STAGE: ...} in the deploy step."), no_default
+    getatt = text + "          TABLE: !GetAtt Table.Arn\n  Table: {Type: AWS::DynamoDB::Table}\n"
+    assert reason(getatt).endswith("it is an attribute of a resource, known only once deployed; set the value with "
+                                   "environment: {TABLE: ...} in the deploy step.")
+    arn = text + "      Layers: [arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7]\n"
+    assert reason(arn).endswith("set layers: [folder, ...] in the deploy step to replace the template's layers.")
+    for message in (no_default, reason(getatt), reason(arn)):
+        assert "load_function" not in message and "environment={" not in message and "layers=[" not in message
+
+
 def test_sizes_and_instances(tmp_path: Path) -> None:
     sizes = {"1048576": 1 << 20, "'1048576'": 1 << 20, "0": 0, "512KB": 512 << 10, "400MB": 400 << 20,
              "400 mb": 400 << 20, "1GB": 1 << 30, "1.5GB": 3 << 29, "2MiB": 2 << 20, "10b": 10, "0.5KB": 512}

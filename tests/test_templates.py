@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from lambdasim import ConfigError, Simulator
-from lambdasim._templates import TemplateFunction, load_function
+from lambdasim._templates import PYTHON_HINTS, Hints, TemplateFunction, load_function
 
 TEMPLATES = Path(__file__).parent / "templates"
 SAM = TEMPLATES / "sam" / "template.yaml"
@@ -34,7 +34,7 @@ def write(folder: Path, text: str, name: str = "template.yaml", dirs: tuple[str,
     return path
 
 
-def error(path: Path | str, function: str, **kwargs: Any) -> str:
+def error(path: Path | str, function: str | None, **kwargs: Any) -> str:
     with pytest.raises(ConfigError) as info:
         load_function(path, function, **kwargs)
     return str(info.value)
@@ -872,6 +872,60 @@ def test_serverless_runtime_is_required_and_a_missing_function_is_listed(tmp_pat
     assert error(path, "empty").startswith(where(path, "functions.empty.handler", "empty:"))
     assert error(path, "helo") == (f"{path}: no function 'helo' in functions; the functions are: hello (line 5), "
                                    "empty (line 7), world (line 8). Did you mean 'hello'?")
+
+
+# -- who is asking: the "what to do" of an error in the caller's words ------------------------------------
+
+MARKED = Hints(environment="ENV<{name}>", parameter="PARAM<{name}>", layers="LAYERS<>", function="FUNCTION<>")
+ARN = "arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7"
+
+
+def hint_cases(tmp_path: Path) -> list[tuple[Path, str, str, str]]:
+    """(file, function, the Python hint in its error, the same hint in MARKED's words), one for each hint."""
+    for folder in ("opt", "sls-layer", "two"):
+        (tmp_path / folder).mkdir()
+    sam = sam_function(tmp_path / "sam", f"Layers: [{ARN}]\nEnvironment:\n  Variables:\n    TABLE: !GetAtt T.Arn\n",
+                       head="Parameters:\n  Stage: {Type: String}\n", more="T: {Type: AWS::DynamoDB::Table}\n")
+    param = sam_function(tmp_path / "param", "Environment:\n  Variables:\n    STAGE: !Ref Stage\n",
+                         head="Parameters:\n  Stage: {Type: String}\n")
+    layer = sam_function(tmp_path / "layer", f"Layers: [{ARN}]\n")
+    sls_opt = sls_function(tmp_path / "opt", "environment:\n  COLOR: ${opt:color}\n")
+    sls_layer = sls_function(tmp_path / "sls-layer", f"layers: [{ARN}]\n")
+    two = write(tmp_path / "two", "service: s\nprovider: {name: aws, runtime: python3.12}\n"
+                                  "functions:\n  a: {handler: app.a}\n  b: {handler: app.b}\n",
+                name="serverless.yml", dirs=())
+    return [
+        (sam, "Fn", "set the value with environment={'TABLE': '...'} (an override for load_function() or "
+                    "Simulator.deploy_from_template())", "ENV<TABLE>"),
+        (param, "Fn", "pass parameters={'Stage': ...} to load_function()", "PARAM<Stage>"),
+        (layer, "Fn", "and pass layers=[folder, ...] to replace the template's layers.", "and LAYERS<> to replace "
+                                                                                          "the template's layers."),
+        (sls_opt, "fn", "the option color is not given (pass parameters={'color': ...} to load_function())",
+         "the option color is not given (PARAM<color>)"),
+        (sls_layer, "fn", "pass layers=[folder, ...] to replace the template's layers", "LAYERS<>"),
+        (two, "", "which function? There are 2 in functions: a (line 4), b (line 5); name one: "
+                  "load_function(path, 'LogicalId').", "; FUNCTION<>."),
+    ]
+
+
+def test_errors_say_what_to_do_in_the_words_of_who_asks(tmp_path: Path) -> None:
+    for path, function, python, marked in hint_cases(tmp_path):
+        name = function or None
+        assert python in error(path, name), "the default hints, for Python, are as they were"
+        assert python in error(path, name, hints=PYTHON_HINTS)
+        message = error(path, name, hints=MARKED)
+        assert marked in message and python not in message, message
+        assert "load_function" not in message and "=[" not in message and "={" not in message, message
+
+
+def test_the_function_may_be_left_out_when_there_is_one(tmp_path: Path) -> None:
+    assert load_function(sam_function(tmp_path / "one"), None).name == "Fn"
+    assert load_function(TEMPLATES / "sam", None, environment={"TABLE_ARN": TABLE_ARN}).name == "OrdersFunction"
+    assert error(SLS, None) == (f"{SLS}: which function? There are 2 in functions: createOrder (line "
+                                f"{line_of(SLS, 'createOrder:')}), listOrders (line {line_of(SLS, 'listOrders:')}); "
+                                "name one: load_function(path, 'LogicalId').")
+    none = write(tmp_path / "none", SAM_HEAD + "Resources:\n  T: {Type: AWS::DynamoDB::Table}\n")
+    assert error(none, None) == f"{none}: no function to read: Resources defines no functions."
 
 
 # -- the one that runs: a SAM function deployed from its template --------------------------------------

@@ -5,27 +5,62 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from lambdasim._commands import add_env_argument, add_sandbox_argument, services_help
+from lambdasim._errors import ConfigError
 from lambdasim._simulator import Simulator
-from lambdasim._source import env_argument, read_json_argument, services_text
+from lambdasim._source import env_argument, parameters_argument, read_json_argument, services_text
+from lambdasim._templates import Hints, load_function
 from lambdasim.examples import HELLO_DIR
 
 HELP = "invoke a handler once in a simulated Lambda instance"
 DESCRIPTION = ("Invoke a handler once, like `sam local invoke`: the response JSON goes to stdout, the function's logs "
                "to stderr. Without a handler, runs the bundled example.")
+EPILOG = (
+    "From a template, like `sam local invoke -t template.yaml Fn -e event.json`: `lambdasim invoke --template "
+    "template.yaml --function Fn --event @event.json` (or `lambdasim invoke -t template.yaml Fn -e @event.json`). "
+    "The function's settings are the template's (an AWS SAM template.yaml or a serverless.yml); the options given "
+    "replace them: a handler and --code-dir replace its Handler and CodeUri, --memory, --timeout, "
+    "--ephemeral-storage and --name its settings, --layer its layers; --env adds to its variables, or replaces "
+    "them (also one it cannot resolve, like !GetAtt Table.Arn). --parameter-overrides gives SAM parameters, or "
+    "Serverless ${opt:...} options."
+    "\n\n"
+    "Defaults without --template: --memory 128, --timeout 3, --ephemeral-storage 512."
+)
+
+# How a template error says to set what the template cannot (see _templates.Hints), in this command's flags.
+CLI_HINTS = Hints(
+    environment="set the value with --env {name}=VALUE",
+    parameter="pass --parameter-overrides {name}=VALUE",
+    layers="pass --layer FOLDER (once for each layer)",
+    function="name one with --function LOGICAL_ID",
+)
+_DEFAULTS = {"memory_mb": 128, "timeout_s": 3.0, "ephemeral_storage_mb": 512}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("handler", nargs="?", help="module.function, e.g. app.main.handler (default: bundled example)")
-    parser.add_argument("--code-dir", help="the folder with the handler's code (default: bundled example)")
+    parser.add_argument("handler", nargs="?", help="module.function, e.g. app.main.handler (default: the template's, "
+                                                   "else the bundled example); with --template and no --function, a "
+                                                   "name without a dot is the function, as in sam local invoke")
+    parser.add_argument("--code-dir", help="the folder with the handler's code (default: the template's, else the "
+                                           "bundled example)")
+    parser.add_argument("--template", "-t", metavar="FILE",
+                        help="an AWS SAM template.yaml or a serverless.yml (or its folder) that defines the function")
+    parser.add_argument("--function", metavar="LOGICAL_ID",
+                        help="the function in --template: its logical ID (SAM) or its key under functions "
+                             "(Serverless); may be left out when the template defines one function")
+    parser.add_argument("--parameter-overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="template parameters (SAM) or ${opt:...} options (Serverless), as sam takes them: "
+                             "KEY=VALUE or ParameterKey=KEY,ParameterValue=VALUE")
     parser.add_argument("--event", "-e", default="{}", help="the event as JSON, or @FILE (default: {})")
-    parser.add_argument("--name", help="function name (default: from the handler)")
-    parser.add_argument("--memory", type=int, default=128, help="memory in MB (default: 128)")
-    parser.add_argument("--timeout", type=float, default=3.0, help="timeout in seconds (default: 3)")
-    parser.add_argument("--ephemeral-storage", type=int, default=512, help="/tmp size in MB (default: 512)")
+    parser.add_argument("--name", help="function name (default: the template's logical ID, else from the handler)")
+    parser.add_argument("--memory", type=int, help="memory in MB (default: the template's, else 128)")
+    parser.add_argument("--timeout", type=float, help="timeout in seconds (default: the template's, else 3)")
+    parser.add_argument("--ephemeral-storage", type=int, help="/tmp size in MB (default: the template's, else 512)")
     add_env_argument(parser)
-    parser.add_argument("--layer", action="append", default=[], metavar="DIR", help="a layer folder, mounted at /opt")
+    parser.add_argument("--layer", action="append", default=[], metavar="DIR",
+                        help="a layer folder, mounted at /opt (with --template: replaces the template's layers)")
     parser.add_argument("--services", metavar="LIST",
                         help=services_help("backing services to start for the function (they are stopped after it)"))
     add_sandbox_argument(parser)
@@ -33,14 +68,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    handler = args.handler or "app.handler"
-    code_dir = args.code_dir or (HELLO_DIR if args.handler is None else ".")
     event = read_json_argument(args.event, "--event")
     services = services_text(args.services)
+    environment = env_argument(args.env)
+    settings = {key: value for key, value in (("memory_mb", args.memory), ("timeout_s", args.timeout),
+                                              ("ephemeral_storage_mb", args.ephemeral_storage)) if value is not None}
+    if args.template is None:
+        for flag, given in (("--function", args.function), ("--parameter-overrides", args.parameter_overrides)):
+            if given:
+                raise ConfigError(f"{flag} names what to read from a template; add --template template.yaml (or "
+                                  "serverless.yml)")
+        handler = args.handler or "app.handler"
+        code_dir = args.code_dir or (HELLO_DIR if args.handler is None else ".")
+        deploy = {"handler": handler, "code_dir": code_dir, "name": args.name, **_DEFAULTS, **settings,
+                  "environment": environment, "layers": args.layer}
+    else:
+        deploy = _template_overrides(args, environment, settings)
     with Simulator(sandbox=args.sandbox, services=services or None) as sim:
-        fn = sim.deploy(handler, code_dir=code_dir, name=args.name, memory_mb=args.memory, timeout_s=args.timeout,
-                        ephemeral_storage_mb=args.ephemeral_storage, environment=env_argument(args.env),
-                        layers=args.layer)
+        if args.template is None:
+            fn = sim.deploy(**deploy)
+        else:
+            fn = sim.deploy_from_template(args.template, deploy.pop("function"), **deploy)
         inv = fn.invoke(event)
     if not args.quiet:
         sys.stderr.write(inv.logs)
@@ -50,3 +98,26 @@ def run(args: argparse.Namespace) -> int:
     raw = inv.raw_payload or b"null"
     sys.stdout.write(raw.decode("utf-8", "replace") + "\n")
     return 0
+
+
+def _template_overrides(args: argparse.Namespace, environment: dict[str, str],
+                        settings: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of Simulator.deploy_from_template() (with ``function``) for ``--template``: the options
+    given replace the template's settings, as its overrides do. The template is read here first, so that
+    its errors name this command's flags, and before any service starts."""
+    handler, function = args.handler, args.function
+    if function is None and handler is not None and "." not in handler:
+        handler, function = None, handler  # `sam local invoke -t template.yaml Fn`: a handler always has a dot
+    overrides: dict[str, Any] = dict(settings)
+    if environment:
+        overrides["environment"] = environment
+    if args.layer:
+        overrides["layers"] = args.layer
+    if args.parameter_overrides:
+        overrides["parameters"] = parameters_argument(args.parameter_overrides)
+    template = load_function(args.template, function, environment=overrides.get("environment"),
+                             layers=overrides.get("layers"), parameters=overrides.get("parameters"), hints=CLI_HINTS)
+    for key, value in (("handler", handler), ("code_dir", args.code_dir), ("name", args.name)):
+        if value is not None:
+            overrides[key] = value
+    return {"function": template.name, **overrides}

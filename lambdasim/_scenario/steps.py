@@ -90,6 +90,13 @@ def _validate_config(current: Step, config: FunctionConfig, fallback: Node | Non
 
 
 _DEPLOY_KEYS = ("handler", "code_dir", "name", *FunctionSettings.KEYS, "template", "function", "parameters")
+# How a template error says to set what the template cannot (see _templates.Hints), in the deploy step's keys.
+_TEMPLATE_HINTS = {
+    "environment": "set the value with environment: {{{name}: ...}} in the deploy step",
+    "parameter": "set parameters: {{{name}: ...}} in the deploy step",
+    "layers": "set layers: [folder, ...] in the deploy step",
+    "function": "name one with function:",
+}
 _TEMPLATE_SETTINGS = ("memory_mb", "timeout_s", "ephemeral_storage_mb", "environment", "reserved_concurrency",
                       "layers")
 
@@ -136,12 +143,12 @@ class Deploy(Step):
         given_handler = f.optional("handler", _handler)
         given_code_dir = f.optional("code_dir", lambda n: _code_dir(n, node.base))
         given_name = f.optional("name", _deploy_name)
-        from lambdasim._templates import FunctionNotFound, load_function
+        from lambdasim._templates import FunctionNotFound, Hints, load_function
 
         try:
             loaded = load_function(template, function, environment=settings.environment,
                                    layers=[str(p) for p in settings.layers] if settings.layers is not None else None,
-                                   parameters=parameters)
+                                   parameters=parameters, hints=Hints(**_TEMPLATE_HINTS))
         except ConfigError as e:
             where = f["function"] if isinstance(e, FunctionNotFound) else f["template"]
             raise where.error(str(e)) from None
