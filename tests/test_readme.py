@@ -60,7 +60,8 @@ def _find(path: Path, contains: str, lang: str = "python") -> Block:
 
 def _code(block: Block, prefix: str = "") -> Any:
     """``block`` compiled with the README's line numbers, so a failure points at its line there."""
-    return compile("\n" * block.line + prefix + block.text, str(REPO / block.file), "exec")
+    # The block's text starts on the line after its ``` (block.line); a prefix takes the ``` line.
+    return compile("\n" * (block.line - 1) + prefix + "\n" + block.text, str(REPO / block.file), "exec")
 
 
 # Which test runs each block: (file, a text only that block holds) -> test.
@@ -75,6 +76,7 @@ CLAIMS: dict[tuple[str, str], str] = {
     ("README.md", "pip install -e . && lambdasim invoke"): "test_readme_set_up_commands",
     ("README.md", "pip install -e '.[test]' && python -m pytest"): "test_readme_set_up_commands",
     ("README.md", "lambdasim invoke app.main.handler --code-dir src"): "test_readme_shell_invoke",
+    ("README.md", "lambdasim invoke --template template.yaml"): "test_readme_shell_invoke_template",
     ("examples/pregenerated_cache/README.md", "build_cache.py --check"): "test_examples_shell_blocks",
     ("examples/pregenerated_cache/README.md", "from lambdasim import Simulator"): "test_examples.py",
     ("examples/tmp_cache/README.md", "from lambdasim import Simulator"): "test_examples.py",
@@ -137,7 +139,7 @@ def test_readme_use_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_readme_example_test_passes(tmp_path: Path) -> None:
     block = _find(README, "def test_cache_is_per_instance")
     namespace: dict[str, Any] = {}
-    exec(_code(block, "from lambdasim import Simulator; "), namespace)
+    exec(_code(block, "from lambdasim import Simulator"), namespace)
     namespace["test_cache_is_per_instance"](tmp_path)
 
 
@@ -147,7 +149,7 @@ def test_readme_services_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "app.py").write_text(_block(README, "import boto3, redis"))
     block = _find(README, 'with Simulator(services=["aws", "redis", "memcached"])')
-    _run_snippet(_code(block, "from lambdasim import Simulator; "), tmp_path, monkeypatch, "services")
+    _run_snippet(_code(block, "from lambdasim import Simulator"), tmp_path, monkeypatch, "services")
 
 
 def test_readme_set_up_commands() -> None:
@@ -179,6 +181,37 @@ def test_readme_shell_invoke(tmp_path: Path) -> None:
         assert done.returncode == 0, f"{line}\n{done.stderr}"
         assert "seen_here" in json.loads(done.stdout), line
         assert "START RequestId:" in done.stderr and "REPORT RequestId:" in done.stderr
+
+
+SAM_TEMPLATE = """\
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  OrdersFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.main.handler
+      CodeUri: src/
+      Runtime: python3.11
+      Environment:
+        Variables:
+          TABLE: orders
+"""
+
+
+@pytest.mark.sandbox
+def test_readme_shell_invoke_template(tmp_path: Path) -> None:
+    """The README's template lines, with a template.yaml as it describes (OrdersFunction: app.main.handler in src/)."""
+    _use_project(tmp_path)
+    (tmp_path / "template.yaml").write_text(SAM_TEMPLATE)
+    (tmp_path / "event.json").write_text(json.dumps({"order": 7}))
+    lines = [line for line in _block(README, "lambdasim invoke --template", "sh").splitlines() if line]
+    tables = []
+    for line in lines:
+        done = _shell(line, tmp_path)
+        assert done.returncode == 0, f"{line}\n{done.stderr}"
+        tables.append(json.loads(done.stdout)["table"])
+    assert tables == ["orders", "orders-test"]  # the template's variable, then --env's
 
 
 def test_examples_shell_blocks(tmp_path: Path) -> None:
