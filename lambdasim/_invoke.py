@@ -116,6 +116,8 @@ class Live:
         self.tmp_reads_from: list[dict[str, Any]] = []
 
     def take_logs(self) -> str:
+        """What the runtime wrote since the last call, its last line ended: Lambda ends the
+        output of Init and of each invocation with a newline, before ``START`` or ``END``."""
         with self._drop_lock:
             fd = self.logfd
             if fd < 0:
@@ -125,7 +127,7 @@ class Live:
                 return ""
             data = os.pread(fd, size, 0)
             os.ftruncate(fd, 0)
-        return data.decode("utf-8", "replace")
+        return data.decode("utf-8", "replace") + ("" if data.endswith(b"\n") else "\n")
 
     def drop_runtime(self) -> None:
         # destroy() and the invoking thread may both get here.

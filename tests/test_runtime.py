@@ -265,6 +265,47 @@ def test_logs_are_framed_like_lambda(sim: Simulator, code: Code) -> None:
     assert "Init Duration" not in warm.logs and "init output" not in warm.logs
 
 
+def test_log_records_keep_their_boundaries(sim: Simulator, code: Code) -> None:
+    """Text written without a newline runs neither into a record nor into START or END; a
+    record (``logging``'s, with its traceback, ``context.log``'s, the error's) ends its line."""
+    fn = sim.deploy("app.handler", code_dir=code("""
+        import logging, os
+        print("init, no newline", end="")
+        def handler(event, context):
+            print("printed", end="")
+            try:
+                {}["key"]
+            except KeyError:
+                logging.exception("lookup failed")
+            logging.error("next record")
+            context.log("from context.log")
+            context.log("again")
+            os.write(1, b"from fd 1, no newline")
+            if event.get("fail"):
+                raise ValueError("bad")
+            if event.get("exit"):
+                os._exit(3)
+            print("last", end="")
+    """))
+    inv = fn.invoke({})
+    rid = inv.request_id
+    lines = inv.logs.splitlines()
+    assert lines[1] == "init, no newline" and lines[2].startswith(f"START RequestId: {rid} Version: ")
+    assert lines[3] == "printed"
+    assert re.fullmatch(rf"\[ERROR\]\t\S+\t{rid}\tlookup failed", lines[4])
+    assert lines[5] == "Traceback (most recent call last):"
+    assert lines[-7] == "KeyError: 'key'", "the traceback ends its own line"
+    assert re.fullmatch(rf"\[ERROR\]\t\S+\t{rid}\tnext record", lines[-6])
+    # What the function writes itself is one stream, as stdout is on Lambda: only records are apart.
+    assert lines[-5:-1] == ["from context.log", "again", "from fd 1, no newlinelast", f"END RequestId: {rid}"]
+    assert lines[-1].startswith("REPORT ")
+    failed = fn.invoke({"fail": True}).logs
+    assert "from fd 1, no newline\n[ERROR] ValueError: bad\r" in failed
+    exited = fn.invoke({"exit": True})
+    assert f"from fd 1, no newline\nRequestId: {exited.request_id} Error: Runtime exited with error: exit status 3\n" \
+        in exited.logs
+
+
 def test_logging_default_level_is_warning(sim: Simulator, code: Code) -> None:
     fn = sim.deploy("app.handler", code_dir=code("""
         import logging
