@@ -172,18 +172,38 @@ def test_context_object(sim: Simulator, code: Code) -> None:
     """), name="orders", memory_mb=256, timeout_s=2)
     inv = fn.invoke({})
     p = inv.payload
-    assert p["function_name"] == "orders" and p["function_version"] == "1"
+    assert p["function_name"] == "orders" and p["function_version"] == "$LATEST"
     assert p["invoked_function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:orders"
     assert p["memory_limit_in_mb"] == "256", "a string, read from the environment"
     assert p["aws_request_id"] == inv.request_id
     assert p["log_group_name"] == "/aws/lambda/orders"
-    assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[1\][0-9a-f]{32}", p["log_stream_name"])
+    assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", p["log_stream_name"])
     assert p["identity"] == [None, None] and p["client_context"] is None and p["tenant_id"] is None
     first, second = p["remaining"]
     assert 1800 < first <= 2000 and 150 < first - second < 400
     ctx = fn.invoke({}, client_context={"custom": {"k": "v"}}, identity={"cognitoIdentityId": "id-1"},
                     tenant_id="t-1").payload
     assert ctx["client_context"] == {"k": "v"} and ctx["identity"] == ["id-1", None] and ctx["tenant_id"] == "t-1"
+
+
+def test_an_unqualified_invocation_runs_latest(sim: Simulator, code: Code) -> None:
+    """The function sees $LATEST, as on Lambda; lambdasim's count of deploys stays ``version``."""
+    src = code("""
+        import os
+        def handler(event, context):
+            return [os.environ["AWS_LAMBDA_FUNCTION_VERSION"], context.function_version, context.log_stream_name]
+    """)
+    fn = sim.deploy("app.handler", code_dir=src)
+    first = fn.invoke({})
+    fn.redeploy(code_dir=src)
+    second = fn.invoke({})
+    for inv, deploys in ((first, "1"), (second, "2")):
+        env, ctx, stream = inv.payload
+        assert env == ctx == inv.executed_version == "$LATEST"
+        assert "/[$LATEST]" in stream
+        assert f"START RequestId: {inv.request_id} Version: $LATEST\n" in inv.logs
+        assert inv.version == deploys
+    assert [e.version for e in sim.trace if e.kind == "invoke"] == ["1", "2"]
 
 
 def test_environment_and_working_directory(sim: Simulator, code: Code) -> None:
@@ -200,7 +220,7 @@ def test_environment_and_working_directory(sim: Simulator, code: Code) -> None:
     expected = {
         "_HANDLER": "app.handler", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_EXECUTION_ENV": f"AWS_Lambda_python{PY}", "AWS_LAMBDA_FUNCTION_NAME": "orders",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "1",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/orders",
         "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime", "TZ": ":UTC",
         "LANG": "en_US.UTF-8", "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin", "TABLE": "orders-table",
@@ -251,7 +271,7 @@ def test_logs_are_framed_like_lambda(sim: Simulator, code: Code) -> None:
     rid = cold.request_id
     assert lines[0].startswith("INIT_START Runtime Version: python:")
     assert lines[1] == "init output"
-    assert lines[2] == f"START RequestId: {rid} Version: 1"
+    assert lines[2] == f"START RequestId: {rid} Version: $LATEST"
     assert lines[3:5] == ["from print", "from stderr"]
     assert re.fullmatch(rf"\[INFO\]\t\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\t{rid}\tfrom logging", lines[5])
     assert lines[6:8] == ["from a subprocess", "from fd 1"]
@@ -261,7 +281,7 @@ def test_logs_are_framed_like_lambda(sim: Simulator, code: Code) -> None:
         r"Max Memory Used: \d+ MB\tInit Duration: \d+\.\d\d ms\t", lines[9])
     assert len(lines) == 10
     warm = fn.invoke({})
-    assert warm.logs.splitlines()[0] == f"START RequestId: {warm.request_id} Version: 1"
+    assert warm.logs.splitlines()[0] == f"START RequestId: {warm.request_id} Version: $LATEST"
     assert "Init Duration" not in warm.logs and "init output" not in warm.logs
 
 
