@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import sys
+from collections.abc import Callable
 from typing import cast
 
 import pytest
@@ -204,6 +205,43 @@ def test_an_unqualified_invocation_runs_latest(sim: Simulator, code: Code) -> No
         assert f"START RequestId: {inv.request_id} Version: $LATEST\n" in inv.logs
         assert inv.version == deploys
     assert [e.version for e in sim.trace if e.kind == "invoke"] == ["1", "2"]
+
+
+def test_request_ids_differ_between_runs_unless_the_seed_is_given(make_sim: Callable[..., Simulator],
+                                                                 code: Code) -> None:
+    src = code("def handler(event, context):\n    return [context.aws_request_id, context.log_stream_name]\n")
+
+    def first_ids(**settings: object) -> tuple[int, list[str]]:
+        sim = make_sim(**settings)
+        inv = sim.deploy("app.handler", code_dir=src).invoke({})
+        assert inv.payload[0] == inv.request_id
+        return sim.seed, inv.payload
+
+    (seed_a, run_a), (seed_b, run_b) = first_ids(), first_ids()
+    assert seed_a != seed_b and run_a[0] != run_b[0] and run_a[1] != run_b[1], "a new seed for each simulator"
+    assert first_ids(seed=seed_a) == (seed_a, run_a), "sim.seed repeats a run"
+    assert first_ids(seed=0) == first_ids(seed=0)
+    assert first_ids(seed=0)[1] != first_ids(seed=1)[1]
+
+
+def test_the_plugin_draws_a_seed_unless_one_is_set() -> None:
+    from pytest_lambdasim.options import simulator_settings
+
+    class Config:
+        def __init__(self, option: int | None, ini: str) -> None:
+            self.option, self.ini = option, ini
+
+        def getoption(self, name: str) -> object:
+            return self.option if name == "lambda_sim_seed" else None
+
+        def getini(self, name: str) -> str:
+            return {"lambda_sim_seed": self.ini, "lambda_sim_sandbox": "auto", "lambda_sim_routing": "warm"}[name]
+
+    def seed(option: int | None, ini: str) -> object:
+        return simulator_settings(cast(pytest.Config, Config(option, ini)))["seed"]
+
+    assert seed(None, "") is None
+    assert seed(None, "7") == 7 and seed(3, "7") == 3 and seed(0, "") == 0
 
 
 def test_environment_and_working_directory(sim: Simulator, code: Code) -> None:
