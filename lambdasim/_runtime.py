@@ -29,6 +29,7 @@ from typing import Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._lambda_errors import ErrorDict, make_error
+from lambdasim._sandbox._layout import instance_path
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import (
     INIT,
@@ -322,12 +323,10 @@ class _Coverage:
         return {"lines": {f: sorted(data.lines(f) or ()) for f in files}}
 
 
-HOST_TMP = "/var/runtime/host-tmp"
-
-
 def host_tmp_path(path: str) -> str:
-    """Where a host path under /tmp is mounted inside an instance (other paths stay put)."""
-    return HOST_TMP + path if path == "/tmp" or path.startswith("/tmp/") else path
+    """Where a host path under /tmp is mounted inside an instance (other paths stay put);
+    see :func:`lambdasim._sandbox._layout.instance_path`."""
+    return instance_path(path)
 
 
 def relocate_host_tmp() -> None:
