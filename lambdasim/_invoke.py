@@ -44,7 +44,12 @@ _UNSET = object()
 
 @dataclasses.dataclass(eq=False)
 class Invocation:
-    """The outcome of one invocation, as Lambda's Invoke API and logs report it."""
+    """The outcome of one invocation, as Lambda's Invoke API and logs report it.
+
+    ``version`` is lambdasim's count of the function's deploys whose code ran ("1", then
+    "2" after a redeploy), as in the trace and reports; the function itself, like Lambda's
+    Invoke response, sees ``$LATEST`` (:attr:`executed_version`).
+    """
 
     request_id: str
     function: str
@@ -78,6 +83,12 @@ class Invocation:
         return self._payload
 
     @property
+    def executed_version(self) -> str | None:
+        """The version Lambda ran, as the Invoke response's ``ExecutedVersion``: ``$LATEST`` for an
+        invocation without a qualifier (None when the function did not run: 413, 429)."""
+        return lambda_errors.LATEST if self.version is not None else None
+
+    @property
     def function_error(self) -> str | None:
         """``"Unhandled"`` when the function failed, as in the Invoke response's FunctionError."""
         return "Unhandled" if self.error is not None and self.status_code == 200 else None
@@ -94,7 +105,7 @@ class Invocation:
         rid = self.request_id
         report = lambda_errors.report_line(rid, self.duration_ms, self.memory_size_mb, self.max_memory_used_mb,
                                            self.init_duration_ms if self.cold_start else None, self._report_status)
-        return (f"{self._init_logs}{lambda_errors.start_line(rid, self.version)}"
+        return (f"{self._init_logs}{lambda_errors.start_line(rid, self.executed_version)}"
                 f"{self._body_logs}{lambda_errors.end_line(rid)}{report}")
 
 
@@ -116,6 +127,8 @@ class Live:
         self.tmp_reads_from: list[dict[str, Any]] = []
 
     def take_logs(self) -> str:
+        """What the runtime wrote since the last call, its last line ended: Lambda ends the
+        output of Init and of each invocation with a newline, before ``START`` or ``END``."""
         with self._drop_lock:
             fd = self.logfd
             if fd < 0:
@@ -125,7 +138,7 @@ class Live:
                 return ""
             data = os.pread(fd, size, 0)
             os.ftruncate(fd, 0)
-        return data.decode("utf-8", "replace")
+        return data.decode("utf-8", "replace") + ("" if data.endswith(b"\n") else "\n")
 
     def drop_runtime(self) -> None:
         # destroy() and the invoking thread may both get here.

@@ -125,6 +125,10 @@ def marshal_error(reason: object) -> ErrorDict:
 
 # -- log lines --------------------------------------------------------------------------
 
+LATEST = "$LATEST"
+"""The version an unqualified invocation runs, in ``AWS_LAMBDA_FUNCTION_VERSION``, the
+context's ``function_version``, the log stream's name and the ``START`` line."""
+
 STATUS_TIMEOUT = "Status: timeout"
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._lambda_errors import ErrorDict, make_error
+from lambdasim._sandbox._layout import instance_path
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import (
     INIT,
@@ -46,6 +47,8 @@ from lambdasim._wire import (
 
 _THIS_FILE = __file__.rsplit("/", 1)[-1]
 _ERROR_INDENT = "\u00a0"
+# The real calls, taken before a sandbox may patch ``os`` (the fakefs sandbox does).
+_fstat, _pread, _write = os.fstat, os.pread, os.write
 
 
 class LambdaCognitoIdentity:
@@ -115,7 +118,8 @@ class LambdaContext:
         return delta if delta > 0 else 0
 
     def log(self, msg: str) -> None:
-        sys.stdout.write(str(msg))
+        # awslambdaric sends this message to Lambda's log as a record of its own.
+        write_record(str(msg))
 
     def __repr__(self) -> str:
         return (
@@ -163,7 +167,7 @@ def log_error(error: ErrorDict) -> None:
             for line in frame.rstrip("\n").split("\n"):
                 stripped = line.lstrip(" ")
                 lines.append(_ERROR_INDENT * (len(line) - len(stripped)) + stripped)
-    sys.stdout.write("\r".join(lines) + "\n")
+    write_record("\r".join(lines))
 
 
 class _Encoder(json.JSONEncoder):
@@ -211,25 +215,6 @@ class _RequestIdFilter(logging.Filter):
         return True
 
 
-def _setup_logging() -> None:
-    logging.Formatter.converter = time.gmtime
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"
-        )
-    )
-    handler.terminator = ""
-    handler.addFilter(_RequestIdFilter())
-    root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
-    level = "DEBUG" if level == "TRACE" else level
-    root.setLevel(logging.getLevelName(level) if level in logging.getLevelNamesMapping() else logging.WARNING)
-
-
 class LogCapture:
     """fd 1 and 2 point at one memfd in append mode; read and reset per invocation."""
 
@@ -254,6 +239,58 @@ class LogCapture:
         os.dup2(devnull, 0)
         os.close(devnull)
         sys.stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False), encoding="utf-8")
+
+    def end_line(self) -> None:
+        """End the log's last line, if something (``print(..., end="")``, C code) left it open."""
+        size = _fstat(self.fd).st_size
+        if size and _pread(self.fd, 1, size - 1) != b"\n":
+            _write(self.fd, b"\n")
+
+
+_capture: LogCapture | None = None
+
+
+def write_record(text: str, stream: Any = None) -> None:
+    """Write one log record, on lines of its own.
+
+    On Lambda, awslambdaric sends each ``logging`` record (and each error record) to the
+    log as a separate event, apart from what the function prints; in the one stream that
+    lambdasim keeps, a record starts on a new line and ends with a newline, so that it
+    runs neither into text printed without a newline nor into the next record.
+    """
+    if _capture is not None:
+        _capture.end_line()
+    (stream or sys.stdout).write(text if text.endswith("\n") else text + "\n")
+
+
+class _RecordHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The root logger's handler: awslambdaric's text format, one record each (see write_record)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            write_record(self.format(record), self.stream)
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - logging's own rule: a failed record is reported, not raised
+            self.handleError(record)
+
+
+def _setup_logging() -> None:
+    logging.Formatter.converter = time.gmtime
+    handler = _RecordHandler(sys.stdout)
+    handler.setFormatter(
+        logging.Formatter(
+            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"
+        )
+    )
+    handler.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
+    level = "DEBUG" if level == "TRACE" else level
+    root.setLevel(logging.getLevelName(level) if level in logging.getLevelNamesMapping() else logging.WARNING)
 
 
 def usable_cpus() -> int:
@@ -286,12 +323,10 @@ class _Coverage:
         return {"lines": {f: sorted(data.lines(f) or ()) for f in files}}
 
 
-HOST_TMP = "/var/runtime/host-tmp"
-
-
 def host_tmp_path(path: str) -> str:
-    """Where a host path under /tmp is mounted inside an instance (other paths stay put)."""
-    return HOST_TMP + path if path == "/tmp" or path.startswith("/tmp/") else path
+    """Where a host path under /tmp is mounted inside an instance (other paths stay put);
+    see :func:`lambdasim._sandbox._layout.instance_path`."""
+    return instance_path(path)
 
 
 def relocate_host_tmp() -> None:
@@ -463,6 +498,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
     chan = Channel(sock) if access is None else TmpAccessChannel(sock, access)
     if logs is None:
         logs = LogCapture()
+    global _capture
+    _capture = logs
     os.environ.clear()
     os.environ.update(spec["env"])
     sys.path[:0] = spec["sys_path_prefix"]

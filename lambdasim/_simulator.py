@@ -263,7 +263,10 @@ class Simulator:
             Lambda's filesystem), ``"fakefs"`` (pyfakefs: Python-level file access only, runs
             anywhere), or ``"auto"`` (namespace where it runs, else fakefs with a warning).
         routing: ``"warm"``, ``"fresh"`` or ``"random"``: which instance takes an invocation.
-        seed: seeds random routing and the request and log-stream ids.
+        seed: seeds random routing and the ids (request, trace and log-stream ids). Given, a run
+            repeats: the same seed gives the same ids and the same random routing. None (the
+            default) draws a new seed, so that ids differ between runs as on Lambda; ``sim.seed``
+            says which, to repeat a run.
         region: the AWS region the functions see.
         init_timeout_s: how long Init may take before it is retried under the function timeout.
         services: backing services to start now and share with every instance, e.g.
@@ -276,12 +279,13 @@ class Simulator:
             writer's request id) in the trace's invoke events. Costs an audit hook in the instances.
     """
 
-    def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int = 0,
+    def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int | None = None,
                  region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None,
                  track_tmp: bool = False, track_tmp_access: bool = False) -> None:
         self._policy = routing_policy(routing)
-        self._rng = random.Random(seed)
-        self._ids = random.Random(seed ^ 0x5EED)
+        self.seed: int = random.SystemRandom().getrandbits(32) if seed is None else seed
+        self._rng = random.Random(self.seed)
+        self._ids = random.Random(self.seed ^ 0x5EED)
         self.region = region
         self.init_timeout_s = init_timeout_s
         self._lock = threading.RLock()
@@ -444,7 +448,8 @@ class Simulator:
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
     def _spec(self, fn: Function, record: InstanceRecord, config: FunctionConfig) -> InstanceSpec:
-        version = record.version
+        # Invocations without a qualifier run $LATEST on Lambda, whatever lambdasim's count of deploys.
+        version = lambda_errors.LATEST
         stream = f"{datetime.date.today():%Y/%m/%d}/[{version}]{self._ids.getrandbits(128):032x}"
         env = {
             "LANG": "en_US.UTF-8", "PATH": _DEFAULT_PATH, "LD_LIBRARY_PATH": _DEFAULT_LD_PATH, "TZ": ":UTC",

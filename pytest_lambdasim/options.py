@@ -24,7 +24,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lambda-sim-routing", dest="lambda_sim_routing", choices=("warm", "fresh", "random"),
                     help="which instance takes an invocation (ini: lambda_sim_routing; default warm)")
     group.addoption("--lambda-sim-seed", dest="lambda_sim_seed", type=int, metavar="N",
-                    help="seed for random routing and ids (ini: lambda_sim_seed; default 0)")
+                    help="seed for random routing and ids, to repeat a run (ini: lambda_sim_seed; "
+                         "default: a new seed for each simulator, so ids differ between runs)")
     group.addoption("--lambda-sim-services", dest="lambda_sim_services", metavar="LIST",
                     help="services to start once per session, e.g. 'aws,redis=binary,memcached=docker' "
                          "(ini: lambda_sim_services; others start on first use)")
@@ -36,7 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lambda_sim", "switch lambdasim on, like --lambda-sim", type="bool", default=False)
     parser.addini("lambda_sim_sandbox", "sandbox for instances", default="auto")
     parser.addini("lambda_sim_routing", "routing policy: warm, fresh or random", default="warm")
-    parser.addini("lambda_sim_seed", "seed for random routing and ids", default="0")
+    parser.addini("lambda_sim_seed", "seed for random routing and ids (default: a new one each time)", default="")
     parser.addini("lambda_sim_services", "services to start once per session, e.g. aws,redis=binary", default="")
     parser.addini("lambda_sim_report", "path of the JSON trace report", default="")
     parser.addini("lambda_sim_detect", "run lambda_sim tests warm and fresh, like --lambda-sim-detect", type="bool",
@@ -72,7 +73,7 @@ def simulator_settings(config: pytest.Config) -> dict[str, Any]:
     """The ``Simulator`` settings the options and ini keys give: sandbox, routing and seed."""
     return {"sandbox": setting(config, "lambda_sim_sandbox"),
             "routing": setting(config, "lambda_sim_routing"),
-            "seed": int(setting(config, "lambda_sim_seed"))}
+            "seed": int(seed) if (seed := setting(config, "lambda_sim_seed")) else None}
 
 
 def parse_services_option(text: str, source: str) -> dict[str, str]:

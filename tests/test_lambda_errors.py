@@ -64,6 +64,7 @@ def test_the_log_lines() -> None:
         "INIT_START Runtime Version: python:3.11.lambdasim\t"
         "Runtime Version ARN: arn:aws:lambda:eu-west-1::runtime:lambdasim\n")
     assert E.start_line("r", "1") == "START RequestId: r Version: 1\n"
+    assert E.start_line("r", E.LATEST) == "START RequestId: r Version: $LATEST\n"
     assert E.end_line("r") == "END RequestId: r\n"
     assert E.report_line("r", 1.234, 128, 40, None, "") == (
         "REPORT RequestId: r\tDuration: 1.23 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\t"
@@ -82,10 +83,11 @@ def test_the_log_lines() -> None:
 
 
 def test_every_error_type_is_spelled_here_only() -> None:
-    """No other module of lambdasim spells one of Lambda's error types as a string literal."""
+    """No other module of lambdasim spells one of Lambda's error types (or $LATEST) as a string literal."""
     types = {value for name, value in vars(E).items()
-             if name.isupper() and isinstance(value, str) and name != "STATUS_TIMEOUT"}
+             if name.isupper() and isinstance(value, str) and name not in ("STATUS_TIMEOUT", "LATEST")}
     assert len(types) == 12 and "Sandbox.Timedout" in types and "TooManyRequestsException" in types
+    types.add(E.LATEST)
     found = []
     for path in LAMBDASIM.rglob("*.py"):
         if path.name == "_lambda_errors.py" or "examples" in path.parts:

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import sys
+from collections.abc import Callable
 from typing import cast
 
 import pytest
@@ -172,18 +173,75 @@ def test_context_object(sim: Simulator, code: Code) -> None:
     """), name="orders", memory_mb=256, timeout_s=2)
     inv = fn.invoke({})
     p = inv.payload
-    assert p["function_name"] == "orders" and p["function_version"] == "1"
+    assert p["function_name"] == "orders" and p["function_version"] == "$LATEST"
     assert p["invoked_function_arn"] == "arn:aws:lambda:us-east-1:123456789012:function:orders"
     assert p["memory_limit_in_mb"] == "256", "a string, read from the environment"
     assert p["aws_request_id"] == inv.request_id
     assert p["log_group_name"] == "/aws/lambda/orders"
-    assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[1\][0-9a-f]{32}", p["log_stream_name"])
+    assert re.fullmatch(r"\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}", p["log_stream_name"])
     assert p["identity"] == [None, None] and p["client_context"] is None and p["tenant_id"] is None
     first, second = p["remaining"]
     assert 1800 < first <= 2000 and 150 < first - second < 400
     ctx = fn.invoke({}, client_context={"custom": {"k": "v"}}, identity={"cognitoIdentityId": "id-1"},
                     tenant_id="t-1").payload
     assert ctx["client_context"] == {"k": "v"} and ctx["identity"] == ["id-1", None] and ctx["tenant_id"] == "t-1"
+
+
+def test_an_unqualified_invocation_runs_latest(sim: Simulator, code: Code) -> None:
+    """The function sees $LATEST, as on Lambda; lambdasim's count of deploys stays ``version``."""
+    src = code("""
+        import os
+        def handler(event, context):
+            return [os.environ["AWS_LAMBDA_FUNCTION_VERSION"], context.function_version, context.log_stream_name]
+    """)
+    fn = sim.deploy("app.handler", code_dir=src)
+    first = fn.invoke({})
+    fn.redeploy(code_dir=src)
+    second = fn.invoke({})
+    for inv, deploys in ((first, "1"), (second, "2")):
+        env, ctx, stream = inv.payload
+        assert env == ctx == inv.executed_version == "$LATEST"
+        assert "/[$LATEST]" in stream
+        assert f"START RequestId: {inv.request_id} Version: $LATEST\n" in inv.logs
+        assert inv.version == deploys
+    assert [e.version for e in sim.trace if e.kind == "invoke"] == ["1", "2"]
+
+
+def test_request_ids_differ_between_runs_unless_the_seed_is_given(make_sim: Callable[..., Simulator],
+                                                                 code: Code) -> None:
+    src = code("def handler(event, context):\n    return [context.aws_request_id, context.log_stream_name]\n")
+
+    def first_ids(**settings: object) -> tuple[int, list[str]]:
+        sim = make_sim(**settings)
+        inv = sim.deploy("app.handler", code_dir=src).invoke({})
+        assert inv.payload[0] == inv.request_id
+        return sim.seed, inv.payload
+
+    (seed_a, run_a), (seed_b, run_b) = first_ids(), first_ids()
+    assert seed_a != seed_b and run_a[0] != run_b[0] and run_a[1] != run_b[1], "a new seed for each simulator"
+    assert first_ids(seed=seed_a) == (seed_a, run_a), "sim.seed repeats a run"
+    assert first_ids(seed=0) == first_ids(seed=0)
+    assert first_ids(seed=0)[1] != first_ids(seed=1)[1]
+
+
+def test_the_plugin_draws_a_seed_unless_one_is_set() -> None:
+    from pytest_lambdasim.options import simulator_settings
+
+    class Config:
+        def __init__(self, option: int | None, ini: str) -> None:
+            self.option, self.ini = option, ini
+
+        def getoption(self, name: str) -> object:
+            return self.option if name == "lambda_sim_seed" else None
+
+        def getini(self, name: str) -> str:
+            return {"lambda_sim_seed": self.ini, "lambda_sim_sandbox": "auto", "lambda_sim_routing": "warm"}[name]
+
+    def seed(option: int | None, ini: str) -> object:
+        return simulator_settings(cast(pytest.Config, Config(option, ini)))["seed"]
+
+    assert seed(None, "") is None
+    assert seed(None, "7") == 7 and seed(3, "7") == 3 and seed(0, "") == 0
 
 
 def test_environment_and_working_directory(sim: Simulator, code: Code) -> None:
@@ -200,7 +258,7 @@ def test_environment_and_working_directory(sim: Simulator, code: Code) -> None:
     expected = {
         "_HANDLER": "app.handler", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_EXECUTION_ENV": f"AWS_Lambda_python{PY}", "AWS_LAMBDA_FUNCTION_NAME": "orders",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "1",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/orders",
         "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime", "TZ": ":UTC",
         "LANG": "en_US.UTF-8", "PATH": "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin", "TABLE": "orders-table",
@@ -251,7 +309,7 @@ def test_logs_are_framed_like_lambda(sim: Simulator, code: Code) -> None:
     rid = cold.request_id
     assert lines[0].startswith("INIT_START Runtime Version: python:")
     assert lines[1] == "init output"
-    assert lines[2] == f"START RequestId: {rid} Version: 1"
+    assert lines[2] == f"START RequestId: {rid} Version: $LATEST"
     assert lines[3:5] == ["from print", "from stderr"]
     assert re.fullmatch(rf"\[INFO\]\t\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\t{rid}\tfrom logging", lines[5])
     assert lines[6:8] == ["from a subprocess", "from fd 1"]
@@ -261,8 +319,49 @@ def test_logs_are_framed_like_lambda(sim: Simulator, code: Code) -> None:
         r"Max Memory Used: \d+ MB\tInit Duration: \d+\.\d\d ms\t", lines[9])
     assert len(lines) == 10
     warm = fn.invoke({})
-    assert warm.logs.splitlines()[0] == f"START RequestId: {warm.request_id} Version: 1"
+    assert warm.logs.splitlines()[0] == f"START RequestId: {warm.request_id} Version: $LATEST"
     assert "Init Duration" not in warm.logs and "init output" not in warm.logs
+
+
+def test_log_records_keep_their_boundaries(sim: Simulator, code: Code) -> None:
+    """Text written without a newline runs neither into a record nor into START or END; a
+    record (``logging``'s, with its traceback, ``context.log``'s, the error's) ends its line."""
+    fn = sim.deploy("app.handler", code_dir=code("""
+        import logging, os
+        print("init, no newline", end="")
+        def handler(event, context):
+            print("printed", end="")
+            try:
+                {}["key"]
+            except KeyError:
+                logging.exception("lookup failed")
+            logging.error("next record")
+            context.log("from context.log")
+            context.log("again")
+            os.write(1, b"from fd 1, no newline")
+            if event.get("fail"):
+                raise ValueError("bad")
+            if event.get("exit"):
+                os._exit(3)
+            print("last", end="")
+    """))
+    inv = fn.invoke({})
+    rid = inv.request_id
+    lines = inv.logs.splitlines()
+    assert lines[1] == "init, no newline" and lines[2].startswith(f"START RequestId: {rid} Version: ")
+    assert lines[3] == "printed"
+    assert re.fullmatch(rf"\[ERROR\]\t\S+\t{rid}\tlookup failed", lines[4])
+    assert lines[5] == "Traceback (most recent call last):"
+    assert lines[-7] == "KeyError: 'key'", "the traceback ends its own line"
+    assert re.fullmatch(rf"\[ERROR\]\t\S+\t{rid}\tnext record", lines[-6])
+    # What the function writes itself is one stream, as stdout is on Lambda: only records are apart.
+    assert lines[-5:-1] == ["from context.log", "again", "from fd 1, no newlinelast", f"END RequestId: {rid}"]
+    assert lines[-1].startswith("REPORT ")
+    failed = fn.invoke({"fail": True}).logs
+    assert "from fd 1, no newline\n[ERROR] ValueError: bad\r" in failed
+    exited = fn.invoke({"exit": True})
+    assert f"from fd 1, no newline\nRequestId: {exited.request_id} Error: Runtime exited with error: exit status 3\n" \
+        in exited.logs
 
 
 def test_logging_default_level_is_warning(sim: Simulator, code: Code) -> None:

@@ -322,39 +322,57 @@ def test_no_technique_writes_to_the_host(sim: Simulator, code: Code) -> None:
     assert sorted(os.listdir("/etc")) == etc_before
 
 
-def test_python_environment_and_code_under_host_tmp(tmp_path: Path, code: Code) -> None:
-    """A virtualenv under the host's /tmp still serves the handler its packages."""
+@pytest.mark.parametrize("kind", ["namespace", "fakefs"])
+def test_python_environment_and_code_under_host_tmp(tmp_path: Path, code: Code, kind: str) -> None:
+    """A virtualenv under the host's /tmp still serves the handler its packages, from where
+    Lambda keeps Python: its frames in tracebacks show /var/lang, not the host's path."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
     site = next((venv / "lib").glob("python3.*")) / "site-packages"
     (site / "only_in_venv").mkdir()
-    (site / "only_in_venv" / "__init__.py").write_text("VALUE = 'from the venv'\n")
+    (site / "only_in_venv" / "__init__.py").write_text(
+        "VALUE = 'from the venv'\n\ndef fail():\n    raise ValueError('in a package')\n")
     # lambdasim itself may be installed editable from a checkout: keep it importable.
     root = os.path.dirname(os.path.dirname(os.path.abspath(namespace.__file__)))
     src = code("""
-        import only_in_venv, os, subprocess, sys
+        import logging, only_in_venv, os, subprocess, sys
         def handler(event, context):
-            # The interpreter still finds itself, e.g. for a subprocess.
-            out = subprocess.run([sys.executable, "-c", "import only_in_venv; print(only_in_venv.VALUE)"],
-                                 capture_output=True, text=True).stdout.strip()
-            assert out == only_in_venv.VALUE, out
-            return [only_in_venv.VALUE, os.listdir("/tmp")]
+            if event.get("fail"):
+                try:
+                    only_in_venv.fail()
+                except ValueError:
+                    logging.exception("logged")
+                only_in_venv.fail()
+            if event.get("subprocess"):
+                # The interpreter still finds itself, e.g. for a subprocess.
+                out = subprocess.run([sys.executable, "-c", "import only_in_venv; print(only_in_venv.VALUE)"],
+                                     capture_output=True, text=True).stdout.strip()
+                assert out == only_in_venv.VALUE, out
+            return [only_in_venv.VALUE, os.listdir("/tmp"), only_in_venv.__file__, sys.prefix, sys.executable]
     """)
     script = textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {os.path.dirname(root)!r})
         from lambdasim import Simulator
-        with Simulator() as sim:
-            inv = sim.deploy("app.handler", code_dir={str(src)!r}).invoke({{}})
-            print(json.dumps([inv.payload, inv.error]))
+        with Simulator(sandbox={kind!r}) as sim:
+            fn = sim.deploy("app.handler", code_dir={str(src)!r})
+            inv = fn.invoke({{"subprocess": {kind == "namespace"}}})
+            failed = fn.invoke({{"fail": True}})
+            print(json.dumps([inv.payload, inv.error, failed.error, failed.logs]))
     """)
     out = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    payload, error = __import__("json").loads(out.stdout.splitlines()[-1])
+    payload, error, failed, logs = __import__("json").loads(out.stdout.splitlines()[-1])
     assert error is None
     assert payload[0] == "from the venv"
     # The venv is mounted elsewhere: the instance's /tmp holds nothing of the host's.
     assert payload[1] == []
+    lang = f"/var/lang/lib/{site.parent.name}/site-packages"
+    assert payload[2:] == [f"{lang}/only_in_venv/__init__.py", "/var/lang", "/var/lang/bin/python"]
+    frame = f'  File "{lang}/only_in_venv/__init__.py", line 4, in fail\n    raise ValueError(\'in a package\')\n'
+    assert failed["stackTrace"][-1] == frame
+    assert frame in logs, "logging's traceback too"
+    assert str(tmp_path) not in logs + str(failed)
 
 
 def test_layers_are_mounted_at_opt(sim: Simulator, code: Code) -> None:

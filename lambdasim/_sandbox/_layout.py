@@ -10,6 +10,14 @@ import sys
 
 _OWN_PACKAGES = frozenset({"lambdasim", "pytest_lambdasim"})
 
+LAMBDA_PYTHON_HOME = "/var/lang"
+"""Where Lambda keeps Python (``/var/lang/bin/python3.X``, ``/var/lang/lib/python3.X/site-packages``)."""
+HOST_TMP = "/var/runtime/host-tmp"
+"""Where other host directories under /tmp are seen: ``/tmp/x`` at ``/var/runtime/host-tmp/tmp/x``."""
+# Host directories under /tmp seen elsewhere than HOST_TMP + their path; set by host_view(),
+# in the sandbox's helper, before it forks instances (which inherit it).
+_moved: dict[str, str] = {}
+
 SANDBOX_UID = 993  # sbx_user1051 on Lambda
 SANDBOX_GID = 990
 SANDBOX_HOME = "/home/sbx_user1051"
@@ -50,6 +58,22 @@ def python_paths() -> list[str]:
     return kept
 
 
+def instance_path(path: str) -> str:
+    """Where an instance sees the host path ``path`` of a directory it shows (or of a file in one).
+
+    Paths outside the host's /tmp keep their place. Under it they cannot (an instance's /tmp is
+    its own): the Python environment there (a CI virtualenv, a Python installed under /tmp) is
+    seen where Lambda keeps Python, /var/lang, so that its frames in tracebacks read as on
+    Lambda (``/var/lang/lib/python3.X/site-packages/...``); anything else under HOST_TMP.
+    """
+    if path != "/tmp" and not path.startswith("/tmp/"):
+        return path
+    for host, seen in _moved.items():
+        if path == host or path.startswith(host + "/"):
+            return seen + path[len(host):]
+    return HOST_TMP + path
+
+
 def base_layout() -> tuple[list[str], dict[str, str]]:
     """Top-level host directories to bind, and top-level symlinks to recreate."""
     binds = ["/usr", "/etc"]
@@ -65,8 +89,15 @@ def base_layout() -> tuple[list[str], dict[str, str]]:
 
 def host_view() -> tuple[list[str], dict[str, str], list[str]]:
     """What an instance sees of the host: directories to show read-only (the base ones and
-    the Python installation, none twice), top-level symlinks, and the Python paths alone."""
+    the Python installation, none twice; each at :func:`instance_path`), top-level symlinks,
+    and the Python paths alone."""
     binds, links = base_layout()
     python = python_paths()
     binds += [p for p in python if not any(p == b or p.startswith(b + "/") for b in binds)]
+    _moved.clear()
+    home = os.path.realpath(sys.prefix)
+    if home in binds and home.startswith("/tmp/"):  # a directory of its own (not inside another bind)
+        _moved[home] = LAMBDA_PYTHON_HOME
+        if os.path.abspath(sys.prefix) != home:
+            _moved[os.path.abspath(sys.prefix)] = LAMBDA_PYTHON_HOME
     return binds, links, python
