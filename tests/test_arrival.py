@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lambdasim import ConfigError, ScenarioError, Simulator, load_scenario
+from lambdasim import ConfigError, SandboxError, ScenarioError, Simulator, load_scenario
 from tests.conftest import Code
 
 BOTH_SANDBOXES = True
@@ -190,3 +191,23 @@ def test_a_scenario_invoke_step_takes_interval_s(tmp_path: Path, code: Code, san
                    "  - invoke: {interval_s: -2}\n")
     with pytest.raises(ScenarioError, match=r"bad.yaml:3: steps\[1\].invoke.interval_s: -2 is negative"):
         load_scenario(bad)
+
+
+def test_a_harness_failure_in_a_wave_frees_the_other_instances_before_it_is_raised(
+        sim: Simulator, code: Code, monkeypatch: pytest.MonkeyPatch) -> None:
+    fn = sim.deploy("app.handler", code_dir=code(QUICK))
+    spawn, calls = sim._sandbox.spawn, []
+
+    def failing_second(spec: Any) -> Any:
+        calls.append(spec)
+        if len(calls) == 2:
+            raise SandboxError("no room for this one")
+        return spawn(spec)
+
+    monkeypatch.setattr(sim._sandbox, "spawn", failing_second)
+    with pytest.raises(SandboxError, match="no room for this one"):
+        fn.invoke_many([{}] * 3, concurrency=3)
+    assert sorted(i.state for i in fn.instances) == ["idle", "idle"], "the others completed and are free"
+    assert [e.detail["reason"] for e in sim.trace if e.kind == "destroyed"] == ["failed to start"]
+    invs = fn.invoke_many([{}] * 2, concurrency=2)
+    assert not any(inv.cold_start for inv in invs)
