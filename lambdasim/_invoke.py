@@ -159,17 +159,15 @@ class Invoker:
 
     ``reset`` replaces an instance's runtime after a timeout, crash or failed Init (the
     simulator records it); ``coverage`` takes the lines an instance measured; ``lone``
-    says whether this is the only invocation in flight; ``ids`` draws trace ids.
+    says whether this is the only invocation in flight.
     """
 
     def __init__(self, sandbox_name: str, reset: Callable[[Live, str], None],
-                 coverage: Callable[[FunctionConfig, dict[str, Any] | None], None], lone: Callable[[], bool],
-                 ids: random.Random) -> None:
+                 coverage: Callable[[FunctionConfig, dict[str, Any] | None], None], lone: Callable[[], bool]) -> None:
         self._sandbox_name = sandbox_name
         self._reset = reset
         self._coverage = coverage
         self._lone = lone
-        self._ids = ids
 
     def wait_init(self, live: Live, timeout: float) -> Init:
         if live.rt is None:
@@ -183,8 +181,9 @@ class Invoker:
 
     def run(self, live: Live, request_id: str, event_bytes: bytes, client_context: Mapping[str, Any] | None,
             identity: Mapping[str, Any] | None, tenant_id: str | None, init_timeout_s: float,
-            region: str) -> Invocation:
-        """Run one invocation on ``live``: Init first when it is due, then the request."""
+            region: str, trace: str) -> Invocation:
+        """Run one invocation on ``live``: Init first when it is due, then the request
+        (``trace`` is its X-Ray trace header, drawn when it was routed: see :func:`trace_id`)."""
         record, config = live.record, live.config
         cold = record.needs_init
         budget = config.timeout_s
@@ -267,7 +266,7 @@ class Invoker:
             spin = _SPIN_S if self._lone() and not cold and _runtime.usable_cpus() > 1 else 0.0
             live.rt.send(pack_invoke(
                 request_id=request_id, event=event_bytes, deadline_ms=int(deadline * 1000),
-                trace_id=trace_id(self._ids),
+                trace_id=trace,
                 client_context=dict(client_context) if client_context is not None else None,
                 identity=dict(identity) if identity is not None else None, tenant_id=tenant_id,
                 function_arn=function_arn(region, record.function), spin=spin))

@@ -228,6 +228,19 @@ class FunctionModel:
         self.instances[record.id] = record
         return record, True
 
+    def acquire_wave(self, count: int, policy: RoutingPolicy, rng: random.Random,
+                     now: float) -> list[tuple[InstanceRecord, bool] | None]:
+        """Route ``count`` invocations that arrive together, in their order: each gets an
+        instance (record, is_new) before any of them completes, so none can reuse another's;
+        None for each one beyond the free reserved concurrency: the last ones are throttled."""
+        wave: list[tuple[InstanceRecord, bool] | None] = []
+        for _ in range(count):
+            try:
+                wave.append(self.acquire(policy, rng, now))
+            except Throttled:
+                wave.append(None)
+        return wave
+
     def release(self, record: InstanceRecord, now: float, policy: RoutingPolicy) -> bool:
         """End an invocation; True when the instance must now be destroyed."""
         record.invocations += 1

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import math
 import os
 import random
 import stat
@@ -23,6 +24,7 @@ from lambdasim._invoke import (
     Live,
     error_detail,
     read_only_paths,
+    trace_id,
 )
 from lambdasim._model import ACCOUNT_ID as ACCOUNT_ID  # re-exported: it was defined here
 from lambdasim._model import (
@@ -32,7 +34,6 @@ from lambdasim._model import (
     InstanceRecord,
     InstanceState,
     RoutingPolicy,
-    Throttled,
     TraceEvent,
     VirtualClock,
     function_arn,
@@ -207,15 +208,43 @@ class Function:
         return debug_invoke(config.handler, config.code_dir, env, config.timeout_s, event, sim._new_id(),
                             function_arn(sim.region, self.name))
 
-    def invoke_many(self, events: Iterable[Any], concurrency: int = 8) -> list[Invocation]:
-        """Invoke with up to ``concurrency`` invocations in flight; results in input order."""
+    def invoke_many(self, events: Iterable[Any], concurrency: int = 8, *,
+                    interval_s: float | None = None) -> list[Invocation]:
+        """Invoke once per event, the events arriving in waves of ``concurrency``; results in event order.
+
+        The invocations of a wave arrive together: each is routed to an instance (an idle one, else a
+        new one) before any of them runs, so a wave of N that finds no idle instance starts exactly
+        N instances, on any machine and however quick the handler. Beyond the function's free
+        reserved concurrency, the last invocations of the wave (in event order) get 429
+        TooManyRequestsException, with ``status_code=429``, as they would on Lambda.
+
+        ``interval_s`` is when the waves arrive:
+
+        - ``None`` (the default): each wave when the one before has completed, so it finds that
+          wave's instances idle; the virtual clock stands still, as it does for :meth:`invoke`.
+        - a number of seconds: one wave every ``interval_s`` seconds of virtual time
+          (``sim.clock``), whether or not the earlier ones have completed. An invocation keeps its
+          instance busy for its Init and duration (as its REPORT line gives them), and a wave reuses
+          only the instances that were free when it arrived. ``concurrency=1, interval_s=0.1`` sends one
+          event every 100 ms. The clock moves on to each arrival and completion (reaping idle
+          instances past their keep-alive) and ends at the last completion. The waves run one after
+          another on the host: only their overlap in virtual time decides the routing. Whether an
+          earlier invocation has completed depends on how long it took, so keep ``interval_s`` well
+          clear of the handler's duration where the test needs the same routing every run.
+        """
         items = list(events)
-        if concurrency < 1:
-            raise ConfigError(f"invoke_many(concurrency={concurrency}): use 1 or more.")
+        given: tuple[object, object] = (concurrency, interval_s)  # from users' code: check the types too
+        n, interval = given
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"invoke_many(concurrency={concurrency!r}): use a whole number, 1 or more.")
+        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, (int, float))
+                                     or not math.isfinite(interval) or interval < 0):
+            raise ConfigError(f"invoke_many(interval_s={interval_s!r}): use a number of seconds >= 0 between "
+                              "the arrival of one wave and the next, or None for waves that arrive as the "
+                              "previous one completes.")
         if not items:
             return []
-        with ThreadPoolExecutor(max_workers=min(concurrency, len(items)), thread_name_prefix="lambdasim") as pool:
-            return list(pool.map(self.invoke, items))
+        return self._sim._invoke_many(self, items, concurrency, None if interval_s is None else float(interval_s))
 
     def scale_down(self, keep: int = 0) -> int:
         """Destroy idle instances beyond the ``keep`` most recently used; returns how many."""
@@ -253,6 +282,17 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<Function {self.name} version={self.version} handler={self.config.handler}>"
+
+
+@dataclasses.dataclass
+class _Routed:
+    """An invocation that has its instance and has not completed yet."""
+
+    live: Live
+    new: bool
+    request_id: str
+    event: bytes
+    trace: str
 
 
 class Simulator:
@@ -307,8 +347,7 @@ class Simulator:
             raise ConfigError(
                 "track_tmp_access needs the namespace sandbox: under fakefs /tmp is pyfakefs' and "
                 "Python's audit events do not see it. Use sandbox='namespace' (Linux).")
-        self._invoker = Invoker(self._sandbox.name, self._reset, self._coverage.add, lambda: self._inflight == 1,
-                                self._ids)
+        self._invoker = Invoker(self._sandbox.name, self._reset, self._coverage.add, lambda: self._inflight == 1)
         try:
             self.services.start_configured()
         except BaseException:
@@ -538,36 +577,60 @@ class Simulator:
             if retire:
                 self._destroy([live], "retired", marked=True)
 
-    def _invoke(self, fn: Function, event: Any, client_context: Mapping[str, Any] | None,
-                identity: Mapping[str, Any] | None, tenant_id: str | None) -> Invocation:
+    def _encode(self, fn: Function, event: Any, where: str = "") -> bytes:
         try:
-            event_bytes = json.dumps(event).encode()
+            return json.dumps(event).encode()
         except (TypeError, ValueError) as e:
-            raise ConfigError(f"The event for {fn.name!r} cannot be sent as JSON: {e}") from None
+            raise ConfigError(f"The event{where} for {fn.name!r} cannot be sent as JSON: {e}") from None
+
+    def _route(self, fn: Function, events: Sequence[bytes]) -> list[Invocation | _Routed]:
+        """Route invocations that arrive together, in their order (see FunctionModel.acquire_wave):
+        a _Routed for each that has its instance, the outcome of each that Lambda turns away."""
         with self._lock:
             self._check_open()
-            request_id = self._new_id()
-            if len(event_bytes) > lambda_errors.MAX_REQUEST_BYTES:
-                self._event("rejected", fn.name, request_id=request_id, status=413)
-                return Invocation(request_id, fn.name, None, None, False, lambda_errors.request_too_large(),
-                                  None, 0.0, None, status_code=413)
-            try:
-                record, new = fn._model.acquire(self._policy, self._rng, self.clock.now())
-            except Throttled:
-                self._event("throttled", fn.name, request_id=request_id, status=429)
-                return Invocation(request_id, fn.name, None, None, False, lambda_errors.throttled(),
-                                  None, 0.0, None, status_code=429)
-            config = fn._model.versions[record.version]
-            if new:
-                live = Live(record, config, self._spec(fn, record, config))
-                fn._live[record.id] = live
-                self._event("instance_created", fn.name, record.id, record.version)
-            else:
-                live = fn._live[record.id]
-        with self._lock:
-            self._inflight += 1
+            request_ids = [self._new_id() for _ in events]
+            fits = [len(event_bytes) <= lambda_errors.MAX_REQUEST_BYTES for event_bytes in events]
+            slots = iter(fn._model.acquire_wave(sum(fits), self._policy, self._rng, self.clock.now()))
+            out: list[Invocation | _Routed] = []
+            for request_id, event_bytes, fit in zip(request_ids, events, fits, strict=True):
+                if not fit:
+                    self._event("rejected", fn.name, request_id=request_id, status=413)
+                    out.append(Invocation(request_id, fn.name, None, None, False, lambda_errors.request_too_large(),
+                                          None, 0.0, None, status_code=413))
+                    continue
+                slot = next(slots)
+                if slot is None:
+                    self._event("throttled", fn.name, request_id=request_id, status=429)
+                    out.append(Invocation(request_id, fn.name, None, None, False, lambda_errors.throttled(),
+                                          None, 0.0, None, status_code=429))
+                    continue
+                record, new = slot
+                config = fn._model.versions[record.version]
+                if new:
+                    live = Live(record, config, self._spec(fn, record, config))
+                    fn._live[record.id] = live
+                    self._event("instance_created", fn.name, record.id, record.version)
+                else:
+                    live = fn._live[record.id]
+                self._inflight += 1
+                out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids)))
+            return out
+
+    def _invoke(self, fn: Function, event: Any, client_context: Mapping[str, Any] | None,
+                identity: Mapping[str, Any] | None, tenant_id: str | None) -> Invocation:
+        (routed,) = self._route(fn, [self._encode(fn, event)])
+        if isinstance(routed, Invocation):
+            return routed
+        inv = self._run(routed, client_context, identity, tenant_id)
+        self._finish(fn, routed, inv)
+        return inv
+
+    def _run(self, routed: _Routed, client_context: Mapping[str, Any] | None = None,
+             identity: Mapping[str, Any] | None = None, tenant_id: str | None = None) -> Invocation:
+        """Run a routed invocation: start its instance if it is new, then Init when due and the request."""
+        live, record = routed.live, routed.live.record
         try:
-            if new:
+            if routed.new:
                 try:
                     live.sbx, live.rt = self._sandbox.spawn(live.spec)
                 except BaseException:
@@ -581,8 +644,8 @@ class Simulator:
                     live.sbx.destroy()
                     live.drop_runtime()
                     raise InstanceGone(f"Instance {record.id} was destroyed while it started.")
-            inv = self._invoker.run(live, request_id, event_bytes, client_context, identity, tenant_id,
-                                    self.init_timeout_s, self.region)
+            inv = self._invoker.run(live, routed.request_id, routed.event, client_context, identity, tenant_id,
+                                    self.init_timeout_s, self.region, routed.trace)
         except BaseException:
             self._destroy([live], "harness error")
             raise
@@ -591,6 +654,11 @@ class Simulator:
                 self._inflight -= 1
         if inv.cold_start:
             self._sandbox.refill()
+        return inv
+
+    def _finish(self, fn: Function, routed: _Routed, inv: Invocation) -> None:
+        """An invocation completes at the clock's time: trace it, and free its instance (or retire it)."""
+        live, record = routed.live, routed.live.record
         detail: dict[str, Any] = {"cold_start": inv.cold_start, "duration_ms": inv.duration_ms, "error": None}
         if inv.error:
             detail["error"] = inv.error["errorType"]
@@ -605,12 +673,67 @@ class Simulator:
             detail["tmp_reads_from"], live.tmp_reads_from = live.tmp_reads_from, []
         with self._lock:
             destroy = fn._model.release(record, self.clock.now(), self._policy)
-            self._event("invoke", fn.name, record.id, record.version, request_id, **detail)
+            self._event("invoke", fn.name, record.id, record.version, routed.request_id, **detail)
             if destroy:
                 self._mark_dead([live])
         if destroy:
             self._destroy([live], "retired", marked=True)
-        return inv
+
+    def _invoke_many(self, fn: Function, events: list[Any], concurrency: int,
+                     interval_s: float | None) -> list[Invocation]:
+        encoded = [self._encode(fn, event, f" events[{i}]") for i, event in enumerate(events)]
+        results: list[Invocation | None] = [None] * len(encoded)
+        # Completed on the host, still running in virtual time (interval_s): (ends at, event index, ...).
+        running: list[tuple[float, int, _Routed, Invocation]] = []
+        start = self.clock.now()
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(encoded)), thread_name_prefix="lambdasim") as pool:
+            try:
+                for first in range(0, len(encoded), concurrency):
+                    if interval_s is not None:
+                        arrival = start + interval_s * (first // concurrency)
+                        self._complete(fn, running, until=arrival)
+                        self._advance_to(arrival)
+                    wave = self._route(fn, encoded[first:first + concurrency])
+                    # Every invocation of the wave has its instance: now they run, side by side.
+                    runs = {i: pool.submit(self._run, routed) for i, routed in enumerate(wave)
+                            if isinstance(routed, _Routed)}
+                    for i, routed in enumerate(wave):
+                        if isinstance(routed, Invocation):
+                            results[first + i] = routed
+                            continue
+                        try:
+                            inv = runs[i].result()
+                        except BaseException as e:  # noqa: BLE001 - finish the others, then raise it
+                            failure = failure or e
+                            continue
+                        results[first + i] = inv
+                        if interval_s is None:  # completes now, in event order: the next wave finds it idle
+                            self._finish(fn, routed, inv)
+                        else:
+                            busy_ms = (inv.init_duration_ms or 0.0) + inv.duration_ms
+                            running.append((self.clock.now() + busy_ms / 1000.0, first + i, routed, inv))
+                    if failure is not None:
+                        raise failure
+                self._complete(fn, running, until=math.inf)
+            finally:
+                for _, _, routed, inv in running:  # after a failure: free them without moving the clock
+                    self._finish(fn, routed, inv)
+        assert all(inv is not None for inv in results)
+        return results  # type: ignore[return-value]  # every event has its outcome
+
+    def _complete(self, fn: Function, running: list[tuple[float, int, _Routed, Invocation]], until: float) -> None:
+        """Complete, in the order of their end in virtual time, the invocations that end by ``until``."""
+        running.sort(key=lambda r: (r[0], r[1]))
+        while running and running[0][0] <= until:
+            ends, _, routed, inv = running.pop(0)
+            self._advance_to(ends)
+            self._finish(fn, routed, inv)
+
+    def _advance_to(self, t: float) -> None:
+        delta = t - self.clock.now()
+        if delta > 0:
+            self.clock.advance(delta)
 
     def _reset(self, live: Live, reason: str) -> None:
         live.drop_runtime()

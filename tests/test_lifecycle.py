@@ -68,6 +68,7 @@ def test_reserved_concurrency_throttles(sim: Simulator, code: Code) -> None:
     invs = fn.invoke_many([{"sleep": 0.5}] * 3, concurrency=3)
     throttled = [i for i in invs if i.status_code == 429]
     assert len(throttled) == 1
+    assert [i.status_code for i in invs] == [200, 200, 429], "the last of the wave is turned away"
     assert throttled[0].error == {
         "errorType": "TooManyRequestsException", "errorMessage": "Rate Exceeded.",
         "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User",

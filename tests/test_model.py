@@ -693,6 +693,54 @@ def test_random_routing_stays_within_reserved_concurrency_over_many_seeds() -> N
 
 
 # ---------------------------------------------------------------------------
+# a wave: invocations that arrive together
+
+
+def test_a_wave_takes_the_idle_instances_most_recent_first_then_starts_new_ones() -> None:
+    m = model()
+    a, b = idle_instances(m, 1.0, 2.0)
+    wave = m.acquire_wave(4, WARM, random.Random(0), 3.0)
+    assert [slot[1] if slot else None for slot in wave] == [False, False, True, True]
+    assert [slot[0] for slot in wave if slot][:2] == [b, a]
+    assert len({slot[0].id for slot in wave if slot}) == 4, "no two invocations of a wave share an instance"
+    assert busy_count(m) == 4
+
+
+def test_a_wave_throttles_its_last_invocations_beyond_the_free_reserved_concurrency() -> None:
+    m = model(reserved_concurrency=3)
+    (idle,) = idle_instances(m, 1.0)
+    start(m, 2.0, FRESH)  # one more instance, in flight: two are free
+    wave = m.acquire_wave(4, WARM, random.Random(0), 3.0)
+    assert wave[0] == (idle, False)
+    assert wave[1] is not None and wave[1][1] is True
+    assert wave[2:] == [None, None]
+    assert busy_count(m) == 3
+
+
+@pytest.mark.parametrize("policy", [WARM, FRESH, RANDOM], ids=["warm", "fresh", "random"])
+def test_a_wave_routes_the_same_way_from_the_same_state_and_seed(policy: RoutingPolicy) -> None:
+    def route() -> list[tuple[str, bool] | None]:
+        m = model(reserved_concurrency=6)
+        idle_instances(m, 1.0, 2.0, 3.0)
+        return [None if slot is None else (slot[0].id, slot[1])
+                for slot in m.acquire_wave(8, policy, random.Random(5), 4.0)]
+
+    first = route()
+    assert first == route()
+    assert first[6:] == [None, None]
+    if policy is FRESH:
+        assert all(slot is not None and slot[1] for slot in first[:6])
+
+
+def test_a_throttled_invocation_of_a_wave_draws_no_random_number() -> None:
+    m = model(reserved_concurrency=1)
+    rng = ScriptedRandom([0])  # one draw for the first invocation: its only idle instance
+    (idle,) = idle_instances(m, 1.0)
+    assert m.acquire_wave(3, RANDOM, rng, 2.0) == [(idle, False), None, None]
+    assert rng.answers == []
+
+
+# ---------------------------------------------------------------------------
 # release
 
 

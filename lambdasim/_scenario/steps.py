@@ -281,26 +281,38 @@ def _template(value: Any, i: int) -> Any:
 @step("invoke")
 @dataclass(frozen=True)
 class Invoke(Step):
-    """``invoke: {function, event | event_template, count, concurrency, as}``: ``count`` invocations, up to
-    ``concurrency`` of them in flight; ``as`` names the last one for later expects. ``event_template``
-    is another name for ``event`` (both number the invocations with ``"{i}"``)."""
+    """``invoke: {function, event | event_template, count, concurrency, interval_s, as}``: ``count``
+    invocations arriving in waves of ``concurrency`` (``fn.invoke_many``): each wave when the previous one
+    has completed, or with ``interval_s`` one wave every so many seconds of virtual time; ``as`` names the
+    last one for later expects. ``event_template`` is another name for ``event`` (both number the
+    invocations with ``"{i}"``)."""
 
     function: str | None = None
     event: Any = dataclasses.field(default_factory=dict)
     count: int = 1
     concurrency: int = 1
+    interval_s: float | None = None
     name: str | None = None
 
     @classmethod
     def from_yaml(cls, node: Node) -> Invoke:
-        f = node.fields(("function", "event", "event_template", "count", "concurrency", "as"))
+        f = node.fields(("function", "event", "event_template", "count", "concurrency", "interval_s", "as"))
         if "event" in f and "event_template" in f:
             raise f["event_template"].error("event_template is another name for event, which is given too; keep one "
                                             "(both replace \"{i}\" with the number of the invocation)")
         key = "event_template" if "event_template" in f else "event"
+
+        def interval(n: Node) -> float:
+            hint = "use a number of seconds >= 0 between the arrival of one wave and the next"
+            value = n.as_number(hint)
+            if value < 0:
+                raise n.error(f"{show(n.value)} is negative; {hint}")
+            return value
+
         return cls(function=f.optional("function", _function_name), event=f.get(key, Node.as_json, {}),
                    count=f.get("count", lambda n: n.as_whole(1), 1),
                    concurrency=f.get("concurrency", lambda n: n.as_whole(1), 1),
+                   interval_s=f.optional("interval_s", interval),
                    name=f.optional("as", _invocation_name), at=node)
 
     def check(self, scope: Scope) -> None:
@@ -319,14 +331,15 @@ class Invoke(Step):
     def run(self, ctx: RunContext) -> str:
         fn = ctx.function(self.function)
         events = self.events()
-        if self.concurrency == 1:
+        if self.concurrency == 1 and self.interval_s is None:
             invocations = [fn.invoke(event) for event in events]
         else:
-            invocations = fn.invoke_many(events, concurrency=self.concurrency)
+            invocations = fn.invoke_many(events, concurrency=self.concurrency, interval_s=self.interval_s)
         ctx.record(invocations, self.name)
         cold = sum(1 for inv in invocations if inv.cold_start)
         errors = sum(1 for inv in invocations if inv.error is not None)
-        return f"{len(invocations)} invocation(s) of {fn.name}: {cold} cold start(s), {errors} error(s)"
+        clock = "" if self.interval_s is None else f"; the clock is at {ctx.sim.clock.now():g} s"
+        return f"{len(invocations)} invocation(s) of {fn.name}: {cold} cold start(s), {errors} error(s){clock}"
 
 
 @step("scale_down")
