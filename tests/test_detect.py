@@ -110,6 +110,7 @@ def test_detect_finds_the_differing_invocations_and_the_cross_invocation_reads(c
     page = render(data)
     assert 'data-runs="2"' in page and page.count('<g class="lane" data-lane=') == 1 + 3
     assert page.count('data-marker="tmp-read"') == 2
+    assert 'data-verdict="different"' in page and '<li data-difference="1">' in page
 
 
 @pytest.mark.sandbox
@@ -162,6 +163,9 @@ def test_errors_in_both_runs_are_failures_not_ok(code: Code, capsys: pytest.Capt
     assert (data["verdict"], data["exit_status"], data["ok"]) == ("failed", 1, False)
     assert [f["index"] for f in data["failures"]] == [1, 3] and data["differences"] == []
     assert data["failures"][0]["warm"]["stackTrace"][-1].startswith('  File "/var/task/app.py", line 4')
+    page = render(data)  # the HTML report shows the verdict, and the failures apart from any difference
+    assert 'data-verdict="failed"' in page and ">FAILED</span>" in page and 'data-difference=' not in page
+    assert '<li data-failure="1">#1 event' in page and '<li data-failure="3">#3 event' in page
 
     # The same error everywhere: one entry names every invocation; the command exits 1, not 0.
     code_dir = code(FAILING)
