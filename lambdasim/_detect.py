@@ -6,6 +6,10 @@ which is a bug waiting for production's routing. :func:`detect` runs the same ev
 with ``routing="warm"`` (one instance, reused) and once with ``routing="fresh"`` (a new
 instance for every invocation), compares the outcomes, and names every read of a /tmp
 file that another invocation wrote (seen with ``Simulator(track_tmp_access=True)``).
+
+An invocation that returns the same error in both runs is no warm/fresh difference, but
+it is no success either: the report lists it apart (``failures``), and the verdict is
+``ok`` only when every invocation succeeded, the same way, in both runs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from lambdasim._simulator import Function, Invocation, Simulator
 ROUTINGS = ("warm", "fresh")
 _SHOW_CHARS = 300
 _RID = "<request-id>"
+_SHOW_INDICES = 10
+# The verdicts, and the exit status of ``lambdasim detect`` for each (2 is a usage error).
+OK, DIFFERENT, FAILED = "ok", "different", "failed"
+EXIT_STATUS = {OK: 0, DIFFERENT: 1, FAILED: 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,13 +42,16 @@ class Outcome:
     payload: Any
     error_type: str | None = None
     error_message: str | None = None
+    stack_trace: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, inv: Invocation) -> Outcome:
         rid = inv.request_id
         if inv.error is not None:
+            stack = inv.error.get("stackTrace")
             return cls(rid, inv.instance_id, inv.cold_start, None, str(inv.error.get("errorType")),
-                       str(inv.error.get("errorMessage", "")))
+                       str(inv.error.get("errorMessage", "")),
+                       tuple(str(frame) for frame in stack) if isinstance(stack, list) else ())
         return cls(rid, inv.instance_id, inv.cold_start, inv.payload)
 
     @property
@@ -62,15 +73,34 @@ class Outcome:
             return _clip(f"{self.error_type}: {self.error_message}")
         return "returned " + _clip(_json(self.payload))
 
+    def raised_at(self) -> list[str]:
+        """The innermost frame of the error's stack trace, as lines (none without one)."""
+        if not self.stack_trace:
+            return []
+        return [line.strip() for line in self.stack_trace[-1].splitlines() if line.strip()]
+
     def to_dict(self) -> dict[str, Any]:
         return {"request_id": self.request_id, "instance": self.instance, "cold_start": self.cold_start,
                 "ok": self.ok, "payload": _plain(self.payload), "errorType": self.error_type,
-                "errorMessage": self.error_message}
+                "errorMessage": self.error_message, "stackTrace": list(self.stack_trace)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Difference:
     """An invocation (``index`` into the events) whose outcome differs between warm and fresh."""
+
+    index: int
+    event: Any
+    warm: Outcome
+    fresh: Outcome
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "event": self.event, "warm": self.warm.to_dict(), "fresh": self.fresh.to_dict()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """An invocation (``index`` into the events) that returned the same error warm and fresh."""
 
     index: int
     event: Any
@@ -106,7 +136,13 @@ class CrossRead:
 
 @dataclasses.dataclass
 class DetectReport:
-    """The outcome of :func:`detect`; ``ok`` when no invocation's outcome differs."""
+    """The outcome of :func:`detect`.
+
+    ``differences``: invocations whose outcome differs between warm and fresh; ``failures``:
+    invocations that returned the same error in both runs. ``verdict`` is ``"different"``
+    when there is a difference, else ``"failed"`` when there is a failure, else ``"ok"``;
+    ``ok`` is true for ``"ok"`` only, and ``exit_status`` is ``lambdasim detect``'s.
+    """
 
     function: str
     handler: str
@@ -116,16 +152,28 @@ class DetectReport:
     differences: list[Difference]
     cross_reads: list[CrossRead]
     traces: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict, repr=False)
+    failures: list[Failure] = dataclasses.field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return DIFFERENT if self.differences else FAILED if self.failures else OK
 
     @property
     def ok(self) -> bool:
-        return not self.differences
+        return self.verdict == OK
+
+    @property
+    def exit_status(self) -> int:
+        return EXIT_STATUS[self.verdict]
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; its ``runs`` (one trace per routing) are what ``lambdasim._report.render`` draws."""
+        """Plain data; its ``runs`` (one trace per routing) are what ``lambdasim._report.render`` draws,
+        with the ``verdict`` and its ``verdict_text`` (the last line of :meth:`render`)."""
         return {
-            "function": self.function, "handler": self.handler, "ok": self.ok, "events": self.events,
+            "function": self.function, "handler": self.handler, "ok": self.ok, "verdict": self.verdict,
+            "verdict_text": self.verdict_text(), "exit_status": self.exit_status, "events": self.events,
             "differences": [d.to_dict() for d in self.differences],
+            "failures": [f.to_dict() for f in self.failures],
             "cross_reads": [r.to_dict() for r in self.cross_reads],
             "warm": [o.to_dict() for o in self.warm], "fresh": [o.to_dict() for o in self.fresh],
             "runs": {f"routing={routing}": {"trace": trace} for routing, trace in self.traces.items()},
@@ -155,6 +203,11 @@ class DetectReport:
                 if d.index not in reads_by_reader:
                     lines.append("      no /tmp read explains it: look for module-level (global) state kept "
                                  "between invocations")
+        if self.failures:
+            lines.append("")
+            lines.append(f"FAILED: {len(self.failures)} of {n} invocations returned an error in both runs, the same "
+                         "warm and fresh:")
+            lines += self._failure_lines()
         if self.cross_reads:
             lines.append("")
             lines.append(f"/tmp files read by an invocation that another invocation wrote ({len(self.cross_reads)}):")
@@ -163,16 +216,50 @@ class DetectReport:
                 lines.append(f"      reader {read.reader_request_id}, writer {read.writer_request_id}, "
                              f"instance {read.instance}")
         lines.append("")
-        if self.differences:
-            lines.append(f"FAIL: {len(self.differences)} invocation(s) give another result on a fresh instance: "
-                         "the handler depends on what a warm instance kept (/tmp or globals).")
-        elif self.cross_reads:
-            lines.append(f"OK: all {n} invocations give the same result warm and fresh; the /tmp reads above cross "
-                         "invocations without changing a result (a cache that is safe to lose?).")
-        else:
-            lines.append(f"OK: all {n} invocations give the same result warm and fresh, and none read a /tmp "
-                         "file another invocation wrote.")
+        lines.append(self.verdict_text())
         return "\n".join(lines)
+
+    def verdict_text(self) -> str:
+        """The last line of :meth:`render`: what detect found, in one sentence."""
+        n, failed = len(self.events), len(self.failures)
+        if self.differences:
+            text = (f"FAIL: {len(self.differences)} invocation(s) give another result on a fresh instance: "
+                    "the handler depends on what a warm instance kept (/tmp or globals).")
+            if failed:
+                text += f" {failed} other invocation(s) returned an error in both runs (FAILED above)."
+            return text
+        if failed == n:
+            return (f"FAIL: all {n} invocations returned an error in both runs (FAILED above), so detect compared "
+                    "errors only: fix the error (or give events the handler accepts) and run detect again.")
+        if failed:
+            return (f"FAIL: {failed} of {n} invocations returned an error in both runs (FAILED above); the other "
+                    f"{n - failed} succeed and give the same result warm and fresh. What the failing ones return "
+                    "once they succeed was not compared: fix the error (or give events the handler accepts) and "
+                    "run detect again.")
+        if self.cross_reads:
+            return (f"OK: all {n} invocations succeed and give the same result warm and fresh; the /tmp reads above "
+                    "cross invocations without changing a result (a cache that is safe to lose?).")
+        return (f"OK: all {n} invocations succeed and give the same result warm and fresh, and none read a /tmp "
+                "file another invocation wrote.")
+
+    def _failure_lines(self) -> list[str]:
+        """The failures, those with the same error together: their indices, the error, where it was raised."""
+        groups: dict[tuple[str, str], list[Failure]] = {}
+        for failure in self.failures:
+            groups.setdefault(failure.warm.key(), []).append(failure)
+        lines = []
+        for group in groups.values():
+            first = group[0]
+            indices = ", ".join(f"#{f.index}" for f in group[:_SHOW_INDICES])
+            if len(group) > _SHOW_INDICES:
+                indices += f" and {len(group) - _SHOW_INDICES} more"
+            if len(group) == 1:
+                lines.append(f"  {indices}  event {_clip(_json(first.event))}")
+            else:
+                lines.append(f"  {indices} ({len(group)} invocations)  first event {_clip(_json(first.event))}")
+            lines.append(f"      {first.warm.describe()}")
+            lines += [f"      {_clip(line)}" for line in first.warm.raised_at()]
+        return lines
 
 
 def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events: Sequence[Any], *,
@@ -226,10 +313,11 @@ def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events:
         traces[routing] = [e.to_dict() for e in sim.trace]
 
     warm, fresh = outcomes["warm"], outcomes["fresh"]
-    differences = [Difference(i, event, w, f) for i, (event, w, f) in enumerate(zip(events, warm, fresh, strict=True))
-                   if not w.same_as(f)]
+    runs = list(enumerate(zip(events, warm, fresh, strict=True)))
+    differences = [Difference(i, event, w, f) for i, (event, w, f) in runs if not w.same_as(f)]
+    failures = [Failure(i, event, w, f) for i, (event, w, f) in runs if w.same_as(f) and not w.ok]
     cross_reads = [read for routing in ROUTINGS for read in _cross_reads(routing, traces[routing], outcomes[routing])]
-    return DetectReport(names[0], names[1], events, warm, fresh, differences, cross_reads, traces)
+    return DetectReport(names[0], names[1], events, warm, fresh, differences, cross_reads, traces, failures)
 
 
 def _flush_shared(services: Any) -> None:

@@ -9,6 +9,11 @@ details; failed ones carry their error and the last lines of their logs (``error
 
 The x axis is the order of events: the virtual clock often stands still, so its time is
 shown where it moves.
+
+Two things are kept apart: *function errors*, invocations that returned an error (which a
+passing test may well expect), and a test's *outcome*, which the pytest plugin's report
+carries per test (``outcome``: passed, failed, error, skipped, xfailed, xpassed) and each
+run's badge shows. A ``detect --json`` report gets detect's verdict at the top.
 """
 
 from __future__ import annotations
@@ -33,7 +38,12 @@ TOP = 30  # the clock axis
 LANE_H = 30
 FUNC_H = 26
 TMP_H = 110
-_OPEN_RUNS = 12  # runs shown unfolded (more: only those with failures)
+_OPEN_RUNS = 12  # runs shown unfolded (more: only failed tests, or runs with function errors)
+LABEL_ROW = 14  # the height of a /tmp chart label's row (11px text)
+# pytest's outcomes (the plugin's report), and the badge class of each
+OUTCOME_CLASS = {"passed": "good", "failed": "bad", "error": "bad", "xpassed": "warn", "skipped": "muted",
+                 "xfailed": "muted"}
+VERDICT_WORD = {"ok": "OK", "different": "DIFFERENT", "failed": "FAILED"}
 
 
 # -- reading traces ---------------------------------------------------------------------------
@@ -66,7 +76,8 @@ def runs_of(trace: Any) -> tuple[list[Run], dict[str, Any] | None]:
         raise TypeError(f"render() takes a list of trace events or a report dict, not {type(trace).__name__}")
     for key in ("tests", "runs"):
         if isinstance(trace.get(key), dict):
-            runs = [Run(str(name), [_event_dict(e) for e in entry.get("trace") or ()], entry.get("outcome"))
+            runs = [Run(str(name), [_event_dict(e) for e in entry.get("trace") or ()],
+                        str(entry["outcome"]) if isinstance(entry.get("outcome"), str) else None)
                     for name, entry in trace[key].items() if isinstance(entry, dict)]
             summary = trace.get("summary")
             return runs, summary if isinstance(summary, dict) else None
@@ -74,6 +85,30 @@ def runs_of(trace: Any) -> tuple[list[Run], dict[str, Any] | None]:
         return [Run(str(trace.get("name", "trace")), [_event_dict(e) for e in trace["trace"]])], None
     raise ValueError("render() takes a list of trace events, or a dict with 'tests' (pytest --lambda-sim-report), "
                      "'runs' (lambdasim detect --json) or 'trace'")
+
+
+def detect_verdict(trace: Any) -> dict[str, Any] | None:
+    """The verdict of a ``lambdasim detect --json`` report (None for other traces): ``verdict`` (ok,
+    different, failed), ``text``, ``differences``, ``failures``, ``cross_reads``, ``handler`` and ``events``.
+    Reports written before detect had a verdict get one from their outcomes."""
+    if not (isinstance(trace, dict) and isinstance(trace.get("runs"), dict) and "differences" in trace):
+        return None
+    differences = [d for d in trace.get("differences") or () if isinstance(d, dict)]
+    failures = [f for f in trace.get("failures") or () if isinstance(f, dict)]
+    if "failures" not in trace:  # older reports: an invocation that failed warm, and does not differ
+        differing = {d.get("index") for d in differences}
+        failures = [{"index": i, "event": event, "warm": w, "fresh": f} for i, (event, w, f) in
+                    enumerate(zip(trace.get("events") or (), trace.get("warm") or (), trace.get("fresh") or (),
+                                  strict=False))
+                    if isinstance(w, dict) and not w.get("ok", True) and i not in differing]
+    verdict = trace.get("verdict")
+    if verdict not in VERDICT_WORD:
+        verdict = "different" if differences else "failed" if failures else "ok"
+    text = trace.get("verdict_text")
+    return {"verdict": verdict, "text": str(text) if text else None, "differences": differences,
+            "failures": failures, "cross_reads": [r for r in trace.get("cross_reads") or () if isinstance(r, dict)],
+            "handler": trace.get("handler"), "function": trace.get("function"),
+            "events": len(trace.get("events") or ())}
 
 
 # -- the model of one run -------------------------------------------------------------------
@@ -246,7 +281,9 @@ class _Svg:
     def _function_row(self, function: str, y: int) -> str:
         out = [f'<g class="function-lane" data-function-lane="{_e(function)}">',
                f'<rect class="function-bg" x="0" y="{y}" width="{self.width}" height="{FUNC_H}"/>',
-               f'<text class="lane-label function-label" x="6" y="{y + 17}">\u0192 {_e(function)}</text>']
+               f'<text class="lane-label function-label" x="6" y="{y + 17}">'
+               f"{_e(_fit(chr(0x192) + ' ' + function, LEFT - 40, mono=True, bold=True))}"
+               f"<title>{_e(function)}</title></text>"]
         for step, event in self.m.function_events.get(function, []):
             out.append(self._function_marker(function, step, event, y))
         out.append("</g>")
@@ -303,7 +340,7 @@ class _Svg:
         title = f"instance {lane.instance} of {lane.function}, version {lane.version}: {invs} invocations; {ended}"
         out = [f'<g class="lane" data-lane="{_e(lane.instance)}" data-version="{_e(lane.version)}">',
                f'<title>{_e(title)}</title>',
-               f'<text class="lane-label" x="18" y="{y + 19}">{_e(lane.instance)}</text>',
+               f'<text class="lane-label" x="18" y="{y + 19}">{_e(_fit(lane.instance, LEFT - 26, mono=True))}</text>',
                f'<rect class="version-chip" x="6" y="{y + 9}" width="8" height="12" fill="{colour}"/>',
                f'<rect class="lifetime" x="{start:.1f}" y="{y + 5}" width="{max(end - start, 2):.1f}" '
                f'height="{LANE_H - 10}" fill="{colour}" stroke="{colour}"/>',
@@ -378,31 +415,79 @@ class _Svg:
             return ""
         peak = max(b for lane in lanes for _, b in lane.tmp) or 1
         top, bottom = 12, 12 + TMP_H
-        out = [f'<svg class="tmpchart" xmlns="http://www.w3.org/2000/svg" width="{self.width}" '
-               f'height="{bottom + 24}" viewBox="0 0 {self.width} {bottom + 24}" role="img" '
-               f'aria-label="/tmp usage of {_e(self.m.run.name)}">',
-               f'<text class="axis-label" x="6" y="{top + 10}">/tmp used</text>',
-               f'<text class="axis-label" x="6" y="{top + 26}">peak {_e(_fmt_bytes(peak))}</text>',
-               f'<line class="axis" x1="{LEFT}" y1="{bottom}" x2="{self.width - 30}" y2="{bottom}"/>',
-               f'<line class="axis" x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}"/>']
 
         def y_of(b: int) -> float:
             return bottom - (b / peak) * (TMP_H - 6)
 
+        series, ends, points_at = [], [], []
         for i, lane in enumerate(lanes):
             colour = INSTANCE_COLOURS[i % len(INSTANCE_COLOURS)]
             points = " ".join(f"{self.x(step):.1f},{y_of(b):.1f}" for step, b in lane.tmp)
-            out.append(f'<g class="tmp-series" data-tmp-lane="{_e(lane.instance)}">')
-            out.append(f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>')
+            out = [f'<g class="tmp-series" data-tmp-lane="{_e(lane.instance)}">',
+                   f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>']
             for step, b in lane.tmp:
                 out.append(f'<circle cx="{self.x(step):.1f}" cy="{y_of(b):.1f}" r="3" fill="{colour}">'
                            f'<title>{_e(f"{lane.instance}: {_fmt_bytes(b)} in /tmp after step {step}")}</title>'
                            "</circle>")
+            series.append(out)
+            points_at += [(self.x(step), y_of(b)) for step, b in lane.tmp]
             last_step, last_b = lane.tmp[-1]
-            out.append(f'<text class="series-label" x="{self.x(last_step) + 6:.1f}" y="{y_of(last_b) + 4:.1f}" '
-                       f'fill="{colour}">{_e(lane.instance)}</text></g>')
-        out.append("</svg>")
-        return "".join(out)
+            ends.append((self.x(last_step), y_of(last_b), lane.instance, colour))
+        labels, height, width = _place_labels(ends, points_at, top)
+        for out, label in zip(series, labels, strict=True):
+            out.append(label + "</g>")
+        height, width = max(height, bottom + 24), max(width, self.width)
+        head = [f'<svg class="tmpchart" xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" '
+                f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
+                f'aria-label="/tmp usage of {_e(self.m.run.name)}">',
+                f'<text class="axis-label" x="6" y="{top + 10}">/tmp used</text>',
+                f'<text class="axis-label" x="6" y="{top + 26}">peak {_e(_fmt_bytes(peak))}</text>',
+                f'<line class="axis" x1="{LEFT}" y1="{bottom}" x2="{self.width - 30}" y2="{bottom}"/>',
+                f'<line class="axis" x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}"/>']
+        return "".join(head + [part for out in series for part in out] + ["</svg>"])
+
+
+def _fit(text: str, width: float, *, mono: bool = False, bold: bool = False) -> str:
+    """``text``, or its start and end around an ellipsis, no wider than ``width`` in the 12px label font
+    (the end of an instance id, its number, is what tells two apart)."""
+    per_char = (8.0 if bold else 7.5) if mono else 8.5
+    most = max(int(width // per_char), 5)
+    if len(text) <= most:
+        return text
+    tail = (most - 1) // 2
+    return text[: most - 1 - tail] + "\u2026" + text[len(text) - tail:]
+
+
+def _label_width(text: str) -> float:
+    """A width no less than that of ``text`` in the chart's 11px sans-serif (DejaVu Sans and the like)."""
+    return 2 + sum(11.0 if c in "mwMW@%" else 9.0 if c.isupper() else 4.0 if c in "ijlI.,:;!|'" else 7.5
+                   for c in text)
+
+
+def _place_labels(ends: list[tuple[float, float, str, str]], points: list[tuple[float, float]],
+                  top: int) -> tuple[list[str], float, float]:
+    """A label for each series, right of its last point (x, y), moved up or down a row at a time until it
+    covers no label placed before it and no point of any series (a leader line then joins it to its
+    point); with the height and width the labels need."""
+    placed: list[tuple[float, float, float, float]] = [(x - 4, y - 4, x + 4, y + 4) for x, y in points]
+    labels = [""] * len(ends)
+    height = width = 0.0
+    for i in sorted(range(len(ends)), key=lambda i: (ends[i][0], ends[i][1])):
+        x, y, text, colour = ends[i]
+        x0, w = x + 6, _label_width(text)
+        for shift in (0, *(sign * k * LABEL_ROW for k in range(1, 4 * len(ends) + 2) for sign in (-1, 1))):
+            base = y + 4 + shift
+            box = (x0, base - 11, x0 + w, base + 3.5)
+            if box[1] >= top - 10 and not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                                              for b in placed):
+                break
+        placed.append(box)
+        height, width = max(height, box[3] + 6), max(width, box[2] + 10)
+        leader = (f'<line class="label-leader" x1="{x + 3:.1f}" y1="{y:.1f}" x2="{x0 - 1:.1f}" y2="{base - 4:.1f}" '
+                  f'stroke="{colour}"/>' if shift else "")
+        labels[i] = (f'{leader}<text class="series-label" x="{x0:.1f}" y="{base:.1f}" fill="{colour}">'
+                     f"{_e(text)}</text>")
+    return labels, height, width
 
 
 # -- the page -----------------------------------------------------------------------------------
@@ -427,6 +512,18 @@ details.run > summary { cursor: pointer; list-style-position: outside; }
 details.run > summary .badge { display: inline-block; margin-left: 8px; padding: 0 7px; border-radius: 9px;
                                font-size: 12px; color: #fff; background: #2e7d32; vertical-align: 2px; }
 details.run > summary .badge.bad { background: #d32f2f; }
+details.run > summary .badge.warn { background: #fff3e0; color: #e65100; border: 1px solid #ffb74d; }
+details.run > summary .badge.muted { background: #9e9e9e; }
+.list-title { margin: 8px 0 0; color: var(--muted); }
+section.verdict { margin: 10px 0 4px; padding: 8px 12px; border-radius: 6px; border-left: 6px solid #2e7d32;
+                  background: #e8f5e9; }
+section.verdict.different { border-left-color: #d32f2f; background: #ffebee; }
+section.verdict.failed { border-left-color: #e65100; background: #fff3e0; }
+section.verdict h2 { font-size: 15px; }
+section.verdict p { margin: 4px 0; }
+section.verdict .verdict-text { font-weight: 600; }
+section.verdict ul { margin: 2px 0 4px; padding-left: 20px; }
+section.verdict code { font-size: 12px; }
 .scroll { overflow-x: auto; margin-top: 8px; border-top: 1px solid var(--line); padding-top: 4px; }
 svg { display: block; }
 svg text { font: 12px system-ui, "DejaVu Sans", sans-serif; fill: var(--fg); }
@@ -448,6 +545,7 @@ svg text { font: 12px system-ui, "DejaVu Sans", sans-serif; fill: var(--fg); }
 .fail-mark { fill: #fff; font-weight: 700; text-anchor: middle; pointer-events: none; }
 .read-arc { fill: none; stroke: """ + READ + """; stroke-width: 1.3; stroke-dasharray: 3 2; opacity: .8; }
 .series-label { font-size: 11px; }
+.label-leader { stroke-width: 1; stroke-dasharray: 2 2; opacity: .7; }
 ul.failures { margin: 8px 0 0; padding-left: 20px; }
 ul.failures a { color: #b71c1c; font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; }
 .none { color: var(--muted); font-style: italic; margin: 6px 0 0; }
@@ -509,7 +607,7 @@ _JS = r"""
     panel.appendChild(shut);
     panel.appendChild(el("h3", null, (inv.error ? "Failed invocation " : "Invocation ") + inv.request_id));
     var dl = el("dl");
-    row(dl, "run", run.name);
+    row(dl, "run", run.name + (run.outcome ? " (test " + run.outcome + ")" : ""));
     row(dl, "function", inv["function"] + " (version " + inv.version + ")");
     row(dl, "instance", inv.instance);
     row(dl, "start", inv.cold_start ? "cold (Init ran first)" : "warm");
@@ -571,7 +669,7 @@ def _legend() -> str:
               f'<rect x="14" y="3" width="10" height="10" fill="{VERSION_COLOURS[1]}"/>'), "invocation, by version"),
         (chip(f'<rect x="8" y="3" width="10" height="10" fill="{FAIL}"/>'
               '<text x="13" y="12" font-size="10" fill="#fff" text-anchor="middle">!</text>'),
-         "failed invocation (click)"),
+         "function error: the invocation returned an error (click)"),
         (chip(f'<rect x="8" y="2" width="10" height="4" fill="{INIT}"/>'
               f'<rect x="8" y="6" width="10" height="8" fill="{VERSION_COLOURS[0]}"/>'), "Init (cold start)"),
         (chip(f'<path d="M13,1 L20,8 L13,15 L6,8 Z" fill="{RESET}"/>'), "reset (timeout, crash, OOM)"),
@@ -595,7 +693,7 @@ def _n(count: int, one: str, many: str) -> str:
 def _counts_line(counts: dict[str, int]) -> str:
     parts = [_n(counts["instances"], "instance", "instances"), _n(counts["invocations"], "invocation", "invocations")]
     if counts["failed"]:
-        parts.append(f"{counts['failed']} failed")
+        parts.append(_n(counts["failed"], "function error", "function errors"))
     parts.append(_n(counts["cold_starts"], "cold start", "cold starts"))
     for key, one, many in (("resets", "reset", "resets"), ("crashes", "crash", "crashes"),
                            ("redeploys", "redeploy", "redeploys"), ("throttled", "throttled or rejected",
@@ -605,14 +703,38 @@ def _counts_line(counts: dict[str, int]) -> str:
     return " \u00b7 ".join(parts)
 
 
+def _badges(m: Model) -> str:
+    """The test's outcome (from the pytest plugin's report), then its function errors, which a passing
+    test may expect: a count, never the colour of a failure."""
+    out = []
+    outcome = m.run.outcome
+    if outcome:
+        out.append(f'<span class="badge {OUTCOME_CLASS.get(outcome, "muted")}" data-badge="outcome" '
+                   f'title="the test {_e(outcome)}">{_e(outcome)}</span>')
+    errors = m.counts["failed"]
+    if errors:
+        out.append(f'<span class="badge warn" data-badge="function-errors" title="invocations that returned an '
+                   f'error (a test may expect them)">{_e(_n(errors, "function error", "function errors"))}</span>')
+    elif not outcome and m.counts["invocations"]:
+        out.append('<span class="badge good" data-badge="function-errors" title="no invocation returned an error">'
+                   "no function errors</span>")
+    return "".join(out)
+
+
+def _needs_a_look(m: Model) -> bool:
+    """Unfolded among many runs: a test that did not pass, or (without an outcome) function errors."""
+    if m.run.outcome:
+        return OUTCOME_CLASS.get(m.run.outcome) == "bad"
+    return m.counts["failed"] > 0
+
+
 def _run_section(m: Model, index: int, open_: bool) -> str:
     svg = _Svg(m, index)
     counts = m.counts
-    bad = counts["failed"] > 0 or m.run.outcome == "failed"
-    badge = (f'<span class="badge bad">{counts["failed"]} failed</span>' if counts["failed"]
-             else '<span class="badge">ok</span>' if counts["invocations"] else "")
-    out = [f'<details class="run" id="run-{index}" data-run="{index}"{" open" if open_ or bad else ""}>',
-           f"<summary><h2 style=\"display:inline\">{_e(m.run.name)}</h2>{badge}</summary>",
+    outcome = f' data-outcome="{_e(m.run.outcome)}"' if m.run.outcome else ""
+    out = [f'<details class="run" id="run-{index}" data-run="{index}"{outcome}'
+           f'{" open" if open_ or _needs_a_look(m) else ""}>',
+           f"<summary><h2 style=\"display:inline\">{_e(m.run.name)}</h2>{_badges(m)}</summary>",
            f'<p class="meta">{_e(_counts_line(counts))}</p>']
     if not m.run.events:
         out.append('<p class="none">This run has no trace events.</p></details>')
@@ -627,6 +749,7 @@ def _run_section(m: Model, index: int, open_: bool) -> str:
                    "as the pytest plugin does).</p>")
     failures = [inv for inv in m.invocations if inv["error"] is not None]
     if failures:
+        out.append('<p class="list-title">Function errors (invocations that returned an error):</p>')
         out.append('<ul class="failures">')
         for inv in failures:
             text = f"{inv['error']}: {inv['errorMessage'] or ''}"
@@ -637,6 +760,64 @@ def _run_section(m: Model, index: int, open_: bool) -> str:
         out.append("</ul>")
     out.append("</details>")
     return "".join(out)
+
+
+def _verdict_section(verdict: dict[str, Any]) -> str:
+    """detect's verdict: what it found, the invocations that differ, those that failed in both runs."""
+    word = VERDICT_WORD[verdict["verdict"]]
+    n = verdict["events"]
+    text = verdict["text"] or {
+        "ok": f"OK: all {n} invocations succeed and give the same result warm and fresh.",
+        "different": f"FAIL: {len(verdict['differences'])} invocation(s) give another result on a fresh instance.",
+        "failed": f"FAIL: {len(verdict['failures'])} of {n} invocations returned an error in both runs."}[
+            verdict["verdict"]]
+    out = [f'<section class="verdict {_e(verdict["verdict"])}" data-verdict="{_e(verdict["verdict"])}">',
+           f'<h2>detect: <span class="verdict-word">{word}</span> \u00b7 {_e(verdict["handler"] or "")} '
+           f'({_e(_n(n, "invocation", "invocations"))}, warm and fresh)</h2>']
+
+    def outcome(o: Any) -> str:
+        if not isinstance(o, dict):
+            return "?"
+        if o.get("ok", True):
+            return "returned " + _clip(json.dumps(o.get("payload"), default=str))
+        return _clip(f"{o.get('errorType')}: {o.get('errorMessage') or ''}")
+
+    if verdict["differences"]:
+        out.append(f'<p class="list-title">DIFFERENT warm and fresh ({len(verdict["differences"])}):</p><ul>')
+        for d in verdict["differences"]:
+            out.append(f'<li data-difference="{_e(d.get("index"))}">#{_e(d.get("index"))} event '
+                       f'<code>{_e(_clip(json.dumps(d.get("event"), default=str)))}</code>: warm '
+                       f'{_e(outcome(d.get("warm")))}; fresh {_e(outcome(d.get("fresh")))}</li>')
+        out.append("</ul>")
+    if verdict["failures"]:
+        out.append(f'<p class="list-title">FAILED: returned an error in both runs ({len(verdict["failures"])}):</p>'
+                   "<ul>")
+        for f in verdict["failures"]:
+            out.append(f'<li data-failure="{_e(f.get("index"))}">#{_e(f.get("index"))} event '
+                       f'<code>{_e(_clip(json.dumps(f.get("event"), default=str)))}</code>: '
+                       f'{_e(outcome(f.get("warm")))}</li>')
+        out.append("</ul>")
+    reads = verdict["cross_reads"]
+    if reads:
+        out.append(f'<p class="meta">{_e(_n(len(reads), "read", "reads"))} of a /tmp file another invocation '
+                   "wrote (arcs in the timelines below).</p>")
+    out.append(f'<p class="verdict-text">{_e(text)}</p></section>')
+    return "".join(out)
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _outcomes_line(models: list[Model]) -> str:
+    """How the tests came out, in pytest's words ("2 passed, 1 failed"); empty without outcomes."""
+    counts: dict[str, int] = {}
+    for m in models:
+        if m.run.outcome:
+            counts[m.run.outcome] = counts.get(m.run.outcome, 0) + 1
+    order = list(OUTCOME_CLASS)
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items(), key=lambda kv: (order.index(kv[0])
+                                                                                 if kv[0] in order else 99)))
 
 
 def _script_json(value: Any) -> str:
@@ -653,11 +834,15 @@ def render(trace: Any, *, title: str = "lambdasim trace") -> str:
     [...]}}}``), or ``lambdasim detect --json``'s report (``{"runs": {name: {"trace": [...]}}}``).
     """
     runs, summary = runs_of(trace)
+    verdict = detect_verdict(trace)
     models = [_model(run) for run in runs]
     totals = {key: sum(m.counts.get(key, 0) for m in models) for key in
               ("instances", "invocations", "failed", "cold_starts", "resets", "crashes", "redeploys", "throttled")}
-    data = {"runs": [{"name": m.run.name, "invocations": m.invocations} for m in models]}
+    data = {"runs": [{"name": m.run.name, "outcome": m.run.outcome, "invocations": m.invocations} for m in models]}
     sub = f"{len(runs)} run{'s' * (len(runs) != 1)} \u00b7 {_counts_line(totals)}"
+    outcomes = _outcomes_line(models)
+    if outcomes:
+        sub = f"{outcomes} \u00b7 " + sub
     if summary and isinstance(summary.get("tests"), int):
         sub = f"{summary['tests']} tests \u00b7 " + sub
     open_all = len(models) <= _OPEN_RUNS
@@ -669,7 +854,7 @@ def render(trace: Any, *, title: str = "lambdasim trace") -> str:
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
         f'<body data-runs="{len(models)}"><header><h1>{_e(title)}</h1><p class="sub">{_e(sub)}</p>{_legend()}'
-        f"</header><main>{sections}</main>"
+        f"{_verdict_section(verdict) if verdict else ''}</header><main>{sections}</main>"
         '<aside id="lsim-details" aria-live="polite"><p class="hint">Click an invocation (or a failure in a list) '
         "to see its details: failed ones show their error and last log lines. Hover for a summary.</p></aside>"
         f'<script type="application/json" id="lsim-data">{_script_json(data)}</script>'

@@ -24,7 +24,7 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lambdasim import _lambda_errors as lambda_errors
@@ -306,17 +306,35 @@ def _max_memory_kb() -> int:
 
 class _Coverage:
     """coverage.py inside the instance: lines of the function's code, sent to the simulator
-    after Init and after each invocation (the instance cannot write the host's data file)."""
+    after Init and after each invocation (the instance cannot write the host's data file).
+
+    It is the harness's instrument, not the function's: its warnings (``No data was
+    collected`` after an Init that ran no line of the code, say) are silenced, so they
+    never reach the function's stderr and logs. The host's coverage.py reports for real.
+    """
 
     def __init__(self, settings: dict[str, Any]) -> None:
         import coverage
 
-        self.cov = coverage.Coverage(data_file=None, config_file=False, branch=bool(settings.get("branch")),
-                                     include=["/var/task/*", "/opt/*"])
-        self.cov.start()
+        with self._quiet():
+            self.cov = coverage.Coverage(data_file=None, config_file=False, branch=bool(settings.get("branch")),
+                                         include=["/var/task/*", "/opt/*"])
+            self.cov.start()
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _quiet() -> Iterator[None]:
+        import warnings
+
+        from coverage.exceptions import CoverageWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CoverageWarning)
+            yield
 
     def take(self) -> dict[str, Any]:
-        data = self.cov.get_data()
+        with self._quiet():
+            data = self.cov.get_data()
         files = data.measured_files()
         if data.has_arcs():
             return {"arcs": {f: sorted(data.arcs(f) or ()) for f in files}}

@@ -748,8 +748,13 @@ class _CoverageSink:
 
     When coverage.py is measuring the test process (pytest-cov, ``coverage run``),
     instances measure the function's code too; their data arrives with each reply,
-    under /var/task and /opt, and is saved at close() with the host's paths as a
-    parallel data file, which ``coverage combine`` (and pytest-cov) merges.
+    under /var/task and /opt, and is added at close(), with the host's paths, to the
+    data of the Coverage measuring this process. Its data then holds the lines the
+    instances ran, as if this process had run them: its save() does not warn "No data
+    was collected" when only instances ran the measured code (a warning that
+    ``-W error::coverage.exceptions.CoverageWarning`` turns into pytest-cov's
+    INTERNALERROR), the lines fall in the context current at close() (``test|teardown``
+    with ``--cov-context=test``), and no data file is left for a ``combine`` to find.
     """
 
     def __init__(self) -> None:
@@ -793,13 +798,24 @@ class _CoverageSink:
         if self._host is None or not (self._lines or self._arcs):
             return
         from coverage import CoverageData
+        from coverage.files import abs_file, relative_filename
 
-        data = CoverageData(basename=self._host.config.data_file, suffix=True)
-        if self._arcs:
-            data.add_arcs({path: set(arcs) for path, arcs in self._arcs.items()})
+        # The paths as the host's own collector records them ([run] relative_files).
+        mapped = relative_filename if self._host.config.relative_files else abs_file
+        lines = {mapped(path): set(lines) for path, lines in self._lines.items()}
+        arcs = {mapped(path): set(arcs) for path, arcs in self._arcs.items()}
+        # The Coverage's own data: public API has no way to reach it that does not first
+        # flush it and warn about it (get_data()), so its attribute is read where it exists.
+        data = getattr(self._host, "_data", None)
+        if not isinstance(data, CoverageData):
+            # Another coverage.py: a parallel data file, which ``coverage combine`` (and pytest-cov) merges.
+            data = CoverageData(basename=self._host.config.data_file, suffix=True)
+        if arcs:
+            data.add_arcs(arcs)
         else:
-            data.add_lines({path: set(lines) for path, lines in self._lines.items()})
-        data.write()
+            data.add_lines(lines)
+        if data is not getattr(self._host, "_data", None):
+            data.write()
         self._lines.clear()
         self._arcs.clear()
 

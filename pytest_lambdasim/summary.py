@@ -2,6 +2,9 @@
 
 Each test's counts and trace travel on its teardown report, so the summary is the same
 under pytest-xdist, where the tests run in workers and the reports reach the controller.
+The JSON report gives each test its ``outcome`` as pytest counts it (``passed``, ``failed``,
+``error``, ``skipped``, ``xfailed``, ``xpassed``), which the HTML report shows: a test that
+passes while its function returns errors it expects is a passing test.
 """
 
 from __future__ import annotations
@@ -32,17 +35,31 @@ class SessionStats:
 
     def __init__(self) -> None:
         self.tests: dict[str, dict[str, Any]] = {}
+        # node id -> the test's outcome so far (its teardown report, the last, settles it)
+        self.outcomes: dict[str, str] = {}
         # --lambda-sim-detect: test (without its routing) -> routing -> {"nodeid", "outcome"}
         self.detect: dict[str, dict[str, dict[str, str]]] = {}
 
     def add(self, nodeid: str, summary: dict[str, Any]) -> None:
         self.tests[nodeid] = summary
 
+    def add_report(self, report: pytest.TestReport) -> str:
+        """Fold one phase's report into its test's outcome; returns the outcome so far."""
+        outcome = outcome_after(self.outcomes.get(report.nodeid), report)
+        if report.when == "teardown":
+            self.outcomes.pop(report.nodeid, None)
+        else:
+            self.outcomes[report.nodeid] = outcome
+        return outcome
+
     def add_detect_run(self, detect: dict[str, str], report: pytest.TestReport) -> None:
         run = self.detect.setdefault(detect["test"], {}).setdefault(
             detect["routing"], {"nodeid": report.nodeid, "outcome": "passed"})
         if report.failed:
             run["outcome"] = "failed"
+            message = _failure_message(report)
+            if message and "message" not in run:
+                run["message"] = message
         elif report.skipped and run["outcome"] == "passed":
             run["outcome"] = "skipped"
 
@@ -59,6 +76,35 @@ class SessionStats:
                 total["peak_tmp_bytes"][fn] = max(total["peak_tmp_bytes"].get(fn, 0), peak)
             total["read_only_errors"] += [{**e, "test": nodeid} for e in s["read_only_errors"]]
         return total
+
+
+def outcome_after(previous: str | None, report: pytest.TestReport) -> str:
+    """A test's outcome after ``report`` (setup, call or teardown), ``previous`` being the one before it,
+    in pytest's words: a failing setup or teardown is an ``error``, and xfail marks make ``xfailed``/``xpassed``."""
+    xfail = hasattr(report, "wasxfail")
+    if report.when == "call":
+        if report.passed:
+            return "xpassed" if xfail else "passed"
+        if report.failed:
+            return "failed"
+        return "xfailed" if xfail else "skipped"
+    if report.failed:
+        return "failed" if previous == "failed" else "error"
+    if report.skipped:
+        return "xfailed" if xfail else "skipped"
+    return previous or "passed"
+
+
+def _failure_message(report: pytest.TestReport) -> str | None:
+    """The first line of what made ``report`` fail (pytest's "E" line), clipped."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = getattr(crash, "message", None)
+    if not message:
+        return None
+    line = str(message).strip().splitlines()[0] if str(message).strip() else ""
+    if report.when != "call":
+        line = f"error in {report.when}: {line}"
+    return line if len(line) <= 200 else line[:199] + "\u2026"
 
 
 def summarize(trace: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,9 +160,10 @@ class _Reporter:
         self.stats = stats
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        outcome = self.stats.add_report(report)
         data = getattr(report, "lambda_sim", None)
         if data is not None:
-            self.stats.add(report.nodeid, {**data["summary"], "trace": data["trace"]})
+            self.stats.add(report.nodeid, {**data["summary"], "outcome": outcome, "trace": data["trace"]})
         detect = getattr(report, "lambda_sim_detect", None)
         if detect is not None:
             self.stats.add_detect_run(detect, report)

@@ -310,7 +310,7 @@ def test_detect_parses_its_options_once_and_calls_detect(monkeypatch: pytest.Mon
 
     def detect(handler: str, code_dir: str, events: list[Any], **options: Any) -> Any:
         seen.append((handler, code_dir, events, options))
-        return types.SimpleNamespace(ok=False, render=lambda: "the report")
+        return types.SimpleNamespace(ok=False, exit_status=1, render=lambda: "the report")
 
     fake.detect = detect  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "lambdasim._detect", fake)
@@ -382,7 +382,9 @@ def test_detect_help_is_plain_text_in_paragraphs(capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "``" not in out and ":func:" not in out and ":class:" not in out
     assert "\n\nOn Lambda an invocation may land on a warm instance" in out
-    assert "\n\nExit status: 0 when no outcome differs, 1 when one does, 2 on a usage error." in out
+    assert "\n\nExit status: 0 when every invocation succeeds" in out  # its own paragraph, after the options
+    assert ("1 when an outcome differs between warm and fresh (DIFFERENT), or when invocations return an error in "
+            "both runs (FAILED); 2 on a usage error") in " ".join(out.split())
     assert "--repeat N" in out and "--services" in out
 
 

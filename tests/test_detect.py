@@ -102,12 +102,15 @@ def test_detect_finds_the_differing_invocations_and_the_cross_invocation_reads(c
 
     data = json.loads(json.dumps(report.to_dict()))
     assert data["ok"] is False and [d["index"] for d in data["differences"]] == [1, 2]
+    assert (data["verdict"], data["exit_status"], data["failures"]) == ("different", 1, [])
+    assert data["verdict_text"] == text.rstrip().splitlines()[-1]
     assert data["cross_reads"][0]["writer_request_id"] == warm_ids[0]
     assert set(data["runs"]) == {"routing=warm", "routing=fresh"}
     # The JSON report draws as an HTML timeline: one instance warm, one per invocation fresh.
     page = render(data)
     assert 'data-runs="2"' in page and page.count('<g class="lane" data-lane=') == 1 + 3
     assert page.count('data-marker="tmp-read"') == 2
+    assert 'data-verdict="different"' in page and '<li data-difference="1">' in page
 
 
 @pytest.mark.sandbox
@@ -117,7 +120,9 @@ def test_a_correct_handler_shows_nothing(code: Code) -> None:
     assert report.differences == [] and report.cross_reads == []
     # The payloads name their own request ids (which may differ between the runs): no difference.
     assert all(o.payload["request"] == o.request_id for o in report.warm + report.fresh)
-    assert "OK: all 3 invocations give the same result warm and fresh, and none read a /tmp" in report.render()
+    assert "OK: all 3 invocations succeed and give the same result warm and fresh, and none read a /tmp" in (
+        report.render())
+    assert (report.verdict, report.exit_status, report.failures) == ("ok", 0, [])
 
 
 @pytest.mark.sandbox
@@ -128,6 +133,78 @@ def test_global_state_differs_without_a_tmp_read(code: Code) -> None:
     assert report.differences[0].fresh.payload == {"calls": 1}
     assert report.cross_reads == []
     assert "no /tmp read explains it: look for module-level (global) state" in report.render()
+
+
+# Fails for some events, in both runs alike; the others return the same thing warm and fresh.
+FAILING = """
+def handler(event, context):
+    if "bad" in event:
+        raise ValueError(f"order {event['bad']} is invalid")
+    return {"double": event["n"] * 2}
+"""
+
+
+@pytest.mark.sandbox
+def test_errors_in_both_runs_are_failures_not_ok(code: Code, capsys: pytest.CaptureFixture[str]) -> None:
+    events = [{"n": 1}, {"bad": 7}, {"n": 2}, {"bad": 8}]
+    report = _detect(code(FAILING), events)
+    assert report.differences == [] and not report.ok
+    assert (report.verdict, report.exit_status) == ("failed", 1)
+    assert [(f.index, f.event, f.warm.error_type, f.fresh.error_type) for f in report.failures] == [
+        (1, {"bad": 7}, "ValueError", "ValueError"), (3, {"bad": 8}, "ValueError", "ValueError")]
+    text = report.render()
+    assert "OK" not in text and "DIFFERENT" not in text
+    assert "FAILED: 2 of 4 invocations returned an error in both runs, the same warm and fresh:" in text
+    assert '  #1  event {"bad": 7}\n      ValueError: order 7 is invalid\n      File "/var/task/app.py", line 4, ' \
+           "in handler\n" in text
+    assert text.rstrip().splitlines()[-1].startswith(
+        "FAIL: 2 of 4 invocations returned an error in both runs (FAILED above); the other 2 succeed")
+    data = json.loads(json.dumps(report.to_dict()))
+    assert (data["verdict"], data["exit_status"], data["ok"]) == ("failed", 1, False)
+    assert [f["index"] for f in data["failures"]] == [1, 3] and data["differences"] == []
+    assert data["failures"][0]["warm"]["stackTrace"][-1].startswith('  File "/var/task/app.py", line 4')
+    page = render(data)  # the HTML report shows the verdict, and the failures apart from any difference
+    assert 'data-verdict="failed"' in page and ">FAILED</span>" in page and 'data-difference=' not in page
+    assert '<li data-failure="1">#1 event' in page and '<li data-failure="3">#3 event' in page
+
+    # The same error everywhere: one entry names every invocation; the command exits 1, not 0.
+    code_dir = code(FAILING)
+    assert main(["detect", "app.handler", "--code-dir", str(code_dir), "--event", '{"bad": 1}']) == 1
+    printed = capsys.readouterr().out
+    assert '  #0, #1, #2 (3 invocations)  first event {"bad": 1}\n      ValueError: order 1 is invalid\n' in printed
+    assert printed.rstrip().splitlines()[-1].startswith("FAIL: all 3 invocations returned an error in both runs")
+    # --help says so.
+    with pytest.raises(SystemExit):
+        main(["detect", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert ("Exit status: 0 when every invocation succeeds and gives the same result warm and fresh (OK); 1 when an "
+            "outcome differs between warm and fresh (DIFFERENT), or when invocations return an error in both runs "
+            "(FAILED); 2 on a usage error") in help_text
+
+
+MIXED = """
+import os
+def handler(event, context):
+    if "bad" in event:
+        raise ValueError(f"order {event['bad']} is invalid")
+    if os.path.exists("/tmp/seen"):
+        return "cached"
+    open("/tmp/seen", "w").close()
+    return "computed"
+"""
+
+
+@pytest.mark.sandbox
+def test_a_difference_and_errors_in_both_runs_are_reported_apart(code: Code) -> None:
+    report = _detect(code(MIXED), [{}, {"bad": 1}, {}])
+    assert [d.index for d in report.differences] == [2] and [f.index for f in report.failures] == [1]
+    assert (report.verdict, report.exit_status) == ("different", 1)
+    text = report.render()
+    assert "DIFFERENT: 1 of 3 invocations differ" in text
+    assert "FAILED: 1 of 3 invocations returned an error in both runs" in text
+    assert text.index("DIFFERENT:") < text.index("FAILED:")
+    assert text.rstrip().splitlines()[-1].endswith("1 other invocation(s) returned an error in both runs "
+                                                   "(FAILED above).")
 
 
 # -- /tmp provenance in the Simulator ------------------------------------------------------------
@@ -285,7 +362,7 @@ def test_run_detect_prints_the_report_and_sets_the_exit_status(
 
     assert main(["detect", "app.handler", "--code-dir", str(code(CORRECT)), "--event", '{"n": 3}', "--repeat",
                  "2"]) == 0
-    assert "OK: all 2 invocations give the same result" in capsys.readouterr().out
+    assert "OK: all 2 invocations succeed and give the same result" in capsys.readouterr().out
     assert main(["detect", "app.handler", "--code-dir", str(tmp_path / "nowhere")]) == 2
     assert "lambdasim: error: code_dir=" in capsys.readouterr().err
     with pytest.raises(LambdaSimError, match="needs a handler"):
@@ -339,7 +416,7 @@ def test_detect_option_flags_tests_that_only_pass_warm(project: pytest.Pytester)
         "*test_x.py::test_counts_up?warm? PASSED*",
         "*test_x.py::test_counts_up?fresh? FAILED*",
         "*= lambda-sim detect: warm vs fresh =*",
-        "4 tests run warm and fresh: 2 only pass warm, 0 only pass fresh",
+        "4 tests run warm and fresh: 2 pass both ways, 2 only pass warm, 0 only pass fresh, 0 fail both ways",
         "only passes warm: hidden /tmp or global state dependency (2):",
         "  test_x.py::test_counts_up[fresh] (fails; test_x.py::test_counts_up[warm] passes)",
         "    the warm run read a /tmp file another invocation wrote: /tmp/count (written by request *, read by *",
@@ -358,5 +435,39 @@ def test_detect_ini_key_and_a_clean_run(project: pytest.Pytester) -> None:
     """)
     result = project.runpytest()
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["1 tests run warm and fresh: 0 only pass warm, 0 only pass fresh"])
-    assert "only passes warm:" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["1 tests run warm and fresh: 1 pass both ways, 0 only pass warm, 0 only pass fresh, "
+                                 "0 fail both ways"])
+    assert "only passes warm:" not in result.stdout.str() and "fails warm and fresh" not in result.stdout.str()
+
+
+@pytest.mark.sandbox
+def test_detect_option_lists_tests_that_fail_both_ways_apart(project: pytest.Pytester) -> None:
+    (project.path / "src" / "broken.py").write_text("def handler(event, context):\n    raise KeyError('price')\n")
+    project.makepyfile(test_x="""
+        import pytest
+        def test_broken(lambda_function):
+            assert lambda_function("broken.handler", code_dir="src").invoke({}).payload == {"price": 1}
+        def test_expects_the_error(lambda_function):
+            inv = lambda_function("broken.handler", code_dir="src").invoke({})
+            assert inv.error["errorType"] == "KeyError"
+        @pytest.fixture
+        def bad_setup(lambda_function):
+            raise RuntimeError("no table")
+        def test_setup_fails(bad_setup):
+            pass
+        @pytest.mark.skip(reason="later")
+        def test_skipped(lambda_function):
+            pass
+    """)
+    result = project.runpytest("--lambda-sim-detect")
+    result.assert_outcomes(passed=2, failed=2, errors=2, skipped=2)
+    result.stdout.fnmatch_lines([
+        "4 tests run warm and fresh: 1 pass both ways, 0 only pass warm, 0 only pass fresh, 2 fail both ways, "
+        "1 skipped",
+        "fails warm and fresh: no warm/fresh difference, but no pass either (see the failures above) (2):",
+        "  test_x.py::test_broken[[]warm[]] and test_x.py::test_broken[[]fresh[]] fail",
+        "    both: AssertionError: assert None == {'price': 1}",
+        "  test_x.py::test_setup_fails[[]warm[]] and test_x.py::test_setup_fails[[]fresh[]] fail",
+        "    both: error in setup: RuntimeError: no table",
+    ])
+    assert "test_expects_the_error[warm] and" not in result.stdout.str()

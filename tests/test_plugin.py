@@ -246,10 +246,36 @@ def test_coverage_counts_handler_lines_run_in_instances(project: pytest.Pytester
         def test_left(lambda_function):
             assert lambda_function("branches.handler", code_dir="src").invoke({"left": True}).payload == "left"
     """)
-    result = project.runpytest_subprocess("--lambda-sim", "--cov=src", "--cov-report=term-missing")
+    # Only instances ran src: the lines they ran are this process's data, so coverage.py has no
+    # "No data was collected" to warn about (which -W error would turn into an INTERNALERROR).
+    strict = "-W", "error::coverage.exceptions.CoverageWarning"
+    result = project.runpytest_subprocess("--lambda-sim", "--cov=src", "--cov-report=term-missing", *strict)
     result.assert_outcomes(passed=1)
     # Lines 1-3 and 6 ran (module body and the left branch, inside an instance); 4 and 7 did not.
     result.stdout.fnmatch_lines(["src/branches.py * 6 * 2 * 67% * 4, 7"])
+    output = result.stdout.str() + result.stderr.str()
+    assert "No data was collected" not in output and "INTERNALERROR" not in output
+    assert sorted(p.name for p in project.path.glob(".coverage*")) == [".coverage"], "no data file left uncombined"
+    # Branch coverage: the arcs the instance ran (the left branch taken, the right one not).
+    result = project.runpytest_subprocess("--lambda-sim", "--cov=src", "--cov-branch", "--cov-report=term-missing",
+                                          *strict)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["src/branches.py * 6 * 2 * 2 * 1 * 62% * 4, 7"])
+    assert "No data was collected" not in result.stdout.str() + result.stderr.str()
+
+
+def test_coverage_in_an_instance_never_writes_to_the_function_logs(project: pytest.Pytester) -> None:
+    # Init fails before a line of the code runs: the instance's coverage.py has no data, and its
+    # warning about that would land in the function's stderr (its logs) with a host path.
+    (project.path / "src" / "broken.py").write_text("def handler(event, context)\n    return 1\n")
+    project.makepyfile(test_x="""
+        def test_syntax_error(lambda_function):
+            inv = lambda_function("broken.handler", code_dir="src").invoke({})
+            assert inv.error["errorType"] == "Runtime.UserCodeSyntaxError"
+            assert "Syntax error in module 'broken'" in inv.logs
+            assert "Warning" not in inv.logs and "coverage" not in inv.logs, inv.logs
+    """)
+    project.runpytest_subprocess("--lambda-sim", "--cov=src", "--cov-report=").assert_outcomes(passed=1)
 
 
 SCENARIO = """

@@ -16,7 +16,7 @@ import pytest
 
 import lambdasim._report
 from lambdasim._errors import LambdaSimError
-from lambdasim._report import render, runs_of, write_report
+from lambdasim._report import LEFT, detect_verdict, render, runs_of, write_report
 from lambdasim.cli import main
 from tests.conftest import _simulator
 
@@ -183,6 +183,158 @@ def test_render_draws_service_events_and_unknown_kinds() -> None:
         render("trace.json")
 
 
+def _fresh_trace(n: int, function: str = "OrdersFunctionWithAVeryLongName", tmp_bytes: int = 100_000,
+                 error_every: int = 0) -> list[dict[str, Any]]:
+    """What fresh routing leaves: one instance per invocation, each ending with the same /tmp use."""
+    def event(kind: str, instance: str | None = None, rid: str | None = None, **detail: Any) -> dict[str, Any]:
+        return {"t": 0.0, "kind": kind, "function": function, "instance": instance, "version": "1",
+                "request_id": rid, "detail": detail}
+
+    trace = [event("deploy")]
+    for i in range(1, n + 1):
+        instance = f"{function}-{i}"
+        failed = bool(error_every) and i % error_every == 0
+        error = {"error_detail": {"errorType": "ValueError", "errorMessage": f"bad {i}"}} if failed else {}
+        trace += [event("instance_created", instance),
+                  event("invoke", instance, f"rid-{i}", cold_start=True, duration_ms=1.0, tmp_bytes=tmp_bytes,
+                        error="ValueError" if failed else None, **error),
+                  event("destroyed", instance, reason="scale_down")]
+    return trace
+
+
+def _badges(page: str) -> list[tuple[str, str, str, str]]:
+    """(run, badge kind, class, text) of every badge in the page."""
+    found = []
+    for run, summary in re.findall(r'<details class="run" id="(run-\d+)"[^>]*><summary>(.*?)</summary>', page):
+        found += [(run, kind, cls, text) for cls, kind, text in
+                  re.findall(r'<span class="badge ([^"]*)" data-badge="([^"]+)"[^>]*>([^<]*)</span>', summary)]
+    return found
+
+
+def test_badges_tell_the_test_outcome_from_function_errors() -> None:
+    report = {"summary": {"tests": 3}, "tests": {
+        "t.py::test_expects_errors": {"outcome": "passed", "trace": _fresh_trace(4, "f", error_every=2)},
+        "t.py::test_fails": {"outcome": "failed", "trace": _fresh_trace(1, "g")},
+        "t.py::test_xfail": {"outcome": "xfailed", "trace": _fresh_trace(1, "h", error_every=1)},
+    }}
+    page = render(report)
+    assert _badges(page) == [
+        ("run-0", "outcome", "good", "passed"), ("run-0", "function-errors", "warn", "2 function errors"),
+        ("run-1", "outcome", "bad", "failed"),
+        ("run-2", "outcome", "muted", "xfailed"), ("run-2", "function-errors", "warn", "1 function error")]
+    assert "3 tests \u00b7 1 passed, 1 failed, 1 xfailed \u00b7 3 runs" in page
+    assert re.search(r"\d+ failed \u00b7", page.split("<main>")[1]) is None, "no invocation count says 'failed'"
+    assert "2 function errors" in page
+    assert 'data-outcome="passed"' in page and 'data-outcome="failed"' in page
+    # A plain trace has no test: its badge counts function errors only, never as a failure.
+    assert _badges(render(_fresh_trace(2, error_every=1))) == [
+        ("run-0", "function-errors", "warn", "2 function errors")]
+    assert _badges(render(_fresh_trace(2))) == [("run-0", "function-errors", "good", "no function errors")]
+    # Among many runs only failed tests unfold; a passing test with function errors stays folded.
+    many = {"tests": {f"t.py::test_{i}": {"outcome": "failed" if i == 3 else "passed",
+                                          "trace": _fresh_trace(1, "f", error_every=1)} for i in range(20)}}
+    unfolded = re.findall(r'<details class="run" id="(run-\d+)"[^>]* open>', render(many))
+    assert unfolded == ["run-3"]
+
+
+@pytest.mark.sandbox
+def test_the_plugin_report_carries_each_test_outcome(pytester: pytest.Pytester) -> None:
+    (pytester.path / "src").mkdir()
+    (pytester.path / "src" / "app.py").write_text(
+        "def handler(event, context):\n"
+        "    if event.get('bad'):\n"
+        "        raise ValueError('bad order')\n"
+        "    return 'ok'\n")
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    pytester.makepyfile(test_x="""
+        import pytest
+        def test_rejects_bad_orders(lambda_function):
+            fn = lambda_function("app.handler", code_dir="src")
+            assert fn.invoke({"bad": 1}).error["errorType"] == "ValueError"
+            assert fn.invoke({"bad": 2}).error["errorType"] == "ValueError"
+        def test_fails(lambda_function):
+            assert lambda_function("app.handler", code_dir="src").invoke({}).payload == "nope"
+        @pytest.mark.xfail(reason="known")
+        def test_known_bug(lambda_function):
+            assert lambda_function("app.handler", code_dir="src").invoke({"bad": 1}).error is None
+        @pytest.fixture
+        def broken_teardown(lambda_function):
+            yield lambda_function("app.handler", code_dir="src")
+            raise RuntimeError("teardown broke")
+        def test_teardown_error(broken_teardown):
+            assert broken_teardown.invoke({}).payload == "ok"
+    """)
+    trace = pytester.path / "trace.json"
+    result = pytester.runpytest("--lambda-sim", f"--lambda-sim-report={trace}")
+    result.assert_outcomes(passed=2, failed=1, xfailed=1, errors=1)
+    data = json.loads(trace.read_text())
+    assert {name.split("::")[1]: test["outcome"] for name, test in data["tests"].items()} == {
+        "test_rejects_bad_orders": "passed", "test_fails": "failed", "test_known_bug": "xfailed",
+        "test_teardown_error": "error"}
+    badges = {(run, kind): (cls, text) for run, kind, cls, text in _badges(render(data))}
+    assert badges[("run-0", "outcome")] == ("good", "passed")
+    assert badges[("run-0", "function-errors")] == ("warn", "2 function errors")
+    assert badges[("run-1", "outcome")] == ("bad", "failed") and ("run-1", "function-errors") not in badges
+    assert badges[("run-2", "outcome")] == ("muted", "xfailed")
+    assert badges[("run-3", "outcome")] == ("bad", "error")
+
+
+def test_a_detect_report_shows_its_verdict() -> None:
+    ok = {"payload": {"n": 1}, "ok": True}
+    error = {"ok": False, "payload": None, "errorType": "ValueError", "errorMessage": "order 7 is invalid"}
+    report: dict[str, Any] = {
+        "function": "app", "handler": "app.handler", "events": [{"n": 0}, {"bad": 7}, {"n": 2}],
+        "verdict": "different", "verdict_text": "FAIL: 1 invocation(s) give another result on a fresh instance.",
+        "differences": [{"index": 2, "event": {"n": 2}, "warm": {**ok, "payload": "cached"},
+                         "fresh": {**ok, "payload": "computed"}}],
+        "failures": [{"index": 1, "event": {"bad": 7}, "warm": error, "fresh": error}],
+        "cross_reads": [{"path": "/tmp/x"}], "warm": [], "fresh": [],
+        "runs": {"routing=warm": {"trace": _fresh_trace(1, "app")}, "routing=fresh": {"trace": _fresh_trace(3, "app")}},
+    }
+    page = render(report)
+    verdict = page[page.index('<section class="verdict'):page.index("</section>")]
+    assert 'data-verdict="different"' in verdict and ">DIFFERENT</span>" in verdict
+    assert '<li data-difference="2">#2 event <code>{&quot;n&quot;: 2}</code>: warm returned &quot;cached&quot;; ' \
+           "fresh returned &quot;computed&quot;</li>" in verdict
+    assert "FAILED: returned an error in both runs (1)" in verdict
+    assert '<li data-failure="1">#1 event' in verdict and "ValueError: order 7 is invalid" in verdict
+    assert verdict.endswith("FAIL: 1 invocation(s) give another result on a fresh instance.</p>")
+    assert page.index("</section>") < page.index("<main>"), "the verdict comes before the timelines"
+    # Other traces have no verdict.
+    assert detect_verdict({"tests": {}}) is None and 'class="verdict' not in render(_fresh_trace(1))
+    # A report written before detect had verdicts: derived from its outcomes (#1 failed warm and fresh alike).
+    old = {k: v for k, v in report.items() if k not in ("verdict", "verdict_text", "failures")}
+    old["differences"], old["warm"], old["fresh"] = [], [ok, error, ok], [ok, error, ok]
+    derived = detect_verdict(old)
+    assert derived is not None and derived["verdict"] == "failed" and [f["index"] for f in derived["failures"]] == [1]
+    assert 'data-verdict="failed"' in render(old) and "returned an error in both runs." in render(old)
+    old["warm"] = old["fresh"] = [ok, ok, ok]
+    assert 'data-verdict="ok"' in render(old)
+
+
+def test_tmp_chart_labels_keep_apart() -> None:
+    # Nine instances that end with the same /tmp use, one step apart: the labels stack in rows.
+    page = render(_fresh_trace(9))
+    chart = page[page.index('<svg class="tmpchart"'):]
+    chart = chart[:chart.index("</svg>")]
+    labels = [(float(x), float(y), text) for x, y, text in
+              re.findall(r'<text class="series-label" x="([\d.]+)" y="([\d.]+)"[^>]*>([^<]+)</text>', chart)]
+    assert len(labels) == 9 and len({y for _, y, _ in labels}) > 1
+    boxes = [(x, y - 11, x + lambdasim._report._label_width(text), y + 3.5) for x, y, text in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    # Each label that left its point's row has a leader line to its point (all points are at the peak).
+    point_y = float(re.search(r'<circle cx="[\d.]+" cy="([\d.]+)"', chart).group(1))  # type: ignore[union-attr]
+    moved = sum(1 for _, y, _ in labels if y != point_y + 4)
+    assert moved and chart.count('class="label-leader"') == moved
+    height = float(re.search(r'height="(\d+)"', chart).group(1))  # type: ignore[union-attr]
+    assert max(b[3] for b in boxes) <= height, "the chart is tall enough for its labels"
+    # Lane labels fit their column: a long instance id keeps its start and its number.
+    lane_labels = re.findall(r'<text class="lane-label" x="18" y="[\d.]+">([^<]+)</text>', page)
+    assert lane_labels[0] == "OrdersFunc\u2026LongName-1" and len(set(lane_labels)) == 9
+
+
 # -- in a real browser ------------------------------------------------------------------------
 
 
@@ -206,10 +358,58 @@ def _browse(chromium: str, url: str, profile: Path, *extra: str) -> subprocess.C
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
 
 
+# Run in the page by the browser tests (not part of the report): the bounding boxes of the /tmp charts'
+# texts (labels, axis labels) against each other and against every data point, lane labels against the
+# lanes, and each badge's text and computed background colour.
+_CHECK_JS = """
+(function () {
+  function hit(a, b) {
+    return a.x < b.x + b.width && b.x < a.x + a.width && a.y < b.y + b.height && b.y < a.y + a.height;
+  }
+  var overlaps = [], checked = 0;
+  document.querySelectorAll("svg.tmpchart").forEach(function (svg) {
+    var texts = Array.prototype.slice.call(svg.querySelectorAll("text"));
+    var dots = Array.prototype.slice.call(svg.querySelectorAll("circle")).map(function (d) { return d.getBBox(); });
+    var boxes = texts.map(function (t) { return t.getBBox(); });
+    checked += texts.length;
+    for (var i = 0; i < texts.length; i++) {
+      for (var j = i + 1; j < texts.length; j++) {
+        if (hit(boxes[i], boxes[j])) overlaps.push(texts[i].textContent + " / " + texts[j].textContent);
+      }
+      dots.forEach(function (d) { if (hit(boxes[i], d)) overlaps.push(texts[i].textContent + " / a point"); });
+    }
+  });
+  document.querySelectorAll("svg.timeline .lane-label").forEach(function (t) {
+    var b = t.getBBox();
+    checked += 1;
+    if (b.x + b.width > LEFT) overlaps.push(t.textContent + " / the lanes");
+  });
+  var badges = Array.prototype.slice.call(document.querySelectorAll("[data-badge]")).map(function (b) {
+    return [b.closest("details").id, b.getAttribute("data-badge"), b.textContent, getComputedStyle(b).backgroundColor];
+  });
+  document.body.setAttribute("data-overlaps", JSON.stringify(overlaps));
+  document.body.setAttribute("data-labels-checked", String(checked));
+  document.body.setAttribute("data-badges", JSON.stringify(badges));
+})();
+""".replace("LEFT", str(LEFT))
+
+
+def _checked(page: str) -> str:
+    return page.replace("</body>", f"<script>{_CHECK_JS}</script></body>")
+
+
+def _body_data(dom: str, name: str) -> Any:
+    body = re.search(r"<body[^>]*>", dom)
+    assert body is not None
+    found = re.search(f'{name}="([^"]*)"', body.group(0))
+    assert found is not None, f"{name} not set: {body.group(0)}"
+    return json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+
+
 @pytest.mark.sandbox
 def test_the_report_runs_in_a_headless_browser(chromium: str, scenario: dict[str, Any], tmp_path: Path) -> None:
     page = tmp_path / "report.html"
-    page.write_text(render(scenario["trace"]))
+    page.write_text(_checked(render(scenario["trace"])))
     failed = scenario["failed"]
     lanes = len({e["instance"] for e in scenario["trace"] if e["kind"] == "instance_created"})
 
@@ -229,6 +429,8 @@ def test_the_report_runs_in_a_headless_browser(chromium: str, scenario: dict[str
     assert f"Failed invocation {failed.request_id}" in details
     assert "bad order 1" in details and "[ERROR] ValueError: bad order 1" in details
     assert 'class="inv failed selected"' in dom
+    assert _body_data(dom, "data-overlaps") == []
+    assert _body_data(dom, "data-labels-checked") >= lanes + 3
 
     shot = tmp_path / "report.png"
     result = _browse(chromium, page.as_uri(), tmp_path / "profile", f"--screenshot={shot}")
@@ -237,5 +439,38 @@ def test_the_report_runs_in_a_headless_browser(chromium: str, scenario: dict[str
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
     assert int.from_bytes(png[16:20], "big") == 1400
     keep = os.environ.get("LAMBDASIM_REPORT_SCREENSHOT")
+    if keep:
+        shutil.copyfile(shot, keep)
+
+
+GREEN, RED = "rgb(46, 125, 50)", "rgb(211, 47, 47)"
+
+
+@pytest.mark.sandbox
+def test_in_the_browser_a_passing_test_is_green_and_labels_keep_apart(
+    chromium: str, scenario: dict[str, Any], tmp_path: Path
+) -> None:
+    report = {"summary": {"tests": 3}, "tests": {
+        "t.py::test_expects_its_errors": {"outcome": "passed", "trace": scenario["trace"]},
+        "t.py::test_fails": {"outcome": "failed", "trace": _fresh_trace(2, "g")},
+        "t.py::test_fresh_instances": {"outcome": "passed", "trace": _fresh_trace(9, error_every=4)},
+    }}
+    page = tmp_path / "tests.html"
+    page.write_text(_checked(render(report)))
+    result = _browse(chromium, page.as_uri(), tmp_path / "profile", "--dump-dom")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _body_data(result.stdout, "data-overlaps") == []
+    assert _body_data(result.stdout, "data-labels-checked") > 9 + 9 + 3
+    badges = {(run, kind): (text, colour) for run, kind, text, colour in _body_data(result.stdout, "data-badges")}
+    assert badges[("run-0", "outcome")] == ("passed", GREEN)
+    text, colour = badges[("run-0", "function-errors")]
+    assert text == "2 function errors" and colour not in (RED, GREEN)
+    assert badges[("run-1", "outcome")] == ("failed", RED)
+    assert badges[("run-2", "outcome")] == ("passed", GREEN)
+    assert badges[("run-2", "function-errors")][0] == "2 function errors"
+    shot = tmp_path / "tests.png"
+    result = _browse(chromium, page.as_uri(), tmp_path / "profile", f"--screenshot={shot}")
+    assert result.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    keep = os.environ.get("LAMBDASIM_REPORT_TESTS_SCREENSHOT")
     if keep:
         shutil.copyfile(shot, keep)

@@ -21,7 +21,13 @@ routing. detect runs the same events once with warm routing (one instance, reuse
 instance for every invocation), compares the outcomes, and names every read of a /tmp file that another invocation \
 wrote.
 
-Exit status: 0 when no outcome differs, 1 when one does, 2 on a usage error."""
+An invocation that returns an error in both runs (the same error warm and fresh) is no warm/fresh difference, but no \
+success either: it is listed apart, under FAILED, with its error and where it was raised."""
+EPILOG = """\
+Exit status: 0 when every invocation succeeds and gives the same result warm and fresh (OK); 1 when an outcome \
+differs between warm and fresh (DIFFERENT), or when invocations return an error in both runs (FAILED); 2 on a usage \
+error (bad arguments, code, template or events). The last line of the report, and the JSON's "verdict" (ok, \
+different or failed), tell which."""
 
 _DEFAULT_REPEAT = 3
 
@@ -100,7 +106,8 @@ def _deploy_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``lambdasim detect``: print the report; 0 when no outcome differs, 1 otherwise.
+    """``lambdasim detect``: print the report; 0 when every invocation succeeds the same way warm and fresh,
+    1 when an outcome differs or invocations fail in both runs (see EPILOG).
 
     Reads ``handler``, ``code_dir``, ``events`` or ``event``, and optionally ``repeat``,
     ``template``, ``function``, ``services``, ``memory``, ``timeout``, ``ephemeral_storage``,
@@ -129,4 +136,5 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:
             raise LambdaSimError(f"--json {out}: cannot write it: {e.strerror}") from None
         sys.stdout.write(f"report written to {out}\n")
-    return 0 if report.ok else 1
+    status: int = report.exit_status
+    return status
