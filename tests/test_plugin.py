@@ -381,3 +381,34 @@ def test_faults_do_not_leak_into_the_next_test(project: pytest.Pytester) -> None
         "import os, redis\ndef handler(event, context):\n"
         "    return redis.Redis.from_url(os.environ['REDIS_URL'], socket_timeout=2).ping()\n")
     project.runpytest("--lambda-sim", "--lambda-sim-services=redis=binary").assert_outcomes(passed=2)
+
+
+def test_only_yaml_files_with_a_scenario_shape_are_collected(project: pytest.Pytester) -> None:
+    scenarios = project.path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "good.yaml").write_text(SCENARIO % "")
+    # Data next to the scenarios: not a mapping with steps:, so not a test.
+    (scenarios / "seed-users.yaml").write_text("- name: alice\n  steps_taken: 3\n- name: bob\n")
+    (scenarios / "settings.yaml").write_text("users: [alice, bob]\nname: seed data\n")
+    (scenarios / "template.yaml").write_text("Resources:\n  Fn: {Properties: {CodeUri: !Ref Code}}\n")
+    (scenarios / "empty.yaml").write_text("# nothing yet\n")
+    # Scenarios with mistakes still fail, with the file and line.
+    (scenarios / "broken.yaml").write_text("steps:\n  - invoke: {count: three}\n")
+    (scenarios / "typo.yaml").write_text("name: x\nstep:\n  - invoke: {}\n")
+    (scenarios / "not-yaml.yaml").write_text("steps:\n  - deploy: {handler: app.handler\n")
+    result = project.runpytest("--lambda-sim", "-v")
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines_random([
+        "*scenarios/broken.yaml:2: steps[[]0[]].invoke*",
+        "*scenarios/typo.yaml:2: step: unknown key 'step' (did you mean 'steps'?)*",
+        "*scenarios/not-yaml.yaml:3: not valid YAML*",
+        "lambda-sim: not collected, not scenarios (a scenario is a YAML mapping with steps:): "
+        "scenarios/empty.yaml: empty",
+        "lambda-sim: not collected, * scenarios/seed-users.yaml: a list at the top, not a mapping with steps:",
+        "lambda-sim: not collected, * scenarios/settings.yaml: a mapping without a steps: key",
+        "lambda-sim: not collected, * scenarios/template.yaml: a mapping without a steps: key",
+    ])
+    quiet = project.runpytest("--lambda-sim")
+    quiet.assert_outcomes(passed=1, failed=3)
+    assert "not collected" not in quiet.stdout.str()  # the note is for -v
+    project.runpytest().assert_outcomes(skipped=4)  # without the flag, the four scenarios are skipped
