@@ -205,7 +205,7 @@ class Function:
         record = InstanceRecord(id=f"{self.name}-debug", function=self.name, version=self.version, created_at=0.0)
         env = sim._spec(self, record, config)["env"]
         return debug_invoke(config.handler, config.code_dir, env, config.timeout_s, event, sim._new_id(),
-                            function_arn(sim.region, self.name))
+                            function_arn(sim.region, self.name), config.layers)
 
     def invoke_many(self, events: Iterable[Any], concurrency: int = 8) -> list[Invocation]:
         """Invoke with up to ``concurrency`` invocations in flight; results in input order."""
