@@ -292,8 +292,8 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
         raise ConfigError(f"--handler {handler!r} is not module.function; use e.g. app.handler")
     code_dir = str(kwargs["code_dir"])
     if not os.path.isdir(code_dir):
-        raise ConfigError(f"--code-dir {code_dir!r} is not a directory; pass the folder that holds the handler's "
-                          "module")
+        raise ConfigError(f"--code-dir {code_dir!r} is not a directory (looked for {os.path.abspath(code_dir)}); "
+                          "pass the folder that holds the handler's module")
     config = FunctionConfig(name=str(kwargs["name"]), handler=handler, code_dir=os.path.realpath(code_dir),
                             **{k: v for k, v in kwargs.items()
                                if k in ("memory_mb", "timeout_s", "ephemeral_storage_mb", "environment",

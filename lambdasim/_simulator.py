@@ -351,8 +351,8 @@ class Simulator:
     def _code_dir(self, code_dir: str | os.PathLike[str]) -> str:
         path = os.path.realpath(os.fspath(code_dir))
         if not os.path.isdir(path):
-            raise ConfigError(f"code_dir={os.fspath(code_dir)!r} is not a directory; pass the folder that holds "
-                              "the handler's module, as it would be zipped for Lambda.")
+            raise ConfigError(f"code_dir={os.fspath(code_dir)!r} is not a directory (looked for {path}); pass the "
+                              "folder that holds the handler's module, as it would be zipped for Lambda.")
         return path
 
     def _layers(self, layers: Sequence[str | os.PathLike[str]] | None) -> tuple[str, ...]:

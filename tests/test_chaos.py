@@ -165,7 +165,7 @@ def test_an_expression_invariant(tmp_path: Path, capsys: pytest.CaptureFixture[s
         (["chaos"], "say what to test: --handler module.function --code-dir DIR, or --template FILE --function NAME"),
         (["chaos", "--handler", "app"], "--handler 'app' is not module.function"),
         (["chaos", "--handler", "app.handler", "--code-dir", "/no/such/dir"], "--code-dir '/no/such/dir' is not a "
-                                                                             "directory"),
+                                                                             "directory (looked for /no/such/dir)"),
         (["chaos", "--handler", "app.handler", "--function", "F"], "--function goes with --template"),
         (["chaos", "--template", "t.yaml", "--handler", "app.handler"], "give either --template and --function"),
         (["chaos", "--handler", "app.handler", "--invariant", "payload ==="], "--invariant 'payload ===': not a "
