@@ -69,7 +69,8 @@ def lambda_sim_services(request: pytest.FixtureRequest) -> Iterator[Services]:
 @pytest.fixture
 def lambda_sim(request: pytest.FixtureRequest, lambda_sim_services: Services,
                _lambda_sim_routing: str | None) -> Iterator[Simulator]:
-    """A :class:`lambdasim.Simulator` for this test: its instances, /tmp and clock are new."""
+    """A :class:`lambdasim.Simulator` for this test: its instances, /tmp and clock are new; relative paths
+    (``code_dir``, ``layers``, templates) are taken from pytest's rootdir."""
     if not enabled(request.config):
         pytest.skip(SKIP_REASON)
     settings = simulator_settings(request.config)
@@ -102,7 +103,8 @@ def lambda_sim(request: pytest.FixtureRequest, lambda_sim_services: Services,
 
 @pytest.fixture
 def lambda_function(request: pytest.FixtureRequest, lambda_sim: Simulator) -> Callable[..., Function]:
-    """Deploy a function: ``lambda_function("app.main.handler", code_dir=..., **config)``."""
+    """Deploy a function: ``lambda_function("app.main.handler", code_dir=..., **config)`` (``code_dir``
+    relative to pytest's rootdir)."""
     defaults = request.node.stash.get(DEPLOY_DEFAULTS, {})
 
     def deploy(handler: str, code_dir: str | os.PathLike[str], **config: Any) -> Function:
