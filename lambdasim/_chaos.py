@@ -14,7 +14,11 @@ out, so the file always loads.
 After every invocation the invariants are checked: ``no-error`` (the invocation returned
 without an error), or a Python expression evaluated with ``inv`` (the
 :class:`~lambdasim.Invocation`), ``payload`` and ``error`` bound. Such an expression is the
-user's own code, run in this process like a test assertion; it is not sandboxed.
+user's own code, run in this process like a test assertion; it is not sandboxed. The file
+written for a failure ends in the ``expect`` that states the broken invariant (``error: null``,
+or ``holds: EXPR``, evaluated the same way), so running it fails until the bug is fixed.
+Hypothesis keeps its files in ``ChaosConfig.hypothesis_dir`` (``--hypothesis-dir``, by default
+under the user's cache folder), not in ``.hypothesis/`` of the working directory.
 
 Hypothesis shrinks a failing sequence (cut short after ``--shrink-runs`` runs, see
 :class:`Search`), then :func:`polish` tries single edits on it (a step left out, a burst
@@ -27,11 +31,12 @@ shrink to the same sequence, as long as the function behaves the same each time
 from __future__ import annotations
 
 import argparse
-import builtins
+import contextlib
 import json
 import os
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import CodeType
@@ -55,6 +60,7 @@ from lambdasim._scenario import (
     load_scenario,
     run_file,
 )
+from lambdasim._scenario.checks import expression_failure
 from lambdasim._simulator import Invocation, Simulator
 from lambdasim._source import env_argument, read_json_argument, services_text
 
@@ -67,6 +73,7 @@ __all__ = [
     "Search",
     "chaos_main",
     "config_from_args",
+    "default_hypothesis_dir",
     "find_counterexample",
     "flow",
     "make_machine",
@@ -114,15 +121,9 @@ class Invariant:
         """Why ``inv`` breaks the invariant, or None when it holds."""
         if self.code is None:
             return None if inv.error is None else f"the invocation failed with {_error_line(inv.error)}"
-        names = {"inv": inv, "payload": inv.payload, "error": inv.error}
-        try:
-            # The user's own expression, evaluated like an assertion in their test.
-            ok = eval(self.code, {"__builtins__": builtins}, names)
-        except Exception as e:  # noqa: BLE001 - an expression that raises does not hold
-            return f"evaluating it raised {type(e).__name__}: {_one_line(str(e))}"
-        if ok:
-            return None
-        return f"it is false (payload {_short_json(inv.payload)}, error {_short_json(inv.error)})"
+        # The user's own expression, evaluated like an assertion in their test; the scenario's
+        # `expect: {holds: ...}` evaluates it the same way.
+        return expression_failure(self.code, inv)
 
 
 class InvariantViolation(Exception):
@@ -143,10 +144,6 @@ class InvariantViolation(Exception):
 def _one_line(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _SHOW_CHARS else text[:_SHOW_CHARS] + "…"
-
-
-def _short_json(value: Any) -> str:
-    return _one_line(json.dumps(value, ensure_ascii=False, default=repr))
 
 
 def _error_line(error: dict[str, Any]) -> str:
@@ -175,6 +172,8 @@ class ChaosConfig:
     """Backing services, name -> provider (``auto``, ``binary``, ...): all run, and faults pick among the names."""
     sandbox: str = "auto"
     verify: bool = True
+    hypothesis_dir: str = field(default_factory=lambda: default_hypothesis_dir())
+    """Where Hypothesis keeps its files (its ``.hypothesis`` folder): not the working directory."""
 
     @property
     def name(self) -> str:
@@ -198,6 +197,35 @@ class ChaosConfig:
             auto = all(provider == "auto" for provider in self.services.values())
             out["services"] = list(self.services) if auto else dict(self.services)
         return out
+
+
+def default_hypothesis_dir() -> str:
+    """Where chaos lets Hypothesis keep its files when ``--hypothesis-dir`` is not given.
+
+    ``$HYPOTHESIS_STORAGE_DIRECTORY`` when set (Hypothesis' own setting), else ``lambdasim/hypothesis``
+    in the user's cache folder: ``$XDG_CACHE_HOME`` (default ``~/.cache``; ``~/Library/Caches`` on macOS).
+    """
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        return os.path.abspath(os.environ["HYPOTHESIS_STORAGE_DIRECTORY"])
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser(
+        "~/Library/Caches" if sys.platform == "darwin" else "~/.cache")
+    return os.path.join(os.path.abspath(cache), "lambdasim", "hypothesis")
+
+
+@contextlib.contextmanager
+def _hypothesis_home(path: str) -> Iterator[None]:
+    """Hypothesis' files (it caches the constants of local source files) go to ``path`` while the search
+    runs; Hypothesis would otherwise create ``.hypothesis/`` in the working directory, unasked."""
+    from hypothesis import configuration
+
+    # The folder Hypothesis had settled on (None: not yet), so that Hypothesis in the same process (a
+    # test calling chaos) finds its own again afterwards.
+    previous = getattr(configuration, "__hypothesis_home_directory", None)
+    configuration.set_hypothesis_home_dir(path)
+    try:
+        yield
+    finally:
+        configuration.set_hypothesis_home_dir(previous)
 
 
 def _path_for(path: str, base: Path) -> str:
@@ -264,8 +292,8 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
         raise ConfigError(f"--handler {handler!r} is not module.function; use e.g. app.handler")
     code_dir = str(kwargs["code_dir"])
     if not os.path.isdir(code_dir):
-        raise ConfigError(f"--code-dir {code_dir!r} is not a directory; pass the folder that holds the handler's "
-                          "module")
+        raise ConfigError(f"--code-dir {code_dir!r} is not a directory (looked for {os.path.abspath(code_dir)}); "
+                          "pass the folder that holds the handler's module")
     config = FunctionConfig(name=str(kwargs["name"]), handler=handler, code_dir=os.path.realpath(code_dir),
                             **{k: v for k, v in kwargs.items()
                                if k in ("memory_mb", "timeout_s", "ephemeral_storage_mb", "environment",
@@ -292,7 +320,9 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
                                                                         or ["no-error"]],
                        out=out, seed=args.seed, examples=args.examples, steps=args.steps,
                        shrink_runs=args.shrink_runs, concurrency=args.concurrency, services=services,
-                       sandbox=args.sandbox, verify=not args.no_verify)
+                       sandbox=args.sandbox, verify=not args.no_verify,
+                       hypothesis_dir=os.path.abspath(args.hypothesis_dir) if getattr(args, "hypothesis_dir", None)
+                       else default_hypothesis_dir())
 
 
 # -- the state machine ---------------------------------------------------------------------------
@@ -596,13 +626,15 @@ def _comment(text: str) -> str:
 
 
 def final_steps(violation: InvariantViolation) -> list[StepRecord]:
-    """The counterexample's steps, with the failing invoke named and, for no-error, the expect."""
+    """The counterexample's steps, with the failing invoke named and the expect that states the broken
+    invariant: ``error: null`` for no-error, ``holds: EXPR`` for an expression."""
     steps = [(kind, dict(body)) for kind, body in violation.steps]
     kind, body = steps[-1]
     if kind == "invoke":
         body["as"] = "failing"
-        if violation.invariant.is_no_error:
-            steps.append(("expect", {"invocation": "failing", "error": None}))
+        invariant = violation.invariant
+        check: Body = {"error": None} if invariant.is_no_error else {"holds": invariant.text}
+        steps.append(("expect", {"invocation": "failing", **check}))
     return steps
 
 
@@ -617,11 +649,7 @@ def scenario_yaml(cfg: ChaosConfig, violation: InvariantViolation) -> str:
     if violation.count > 1:
         header += (f"That was invocation {violation.index + 1} of the {violation.count} run concurrently there; "
                    "expect checks the step's last one, so a run\nmay place the failing one elsewhere.\n")
-    if violation.invariant.is_no_error:
-        header += f"Run it with: lambdasim run {cfg.out}\n"
-    else:
-        header += ("An expect step cannot state a Python expression: add one for what the invariant means, e.g.\n"
-                   "`- expect: {invocation: failing, payload_contains: {...}}`; until then this file passes.\n")
+    header += f"Run it with: lambdasim run {cfg.out}\n"
     lines = [_comment(header), f"name: {_scalar('chaos counterexample for ' + str(cfg.deploy['handler']))}\n"]
     simulator = cfg.simulator_settings()
     if simulator:
@@ -658,7 +686,8 @@ def find_counterexample(cfg: ChaosConfig) -> Outcome:
     Errors of the harness itself (a sandbox that fails, a step that cannot run) propagate,
     unless a violation was seen before them.
     """
-    outcome = _hypothesis_search(cfg)
+    with _hypothesis_home(cfg.hypothesis_dir):
+        outcome = _hypothesis_search(cfg)
     if outcome.violation is not None:
         outcome.violation, outcome.polish_runs = polish(cfg, outcome.violation)
     return outcome
@@ -690,7 +719,8 @@ def run_chaos(cfg: ChaosConfig, out: TextIO) -> int:
     optional = [kind for kind in ("advance_clock", "crash", "destroy", "service") if kind not in STEPS]
     out.write(f"lambdasim chaos: {cfg.deploy['handler']} ({len(cfg.events)} event(s)), {cfg.examples} examples of "
               f"up to {cfg.steps} steps, seed {cfg.seed}; invariant(s): "
-              f"{', '.join(i.text for i in cfg.invariants)}\n")
+              f"{', '.join(i.text for i in cfg.invariants)}\n"
+              f"  (Hypothesis keeps its files in {cfg.hypothesis_dir}; --hypothesis-dir to change)\n")
     if optional:
         out.write(f"  (this build's scenarios have no {', '.join(optional)} step: those rules are off)\n")
     out.flush()
@@ -723,7 +753,7 @@ def run_chaos(cfg: ChaosConfig, out: TextIO) -> int:
     except ScenarioError as e:  # pragma: no cover - a bug in the writer above
         out.write(f"Warning: the written scenario does not load, which is a lambdasim bug: {e}\n")
         return 1
-    if cfg.verify and violation.invariant.is_no_error:
+    if cfg.verify:
         try:
             run_file(cfg.out)
         except ScenarioFailure:

@@ -206,7 +206,7 @@ class Function:
         record = InstanceRecord(id=f"{self.name}-debug", function=self.name, version=self.version, created_at=0.0)
         env = sim._spec(self, record, config)["env"]
         return debug_invoke(config.handler, config.code_dir, env, config.timeout_s, event, sim._new_id(),
-                            function_arn(sim.region, self.name))
+                            function_arn(sim.region, self.name), config.layers)
 
     def invoke_many(self, events: Iterable[Any], concurrency: int = 8, *,
                     interval_s: float | None = None) -> list[Invocation]:
@@ -394,8 +394,8 @@ class Simulator:
     def _code_dir(self, code_dir: str | os.PathLike[str]) -> str:
         path = os.path.realpath(os.fspath(code_dir))
         if not os.path.isdir(path):
-            raise ConfigError(f"code_dir={os.fspath(code_dir)!r} is not a directory; pass the folder that holds "
-                              "the handler's module, as it would be zipped for Lambda.")
+            raise ConfigError(f"code_dir={os.fspath(code_dir)!r} is not a directory (looked for {path}); pass the "
+                              "folder that holds the handler's module, as it would be zipped for Lambda.")
         return path
 
     def _layers(self, layers: Sequence[str | os.PathLike[str]] | None) -> tuple[str, ...]:

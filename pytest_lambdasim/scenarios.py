@@ -1,5 +1,12 @@
 """YAML scenarios collected as tests: the files matching the ``lambda_sim_scenarios``
-globs, each one test run by lambdasim's scenario interpreter.
+globs that have a scenario's shape, each one test run by lambdasim's scenario interpreter.
+
+A file has a scenario's shape when its top level is a mapping with a ``steps`` key (or that
+key misspelt only by case or a missing ``s``: ``step``, ``Steps``, so that such a scenario
+fails with its line rather than vanishing). Other YAML files that match the globs, such as
+``scenarios/seed-users.yaml`` holding data, are not collected; ``-v`` lists them. A file
+that does not parse as YAML (or cannot be read) is collected and fails with its line: it
+cannot be told apart from a broken scenario.
 """
 
 from __future__ import annotations
@@ -52,9 +59,49 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     patterns: list[str] = config.getini("lambda_sim_scenarios")
     # Glob rules: "*" stays within one folder, "**" crosses folders.
-    if any(_glob_match(rel, p) for p in patterns):
-        return ScenarioFile.from_parent(parent, path=file_path)
-    return None
+    if not any(_glob_match(rel, p) for p in patterns):
+        return None
+    not_one = _not_a_scenario(file_path, rel)
+    if not_one is not None:
+        config.stash.setdefault(NOT_SCENARIOS, []).append(f"{rel}: {not_one}")
+        return None
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+# The files that matched the globs but are not scenarios, with why, for the -v note.
+NOT_SCENARIOS = pytest.StashKey[list[str]]()
+_STEPS_KEYS = frozenset({"steps", "step"})  # compared case-insensitively
+
+
+def _any_tag(suffix: str, value: Any, mark: Any) -> Any:
+    return value
+
+
+def _not_a_scenario(path: Path, display: str) -> str | None:
+    """Why ``path`` does not have a scenario's shape, or None when it does (see the module's docstring)."""
+    from lambdasim._source import SourceError, load_yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        # Local tags are accepted here, so that a template with !Ref (say) is not taken for a broken scenario.
+        data = load_yaml(text, display, tags=_any_tag)
+    except (OSError, UnicodeDecodeError, SourceError):
+        return None  # the scenario runner reports it, with the line where there is one
+    if isinstance(data, dict):
+        if any(isinstance(key, str) and key.casefold() in _STEPS_KEYS for key in data):
+            return None
+        return "a mapping without a steps: key"
+    if data is None:
+        return "empty"
+    return f"a {'list' if isinstance(data, list) else 'single value'} at the top, not a mapping with steps:"
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    skipped = config.stash.get(NOT_SCENARIOS, [])
+    if not skipped or config.getoption("verbose") < 1:
+        return []
+    return [f"lambda-sim: not collected, not scenarios (a scenario is a YAML mapping with steps:): {note}"
+            for note in skipped]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -4,6 +4,7 @@ sequence it finds as a scenario file, which must load and fail when run."""
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -145,10 +146,17 @@ def test_an_expression_invariant(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(argv) == 1
     printed = capsys.readouterr().out
     assert "Invariant payload['n'] < 3 does not hold: it is false (payload {\"n\": 3}, error null)" in printed
-    assert "Re-ran it" not in printed  # an expression is not an expect: the file cannot fail by itself
-    assert _kinds(out) == ["deploy", "invoke", "invoke", "invoke"]  # the third warm invocation counts 3
-    assert "An expect step cannot state a Python expression" in out.read_text()
-    run_file(out)  # loads and runs; it has no expect to fail
+    assert "Re-ran it: it fails, as it should until the bug is fixed." in printed
+    assert _kinds(out) == ["deploy", "invoke", "invoke", "invoke", "expect"]  # the third warm invocation counts 3
+    text = out.read_text()
+    assert text.rstrip().endswith("- expect: {invocation: failing, holds: \"payload['n'] < 3\"}")
+    assert f"Run it with: lambdasim run {out}" in text
+    # The file states the invariant, so it is ready to commit: it fails until the bug is fixed.
+    with pytest.raises(ScenarioFailure, match=r"step 5 \(expect\): invocation 'failing' holds \"payload\['n'\] < 3\": "
+                                              r"it is false \(payload \{\"n\": 3\}, error null\)"):
+        run_file(out)
+    assert main(["run", str(out)]) == 1
+    assert "1 passed, 0 failed" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -157,7 +165,7 @@ def test_an_expression_invariant(tmp_path: Path, capsys: pytest.CaptureFixture[s
         (["chaos"], "say what to test: --handler module.function --code-dir DIR, or --template FILE --function NAME"),
         (["chaos", "--handler", "app"], "--handler 'app' is not module.function"),
         (["chaos", "--handler", "app.handler", "--code-dir", "/no/such/dir"], "--code-dir '/no/such/dir' is not a "
-                                                                             "directory"),
+                                                                             "directory (looked for /no/such/dir)"),
         (["chaos", "--handler", "app.handler", "--function", "F"], "--function goes with --template"),
         (["chaos", "--template", "t.yaml", "--handler", "app.handler"], "give either --template and --function"),
         (["chaos", "--handler", "app.handler", "--invariant", "payload ==="], "--invariant 'payload ===': not a "
@@ -235,3 +243,68 @@ def test_the_simulator_of_each_run_gets_the_providers(tmp_path: Path) -> None:
     (tmp_path / "src" / "app.py").write_text(textwrap.dedent(CORRECT))
     with Run(_config(tmp_path, "--services", "redis=binary")) as run:
         assert run.sim.services["redis"].provider == "binary"
+
+
+def _hypothesis_home() -> Any:
+    from hypothesis import configuration
+
+    return getattr(configuration, "__hypothesis_home_directory", None)
+
+
+@pytest.mark.sandbox
+def test_hypothesis_files_go_to_the_cache_folder_not_the_working_directory(tmp_path: Path) -> None:
+    """Hypothesis caches the constants of local source files; by default in ./.hypothesis/. A new process, as a
+    user runs it: in this one Hypothesis has cached those constants already and would write nothing."""
+    import os
+    import subprocess
+
+    root = _project(tmp_path, CORRECT)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "HYPOTHESIS_STORAGE_DIRECTORY"}
+    env.update(PYTHONPATH=os.pathsep.join(sys.path), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    done = subprocess.run([sys.executable, "-m", "lambdasim.cli", "chaos", "--handler", "app.handler", "--code-dir",
+                           str(root / "src"), "--seed", "0"], cwd=work, env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = tmp_path / "cache" / "lambdasim" / "hypothesis"
+    assert f"(Hypothesis keeps its files in {folder}; --hypothesis-dir to change)" in done.stdout
+    assert list(work.iterdir()) == []  # no .hypothesis/ where the user ran it
+    assert any(folder.rglob("*")), "Hypothesis wrote nothing, so this test would prove nothing"
+
+
+@pytest.mark.sandbox
+def test_hypothesis_dir_is_an_option_and_the_previous_home_comes_back(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import hypothesis.configuration
+
+    root = _project(tmp_path, CORRECT)
+    monkeypatch.chdir(tmp_path)
+    seen: list[Any] = []
+    original = hypothesis.configuration.set_hypothesis_home_dir
+
+    def recording(path: Any) -> None:
+        seen.append(path)
+        original(path)
+
+    monkeypatch.setattr(hypothesis.configuration, "set_hypothesis_home_dir", recording)
+    before = _hypothesis_home()
+    assert main(["chaos", "--handler", "app.handler", "--code-dir", "src", "--examples", "2", "--steps", "2",
+                 "--hypothesis-dir", "hyp"]) == 0
+    assert f"(Hypothesis keeps its files in {root / 'hyp'}; " in capsys.readouterr().out
+    assert seen == [str(root / "hyp"), before]
+    assert _hypothesis_home() == before  # Hypothesis in this process keeps its own folder
+
+
+def test_the_default_hypothesis_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from lambdasim._chaos import default_hypothesis_dir
+
+    monkeypatch.delenv("HYPOTHESIS_STORAGE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_hypothesis_dir() == str(tmp_path / "lambdasim" / "hypothesis")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    cache = "Library/Caches" if sys.platform == "darwin" else ".cache"
+    assert default_hypothesis_dir() == str(tmp_path / "home" / cache / "lambdasim" / "hypothesis")
+    monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(tmp_path / "mine"))
+    assert default_hypothesis_dir() == str(tmp_path / "mine")  # Hypothesis' own setting is respected

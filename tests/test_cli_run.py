@@ -64,8 +64,8 @@ def test_passing_scenario_exits_0_with_a_summary(chdir: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].startswith("[1/1] PASSED   passes.yaml (adds one): 3 steps, ")
-    assert "summary" in lines
-    assert any(line.startswith("PASSED   passes.yaml (adds one): 3 steps, ") for line in lines[1:])
+    assert out.count("passes.yaml") == 1  # the result is shown once, not again in a summary
+    assert lines[1:-1] == [""]
     assert lines[-1].startswith("1 passed, 0 failed in ")
 
 
@@ -74,11 +74,11 @@ def test_failing_scenario_exits_1_naming_file_and_line(chdir: Path, capsys: pyte
     assert main(["run", "passes.yaml", "fails.yaml"]) == 1
     out = capsys.readouterr().out
     assert "[2/2] FAILED   fails.yaml: step 3 of 4, " in out
-    summary = out[out.index("\nsummary\n"):]
-    assert "FAILED   fails.yaml: step 3 of 4, " in summary
-    assert ("    fails.yaml:4: step 3 (expect): invocation 'first' payload: expected {\"n\": 3}, got {\"n\": 2}"
-            in summary)
-    assert "its logs (last" in summary  # the failure's detail follows, indented
+    failure = out[out.index("[2/2] FAILED"):]
+    assert failure.splitlines()[1] == ("    fails.yaml:4: step 3 (expect): invocation 'first' payload: expected "
+                                       "{\"n\": 3}, got {\"n\": 2} (first difference: n is 2, not 3)")
+    assert "\n      its logs (last" in failure  # the failure's detail follows, indented
+    assert out.count("FAILED") == 1 and out.count("fails.yaml:4:") == 1  # once, not again in a summary
     assert out.rstrip().splitlines()[-1].startswith("1 passed, 1 failed in ")
 
 
@@ -89,6 +89,7 @@ def test_invalid_scenario_exits_2_and_nothing_runs(chdir: Path, capsys: pytest.C
     assert "[1/" not in out
     assert "NOT RUN  passes.yaml (adds one): 3 steps" in out
     assert "INVALID  invalid.yaml: no steps run" in out
+    assert out.count("invalid.yaml") == 2  # its line, and its error under it
     assert "    invalid.yaml:3: steps[1].invok: unknown step 'invok' (did you mean 'invoke'?)" in out
     assert "    no-such.yaml: cannot read the scenario: No such file or directory" in out
     assert out.rstrip().splitlines()[-1].startswith("0 passed, 0 failed, 2 invalid, 1 not run in ")
@@ -135,6 +136,7 @@ def test_quiet_prints_only_failures_and_totals(chdir: Path, capsys: pytest.Captu
     out = capsys.readouterr().out
     assert "passes.yaml" not in out and "[1/2]" not in out
     assert out.startswith("FAILED   fails.yaml: step 3 of 4, ")
+    assert out.count("FAILED") == 1
     assert out.rstrip().splitlines()[-1].startswith("1 passed, 1 failed in ")
 
 
@@ -255,7 +257,26 @@ def test_on_a_terminal_progress_uses_rich(chdir: Path, monkeypatch: pytest.Monke
     assert "\x1b[" in text  # rich's colours
     assert "PASSED   passes.yaml (adds one): 3 steps" in text
     assert "fails.yaml:4: step 3 (expect): invocation 'first' payload" in text
+    assert text.count("PASSED   passes.yaml") == 1 and text.count("fails.yaml:4:") == 1  # each result once here too
     assert "1 passed, 1 failed in " in text
+
+
+@pytest.mark.sandbox
+def test_piped_output_shows_each_result_once(chdir: Path) -> None:
+    """As in CI, or `lambdasim run ... | tee log`: stdout is a pipe, not a terminal."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-m", "lambdasim.cli", "run", "passes.yaml", "fails.yaml"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split(" ", 1)[0] for line in lines if "passes.yaml" in line] == ["[1/2]"]
+    assert [line.split(" ", 1)[0] for line in lines if line.lstrip().startswith("fails.yaml:4:")] == [""]
+    assert sum("fails.yaml" in line for line in lines) == 2  # its result line and its failure under it
+    assert "\x1b[" not in done.stdout
+    assert lines[-1].startswith("1 passed, 1 failed in ")
 
 
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

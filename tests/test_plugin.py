@@ -407,3 +407,87 @@ def test_faults_do_not_leak_into_the_next_test(project: pytest.Pytester) -> None
         "import os, redis\ndef handler(event, context):\n"
         "    return redis.Redis.from_url(os.environ['REDIS_URL'], socket_timeout=2).ping()\n")
     project.runpytest("--lambda-sim", "--lambda-sim-services=redis=binary").assert_outcomes(passed=2)
+
+
+def test_only_yaml_files_with_a_scenario_shape_are_collected(project: pytest.Pytester) -> None:
+    scenarios = project.path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "good.yaml").write_text(SCENARIO % "")
+    # Data next to the scenarios: not a mapping with steps:, so not a test.
+    (scenarios / "seed-users.yaml").write_text("- name: alice\n  steps_taken: 3\n- name: bob\n")
+    (scenarios / "settings.yaml").write_text("users: [alice, bob]\nname: seed data\n")
+    (scenarios / "template.yaml").write_text("Resources:\n  Fn: {Properties: {CodeUri: !Ref Code}}\n")
+    (scenarios / "empty.yaml").write_text("# nothing yet\n")
+    # Scenarios with mistakes still fail, with the file and line.
+    (scenarios / "broken.yaml").write_text("steps:\n  - invoke: {count: three}\n")
+    (scenarios / "typo.yaml").write_text("name: x\nstep:\n  - invoke: {}\n")
+    (scenarios / "not-yaml.yaml").write_text("steps:\n  - deploy: {handler: app.handler\n")
+    result = project.runpytest("--lambda-sim", "-v")
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines_random([
+        "*scenarios/broken.yaml:2: steps[[]0[]].invoke*",
+        "*scenarios/typo.yaml:2: step: unknown key 'step' (did you mean 'steps'?)*",
+        "*scenarios/not-yaml.yaml:3: not valid YAML*",
+        "lambda-sim: not collected, not scenarios (a scenario is a YAML mapping with steps:): "
+        "scenarios/empty.yaml: empty",
+        "lambda-sim: not collected, * scenarios/seed-users.yaml: a list at the top, not a mapping with steps:",
+        "lambda-sim: not collected, * scenarios/settings.yaml: a mapping without a steps: key",
+        "lambda-sim: not collected, * scenarios/template.yaml: a mapping without a steps: key",
+    ])
+    quiet = project.runpytest("--lambda-sim")
+    quiet.assert_outcomes(passed=1, failed=3)
+    assert "not collected" not in quiet.stdout.str()  # the note is for -v
+    project.runpytest().assert_outcomes(skipped=4)  # without the flag, the four scenarios are skipped
+
+
+def test_relative_paths_are_taken_from_the_rootdir(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cd tests && pytest --lambda-sim` deploys what `pytest --lambda-sim` deploys from the rootdir."""
+    root = project.path
+    (root / "layer" / "python").mkdir(parents=True)
+    (root / "layer" / "python" / "shared.py").write_text("WHERE = 'layer'\n")
+    (root / "src" / "uses_layer.py").write_text("import shared\ndef handler(event, context):\n"
+                                                "    return shared.WHERE\n")
+    (root / "template.yaml").write_text(textwrap.dedent("""
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {CodeUri: src/, Handler: app.handler, Runtime: python3.12}
+    """))
+    (root / "tests").mkdir()
+    (root / "tests" / "test_paths.py").write_text(textwrap.dedent(f"""
+        import os
+        import re
+        import pytest
+        from lambdasim import ConfigError
+        ROOT = {str(root)!r}
+        def test_cwd_is_not_the_rootdir():
+            assert os.getcwd() == os.path.join(ROOT, "tests")
+        def test_lambda_function_and_deploy(lambda_sim, lambda_function):
+            fn = lambda_function("app.handler", code_dir="src")
+            assert fn.config.code_dir == os.path.join(ROOT, "src")
+            assert fn.invoke({{}}).payload == {{"calls": 1, "tmp": []}}
+            fn.redeploy(code_dir="src", layers=["layer"])
+            assert fn.config.layers == (os.path.join(ROOT, "layer"),)
+            other = lambda_sim.deploy("uses_layer.handler", code_dir="src", layers=["layer"])
+            assert other.invoke({{}}).payload == "layer"
+        def test_templates(lambda_sim):
+            fn = lambda_sim.deploy_from_template("template.yaml", "Fn", layers=["layer"])
+            assert (fn.config.code_dir, fn.config.layers) == (os.path.join(ROOT, "src"), (os.path.join(ROOT, "layer"),))
+        @pytest.mark.lambda_sim(layers=["layer"])
+        def test_marker_defaults(lambda_function):
+            assert lambda_function("uses_layer.handler", code_dir="src").invoke({{}}).payload == "layer"
+        def test_a_missing_folder_names_the_path_tried(lambda_sim, lambda_function):
+            with pytest.raises(ConfigError) as info:
+                lambda_function("app.handler", code_dir="nope")
+            assert str(info.value).startswith(
+                f"code_dir='nope' is not a directory (looked for {{ROOT}}/nope); in a test a relative path is taken "
+                f"from pytest's rootdir ({{ROOT}}), not the working directory; pass the folder that holds")
+            gone = re.escape(f"layers[1]='gone' is not a directory (looked for {{ROOT}}/gone); in a test")
+            with pytest.raises(ConfigError, match="^" + gone):
+                lambda_sim.deploy("app.handler", code_dir="src", layers=["layer", "gone"])
+            with pytest.raises(ConfigError, match=re.escape(f"no such file (looked for {{ROOT}}/missing.yaml)")):
+                lambda_sim.deploy_from_template("missing.yaml", "Fn")
+    """))
+    monkeypatch.chdir(root / "tests")
+    project.runpytest("--lambda-sim").assert_outcomes(passed=5, warnings=0)

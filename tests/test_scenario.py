@@ -196,7 +196,17 @@ MISTAKES: list[tuple[str, str, int, str | None, str]] = [
      "steps:\n" + DEPLOY + "  - expect: {}\n",
      3, "steps[1].expect",
      "nothing to check; use one or more of payload, payload_contains, error, cold_start, status_code, "
-     "logs_contain, instances, cold_starts, tmp_file, s3_object, s3_count, redis_key, dynamodb_item"),
+     "logs_contain, holds, instances, cold_starts, tmp_file, s3_object, s3_count, redis_key, dynamodb_item"),
+    ("holds that is not Python",
+     "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect:\n      holds: payload ===\n",
+     5, "steps[2].expect.holds",
+     "'payload ===' is not a Python expression (invalid syntax); write one over inv, payload, error, e.g. "
+     "\"error is None and payload['n'] < 3\""),
+    ("holds that is not a string",
+     "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect: {holds: true}\n",
+     4, "steps[2].expect.holds",
+     "true is not a non-empty string; use a Python expression over inv, payload and error, e.g. "
+     "\"payload['n'] < 3\""),
     ("an invocation and a function in one expect",
      "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect: {payload: 1, instances: 1}\n",
      4, "steps[2].expect", "payload checks an invocation and instances a function; split them into two expects"),
@@ -774,6 +784,35 @@ def test_expect_error_and_instances_failures(tmp_path: Path) -> None:
         run_file(path, factory)
     assert str(info.value).splitlines()[0] == (f"{path}:4: step 3 (expect): invocation 'ok' error: expected "
                                                '{"errorType": "Sandbox.Timedout"}, got none (payload {"x": 1})')
+
+
+@pytest.mark.sandbox
+def test_expect_holds_evaluates_a_python_expression(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        steps:
+          - deploy: {handler: app.handler, code_dir: code}
+          - invoke: {event: {n: 2}, as: two}
+          - expect: {invocation: two, holds: "error is None and payload['n'] < 3 and not inv.cold_start is False"}
+          - invoke: {event: {fail: true}, as: failed}
+          - expect: {holds: "error['errorType'] == 'ValueError' and payload is None"}
+          - expect: {invocation: two, holds: "payload['n'] > 2"}
+        """)
+    with pytest.raises(ScenarioFailure) as info:
+        run_file(path, factory)
+    assert str(info.value).splitlines()[0] == (
+        f"{path}:7: step 6 (expect): invocation 'two' holds \"payload['n'] > 2\": it is false (payload {{\"n\": 2}}, "
+        "error null)")
+    path = write(tmp_path, """\
+        steps:
+          - deploy: {handler: app.handler, code_dir: code}
+          - invoke: {event: {fail: true}}
+          - expect: {holds: "payload['n'] < 3"}
+        """, "raises.yaml")
+    with pytest.raises(ScenarioFailure) as info:
+        run_file(path, factory)
+    assert str(info.value).splitlines()[0] == (
+        f"{path}:4: step 3 (expect): the last invocation (step 2) holds \"payload['n'] < 3\": evaluating it raised "
+        "TypeError: 'NoneType' object is not subscriptable")
 
 
 @pytest.mark.sandbox

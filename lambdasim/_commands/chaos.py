@@ -15,7 +15,8 @@ DESCRIPTION = ("Drive one function through random sequences of invocations, conc
                "after every invocation, and write the shortest failing sequence found as a scenario file. Exit "
                "status: 0 when none is found, 1 when one is, 2 on a usage error.")
 EPILOG = ("An --invariant expression is your own Python code: it runs in this process, unsandboxed, with inv (the "
-          "Invocation), payload and error bound, like an assertion in a test.")
+          "Invocation), payload and error bound, like an assertion in a test. The scenario written for it checks "
+          "the same expression (expect: {holds: EXPR}), so it fails when run until the bug is fixed.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--services", metavar="LIST", help=services_help("backing services to run, and to fault"))
     add_sandbox_argument(parser)
     parser.add_argument("--no-verify", action="store_true", help="do not re-run the written scenario")
+    parser.add_argument("--hypothesis-dir", metavar="DIR",
+                        help="where Hypothesis keeps its files (default: $HYPOTHESIS_STORAGE_DIRECTORY, else "
+                             "lambdasim/hypothesis in $XDG_CACHE_HOME or ~/.cache); never .hypothesis/ in the "
+                             "working directory unless you name it")
 
 
 def run(args: argparse.Namespace) -> int:

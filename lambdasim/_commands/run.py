@@ -8,7 +8,8 @@ from lambdasim._commands import services_help
 from lambdasim._source import services_text
 
 HELP = "run YAML scenario files"
-DESCRIPTION = ("Run scenario files (format: scenarios/README.md), each in a Simulator of its own, and print a summary. "
+DESCRIPTION = ("Run scenario files (format: scenarios/README.md), each in a Simulator of its own; print each result "
+               "once, as it finishes (with why it did not pass), then the totals. "
                "Exit status: 0 when all pass, 1 when any fails, 2 when a file is not valid or the sandbox cannot "
                "start.")
 

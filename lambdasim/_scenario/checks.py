@@ -4,9 +4,11 @@ registered with ``@check``; ``from_node`` reads its setting and ``verify`` says 
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any, ClassVar, TypeVar
 
 from lambdasim._scenario.base import _SHOW_CHARS, LOG_TAIL_LINES, RunContext, Scope, Step, _json, step
@@ -229,6 +231,52 @@ class LogsContain(InvocationCheck):
 
     def verify(self, inv: Invocation) -> str | None:
         return None if self.expected in inv.logs else f"logs_contain: {self.expected!r} is not in the logs"
+
+
+EXPRESSION_NAMES = ("inv", "payload", "error")
+"""The names an expression of ``holds`` (and of ``lambdasim chaos --invariant``) sees."""
+
+
+def expression_failure(code: CodeType, inv: Invocation) -> str | None:
+    """Why the expression ``code`` does not hold for ``inv`` (it is false, or it raised), or None when it does.
+
+    The expression is the user's own Python, evaluated in this process like an assertion in a
+    test, with ``inv`` (the :class:`~lambdasim.Invocation`), ``payload`` and ``error`` bound.
+    """
+    names = {"inv": inv, "payload": inv.payload, "error": inv.error}
+    try:
+        ok = eval(code, {"__builtins__": builtins}, names)
+    except Exception as e:  # noqa: BLE001 - an expression that raises does not hold
+        message = " ".join(str(e).split())
+        message = message if len(message) <= _SHOW_CHARS else message[:_SHOW_CHARS] + "…"
+        return f"evaluating it raised {type(e).__name__}: {message}"
+    if ok:
+        return None
+    return f"it is false (payload {_json(inv.payload)}, error {_json(inv.error)})"
+
+
+@check("holds")
+@dataclass(frozen=True)
+class Holds(InvocationCheck):
+    """``holds: EXPR``: a Python expression over ``inv``, ``payload`` and ``error`` is true (what
+    ``lambdasim chaos --invariant EXPR`` checks, so the scenario it writes states the same)."""
+
+    expression: str
+    code: CodeType = field(compare=False, repr=False)
+
+    @classmethod
+    def from_node(cls, node: Node) -> Holds:
+        text = node.as_str("use a Python expression over inv, payload and error, e.g. \"payload['n'] < 3\"")
+        try:
+            code = compile(text, f"{node.file}:{node.line}", "eval")
+        except SyntaxError as e:
+            raise node.error(f"{text!r} is not a Python expression ({e.msg}); write one over "
+                             f"{', '.join(EXPRESSION_NAMES)}, e.g. \"error is None and payload['n'] < 3\"") from None
+        return cls(text, code)
+
+    def verify(self, inv: Invocation) -> str | None:
+        reason = expression_failure(self.code, inv)
+        return None if reason is None else f"holds {json.dumps(self.expression, ensure_ascii=False)}: {reason}"
 
 
 def _error_subset(node: Node) -> Mapping[str, Any] | None:
@@ -583,7 +631,7 @@ def _what_it_checks(check: type[StateCheck]) -> str:
 @step("expect")
 @dataclass(frozen=True)
 class Expect(Step):
-    """``expect: {invocation, payload | payload_contains | error | cold_start | status_code | logs_contain}``
+    """``expect: {invocation, payload | payload_contains | error | cold_start | status_code | logs_contain | holds}``
     (the last invocation when ``invocation`` is omitted), or ``expect: {function, instances | cold_starts |
     tmp_file | s3_object | s3_count | redis_key | dynamodb_item}``: what a function and the services hold."""
 

@@ -1,7 +1,7 @@
 """The runner of many scenario files (``lambdasim run``): validates every file first, runs
-each in a Simulator of its own with a progress display, prints a summary, writes JUnit XML,
-and sets the exit status (0 all passed, 1 any failed, 2 a file is not valid or the sandbox
-cannot start)."""
+each in a Simulator of its own with a progress display, prints each result once (as it
+finishes) and the totals, writes JUnit XML, and sets the exit status (0 all passed, 1 any
+failed, 2 a file is not valid or the sandbox cannot start)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,9 @@ def _isatty(stream: TextIO) -> bool:
 
 
 class _Display:
-    """A rich progress bar on a terminal; plain lines (or nothing, with --quiet) elsewhere."""
+    """A rich progress bar on a terminal, plain lines elsewhere; each scenario's result is one line
+(with why it did not pass, indented), written once, as the scenario finishes; with --quiet only
+those that did not pass."""
 
     def __init__(self, stream: TextIO, total: int, quiet: bool) -> None:
         self.stream = stream
@@ -74,6 +76,7 @@ class _Display:
         self.console: Any = None
         self._progress: Any = None
         self._task: Any = None
+        self.shown: set[int] = set()  # the outcomes already written, by id
         if _isatty(stream):
             try:
                 from rich.console import Console
@@ -116,7 +119,16 @@ class _Display:
         if self._progress is not None:
             self._progress.advance(self._task)
         if not self.quiet:
-            self.write(f"[{index}/{self.total}] {outcome.line_text()}", _STYLES[outcome.status])
+            self.result(outcome, f"[{index}/{self.total}] ")
+        elif outcome.status != "passed":
+            self.result(outcome)
+
+    def result(self, outcome: _Outcome, prefix: str = "") -> None:
+        """The line of one scenario's result, and why it did not pass; each result is shown once."""
+        self.write(prefix + outcome.line_text(), _STYLES[outcome.status])
+        if outcome.message and outcome.status != "skipped":
+            self.write("\n".join("    " + line for line in outcome.message.splitlines()))
+        self.shown.add(id(outcome))
 
 
 def _error_message(e: BaseException) -> tuple[str, int | None]:
@@ -224,7 +236,7 @@ def with_services(services: Mapping[str, Any],
 
 def run_files(paths: Sequence[str], *, junit_xml: str | None = None, quiet: bool = False,
               services: Mapping[str, Any] | None = None) -> int:
-    """Run the scenario files ``paths``, print the progress and a summary, optionally write JUnit XML.
+    """Run the scenario files ``paths``, print each result and the totals, optionally write JUnit XML.
 
     ``services`` (name -> provider or settings) are started in every scenario's Simulator
     besides its own (see :func:`with_services`). Returns the exit status of ``lambdasim run``:
@@ -271,15 +283,13 @@ def run_files(paths: Sequence[str], *, junit_xml: str | None = None, quiet: bool
     seconds = time.perf_counter() - started
 
     failing = any(o.status != "passed" for o in outcomes)
-    if not quiet:
-        display.write("")
-        display.write("summary", "bold")
+    # What did not run (every file when one is not valid, the rest after the sandbox failed) has not been
+    # shown yet; each result is written once, then the totals.
     for o in outcomes:
-        if quiet and o.status == "passed":
-            continue
-        display.write(o.line_text(), _STYLES[o.status])
-        if o.message and o.status != "skipped":
-            display.write("\n".join("    " + line for line in o.message.splitlines()))
+        if id(o) not in display.shown and not (quiet and o.status == "passed"):
+            display.result(o)
+    if not quiet and display.shown:
+        display.write("")
     display.write(_tally(outcomes, seconds), "bold red" if failing else "bold green")
     if fatal is not None:
         sys.stderr.write(f"lambdasim: error: {fatal}\n")
