@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ CLAIMS: dict[tuple[str, str], str] = {
     ("README.md", "pip install -e '.[test]' && python -m pytest"): "test_readme_set_up_commands",
     ("README.md", "lambdasim invoke app.main.handler --code-dir src"): "test_readme_shell_invoke",
     ("README.md", "lambdasim invoke --template template.yaml"): "test_readme_shell_invoke_template",
+    ("README.md", "lambdasim run scenarios/*.yaml --junit-xml"): "test_readme_shell_chaos_section",
     ("examples/pregenerated_cache/README.md", "build_cache.py --check"): "test_examples_shell_blocks",
     ("examples/pregenerated_cache/README.md", "from lambdasim import Simulator"): "test_examples.py",
     ("examples/tmp_cache/README.md", "from lambdasim import Simulator"): "test_examples.py",
@@ -212,6 +214,24 @@ def test_readme_shell_invoke_template(tmp_path: Path) -> None:
         assert done.returncode == 0, f"{line}\n{done.stderr}"
         tables.append(json.loads(done.stdout)["table"])
     assert tables == ["orders", "orders-test"]  # the template's variable, then --env's
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_readme_shell_chaos_section(tmp_path: Path) -> None:
+    """run from a copy of the repository's scenarios; chaos, detect and report in the Use project."""
+    shutil.copytree(REPO / "scenarios", tmp_path / "repo" / "scenarios")
+    project = _use_project(tmp_path / "project")
+    (project / "events.json").write_text(json.dumps([{"order": 1}, {"order": 2}, {"order": 3}]))
+    run, chaos, detect, report = [line for line in _block(README, "lambdasim run scenarios", "sh").splitlines()
+                                  if line]
+    expected = [(run, tmp_path / "repo", 0), (chaos, project, 0), (detect, project, 1), (report, project, 0)]
+    for line, cwd, status in expected:
+        done = _shell(line, cwd)
+        assert done.returncode == status, f"{line}\n{done.stdout}\n{done.stderr}"
+    assert ET.parse(tmp_path / "repo" / "scenarios.xml").getroot().get("failures") == "0"
+    assert "<svg" in (project / "report.html").read_text()
+    assert "DIFFERENT" in _shell(detect.split("#")[0].replace("--json trace.json", ""), project).stdout
 
 
 def test_examples_shell_blocks(tmp_path: Path) -> None:
