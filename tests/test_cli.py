@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -172,3 +175,15 @@ def test_invoke_a_function_from_a_serverless_config(capsys: pytest.CaptureFixtur
     # A handler given replaces the config's: here one that the module does not define.
     assert main([*argv[:1], "src/orders.nope", *argv[1:]]) == 1
     assert json.loads(capsys.readouterr().out)["errorType"] == "Runtime.HandlerNotFound"
+
+
+def test_python_m_lambdasim_is_the_command_line(code: Code) -> None:
+    """``python -m lambdasim`` runs the CLI with this interpreter, e.g. a virtualenv's that has the function's
+    packages, where a ``lambdasim`` script on PATH may belong to another Python."""
+    src = code("def handler(event, context):\n    return {'got': event}\n")
+    done = subprocess.run([sys.executable, "-m", "lambdasim", "invoke", "app.handler", "--code-dir", str(src),
+                           "--event", '{"a": 1}'], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0 and "Sandbox" in done.stderr and not os.environ.get("LAMBDASIM_REQUIRE_SANDBOX"):
+        pytest.skip(done.stderr)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"got": {"a": 1}}
