@@ -74,10 +74,15 @@ class Outcome:
         return "returned " + _clip(_json(self.payload))
 
     def raised_at(self) -> list[str]:
-        """The innermost frame of the error's stack trace, as lines (none without one)."""
+        """The innermost frame of the error's stack trace, as lines (none without one); when that
+        frame is in a library, the innermost frame of the function's own code (/var/task, /opt) before it."""
         if not self.stack_trace:
             return []
-        return [line.strip() for line in self.stack_trace[-1].splitlines() if line.strip()]
+        frames = [self.stack_trace[-1]]
+        own = [f for f in self.stack_trace if f.lstrip().startswith(('File "/var/task/', 'File "/opt/'))]
+        if own and own[-1] is not self.stack_trace[-1]:
+            frames.insert(0, own[-1])
+        return [line.strip() for frame in frames for line in frame.splitlines() if line.strip()]
 
     def to_dict(self) -> dict[str, Any]:
         return {"request_id": self.request_id, "instance": self.instance, "cold_start": self.cold_start,

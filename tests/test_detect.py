@@ -471,3 +471,15 @@ def test_detect_option_lists_tests_that_fail_both_ways_apart(project: pytest.Pyt
         "    both: error in setup: RuntimeError: no table",
     ])
     assert "test_expects_the_error[warm] and" not in result.stdout.str()
+
+
+def test_where_a_failure_was_raised_names_the_functions_own_frame_too() -> None:
+    """An error raised in a library (requests, boto3) also shows the handler's line that called it."""
+    own = '  File "/var/task/app.py", line 17, in handler\n    return fetch()\n'
+    library = '  File "/var/lang/lib/python3.11/site-packages/requests/adapters.py", line 729, in send\n    raise X\n'
+    outcome = Outcome("r", "i", False, None, "ConnectionError", "no", (own, library))
+    assert outcome.raised_at() == ['File "/var/task/app.py", line 17, in handler', "return fetch()",
+                                   'File "/var/lang/lib/python3.11/site-packages/requests/adapters.py", line 729, '
+                                   "in send", "raise X"]
+    assert Outcome("r", "i", False, None, "KeyError", "k", (own,)).raised_at() == [
+        'File "/var/task/app.py", line 17, in handler', "return fetch()"]
