@@ -12,6 +12,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -360,3 +361,48 @@ def test_a_service_owns_its_client() -> None:
         services.close()
     with pytest.raises(ServiceError, match="redis is not started; call start"):
         Service(ServiceConfig(kind="redis")).client()
+
+
+def _count_concurrently(dynamodb: object, workers: int = 8, each: int = 10) -> list[int]:
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    client: Any = dynamodb
+    table = f"counters-{uuid.uuid4().hex[:8]}"  # moto's state is per process: embedded servers share it
+    client.create_table(TableName=table, KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
+                        BillingMode="PAY_PER_REQUEST")
+
+    def add(_: int) -> list[int]:
+        got = []
+        for _ in range(each):
+            item = client.update_item(TableName=table, Key={"name": {"S": "invoice"}},
+                                      UpdateExpression="ADD last_value :one",
+                                      ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW")
+            got.append(int(item["Attributes"]["last_value"]["N"]))
+        return got
+
+    with ThreadPoolExecutor(workers) as pool:
+        return sorted(n for numbers in pool.map(add, range(workers)) for n in numbers)
+
+
+@pytest.mark.parametrize("provider", ["binary", "embedded"])
+def test_dynamodb_add_is_atomic_under_concurrent_requests(provider: str) -> None:
+    """On AWS a single-item UpdateItem is atomic, so an ADD counter never hands out a number twice;
+    moto takes no locks, so lambdasim serves its requests one at a time."""
+    sim = _start("aws", provider)
+    try:
+        from botocore.config import Config
+
+        dynamodb = sim.services["aws"].client("dynamodb", config=Config(max_pool_connections=16))
+        # In this process (embedded) threads switch as often as they can, so that an operation moto does not
+        # lock is interrupted halfway: without lambdasim's serialization that gives duplicates every run.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6 if provider == "embedded" else interval)
+        try:
+            numbers = _count_concurrently(dynamodb)
+        finally:
+            sys.setswitchinterval(interval)
+        assert numbers == list(range(1, 81))
+    finally:
+        sim.close()

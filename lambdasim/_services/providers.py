@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import importlib.util
 import logging
 import os
 import queue
@@ -108,6 +109,8 @@ class BinaryProvider:
         if found is None:
             raise ProviderUnavailable(f"{executable or default} is not on PATH; {INSTALL_HINT[kind]}")
         self.executable = found
+        # The default moto_server runs as moto_app when this Python has moto; a given executable runs as is.
+        self._serialized_moto = kind == "aws" and executable is None and importlib.util.find_spec("moto") is not None
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 - anonymous, closed in close()
@@ -123,6 +126,9 @@ class BinaryProvider:
             # memcached refuses to run as root; without setpriv it drops to nobody itself.
             user = ["-u", "nobody"] if os.geteuid() == 0 and _setpriv() is None else []
             return [self.executable, "-l", "127.0.0.1", "-p", port, "-U", "0", *user]
+        if self._serialized_moto:
+            # moto_server's own code, with requests taking turns (see moto_app: moto takes no locks).
+            return [sys.executable, "-m", "lambdasim._services.moto_app", "-H", "127.0.0.1", "-p", port]
         return [self.executable, "-H", "127.0.0.1", "-p", port]
 
     def start(self) -> Endpoint:
@@ -186,7 +192,7 @@ class BinaryProvider:
 
 
 class EmbeddedProvider:
-    """In-process servers: moto's ThreadedMotoServer, fakeredis' TCP server."""
+    """In-process servers: moto's server application (requests taking turns, see moto_app), fakeredis' TCP server."""
 
     name = "embedded"
 
@@ -213,10 +219,11 @@ class EmbeddedProvider:
         if not self.port:
             self.port = free_port()
         if self.kind == "aws":
-            from moto.server import ThreadedMotoServer
+            from lambdasim._services.moto_app import threaded_server
 
-            moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
-            moto.start()
+            moto = threaded_server("127.0.0.1", self.port)
+            self._thread = threading.Thread(target=moto.serve_forever, name="lambdasim-moto", daemon=True)
+            self._thread.start()
             self._server = moto
         else:
             import fakeredis
@@ -244,13 +251,10 @@ class EmbeddedProvider:
         server, self._server = self._server, None
         if server is None:
             return
-        if self.kind == "aws":
-            server.stop()
-        else:
-            server.shutdown()
-            server.server_close()
-            if self._thread is not None:
-                self._thread.join(10)
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(10)
 
     def pause(self) -> None:
         raise NotImplementedError
