@@ -597,6 +597,9 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         duration = (time.perf_counter() - t0) * 1000.0
         if err is not None:
             log_error(err)
+        elif payload is not None and len(payload) > lambda_errors.MAX_RESPONSE_BYTES:
+            # Said here, not sent: the simulator takes frames of a bounded size only.
+            payload, err = None, lambda_errors.response_too_large()
         if checkpoint is not None:
             checkpoint()
         if fatal:
