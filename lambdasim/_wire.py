@@ -122,11 +122,13 @@ class Channel:
             message = marshal.loads(buf[4 : 4 + size])
         else:
             body = bytes(buf[4 : 4 + size])
+            del buf[: 4 + size]
             try:
                 check_plain_marshal(body)
                 message = marshal.loads(body)
             except (ValueError, EOFError, TypeError) as e:
                 raise ProtocolError(f"a frame that is not a message ({e})") from None
+            return message
         del buf[: 4 + size]
         return message
 
