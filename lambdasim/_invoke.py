@@ -9,6 +9,7 @@ import math
 import os
 import random
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,15 +24,20 @@ from lambdasim._sandbox import SandboxInstance
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import (
     FATAL,
+    INIT,
     OUT_OF_MEMORY_AT_INIT,
+    RESULT,
+    RUNTIME_MAX_FRAME,
     SANDBOX_ERROR,
     Channel,
     ChannelClosed,
     Fatal,
     Init,
+    ProtocolError,
     Result,
     SandboxFailure,
     TmpAccessReport,
+    check_runtime_message,
     pack_invoke,
     reader,
 )
@@ -40,6 +46,18 @@ from lambdasim._wire import (
 _SPIN_S = 0.0002
 
 _UNSET = object()
+
+LOG_CAP_BYTES = 4 << 20
+"""Output kept of Init and of each invocation: the first 4 MiB, then :func:`truncated_line`.
+Lambda sends output to CloudWatch Logs, which cuts it into events of at most 256 KB; lambdasim
+keeps one stream per invocation in the test's memory, so it keeps its start and says how much
+more there was."""
+
+
+def truncated_line(dropped: int) -> str:
+    """The line that ends output cut at :data:`LOG_CAP_BYTES`."""
+    return (f"[lambdasim] output truncated: {dropped} more bytes were written than the "
+            f"{LOG_CAP_BYTES} kept per invocation\n")
 
 
 @dataclasses.dataclass(eq=False)
@@ -133,12 +151,18 @@ class Live:
             fd = self.logfd
             if fd < 0:
                 return ""
-            size = os.fstat(fd).st_size
-            if not size:
-                return ""
-            data = os.pread(fd, size, 0)
-            os.ftruncate(fd, 0)
-        return data.decode("utf-8", "replace") + ("" if data.endswith(b"\n") else "\n")
+            try:
+                # The function may have made the file any size (ftruncate(1, 1 << 40)): only the
+                # cap is read, and the file is emptied after.
+                size = os.fstat(fd).st_size
+                if not size:
+                    return ""
+                data = os.pread(fd, min(size, LOG_CAP_BYTES), 0)
+                os.ftruncate(fd, 0)
+            except OSError as e:  # the function did what a log file cannot do: say so in the log
+                return f"[lambdasim] the function's output could not be read: {e}\n"
+        text = data.decode("utf-8", "replace") + ("" if data.endswith(b"\n") else "\n")
+        return text if size <= len(data) else text + truncated_line(size - len(data))
 
     def drop_runtime(self) -> None:
         # destroy() and the invoking thread may both get here.
@@ -170,13 +194,30 @@ class Invoker:
         self._lone = lone
 
     def wait_init(self, live: Live, timeout: float) -> Init:
+        """The runtime's :class:`Init`, and its log file; :class:`ProtocolError` when what
+        came is not that (the function wrote to the channel itself)."""
         if live.rt is None:
             live.rt = live.sbx.start_runtime()
-        msg = live.rt.recv(timeout, fds=True)
+        # Only Init carries a descriptor (the log memfd): one is held, others are closed.
+        live.rt.guard(RUNTIME_MAX_FRAME, 1)
+        msg = check_runtime_message(live.rt.recv(timeout, fds=True), INIT, SANDBOX_ERROR)
         if msg[0] == SANDBOX_ERROR:
+            live.rt.discard_fds()
             raise SandboxError(f"The {self._sandbox_name} sandbox could not prepare instance {live.record.id}'s "
                                f"runtime: {SandboxFailure._make(msg).reason}")
-        (live.logfd,) = live.rt.take_fds(1)
+        try:
+            (fd,) = live.rt.take_fds(1)
+        except ChannelClosed:
+            raise ProtocolError("an init message without the runtime's log file") from None
+        live.rt.discard_fds()
+        try:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            regular = False
+        if not regular:
+            os.close(fd)
+            raise ProtocolError("an init message whose log file is not a regular file")
+        live.logfd = fd
         return Init(*msg)
 
     def run(self, live: Live, request_id: str, event_bytes: bytes, client_context: Mapping[str, Any] | None,
@@ -217,6 +258,17 @@ class Invoker:
             return result(error, None, duration, body + lambda_errors.runtime_error_log(error),
                           lambda_errors.error_status(error["errorType"]))
 
+        def protocol_error(duration: float) -> Invocation:
+            # The runtime's channel carried something no runtime sends: the function wrote to it.
+            # The runtime is ended, as Lambda ends one that breaks the Runtime API's rules.
+            live.sbx.kill_runtime()
+            code = live.sbx.wait_runtime_exit(10.0)
+            body = live.take_logs()
+            self._reset(live, "exit")
+            error = lambda_errors.runtime_exited(request_id, code)
+            return result(error, None, duration, body + lambda_errors.runtime_error_log(error),
+                          lambda_errors.error_status(error["errorType"]))
+
         def out_of_memory(duration: float) -> Invocation:
             live.sbx.wait_runtime_exit(10.0)
             body = live.take_logs()
@@ -243,6 +295,8 @@ class Invoker:
                 return timed_out(config.timeout_s)
             except ChannelClosed:
                 return exited(0.0)
+            except ProtocolError:
+                return protocol_error(0.0)
             if live.tmp_writers is not None:  # track_tmp_access
                 _note_tmp_access(live, request_id, msg.tmp_access, init=True)
             init_error, init_ms, max_kb = msg.error, msg.init_ms, msg.max_memory_kb
@@ -272,11 +326,13 @@ class Invoker:
                 function_arn=function_arn(region, record.function), spin=spin))
             if spin:
                 live.rt.spin(spin)
-            reply = live.rt.recv(budget)
+            reply = check_runtime_message(live.rt.recv(budget), RESULT, FATAL)
         except TimeoutError:
             return timed_out(config.timeout_s)
         except (ChannelClosed, OSError):
             return exited((time.monotonic() - sent) * 1000.0)
+        except ProtocolError:
+            return protocol_error((time.monotonic() - sent) * 1000.0)
         if reply[0] == FATAL:
             fatal = Fatal._make(reply)
             max_kb = fatal.max_memory_kb

@@ -596,7 +596,13 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
             err = make_error(str(e), type(e).__name__, _user_frames(e.__traceback__), request_id)
         duration = (time.perf_counter() - t0) * 1000.0
         if err is not None:
-            log_error(err)
+            # awslambdaric's records do not go through fd 1 and 2; a function that closed them
+            # still gets its error reported.
+            with contextlib.suppress(OSError, ValueError):
+                log_error(err)
+        elif payload is not None and len(payload) > lambda_errors.MAX_RESPONSE_BYTES:
+            # Said here, not sent: the simulator takes frames of a bounded size only.
+            payload, err = None, lambda_errors.response_too_large()
         if checkpoint is not None:
             checkpoint()
         if fatal:

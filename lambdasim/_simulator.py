@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import errno
 import json
 import math
 import os
@@ -46,6 +47,19 @@ _DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 _DEFAULT_LD_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
 
 
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFLNK: "a symbolic link"}
+
+
+def _only_plain(path: str, st: os.stat_result) -> None:
+    """Refuse, with OSError, what is not a directory or a regular file (not followed, not opened)."""
+    kind = stat.S_IFMT(st.st_mode)
+    if kind not in (stat.S_IFREG, stat.S_IFDIR):
+        code = errno.ELOOP if kind == stat.S_IFLNK else errno.EINVAL
+        raise OSError(code, f"/tmp/{path.strip('/')} is {_KINDS.get(kind, 'not a regular file')}; the test's view "
+                            "of an instance's /tmp opens only directories and regular files")
+
+
 class TmpView:
     """Read-only access, from the test, to one instance's /tmp."""
 
@@ -65,7 +79,8 @@ class TmpView:
 
     def _open(self, path: str, flags: int) -> int:
         # Walk without following symlinks: a link in /tmp must not lead the test
-        # process to a file of the host.
+        # process to a file of the host. Only directories and regular files are opened:
+        # opening a FIFO would wait for a writer, a device would run its driver.
         parts = [p for p in path.strip("/").split("/") if p not in ("", ".")]
         if ".." in parts:
             raise ValueError(f"{path!r}: '..' is not allowed in an instance /tmp path")
@@ -73,9 +88,16 @@ class TmpView:
         try:
             for i, part in enumerate(parts):
                 last = i == len(parts) - 1
-                nfd = os.open(part, (flags if last else os.O_RDONLY | os.O_DIRECTORY) | os.O_NOFOLLOW, dir_fd=fd)
+                if last:
+                    _only_plain(path, os.stat(part, dir_fd=fd, follow_symlinks=False))
+                # O_DIRECTORY fails on anything else before opening it; O_NONBLOCK keeps a FIFO
+                # put in place after the check from blocking, and the check is made again below.
+                nfd = os.open(part, (flags | os.O_NONBLOCK if last else os.O_RDONLY | os.O_DIRECTORY)
+                              | os.O_NOFOLLOW, dir_fd=fd)
                 os.close(fd)
                 fd = nfd
+            if parts:
+                _only_plain(path, os.fstat(fd))
         except BaseException:
             os.close(fd)
             raise
@@ -101,8 +123,14 @@ class TmpView:
     def read_bytes(self, path: str) -> bytes:
         fd = self._open(path, os.O_RDONLY)
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
                 raise IsADirectoryError(f"/tmp/{path} is not a regular file")
+            vfs = os.fstatvfs(fd)
+            if st.st_size > vfs.f_blocks * vfs.f_frsize:
+                # A sparse file (os.truncate) may claim more than /tmp holds: it is not read.
+                raise OSError(errno.EFBIG, f"/tmp/{path} claims {st.st_size} bytes, more than the instance's "
+                                           f"/tmp holds ({vfs.f_blocks * vfs.f_frsize}): it is sparse, not read")
             with os.fdopen(fd, "rb", closefd=False) as f:
                 return f.read()
         finally:

@@ -29,10 +29,17 @@ from typing import Any, NamedTuple
 
 _HEADER = struct.Struct("<I")
 _CHUNK = 1 << 16
+_MAX_FDS = 16
+"""Descriptors a trusted peer may send with one message."""
 
 
 class ChannelClosed(EOFError):
     """The peer process closed its end (it exited or was killed)."""
+
+
+class ProtocolError(ValueError):
+    """A guarded channel's peer sent something that is not a message of the protocol: a frame
+    over the size limit, bytes that do not decode, or a message of the wrong layout."""
 
 
 class Channel:
@@ -40,15 +47,22 @@ class Channel:
 
     A message that carries file descriptors says how many in its body; the
     receiver takes that many from :meth:`take_fds`.
+
+    A channel whose peer runs code it must not trust (a runtime: the handler can write to
+    the runtime's socket) is :meth:`guard`-ed: then a frame over the limit, or one that does
+    not decode as plain data, raises :class:`ProtocolError`, and descriptors beyond the
+    number expected are closed as they arrive.
     """
 
-    __slots__ = ("_buf", "_chunk", "_fds", "_poll", "sock")
+    __slots__ = ("_buf", "_chunk", "_fds", "_limit", "_max_fds", "_poll", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self._buf = bytearray()
         self._chunk = memoryview(bytearray(_CHUNK))
         self._fds: list[int] = []
+        self._limit = 0  # 0: the peer is trusted (see guard)
+        self._max_fds = _MAX_FDS
         # poll, not select: select cannot watch descriptors numbered 1024 and above.
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN)
@@ -67,12 +81,21 @@ class Channel:
         else:
             self.sock.sendall(data)
 
+    def guard(self, max_frame: int, max_fds: int) -> None:
+        """Treat the peer as untrusted from now on: frames of at most ``max_frame`` bytes, and at
+        most ``max_fds`` descriptors held (the protocol's count), the rest closed on arrival."""
+        self._limit = max_frame
+        self._max_fds = max_fds
+
     def _fill(self, timeout: float | None, fds: bool) -> None:
         if timeout is not None and not self._poll.poll(math.ceil(max(timeout, 0.0) * 1000)):
             raise TimeoutError
         if fds:
-            data, received, _flags, _addr = socket.recv_fds(self.sock, _CHUNK, 16)
-            self._fds.extend(received)
+            data, received, _flags, _addr = socket.recv_fds(self.sock, _CHUNK, self._max_fds)
+            room = self._max_fds - len(self._fds)
+            self._fds.extend(received[:max(room, 0)])
+            for fd in received[max(room, 0):]:
+                os.close(fd)
             if not data:
                 raise ChannelClosed("peer closed the channel")
             self._buf += data
@@ -91,9 +114,21 @@ class Channel:
         while len(buf) < 4:
             self._fill(timeout, fds)
         (size,) = _HEADER.unpack_from(buf)
+        if self._limit and size > self._limit:
+            raise ProtocolError(f"a frame of {size} bytes, over the limit of {self._limit}")
         while len(buf) < 4 + size:
             self._fill(timeout, fds)
-        message = marshal.loads(buf[4 : 4 + size])
+        if not self._limit:
+            message = marshal.loads(buf[4 : 4 + size])
+        else:
+            body = bytes(buf[4 : 4 + size])
+            del buf[: 4 + size]
+            try:
+                check_plain_marshal(body)
+                message = marshal.loads(body)
+            except (ValueError, EOFError, TypeError) as e:
+                raise ProtocolError(f"a frame that is not a message ({e})") from None
+            return message
         del buf[: 4 + size]
         return message
 
@@ -119,11 +154,101 @@ class Channel:
     def take_fds(self, count: int) -> list[int]:
         taken, self._fds = self._fds[:count], self._fds[count:]
         if len(taken) != count:
+            for fd in taken:
+                os.close(fd)
             raise ChannelClosed(f"expected {count} file descriptors, got {len(taken)}")
         return taken
 
+    def discard_fds(self) -> None:
+        """Close the descriptors received and not taken."""
+        fds, self._fds = self._fds, []
+        for fd in fds:
+            os.close(fd)
+
     def close(self) -> None:
+        self.discard_fds()
         self.sock.close()
+
+
+# -- reading frames from an untrusted peer -----------------------------------------------------
+
+_CHECK_BELOW = 2048
+"""Frames shorter than this are decoded unchecked: whatever lengths they claim, what marshal
+allocates for them before it finds the data short stays under a few MB."""
+_FLAG_REF = 0x80
+_FIXED = {ord("N"): 0, ord("F"): 0, ord("T"): 0, ord("."): 0, ord("i"): 4, ord("g"): 8, ord("y"): 16,
+          ord("r"): 4}
+_SIZED = {ord(c) for c in "stuaA"}  # a 4-byte length, then that many bytes
+_SHORT = {ord(c) for c in "zZ"}  # a 1-byte length, then that many bytes
+_COUNTED = {ord(c) for c in "([<>"}  # a 4-byte count, then that many objects
+_INT32 = struct.Struct("<i")
+_DICT = -1
+
+
+def check_plain_marshal(data: bytes) -> None:
+    """Raise ValueError unless ``data`` is one marshal object made of plain data (None, bools,
+    numbers, strings, bytes, tuples, lists, sets, dicts) whose every length fits in ``data``.
+
+    ``marshal.loads`` allocates a tuple or list of the length a frame claims before it reads
+    the items, so five bytes could make it allocate gigabytes; code objects are refused too.
+    """
+    if len(data) < _CHECK_BELOW:
+        return
+    end = len(data)
+    pos = 0
+    claimed = 0  # items all counted containers claim: each takes a byte at least
+    stack = [1]  # per open container, the items still to read (_DICT: until its NULL)
+    unpack = _INT32.unpack_from
+    while stack:
+        top = stack[-1]
+        if top == 0:  # a container is complete: one item of the one around it
+            stack.pop()
+            if stack and stack[-1] != _DICT:
+                stack[-1] -= 1
+            continue
+        if pos >= end:
+            raise ValueError("marshal data too short")
+        code = data[pos] & ~_FLAG_REF
+        pos += 1
+        if code == 0x30:  # "0": the NULL that ends a dict
+            if top != _DICT:
+                raise ValueError("a NULL outside a dict")
+            stack[-1] = 0
+            continue
+        if code == 0x7B:  # "{"
+            stack.append(_DICT)
+            continue
+        if code in _COUNTED or code == 0x29:  # ")": a small tuple, with a 1-byte count
+            if code == 0x29:
+                n = data[pos] if pos < end else -1
+                pos += 1
+            else:
+                n = unpack(data, pos)[0] if pos + 4 <= end else -1
+                pos += 4
+            claimed += n
+            if n < 0 or claimed > end:
+                raise ValueError(f"a container of {n} items in a frame of {end} bytes")
+            stack.append(n)
+            continue
+        if code in _FIXED:
+            pos += _FIXED[code]
+        elif code in _SIZED or code == 0x6C:  # "l": a count of 2-byte digits
+            n = unpack(data, pos)[0] if pos + 4 <= end else -1
+            pos += 4
+            n = abs(n) * 2 if code == 0x6C else n
+            if n < 0 or n > end - pos:
+                raise ValueError(f"a length of {n} where {end - pos} bytes are left")
+            pos += n
+        elif code in _SHORT:
+            pos += 1 + (data[pos] if pos < end else 0)
+        else:
+            raise ValueError(f"marshal type {chr(code)!r} is not plain data")
+        if pos > end:
+            raise ValueError("marshal data too short")
+        if top != _DICT:
+            stack[-1] -= 1
+    if pos != end:
+        raise ValueError(f"{end - pos} bytes after the message")
 
 
 def close_all_but(keep: Sequence[int]) -> None:
@@ -242,6 +367,79 @@ class SandboxFailure(NamedTuple):
 
 def pack_sandbox_failure(*, reason: str) -> tuple[Any, ...]:
     return (SANDBOX_ERROR, reason)
+
+
+# What the simulator checks of each message from a runtime before it reads a field: a runtime
+# runs the function's code, which can write to the channel (its descriptor is the process's).
+
+RUNTIME_MAX_FRAME = 32 << 20
+"""The largest frame a runtime may send: a 6 MB response (the runtime reports a larger one as
+``Function.ResponseSizeTooLarge`` itself) with room for coverage data and /tmp access reports."""
+_MAX_COUNT = 1 << 53  # a count the host may turn into a float
+
+
+def _is_count(value: Any) -> bool:
+    return type(value) is int and 0 <= value < _MAX_COUNT
+
+
+def _is_ms(value: Any) -> bool:
+    return type(value) in (int, float) and 0 <= value < _MAX_COUNT  # NaN fails the comparison
+
+
+def _is_error(value: Any) -> bool:
+    return value is None or (type(value) is dict and type(value.get("errorType")) is str
+                             and type(value.get("errorMessage")) is str
+                             and all(type(k) is str for k in value)
+                             and (value.get("stackTrace") is None or (
+                                 type(value["stackTrace"]) is list
+                                 and all(type(f) is str for f in value["stackTrace"]))))
+
+
+def _is_coverage(value: Any) -> bool:
+    if value is None:
+        return True
+    if type(value) is not dict or not set(value) <= {"lines", "arcs"}:
+        return False
+    lines, arcs = value.get("lines", {}), value.get("arcs", {})
+    return (type(lines) is dict and type(arcs) is dict
+            and all(type(k) is str and type(v) is list and all(type(n) is int for n in v) for k, v in lines.items())
+            and all(type(k) is str and type(v) is list
+                    and all(type(a) in (tuple, list) and len(a) == 2 and all(type(n) is int for n in a) for a in v)
+                    for k, v in arcs.items()))
+
+
+def _is_tmp_access(value: Any) -> bool:
+    return value is None or (
+        type(value) is tuple and len(value) == 2 and type(value[0]) is list and type(value[1]) is dict
+        and all(type(p) is str for p in value[0])
+        and all(type(p) is str and type(w) is bool for p, w in value[1].items()))
+
+
+_RUNTIME_CHECKS: dict[str, tuple[int, Callable[[tuple[Any, ...]], bool]]] = {
+    # kind: (fields without tmp_access, check of the fields after the kind)
+    INIT: (5, lambda m: (m[1] == OUT_OF_MEMORY_AT_INIT or _is_error(m[1])) and _is_ms(m[2]) and _is_count(m[3])
+           and _is_coverage(m[4])),
+    RESULT: (6, lambda m: (m[1] is None or type(m[1]) is bytes) and _is_error(m[2]) and _is_ms(m[3])
+             and _is_count(m[4]) and _is_coverage(m[5])),
+    FATAL: (4, lambda m: type(m[1]) is str and _is_ms(m[2]) and _is_count(m[3])),
+    SANDBOX_ERROR: (2, lambda m: type(m[1]) is str),
+}
+
+
+def check_runtime_message(message: Any, *kinds: str) -> tuple[Any, ...]:
+    """``message`` if it is one of ``kinds``, laid out as :class:`Init`, :class:`Result`,
+    :class:`Fatal` or :class:`SandboxFailure` say, with fields of their types; else raise
+    :class:`ProtocolError`, saying what was wrong."""
+    kind = message[0] if type(message) is tuple and message else None
+    if kind not in kinds or type(kind) is not str:
+        raise ProtocolError(f"a message of kind {str(kind)[:40]!r} where {' or '.join(kinds)} was due")
+    size, check = _RUNTIME_CHECKS[kind]
+    tracked = kind in (INIT, RESULT) and len(message) == size + 1
+    if len(message) != size and not tracked:
+        raise ProtocolError(f"a {kind} message of {len(message)} fields, not {size}")
+    if not check(message) or (tracked and not _is_tmp_access(message[-1])):
+        raise ProtocolError(f"a {kind} message with fields of the wrong types")
+    return message  # type: ignore[no-any-return]
 
 
 # -- the sandboxes' control messages -----------------------------------------------------------

@@ -6,6 +6,7 @@ import ast
 import inspect
 import marshal
 import socket
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,36 @@ def test_no_message_is_spelled_outside_wire() -> None:
                     and any(isinstance(c, ast.Constant) and isinstance(c.value, str) for c in node.comparators)):
                 literal_kinds.append(f"{path.name}:{node.lineno}")
     assert literal_kinds == []
+
+
+def test_a_guarded_channel_refuses_oversized_frames_and_lengths_that_do_not_fit() -> None:
+    mine, theirs = socket.socketpair()
+    receiver = Channel(mine)
+    receiver.guard(1 << 20, 1)
+    try:
+        # A tuple that claims 10**8 items: unchecked, marshal would allocate 800 MB for it.
+        body = b"(" + struct.pack("<i", 10**8) + b"N" * 4000
+        theirs.sendall(struct.pack("<I", len(body)) + body)
+        with pytest.raises(_wire.ProtocolError, match="container of 100000000 items"):
+            receiver.recv(5.0)
+        theirs.sendall(struct.pack("<I", 1 << 30))
+        with pytest.raises(_wire.ProtocolError, match="over the limit"):
+            receiver.recv(5.0)
+    finally:
+        receiver.close()
+        theirs.close()
+    big = ("result", b"x" * 5000, {"errorType": "E", "errorMessage": "m", "stackTrace": ["f"]}, 1.5, 1 << 70,
+           {"arcs": {"/var/task/a.py": [(1, 2), (-1, 3)] * 500}}, (["/tmp/a"] * 300, {"/tmp/b": True}))
+    for version in (2, 3, 4):
+        _wire.check_plain_marshal(marshal.dumps(big, version))  # plain data of every size passes
+    with pytest.raises(ValueError, match="not plain data"):
+        _wire.check_plain_marshal(marshal.dumps(test_a_reader_takes_named_fields_in_the_order_asked.__code__))
+
+
+def test_runtime_messages_are_checked_against_their_layouts() -> None:
+    good = _wire.pack_result(payload=b"1", error=None, duration_ms=1.0, max_memory_kb=3, coverage=None)
+    assert _wire.check_runtime_message(good, _wire.RESULT) is good
+    for bad in [("result",), ("result", 1, None, 1.0, 3, None), {"kind": "result"}, ("init", None, 1.0, 1, None),
+                ("result", b"1", None, float("nan"), 3, None), ("result", b"1", None, 1.0, 3, None, (["x"], {1: 2}))]:
+        with pytest.raises(_wire.ProtocolError):
+            _wire.check_runtime_message(bad, _wire.RESULT, _wire.FATAL)
