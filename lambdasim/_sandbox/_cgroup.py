@@ -233,6 +233,13 @@ class InstanceCgroup:
     def __init__(self, version: int, paths: dict[str, str]) -> None:
         self.version = version
         self.paths = paths  # controller -> group directory (one directory in v2)
+        self._open: dict[str, int] = {}  # files read while the instance runs, kept open (pread is cheaper)
+
+    def _read(self, path: str) -> str:
+        fd = self._open.get(path)
+        if fd is None:
+            fd = self._open[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return os.pread(fd, 65536, 0).decode()
 
     def procs_files(self) -> list[str]:
         """The ``cgroup.procs`` files a process is written to, to join the group (every hierarchy)."""
@@ -254,11 +261,11 @@ class InstanceCgroup:
 
     def tasks(self) -> int:
         """Processes and threads in the group now."""
-        return int(_read(self._file("pids", "pids.current")))
+        return int(self._read(self._file("pids", "pids.current")))
 
     def memory(self) -> int:
         """Resident anonymous and shared memory (tmpfs, shm, memfds) charged to the group, in bytes."""
-        stat = dict(line.split() for line in _read(self._file("memory", "memory.stat")).splitlines())
+        stat = dict(line.split() for line in self._read(self._file("memory", "memory.stat")).splitlines())
         if self.version == 1:
             return int(stat["total_rss"]) + int(stat["total_shmem"])
         return int(stat["anon"]) + int(stat["shmem"])
@@ -267,7 +274,7 @@ class InstanceCgroup:
         """How many processes of the group the kernel's OOM killer ended (where the kernel says)."""
         name = "memory.oom_control" if self.version == 1 else "memory.events"
         with contextlib.suppress(OSError, ValueError):
-            for line in _read(self._file("memory", name)).splitlines():
+            for line in self._read(self._file("memory", name)).splitlines():
                 key, _, value = line.partition(" ")
                 if key == "oom_kill":
                     return int(value)
@@ -275,11 +282,13 @@ class InstanceCgroup:
 
     def pids(self) -> list[int]:
         """The processes in the group (host PIDs, as the simulator sees them)."""
-        path = self.procs_files()[0]
-        return [int(p) for p in _read(path).split()]
+        return [int(p) for p in self._read(self.procs_files()[0]).split()]
 
     def remove(self) -> bool:
         """Remove the group (its processes must have exited); True when it is gone."""
+        for fd in self._open.values():
+            os.close(fd)
+        self._open.clear()
         gone = True
         for path in set(self.paths.values()):
             gone = _remove_tree(path, wait=2.0) and gone

@@ -113,7 +113,7 @@ class Meter:
                 pids = [p for p in group.pids() if p != self.keeper]
                 memory = group.memory() - self.storage() - log_bytes
                 tasks = group.tasks() - 1
-            except OSError:  # the group is being removed with the instance
+            except (OSError, ValueError, KeyError):  # the group is being removed with the instance
                 return Usage(0, 0, 0, 0)
             return Usage(max(memory, 0), max(tasks, 0), sum(_fds(f"/proc/{p}") for p in pids), group.oom_kills())
         memory = tasks = fds = 0
