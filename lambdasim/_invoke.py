@@ -13,7 +13,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _runtime
@@ -22,6 +22,7 @@ from lambdasim._lambda_errors import MAX_RESPONSE_BYTES, ErrorDict
 from lambdasim._model import PYTHON_VERSION, FunctionConfig, InstanceRecord, InstanceState, function_arn
 from lambdasim._sandbox import SandboxInstance
 from lambdasim._sandbox._spec import InstanceSpec
+from lambdasim._sandbox._usage import SAMPLE_S, Usage
 from lambdasim._wire import (
     FATAL,
     INIT,
@@ -81,6 +82,11 @@ class Invocation:
     status_code: int = 200
     memory_size_mb: int = 128
     max_memory_used_mb: int = 0
+    max_tasks: int | None = None
+    """The most processes and threads the function had at once (Lambda allows 1,024), as sampled;
+    None where the sandbox does not measure it (fakefs)."""
+    max_fds: int | None = None
+    """The most file descriptors the function's processes held at once, as sampled (None: not measured)."""
     _body_logs: str = dataclasses.field(default="", repr=False)
     _init_logs: str = dataclasses.field(default="", repr=False)
     _report_status: str = dataclasses.field(default="", repr=False)
@@ -143,6 +149,7 @@ class Live:
         # files another invocation wrote.
         self.tmp_writers: dict[str, tuple[str, bool]] | None = {} if spec.get("track_tmp_access") else None
         self.tmp_reads_from: list[dict[str, Any]] = []
+        self.oom_kills = 0  # the kernel's count of OOM kills in the instance, at the last sample
 
     def take_logs(self) -> str:
         """What the runtime wrote since the last call, its last line ended: Lambda ends the
@@ -175,6 +182,69 @@ class Live:
                 self.logfd = -1
 
 
+@runtime_checkable
+class _Measured(Protocol):
+    """A sandbox instance that can say what it uses (the namespace sandbox's: see ``_usage``)."""
+
+    def usage(self, log_bytes: int = 0) -> Usage | None: ...
+
+
+class _OverMemory(Exception):
+    """A sample found the function over its memory: it is killed, as on Lambda."""
+
+
+class _Watch:
+    """Samples an instance while Init or an invocation runs (every ``SAMPLE_S``) and once at
+    the end: the peaks it saw, and :class:`_OverMemory` when the function uses more memory
+    than it has. Does nothing for a sandbox that cannot measure (fakefs limits memory itself)."""
+
+    def __init__(self, live: Live) -> None:
+        sbx = live.sbx
+        self.live = live
+        self.measure = sbx.usage if isinstance(sbx, _Measured) else None
+        self.limit = live.config.memory_mb * 1024 * 1024
+        self.memory = self.tasks = self.fds = 0
+        self.seen = False
+
+    def sample(self) -> Usage | None:
+        if self.measure is None:
+            return None
+        fd = self.live.logfd
+        try:
+            log_bytes = os.fstat(fd).st_size if fd >= 0 else 0
+        except OSError:
+            log_bytes = 0
+        usage = self.measure(log_bytes)
+        if usage is None:
+            return None
+        self.seen = True
+        self.live.oom_kills = usage.oom_kills
+        self.memory, self.tasks, self.fds = (max(self.memory, usage.memory), max(self.tasks, usage.tasks),
+                                             max(self.fds, usage.fds))
+        if usage.memory > self.limit:
+            raise _OverMemory
+        return usage
+
+    def killed_by_kernel(self) -> bool:
+        """Whether the kernel's OOM killer ended a process of the instance since the watch began."""
+        usage = self.measure() if self.measure is not None else None
+        return usage is not None and usage.oom_kills > self.live.oom_kills
+
+    def recv(self, chan: Channel, timeout: float, fds: bool = False) -> Any:
+        """``chan.recv(timeout)``, sampling while it waits."""
+        if self.measure is None:
+            return chan.recv(timeout, fds)
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return chan.recv(min(SAMPLE_S, max(left, 0.0)), fds)
+            except TimeoutError:
+                if left <= SAMPLE_S:
+                    raise
+            self.sample()
+
+
 _read_result = reader(Result, "payload", "error", "duration_ms", "max_memory_kb", "coverage")
 
 
@@ -193,14 +263,15 @@ class Invoker:
         self._coverage = coverage
         self._lone = lone
 
-    def wait_init(self, live: Live, timeout: float) -> Init:
+    def wait_init(self, live: Live, timeout: float, watch: _Watch | None = None) -> Init:
         """The runtime's :class:`Init`, and its log file; :class:`ProtocolError` when what
         came is not that (the function wrote to the channel itself)."""
         if live.rt is None:
             live.rt = live.sbx.start_runtime()
         # Only Init carries a descriptor (the log memfd): one is held, others are closed.
         live.rt.guard(RUNTIME_MAX_FRAME, 1)
-        msg = check_runtime_message(live.rt.recv(timeout, fds=True), INIT, SANDBOX_ERROR)
+        got = live.rt.recv(timeout, fds=True) if watch is None else watch.recv(live.rt, timeout, fds=True)
+        msg = check_runtime_message(got, INIT, SANDBOX_ERROR)
         if msg[0] == SANDBOX_ERROR:
             live.rt.discard_fds()
             raise SandboxError(f"The {self._sandbox_name} sandbox could not prepare instance {live.record.id}'s "
@@ -231,12 +302,16 @@ class Invoker:
         init_ms: float | None = None
         init_logs = ""
         max_kb = 0
+        watch = _Watch(live)
 
         def result(error: ErrorDict | None, payload: bytes | None, duration: float, body: str,
                    status: str = "") -> Invocation:
+            measured = watch.seen
             return Invocation(
                 request_id, record.function, record.version, record.id, cold, error, payload, duration,
-                init_ms, memory_size_mb=config.memory_mb, max_memory_used_mb=math.ceil(max_kb / 1024),
+                init_ms, memory_size_mb=config.memory_mb,
+                max_memory_used_mb=math.ceil((watch.memory if measured else max_kb * 1024) / (1024 * 1024)),
+                max_tasks=watch.tasks if measured else None, max_fds=watch.fds if measured else None,
                 _body_logs=body, _init_logs=init_logs, _report_status=status)
 
         def timed_out(duration_s: float) -> Invocation:
@@ -251,6 +326,8 @@ class Invoker:
             # After destroy() the keeper is gone too: the runtime was killed with it.
             destroyed = record.state is InstanceState.DEAD
             code = -9 if destroyed else live.sbx.wait_runtime_exit(10.0)
+            if not destroyed and code == -9 and watch.killed_by_kernel():
+                return out_of_memory(duration, waited=True)
             body = live.take_logs()
             if not destroyed:
                 self._reset(live, "exit")
@@ -269,8 +346,11 @@ class Invoker:
             return result(error, None, duration, body + lambda_errors.runtime_error_log(error),
                           lambda_errors.error_status(error["errorType"]))
 
-        def out_of_memory(duration: float) -> Invocation:
-            live.sbx.wait_runtime_exit(10.0)
+        def out_of_memory(duration: float, kill: bool = False, waited: bool = False) -> Invocation:
+            if kill:  # over its memory at a sample: killed as the kernel kills it on Lambda
+                live.sbx.kill_runtime()
+            if not waited:
+                live.sbx.wait_runtime_exit(10.0)
             body = live.take_logs()
             self._reset(live, "out of memory")
             error = lambda_errors.out_of_memory(request_id)
@@ -281,7 +361,7 @@ class Invoker:
             started = time.monotonic()
             try:
                 try:
-                    msg = self.wait_init(live, min(init_timeout_s, budget + init_timeout_s))
+                    msg = self.wait_init(live, min(init_timeout_s, budget + init_timeout_s), watch)
                 except TimeoutError:
                     # Lambda retries an Init that overran its 10 s on the first invocation,
                     # under the function's timeout.
@@ -289,7 +369,7 @@ class Invoker:
                     live.sbx.wait_runtime_exit(10.0)
                     live.drop_runtime()
                     started = time.monotonic()
-                    msg = self.wait_init(live, budget)
+                    msg = self.wait_init(live, budget, watch)
                     budget -= time.monotonic() - started
             except TimeoutError:
                 return timed_out(config.timeout_s)
@@ -297,6 +377,8 @@ class Invoker:
                 return exited(0.0)
             except ProtocolError:
                 return protocol_error(0.0)
+            except _OverMemory:
+                return out_of_memory(0.0, kill=True)
             if live.tmp_writers is not None:  # track_tmp_access
                 _note_tmp_access(live, request_id, msg.tmp_access, init=True)
             init_error, init_ms, max_kb = msg.error, msg.init_ms, msg.max_memory_kb
@@ -326,13 +408,16 @@ class Invoker:
                 function_arn=function_arn(region, record.function), spin=spin))
             if spin:
                 live.rt.spin(spin)
-            reply = check_runtime_message(live.rt.recv(budget), RESULT, FATAL)
+            reply = check_runtime_message(watch.recv(live.rt, budget), RESULT, FATAL)
+            watch.sample()  # the real measure at the end, however short the invocation was
         except TimeoutError:
             return timed_out(config.timeout_s)
         except (ChannelClosed, OSError):
             return exited((time.monotonic() - sent) * 1000.0)
         except ProtocolError:
             return protocol_error((time.monotonic() - sent) * 1000.0)
+        except _OverMemory:
+            return out_of_memory((time.monotonic() - sent) * 1000.0, kill=True)
         if reply[0] == FATAL:
             fatal = Fatal._make(reply)
             max_kb = fatal.max_memory_kb

@@ -536,8 +536,13 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
     close_all_but([sock.fileno(), logs.fd])
     logs.attach_stdin()
     os.chdir(spec.get("real_cwd", spec["cwd"]))
-    memory = (spec["memory_mb"] + spec.get("extra_memory_mb", 0)) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    if not spec.get("memory_by_use"):  # the fakefs sandbox's limit: data segments per process
+        memory = (spec["memory_mb"] + spec.get("extra_memory_mb", 0)) * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    tasks = spec.get("tasks_rlimit")
+    if tasks:
+        # Counted per user and user namespace, and each instance has a namespace of its own.
+        resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
     if access is not None:
         access.install()  # from here on: what Init, then each invocation, reads and writes in /tmp
 

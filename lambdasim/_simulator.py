@@ -687,7 +687,10 @@ class Simulator:
     def _finish(self, fn: Function, routed: _Routed, inv: Invocation) -> None:
         """An invocation completes at the clock's time: trace it, and free its instance (or retire it)."""
         live, record = routed.live, routed.live.record
-        detail: dict[str, Any] = {"cold_start": inv.cold_start, "duration_ms": inv.duration_ms, "error": None}
+        detail: dict[str, Any] = {"cold_start": inv.cold_start, "duration_ms": inv.duration_ms, "error": None,
+                                  "max_memory_used_mb": inv.max_memory_used_mb}
+        if inv.max_tasks is not None:  # measured by the sandbox (namespace)
+            detail["max_tasks"], detail["max_fds"] = inv.max_tasks, inv.max_fds
         if inv.error:
             detail["error"] = inv.error["errorType"]
             detail["error_detail"] = error_detail(inv)

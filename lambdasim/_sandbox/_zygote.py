@@ -31,6 +31,7 @@ from collections.abc import Callable, Sequence
 # instances share these pages and cold starts do not pay for the imports.
 import lambdasim._runtime as _runtime
 from lambdasim import _wire as wire
+from lambdasim._sandbox import _cgroup
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_UID, host_view
 from lambdasim._sandbox._spec import InstanceSpec
@@ -117,6 +118,9 @@ class Keeper:
         os.close(code)
         L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"mode=1777,size={spec['tmp_mb']}m")
         L.mount("proc", f"{sk}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+        # Into the instance's cgroup while the host's /sys is in view, before any code of
+        # the function runs (see _cgroup.join); what they start is born there.
+        _cgroup.join(spec.get("cgroup_procs", []), [0, self.runtime_pid])
 
         os.chdir(sk)
         L.pivot_root(".", ".old")

@@ -11,8 +11,11 @@ import sys
 
 from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
+from lambdasim._sandbox import _usage
+from lambdasim._sandbox._cgroup import CgroupPlace, InstanceCgroup
 from lambdasim._sandbox._common import Helper, KeeperLink
 from lambdasim._sandbox._spec import InstanceSpec
+from lambdasim._sandbox._usage import Meter, Usage
 from lambdasim._wire import Channel, ChannelClosed
 
 _HINT = (
@@ -41,6 +44,12 @@ class NamespaceInstance(KeeperLink):
     """An instance, held by its keeper process (see ``_zygote.Keeper``)."""
 
     _pidfd = -1
+    cgroup: InstanceCgroup | None = None
+    meter: Meter | None = None
+
+    def usage(self, log_bytes: int = 0) -> Usage | None:
+        """What the instance uses now (see ``_usage``); None before it is ready."""
+        return self.meter.sample(log_bytes) if self.meter is not None else None
 
     def tmp_root(self) -> str:
         return f"/proc/{self.pid}/root/tmp"
@@ -62,21 +71,27 @@ class NamespaceInstance(KeeperLink):
             raise SandboxError(f"Could not create the instance's filesystem: {reason}. {hint}")
         (self._pidfd,) = self._ctrl.take_fds(1)
         self.pid = _pid_of(self._pidfd)
+        self.meter = Meter(self.pid, self.cgroup, self.tmp_usage_bytes)
 
     def destroy(self) -> None:
         if self._gone:
             return
         self._gone = True
         self._ctrl.close()  # the keeper exits on EOF, taking its PID namespace with it
-        if self._pidfd < 0:
-            return
         try:
-            if not _wait_pidfd(self._pidfd, 5.0):
-                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            if self._pidfd < 0:
+                return
+            try:
                 if not _wait_pidfd(self._pidfd, 5.0):
-                    raise SandboxError(f"The keeper process {self.pid} did not exit after SIGKILL.")
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                    if not _wait_pidfd(self._pidfd, 5.0):
+                        raise SandboxError(f"The keeper process {self.pid} did not exit after SIGKILL.")
+            finally:
+                os.close(self._pidfd)
         finally:
-            os.close(self._pidfd)
+            # Empty once the keeper's PID namespace is gone; what stays is swept with the sandbox.
+            if self.cgroup is not None:
+                self.cgroup.remove()
 
 
 def _raise_fd_limit() -> None:
@@ -103,10 +118,40 @@ class NamespaceSandbox:
         self._helper = Helper(self.name, "lambdasim._sandbox._zygote", 30.0,
                               lambda why: f"Cannot create namespaces here: {why}. {_HINT}", _HINT)
         self.python_paths: list[str] = self._helper.ready
+        # Lambda's limits on processes and memory, counted by the kernel where lambdasim can
+        # have a cgroup; elsewhere RLIMIT_NPROC and sampling through procfs (see _usage).
+        self._cgroups = CgroupPlace.find(frozenset({"pids", "memory"}))
+
+    @property
+    def limits(self) -> str:
+        """How processes and memory are limited: ``cgroup v1``, ``cgroup v2`` or ``rlimit+procfs``."""
+        return f"cgroup v{self._cgroups.version}" if self._cgroups is not None else "rlimit+procfs"
 
     def spawn(self, spec: InstanceSpec) -> tuple[NamespaceInstance, Channel]:
-        ctrl, rt = self._helper.spawn(spec)
+        spec = InstanceSpec(**spec, memory_by_use=True)
+        group = None
+        if self._cgroups is not None:
+            group = self._cgroups.create()
+            try:
+                # The keeper is lambdasim's process, not the function's: one more than Lambda's limit.
+                group.set_pids_max(_usage.TASKS_LIMIT + 1)
+                group.set_memory_max((spec["memory_mb"] + spec["tmp_mb"]) * 1024 * 1024 + _usage.HARNESS_MARGIN)
+            except BaseException:
+                group.remove()
+                raise
+            spec["cgroup_procs"] = group.procs_files()
+        else:
+            # RLIMIT_NPROC counts tasks per user and user namespace (each instance has its own);
+            # the keeper is one of them.
+            spec["tasks_rlimit"] = _usage.TASKS_LIMIT + 1
+        try:
+            ctrl, rt = self._helper.spawn(spec)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
         instance = NamespaceInstance(ctrl)
+        instance.cgroup = group
         try:
             instance.wait_ready(30.0)
         except BaseException:
@@ -119,4 +164,8 @@ class NamespaceSandbox:
         self._helper.send((wire.REFILL,))
 
     def close(self) -> None:
-        self._helper.close()  # the zygote exits on EOF; its keepers die with it
+        try:
+            self._helper.close()  # the zygote exits on EOF; its keepers die with it
+        finally:
+            if self._cgroups is not None:
+                self._cgroups.close()
