@@ -41,6 +41,7 @@ class NamespaceInstance(KeeperLink):
     """An instance, held by its keeper process (see ``_zygote.Keeper``)."""
 
     _pidfd = -1
+    freezes = True
 
     def tmp_root(self) -> str:
         return f"/proc/{self.pid}/root/tmp"
