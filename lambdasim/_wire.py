@@ -249,8 +249,9 @@ def pack_sandbox_failure(*, reason: str) -> tuple[Any, ...]:
 # instance. Each begins with its kind; those without fields are sent as ``(KIND,)``.
 
 READY = "ready"
-"""helper -> simulator: :class:`HelperReady`; keeper -> simulator: ``(READY,)`` with a pidfd of
-the keeper (namespace), :class:`FakefsKeeperReady` (fakefs)."""
+"""helper -> simulator: :class:`HelperReady`; keeper -> simulator: ``(READY, freezer kind)`` with a
+pidfd of the keeper and, but for kind ``signals``, a descriptor of the instance's cgroup freeze file
+(namespace, see ``_sandbox._freeze``); :class:`FakefsKeeperReady` (fakefs)."""
 ERROR = "error"
 """helper or keeper -> simulator, instead of READY: :class:`Refusal`."""
 SPAWN = "spawn"

@@ -92,6 +92,14 @@ def remove_parent(path: str, timeout: float = 2.0) -> None:
             time.sleep(0.01)
 
 
+def write_state(fd: int, kind: str, frozen: bool) -> None:
+    """Freeze or thaw through a descriptor of the cgroup's freeze file (see :meth:`Freezer.state_fd`)."""
+    if kind == "cgroup2":
+        os.write(fd, b"1" if frozen else b"0")
+    else:
+        os.write(fd, b"FROZEN" if frozen else b"THAWED")
+
+
 class Freezer:
     """A keeper's means to freeze and thaw its instance: everything in its PID namespace but itself."""
 
@@ -116,6 +124,12 @@ class Freezer:
                               flags, dir_fd=self._dir)
         self._frozen_word, self._thawed_word = (b"1", b"0") if kind == "cgroup2" else (b"FROZEN", b"THAWED")
         self.kind = kind
+
+    def state_fd(self) -> int:
+        """The descriptor of the cgroup's freeze file (-1 under ``signals``): the simulator
+        gets a copy and freezes and thaws with it (see :func:`write_state`), without a
+        round trip through the keeper on the warm path."""
+        return self._state
 
     def join(self, pid: int = 0) -> None:
         """Put process ``pid`` of this PID namespace (0: the caller) into the instance's cgroup."""
@@ -149,9 +163,16 @@ class Freezer:
         """SIGKILL every process of the instance but the keeper, without letting any of them run again."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(-1, signal.SIGKILL)
-        if self.frozen and self._state >= 0:
+        if self._state >= 0:
             # A task in the v1 freezer dies only once thawed; with SIGKILL pending it
-            # leaves the kernel straight into death, running nothing of its own.
+            # leaves the kernel straight into death, running nothing of its own. (The
+            # simulator freezes through its own descriptor: the keeper cannot know.)
+            self.thaw()
+
+    def kill_runtime(self, pid: int) -> None:
+        """SIGKILL the runtime only (a reset): thawed, so that it can die; /tmp and the rest stay."""
+        os.kill(pid, signal.SIGKILL)
+        if self._state >= 0 or self.frozen:
             self.thaw()
 
     def end(self) -> None:

@@ -186,9 +186,7 @@ class Keeper:
                     elif msg[0] == wire.THAW:
                         self.freezer.thaw()
                     elif msg[0] == wire.KILL and self.runtime_pid:
-                        os.kill(self.runtime_pid, signal.SIGKILL)
-                        if self.freezer.frozen:  # a crash of an idle instance: it dies thawed (see KeeperLink)
-                            self.freezer.thaw()
+                        self.freezer.kill_runtime(self.runtime_pid)  # it dies thawed (see KeeperLink)
                     elif msg[0] == wire.START and not self.runtime_pid:
                         (fd,) = ctrl.take_fds(1)
                         self.start_runtime(fd)
@@ -276,7 +274,8 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
         os._exit(1)
     # The keeper's PID as the simulator sees it is not ours to know; a pidfd carries it.
     me = os.pidfd_open(os.getpid())
-    ctrl.send((wire.READY,), fds=[me])
+    state = keeper.freezer.state_fd()
+    ctrl.send((wire.READY, keeper.freezer.kind), fds=[me] + ([state] if state >= 0 else []))
     os.close(me)
     with contextlib.suppress(ChannelClosed, OSError):
         keeper.serve(ctrl)

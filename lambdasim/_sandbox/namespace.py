@@ -12,6 +12,7 @@ import sys
 from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
 from lambdasim._sandbox._common import Helper, KeeperLink
+from lambdasim._sandbox._freeze import write_state
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed
 
@@ -41,7 +42,27 @@ class NamespaceInstance(KeeperLink):
     """An instance, held by its keeper process (see ``_zygote.Keeper``)."""
 
     _pidfd = -1
+    _state_fd = -1  # the cgroup's freeze file: frozen and thawed from here (the keeper under "signals")
+    _freezer = "signals"
     freezes = True
+
+    def freeze(self) -> bool:
+        if self._state_fd < 0:
+            return super().freeze()
+        with self._lock:
+            if not self._gone:
+                write_state(self._state_fd, self._freezer, True)
+                self.frozen = True
+        return self.frozen
+
+    def thaw(self) -> bool:
+        if self._state_fd < 0 or not self.frozen:
+            return super().thaw()
+        with self._lock:
+            self.frozen = False
+            if not self._gone:
+                write_state(self._state_fd, self._freezer, False)
+        return True
 
     def tmp_root(self) -> str:
         return f"/proc/{self.pid}/root/tmp"
@@ -63,21 +84,32 @@ class NamespaceInstance(KeeperLink):
             raise SandboxError(f"Could not create the instance's filesystem: {reason}. {hint}")
         (self._pidfd,) = self._ctrl.take_fds(1)
         self.pid = _pid_of(self._pidfd)
+        self._freezer = msg[1]
+        if self._freezer != "signals":
+            (self._state_fd,) = self._ctrl.take_fds(1)
 
     def destroy(self) -> None:
-        if self._gone:
-            return
-        self._gone = True
-        self._ctrl.close()  # the keeper exits on EOF, taking its PID namespace with it
+        with self._lock:
+            if self._gone:
+                return
+            self._gone = True
+        # The keeper exits on EOF: it kills everything in the instance (frozen or not: no
+        # thaw first), reaps it and removes its cgroup; its PID namespace ends with it.
+        self._ctrl.close()
         if self._pidfd < 0:
             return
         try:
             if not _wait_pidfd(self._pidfd, 5.0):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                if self._state_fd >= 0:  # the kernel's SIGKILLs reach tasks of the v1 freezer once thawed
+                    with contextlib.suppress(OSError):
+                        write_state(self._state_fd, self._freezer, False)
                 if not _wait_pidfd(self._pidfd, 5.0):
                     raise SandboxError(f"The keeper process {self.pid} did not exit after SIGKILL.")
         finally:
             os.close(self._pidfd)
+            if self._state_fd >= 0:
+                os.close(self._state_fd)
 
 
 def _raise_fd_limit() -> None:
