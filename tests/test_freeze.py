@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable
 
@@ -195,3 +196,19 @@ def test_crash_of_a_frozen_instance(make_sim: Callable[..., Simulator], code: Co
     again = fn.invoke({})
     assert again.ok and again.cold_start and instance.resets == 1
     assert fn.invoke({}).ok
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_the_report_draws_frozen_spans(make_sim: Callable[..., Simulator], code: Code, freeze: bool) -> None:
+    from lambdasim._report import render
+
+    sim = make_sim(freeze=freeze)
+    fn = sim.deploy("app.handler", code_dir=code(BACKGROUND))
+    for _ in range(3):
+        fn.invoke({})
+    fn.scale_down()
+    page = render(sim.trace)
+    # Between the three invocations, and from the last one to the destroy.
+    assert page.count('class="frozen" data-marker="frozen"') == (3 if freeze else 0)
+    drawn = len(re.findall(r'<g class="inv[^"]*" data-run="0" data-inv="\d+"', page))
+    assert drawn == 3
