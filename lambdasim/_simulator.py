@@ -617,6 +617,8 @@ class Simulator:
                     self._event("instance_created", fn.name, record.id, record.version)
                 else:
                     live = fn._live[record.id]
+                    if live.sbx.frozen:  # in event order, so a seed repeats the trace
+                        self._event("thawed", fn.name, record.id, record.version, request_id)
                 self._inflight += 1
                 out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids)))
             return out
@@ -649,9 +651,7 @@ class Simulator:
                     live.sbx.destroy()
                     live.drop_runtime()
                     raise InstanceGone(f"Instance {record.id} was destroyed while it started.")
-            if live.sbx.thaw():  # before the request is sent
-                with self._lock:
-                    self._event("thawed", record.function, record.id, record.version, routed.request_id)
+            live.sbx.thaw()  # before the request is sent (traced as it was routed)
             inv = self._invoker.run(live, routed.request_id, routed.event, client_context, identity, tenant_id,
                                     self.init_timeout_s, self.region, routed.trace)
             # Frozen before the instance can take another invocation (it is still busy); the
