@@ -13,7 +13,8 @@ It measures, in one run on one machine (items 3, 4 and 6 for each sandbox asked 
 1. a direct in-process call of the no-op handler;
 2. a raw pipe round trip between two Python processes (the floor for any
    cross-process invoke), unpinned and pinned to one CPU and to two CPUs;
-3. a warm lambdasim invoke of the no-op handler, likewise unpinned and pinned (the
+3. a warm lambdasim invoke of the no-op handler (the instance frozen between invokes,
+   as by default; row 3d the same with ``Simulator(freeze=False)``), likewise unpinned and pinned (the
    target is judged unpinned and on two CPUs; on one CPU the floor is a direct hand-off
    of 2-3 us, reported but not judged). Unpinned, the figure depends mostly on whether
    the scheduler puts the host process and the runtime on the same CPU (both poll for
@@ -210,11 +211,11 @@ _LEFTOVERS: list[int] = []
 
 
 @contextmanager
-def simulator(routing: str, sandbox: str) -> Iterator[Simulator]:
+def simulator(routing: str, sandbox: str, freeze: bool = True) -> Iterator[Simulator]:
     """A Simulator of ``sandbox`` that is closed on exit, even after a failure, and whose
     processes are waited for until they are gone (so one measurement does not disturb the next)."""
     before = set(zygote_pids())
-    sim = Simulator(sandbox=sandbox, routing=routing, seed=0)
+    sim = Simulator(sandbox=sandbox, routing=routing, seed=0, freeze=freeze)
     if sim.sandbox != sandbox:
         sim.close()
         raise RuntimeError(f"asked for the {sandbox} sandbox, got {sim.sandbox}")
@@ -361,8 +362,9 @@ def _time_warm(fn: Function, iterations: int, durations: list[float] | None = No
     return Stats.of(samples)
 
 
-def bench_warm(sandbox: str, iterations: int, warmup: int, cpus: tuple[int, int] | None) -> WarmResult:
-    with simulator("warm", sandbox) as sim:
+def bench_warm(sandbox: str, iterations: int, warmup: int, cpus: tuple[int, int] | None,
+               freeze: bool = True) -> WarmResult:
+    with simulator("warm", sandbox, freeze) as sim:
         fn = sim.deploy(HANDLER, code_dir=NOOP_DIR, name="noop", memory_mb=128, timeout_s=3.0)
         for _ in range(warmup):
             inv = fn.invoke({})
@@ -854,6 +856,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm = bench_warm(sb, iterations=warm_n, warmup=500, cpus=cpus)
         step(f"lambdasim cold start ({sb})")
         results[sb] = SandboxResult(sb, warm, bench_cold(sb, iterations=cold_n, warmup=10))
+    # What freezing between invocations costs the warm path (namespace: fakefs does not freeze).
+    unfrozen: WarmResult | None = None
+    if "namespace" in results:
+        step("lambdasim warm invoke (namespace, freeze=False)")
+        unfrozen = bench_warm("namespace", iterations=warm_n, warmup=500, cpus=cpus, freeze=False)
     memories: dict[str, MemoryResult] = {}
     memory_skipped: dict[str, str] = {}
     for sb in memory_sandboxes:
@@ -918,6 +925,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"<= {TARGET_WARM_VS_PIPE:g}x row 2c: is {two_cpus:.2f}x"
                             + ("" if sb == TARGET_SANDBOX else " (same floor)"),
                             yes_no(two_cpus <= TARGET_WARM_VS_PIPE)))
+    if unfrozen is not None:
+        frozen = results["namespace"].warm
+        rows.append(Row("3d. warm invoke, no-op, unpinned, namespace, freeze=False", fmt_time(unfrozen.wall.median_ns),
+                        fmt_time(unfrozen.wall.p99_ns),
+                        f"freeze on (row 3) costs {(frozen.wall.median_ns - unfrozen.wall.median_ns) / 1e3:+.1f} µs"))
+        if unfrozen.two_cpus is not None and frozen.two_cpus is not None and cpus is not None:
+            rows.append(Row(f"3e. warm invoke, pinned to CPUs {cpus[0]} and {cpus[1]}, namespace, freeze=False",
+                            fmt_time(unfrozen.two_cpus.median_ns), fmt_time(unfrozen.two_cpus.p99_ns),
+                            f"freeze on (row 3c) costs "
+                            f"{(frozen.two_cpus.median_ns - unfrozen.two_cpus.median_ns) / 1e3:+.1f} µs"))
     for sb, r in results.items():
         median_ms = r.cold.to_first_response.median_ns / 1e6
         rows.append(Row(f"4. COLD START TO FIRST RESPONSE, {sb} (scale_down(keep=0) untimed, then invoke)",
@@ -1107,6 +1124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 entry["memory_skipped"] = memory_skipped[sb]
             if sb in memories:
                 entry["memory_sleep_s"] = sleeps[sb]
+            if sb == "namespace" and unfrozen is not None:
+                entry["warm_invoke_freeze_off"] = unfrozen.wall.as_dict()
+                entry["warm_invoke_two_cpus_freeze_off"] = unfrozen.two_cpus.as_dict() if unfrozen.two_cpus else None
             per_sandbox[sb] = entry
         out: dict[str, Any] = {
             "machine": info,

@@ -122,6 +122,8 @@ class Lane:
     start: int
     end: int | None = None
     end_reason: str | None = None
+    frozen: list[tuple[int, int | None]] = field(default_factory=list)
+    """Spans (from step, to step; None: to the lane's end) in which the instance was frozen."""
     items: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     tmp: list[tuple[int, int]] = field(default_factory=list)
 
@@ -137,9 +139,12 @@ class Model:
     clock: list[tuple[int, float]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
+    drawn: int = 0
+    """Events that take a step of the timeline (frozen and thawed draw spans, not steps)."""
+
     @property
     def steps(self) -> int:
-        return max(len(self.run.events), 1)
+        return max(self.drawn, 1)
 
 
 def _model(run: Run) -> Model:
@@ -147,11 +152,21 @@ def _model(run: Run) -> Model:
     counts = {"instances": 0, "invocations": 0, "failed": 0, "cold_starts": 0, "resets": 0, "redeploys": 0,
               "crashes": 0, "throttled": 0}
     last_t: float | None = None
-    for step, event in enumerate(run.events):
+    step = -1
+    for event in run.events:
         kind = str(event.get("kind", "?"))
         function = str(event.get("function") or "")
         instance = event.get("instance")
         detail = event.get("detail") or {}
+        if kind in ("frozen", "thawed"):
+            # Frozen from just after the step before (its invocation) to the next step of its own.
+            spans = m.lanes[instance].frozen if instance in m.lanes else []
+            if kind == "frozen":
+                spans.append((step, None))
+            elif spans and spans[-1][1] is None:
+                spans[-1] = (spans[-1][0], step + 1)
+            continue
+        step += 1
         t = event.get("t")
         if isinstance(t, (int, float)) and t != last_t:
             m.clock.append((step, float(t)))
@@ -172,6 +187,8 @@ def _model(run: Run) -> Model:
             counts["instances"] += 1
         if kind == "destroyed":
             lane.end, lane.end_reason = step, str(detail.get("reason", ""))
+            if lane.frozen and lane.frozen[-1][1] is None:
+                lane.frozen[-1] = (lane.frozen[-1][0], step)  # destroyed as it was, frozen
         elif kind == "invoke":
             index = len(m.invocations)
             error_detail = detail.get("error_detail") or {}
@@ -195,6 +212,7 @@ def _model(run: Run) -> Model:
             counts["resets"] += kind == "reset"
             counts["crashes"] += kind == "crash"
     m.counts = counts
+    m.drawn = step + 1
     return m
 
 
@@ -346,6 +364,13 @@ class _Svg:
                f'height="{LANE_H - 10}" fill="{colour}" stroke="{colour}"/>',
                f'<g class="marker" data-marker="created"><title>created (step {lane.start})</title>'
                f'<circle cx="{start + 3:.1f}" cy="{y + LANE_H / 2}" r="3" fill="#2e7d32"/></g>']
+        for a, b in lane.frozen:
+            x0 = self.x(a) + self.step_w * 0.4
+            x1 = (self.x(b) - self.step_w * 0.4) if b is not None else end
+            if x1 > x0:
+                out.append(f'<rect class="frozen" data-marker="frozen" x="{x0:.1f}" y="{y + LANE_H / 2 - 3:.1f}" '
+                           f'width="{x1 - x0:.1f}" height="6"><title>frozen between invocations: no process of '
+                           'the instance ran</title></rect>')
         by_request = {item["inv"]["request_id"]: step for step, item in lane.items if item.get("kind") == "invoke"}
         for step, item in lane.items:
             if item.get("kind") == "invoke":
@@ -531,6 +556,7 @@ svg text { font: 12px system-ui, "DejaVu Sans", sans-serif; fill: var(--fg); }
 .function-label { font-weight: 600; }
 .function-bg { fill: #f1f3f6; }
 .lifetime { fill-opacity: .13; stroke-opacity: .55; }
+.frozen { fill: #78909c; fill-opacity: .35; }
 .axis { stroke: #9e9e9e; }
 .tick { stroke: #bdbdbd; stroke-dasharray: 2 4; }
 .clock, .axis-label { fill: var(--muted); font-size: 11px; }

@@ -345,11 +345,15 @@ class Simulator:
         track_tmp_access: record which /tmp files each invocation reads that another invocation
             of the same instance wrote last: ``tmp_reads_from`` (``[{"path", "writer"}]``, the
             writer's request id) in the trace's invoke events. Costs an audit hook in the instances.
+        freeze: freeze each instance's processes between invocations, as Lambda does (namespace
+            sandbox): background threads and child processes make no progress while the instance
+            is idle, and a frozen instance is destroyed without being thawed. ``frozen`` and
+            ``thawed`` events in the trace. False lets them run on, as before.
     """
 
     def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int | None = None,
                  region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None,
-                 track_tmp: bool = False, track_tmp_access: bool = False) -> None:
+                 track_tmp: bool = False, track_tmp_access: bool = False, freeze: bool = True) -> None:
         self._policy = routing_policy(routing)
         self.seed: int = random.SystemRandom().getrandbits(32) if seed is None else seed
         self._rng = random.Random(self.seed)
@@ -368,6 +372,7 @@ class Simulator:
         self.track_tmp = track_tmp
         self.services.listeners.append(self._on_service_event)
         self.track_tmp_access = track_tmp_access
+        self.freeze = freeze
         self._coverage = _CoverageSink()
         self._sandbox: Sandbox = create_sandbox(sandbox)
         if track_tmp_access and self._sandbox.name != "namespace":
@@ -640,6 +645,8 @@ class Simulator:
                     self._event("instance_created", fn.name, record.id, record.version)
                 else:
                     live = fn._live[record.id]
+                    if live.sbx.frozen:  # in event order, so a seed repeats the trace
+                        self._event("thawed", fn.name, record.id, record.version, request_id)
                 self._inflight += 1
                 out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids)))
             return out
@@ -672,8 +679,13 @@ class Simulator:
                     live.sbx.destroy()
                     live.drop_runtime()
                     raise InstanceGone(f"Instance {record.id} was destroyed while it started.")
+            live.sbx.thaw()  # before the request is sent (traced as it was routed)
             inv = self._invoker.run(live, routed.request_id, routed.event, client_context, identity, tenant_id,
                                     self.init_timeout_s, self.region, routed.trace)
+            # Frozen before the instance can take another invocation (it is still busy); the
+            # keeper does it while the result goes back to the caller.
+            if self.freeze and record.state is not InstanceState.DEAD:
+                live.sbx.freeze()
         except BaseException:
             self._destroy([live], "harness error")
             raise
@@ -707,6 +719,8 @@ class Simulator:
             self._event("invoke", fn.name, record.id, record.version, routed.request_id, **detail)
             if destroy:
                 self._mark_dead([live])
+            elif live.sbx.frozen:
+                self._event("frozen", fn.name, record.id, record.version)
         if destroy:
             self._destroy([live], "retired", marked=True)
 

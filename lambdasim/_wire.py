@@ -447,8 +447,9 @@ def check_runtime_message(message: Any, *kinds: str) -> tuple[Any, ...]:
 # instance. Each begins with its kind; those without fields are sent as ``(KIND,)``.
 
 READY = "ready"
-"""helper -> simulator: :class:`HelperReady`; keeper -> simulator: ``(READY,)`` with a pidfd of
-the keeper (namespace), :class:`FakefsKeeperReady` (fakefs)."""
+"""helper -> simulator: :class:`HelperReady`; keeper -> simulator: ``(READY, freezer kind)`` with a
+pidfd of the keeper and, but for kind ``signals``, a descriptor of the instance's cgroup freeze file
+(namespace, see ``_sandbox._freeze``); :class:`FakefsKeeperReady` (fakefs)."""
 ERROR = "error"
 """helper or keeper -> simulator, instead of READY: :class:`Refusal`."""
 SPAWN = "spawn"
@@ -461,7 +462,11 @@ REFILL = "refill"
 START = "start"
 """simulator -> keeper: start a runtime, with the fd of its channel."""
 KILL = "kill"
-"""simulator -> keeper: SIGKILL the runtime."""
+"""simulator -> keeper: SIGKILL the runtime (and thaw the instance if it was frozen)."""
+FREEZE = "freeze"
+"""simulator -> keeper (namespace): freeze every process of the instance but the keeper."""
+THAW = "thaw"
+"""simulator -> keeper (namespace): thaw them."""
 EXITED = "exited"
 """keeper -> simulator: :class:`Exited`."""
 DESTROY = "destroy"

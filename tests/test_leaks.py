@@ -52,7 +52,7 @@ def _descendants(pid: int) -> set[int]:
             try:
                 with open(f"/proc/{current}/task/{tid}/children") as f:
                     kids = [int(x) for x in f.read().split()]
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):  # the task exited meanwhile
                 continue
             for kid in kids:
                 if kid not in found:

@@ -126,15 +126,15 @@ def test_marker_overrides_per_test(project: pytest.Pytester) -> None:
     project.makepyfile(test_x="""
         import shutil
         import pytest
-        @pytest.mark.lambda_sim(routing="fresh", ephemeral_storage_mb=1024, memory_mb=256)
+        @pytest.mark.lambda_sim(routing="fresh", ephemeral_storage_mb=1024, memory_mb=256, freeze=False)
         def test_marked(lambda_sim, lambda_function):
             fn = lambda_function("app.handler", code_dir="src")
-            assert lambda_sim.routing == "fresh"
+            assert lambda_sim.routing == "fresh" and lambda_sim.freeze is False
             assert (fn.config.ephemeral_storage_mb, fn.config.memory_mb) == (1024, 256)
             # An explicit argument still wins over the marker's default.
             assert lambda_function("app.handler", code_dir="src", name="b", memory_mb=512).config.memory_mb == 512
         def test_unmarked(lambda_sim, lambda_function):
-            assert lambda_sim.routing == "warm"
+            assert lambda_sim.routing == "warm" and lambda_sim.freeze is True
             assert lambda_function("app.handler", code_dir="src").config.ephemeral_storage_mb == 512
         @pytest.mark.lambda_sim(colour="blue")
         def test_typo(lambda_sim): pass

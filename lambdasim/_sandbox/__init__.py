@@ -49,6 +49,15 @@ class SandboxInstance(Protocol):
     def destroy(self) -> None:
         """Remove the instance and everything in it; returns when it is gone."""
 
+    frozen: bool
+    """Whether :meth:`freeze` came last (and no thaw or kill since)."""
+
+    def freeze(self) -> bool:
+        """Freeze every process of the instance (between invocations); False where the sandbox cannot."""
+
+    def thaw(self) -> bool:
+        """Thaw it before the next invocation's request is sent; False when it was not frozen."""
+
 
 class Sandbox(Protocol):
     """Makes instances; one per Simulator."""

@@ -28,13 +28,37 @@ _BOOT = (
 
 
 class KeeperLink:
-    """The simulator's end of one instance's keeper: it starts, kills and reaps runtimes."""
+    """The simulator's end of one instance's keeper: it starts, kills and reaps runtimes,
+    and freezes and thaws the instance where the keeper can (``freezes``)."""
+
+    freezes = False
 
     def __init__(self, ctrl: Channel) -> None:
         self.pid = 0
         self._ctrl = ctrl
         self._lock = threading.Lock()
         self._gone = False
+        self.frozen = False
+
+    def freeze(self) -> bool:
+        """Have the keeper freeze the instance; False where this sandbox does not freeze.
+        Returns at once: the keeper freezes it meanwhile, and thaws it only after that."""
+        if not self.freezes:
+            return False
+        with self._lock, contextlib.suppress(OSError):
+            self._ctrl.send((wire.FREEZE,))
+            self.frozen = True
+        return self.frozen
+
+    def thaw(self) -> bool:
+        """Have the keeper thaw the instance, if frozen (True then). A message sent to the
+        runtime afterwards waits in its socket until the runtime runs again."""
+        if not self.frozen:
+            return False
+        with self._lock, contextlib.suppress(OSError):
+            self._ctrl.send((wire.THAW,))
+        self.frozen = False
+        return True
 
     def start_runtime(self) -> Channel:
         mine, theirs = socket.socketpair()
@@ -48,6 +72,7 @@ class KeeperLink:
     def kill_runtime(self) -> None:
         with self._lock, contextlib.suppress(OSError):
             self._ctrl.send((wire.KILL,))
+            self.frozen = False  # the keeper thaws what it kills
 
     def wait_runtime_exit(self, timeout: float) -> int:
         while True:

@@ -33,6 +33,7 @@ import lambdasim._runtime as _runtime
 from lambdasim import _wire as wire
 from lambdasim._sandbox import _cgroup
 from lambdasim._sandbox import _linux as L
+from lambdasim._sandbox._freeze import Freezer, parent_cgroup, remove_parent
 from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_UID, host_view
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
@@ -50,9 +51,11 @@ class Keeper:
     is the same for every function, :meth:`finish` what a spawn request brings.
     """
 
-    def __init__(self, binds: list[str], links: dict[str, str]) -> None:
+    def __init__(self, binds: list[str], links: dict[str, str], cgroup: tuple[str, str] | None = None) -> None:
         self.binds = binds
         self.links = links
+        self.cgroup = cgroup
+        self.freezer = Freezer(None)
         self.spec: InstanceSpec | None = None
         self.ctrl: Channel | None = None
         self.runtime_pid = 0
@@ -60,9 +63,13 @@ class Keeper:
 
     def prepare(self) -> None:
         L.unshare(L.CLONE_NEWNS)
+        # The instance's cgroup, made while the host's /sys is in view (see _freeze).
+        self.freezer = Freezer(self.cgroup)
         # The first runtime is forked now, into this mount namespace, so that its own
-        # set-up is done before a request comes; the pivot below moves it too.
+        # set-up is done before a request comes; the pivot below moves it too. It waits
+        # for its spec before it can start anything, so it joins the cgroup from here.
         self.runtime_pid, self.to_runtime = _fork_with_channel(_first_runtime)
+        self.freezer.join(self.runtime_pid)
 
         # Clone every host tree first: once the skeleton covers its mount point, host
         # paths below it are out of reach.
@@ -154,6 +161,8 @@ class Keeper:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 if self.ctrl is not None:
                     self.ctrl.close()
+                self.freezer.join()
+                self.freezer.close_in_child()
                 assert self.spec is not None  # finish() came first
                 _runtime.run(socket.socket(fileno=rt_fd), self.spec)
             finally:
@@ -176,8 +185,12 @@ class Keeper:
                         ctrl.send(wire.pack_exited(code=code))
                         break
                     msg = ctrl.recv(fds=True)
-                    if msg[0] == wire.KILL and self.runtime_pid:
-                        os.kill(self.runtime_pid, signal.SIGKILL)
+                    if msg[0] == wire.FREEZE:
+                        self.freezer.freeze()
+                    elif msg[0] == wire.THAW:
+                        self.freezer.thaw()
+                    elif msg[0] == wire.KILL and self.runtime_pid:
+                        self.freezer.kill_runtime(self.runtime_pid)  # it dies thawed (see KeeperLink)
                     elif msg[0] == wire.START and not self.runtime_pid:
                         (fd,) = ctrl.take_fds(1)
                         self.start_runtime(fd)
@@ -231,7 +244,8 @@ def _first_runtime(keeper: Channel) -> None:
     _runtime.run(socket.socket(fileno=rt_fd), wire.Spawn._make(msg).spec, enter, logs)
 
 
-def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: dict[str, str]) -> None:
+def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: dict[str, str],
+                   cgroup: tuple[str, str] | None) -> None:
     L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
     # As PID 1 of its namespace the keeper's getppid() is 0, so the race between
     # fork and PR_SET_PDEATHSIG is closed with a pidfd of the zygote instead.
@@ -239,7 +253,7 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
         os._exit(0)
     os.close(zygote_pidfd)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    keeper = Keeper(binds, links)
+    keeper = Keeper(binds, links, cgroup)
     failure = ""
     try:
         keeper.prepare()
@@ -248,6 +262,7 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
     try:
         msg = zygote.recv(fds=True)
     except ChannelClosed:
+        keeper.freezer.end()
         os._exit(0)
     ctrl_fd, rt_fd = zygote.take_fds(2)
     zygote.close()
@@ -259,13 +274,18 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
         failure = f"{type(e).__name__}: {e}"
     if failure:
         ctrl.send(wire.pack_refusal(reason=failure))
+        keeper.freezer.end()
         os._exit(1)
     # The keeper's PID as the simulator sees it is not ours to know; a pidfd carries it.
     me = os.pidfd_open(os.getpid())
-    ctrl.send((wire.READY,), fds=[me])
+    state = keeper.freezer.state_fd()
+    ctrl.send((wire.READY, keeper.freezer.kind), fds=[me] + ([state] if state >= 0 else []))
     os.close(me)
     with contextlib.suppress(ChannelClosed, OSError):
         keeper.serve(ctrl)
+    # Scale-down, reaping, redeploy, close: a frozen instance is killed as it is, with
+    # no thaw before (Lambda gives a runtime without extensions no shutdown time).
+    keeper.freezer.end()
     os._exit(0)  # as PID 1, exiting kills everything else in the instance
 
 
@@ -311,6 +331,9 @@ def main(fd: int) -> None:
         chan.send(wire.pack_refusal(reason=str(e)))
         return
     binds, links, python = host_view()
+    # As root, or with a delegated cgroup v2 subtree: instances are frozen with a cgroup;
+    # else with signals (see _freeze).
+    cgroup = parent_cgroup()
     chan.send(wire.pack_helper_ready(python_paths=python))
     # Keepers are reaped by the kernel and die with the zygote (PR_SET_PDEATHSIG,
     # and the zygote's PID namespace ending with it); the simulator waits for each
@@ -328,7 +351,7 @@ def main(fd: int) -> None:
         # Each instance gets a PID namespace of its own: its /proc shows only itself.
         L.setns(pid_ns, L.CLONE_NEWPID)
         L.unshare(L.CLONE_NEWPID)
-        return _fork_with_channel(lambda keeper: _pooled_keeper(keeper, me, binds, links), keep=[me])[1]
+        return _fork_with_channel(lambda keeper: _pooled_keeper(keeper, me, binds, links, cgroup), keep=[me])[1]
 
     spare: Channel | None = prefork()
     try:
@@ -359,3 +382,10 @@ def main(fd: int) -> None:
             chan.send((wire.SPAWNED,))
     except (ChannelClosed, OSError):
         pass
+    finally:
+        if cgroup is not None:
+            # The keepers remove their cgroups as they end (the spare when it sees this
+            # channel close); the parent goes once they have.
+            if spare is not None:
+                spare.close()
+            remove_parent(cgroup[1])

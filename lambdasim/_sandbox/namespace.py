@@ -14,6 +14,7 @@ from lambdasim._errors import SandboxError, SandboxUnavailable
 from lambdasim._sandbox import _usage
 from lambdasim._sandbox._cgroup import CgroupPlace, InstanceCgroup
 from lambdasim._sandbox._common import Helper, KeeperLink
+from lambdasim._sandbox._freeze import write_state
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._sandbox._usage import Meter, Usage
 from lambdasim._wire import Channel, ChannelClosed
@@ -46,10 +47,31 @@ class NamespaceInstance(KeeperLink):
     _pidfd = -1
     cgroup: InstanceCgroup | None = None
     meter: Meter | None = None
+    _state_fd = -1  # the cgroup's freeze file: frozen and thawed from here (the keeper under "signals")
+    _freezer = "signals"
+    freezes = True
 
     def usage(self, log_bytes: int = 0) -> Usage | None:
         """What the instance uses now (see ``_usage``); None before it is ready."""
         return self.meter.sample(log_bytes) if self.meter is not None else None
+
+    def freeze(self) -> bool:
+        if self._state_fd < 0:
+            return super().freeze()
+        with self._lock:
+            if not self._gone:
+                write_state(self._state_fd, self._freezer, True)
+                self.frozen = True
+        return self.frozen
+
+    def thaw(self) -> bool:
+        if self._state_fd < 0 or not self.frozen:
+            return super().thaw()
+        with self._lock:
+            self.frozen = False
+            if not self._gone:
+                write_state(self._state_fd, self._freezer, False)
+        return True
 
     def tmp_root(self) -> str:
         return f"/proc/{self.pid}/root/tmp"
@@ -71,28 +93,38 @@ class NamespaceInstance(KeeperLink):
             raise SandboxError(f"Could not create the instance's filesystem: {reason}. {hint}")
         (self._pidfd,) = self._ctrl.take_fds(1)
         self.pid = _pid_of(self._pidfd)
+        self._freezer = msg[1]
+        if self._freezer != "signals":
+            (self._state_fd,) = self._ctrl.take_fds(1)
         self.meter = Meter(self.pid, self.cgroup, self.tmp_usage_bytes)
 
     def destroy(self) -> None:
-        if self._gone:
-            return
-        self._gone = True
-        self._ctrl.close()  # the keeper exits on EOF, taking its PID namespace with it
+        with self._lock:
+            if self._gone:
+                return
+            self._gone = True
+        # The keeper exits on EOF: it kills everything in the instance (frozen or not: no
+        # thaw first), reaps it and removes its freezer cgroup; its PID namespace ends with it.
+        self._ctrl.close()
         try:
             if self._pidfd < 0:
                 return
             try:
                 if not _wait_pidfd(self._pidfd, 5.0):
                     signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                    if self._state_fd >= 0:  # the kernel's SIGKILLs reach tasks of the v1 freezer once thawed
+                        with contextlib.suppress(OSError):
+                            write_state(self._state_fd, self._freezer, False)
                     if not _wait_pidfd(self._pidfd, 5.0):
                         raise SandboxError(f"The keeper process {self.pid} did not exit after SIGKILL.")
             finally:
                 os.close(self._pidfd)
+                if self._state_fd >= 0:
+                    os.close(self._state_fd)
         finally:
             # Empty once the keeper's PID namespace is gone; what stays is swept with the sandbox.
             if self.cgroup is not None:
                 self.cgroup.remove()
-
 
 def _raise_fd_limit() -> None:
     # The simulator holds four descriptors per instance; the usual soft limit of 1024
