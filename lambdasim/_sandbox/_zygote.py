@@ -31,8 +31,9 @@ from collections.abc import Callable, Sequence
 # instances share these pages and cold starts do not pay for the imports.
 import lambdasim._runtime as _runtime
 from lambdasim import _wire as wire
+from lambdasim._sandbox import _identity
 from lambdasim._sandbox import _linux as L
-from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_UID, host_view
+from lambdasim._sandbox._layout import ETC_FILES, host_view
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
@@ -59,6 +60,7 @@ class Keeper:
 
     def prepare(self) -> None:
         L.unshare(L.CLONE_NEWNS)
+        _identity.own_hostname_and_ipc()
         # The first runtime is forked now, into this mount namespace, so that its own
         # set-up is done before a request comes; the pivot below moves it too.
         self.runtime_pid, self.to_runtime = _fork_with_channel(_first_runtime)
@@ -101,7 +103,6 @@ class Keeper:
         self.spec = spec
         self.to_runtime.send(wire.pack_spawn(spec=spec, kind=wire.SPEC), fds=[rt_fd])
         os.close(rt_fd)
-        outer_uid, outer_gid = os.getuid(), os.getgid()
         sk = _SKELETON
         code = L.open_tree(spec["code_dir"], recursive=True)
         layers: list[str] = spec["layers"]
@@ -115,7 +116,8 @@ class Keeper:
             os.close(layer)
         L.move_mount(code, f"{sk}/var/task")
         os.close(code)
-        L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"mode=1777,size={spec['tmp_mb']}m")
+        L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
+                _identity.tmp_mount_options(spec["tmp_mb"]))
         L.mount("proc", f"{sk}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
 
         os.chdir(sk)
@@ -130,10 +132,7 @@ class Keeper:
         # A nested user namespace locks every mount above (no remount read-write, no
         # unmounting /tmp to look underneath), and the handler runs as sbx_user1051
         # with no capabilities, as on Lambda.
-        L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWNS)
-        L.write_file("/proc/self/setgroups", "deny")
-        L.write_file("/proc/self/uid_map", f"{SANDBOX_UID} {outer_uid} 1")
-        L.write_file("/proc/self/gid_map", f"{SANDBOX_GID} {outer_gid} 1")
+        _identity.enter_user_namespace()
         L.drop_all_capabilities()
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         # The simulator reads this instance's /tmp through /proc/<pid>/root.
@@ -220,6 +219,7 @@ def _first_runtime(keeper: Channel) -> None:
         L.setns(mnt, L.CLONE_NEWNS)
         os.close(user)
         os.close(mnt)
+        _identity.become_sandbox_user()
         L.drop_all_capabilities()
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         L.prctl(L.PR_SET_DUMPABLE, 1)
@@ -307,6 +307,7 @@ def main(fd: int) -> None:
         chan.send(wire.pack_refusal(reason=str(e)))
         return
     binds, links, python = host_view()
+    _identity.hide_test_process(uid)
     chan.send(wire.pack_helper_ready(python_paths=python))
     # Keepers are reaped by the kernel and die with the zygote (PR_SET_PDEATHSIG,
     # and the zygote's PID namespace ending with it); the simulator waits for each
