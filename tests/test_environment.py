@@ -58,6 +58,34 @@ def test_the_function_holds_no_privilege_of_the_test_process(sim: Simulator, cod
         assert result["write"][path] == f"[Errno 13] Permission denied: '{path}'", path
 
 
+def test_code_and_layers_in_private_directories_are_readable(sim: Simulator, code: Code) -> None:
+    """A code dir made by tmp_path_factory.mktemp is 0700: as root, sbx_user1051 still reads it,
+    with /var/task and /opt 0755 as on Lambda; below them each file keeps its own mode."""
+    layer1 = code(files={"python/shared.py": "WHO = 'layer1'\n", "python/only1.py": "X = 1\n"})
+    layer2 = code(files={"python/shared.py": "WHO = 'layer2'\n"})
+    src = code("""
+        import os, shared, only1
+        def handler(event, context):
+            try:
+                os.listdir("/var/task/private")
+                private = "listed"
+            except OSError as e:
+                private = str(e)
+            return [shared.WHO, only1.X, oct(os.stat("/var/task").st_mode & 0o777),
+                    oct(os.stat("/opt").st_mode & 0o777), sorted(os.listdir("/var/task")), private]
+    """, files={"private/x.py": ""})
+    for path in (src, layer1, layer2, src / "private"):
+        path.chmod(0o700)
+    expected_private = "[Errno 13] Permission denied: '/var/task/private'" \
+        if os.getuid() == 0 and sim.sandbox == "namespace" else "listed"
+    for name, layers, who in (("one", [layer1], "layer1"), ("two", [layer1, layer2], "layer2")):
+        result = sim.deploy("app.handler", code_dir=src, name=name, layers=layers).invoke({}).payload
+        assert result[:2] == [who, 1]
+        if sim.sandbox == "namespace":
+            assert result[2:4] == (["0o755", "0o755"] if os.getuid() == 0 else ["0o700", "0o700"])
+        assert result[4:] == [["app.py", "private"], expected_private]
+
+
 @namespace_only("under fakefs the handler is a host process: it shares the host's hostname and IPC")
 def test_own_hostname_and_system_v_ipc(sim: Simulator, code: Code) -> None:
     fn = sim.deploy("app.handler", code_dir=code("""
@@ -95,7 +123,7 @@ def test_test_process_environment_and_command_line_are_invisible(
     monkeypatch.setenv("LAMBDASIM_TEST_SECRET", "host-secret-8f3a")
     sim = make_sim()  # type: ignore[operator]
     fn = sim.deploy("app.handler", code_dir=code("""
-        import os, subprocess
+        import os, posix, subprocess, sys
         def read(path):
             try:
                 with open(path, "rb") as f:
@@ -105,9 +133,13 @@ def test_test_process_environment_and_command_line_are_invisible(
         def handler(event, context):
             child = subprocess.Popen(["sleep", "5"])
             try:
-                return {f"{pid}/{what}": read(f"/proc/{pid}/{what}")
+                seen = {f"{pid}/{what}": read(f"/proc/{pid}/{what}")
                         for pid in os.listdir("/proc") if pid.isdigit()
                         for what in ("environ", "cmdline")}
+                # What Python kept of its start: the C environment's copy, the command line.
+                seen["python/environ"] = repr(posix.environ)
+                seen["python/cmdline"] = repr(sys.orig_argv)
+                return seen
             finally:
                 child.kill()
     """))
@@ -119,11 +151,11 @@ def test_test_process_environment_and_command_line_are_invisible(
         assert "host-secret-8f3a" not in text, key
         assert "LAMBDASIM_TEST_SECRET" not in text, key
         assert checkout not in text and "_zygote" not in text and "pytest" not in text, (key, text)
-        if key.endswith("/cmdline"):
+        if key.endswith("cmdline"):
             assert not any(arg in text for arg in host_cmdline[1:] if len(arg) > 3), (key, text)
-    # The function's own variables are there, where Lambda puts them.
-    child_env = next(text for key, text in seen.items() if key.endswith("/environ") and "AWS_REGION" in text)
-    assert "LAMBDA_TASK_ROOT=/var/task" in child_env
+    # The function's own variables are where Lambda puts them: in what the runtime starts.
+    child_env = [text for key, text in seen.items() if key[0].isdigit() and "AWS_REGION=" in text]
+    assert len(child_env) == 1 and "LAMBDA_TASK_ROOT=/var/task\0" in child_env[0], seen
 
 
 @namespace_only("under fakefs the handler is a host process with the test process's descriptor limit")
@@ -185,3 +217,29 @@ def test_tmp_inodes_are_bounded_in_proportion_to_its_size(sim: Simulator, code: 
     assert r["error"].startswith("[Errno 28] No space left on device")
     assert r["inodes"] - 4 <= r["made"] < r["inodes"]
 
+
+
+@namespace_only("under fakefs the handler is a host process: it shares the test process's descriptors")
+def test_no_descriptor_of_the_test_process_is_open_in_the_instance(sim: Simulator, code: Code) -> None:
+    fn = sim.deploy("app.handler", code_dir=code("""
+        import os, subprocess
+        def handler(event, context):
+            child = subprocess.Popen(["sleep", "5"])
+            try:
+                out = {}
+                for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+                    for fd in os.listdir(f"/proc/{pid}/fd"):
+                        try:
+                            out[f"{pid}/{fd}"] = os.readlink(f"/proc/{pid}/fd/{fd}")
+                        except OSError:
+                            pass  # the listing's own descriptor, closed meanwhile
+                return out
+            finally:
+                child.kill()
+    """))
+    seen = fn.invoke({}).payload
+    assert {key.split("/")[0] for key in seen} >= {"1", "2", "3"}
+    # Sockets, pipes and memfds of the instance's own, its /dev/null, and the listing itself.
+    own = ("socket:[", "pipe:[", "anon_inode:", "/memfd:lambda-log", "/dev/null", "/proc/")
+    assert {key: target for key, target in seen.items() if not target.startswith(own)} == {}
+    assert [seen[f"1/{fd}"] for fd in (0, 1, 2)] == ["/dev/null"] * 3

@@ -19,10 +19,12 @@ Used by the namespace sandbox's zygote (``_zygote``); Linux only.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import resource
 import socket
+import stat
 import sys
 
 from lambdasim._sandbox import _linux as L
@@ -81,7 +83,7 @@ def hide_test_process(host_uid: int) -> None:
     _outer = (NOBODY, NOBODY) if host_uid == 0 else (os.getuid(), os.getgid())
     if host_uid == 0:
         os.setgroups([])
-    os.environ.clear()  # unsetenv() each: the C environment is empty too
+    os.environ.clear()  # unsetenv() each: the C environment (and posix.environ) is empty too
     fields = _stat_fields()
     # Fields 48-51 of /proc/self/stat: arg_start, arg_end, env_start, env_end.
     arg_start, arg_end, env_start, env_end = fields[45:49]
@@ -92,6 +94,7 @@ def hide_test_process(host_uid: int) -> None:
         # What ps shows for every process of an instance: the Python it runs.
         name = instance_path(os.path.realpath(sys.executable)).encode()[: arg_end - arg_start - 1]
         ctypes.memmove(arg_start, name, len(name))
+        sys.orig_argv = [name.decode()]
 
 
 def own_hostname_and_ipc() -> None:
@@ -104,10 +107,33 @@ def limit_descriptors() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
 
 
+def open_to_sandbox_user(mount_points: list[str], scratch: str) -> None:
+    """Let sbx_user1051 into the top directories of the function's code and layers when,
+    as root, it could not: a code dir made by ``tmp_path_factory.mktemp`` is 0700 and
+    root's. Lambda's ``/var/task`` is 0755 whatever the package holds, so each such mount
+    point is covered by a read-only overlay whose top is an empty 0755 directory (on a
+    tmpfs at ``scratch``, detached at once: the overlay keeps it). Below the top, every
+    file and directory keeps its own mode, as in Lambda's: a file that is not
+    world-readable stays unreadable to the function."""
+    if _outer[0] != NOBODY:
+        return  # as an ordinary user the code is the user's own, and so sbx_user1051's
+    for path in mount_points:
+        if stat.S_IMODE(os.stat(path).st_mode) & 0o005 == 0o005:
+            continue
+        L.mount("lambda-top", scratch, "tmpfs", L.MS_NOSUID | L.MS_NODEV, "mode=0755,size=4k,nr_inodes=4")
+        try:
+            os.mkdir(f"{scratch}/top", 0o755)
+            os.chmod(f"{scratch}/top", 0o755)
+            L.mount("lambda-code", path, "overlay", L.MS_RDONLY, f"lowerdir={scratch}/top:{path}")
+        finally:
+            with contextlib.suppress(OSError):
+                L.umount2(scratch, L.MNT_DETACH)
+
+
 def enter_user_namespace() -> None:
-    """In a keeper whose root is finished: become the host ids of the sandbox user and move
-    into a new user namespace (and mount namespace, which locks every mount made so far)
-    where they are sbx_user1051's."""
+    """In a keeper whose root is finished: become the host ids of the sandbox user, move into
+    a new user namespace (and mount namespace, which locks every mount made so far) where
+    they are sbx_user1051's, and let go of the test process's standard streams."""
     uid, gid = _outer
     if (os.getuid(), os.getgid()) != (uid, gid):
         os.setresgid(gid, gid, gid)
@@ -120,6 +146,12 @@ def enter_user_namespace() -> None:
     L.write_file("/proc/self/setgroups", "deny")
     L.write_file("/proc/self/uid_map", f"{SANDBOX_UID} {uid} 1")
     L.write_file("/proc/self/gid_map", f"{SANDBOX_GID} {gid} 1")
+    # The keeper's stdin, stdout and stderr were the test process's: the instance's /dev/null
+    # instead (opened in the new mount namespace, so that /proc/1/fd shows it by its name).
+    null = os.open("/dev/null", os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 def become_sandbox_user() -> None:

@@ -116,6 +116,7 @@ class Keeper:
             os.close(layer)
         L.move_mount(code, f"{sk}/var/task")
         os.close(code)
+        _identity.open_to_sandbox_user([f"{sk}/var/task", f"{sk}/opt"], scratch=f"{sk}/.old")
         L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
                 _identity.tmp_mount_options(spec["tmp_mb"]))
         L.mount("proc", f"{sk}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
