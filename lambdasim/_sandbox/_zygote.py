@@ -3,8 +3,9 @@
 Process tree, all in private namespaces the host never sees::
 
     simulator ──socket── zygote (own mount ns, own PID ns; own user ns when not root)
-                           └─ keeper, PID 1 of a fresh PID ns: builds the Lambda root,
-                              holds /tmp, then drops into a nested user ns
+                           └─ keeper, PID 1 of a fresh PID ns (and UTS, IPC ns): builds the
+                              Lambda root, holds /tmp, then drops into a nested user ns
+                              (as the user, or nobody when root: see _identity)
                                 └─ runtime (lambdasim._runtime): Init + invocations
 
 The zygote pre-imports everything the runtime needs and keeps one keeper (with its
