@@ -16,6 +16,16 @@ BOTH_SANDBOXES = True
 IDENTITY = """
 import os
 
+def write_back(path):
+    try:
+        with open(path) as f:
+            value = f.read()
+        with open(path, "w") as f:
+            f.write(value)
+        return "written"
+    except OSError as e:
+        return str(e)
+
 def attempt(path, mode):
     try:
         with open(path, mode):
@@ -31,6 +41,7 @@ def handler(event, context):
         "write": {p: attempt(p, "w") for p in event["write"]},
         "writable": [os.path.join(d, f) for d, _, files in os.walk("/proc/sys") for f in files
                      if os.access(os.path.join(d, f), os.W_OK)],
+        "write_back": {p: write_back(p) for p in ("/proc/sys/kernel/ns_last_pid", "/proc/sys/kernel/pid_max")},
     }
 """
 
@@ -58,9 +69,17 @@ def test_the_function_holds_no_privilege_of_the_test_process(sim: Simulator, cod
         assert private == "opened"
     for path in proc_sys:
         assert result["write"][path] == f"[Errno 13] Permission denied: '{path}'", path
-    # ns_last_pid is 0666 on every Linux (the kernel asks for CAP_CHECKPOINT_RESTORE at the
-    # write), and it is the instance's own PID namespace's.
-    assert result["writable"] == ["/proc/sys/kernel/ns_last_pid"]
+    # Only files of the instance's own PID namespace pass the mode check: ns_last_pid is 0666 on
+    # every Linux (writing it needs a capability the function lacks), and on Linux 6.14+ the
+    # pid_max of a PID namespace an ordinary user made is the user's, so the function's: it
+    # limits the instance's own processes only. As root no namespace is the function's.
+    last_pid, pid_max = "/proc/sys/kernel/ns_last_pid", "/proc/sys/kernel/pid_max"
+    assert result["write_back"][last_pid] == "[Errno 1] Operation not permitted"
+    if os.getuid() == 0:
+        assert result["writable"] == [last_pid]
+        assert result["write_back"][pid_max] == f"[Errno 13] Permission denied: '{pid_max}'"
+    else:
+        assert set(result["writable"]) <= {last_pid, pid_max}, result["writable"]
 
 
 def test_code_and_layers_in_private_directories_are_readable(sim: Simulator, code: Code) -> None:

@@ -97,12 +97,6 @@ def hide_test_process(host_uid: int) -> None:
         sys.orig_argv = [name.decode()]
 
 
-def own_hostname_and_ipc() -> None:
-    """In a keeper, before it forks its first runtime: UTS and IPC namespaces of its own."""
-    L.unshare(L.CLONE_NEWUTS | L.CLONE_NEWIPC)
-    socket.sethostname(HOSTNAME)
-
-
 def limit_descriptors() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
 
@@ -133,7 +127,11 @@ def open_to_sandbox_user(mount_points: list[str], scratch: str) -> None:
 def enter_user_namespace() -> None:
     """In a keeper whose root is finished: become the host ids of the sandbox user, move into
     a new user namespace (and mount namespace, which locks every mount made so far) where
-    they are sbx_user1051's, and let go of the test process's standard streams."""
+    they are sbx_user1051's, and let go of the test process's standard streams.
+
+    The instance's UTS and IPC namespaces are made here too, so that the new user namespace
+    owns them: their files in /proc/sys (the hostname, System V IPC limits) then belong to
+    its root, which is no one in the instance, rather than to the user who runs the tests."""
     uid, gid = _outer
     if (os.getuid(), os.getgid()) != (uid, gid):
         os.setresgid(gid, gid, gid)
@@ -142,10 +140,11 @@ def enter_user_namespace() -> None:
         # it could not write its own uid_map.
         L.prctl(L.PR_SET_DUMPABLE, 1)
     limit_descriptors()
-    L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWNS)
+    L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWNS | L.CLONE_NEWUTS | L.CLONE_NEWIPC)
     L.write_file("/proc/self/setgroups", "deny")
     L.write_file("/proc/self/uid_map", f"{SANDBOX_UID} {uid} 1")
     L.write_file("/proc/self/gid_map", f"{SANDBOX_GID} {gid} 1")
+    socket.sethostname(HOSTNAME)
     # The keeper's stdin, stdout and stderr were the test process's: the instance's /dev/null
     # instead (opened in the new mount namespace, so that /proc/1/fd shows it by its name).
     null = os.open("/dev/null", os.O_RDWR)
@@ -155,8 +154,15 @@ def enter_user_namespace() -> None:
 
 
 def become_sandbox_user() -> None:
-    """In a runtime that has just joined its keeper's user namespace: take sbx_user1051's
-    ids (as root, it still held host uid 0, which that namespace does not map)."""
+    """In a runtime that has just joined its keeper's user and mount namespaces: join its
+    UTS and IPC namespaces too, and take sbx_user1051's ids (as root, it still held host
+    uid 0, which that user namespace does not map)."""
+    for kind, flag in (("uts", L.CLONE_NEWUTS), ("ipc", L.CLONE_NEWIPC)):
+        fd = os.open(f"/proc/1/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            L.setns(fd, flag)
+        finally:
+            os.close(fd)
     os.setresgid(SANDBOX_GID, SANDBOX_GID, SANDBOX_GID)
     os.setresuid(SANDBOX_UID, SANDBOX_UID, SANDBOX_UID)
     limit_descriptors()

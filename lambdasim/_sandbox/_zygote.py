@@ -61,7 +61,6 @@ class Keeper:
 
     def prepare(self) -> None:
         L.unshare(L.CLONE_NEWNS)
-        _identity.own_hostname_and_ipc()
         # The first runtime is forked now, into this mount namespace, so that its own
         # set-up is done before a request comes; the pivot below moves it too.
         self.runtime_pid, self.to_runtime = _fork_with_channel(_first_runtime)
