@@ -7,13 +7,16 @@ Used by the namespace sandbox's zygote (``_zygote``); Linux only.
   instance sees only what its root is assembled from); as root, ``nobody`` (65534), so host
   files that are not world-readable stay unreadable and nothing in ``/proc/sys`` is writable.
   Everything an instance must read is mounted into its root while the keeper is still root,
-  so the host directories above it (``/tmp/pytest-of-root`` is 0700) need no permission:
-  only the mounted directories' own modes count, as Lambda's runtime user needs a
-  world-readable deployment package.
-- Hostname and System V IPC are the instance's own (UTS and IPC namespaces).
+  so the host directories above it (``/tmp/pytest-of-root`` is 0700) need no permission,
+  and the top directories of code and layers are shown 0755 (:func:`open_to_sandbox_user`);
+  below them the files' own modes count, as Lambda's runtime user needs a world-readable
+  deployment package.
+- Hostname and System V IPC are the instance's own (UTS and IPC namespaces, owned by its
+  user namespace).
 - The zygote's environment and command line, inherited by every process it forks, are the
   test process's: they are wiped from its memory before the first fork, so that no
-  ``/proc/<pid>/environ`` or ``cmdline`` of an instance shows them.
+  ``/proc/<pid>/environ`` or ``cmdline`` of an instance shows them; the keeper's standard
+  streams (the test process's stderr) are replaced by the instance's /dev/null.
 - 1,024 descriptors per process, soft and hard; /tmp has one inode per 16 KiB.
 """
 
