@@ -3,8 +3,9 @@
 Process tree, all in private namespaces the host never sees::
 
     simulator ──socket── zygote (own mount ns, own PID ns; own user ns when not root)
-                           └─ keeper, PID 1 of a fresh PID ns: builds the Lambda root,
-                              holds /tmp, then drops into a nested user ns
+                           └─ keeper, PID 1 of a fresh PID ns (and UTS, IPC ns): builds the
+                              Lambda root, holds /tmp, then drops into a nested user ns
+                              (as the user, or nobody when root: see _identity)
                                 └─ runtime (lambdasim._runtime): Init + invocations
 
 The zygote pre-imports everything the runtime needs and keeps one keeper (with its
@@ -31,10 +32,10 @@ from collections.abc import Callable, Sequence
 # instances share these pages and cold starts do not pay for the imports.
 import lambdasim._runtime as _runtime
 from lambdasim import _wire as wire
-from lambdasim._sandbox import _cgroup
+from lambdasim._sandbox import _cgroup, _identity
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._freeze import Freezer, parent_cgroup, remove_parent
-from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_UID, host_view
+from lambdasim._sandbox._layout import ETC_FILES, host_view
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
@@ -109,7 +110,6 @@ class Keeper:
         self.spec = spec
         self.to_runtime.send(wire.pack_spawn(spec=spec, kind=wire.SPEC), fds=[rt_fd])
         os.close(rt_fd)
-        outer_uid, outer_gid = os.getuid(), os.getgid()
         sk = _SKELETON
         code = L.open_tree(spec["code_dir"], recursive=True)
         layers: list[str] = spec["layers"]
@@ -123,7 +123,9 @@ class Keeper:
             os.close(layer)
         L.move_mount(code, f"{sk}/var/task")
         os.close(code)
-        L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV, f"mode=1777,size={spec['tmp_mb']}m")
+        _identity.open_to_sandbox_user([f"{sk}/var/task", f"{sk}/opt"], scratch=f"{sk}/.old")
+        L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
+                _identity.tmp_mount_options(spec["tmp_mb"]))
         L.mount("proc", f"{sk}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
         # Into the instance's cgroup while the host's /sys is in view, before any code of
         # the function runs (see _cgroup.join); what they start is born there.
@@ -141,10 +143,7 @@ class Keeper:
         # A nested user namespace locks every mount above (no remount read-write, no
         # unmounting /tmp to look underneath), and the handler runs as sbx_user1051
         # with no capabilities, as on Lambda.
-        L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWNS)
-        L.write_file("/proc/self/setgroups", "deny")
-        L.write_file("/proc/self/uid_map", f"{SANDBOX_UID} {outer_uid} 1")
-        L.write_file("/proc/self/gid_map", f"{SANDBOX_GID} {outer_gid} 1")
+        _identity.enter_user_namespace()
         L.drop_all_capabilities()
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         # The simulator reads this instance's /tmp through /proc/<pid>/root.
@@ -237,6 +236,7 @@ def _first_runtime(keeper: Channel) -> None:
         L.setns(mnt, L.CLONE_NEWNS)
         os.close(user)
         os.close(mnt)
+        _identity.become_sandbox_user()
         L.drop_all_capabilities()
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         L.prctl(L.PR_SET_DUMPABLE, 1)
@@ -334,6 +334,7 @@ def main(fd: int) -> None:
     # As root, or with a delegated cgroup v2 subtree: instances are frozen with a cgroup;
     # else with signals (see _freeze).
     cgroup = parent_cgroup()
+    _identity.hide_test_process(uid)
     chan.send(wire.pack_helper_ready(python_paths=python))
     # Keepers are reaped by the kernel and die with the zygote (PR_SET_PDEATHSIG,
     # and the zygote's PID namespace ending with it); the simulator waits for each
