@@ -81,6 +81,15 @@ def parent_cgroup() -> tuple[str, str] | None:
     return None
 
 
+def cgroup_dir(kind: str, state_fd: int) -> str:
+    """The host path of the cgroup whose freeze file ``state_fd`` is. The keeper opened it before
+    its root changed, so the kernel names it from the hierarchy's root, not from /sys/fs/cgroup."""
+    linked = os.path.dirname(os.readlink(f"/proc/self/fd/{state_fd}"))
+    if linked.startswith("/sys/fs/cgroup/"):
+        return linked
+    return (_V1_ROOT if kind == "freezer" else _V2_ROOT) + linked
+
+
 def remove_parent(path: str, timeout: float = 2.0) -> None:
     """Remove the zygote's parent cgroup once its keepers have removed theirs."""
     deadline = time.monotonic() + timeout

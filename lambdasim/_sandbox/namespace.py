@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import resource
 import select
 import signal
 import sys
+import time
 
 from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
 from lambdasim._sandbox import _usage
 from lambdasim._sandbox._cgroup import CgroupPlace, InstanceCgroup
 from lambdasim._sandbox._common import Helper, KeeperLink
-from lambdasim._sandbox._freeze import write_state
+from lambdasim._sandbox._freeze import cgroup_dir, write_state
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._sandbox._usage import Meter, Usage
 from lambdasim._wire import Channel, ChannelClosed
@@ -120,11 +122,30 @@ class NamespaceInstance(KeeperLink):
             finally:
                 os.close(self._pidfd)
                 if self._state_fd >= 0:
+                    # The keeper removes its freezer cgroup as it ends, but as root it has become nobody
+                    # (see _identity) by then: what it could not remove, this process can.
+                    with contextlib.suppress(OSError):
+                        _remove_cgroup(cgroup_dir(self._freezer, self._state_fd))
                     os.close(self._state_fd)
         finally:
             # Empty once the keeper's PID namespace is gone; what stays is swept with the sandbox.
             if self.cgroup is not None:
                 self.cgroup.remove()
+
+def _remove_cgroup(path: str, timeout: float = 2.0) -> None:
+    """rmdir a cgroup once its killed tasks have left it (they leave as the kernel reaps them)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
 
 def _raise_fd_limit() -> None:
     # The simulator holds four descriptors per instance; the usual soft limit of 1024
