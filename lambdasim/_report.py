@@ -230,7 +230,7 @@ def _version_colour(version: Any) -> str:
         return VERSION_COLOURS[-1]
 
 
-def _fmt_bytes(n: float) -> str:
+def fmt_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -452,7 +452,7 @@ class _Svg:
                    f'<polyline points="{points}" fill="none" stroke="{colour}" stroke-width="2"/>']
             for step, b in lane.tmp:
                 out.append(f'<circle cx="{self.x(step):.1f}" cy="{y_of(b):.1f}" r="3" fill="{colour}">'
-                           f'<title>{_e(f"{lane.instance}: {_fmt_bytes(b)} in /tmp after step {step}")}</title>'
+                           f'<title>{_e(f"{lane.instance}: {fmt_bytes(b)} in /tmp after step {step}")}</title>'
                            "</circle>")
             series.append(out)
             points_at += [(self.x(step), y_of(b)) for step, b in lane.tmp]
@@ -466,7 +466,7 @@ class _Svg:
                 f'height="{height:.0f}" viewBox="0 0 {width:.0f} {height:.0f}" role="img" '
                 f'aria-label="/tmp usage of {_e(self.m.run.name)}">',
                 f'<text class="axis-label" x="6" y="{top + 10}">/tmp used</text>',
-                f'<text class="axis-label" x="6" y="{top + 26}">peak {_e(_fmt_bytes(peak))}</text>',
+                f'<text class="axis-label" x="6" y="{top + 26}">peak {_e(fmt_bytes(peak))}</text>',
                 f'<line class="axis" x1="{LEFT}" y1="{bottom}" x2="{self.width - 30}" y2="{bottom}"/>',
                 f'<line class="axis" x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}"/>']
         return "".join(head + [part for out in series for part in out] + ["</svg>"])

@@ -144,14 +144,6 @@ def pytest_runtest_makereport(
     return report
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GB"
-
-
 class _Reporter:
     """Gathers every test's lambdasim summary (also from pytest-xdist workers) and reports it."""
 
@@ -182,8 +174,11 @@ def _terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(total["invocations"].items())) or "none"
     tr.write_line(f"{total['tests']} tests: {total['instances']} instances started, {total['cold_starts']} cold "
                   f"starts, {total['resets']} resets; invocations: {outcomes}")
-    for fn, peak in sorted(total["peak_tmp_bytes"].items()):
-        tr.write_line(f"peak /tmp use of {fn}: {_fmt_bytes(peak)}")
+    if total["peak_tmp_bytes"]:
+        from lambdasim._report import fmt_bytes  # only once a test has run instances: lambdasim is loaded
+
+        for fn, peak in sorted(total["peak_tmp_bytes"].items()):
+            tr.write_line(f"peak /tmp use of {fn}: {fmt_bytes(peak)}")
     if total["read_only_errors"]:
         tr.write_line(f"read-only filesystem errors ({len(total['read_only_errors'])}):")
         for e in total["read_only_errors"]:

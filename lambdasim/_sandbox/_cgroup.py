@@ -31,6 +31,8 @@ import os
 import time
 from dataclasses import dataclass
 
+from lambdasim._sandbox._linux import write_file
+
 PREFIX = "lambdasim-"
 _PROC_CGROUP = "/proc/self/cgroup"
 _MOUNTINFO = "/proc/self/mountinfo"
@@ -80,14 +82,6 @@ def _inside(mount: str, mount_root: str, path: str) -> str | None:
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read()
-
-
-def _write(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
 
 
 def find_hierarchies(wanted: frozenset[str], mountinfo: str = _MOUNTINFO,
@@ -187,8 +181,8 @@ class CgroupPlace:
                     enable = " ".join(f"+{c}" for c in sorted(h.controllers))
                     base_enabled = set(_read(f"{h.base}/cgroup.subtree_control").split())
                     if not h.controllers <= base_enabled:
-                        _write(f"{h.base}/cgroup.subtree_control", enable)
-                    _write(f"{path}/cgroup.subtree_control", enable)
+                        write_file(f"{h.base}/cgroup.subtree_control", enable)
+                    write_file(f"{path}/cgroup.subtree_control", enable)
                 for c in h.controllers:
                     self._dirs[c] = path
         except OSError:
@@ -249,15 +243,15 @@ class InstanceCgroup:
         return f"{self.paths[controller]}/{name}"
 
     def set_pids_max(self, count: int) -> None:
-        _write(self._file("pids", "pids.max"), str(count))
+        write_file(self._file("pids", "pids.max"), str(count))
 
     def set_memory_max(self, size: int) -> None:
         if self.version == 1:
-            _write(self._file("memory", "memory.limit_in_bytes"), str(size))
+            write_file(self._file("memory", "memory.limit_in_bytes"), str(size))
         else:
-            _write(self._file("memory", "memory.max"), str(size))
+            write_file(self._file("memory", "memory.max"), str(size))
             with contextlib.suppress(OSError):  # no swap beyond it, where swap is accounted
-                _write(self._file("memory", "memory.swap.max"), "0")
+                write_file(self._file("memory", "memory.swap.max"), "0")
 
     def tasks(self) -> int:
         """Processes and threads in the group now."""
@@ -303,4 +297,4 @@ def join(procs_files: list[str], pids: list[int]) -> None:
     """
     for path in procs_files:
         for pid in pids:
-            _write(path, str(pid))
+            write_file(path, str(pid))
