@@ -447,9 +447,9 @@ def check_runtime_message(message: Any, *kinds: str) -> tuple[Any, ...]:
 # instance. Each begins with its kind; those without fields are sent as ``(KIND,)``.
 
 READY = "ready"
-"""helper -> simulator: :class:`HelperReady`; keeper -> simulator: ``(READY, freezer kind)`` with a
-pidfd of the keeper and, but for kind ``signals``, a descriptor of the instance's cgroup freeze file
-(namespace, see ``_sandbox._freeze``); :class:`FakefsKeeperReady` (fakefs)."""
+"""helper -> simulator: :class:`HelperReady`; keeper -> simulator: :class:`KeeperReady` with a
+pidfd of the keeper and, but for freezer ``signals``, a descriptor of the instance's cgroup freeze
+file (namespace, see ``_sandbox._freeze``); :class:`FakefsKeeperReady` (fakefs)."""
 ERROR = "error"
 """helper or keeper -> simulator, instead of READY: :class:`Refusal`."""
 SPAWN = "spawn"
@@ -484,10 +484,25 @@ class HelperReady(NamedTuple):
     kind: str  # READY
     python_paths: list[str]
     """The host's Python directories the instances see."""
+    limits: str
+    """How processes and memory are limited: ``cgroup v1``, ``cgroup v2``, ``rlimit+procfs``, ``rlimit``."""
 
 
-def pack_helper_ready(*, python_paths: list[str]) -> tuple[Any, ...]:
-    return (READY, python_paths)
+def pack_helper_ready(*, python_paths: list[str], limits: str) -> tuple[Any, ...]:
+    return (READY, python_paths, limits)
+
+
+class KeeperReady(NamedTuple):
+    kind: str  # READY
+    freezer: str
+    """How the instance is frozen: ``cgroup2``, ``freezer`` (v1) or ``signals``."""
+    cgroup_version: int
+    cgroup_paths: dict[str, str]
+    """The instance's groups by controller (see ``_sandbox._cgroup.InstanceCgroup``); {} without."""
+
+
+def pack_keeper_ready(*, freezer: str, cgroup_version: int, cgroup_paths: dict[str, str]) -> tuple[Any, ...]:
+    return (READY, freezer, cgroup_version, cgroup_paths)
 
 
 class Refusal(NamedTuple):

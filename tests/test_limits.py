@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -199,6 +200,17 @@ def test_cgroups_are_removed_with_the_simulator_and_after_kill_9(sandbox_kind: s
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     dead = int(proc.stdout.split()[0])
-    assert bool(_places(dead)) == inside, "a killed simulator leaves its cgroups behind"
-    Simulator(sandbox="namespace").close()  # the next sandbox on the machine sweeps them
+    # The zygote outlives the simulator only to see its socket close: it removes the place then.
+    deadline = time.monotonic() + 10
+    while _places(dead):
+        assert time.monotonic() < deadline, "the cgroups of a simulator killed with SIGKILL are removed"
+        time.sleep(0.05)
+    if not inside:
+        return
+    # Where the zygote was killed outright as well, the next sandbox on the machine sweeps its place.
+    for hierarchies in _cgroup.find_hierarchies(frozenset({"pids", "memory"})):
+        for h in hierarchies:
+            os.makedirs(os.path.join(h.base, f"lambdasim-{dead}-1", "i0"))
+    assert _places(dead)
+    Simulator(sandbox="namespace").close()
     assert not _places(dead)

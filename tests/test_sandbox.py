@@ -456,7 +456,7 @@ def test_every_key_of_the_instance_spec_is_declared_and_read() -> None:
     read = set().union(*(_spec_keys_read(p) for p in SPEC_READERS))
     assert read == declared
     assert InstanceSpec.__optional_keys__ == {"track_tmp_access", "real_cwd", "extra_memory_mb", "memory_by_use",
-                                              "cgroup_procs", "tasks_rlimit"}
+                                              "tasks_rlimit"}
 
 
 def test_the_engine_provides_every_required_key_of_the_instance_spec(sim: Simulator, code: Code) -> None:

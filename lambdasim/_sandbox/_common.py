@@ -116,7 +116,9 @@ class Helper:
         if msg[0] != wire.READY:
             self.close()
             raise SandboxUnavailable(refused(wire.Refusal._make(msg).reason))
-        self.ready: list[str] = wire.HelperReady._make(msg).python_paths
+        ready = wire.HelperReady._make(msg)
+        self.ready: list[str] = ready.python_paths
+        self.limits = ready.limits
 
     def spawn(self, spec: InstanceSpec) -> tuple[Channel, Channel]:
         """Have the helper fork a keeper for ``spec``: the keeper's control channel and the

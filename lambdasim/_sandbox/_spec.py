@@ -40,7 +40,5 @@ class InstanceSpec(TypedDict):
     """The fakefs sandbox's: memory the runtime may use on top of ``memory_mb`` (its /tmp lives there)."""
     memory_by_use: NotRequired[bool]
     """The namespace sandbox's: memory is measured and limited by use (see ``_usage``), not by RLIMIT_DATA."""
-    cgroup_procs: NotRequired[list[str]]
-    """The namespace sandbox's: ``cgroup.procs`` files the keeper moves itself and the runtime into."""
     tasks_rlimit: NotRequired[int]
     """The namespace sandbox's, where it has no pids cgroup: RLIMIT_NPROC of the runtime."""

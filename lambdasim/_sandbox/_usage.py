@@ -51,8 +51,6 @@ class Usage:
     """Processes and threads of the function (the runtime counts 1)."""
     fds: int
     """Open file descriptors of all of the function's processes."""
-    oom_kills: int
-    """Processes the kernel's OOM killer ended in the instance, so far."""
 
 
 def _instance_procs(keeper: int) -> list[str]:
@@ -113,13 +111,17 @@ class Meter:
                 pids = [p for p in group.pids() if p != self.keeper]
                 memory = group.memory() - self.storage() - log_bytes
                 tasks = group.tasks() - 1
-            except (OSError, ValueError, KeyError):  # the group is being removed with the instance
-                return Usage(0, 0, 0, 0)
-            return Usage(max(memory, 0), max(tasks, 0), sum(_fds(f"/proc/{p}") for p in pids), group.oom_kills())
+            except (OSError, ValueError):  # the group is being removed with the instance
+                return Usage(0, 0, 0)
+            return Usage(max(memory, 0), max(tasks, 0), sum(_fds(f"/proc/{p}") for p in pids))
         memory = tasks = fds = 0
         for proc in _instance_procs(self.keeper):
             m, t = _pss(proc)
             memory += m
             tasks += t
             fds += _fds(proc)
-        return Usage(memory, tasks, fds, 0)
+        return Usage(memory, tasks, fds)
+
+    def oom_kills(self) -> int:
+        """Processes the kernel's OOM killer ended in the instance so far (0 where it cannot say)."""
+        return self.cgroup.oom_kills() if self.cgroup is not None else 0

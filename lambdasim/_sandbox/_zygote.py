@@ -32,9 +32,9 @@ from collections.abc import Callable, Sequence
 # instances share these pages and cold starts do not pay for the imports.
 import lambdasim._runtime as _runtime
 from lambdasim import _wire as wire
-from lambdasim._sandbox import _cgroup, _identity
+from lambdasim._sandbox import _cgroup, _identity, _usage
 from lambdasim._sandbox import _linux as L
-from lambdasim._sandbox._freeze import Freezer, parent_cgroup, remove_parent
+from lambdasim._sandbox._freeze import Freezer
 from lambdasim._sandbox._layout import ETC_FILES, host_view
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
@@ -52,23 +52,42 @@ class Keeper:
     is the same for every function, :meth:`finish` what a spawn request brings.
     """
 
-    def __init__(self, binds: list[str], links: dict[str, str], cgroup: tuple[str, str] | None = None) -> None:
+    def __init__(self, binds: list[str], links: dict[str, str], place: _cgroup.CgroupPlace | None = None) -> None:
         self.binds = binds
         self.links = links
-        self.cgroup = cgroup
-        self.freezer = Freezer(None)
+        self.place = place
+        self.group: _cgroup.InstanceCgroup | None = None
+        self.limit_files: dict[str, int] = {}
+        self.freezer = Freezer()
         self.spec: InstanceSpec | None = None
         self.ctrl: Channel | None = None
         self.runtime_pid = 0
         self.to_runtime: Channel | None = None
 
+    def _join_group(self) -> None:
+        """Make the instance's cgroup and move into it, while the host's /sys is in view and
+        before a request comes (a v1 attach waits for an RCU grace period: see _cgroup)."""
+        if self.place is None:
+            return
+        try:
+            group = self.place.create()
+        except OSError:
+            return  # e.g. the place is gone: rlimits and signals still work
+        try:
+            group.join_keeper()
+            files = group.open_for_keeper()
+        except OSError:
+            return
+        self.group = group
+        self.limit_files = {k: files.pop(k) for k in ("pids.max", "memory.max") if k in files}
+        self.freezer = Freezer(files, group.version)
+
     def prepare(self) -> None:
         L.unshare(L.CLONE_NEWNS)
-        # The instance's cgroup, made while the host's /sys is in view (see _freeze).
-        self.freezer = Freezer(self.cgroup)
-        # The first runtime is forked now, into this mount namespace, so that its own
-        # set-up is done before a request comes; the pivot below moves it too. It waits
-        # for its spec before it can start anything, so it joins the cgroup from here.
+        self._join_group()
+        # The first runtime is forked now, into this mount namespace and the counting
+        # cgroups, so that its own set-up is done before a request comes; the pivot below
+        # moves it too. It waits for its spec before it can start anything.
         self.runtime_pid, self.to_runtime = _fork_with_channel(_first_runtime)
         self.freezer.join(self.runtime_pid)
 
@@ -107,6 +126,19 @@ class Keeper:
     def finish(self, spec: InstanceSpec, rt_fd: int) -> None:
         """Add the function's code, layers and /tmp, enter the root, lock it."""
         assert self.to_runtime is not None
+        if self.limit_files:
+            # The keeper is lambdasim's process, not the function's: one more than Lambda's limit.
+            # The group's hard memory limit is what an instance may ever cost the host (see _usage).
+            os.write(self.limit_files["pids.max"], str(_usage.TASKS_LIMIT + 1).encode())
+            size = (spec["memory_mb"] + spec["tmp_mb"]) * 1024 * 1024 + _usage.HARNESS_MARGIN
+            os.write(self.limit_files["memory.max"], str(size).encode())
+            for fd in self.limit_files.values():
+                os.close(fd)
+            self.limit_files = {}
+        else:
+            # RLIMIT_NPROC counts tasks per user and user namespace (each instance has its own);
+            # the keeper is one of them.
+            spec = InstanceSpec(**spec, tasks_rlimit=_usage.TASKS_LIMIT + 1)
         self.spec = spec
         self.to_runtime.send(wire.pack_spawn(spec=spec, kind=wire.SPEC), fds=[rt_fd])
         os.close(rt_fd)
@@ -127,10 +159,6 @@ class Keeper:
         L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
                 _identity.tmp_mount_options(spec["tmp_mb"]))
         L.mount("proc", f"{sk}/proc", "proc", L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
-        # Into the instance's cgroup while the host's /sys is in view, before any code of
-        # the function runs (see _cgroup.join); what they start is born there.
-        _cgroup.join(spec.get("cgroup_procs", []), [0, self.runtime_pid])
-
         os.chdir(sk)
         L.pivot_root(".", ".old")
         L.umount2("/.old", L.MNT_DETACH)
@@ -245,7 +273,7 @@ def _first_runtime(keeper: Channel) -> None:
 
 
 def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: dict[str, str],
-                   cgroup: tuple[str, str] | None) -> None:
+                   place: _cgroup.CgroupPlace | None) -> None:
     L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
     # As PID 1 of its namespace the keeper's getppid() is 0, so the race between
     # fork and PR_SET_PDEATHSIG is closed with a pidfd of the zygote instead.
@@ -253,7 +281,7 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
         os._exit(0)
     os.close(zygote_pidfd)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    keeper = Keeper(binds, links, cgroup)
+    keeper = Keeper(binds, links, place)
     failure = ""
     try:
         keeper.prepare()
@@ -279,7 +307,10 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
     # The keeper's PID as the simulator sees it is not ours to know; a pidfd carries it.
     me = os.pidfd_open(os.getpid())
     state = keeper.freezer.state_fd()
-    ctrl.send((wire.READY, keeper.freezer.kind), fds=[me] + ([state] if state >= 0 else []))
+    group = keeper.group
+    ctrl.send(wire.pack_keeper_ready(freezer=keeper.freezer.kind, cgroup_version=group.version if group else 0,
+                                     cgroup_paths=group.paths if group else {}),
+              fds=[me] + ([state] if state >= 0 else []))
     os.close(me)
     with contextlib.suppress(ChannelClosed, OSError):
         keeper.serve(ctrl)
@@ -316,6 +347,7 @@ def main(fd: int) -> None:
     # Simulator may be made in a thread that ends before it does. The end of the
     # simulator's process closes our socket instead, which the serving loop notices.
     uid, gid = os.getuid(), os.getgid()
+    simulator = os.getppid()
     try:
         if uid != 0:
             L.unshare(L.CLONE_NEWUSER | L.CLONE_NEWNS)
@@ -325,17 +357,18 @@ def main(fd: int) -> None:
         else:
             L.unshare(L.CLONE_NEWNS)
         L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
+        # Instances' cgroups (as root, or with a delegated cgroup v2 subtree): counted, limited and
+        # frozen by the kernel; else rlimits, procfs and signals (see _cgroup, _usage, _freeze).
+        # Found while PIDs are the host's: a place is named after its simulator's (see _cgroup.sweep).
+        place = _cgroup.CgroupPlace.find(simulator)
         _own_pid_namespace()
         pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         chan.send(wire.pack_refusal(reason=str(e)))
         return
     binds, links, python = host_view()
-    # As root, or with a delegated cgroup v2 subtree: instances are frozen with a cgroup;
-    # else with signals (see _freeze).
-    cgroup = parent_cgroup()
     _identity.hide_test_process(uid)
-    chan.send(wire.pack_helper_ready(python_paths=python))
+    chan.send(wire.pack_helper_ready(python_paths=python, limits=place.limits if place else "rlimit+procfs"))
     # Keepers are reaped by the kernel and die with the zygote (PR_SET_PDEATHSIG,
     # and the zygote's PID namespace ending with it); the simulator waits for each
     # one through the pidfd the keeper sends it.
@@ -352,7 +385,7 @@ def main(fd: int) -> None:
         # Each instance gets a PID namespace of its own: its /proc shows only itself.
         L.setns(pid_ns, L.CLONE_NEWPID)
         L.unshare(L.CLONE_NEWPID)
-        return _fork_with_channel(lambda keeper: _pooled_keeper(keeper, me, binds, links, cgroup), keep=[me])[1]
+        return _fork_with_channel(lambda keeper: _pooled_keeper(keeper, me, binds, links, place), keep=[me])[1]
 
     spare: Channel | None = prefork()
     try:
@@ -384,9 +417,9 @@ def main(fd: int) -> None:
     except (ChannelClosed, OSError):
         pass
     finally:
-        if cgroup is not None:
-            # The keepers remove their cgroups as they end (the spare when it sees this
-            # channel close); the parent goes once they have.
+        if place is not None:
+            # The simulator removes its instances' groups; the spare's goes with the place,
+            # once the spare has seen this channel close and ended.
             if spare is not None:
                 spare.close()
-            remove_parent(cgroup[1])
+            place.close()

@@ -319,7 +319,7 @@ def main(fd: int) -> None:
     # Keepers are this process's children, reaped here: a pid in this set is never another
     # process's, so the group kill at the end cannot reach one that reused it.
     keepers: set[int] = set()
-    chan.send(wire.pack_helper_ready(python_paths=python))
+    chan.send(wire.pack_helper_ready(python_paths=python, limits="rlimit"))
     seq = 0
     try:
         while True:

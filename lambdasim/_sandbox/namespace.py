@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import resource
 import select
 import signal
 import sys
-import time
 
 from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
-from lambdasim._sandbox import _usage
-from lambdasim._sandbox._cgroup import CgroupPlace, InstanceCgroup
+from lambdasim._sandbox._cgroup import InstanceCgroup
 from lambdasim._sandbox._common import Helper, KeeperLink
-from lambdasim._sandbox._freeze import cgroup_dir, write_state
+from lambdasim._sandbox._freeze import write_state
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._sandbox._usage import Meter, Usage
 from lambdasim._wire import Channel, ChannelClosed
@@ -57,6 +54,10 @@ class NamespaceInstance(KeeperLink):
         """What the instance uses now (see ``_usage``); None before it is ready."""
         return self.meter.sample(log_bytes) if self.meter is not None else None
 
+    def oom_kills(self) -> int:
+        """Processes the kernel's OOM killer ended in the instance so far."""
+        return self.meter.oom_kills() if self.meter is not None else 0
+
     def freeze(self) -> bool:
         if self._state_fd < 0:
             return super().freeze()
@@ -93,12 +94,16 @@ class NamespaceInstance(KeeperLink):
             hint = _HINT if "Operation not permitted" in reason or "Invalid argument" in reason else (
                 "Check that the function's code_dir and layers still exist.")
             raise SandboxError(f"Could not create the instance's filesystem: {reason}. {hint}")
+        ready = wire.KeeperReady._make(msg)
         (self._pidfd,) = self._ctrl.take_fds(1)
         self.pid = _pid_of(self._pidfd)
-        self._freezer = msg[1]
+        self._freezer = ready.freezer
         if self._freezer != "signals":
             (self._state_fd,) = self._ctrl.take_fds(1)
-        self.meter = Meter(self.pid, self.cgroup, self.tmp_usage_bytes)
+        if ready.cgroup_paths:
+            self.cgroup = InstanceCgroup(ready.cgroup_version, ready.cgroup_paths)
+        self.meter = Meter(self.pid, self.cgroup if self.cgroup and self.cgroup.limits else None,
+                           self.tmp_usage_bytes)
 
     def destroy(self) -> None:
         with self._lock:
@@ -122,30 +127,12 @@ class NamespaceInstance(KeeperLink):
             finally:
                 os.close(self._pidfd)
                 if self._state_fd >= 0:
-                    # The keeper removes its freezer cgroup as it ends, but as root it has become nobody
-                    # (see _identity) by then: what it could not remove, this process can.
-                    with contextlib.suppress(OSError):
-                        _remove_cgroup(cgroup_dir(self._freezer, self._state_fd))
                     os.close(self._state_fd)
         finally:
-            # Empty once the keeper's PID namespace is gone; what stays is swept with the sandbox.
+            # Empty once the keeper's PID namespace is gone (the keeper, as nobody by then, could not
+            # remove them: see _identity); what stays is removed with the sandbox's place.
             if self.cgroup is not None:
                 self.cgroup.remove()
-
-def _remove_cgroup(path: str, timeout: float = 2.0) -> None:
-    """rmdir a cgroup once its killed tasks have left it (they leave as the kernel reaps them)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.rmdir(path)
-            return
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise
-            time.sleep(0.005)
-
 
 def _raise_fd_limit() -> None:
     # The simulator holds four descriptors per instance; the usual soft limit of 1024
@@ -171,40 +158,14 @@ class NamespaceSandbox:
         self._helper = Helper(self.name, "lambdasim._sandbox._zygote", 30.0,
                               lambda why: f"Cannot create namespaces here: {why}. {_HINT}", _HINT)
         self.python_paths: list[str] = self._helper.ready
-        # Lambda's limits on processes and memory, counted by the kernel where lambdasim can
-        # have a cgroup; elsewhere RLIMIT_NPROC and sampling through procfs (see _usage).
-        self._cgroups = CgroupPlace.find(frozenset({"pids", "memory"}))
-
-    @property
-    def limits(self) -> str:
+        # Lambda's limits on processes and memory are counted by the kernel where the zygote
+        # could make cgroups; elsewhere RLIMIT_NPROC and sampling through procfs (see _usage).
+        self.limits: str = self._helper.limits
         """How processes and memory are limited: ``cgroup v1``, ``cgroup v2`` or ``rlimit+procfs``."""
-        return f"cgroup v{self._cgroups.version}" if self._cgroups is not None else "rlimit+procfs"
 
     def spawn(self, spec: InstanceSpec) -> tuple[NamespaceInstance, Channel]:
-        spec = InstanceSpec(**spec, memory_by_use=True)
-        group = None
-        if self._cgroups is not None:
-            group = self._cgroups.create()
-            try:
-                # The keeper is lambdasim's process, not the function's: one more than Lambda's limit.
-                group.set_pids_max(_usage.TASKS_LIMIT + 1)
-                group.set_memory_max((spec["memory_mb"] + spec["tmp_mb"]) * 1024 * 1024 + _usage.HARNESS_MARGIN)
-            except BaseException:
-                group.remove()
-                raise
-            spec["cgroup_procs"] = group.procs_files()
-        else:
-            # RLIMIT_NPROC counts tasks per user and user namespace (each instance has its own);
-            # the keeper is one of them.
-            spec["tasks_rlimit"] = _usage.TASKS_LIMIT + 1
-        try:
-            ctrl, rt = self._helper.spawn(spec)
-        except BaseException:
-            if group is not None:
-                group.remove()
-            raise
+        ctrl, rt = self._helper.spawn(InstanceSpec(**spec, memory_by_use=True))
         instance = NamespaceInstance(ctrl)
-        instance.cgroup = group
         try:
             instance.wait_ready(30.0)
         except BaseException:
@@ -217,8 +178,4 @@ class NamespaceSandbox:
         self._helper.send((wire.REFILL,))
 
     def close(self) -> None:
-        try:
-            self._helper.close()  # the zygote exits on EOF; its keepers die with it
-        finally:
-            if self._cgroups is not None:
-                self._cgroups.close()
+        self._helper.close()  # the zygote exits on EOF; its keepers die with it
