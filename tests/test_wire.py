@@ -24,7 +24,8 @@ SAMPLES: dict[str, Any] = {
     "coverage": {"lines": {"/var/task/app.py": [1, 2]}}, "payload": b"[1]", "duration_ms": 1.25,
     "error_type": "Runtime.OutOfMemory", "reason": "PermissionError: no",
     "python_paths": ["/usr/lib/python3.11"], "spec": {"handler": "app.handler"}, "code": -9, "pid": 4242,
-    "tmp_dir": "/tmp/lambdasim-fakefs-1/1",
+    "tmp_dir": "/tmp/lambdasim-fakefs-1/1", "limits": "cgroup v1", "freezer": "freezer", "cgroup_version": 1,
+    "cgroup_paths": {"pids": "/sys/fs/cgroup/pids/lambdasim-1-2/i0"},
 }
 LAYOUTS: list[tuple[type[tuple[Any, ...]], Callable[..., tuple[Any, ...]], str | None]] = [
     (Invoke, _wire.pack_invoke, None),
@@ -37,6 +38,7 @@ LAYOUTS: list[tuple[type[tuple[Any, ...]], Callable[..., tuple[Any, ...]], str |
     (_wire.Spawn, _wire.pack_spawn, _wire.SPAWN),
     (_wire.Exited, _wire.pack_exited, _wire.EXITED),
     (_wire.FakefsKeeperReady, _wire.pack_fakefs_keeper_ready, _wire.READY),
+    (_wire.KeeperReady, _wire.pack_keeper_ready, _wire.READY),
 ]
 LAMBDASIM = Path(__file__).resolve().parent.parent / "lambdasim"
 
