@@ -477,7 +477,11 @@ SPEC = "spec"
 """keeper -> its first runtime (namespace): :class:`Spawn` of kind SPEC, with the fd of the
 runtime's channel to the simulator."""
 GO = "go"
-"""keeper -> its first runtime (namespace): the root is finished and locked; enter it."""
+"""keeper -> its first runtime (namespace): the root is finished and locked; enter it. zygote ->
+its network stack's process (namespace, ``network="internet"``): with the fd of the network namespace."""
+LISTEN = "listen"
+"""zygote -> its relay (namespace): ``(LISTEN, host, port)`` with the fd of a listener inside the
+instances' network namespace, whose connections go to ``host:port`` on the host (see ``_sandbox._network``)."""
 
 
 class HelperReady(NamedTuple):

@@ -78,8 +78,9 @@ class SandboxFallbackWarning(UserWarning):
     """``sandbox="auto"`` could not use the namespace sandbox and uses the fakefs sandbox."""
 
 
-def create_sandbox(kind: str) -> Sandbox:
-    """Return a started sandbox of ``kind``: ``"auto"``, ``"namespace"`` or ``"fakefs"``.
+def create_sandbox(kind: str, network: str = "isolated") -> Sandbox:
+    """Return a started sandbox of ``kind``: ``"auto"``, ``"namespace"`` or ``"fakefs"``, whose
+    instances are on ``network`` (see ``_network``; already validated).
 
     ``"auto"`` takes the namespace sandbox where it runs and otherwise falls back to
     fakefs, with a one-line warning that says why.
@@ -95,9 +96,9 @@ def create_sandbox(kind: str) -> Sandbox:
     from lambdasim._sandbox.namespace import NamespaceSandbox
 
     if kind == "namespace":
-        return NamespaceSandbox()
+        return NamespaceSandbox(network)
     try:
-        return NamespaceSandbox()
+        return NamespaceSandbox(network)
     except SandboxUnavailable as e:
         why = " ".join(str(e).split(". ")[0].split())
         try:

@@ -42,5 +42,12 @@ class InstanceSpec(TypedDict):
     """The namespace sandbox's: memory is measured and limited by use (see ``_usage``), not by RLIMIT_DATA."""
     cgroup_procs: NotRequired[list[str]]
     """The namespace sandbox's: ``cgroup.procs`` files the keeper moves itself and the runtime into."""
+    network: NotRequired[str]
+    """``isolated`` or ``internet`` (absent: the host's network); see ``_sandbox._network``."""
+    forward: NotRequired[list[tuple[str, int]]]
+    """With ``network``: the loopback addresses of the simulator's services (and fault proxies),
+    reachable from the instance at the same address."""
+    refuse_network: NotRequired[bool]
+    """The fakefs sandbox's, under ``isolated``: its runtime refuses Python's connections elsewhere."""
     tasks_rlimit: NotRequired[int]
     """The namespace sandbox's, where it has no pids cgroup: RLIMIT_NPROC of the runtime."""

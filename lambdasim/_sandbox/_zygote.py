@@ -36,6 +36,7 @@ from lambdasim._sandbox import _cgroup, _identity
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._freeze import Freezer, parent_cgroup, remove_parent
 from lambdasim._sandbox._layout import ETC_FILES, host_view
+from lambdasim._sandbox._network import Network, etc_files
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
@@ -309,8 +310,9 @@ def _own_pid_namespace() -> None:
     os.close(parent)
 
 
-def main(fd: int) -> None:
-    """Serve spawn requests on the socket ``fd`` until the simulator closes it."""
+def main(fd: int, network: str = "isolated", stack: list[str] | None = None) -> None:
+    """Serve spawn requests on the socket ``fd`` until the simulator closes it; instances are on
+    ``network`` (see ``_network``; ``stack`` is the command of the user-mode stack for ``internet``)."""
     chan = Channel(socket.socket(fileno=fd))
     # No PR_SET_PDEATHSIG here: it fires when the *thread* that started us exits, and a
     # Simulator may be made in a thread that ends before it does. The end of the
@@ -326,11 +328,15 @@ def main(fd: int) -> None:
             L.unshare(L.CLONE_NEWNS)
         L.mount(None, "/", None, L.MS_REC | L.MS_PRIVATE)
         _own_pid_namespace()
+        # One network namespace for every instance, made here once: a cold start pays nothing for it.
+        net = Network(network, stack)
+        net.enter()
         pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         chan.send(wire.pack_refusal(reason=str(e)))
         return
     binds, links, python = host_view()
+    ETC_FILES.update(etc_files(network))  # before the first keeper writes them into its /etc
     # As root, or with a delegated cgroup v2 subtree: instances are frozen with a cgroup;
     # else with signals (see _freeze).
     cgroup = parent_cgroup()
@@ -371,6 +377,8 @@ def main(fd: int) -> None:
             if msg[0] != wire.SPAWN:
                 continue
             ctrl_fd, rt_fd = chan.take_fds(2)
+            # The services' addresses, inside the namespace, before the instance can connect.
+            net.forward(wire.Spawn._make(msg).spec.get("forward"))
             if spare is None:
                 spare = prefork()
             # If the spare died, the simulator hears of it on its own channels.

@@ -17,6 +17,7 @@ from lambdasim._sandbox import _usage
 from lambdasim._sandbox._cgroup import CgroupPlace, InstanceCgroup
 from lambdasim._sandbox._common import Helper, KeeperLink
 from lambdasim._sandbox._freeze import cgroup_dir, write_state
+from lambdasim._sandbox._network import find_stack, stack_missing_message
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._sandbox._usage import Meter, Usage
 from lambdasim._wire import Channel, ChannelClosed
@@ -132,6 +133,12 @@ class NamespaceInstance(KeeperLink):
             if self.cgroup is not None:
                 self.cgroup.remove()
 
+def _refused(why: str) -> str:
+    if "network stack" in why:
+        return f"Cannot give instances network='internet': {why}."
+    return f"Cannot create namespaces here: {why}. {_HINT}"
+
+
 def _remove_cgroup(path: str, timeout: float = 2.0) -> None:
     """rmdir a cgroup once its killed tasks have left it (they leave as the kernel reaps them)."""
     deadline = time.monotonic() + timeout
@@ -162,14 +169,17 @@ class NamespaceSandbox:
 
     name = "namespace"
 
-    def __init__(self) -> None:
+    def __init__(self, network: str = "isolated") -> None:
         if not sys.platform.startswith("linux"):
             raise SandboxUnavailable(
                 f"The namespace sandbox runs on Linux only (this is {sys.platform}). {_HINT}"
             )
+        stack = find_stack() if network == "internet" else None
+        if network == "internet" and stack is None:
+            raise SandboxUnavailable(stack_missing_message())
         _raise_fd_limit()
-        self._helper = Helper(self.name, "lambdasim._sandbox._zygote", 30.0,
-                              lambda why: f"Cannot create namespaces here: {why}. {_HINT}", _HINT)
+        self.network = network
+        self._helper = Helper(self.name, "lambdasim._sandbox._zygote", 30.0, _refused, _HINT, args=(network, stack))
         self.python_paths: list[str] = self._helper.ready
         # Lambda's limits on processes and memory, counted by the kernel where lambdasim can
         # have a cgroup; elsewhere RLIMIT_NPROC and sampling through procfs (see _usage).
