@@ -738,6 +738,8 @@ class Simulator:
         erofs = read_only_paths(inv)
         if erofs:
             detail["erofs"] = erofs
+        if inv.refused_counts:
+            detail["refused"] = dict(inv.refused_counts)
         if self.track_tmp and record.state is not InstanceState.DEAD:
             with contextlib.suppress(OSError, InstanceGone):
                 detail["tmp_bytes"] = Instance(fn, live).tmp.usage_bytes()
