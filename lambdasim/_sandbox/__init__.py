@@ -13,11 +13,21 @@ from typing import Protocol
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel
 
-__all__ = ["SANDBOXES", "InstanceSpec", "Sandbox", "SandboxFallbackWarning", "SandboxInstance", "create_sandbox",
-           "sandbox_names"]
+__all__ = ["NETWORKS", "SANDBOXES", "InstanceSpec", "Sandbox", "SandboxFallbackWarning", "SandboxInstance",
+           "create_sandbox", "network_names", "sandbox_names"]
 
 SANDBOXES = ("auto", "namespace", "fakefs")
 """The sandboxes :func:`create_sandbox` makes; every help text and hint that lists them is made from this."""
+
+
+NETWORKS = ("isolated", "internet", "host")
+"""The values of ``Simulator(network=...)`` (see ``_network``); every help text that lists them is made from this."""
+
+
+def network_names(quoted: bool = False) -> str:
+    """``isolated, internet or host`` (``'isolated', 'internet' or 'host'`` when ``quoted``)."""
+    names = [repr(name) if quoted else name for name in NETWORKS]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def sandbox_names(quoted: bool = False) -> str:

@@ -36,8 +36,6 @@ from lambdasim import _wire as wire
 from lambdasim._sandbox import _linux as L
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
-NETWORKS = ("isolated", "internet", "host")
-"""The values of ``Simulator(network=...)``; every help text that lists them is made from this."""
 STACKS = {"pasta": "passt", "slirp4netns": "slirp4netns"}
 """User-mode network stacks for ``network="internet"``, in order of preference, and their Debian packages."""
 STACK_ENV = "LAMBDASIM_NETWORK_STACK"
@@ -56,12 +54,6 @@ _STACK_READY_S = 10.0
 HOSTS = ("127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
          "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6\n")
 """/etc/hosts of an instance: Amazon Linux's, as on Lambda."""
-
-
-def network_names(quoted: bool = False) -> str:
-    """``isolated, internet or host`` (quoted: ``'isolated', 'internet' or 'host'``)."""
-    names = [repr(n) if quoted else n for n in NETWORKS]
-    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def etc_files(network: str) -> dict[str, str]:
