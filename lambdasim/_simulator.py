@@ -40,7 +40,7 @@ from lambdasim._model import (
     function_arn,
     routing_policy,
 )
-from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, SandboxInstance, create_sandbox, network_names
+from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, SandboxInstance, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
 
 _DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
@@ -365,9 +365,9 @@ class Simulator:
                  track_tmp: bool = False, track_tmp_access: bool = False, freeze: bool = True,
                  network: str = "isolated") -> None:
         if network not in NETWORKS:
-            raise ConfigError(f"network={network!r} is not a network lambdasim knows; use {network_names(quoted=True)}: "
-                              "'isolated' (the simulator's services only, the default), 'internet' (outbound "
-                              "traffic too) or 'host' (the host's network).")
+            raise ConfigError(f"network={network!r} is not a network lambdasim knows; use 'isolated' (the "
+                              "simulator's services only, the default), 'internet' (outbound traffic too) or "
+                              "'host' (the host's network).")
         self.network = network
         self._policy = routing_policy(routing)
         self.seed: int = random.SystemRandom().getrandbits(32) if seed is None else seed
