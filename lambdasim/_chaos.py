@@ -171,6 +171,7 @@ class ChaosConfig:
     services: dict[str, str] = field(default_factory=dict)
     """Backing services, name -> provider (``auto``, ``binary``, ...): all run, and faults pick among the names."""
     sandbox: str = "auto"
+    network: str = "isolated"
     verify: bool = True
     hypothesis_dir: str = field(default_factory=lambda: default_hypothesis_dir())
     """Where Hypothesis keeps its files (its ``.hypothesis`` folder): not the working directory."""
@@ -192,6 +193,8 @@ class ChaosConfig:
         out: dict[str, Any] = {}
         if self.sandbox != "auto":
             out["sandbox"] = self.sandbox
+        if self.network != "isolated":
+            out["network"] = self.network
         if self.services:
             # A list of names while every provider is auto (the usual case), else a mapping of name to provider.
             auto = all(provider == "auto" for provider in self.services.values())
@@ -320,7 +323,8 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
                                                                         or ["no-error"]],
                        out=out, seed=args.seed, examples=args.examples, steps=args.steps,
                        shrink_runs=args.shrink_runs, concurrency=args.concurrency, services=services,
-                       sandbox=args.sandbox, verify=not args.no_verify,
+                       sandbox=args.sandbox, network=getattr(args, "network", None) or "isolated",
+                       verify=not args.no_verify,
                        hypothesis_dir=os.path.abspath(args.hypothesis_dir) if getattr(args, "hypothesis_dir", None)
                        else default_hypothesis_dir())
 
@@ -384,7 +388,7 @@ class Run:
         self.cfg = cfg
         self.steps: list[StepRecord] = []
         self.stopped: set[str] = set()  # services stopped by a step
-        self.sim = Simulator(sandbox=cfg.sandbox, services=dict(cfg.services) or None)
+        self.sim = Simulator(sandbox=cfg.sandbox, services=dict(cfg.services) or None, network=cfg.network)
         try:
             self.ctx = RunContext(Scenario(name="chaos", file=cfg.out, steps=(), base_dir=cfg.base_dir), self.sim)
             self.do("deploy", cfg.deploy)

@@ -269,7 +269,7 @@ class DetectReport:
 
 def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events: Sequence[Any], *,
            template: str | os.PathLike[str] | None = None, function: str | None = None,
-           services: Any = None, sandbox: str = "auto", seed: int = 0,
+           services: Any = None, sandbox: str = "auto", seed: int = 0, network: str = "isolated",
            setup: Callable[[Simulator], None] | None = None, **config: Any) -> DetectReport:
     """Run ``events`` in order under warm routing, then under fresh routing, and compare.
 
@@ -280,7 +280,7 @@ def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events:
         template, function: deploy ``function`` from a SAM template or Serverless config instead.
         services: backing services, as for :class:`Simulator`; each run starts its own, so the
             fresh run does not see the warm run's data (a shared ``Services`` is flushed instead).
-        sandbox, seed: as for :class:`Simulator` (both runs use the same seed).
+        sandbox, seed, network: as for :class:`Simulator` (both runs use the same seed).
         setup: called with each run's Simulator before the deploy (create buckets, tables, ...).
         config: settings of :meth:`Simulator.deploy` (``memory_mb=``, ``environment=``, ...),
             or overrides of the template's (and ``parameters=``) with ``template``.
@@ -309,7 +309,7 @@ def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events:
     for routing in ROUTINGS:
         _flush_shared(services)
         with Simulator(sandbox=sandbox, routing=routing, seed=seed, services=services, track_tmp=True,
-                       track_tmp_access=True) as sim:
+                       track_tmp_access=True, network=network) as sim:
             if setup is not None:
                 setup(sim)
             fn = deploy(sim)

@@ -87,6 +87,12 @@ class Invocation:
     None where the sandbox does not measure it (fakefs)."""
     max_fds: int | None = None
     """The most file descriptors the function's processes held at once, as sampled (None: not measured)."""
+    refused_addresses: tuple[str, ...] = ()
+    """Under ``network="isolated"``: the addresses (``host:port``, or a name looked up) that Init and this
+    invocation tried to reach and could not, as on Lambda in a VPC without a NAT gateway; Python's
+    connections and lookups only (the kernel refuses C code's and subprocesses' too, unrecorded)."""
+    refused_counts: dict[str, int] = dataclasses.field(default_factory=dict, repr=False)
+    """How often each of :attr:`refused_addresses` was refused."""
     _body_logs: str = dataclasses.field(default="", repr=False)
     _init_logs: str = dataclasses.field(default="", repr=False)
     _report_status: str = dataclasses.field(default="", repr=False)
@@ -249,7 +255,7 @@ class _Watch:
             self.sample()
 
 
-_read_result = reader(Result, "payload", "error", "duration_ms", "max_memory_kb", "coverage")
+_read_result = reader(Result, "payload", "error", "duration_ms", "max_memory_kb", "coverage", "refused")
 
 
 class Invoker:
@@ -307,6 +313,7 @@ class Invoker:
         init_logs = ""
         max_kb = 0
         watch = _Watch(live)
+        refused: dict[str, int] = {}  # see _runtime.NetworkWatch
 
         def result(error: ErrorDict | None, payload: bytes | None, duration: float, body: str,
                    status: str = "") -> Invocation:
@@ -316,7 +323,8 @@ class Invoker:
                 init_ms, memory_size_mb=config.memory_mb,
                 max_memory_used_mb=math.ceil((watch.memory if measured else max_kb * 1024) / (1024 * 1024)),
                 max_tasks=watch.tasks if measured else None, max_fds=watch.fds if measured else None,
-                _body_logs=body, _init_logs=init_logs, _report_status=status)
+                refused_addresses=tuple(refused), refused_counts=refused, _body_logs=body, _init_logs=init_logs,
+                _report_status=status)
 
         def timed_out(duration_s: float) -> Invocation:
             live.sbx.kill_runtime()
@@ -386,6 +394,8 @@ class Invoker:
             if live.tmp_writers is not None:  # track_tmp_access
                 _note_tmp_access(live, request_id, msg.tmp_access, init=True)
             init_error, init_ms, max_kb = msg.error, msg.init_ms, msg.max_memory_kb
+            if msg.refused:
+                refused.update(msg.refused)
             self._coverage(live.config, msg.coverage)
             init_logs = lambda_errors.init_start_line(PYTHON_VERSION, region) + live.take_logs()
             if init_error is not None:
@@ -426,7 +436,10 @@ class Invoker:
             fatal = Fatal._make(reply)
             max_kb = fatal.max_memory_kb
             return out_of_memory(fatal.duration_ms)
-        payload, error, duration, max_kb, measured = _read_result(reply)
+        payload, error, duration, max_kb, measured, refused_now = _read_result(reply)
+        if refused_now:
+            for where, n in refused_now.items():
+                refused[where] = refused.get(where, 0) + n
         if live.tmp_writers is not None:  # track_tmp_access
             _note_tmp_access(live, request_id, Result(*reply).tmp_access, init=False)
         self._coverage(config, measured)

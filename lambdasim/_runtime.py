@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import errno
 import fcntl
 import importlib
 import io
@@ -497,6 +498,120 @@ class TmpAccessChannel(Channel):
         super().send(message, fds)
 
 
+# -- refused addresses (network="isolated") ---------------------------------------------------------
+
+_LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "localhost4", "localhost6", "0.0.0.0", "::", "::1"})
+_TCP_LISTEN = "0A"
+_MAX_NOTED = 100  # distinct addresses noted per Init or invocation; more are refused all the same
+
+
+def _is_ip(host: str) -> bool:
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
+
+
+def _listening_ports() -> set[int]:
+    """TCP ports listened on in this network namespace (the namespace sandbox's: its own)."""
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if len(fields) > 3 and fields[3] == _TCP_LISTEN:
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+class NetworkWatch:
+    """The connections and lookups of Python code that cannot succeed under ``network="isolated"``,
+    for the simulator (``refused_addresses``): connections to anywhere but the loopback, to loopback
+    ports nothing listens on, and lookups of names other than localhost's. ``own_listeners``: only
+    sockets this process bound count as listeners (the fakefs sandbox's, on the host's loopback,
+    which sees them through its ``socket.bind`` events); else any in the instance's namespace.
+
+    Python-level calls only (``socket.connect``, ``socket.getaddrinfo`` audit events): C code and
+    subprocesses are not seen, though the namespace sandbox's kernel refuses them all the same.
+    """
+
+    __slots__ = ("bound", "forwarded", "own_listeners", "refused")
+
+    def __init__(self, forward: list[Any], own_listeners: bool = False) -> None:
+        import weakref
+
+        self.forwarded = frozenset(int(port) for _host, port in forward)
+        self.own_listeners = own_listeners
+        self.bound: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+        self.refused: dict[str, int] = {}
+
+    def _listening(self, port: int) -> bool:
+        if not self.own_listeners:
+            return port in _listening_ports()
+        for sock in list(self.bound):
+            with contextlib.suppress(OSError):
+                if sock.fileno() >= 0 and sock.getsockname()[1] == port:
+                    return True
+        return False
+
+    def take(self) -> dict[str, int] | None:
+        taken, self.refused = self.refused, {}
+        return taken or None
+
+    def check(self, event: str, args: tuple[Any, ...]) -> int:
+        """The errno with which the kernel of an isolated instance refuses ``event`` (0: none), the
+        address noted; for socket.getaddrinfo, EAI_AGAIN's."""
+        if event == "socket.connect":
+            sock, address = args
+            if not isinstance(address, tuple) or len(address) < 2 or not isinstance(address[0], str):
+                return 0  # a Unix socket's path, or something the call itself refuses
+            host, port = address[0], address[1]
+            if not isinstance(port, int):
+                return 0
+            where = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
+            if host.startswith("127.") or host in _LOCAL_NAMES:
+                if port in self.forwarded or getattr(sock, "type", None) != socket.SOCK_STREAM:
+                    return 0
+                if self._listening(port):
+                    return 0
+                code = errno.ECONNREFUSED
+            else:
+                code = errno.ENETUNREACH
+        elif event == "socket.getaddrinfo":
+            given, port = args[0], args[1]
+            host = given.decode("ascii", "replace") if isinstance(given, bytes) else given
+            if not isinstance(host, str) or not host or host in _LOCAL_NAMES or _is_ip(host):
+                return 0
+            where = f"{host}:{port}" if port not in (None, 0, "", b"") else host
+            code = socket.EAI_AGAIN
+        else:
+            if event == "socket.bind" and self.own_listeners and isinstance(args[0], socket.socket):
+                self.bound.add(args[0])
+            return 0
+        if where in self.refused or len(self.refused) < _MAX_NOTED:
+            self.refused[where] = self.refused.get(where, 0) + 1
+        return code
+
+    def install(self) -> None:
+        """Watch this process's connections and lookups (the namespace sandbox's: its kernel refuses them)."""
+        check = self.check
+
+        def hook(event: str, args: tuple[Any, ...]) -> None:
+            # Called for every audit event the process raises: two comparisons for all the others.
+            if event == "socket.connect" or event == "socket.getaddrinfo":
+                with contextlib.suppress(Exception):
+                    check(event, args)
+
+        sys.addaudithook(hook)
+
+
+network_watch: NetworkWatch | None = None
+"""This runtime's watch, under ``network="isolated"`` (the fakefs sandbox's audit hook refuses through it)."""
+
+
 _read_invoke = reader(Invoke, "request_id", "event", "deadline_ms", "trace_id", "client_context", "identity",
                       "tenant_id", "function_arn", "spin")
 
@@ -513,6 +628,9 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
     """
     started = time.perf_counter()
     access = TmpAccess() if spec.get("track_tmp_access") else None
+    global network_watch
+    net = network_watch = (NetworkWatch(spec.get("forward", []), own_listeners=bool(spec.get("refuse_network")))
+                           if spec.get("network") == "isolated" else None)
     chan = Channel(sock) if access is None else TmpAccessChannel(sock, access)
     if logs is None:
         logs = LogCapture()
@@ -545,6 +663,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
     if access is not None:
         access.install()  # from here on: what Init, then each invocation, reads and writes in /tmp
+    if net is not None and not spec.get("refuse_network"):
+        net.install()  # (the fakefs sandbox's own audit hook refuses through it instead)
 
     settings = spec.get("coverage")
     measure = _Coverage(settings) if settings else None
@@ -565,7 +685,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         checkpoint()
     # The simulator reads the log memfd itself, so output survives a timeout or crash.
     chan.send(pack_init(error=error, init_ms=init_ms, max_memory_kb=_max_memory_kb(),
-                        coverage=measure.take() if measure else None), fds=[logs.fd])
+                        coverage=measure.take() if measure else None, refused=net.take() if net else None),
+              fds=[logs.fd])
     if error is not None or fn is None:
         os._exit(1)  # awslambdaric exits after reporting an Init error
 
@@ -614,6 +735,6 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
             chan.send(pack_fatal(error_type=fatal, duration_ms=duration, max_memory_kb=_max_memory_kb()))
             os._exit(137)
         chan.send(pack_result(payload=payload, error=err, duration_ms=duration, max_memory_kb=_max_memory_kb(),
-                              coverage=measure.take() if measure else None))
+                              coverage=measure.take() if measure else None, refused=net.take() if net else None))
         if spin and usable_cpus() > 1:
             chan.spin(spin)  # the simulator may be about to send the next invocation

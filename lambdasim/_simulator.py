@@ -40,7 +40,7 @@ from lambdasim._model import (
     function_arn,
     routing_policy,
 )
-from lambdasim._sandbox import InstanceSpec, Sandbox, SandboxInstance, create_sandbox
+from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, SandboxInstance, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
 
 _DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
@@ -349,11 +349,26 @@ class Simulator:
             sandbox): background threads and child processes make no progress while the instance
             is idle, and a frozen instance is destroyed without being thawed. ``frozen`` and
             ``thawed`` events in the trace. False lets them run on, as before.
+        network: what the instances can reach (namespace sandbox): ``"isolated"`` (the default) is a
+            function in a VPC without a NAT gateway: the simulator's services at the addresses their
+            environment variables give, nothing else (a connection elsewhere fails at once with the
+            kernel's error, and the address is in ``Invocation.refused_addresses``, the trace and the
+            plugin's summary), and nothing reaches a listener of the function. ``"internet"`` adds
+            outbound traffic and DNS through a user-mode network stack (pasta from the passt package,
+            or slirp4netns). ``"host"`` is the host's network, shared with the tests, as before
+            lambdasim had network namespaces. The fakefs sandbox is always on the host's network; under
+            ``"isolated"`` its runtimes refuse Python's connections elsewhere than the services.
     """
 
     def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int | None = None,
                  region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None,
-                 track_tmp: bool = False, track_tmp_access: bool = False, freeze: bool = True) -> None:
+                 track_tmp: bool = False, track_tmp_access: bool = False, freeze: bool = True,
+                 network: str = "isolated") -> None:
+        if network not in NETWORKS:
+            raise ConfigError(f"network={network!r} is not a network lambdasim knows; use 'isolated' (the "
+                              "simulator's services only, the default), 'internet' (outbound traffic too) or "
+                              "'host' (the host's network).")
+        self.network = network
         self._policy = routing_policy(routing)
         self.seed: int = random.SystemRandom().getrandbits(32) if seed is None else seed
         self._rng = random.Random(self.seed)
@@ -374,7 +389,7 @@ class Simulator:
         self.track_tmp_access = track_tmp_access
         self.freeze = freeze
         self._coverage = _CoverageSink()
-        self._sandbox: Sandbox = create_sandbox(sandbox)
+        self._sandbox: Sandbox = create_sandbox(sandbox, network)
         if track_tmp_access and self._sandbox.name != "namespace":
             self._sandbox.close()
             raise ConfigError(
@@ -543,7 +558,21 @@ class Simulator:
         }
         if self.track_tmp_access:
             spec["track_tmp_access"] = True
+        if self.network != "host":
+            spec["network"] = self.network
+            spec["forward"] = self._forwarded()
         return spec
+
+    def _forwarded(self) -> list[tuple[str, int]]:
+        """The loopback endpoints instances are given (services, fault proxies): what an instance's
+        network namespace must reach on the host."""
+        found: list[tuple[str, int]] = []
+        for kind in list(self.services):
+            service = self.services.get(kind)
+            ep = service.instance_endpoint if service is not None else None
+            if ep is not None and ep.host in ("127.0.0.1", "localhost"):
+                found.append(("127.0.0.1", int(ep.port)))
+        return found
 
     def _mark_dead(self, lives: Sequence[Live]) -> None:
         for live in lives:
@@ -709,6 +738,8 @@ class Simulator:
         erofs = read_only_paths(inv)
         if erofs:
             detail["erofs"] = erofs
+        if inv.refused_counts:
+            detail["refused"] = dict(inv.refused_counts)
         if self.track_tmp and record.state is not InstanceState.DEAD:
             with contextlib.suppress(OSError, InstanceGone):
                 detail["tmp_bytes"] = Instance(fn, live).tmp.usage_bytes()

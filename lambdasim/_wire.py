@@ -285,6 +285,9 @@ SANDBOX_ERROR = "sandbox_error"
 OUT_OF_MEMORY_AT_INIT: dict[str, Any] = {"oom": True}
 """The ``error`` of an :class:`Init` whose import ran out of memory (the host reports it)."""
 
+RefusedReport = dict[str, int]
+"""Addresses (``host:port``, or a name looked up) that a runtime's connections and lookups were refused
+under ``network="isolated"``, and how often; see ``_runtime.NetworkWatch``. None when there were none."""
 TmpAccessReport = tuple[list[str], dict[str, bool]]
 """/tmp files read (in order) and changed (True: written, False: removed); see ``_runtime.TmpAccess``."""
 
@@ -318,13 +321,14 @@ class Init(NamedTuple):
     init_ms: float
     max_memory_kb: int
     coverage: dict[str, Any] | None
+    refused: RefusedReport | None
     tmp_access: TmpAccessReport | None = None
     """Added last, by ``_runtime.TmpAccessChannel``, when the spec asks for ``track_tmp_access``."""
 
 
 def pack_init(*, error: dict[str, Any] | None, init_ms: float, max_memory_kb: int,
-              coverage: dict[str, Any] | None) -> tuple[Any, ...]:
-    return (INIT, error, init_ms, max_memory_kb, coverage)
+              coverage: dict[str, Any] | None, refused: RefusedReport | None = None) -> tuple[Any, ...]:
+    return (INIT, error, init_ms, max_memory_kb, coverage, refused)
 
 
 class Result(NamedTuple):
@@ -336,13 +340,14 @@ class Result(NamedTuple):
     duration_ms: float
     max_memory_kb: int
     coverage: dict[str, Any] | None
+    refused: RefusedReport | None
     tmp_access: TmpAccessReport | None = None
     """Added last, by ``_runtime.TmpAccessChannel``, when the spec asks for ``track_tmp_access``."""
 
 
 def pack_result(*, payload: bytes | None, error: dict[str, Any] | None, duration_ms: float, max_memory_kb: int,
-                coverage: dict[str, Any] | None) -> tuple[Any, ...]:
-    return (RESULT, payload, error, duration_ms, max_memory_kb, coverage)
+                coverage: dict[str, Any] | None, refused: RefusedReport | None = None) -> tuple[Any, ...]:
+    return (RESULT, payload, error, duration_ms, max_memory_kb, coverage, refused)
 
 
 class Fatal(NamedTuple):
@@ -376,6 +381,7 @@ RUNTIME_MAX_FRAME = 32 << 20
 """The largest frame a runtime may send: a 6 MB response (the runtime reports a larger one as
 ``Function.ResponseSizeTooLarge`` itself) with room for coverage data and /tmp access reports."""
 _MAX_COUNT = 1 << 53  # a count the host may turn into a float
+_MAX_REFUSED = 10_000  # distinct refused addresses in one message (a runtime notes each once)
 
 
 def _is_count(value: Any) -> bool:
@@ -408,6 +414,11 @@ def _is_coverage(value: Any) -> bool:
                     for k, v in arcs.items()))
 
 
+def _is_refused(value: Any) -> bool:
+    return value is None or (type(value) is dict and len(value) <= _MAX_REFUSED and all(
+        type(k) is str and len(k) <= 300 and _is_count(v) for k, v in value.items()))
+
+
 def _is_tmp_access(value: Any) -> bool:
     return value is None or (
         type(value) is tuple and len(value) == 2 and type(value[0]) is list and type(value[1]) is dict
@@ -417,10 +428,10 @@ def _is_tmp_access(value: Any) -> bool:
 
 _RUNTIME_CHECKS: dict[str, tuple[int, Callable[[tuple[Any, ...]], bool]]] = {
     # kind: (fields without tmp_access, check of the fields after the kind)
-    INIT: (5, lambda m: (m[1] == OUT_OF_MEMORY_AT_INIT or _is_error(m[1])) and _is_ms(m[2]) and _is_count(m[3])
-           and _is_coverage(m[4])),
-    RESULT: (6, lambda m: (m[1] is None or type(m[1]) is bytes) and _is_error(m[2]) and _is_ms(m[3])
-             and _is_count(m[4]) and _is_coverage(m[5])),
+    INIT: (6, lambda m: (m[1] == OUT_OF_MEMORY_AT_INIT or _is_error(m[1])) and _is_ms(m[2]) and _is_count(m[3])
+           and _is_coverage(m[4]) and _is_refused(m[5])),
+    RESULT: (7, lambda m: (m[1] is None or type(m[1]) is bytes) and _is_error(m[2]) and _is_ms(m[3])
+             and _is_count(m[4]) and _is_coverage(m[5]) and _is_refused(m[6])),
     FATAL: (4, lambda m: type(m[1]) is str and _is_ms(m[2]) and _is_count(m[3])),
     SANDBOX_ERROR: (2, lambda m: type(m[1]) is str),
 }
@@ -477,7 +488,11 @@ SPEC = "spec"
 """keeper -> its first runtime (namespace): :class:`Spawn` of kind SPEC, with the fd of the
 runtime's channel to the simulator."""
 GO = "go"
-"""keeper -> its first runtime (namespace): the root is finished and locked; enter it."""
+"""keeper -> its first runtime (namespace): the root is finished and locked; enter it. zygote ->
+its network stack's process (namespace, ``network="internet"``): with the fd of the network namespace."""
+LISTEN = "listen"
+"""zygote -> its relay (namespace): ``(LISTEN, host, port)`` with the fd of a listener inside the
+instances' network namespace, whose connections go to ``host:port`` on the host (see ``_sandbox._network``)."""
 
 
 class HelperReady(NamedTuple):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 FIXTURES = frozenset({"lambda_sim", "lambda_function"})
 # Marker keywords that configure the Simulator; every other keyword is a deploy() default.
-SIM_KEYS = frozenset({"sandbox", "routing", "seed", "services", "region", "init_timeout_s", "freeze"})
+SIM_KEYS = frozenset({"sandbox", "routing", "seed", "services", "region", "init_timeout_s", "freeze", "network"})
 DEPLOY_KEYS = frozenset({"memory_mb", "timeout_s", "ephemeral_storage_mb", "environment", "reserved_concurrency",
                          "keepalive_s", "layers"})
 # The marker's deploy() defaults for this test, from lambda_sim to lambda_function.

@@ -13,6 +13,7 @@ SKIP_REASON = "needs --lambda-sim"
 # lambdasim._sandbox.sandbox_names(), spelled out: the plugin imports nothing of lambdasim until a
 # test asks for a simulator (a test checks that the two agree).
 SANDBOX_NAMES = "auto, namespace or fakefs"
+NETWORKS = ("isolated", "internet", "host")  # lambdasim._sandbox._network.NETWORKS, spelled out too
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -21,6 +22,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run tests that use lambdasim's fixtures, marker or scenarios (ini: lambda_sim = true)")
     group.addoption("--lambda-sim-sandbox", dest="lambda_sim_sandbox", metavar="NAME",
                     help=f"sandbox for instances: {SANDBOX_NAMES} (ini: lambda_sim_sandbox; default auto)")
+    group.addoption("--lambda-sim-network", dest="lambda_sim_network", choices=NETWORKS,
+                    help="what instances reach: isolated (the simulator's services only, as a function in a VPC "
+                         "without NAT), internet (outbound traffic too, through pasta or slirp4netns) or host "
+                         "(the host's network) (ini: lambda_sim_network; default isolated)")
     group.addoption("--lambda-sim-routing", dest="lambda_sim_routing", choices=("warm", "fresh", "random"),
                     help="which instance takes an invocation (ini: lambda_sim_routing; default warm)")
     group.addoption("--lambda-sim-seed", dest="lambda_sim_seed", type=int, metavar="N",
@@ -36,6 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "that pass only warm (implies --lambda-sim; ini: lambda_sim_detect)")
     parser.addini("lambda_sim", "switch lambdasim on, like --lambda-sim", type="bool", default=False)
     parser.addini("lambda_sim_sandbox", "sandbox for instances", default="auto")
+    parser.addini("lambda_sim_network", "what instances reach: isolated, internet or host", default="isolated")
     parser.addini("lambda_sim_routing", "routing policy: warm, fresh or random", default="warm")
     parser.addini("lambda_sim_seed", "seed for random routing and ids (default: a new one each time)", default="")
     parser.addini("lambda_sim_services", "services to start once per session, e.g. aws,redis=binary", default="")
@@ -70,8 +76,8 @@ def setting(config: pytest.Config, name: str) -> str:
 
 
 def simulator_settings(config: pytest.Config) -> dict[str, Any]:
-    """The ``Simulator`` settings the options and ini keys give: sandbox, routing and seed."""
-    return {"sandbox": setting(config, "lambda_sim_sandbox"),
+    """The ``Simulator`` settings the options and ini keys give: sandbox, network, routing and seed."""
+    return {"sandbox": setting(config, "lambda_sim_sandbox"), "network": setting(config, "lambda_sim_network"),
             "routing": setting(config, "lambda_sim_routing"),
             "seed": int(seed) if (seed := setting(config, "lambda_sim_seed")) else None}
 

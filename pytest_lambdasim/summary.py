@@ -65,7 +65,7 @@ class SessionStats:
 
     def totals(self) -> dict[str, Any]:
         total: dict[str, Any] = {"tests": len(self.tests), "instances": 0, "cold_starts": 0, "resets": 0,
-                                 "invocations": {}, "peak_tmp_bytes": {}, "read_only_errors": []}
+                                 "invocations": {}, "peak_tmp_bytes": {}, "read_only_errors": [], "refused": {}}
         for nodeid, s in self.tests.items():
             total["instances"] += s["instances"]
             total["cold_starts"] += s["cold_starts"]
@@ -75,6 +75,8 @@ class SessionStats:
             for fn, peak in s["peak_tmp_bytes"].items():
                 total["peak_tmp_bytes"][fn] = max(total["peak_tmp_bytes"].get(fn, 0), peak)
             total["read_only_errors"] += [{**e, "test": nodeid} for e in s["read_only_errors"]]
+            if s.get("refused"):
+                total["refused"][nodeid] = s["refused"]
         return total
 
 
@@ -110,7 +112,7 @@ def _failure_message(report: pytest.TestReport) -> str | None:
 def summarize(trace: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts for one simulator's trace."""
     summary: dict[str, Any] = {"instances": 0, "cold_starts": 0, "resets": 0, "invocations": {},
-                               "peak_tmp_bytes": {}, "read_only_errors": []}
+                               "peak_tmp_bytes": {}, "read_only_errors": [], "refused": {}}
     for event in trace:
         kind, detail = event["kind"], event["detail"]
         if kind == "instance_created":
@@ -128,7 +130,17 @@ def summarize(trace: list[dict[str, Any]]) -> dict[str, Any]:
             for path in detail.get("erofs", ()):
                 summary["read_only_errors"].append({"function": event["function"], "path": path,
                                                     "request_id": event["request_id"]})
+            for where, n in detail.get("refused", {}).items():  # network="isolated"
+                summary["refused"][where] = summary["refused"].get(where, 0) + n
     return summary
+
+
+def refused_line(nodeid: str, refused: dict[str, int]) -> str:
+    """The summary's line for a test whose functions were refused addresses under network="isolated"."""
+    addresses = ", ".join(f"{where} ({n}x)" if n > 1 else where for where, n in refused.items())
+    return (f'lambdasim: network="isolated" refused {addresses} in {nodeid} \u2014 pass network="internet" '
+            '(@pytest.mark.lambda_sim(network="internet"), --lambda-sim-network=internet or ini '
+            'lambda_sim_network) if the function needs to reach them')
 
 
 @pytest.hookimpl(wrapper=True)
@@ -183,6 +195,8 @@ def _terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.
         tr.write_line(f"read-only filesystem errors ({len(total['read_only_errors'])}):")
         for e in total["read_only_errors"]:
             tr.write_line(f"  {e['test']}: {e['function']} tried to write {e['path']}")
+    for nodeid, refused in total["refused"].items():
+        tr.write_line(refused_line(nodeid, refused))
     if config.getoption("verbose") > 0:
         for nodeid, s in sorted(stats.tests.items()):
             outcome = ", ".join(f"{n} {k}" for k, n in sorted(s["invocations"].items())) or "no invocations"

@@ -451,19 +451,22 @@ def _spec_keys_read(path: Path) -> set[str]:
     return keys
 
 
+NETWORK_KEYS = {"network", "forward"}  # what the engine adds under network="isolated", the default
+
+
 def test_every_key_of_the_instance_spec_is_declared_and_read() -> None:
     declared = InstanceSpec.__required_keys__ | InstanceSpec.__optional_keys__
     read = set().union(*(_spec_keys_read(p) for p in SPEC_READERS))
     assert read == declared
     assert InstanceSpec.__optional_keys__ == {"track_tmp_access", "real_cwd", "extra_memory_mb", "memory_by_use",
-                                              "tasks_rlimit"}
+                                              "tasks_rlimit", "network", "forward", "refuse_network"}
 
 
 def test_the_engine_provides_every_required_key_of_the_instance_spec(sim: Simulator, code: Code) -> None:
     fn = sim.deploy("app.handler", code_dir=code("def handler(event, context):\n    return 1\n"))
     assert fn.invoke({}).ok
     (live,) = fn._live.values()
-    assert set(live.spec) == InstanceSpec.__required_keys__
+    assert set(live.spec) == InstanceSpec.__required_keys__ | NETWORK_KEYS
     # The fakefs sandbox adds its two keys on its way to the runtime.
     fakefs_spawn = ast.parse(textwrap.dedent(inspect.getsource(fakefs.FakefsSandbox.spawn)))
     added = {k.value for node in ast.walk(fakefs_spawn) if isinstance(node, ast.Dict)
@@ -477,4 +480,4 @@ def test_tracking_tmp_access_is_in_the_instance_spec(make_sim: Callable[..., Sim
     fn = sim.deploy("app.handler", code_dir=code("def handler(event, context):\n    return 1\n"))
     assert fn.invoke({}).ok
     (live,) = fn._live.values()
-    assert set(live.spec) == InstanceSpec.__required_keys__ | {"track_tmp_access"}
+    assert set(live.spec) == InstanceSpec.__required_keys__ | NETWORK_KEYS | {"track_tmp_access"}

@@ -25,7 +25,7 @@ SAMPLES: dict[str, Any] = {
     "error_type": "Runtime.OutOfMemory", "reason": "PermissionError: no",
     "python_paths": ["/usr/lib/python3.11"], "spec": {"handler": "app.handler"}, "code": -9, "pid": 4242,
     "tmp_dir": "/tmp/lambdasim-fakefs-1/1", "limits": "cgroup v1", "freezer": "freezer", "cgroup_version": 1,
-    "cgroup_paths": {"pids": "/sys/fs/cgroup/pids/lambdasim-1-2/i0"},
+    "cgroup_paths": {"pids": "/sys/fs/cgroup/pids/lambdasim-1-2/i0"}, "refused": {"example.com:443": 2},
 }
 LAYOUTS: list[tuple[type[tuple[Any, ...]], Callable[..., tuple[Any, ...]], str | None]] = [
     (Invoke, _wire.pack_invoke, None),
@@ -72,7 +72,7 @@ def test_the_warm_path_readers_name_their_fields() -> None:
     invoke = _wire.pack_invoke(**{name: SAMPLES[name] for name in Invoke._fields})
     assert _runtime._read_invoke(invoke) == tuple(SAMPLES[name] for name in Invoke._fields)
     result = _wire.pack_result(payload=b"x", error=None, duration_ms=1.0, max_memory_kb=7, coverage=None)
-    assert _invoke._read_result(result) == (b"x", None, 1.0, 7, None)
+    assert _invoke._read_result(result) == (b"x", None, 1.0, 7, None, None)
 
 
 def test_a_tracking_runtime_adds_its_tmp_access_to_init_and_result_only() -> None:
@@ -143,6 +143,8 @@ def test_runtime_messages_are_checked_against_their_layouts() -> None:
     good = _wire.pack_result(payload=b"1", error=None, duration_ms=1.0, max_memory_kb=3, coverage=None)
     assert _wire.check_runtime_message(good, _wire.RESULT) is good
     for bad in [("result",), ("result", 1, None, 1.0, 3, None), {"kind": "result"}, ("init", None, 1.0, 1, None),
-                ("result", b"1", None, float("nan"), 3, None), ("result", b"1", None, 1.0, 3, None, (["x"], {1: 2}))]:
+                ("result", b"1", None, float("nan"), 3, None, None),
+                ("result", b"1", None, 1.0, 3, None, None, (["x"], {1: 2})),
+                ("result", b"1", None, 1.0, 3, None, {"a:1": -1}), ("result", b"1", None, 1.0, 3, None, ["a:1"])]:
         with pytest.raises(_wire.ProtocolError):
             _wire.check_runtime_message(bad, _wire.RESULT, _wire.FATAL)

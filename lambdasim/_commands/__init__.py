@@ -16,12 +16,20 @@ from types import ModuleType
 from typing import Any
 
 from lambdasim._errors import LambdaSimError
-from lambdasim._sandbox import sandbox_names
+from lambdasim._sandbox import NETWORKS, sandbox_names
 
 
 def add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
     """``--sandbox`` (validated by the Simulator, which names the sandboxes it knows)."""
     parser.add_argument("--sandbox", default="auto", help=f"sandbox: {sandbox_names()} (default: auto)")
+
+
+def add_network_argument(parser: argparse.ArgumentParser, default: str = "isolated") -> None:
+    """``--network`` (None when not given; ``default`` says in the help what applies then)."""
+    parser.add_argument("--network", choices=NETWORKS, default=None,
+                        help="what the instances reach: isolated (the simulator's services only, as a function in "
+                             "a VPC without NAT), internet (outbound traffic too, through pasta or slirp4netns) or "
+                             f"host (the host's network, shared with this process) (default: {default})")
 
 
 def services_help(what: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lambdasim._commands import add_env_argument, add_sandbox_argument, services_help
+from lambdasim._commands import add_env_argument, add_network_argument, add_sandbox_argument, services_help
 from lambdasim._errors import LambdaSimError
 
 HELP = "search random lifecycles for an invocation that breaks an invariant"
@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                "(default: chaos-failure.yaml)")
     parser.add_argument("--services", metavar="LIST", help=services_help("backing services to run, and to fault"))
     add_sandbox_argument(parser)
+    add_network_argument(parser)
     parser.add_argument("--no-verify", action="store_true", help="do not re-run the written scenario")
     parser.add_argument("--hypothesis-dir", metavar="DIR",
                         help="where Hypothesis keeps its files (default: $HYPOTHESIS_STORAGE_DIRECTORY, else "

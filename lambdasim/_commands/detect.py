@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from lambdasim._commands import add_env_argument, add_sandbox_argument, optional, services_help
+from lambdasim._commands import add_env_argument, add_network_argument, add_sandbox_argument, optional, services_help
 from lambdasim._errors import LambdaSimError
 from lambdasim._source import env_argument, read_json_argument, services_text
 
@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ephemeral-storage", type=int, help="/tmp size in MB")
     add_env_argument(parser)
     add_sandbox_argument(parser)
+    add_network_argument(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed for ids (default: 0)")
     parser.add_argument("--json", metavar="PATH", help="also write the report, with both traces, as JSON")
 
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
 
     Reads ``handler``, ``code_dir``, ``events`` or ``event``, and optionally ``repeat``,
     ``template``, ``function``, ``services``, ``memory``, ``timeout``, ``ephemeral_storage``,
-    ``env``, ``layer``, ``name``, ``sandbox``, ``seed`` and ``json`` (see :func:`add_arguments`).
+    ``env``, ``layer``, ``name``, ``sandbox``, ``network``, ``seed`` and ``json`` (see :func:`add_arguments`).
     Bad input raises LambdaSimError (cli.main prints it and exits 2).
     """
     _, detect = optional("lambdasim._detect", "detect", "lambdasim detect")
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
     report = detect(handler, code_dir, events, template=template, function=getattr(args, "function", None),
                     services=services_text(getattr(args, "services", None)) or None,
                     sandbox=getattr(args, "sandbox", None) or "auto", seed=getattr(args, "seed", None) or 0,
+                    network=getattr(args, "network", None) or "isolated",
                     **_deploy_config(args))
     sys.stdout.write(report.render() + "\n")
     out = getattr(args, "json", None)

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from lambdasim._commands import add_env_argument, add_sandbox_argument, services_help
+from lambdasim._commands import add_env_argument, add_network_argument, add_sandbox_argument, services_help
 from lambdasim._errors import ConfigError
 from lambdasim._simulator import Simulator
 from lambdasim._source import env_argument, parameters_argument, read_json_argument, services_text
@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--services", metavar="LIST",
                         help=services_help("backing services to start for the function (they are stopped after it)"))
     add_sandbox_argument(parser)
+    add_network_argument(parser)
     parser.add_argument("--quiet", "-q", action="store_true", help="do not print the logs")
 
 
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                   "environment": environment, "layers": args.layer}
     else:
         deploy = _template_overrides(args, environment, settings)
-    with Simulator(sandbox=args.sandbox, services=services or None) as sim:
+    with Simulator(sandbox=args.sandbox, services=services or None, network=args.network or "isolated") as sim:
         if args.template is None:
             fn = sim.deploy(**deploy)
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lambdasim._commands import services_help
+from lambdasim._commands import add_network_argument, services_help
 from lambdasim._source import services_text
 
 HELP = "run YAML scenario files"
@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=services_help("backing services to start in every scenario's Simulator, besides "
                                            "those its simulator: services lists (for a service it lists, the "
                                            "scenario's own setting wins)"))
+    add_network_argument(parser, default="each scenario's simulator: network, else isolated")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only failures and the totals")
 
 
@@ -28,4 +29,5 @@ def run(args: argparse.Namespace) -> int:
     from lambdasim._scenario.suite import run_files
 
     services = services_text(args.services)
-    return run_files(args.scenarios, junit_xml=args.junit_xml, quiet=args.quiet, services=services)
+    return run_files(args.scenarios, junit_xml=args.junit_xml, quiet=args.quiet, services=services,
+                     network=args.network)

@@ -13,11 +13,21 @@ from typing import Protocol
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel
 
-__all__ = ["SANDBOXES", "InstanceSpec", "Sandbox", "SandboxFallbackWarning", "SandboxInstance", "create_sandbox",
-           "sandbox_names"]
+__all__ = ["NETWORKS", "SANDBOXES", "InstanceSpec", "Sandbox", "SandboxFallbackWarning", "SandboxInstance",
+           "create_sandbox", "network_names", "sandbox_names"]
 
 SANDBOXES = ("auto", "namespace", "fakefs")
 """The sandboxes :func:`create_sandbox` makes; every help text and hint that lists them is made from this."""
+
+
+NETWORKS = ("isolated", "internet", "host")
+"""The values of ``Simulator(network=...)`` (see ``_network``); every help text that lists them is made from this."""
+
+
+def network_names(quoted: bool = False) -> str:
+    """``isolated, internet or host`` (``'isolated', 'internet' or 'host'`` when ``quoted``)."""
+    names = [repr(name) if quoted else name for name in NETWORKS]
+    return f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def sandbox_names(quoted: bool = False) -> str:
@@ -78,8 +88,9 @@ class SandboxFallbackWarning(UserWarning):
     """``sandbox="auto"`` could not use the namespace sandbox and uses the fakefs sandbox."""
 
 
-def create_sandbox(kind: str) -> Sandbox:
-    """Return a started sandbox of ``kind``: ``"auto"``, ``"namespace"`` or ``"fakefs"``.
+def create_sandbox(kind: str, network: str = "isolated") -> Sandbox:
+    """Return a started sandbox of ``kind``: ``"auto"``, ``"namespace"`` or ``"fakefs"``, whose
+    instances are on ``network`` (see ``_network``; already validated).
 
     ``"auto"`` takes the namespace sandbox where it runs and otherwise falls back to
     fakefs, with a one-line warning that says why.
@@ -95,9 +106,9 @@ def create_sandbox(kind: str) -> Sandbox:
     from lambdasim._sandbox.namespace import NamespaceSandbox
 
     if kind == "namespace":
-        return NamespaceSandbox()
+        return NamespaceSandbox(network)
     try:
-        return NamespaceSandbox()
+        return NamespaceSandbox(network)
     except SandboxUnavailable as e:
         why = " ".join(str(e).split(". ")[0].split())
         try:

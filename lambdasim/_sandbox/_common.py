@@ -23,7 +23,7 @@ _PKG_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 # sys.path again so that the project around it is not visible to instances.
 _BOOT = (
     "import sys; sys.path.insert(0, {root!r}); "
-    "from {module} import main; sys.path.remove({root!r}); main({fd})"
+    "from {module} import main; sys.path.remove({root!r}); main({fd}{args})"
 )
 
 
@@ -87,18 +87,19 @@ class KeeperLink:
 class Helper:
     """A sandbox's helper process (its zygote), which forks a keeper per spawn request.
 
-    ``module`` is where its ``main(fd)`` is. When it starts but cannot serve, ``refused``
-    turns its reason into the message of the :class:`SandboxUnavailable` raised; ``hint``
-    ends the message when it does not start at all.
+    ``module`` is where its ``main(fd, *args)`` is (``args``: plain data, written as literals).
+    When it starts but cannot serve, ``refused`` turns its reason into the message of the
+    :class:`SandboxUnavailable` raised; ``hint`` ends the message when it does not start at all.
     """
 
     def __init__(self, name: str, module: str, ready_timeout: float, refused: Callable[[str], str],
-                 hint: str = "") -> None:
+                 hint: str = "", args: tuple[Any, ...] = ()) -> None:
         self.name = name
         mine, theirs = socket.socketpair()
         self._lock = threading.Lock()
         self._proc = subprocess.Popen(
-            [sys.executable, "-P", "-c", _BOOT.format(root=_PKG_ROOT, module=module, fd=theirs.fileno())],
+            [sys.executable, "-P", "-c", _BOOT.format(root=_PKG_ROOT, module=module, fd=theirs.fileno(),
+                                                             args="".join(f", {a!r}" for a in args))],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

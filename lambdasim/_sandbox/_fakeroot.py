@@ -25,6 +25,7 @@ import errno
 import os
 import posix
 import signal
+import socket
 import stat
 import sys
 import tempfile
@@ -638,6 +639,7 @@ _PROCESSES = {
     "subprocess.Popen": "subprocess.Popen", "os.system": "os.system", "os.exec": "os.exec*",
     "os.posix_spawn": "os.posix_spawn", "os.spawn": "os.spawn*", "os.startfile": "os.startfile",
 }
+_NETWORK = frozenset({"socket.connect", "socket.getaddrinfo", "socket.bind"})
 _CTYPES = {"ctypes.dlopen": "loading a library with ctypes", "ctypes.dlsym": "looking up a C function with ctypes",
            "ctypes.call_function": "calling a C function through ctypes"}
 
@@ -681,6 +683,13 @@ def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
             raise refuse(f"{_PROCESSES[event]}({args[0]!r}): a new program runs outside the fake filesystem")
         elif event in _CTYPES:
             raise refuse(f"{_CTYPES[event]} ({args[0]!r}): C code reaches the host's files directly")
+        elif event in _NETWORK and _runtime.network_watch is not None:
+            # network="isolated" on the host's network: refused as the namespace sandbox's kernel refuses.
+            code = _runtime.network_watch.check(event, args)
+            if code and event == "socket.getaddrinfo":
+                raise socket.gaierror(code, "Temporary failure in name resolution")
+            if code:
+                raise OSError(code, os.strerror(code))
 
     sys.addaudithook(hook)
 

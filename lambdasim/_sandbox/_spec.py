@@ -40,5 +40,12 @@ class InstanceSpec(TypedDict):
     """The fakefs sandbox's: memory the runtime may use on top of ``memory_mb`` (its /tmp lives there)."""
     memory_by_use: NotRequired[bool]
     """The namespace sandbox's: memory is measured and limited by use (see ``_usage``), not by RLIMIT_DATA."""
+    network: NotRequired[str]
+    """``isolated`` or ``internet`` (absent: the host's network); see ``_sandbox._network``."""
+    forward: NotRequired[list[tuple[str, int]]]
+    """With ``network``: the loopback addresses of the simulator's services (and fault proxies),
+    reachable from the instance at the same address."""
+    refuse_network: NotRequired[bool]
+    """The fakefs sandbox's, under ``isolated``: its runtime refuses Python's connections elsewhere."""
     tasks_rlimit: NotRequired[int]
     """The namespace sandbox's, where it has no pids cgroup: RLIMIT_NPROC of the runtime."""

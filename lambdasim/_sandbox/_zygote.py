@@ -36,6 +36,7 @@ from lambdasim._sandbox import _cgroup, _identity, _usage
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._freeze import Freezer
 from lambdasim._sandbox._layout import ETC_FILES, host_view
+from lambdasim._sandbox._network import Network, etc_files
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
@@ -340,8 +341,9 @@ def _own_pid_namespace() -> None:
     os.close(parent)
 
 
-def main(fd: int) -> None:
-    """Serve spawn requests on the socket ``fd`` until the simulator closes it."""
+def main(fd: int, network: str = "isolated", stack: list[str] | None = None) -> None:
+    """Serve spawn requests on the socket ``fd`` until the simulator closes it; instances are on
+    ``network`` (see ``_network``; ``stack`` is the command of the user-mode stack for ``internet``)."""
     chan = Channel(socket.socket(fileno=fd))
     # No PR_SET_PDEATHSIG here: it fires when the *thread* that started us exits, and a
     # Simulator may be made in a thread that ends before it does. The end of the
@@ -362,11 +364,15 @@ def main(fd: int) -> None:
         # Found while PIDs are the host's: a place is named after its simulator's (see _cgroup.sweep).
         place = _cgroup.CgroupPlace.find(simulator)
         _own_pid_namespace()
+        # One network namespace for every instance, made here once: a cold start pays nothing for it.
+        net = Network(network, stack)
+        net.enter()
         pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     except OSError as e:
         chan.send(wire.pack_refusal(reason=str(e)))
         return
     binds, links, python = host_view()
+    ETC_FILES.update(etc_files(network))  # before the first keeper writes them into its /etc
     _identity.hide_test_process(uid)
     chan.send(wire.pack_helper_ready(python_paths=python, limits=place.limits if place else "rlimit+procfs"))
     # Keepers are reaped by the kernel and die with the zygote (PR_SET_PDEATHSIG,
@@ -404,6 +410,8 @@ def main(fd: int) -> None:
             if msg[0] != wire.SPAWN:
                 continue
             ctrl_fd, rt_fd = chan.take_fds(2)
+            # The services' addresses, inside the namespace, before the instance can connect.
+            net.forward(wire.Spawn._make(msg).spec.get("forward"))
             if spare is None:
                 spare = prefork()
             # If the spare died, the simulator hears of it on its own channels.

@@ -109,6 +109,9 @@ class FakefsSandbox:
     def spawn(self, spec: InstanceSpec) -> tuple[FakefsInstance, Channel]:
         # The runtime's real working directory is not the function's (that one is fake).
         spec = {**spec, "real_cwd": "/", "extra_memory_mb": TMP_MEMORY_FACTOR * spec["tmp_mb"]}
+        if spec.get("network") == "isolated":
+            # No network namespace here: the runtime's audit hook refuses what the kernel would.
+            spec["refuse_network"] = True
         ctrl, rt = self._helper.spawn(spec)
         instance = FakefsInstance(ctrl)
         try:

@@ -14,6 +14,7 @@ from lambdasim._errors import SandboxError, SandboxUnavailable
 from lambdasim._sandbox._cgroup import InstanceCgroup
 from lambdasim._sandbox._common import Helper, KeeperLink
 from lambdasim._sandbox._freeze import write_state
+from lambdasim._sandbox._network import find_stack, stack_missing_message
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._sandbox._usage import Meter, Usage
 from lambdasim._wire import Channel, ChannelClosed
@@ -134,6 +135,12 @@ class NamespaceInstance(KeeperLink):
             if self.cgroup is not None:
                 self.cgroup.remove()
 
+def _refused(why: str) -> str:
+    if "network stack" in why:
+        return f"Cannot give instances network='internet': {why}."
+    return f"Cannot create namespaces here: {why}. {_HINT}"
+
+
 def _raise_fd_limit() -> None:
     # The simulator holds four descriptors per instance; the usual soft limit of 1024
     # would stop it near 250 instances although the hard limit allows far more.
@@ -149,14 +156,17 @@ class NamespaceSandbox:
 
     name = "namespace"
 
-    def __init__(self) -> None:
+    def __init__(self, network: str = "isolated") -> None:
         if not sys.platform.startswith("linux"):
             raise SandboxUnavailable(
                 f"The namespace sandbox runs on Linux only (this is {sys.platform}). {_HINT}"
             )
+        stack = find_stack() if network == "internet" else None
+        if network == "internet" and stack is None:
+            raise SandboxUnavailable(stack_missing_message())
         _raise_fd_limit()
-        self._helper = Helper(self.name, "lambdasim._sandbox._zygote", 30.0,
-                              lambda why: f"Cannot create namespaces here: {why}. {_HINT}", _HINT)
+        self.network = network
+        self._helper = Helper(self.name, "lambdasim._sandbox._zygote", 30.0, _refused, _HINT, args=(network, stack))
         self.python_paths: list[str] = self._helper.ready
         # Lambda's limits on processes and memory are counted by the kernel where the zygote
         # could make cgroups; elsewhere RLIMIT_NPROC and sampling through procfs (see _usage).

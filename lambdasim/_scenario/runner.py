@@ -13,7 +13,7 @@ from typing import Any
 
 from lambdasim._errors import ConfigError, ServiceSettingError
 from lambdasim._model import ROUTING
-from lambdasim._sandbox import sandbox_names
+from lambdasim._sandbox import NETWORKS, network_names, sandbox_names
 from lambdasim._scenario.base import (
     STEPS,
     ExpectationFailed,
@@ -134,7 +134,7 @@ class Scenario:
 # -- loading ------------------------------------------------------------------------------------
 
 _SCENARIO_KEYS = ("name", "description", "simulator", "steps")
-_SIMULATOR_KEYS = ("sandbox", "routing", "seed", "region", "init_timeout_s", "services")
+_SIMULATOR_KEYS = ("sandbox", "network", "routing", "seed", "region", "init_timeout_s", "services")
 
 
 def _simulator_settings(node: Node) -> dict[str, Any]:
@@ -142,6 +142,12 @@ def _simulator_settings(node: Node) -> dict[str, Any]:
     settings: dict[str, Any] = {}
     if "sandbox" in f:
         settings["sandbox"] = f["sandbox"].as_str(f"use {sandbox_names()}")
+    if "network" in f:
+        network = f["network"].as_str(f"use {network_names()}")
+        if network not in NETWORKS:
+            raise f["network"].error(f"{network!r} is not a network{did_you_mean(network, NETWORKS)}; "
+                                     f"use {network_names()}")
+        settings["network"] = network
     if "routing" in f:
         routing = f["routing"].as_str(f"use one of {choices(ROUTING)}")
         if routing not in ROUTING:

@@ -235,14 +235,20 @@ def with_services(services: Mapping[str, Any],
 
 
 def run_files(paths: Sequence[str], *, junit_xml: str | None = None, quiet: bool = False,
-              services: Mapping[str, Any] | None = None) -> int:
+              services: Mapping[str, Any] | None = None, network: str | None = None) -> int:
     """Run the scenario files ``paths``, print each result and the totals, optionally write JUnit XML.
 
     ``services`` (name -> provider or settings) are started in every scenario's Simulator
-    besides its own (see :func:`with_services`). Returns the exit status of ``lambdasim run``:
+    besides its own (see :func:`with_services`); ``network``, given, replaces each scenario's
+    ``simulator: network``. Returns the exit status of ``lambdasim run``:
     0 when all pass, 1 when any fails, 2 when a file is not valid or the sandbox cannot start.
     """
     factory = with_services(services or {})
+    if network is not None:
+        scenario_factory = factory
+
+        def factory(**settings: Any) -> Simulator:
+            return scenario_factory(**{**settings, "network": network})
 
     started = time.perf_counter()
     out = sys.stdout

@@ -1,0 +1,412 @@
+"""The namespace sandbox's network: one network namespace per Simulator, which every instance joins.
+
+``network="isolated"`` (the default) is a function in a VPC without a NAT gateway: the zygote
+unshares a network namespace once, before it forks any keeper, with only ``lo`` in it. Nothing
+of the host is reachable from there (its listeners, its abstract Unix sockets), nothing in it
+from the host, and a connection anywhere else fails at once with the kernel's error
+(``ENETUNREACH``, ``ECONNREFUSED``). The simulator's services stay where their environment
+variables say: for each 127.0.0.1 endpoint an instance is given, the zygote binds the same
+address inside the namespace and hands the listener to a relay process it forked before it left
+the host's namespace; the relay accepts there and connects to the same address on the host.
+
+``network="internet"`` adds a user-mode network stack (pasta from passt, else slirp4netns) to
+the namespace: outbound connections and DNS work, inbound ones still do not, and the host's
+loopback stays out of reach. ``network="host"`` is no namespace at all (the host's network).
+
+The relay and the stack live in the zygote's PID namespace, of which the zygote is PID 1: when
+the zygote ends (the simulator closed it, or died), the kernel kills them with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import select
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import time
+from typing import Any
+
+from lambdasim import _wire as wire
+from lambdasim._sandbox import _linux as L
+from lambdasim._wire import Channel, ChannelClosed, close_all_but
+
+STACKS = {"pasta": "passt", "slirp4netns": "slirp4netns"}
+"""User-mode network stacks for ``network="internet"``, in order of preference, and their Debian packages."""
+STACK_ENV = "LAMBDASIM_NETWORK_STACK"
+"""Names the stack to use (``pasta`` or ``slirp4netns``) where both are installed."""
+
+CLONE_NEWNET = 0x40000000
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
+_IFREQ = struct.Struct("16sH22x")
+
+# The addresses the stack gives the namespace: slirp4netns' defaults, which pasta is told too.
+GUEST_ADDRESS, GATEWAY, DNS_ADDRESS = "10.0.2.100", "10.0.2.2", "10.0.2.3"
+_STACK_READY_S = 10.0
+
+HOSTS = ("127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
+         "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6\n")
+"""/etc/hosts of an instance: Amazon Linux's, as on Lambda."""
+
+
+def etc_files(network: str) -> dict[str, str]:
+    """The files of an instance's /etc that depend on its network (the rest are the host's)."""
+    if network == "host":
+        return {"hosts": HOSTS}  # the host's resolver, reached on the host's network
+    if network == "internet":
+        return {"hosts": HOSTS, "resolv.conf": f"nameserver {DNS_ADDRESS}\n"}
+    # Nothing answers on port 53 of the namespace's loopback: a lookup fails at once.
+    return {"hosts": HOSTS, "resolv.conf": "# lambdasim: network=\"isolated\", no DNS\nnameserver 127.0.0.1\n"
+                                           "options attempts:1\n"}
+
+
+def find_stack() -> list[str] | None:
+    """The command line of the user-mode network stack to run (without its target), or None."""
+    wanted = os.environ.get(STACK_ENV, "")
+    for name in [wanted] if wanted in STACKS else list(STACKS):
+        path = shutil.which(name)
+        if path is None:
+            continue
+        if name == "pasta":
+            # No port forwarding either way (-t/-u/-T/-U none) and no way to the host's
+            # loopback through the gateway (--no-map-gw): outbound only, as from Lambda.
+            return [path, "--config-net", "--foreground", "--quiet", "--ipv4-only", "--no-map-gw",
+                    "-t", "none", "-u", "none", "-T", "none", "-U", "none",
+                    "-a", GUEST_ADDRESS, "-n", "24", "-g", GATEWAY, "--dns-forward", DNS_ADDRESS, "--runas", "0"]
+        return [path, "--configure", "--mtu=65520", "--disable-host-loopback", "--netns-type=path"]
+    return None
+
+
+def stack_missing_message() -> str:
+    wanted = os.environ.get(STACK_ENV, "")
+    which = (f"{STACK_ENV}={wanted} names {wanted}, which is not on PATH" if wanted in STACKS
+             else "neither pasta nor slirp4netns is on PATH")
+    packages = " or ".join(STACKS.values())
+    return (f"network='internet' needs a user-mode network stack, and {which}. Install one "
+            f"(Debian/Ubuntu: apt-get install {packages}), or use network='isolated' (no outbound traffic) "
+            "or network='host' (the host's network, shared with the tests).")
+
+
+def bring_up_loopback() -> None:
+    """``ip link set lo up`` in this process's network namespace, without the ip binary."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = _IFREQ.unpack(fcntl.ioctl(s.fileno(), _SIOCGIFFLAGS, _IFREQ.pack(b"lo", 0)))[1]
+        fcntl.ioctl(s.fileno(), _SIOCSIFFLAGS, _IFREQ.pack(b"lo", flags | _IFF_UP))
+
+
+def _has_default_route() -> bool:
+    with open("/proc/self/net/route") as f:
+        return any(line.split()[1:2] == ["00000000"] for line in f.readlines()[1:])
+
+
+# -- the relay: the services' addresses inside the namespace, reached on the host ------------------
+
+_BUFFER = 1 << 18  # bytes held per direction before the relay stops reading that side
+
+
+class _Link:
+    """One relayed connection: ``inner`` (accepted in the namespace) and ``outer`` (to the host)."""
+
+    __slots__ = ("connected", "inner", "outer", "pending", "reading")
+
+    def __init__(self, inner: socket.socket, outer: socket.socket) -> None:
+        self.inner, self.outer = inner, outer
+        self.connected = False
+        self.pending = {inner: bytearray(), outer: bytearray()}  # bytes still to write to that socket
+        self.reading = {inner: True, outer: True}  # until that socket's peer closed its sending side
+
+    def other(self, sock: socket.socket) -> socket.socket:
+        return self.outer if sock is self.inner else self.inner
+
+    def done(self) -> bool:
+        return not any(self.reading.values()) and not any(self.pending.values())
+
+
+class Relay:
+    """The relay process's loop: listeners arrive on ``ctrl`` (with the address to reach on the
+    host), and each connection accepted on one is copied both ways, half-closes included; a reset
+    on one side resets the other."""
+
+    def __init__(self, ctrl: Channel) -> None:
+        self.ctrl = ctrl
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(ctrl.fileno(), selectors.EVENT_READ, None)
+        self.targets: dict[int, tuple[str, int]] = {}
+        self.listeners: dict[int, socket.socket] = {}
+
+    def serve(self) -> None:
+        while True:
+            for key, mask in self.sel.select():
+                if key.data is None:
+                    self._control()
+                elif isinstance(key.data, tuple):
+                    self._accept(key.fileobj)  # type: ignore[arg-type]
+                else:
+                    self._event(key.data, key.fileobj, mask)  # type: ignore[arg-type]
+
+    def _control(self) -> None:
+        try:
+            msg = self.ctrl.recv(fds=True)
+            while True:
+                (fd,) = self.ctrl.take_fds(1)
+                listener = socket.socket(fileno=fd)
+                listener.setblocking(False)
+                target = (str(msg[1]), int(msg[2]))
+                self.listeners[fd] = listener
+                self.sel.register(listener, selectors.EVENT_READ, target)
+                if not self.ctrl.has_buffered():
+                    break
+                msg = self.ctrl.recv(fds=True)
+        except (ChannelClosed, OSError):
+            os._exit(0)  # the zygote is gone
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            inner, _ = listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        target = self.sel.get_key(listener).data
+        inner.setblocking(False)
+        outer = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET, socket.SOCK_STREAM)
+        outer.setblocking(False)
+        link = _Link(inner, outer)
+        code = outer.connect_ex(target)
+        if code not in (0, errno.EINPROGRESS):
+            self._abort(link)
+            return
+        link.connected = code == 0
+        self._update(link)
+
+    def _event(self, link: _Link, sock: socket.socket, mask: int) -> None:
+        try:
+            if not link.connected:  # sock is outer: its connect() completed, or failed
+                code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if code:
+                    raise OSError(code, os.strerror(code))
+                link.connected = True
+            else:
+                if mask & selectors.EVENT_WRITE:
+                    self._write(link, sock)
+                if mask & selectors.EVENT_READ:
+                    self._read(link, sock)
+        except OSError:
+            self._abort(link)
+            return
+        if link.done():
+            self._close(link)
+        else:
+            self._update(link)
+
+    def _read(self, link: _Link, sock: socket.socket) -> None:
+        other = link.other(sock)
+        try:
+            data = sock.recv(1 << 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        if data:
+            link.pending[other] += data
+            self._write(link, other)
+            return
+        link.reading[sock] = False
+        if not link.pending[other]:
+            other.shutdown(socket.SHUT_WR)
+
+    def _write(self, link: _Link, sock: socket.socket) -> None:
+        buf = link.pending[sock]
+        if not buf:
+            return
+        try:
+            sent = sock.send(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        del buf[:sent]
+        if not buf and not link.reading[link.other(sock)]:
+            sock.shutdown(socket.SHUT_WR)
+
+    def _update(self, link: _Link) -> None:
+        for sock in (link.inner, link.outer):
+            if not link.connected:
+                mask = selectors.EVENT_WRITE if sock is link.outer else 0
+            else:
+                other = link.other(sock)
+                mask = ((selectors.EVENT_READ if link.reading[sock] and len(link.pending[other]) < _BUFFER else 0)
+                        | (selectors.EVENT_WRITE if link.pending[sock] else 0))
+            registered = _registered(self.sel, sock)
+            if mask and registered:
+                self.sel.modify(sock, mask, link)
+            elif mask:
+                self.sel.register(sock, mask, link)
+            elif registered:
+                self.sel.unregister(sock)
+
+    def _close(self, link: _Link, reset: bool = False) -> None:
+        for sock in (link.inner, link.outer):
+            if _registered(self.sel, sock):
+                self.sel.unregister(sock)
+            if reset:
+                # SO_LINGER 0: close() sends RST, so the peer sees ECONNRESET, as through a cut.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+
+    def _abort(self, link: _Link) -> None:
+        self._close(link, reset=True)
+
+
+def _registered(sel: selectors.BaseSelector, sock: socket.socket) -> bool:
+    try:
+        sel.get_key(sock)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def _relay_main(ctrl: Channel, zygote_pidfd: int) -> None:
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([zygote_pidfd], [], [], 0)[0]:
+        os._exit(0)
+    os.close(zygote_pidfd)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    Relay(ctrl).serve()
+
+
+def _fork(child: Any, keep: list[int]) -> tuple[int, Channel]:
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            close_all_but([theirs.fileno(), *keep])
+            child(Channel(theirs))
+        finally:
+            os._exit(70)
+    theirs.close()
+    return pid, Channel(mine)
+
+
+# -- the zygote's side ------------------------------------------------------------------------------
+
+
+class Network:
+    """What the zygote does for its network: :meth:`enter` once (in :func:`_zygote.main`, before
+    the first keeper), :meth:`forward` for each spawn request."""
+
+    def __init__(self, mode: str, stack: list[str] | None) -> None:
+        self.mode = mode
+        self.stack = stack
+        self.relay: Channel | None = None
+        self.bound: set[tuple[str, int]] = set()
+
+    def enter(self) -> None:
+        """Move this process into a network namespace of its own (unless ``host``): after its user
+        namespace, so that the network namespace is that one's and keepers may use it."""
+        if self.mode == "host":
+            return
+        me = os.pidfd_open(os.getpid())
+        try:
+            # Both stay in the host's network namespace: forked before this process leaves it.
+            self.relay = _fork(lambda chan: _relay_main(chan, me), keep=[me])[1]
+            stack = _fork(lambda chan: _stack_main(chan, me, self.stack), keep=[me]) if self.stack else None
+        finally:
+            os.close(me)
+        L.unshare(CLONE_NEWNET)
+        bring_up_loopback()
+        if stack is not None:
+            self._start_stack(*stack)
+
+    def _start_stack(self, pid: int, chan: Channel) -> None:
+        """Hand the stack's process this namespace; return once the stack has configured it."""
+        name = os.path.basename(self.stack[0]) if self.stack else "?"
+        ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        # What the stack writes goes here, not to the test's terminal; it is shown if it fails.
+        log = os.memfd_create("lambdasim-network-stack", os.MFD_CLOEXEC)
+        try:
+            chan.send((wire.GO,), fds=[ns, log])
+        finally:
+            os.close(ns)
+
+        def output() -> str:
+            text = os.pread(log, 4096, 0).decode("utf-8", "replace")
+            lines = [line for line in text.splitlines() if line.strip() and "syslog" not in line]
+            return (": " + " / ".join(lines)) if lines else ""
+
+        pidfd = os.pidfd_open(pid)
+        poll = select.poll()
+        poll.register(pidfd, select.POLLIN)
+        poll.register(chan.fileno(), select.POLLIN)  # a failed exec says why; a good one closes it
+        deadline = time.monotonic() + _STACK_READY_S
+        try:
+            while not _has_default_route():
+                for fd, _ in poll.poll(5):
+                    if fd == pidfd:
+                        raise OSError(errno.ENETDOWN, f"the network stack ({name}) exited before it configured "
+                                                      f"the namespace{output()}")
+                    try:
+                        reason = wire.Refusal._make(chan.recv()).reason
+                    except ChannelClosed:
+                        poll.unregister(chan.fileno())  # exec'd
+                        continue
+                    raise OSError(errno.ENETDOWN, f"the network stack could not start: {reason}")
+                if time.monotonic() > deadline:
+                    raise OSError(errno.ETIMEDOUT, f"the network stack ({name}) did not configure the "
+                                                   f"namespace within {_STACK_READY_S:g} s{output()}")
+        finally:
+            os.close(pidfd)
+            os.close(log)
+            chan.close()
+
+    def forward(self, addresses: list[Any] | None) -> None:
+        """Listen, inside the namespace, on each address of ``addresses`` not listened on yet."""
+        if self.relay is None or not addresses:
+            return
+        for host, port in addresses:
+            key = (str(host), int(port))
+            if key in self.bound:
+                continue
+            family = socket.AF_INET6 if ":" in key[0] else socket.AF_INET
+            listener = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(key)
+                listener.listen(128)
+                self.relay.send((wire.LISTEN, *key), fds=[listener.fileno()])
+            except OSError:
+                continue  # the handler sees ECONNREFUSED there, as with no service
+            finally:
+                listener.close()
+            self.bound.add(key)
+
+
+def _stack_main(zygote: Channel, zygote_pidfd: int, command: list[str] | None) -> None:
+    """The network stack's process: waits for the zygote's namespace, then becomes the stack."""
+    L.prctl(L.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if select.select([zygote_pidfd], [], [], 0)[0]:
+        os._exit(0)
+    os.close(zygote_pidfd)
+    assert command is not None
+    try:
+        zygote.recv(fds=True)  # GO, with the namespace and the stack's error output
+        ns, log = zygote.take_fds(2)
+    except ChannelClosed:
+        os._exit(0)
+    os.set_inheritable(ns, True)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    # Python ignores SIGPIPE, and exec keeps that; pasta of 2023 takes an ignored SIGPIPE for a
+    # failure to set it up ("Couldn't install signal handlers").
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    target = f"/proc/self/fd/{ns}"
+    argv = [*command, "--netns", target] if os.path.basename(command[0]) == "pasta" else [*command, target, "tap0"]
+    try:
+        os.execv(argv[0], argv)
+    except OSError as e:
+        zygote.send(wire.pack_refusal(reason=f"{argv[0]}: {e}"))
+    os._exit(70)
