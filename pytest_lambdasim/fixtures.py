@@ -89,7 +89,9 @@ def lambda_sim(request: pytest.FixtureRequest, lambda_sim_services: Services,
     for service in lambda_sim_services.values():
         service.reset_faults()
         service.flush()
-    for kind in parse_services_option(",".join(wanted_services or []), "lambda_sim marker services"):
+    # A string is the services text of the option and the CLI ("aws,redis"), as Simulator(services="aws") takes one.
+    text = wanted_services if isinstance(wanted_services, str) else ",".join(wanted_services or [])
+    for kind in parse_services_option(text, "lambda_sim marker services"):
         lambda_sim_services[kind]  # started on first use, then shared
     sim = _rootdir_simulator()(rootdir=request.config.rootpath, services=lambda_sim_services, track_tmp=True,
                                track_tmp_access=_lambda_sim_routing is not None, **settings)

@@ -158,10 +158,12 @@ def test_services_start_once_per_session_and_are_emptied_between_tests(project: 
     project.runpytest("--lambda-sim", "--lambda-sim-services=redis=embedded").assert_outcomes(passed=2)
 
 
-def test_marker_services_start_on_demand(project: pytest.Pytester) -> None:
-    project.makepyfile(test_x="""
+@pytest.mark.parametrize("given", ['["redis"]', '"redis"', '"redis=embedded, aws"'])
+def test_marker_services_start_on_demand(project: pytest.Pytester, given: str) -> None:
+    # A string is the services text, as Simulator(services="redis") takes one (not its letters).
+    project.makepyfile(test_x=f"""
         import pytest
-        @pytest.mark.lambda_sim(services=["redis"])
+        @pytest.mark.lambda_sim(services={given})
         def test_redis(lambda_sim, lambda_function):
             assert lambda_sim.services["redis"].running
             fn = lambda_function("app.handler", code_dir="src")
