@@ -211,11 +211,11 @@ _LEFTOVERS: list[int] = []
 
 
 @contextmanager
-def simulator(routing: str, sandbox: str, freeze: bool = True) -> Iterator[Simulator]:
+def simulator(routing: str, sandbox: str, freeze: bool = True, network: str = "isolated") -> Iterator[Simulator]:
     """A Simulator of ``sandbox`` that is closed on exit, even after a failure, and whose
     processes are waited for until they are gone (so one measurement does not disturb the next)."""
     before = set(zygote_pids())
-    sim = Simulator(sandbox=sandbox, routing=routing, seed=0, freeze=freeze)
+    sim = Simulator(sandbox=sandbox, routing=routing, seed=0, freeze=freeze, network=network)
     if sim.sandbox != sandbox:
         sim.close()
         raise RuntimeError(f"asked for the {sandbox} sandbox, got {sim.sandbox}")
@@ -363,8 +363,8 @@ def _time_warm(fn: Function, iterations: int, durations: list[float] | None = No
 
 
 def bench_warm(sandbox: str, iterations: int, warmup: int, cpus: tuple[int, int] | None,
-               freeze: bool = True) -> WarmResult:
-    with simulator("warm", sandbox, freeze) as sim:
+               freeze: bool = True, network: str = "isolated") -> WarmResult:
+    with simulator("warm", sandbox, freeze, network) as sim:
         fn = sim.deploy(HANDLER, code_dir=NOOP_DIR, name="noop", memory_mb=128, timeout_s=3.0)
         for _ in range(warmup):
             inv = fn.invoke({})
@@ -409,11 +409,11 @@ class ColdResult:
     fresh_invoke: Stats  # fresh routing: invoke() = new instance + Init + invoke + destroy of it
 
 
-def bench_cold(sandbox: str, iterations: int, warmup: int) -> ColdResult:
+def bench_cold(sandbox: str, iterations: int, warmup: int, network: str = "isolated") -> ColdResult:
     clock = time.perf_counter_ns
     to_first: list[float] = []
     inits: list[float] = []
-    with simulator("warm", sandbox) as sim:
+    with simulator("warm", sandbox, network=network) as sim:
         fn = sim.deploy(HANDLER, code_dir=NOOP_DIR, name="noop", memory_mb=128, timeout_s=3.0)
         for i in range(warmup + iterations):
             fn.scale_down(keep=0)
@@ -427,7 +427,7 @@ def bench_cold(sandbox: str, iterations: int, warmup: int) -> ColdResult:
                 inits.append(inv.init_duration_ms or 0.0)
         fn.scale_down(keep=0)
     fresh: list[float] = []
-    with simulator("fresh", sandbox) as sim:
+    with simulator("fresh", sandbox, network=network) as sim:
         fn = sim.deploy(HANDLER, code_dir=NOOP_DIR, name="noop", memory_mb=128, timeout_s=3.0)
         for i in range(warmup + iterations):
             t0 = clock()
@@ -861,6 +861,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "namespace" in results:
         step("lambdasim warm invoke (namespace, freeze=False)")
         unfrozen = bench_warm("namespace", iterations=warm_n, warmup=500, cpus=cpus, freeze=False)
+    # What the instances' own network namespace costs (the default, network="isolated"), against the host's.
+    host_net: SandboxResult | None = None
+    if "namespace" in results:
+        step("lambdasim warm invoke and cold start (namespace, network='host')")
+        host_net = SandboxResult("namespace", bench_warm("namespace", iterations=warm_n, warmup=500, cpus=None,
+                                                         network="host"),
+                                 bench_cold("namespace", iterations=cold_n, warmup=10, network="host"))
     memories: dict[str, MemoryResult] = {}
     memory_skipped: dict[str, str] = {}
     for sb in memory_sandboxes:
@@ -944,6 +951,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sb, r in results.items():
         rows.append(Row(f"4b. routing='fresh' invoke, {sb} (new instance + Init + invoke + its destroy)",
                         fmt_time(r.cold.fresh_invoke.median_ns), fmt_time(r.cold.fresh_invoke.p99_ns)))
+    if host_net is not None:
+        isolated = results["namespace"]
+        extra_ms = (isolated.cold.to_first_response.median_ns - host_net.cold.to_first_response.median_ns) / 1e6
+        rows.append(Row("4c. the same on network='host' (rows 3, 4, 4b without the instances' network namespace)",
+                        "", "", f"warm {fmt_time(host_net.warm.wall.median_ns)}, "
+                        f"cold {fmt_time(host_net.cold.to_first_response.median_ns)}, "
+                        f"fresh {fmt_time(host_net.cold.fresh_invoke.median_ns)}; "
+                        f"the namespace costs cold {extra_ms:+.2f} ms"))
     if ll.stats is not None and speedups:
         against = TARGET_SANDBOX if speedup is not None else sandboxes[0]
         x = speedups[against] or 0.0
