@@ -367,6 +367,7 @@ def test_network_host_is_the_hosts_network(net_sim: Callable[..., Simulator], co
     assert inv.refused_addresses == ()
     with open("/etc/resolv.conf") as f:
         assert inv.payload["resolv.conf"] == f.read(), "the host's resolver"
+    assert inv.payload["hosts"].startswith("127.0.0.1   localhost localhost.localdomain"), "Lambda's, always"
 
 
 # -- network="internet" -----------------------------------------------------------------------------
@@ -496,6 +497,7 @@ def test_fakefs_refuses_what_an_isolated_namespace_refuses(
         assert [c.get("errno") for c in inv.payload["connect"]] == [errno.ENETUNREACH, errno.ECONNREFUSED]
         assert inv.payload["lookup"] == socket.EAI_AGAIN
         assert "ok" in inv.payload["self"], "its own listener is reachable"
+        assert inv.payload["hosts"].startswith("127.0.0.1   localhost localhost.localdomain"), "Lambda's"
         assert inv.refused_addresses == ("192.0.2.1:443", f"{tcp.address[0]}:{tcp.address[1]}", "example.com:443")
     with Simulator(sandbox="fakefs", network="host") as sim:
         fn = sim.deploy("app.handler", code_dir=code(PROBE))

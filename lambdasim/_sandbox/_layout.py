@@ -22,11 +22,14 @@ SANDBOX_UID = 993  # sbx_user1051 on Lambda
 SANDBOX_GID = 990
 SANDBOX_HOME = "/home/sbx_user1051"
 # /etc/passwd and /etc/group as an instance sees them: ~ resolves, as on Lambda, to a home
-# that does not exist.
+# that does not exist; /etc/hosts is Amazon Linux's, as on Lambda. (The namespace sandbox's
+# zygote adds resolv.conf for its network: see _network.etc_files.)
 ETC_FILES = {
     "passwd": "root:x:0:0:root:/root:/bin/bash\n"
               f"sbx_user1051:x:{SANDBOX_UID}:{SANDBOX_GID}::{SANDBOX_HOME}:/sbin/nologin\n",
     "group": f"root:x:0:\nsbx_user1051:x:{SANDBOX_GID}:\n",
+    "hosts": "127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
+             "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6\n",
 }
 
 

@@ -51,20 +51,14 @@ _IFREQ = struct.Struct("16sH22x")
 GUEST_ADDRESS, GATEWAY, DNS_ADDRESS = "10.0.2.100", "10.0.2.2", "10.0.2.3"
 _STACK_READY_S = 10.0
 
-HOSTS = ("127.0.0.1   localhost localhost.localdomain localhost4 localhost4.localdomain4\n"
-         "::1         localhost localhost.localdomain localhost6 localhost6.localdomain6\n")
-"""/etc/hosts of an instance: Amazon Linux's, as on Lambda."""
-
-
 def etc_files(network: str) -> dict[str, str]:
-    """The files of an instance's /etc that depend on its network (the rest are the host's)."""
+    """The files of an instance's /etc that depend on its network, besides ``_layout.ETC_FILES``."""
     if network == "host":
-        return {"hosts": HOSTS}  # the host's resolver, reached on the host's network
+        return {}  # the host's resolver, reached on the host's network
     if network == "internet":
-        return {"hosts": HOSTS, "resolv.conf": f"nameserver {DNS_ADDRESS}\n"}
+        return {"resolv.conf": f"nameserver {DNS_ADDRESS}\n"}  # the stack's DNS forwarder
     # Nothing answers on port 53 of the namespace's loopback: a lookup fails at once.
-    return {"hosts": HOSTS, "resolv.conf": "# lambdasim: network=\"isolated\", no DNS\nnameserver 127.0.0.1\n"
-                                           "options attempts:1\n"}
+    return {"resolv.conf": "# lambdasim: network=\"isolated\", no DNS\nnameserver 127.0.0.1\noptions attempts:1\n"}
 
 
 def find_stack() -> list[str] | None:
