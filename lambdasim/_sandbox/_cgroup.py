@@ -246,9 +246,10 @@ class CgroupPlace:
             raise
         return InstanceCgroup(self.version, paths)
 
-    def close(self) -> None:
+    def close(self, wait: float = 5.0) -> None:
+        """Remove the place; groups whose last processes are still exiting are waited for."""
         for path in set(self._dirs.values()):
-            _remove_tree(path, wait=1.0)
+            _remove_tree(path, wait=wait)
 
 
 class InstanceCgroup:
