@@ -68,7 +68,7 @@ def _alive(pids: set[int]) -> set[int]:
             with open(f"/proc/{pid}/stat") as f:
                 if f.read().split(") ")[-1][0] != "Z":
                     alive.add(pid)
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # gone before or while its stat was read
             pass
     return alive
 

@@ -385,13 +385,17 @@ def main(fd: int, network: str = "isolated", stack: list[str] | None = None) -> 
     gc.collect()
     gc.freeze()
 
+    spare_pid = 0
+
     def prefork() -> Channel:
         """A keeper made ahead of demand, as Lambda keeps sandboxes warm before
         a function is placed in them: a request then pays only for its own part."""
+        nonlocal spare_pid
         # Each instance gets a PID namespace of its own: its /proc shows only itself.
         L.setns(pid_ns, L.CLONE_NEWPID)
         L.unshare(L.CLONE_NEWPID)
-        return _fork_with_channel(lambda keeper: _pooled_keeper(keeper, me, binds, links, place), keep=[me])[1]
+        spare_pid, keeper = _fork_with_channel(lambda k: _pooled_keeper(k, me, binds, links, place), keep=[me])
+        return keeper
 
     spare: Channel | None = prefork()
     try:
@@ -426,8 +430,13 @@ def main(fd: int, network: str = "isolated", stack: list[str] | None = None) -> 
         pass
     finally:
         if place is not None:
-            # The simulator removes its instances' groups; the spare's goes with the place,
-            # once the spare has seen this channel close and ended.
+            # The simulator removes its instances' groups; the spare's goes with the place, once
+            # the spare (perhaps still being prepared) is gone: killed, as its instance never ran.
             if spare is not None:
                 spare.close()
-            place.close()
+                with contextlib.suppress(OSError):  # ESRCH: it is gone already
+                    pidfd = os.pidfd_open(spare_pid)
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    select.select([pidfd], [], [], 2.0)
+                    os.close(pidfd)
+            place.close(wait=3.0)
