@@ -267,6 +267,21 @@ def close_all_but(keep: Sequence[int]) -> None:
     os.closerange(low, limit if limit > 0 else 1 << 20)
 
 
+def fork_with_channel(child: Callable[[Channel], None], keep: Sequence[int] = ()) -> tuple[int, Channel]:
+    """Fork a child that runs ``child`` on its end of a new channel, with only that channel
+    and ``keep`` open, and never returns; the parent gets the child's pid and its own end."""
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            close_all_but([theirs.fileno(), *keep])
+            child(Channel(theirs))
+        finally:
+            os._exit(70)
+    theirs.close()
+    return pid, Channel(mine)
+
+
 # -- the runtime channel's messages ------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from lambdasim._sandbox._common import left_by_dead_owner
 from lambdasim._sandbox._linux import write_file
 
 PREFIX = "lambdasim-"
@@ -135,16 +136,6 @@ def find_hierarchies(wanted: frozenset[str] = WANTED, mountinfo: str = _MOUNTINF
     return full + partial
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_tree(path: str, wait: float = 0.0) -> bool:
     """rmdir a group and the groups in it (groups hold no files to delete); True when gone.
     A group whose last process is still exiting is busy for a moment: ``wait`` for it."""
@@ -170,8 +161,7 @@ def sweep(hierarchies: list[Hierarchy]) -> None:
     for h in hierarchies:
         with contextlib.suppress(OSError):
             for name in os.listdir(h.base):
-                pid = name[len(PREFIX):].split("-", 1)[0] if name.startswith(PREFIX) else ""
-                if pid.isdigit() and not _alive(int(pid)):
+                if left_by_dead_owner(name, PREFIX):
                     _remove_tree(os.path.join(h.base, name))
 
 

@@ -27,6 +27,24 @@ _BOOT = (
 )
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (also when it belongs to another user)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def left_by_dead_owner(name: str, prefix: str) -> bool:
+    """Whether ``name`` is ``<prefix><pid>-...`` (or ``<prefix><pid>``) of a process that is gone: what
+    a sweep removes after its owner was killed outright."""
+    pid = name[len(prefix):].split("-", 1)[0] if name.startswith(prefix) else ""
+    return pid.isdigit() and not pid_alive(int(pid))
+
+
 class KeeperLink:
     """The simulator's end of one instance's keeper: it starts, kills and reaps runtimes,
     and freezes and thaws the instance where the keeper can (``freezes``)."""

@@ -34,7 +34,7 @@ from typing import Any
 
 from lambdasim import _wire as wire
 from lambdasim._sandbox import _linux as L
-from lambdasim._wire import Channel, ChannelClosed, close_all_but
+from lambdasim._wire import Channel, ChannelClosed, fork_with_channel
 
 STACKS = {"pasta": "passt", "slirp4netns": "slirp4netns"}
 """User-mode network stacks for ``network="internet"``, in order of preference, and their Debian packages."""
@@ -271,19 +271,6 @@ def _relay_main(ctrl: Channel, zygote_pidfd: int) -> None:
     Relay(ctrl).serve()
 
 
-def _fork(child: Any, keep: list[int]) -> tuple[int, Channel]:
-    mine, theirs = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            close_all_but([theirs.fileno(), *keep])
-            child(Channel(theirs))
-        finally:
-            os._exit(70)
-    theirs.close()
-    return pid, Channel(mine)
-
-
 # -- the zygote's side ------------------------------------------------------------------------------
 
 
@@ -305,8 +292,8 @@ class Network:
         me = os.pidfd_open(os.getpid())
         try:
             # Both stay in the host's network namespace: forked before this process leaves it.
-            self.relay = _fork(lambda chan: _relay_main(chan, me), keep=[me])[1]
-            stack = _fork(lambda chan: _stack_main(chan, me, self.stack), keep=[me]) if self.stack else None
+            self.relay = fork_with_channel(lambda chan: _relay_main(chan, me), keep=[me])[1]
+            stack = fork_with_channel(lambda chan: _stack_main(chan, me, self.stack), keep=[me]) if self.stack else None
         finally:
             os.close(me)
         L.unshare(CLONE_NEWNET)

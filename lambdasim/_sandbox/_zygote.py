@@ -26,7 +26,6 @@ import os
 import select
 import signal
 import socket
-from collections.abc import Callable, Sequence
 
 # Everything the runtime needs is imported here, before the first fork, so that
 # instances share these pages and cold starts do not pay for the imports.
@@ -38,7 +37,7 @@ from lambdasim._sandbox._freeze import Freezer
 from lambdasim._sandbox._layout import ETC_FILES, host_view
 from lambdasim._sandbox._network import Network, etc_files
 from lambdasim._sandbox._spec import InstanceSpec
-from lambdasim._wire import Channel, ChannelClosed, close_all_but
+from lambdasim._wire import Channel, ChannelClosed, fork_with_channel
 
 # Mounted over the skeleton mount point while the host tree is still needed; every
 # host path is cloned before this directory is covered, so which one it is does not matter.
@@ -89,7 +88,7 @@ class Keeper:
         # The first runtime is forked now, into this mount namespace and the counting
         # cgroups, so that its own set-up is done before a request comes; the pivot below
         # moves it too. It waits for its spec before it can start anything.
-        self.runtime_pid, self.to_runtime = _fork_with_channel(_first_runtime)
+        self.runtime_pid, self.to_runtime = fork_with_channel(_first_runtime)
         self.freezer.join(self.runtime_pid)
 
         # Clone every host tree first: once the skeleton covers its mount point, host
@@ -226,21 +225,6 @@ class Keeper:
             finally:
                 if pidfd >= 0:
                     os.close(pidfd)
-
-
-def _fork_with_channel(child: Callable[[Channel], None], keep: Sequence[int] = ()) -> tuple[int, Channel]:
-    """Fork a child that runs ``child`` on its end of a new channel, with only that
-    channel and ``keep`` open, and never returns."""
-    mine, theirs = socket.socketpair()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            close_all_but([theirs.fileno(), *keep])
-            child(Channel(theirs))
-        finally:
-            os._exit(70)
-    theirs.close()
-    return pid, Channel(mine)
 
 
 def _first_runtime(keeper: Channel) -> None:
@@ -394,7 +378,7 @@ def main(fd: int, network: str = "isolated", stack: list[str] | None = None) -> 
         # Each instance gets a PID namespace of its own: its /proc shows only itself.
         L.setns(pid_ns, L.CLONE_NEWPID)
         L.unshare(L.CLONE_NEWPID)
-        spare_pid, keeper = _fork_with_channel(lambda k: _pooled_keeper(k, me, binds, links, place), keep=[me])
+        spare_pid, keeper = fork_with_channel(lambda k: _pooled_keeper(k, me, binds, links, place), keep=[me])
         return keeper
 
     spare: Channel | None = prefork()

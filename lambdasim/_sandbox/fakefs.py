@@ -30,7 +30,7 @@ from typing import Any
 
 from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
-from lambdasim._sandbox._common import Helper, KeeperLink
+from lambdasim._sandbox._common import Helper, KeeperLink, left_by_dead_owner
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
@@ -131,16 +131,6 @@ class FakefsSandbox:
 # -- inside: zygote, keeper, runtime ----------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _reap(keepers: set[int], wait: float = 0.0) -> set[int]:
     """Reap the keepers that have exited, waiting up to ``wait`` seconds for all of them;
     returns the ones still running."""
@@ -164,10 +154,7 @@ def _sweep(parent: str) -> None:
     """Remove directories left by zygotes that were killed outright."""
     with contextlib.suppress(OSError):
         for name in os.listdir(parent):
-            if not name.startswith(_PREFIX):
-                continue
-            pid = name[len(_PREFIX):].split("-", 1)[0]
-            if pid.isdigit() and not _alive(int(pid)):
+            if left_by_dead_owner(name, _PREFIX):
                 shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 

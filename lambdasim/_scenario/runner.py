@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,23 +137,23 @@ _SCENARIO_KEYS = ("name", "description", "simulator", "steps")
 _SIMULATOR_KEYS = ("sandbox", "network", "routing", "seed", "region", "init_timeout_s", "services")
 
 
+def _one_of(node: Node, allowed: Collection[str], what: str, hint: str) -> str:
+    """The string at ``node``, which must be one of ``allowed`` (``what`` it is, ``hint`` what to write)."""
+    value = node.as_str(hint)
+    if value not in allowed:
+        raise node.error(f"{value!r} is not {what}{did_you_mean(value, allowed)}; {hint}")
+    return value
+
+
 def _simulator_settings(node: Node) -> dict[str, Any]:
     f = node.fields(_SIMULATOR_KEYS)
     settings: dict[str, Any] = {}
     if "sandbox" in f:
         settings["sandbox"] = f["sandbox"].as_str(f"use {sandbox_names()}")
     if "network" in f:
-        network = f["network"].as_str(f"use {network_names()}")
-        if network not in NETWORKS:
-            raise f["network"].error(f"{network!r} is not a network{did_you_mean(network, NETWORKS)}; "
-                                     f"use {network_names()}")
-        settings["network"] = network
+        settings["network"] = _one_of(f["network"], NETWORKS, "a network", f"use {network_names()}")
     if "routing" in f:
-        routing = f["routing"].as_str(f"use one of {choices(ROUTING)}")
-        if routing not in ROUTING:
-            raise f["routing"].error(f"{routing!r} is not a routing policy{did_you_mean(routing, ROUTING)}; "
-                                     f"use one of {choices(ROUTING)}")
-        settings["routing"] = routing
+        settings["routing"] = _one_of(f["routing"], ROUTING, "a routing policy", f"use one of {choices(ROUTING)}")
     if "seed" in f:
         settings["seed"] = f["seed"].as_whole(0, hint="use a whole number")
     if "region" in f:

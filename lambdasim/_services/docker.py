@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdasim._errors import ServiceError
+from lambdasim._sandbox._common import pid_alive
 from lambdasim._services import KINDS, Endpoint, ProviderUnavailable
 from lambdasim._services.engine import connect, one_line
 from lambdasim._services.probe import answers
@@ -87,15 +88,7 @@ def _owner_alive(labels: dict[str, str], label: str) -> bool:
         pid = int(labels.get(f"{label}.owner", ""))
     except ValueError:
         return False
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # it exists, owned by someone else
-    except OverflowError:
+    if pid <= 0 or not pid_alive(pid):
         return False
     started = labels.get(f"{label}.owner-start")
     if started:
