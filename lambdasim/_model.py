@@ -22,6 +22,11 @@ PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 """The functions' runtime: python3.X, the Python that runs lambdasim."""
 
 
+CUSTOM_RUNTIMES = ("provided.al2023", "provided.al2", "provided")
+"""Lambda's OS-only runtimes: the function brings its runtime, an executable ``bootstrap``."""
+_PYTHON_RUNTIME = re.compile(r"^python3\.(9|1[0-4])$")
+
+
 def function_arn(region: str, function: str) -> str:
     return f"arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{function}"
 
@@ -50,6 +55,15 @@ class FunctionConfig:
     reserved_concurrency: int | None = None
     keepalive_s: float = 600.0
     layers: tuple[str, ...] = ()
+    runtime: str = f"python{PYTHON_VERSION}"
+    """``python3.X`` (run on this process's Python) or one of :data:`CUSTOM_RUNTIMES`."""
+    entry_point: tuple[str, ...] = ()
+    """A container image's ``ENTRYPOINT`` (``ImageConfig.EntryPoint``): the instance runs it with the
+    handler as its argument, in place of the runtime's own start (e.g. ``python -m awslambdaric``)."""
+
+    @property
+    def custom_runtime(self) -> bool:
+        return self.runtime in CUSTOM_RUNTIMES
 
     def validate(self) -> None:
         def bad(key: str, value: Any, allowed: str, setting: str | None = None) -> SettingError:
@@ -66,6 +80,12 @@ class FunctionConfig:
         name: object = self.name
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise bad("name", self.name, "use 1 to 64 letters, digits, '-' or '_'")
+        runtime: object = self.runtime
+        if not isinstance(runtime, str) or not (runtime in CUSTOM_RUNTIMES or _PYTHON_RUNTIME.fullmatch(runtime)):
+            raise bad("runtime", self.runtime, f"use python3.9 ... python3.14 or one of {', '.join(CUSTOM_RUNTIMES)}")
+        entry: object = self.entry_point
+        if not isinstance(entry, tuple) or not all(isinstance(a, str) and a for a in entry):
+            raise bad("entry_point", self.entry_point, "use a list of non-empty strings (the image's ENTRYPOINT)")
         if not whole(self.memory_mb, 128, 10240):
             raise bad("memory_mb", self.memory_mb, "Lambda allows 128 to 10240 MB")
         if not seconds(self.timeout_s, 900):

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lambdasim import _lambda_errors as lambda_errors
+from lambdasim import _runtime
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError
 from lambdasim._invoke import (
     Invocation,
@@ -296,6 +297,8 @@ class Function:
             changes["environment"] = dict(changes["environment"] or {})
         if "layers" in changes:
             changes["layers"] = sim._layers(changes["layers"])
+        if isinstance(changes.get("entry_point"), list):
+            changes["entry_point"] = tuple(changes["entry_point"])
         try:
             config = dataclasses.replace(self._model.config, **changes)
         except TypeError as e:
@@ -321,6 +324,35 @@ class _Routed:
     request_id: str
     event: bytes
     trace: str
+
+
+def _instance_python() -> str:
+    """This Python as an instance sees it (the host's Python is mounted at its own path)."""
+    return _runtime.host_tmp_path(os.path.realpath(sys.executable))
+
+
+def has_extensions(layers: Sequence[str]) -> bool:
+    """Whether a layer brings extensions (executables in ``extensions/``, seen at /opt/extensions)."""
+    for layer in layers:
+        with contextlib.suppress(OSError):
+            if any(e.is_file() for e in os.scandir(os.path.join(layer, "extensions"))):
+                return True
+    return False
+
+
+def _api_command(config: FunctionConfig) -> list[str] | None:
+    """The command line of a function whose runtime talks to the Runtime API, or None for the
+    built-in Python runtime on its framed channel."""
+    if config.entry_point:
+        return [*config.entry_point, config.handler]
+    if config.custom_runtime:
+        return []  # the bootstrap, found in /var/task or /opt inside the instance
+    wrapper = config.environment.get("AWS_LAMBDA_EXEC_WRAPPER")
+    if wrapper or has_extensions(config.layers):
+        # The managed runtime's own start: lambdasim's Python runtime as a Runtime API client.
+        start = [_instance_python(), "-m", "lambdasim._runtime_http"]
+        return [wrapper, *start] if wrapper else start
+    return None
 
 
 class Simulator:
@@ -452,8 +484,15 @@ class Simulator:
     def deploy(self, handler: str, code_dir: str | os.PathLike[str], name: str | None = None, *,
                memory_mb: int = 128, timeout_s: float = 3.0, ephemeral_storage_mb: int = 512,
                environment: Mapping[str, str] | None = None, reserved_concurrency: int | None = None,
-               keepalive_s: float = 600.0, layers: Sequence[str | os.PathLike[str]] | None = None) -> Function:
-        """Deploy ``handler`` (``module.path.function``) from ``code_dir`` as version 1 of a function."""
+               keepalive_s: float = 600.0, layers: Sequence[str | os.PathLike[str]] | None = None,
+               runtime: str | None = None, entry_point: Sequence[str] | None = None) -> Function:
+        """Deploy ``handler`` (``module.path.function``) from ``code_dir`` as version 1 of a function.
+
+        ``runtime`` is ``python3.X`` (the default: this Python, with lambdasim's built-in runtime) or
+        ``provided.al2023`` / ``provided.al2`` / ``provided`` (the code or a layer brings an executable
+        ``bootstrap`` that talks to the Runtime API). ``entry_point`` is a container image's
+        ``ENTRYPOINT``, run with the handler as its argument (e.g. ``["python3", "-m", "awslambdaric"]``).
+        """
         if name is None:
             name = handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-")
         config = FunctionConfig(
@@ -461,6 +500,8 @@ class Simulator:
             timeout_s=float(timeout_s), ephemeral_storage_mb=ephemeral_storage_mb,
             environment=dict(environment or {}), reserved_concurrency=reserved_concurrency,
             keepalive_s=float(keepalive_s), layers=self._layers(layers),
+            runtime=runtime or f"python{PYTHON_VERSION}",
+            entry_point=tuple(entry_point) if isinstance(entry_point, (list, tuple)) else (entry_point or ()),  # type: ignore[arg-type]
         )
         config.validate()
         with self._lock:
@@ -561,6 +602,18 @@ class Simulator:
         if self.network != "host":
             spec["network"] = self.network
             spec["forward"] = self._forwarded()
+        command = _api_command(config)
+        if command is not None:
+            # Served by lambdasim._rapi inside the instance; at Lambda's address where the instance
+            # can have a network namespace of its own, else on a free port.
+            own = self._sandbox.name == "namespace" and self.network == "isolated"
+            spec["runtime_kind"] = "api"
+            spec["command"] = command
+            spec["api_address"] = "127.0.0.1:9001" if own else "127.0.0.1:0"
+            if own:
+                spec["own_network"] = True
+            if config.custom_runtime:
+                env.pop("AWS_EXECUTION_ENV", None)  # Lambda sets it for its managed runtimes only
         return spec
 
     def _forwarded(self) -> list[tuple[str, int]]:

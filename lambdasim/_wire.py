@@ -296,6 +296,8 @@ INIT = "init"
 RESULT = "result"
 FATAL = "fatal"
 SANDBOX_ERROR = "sandbox_error"
+SHUTDOWN = "shutdown"
+SHUTDOWN_DONE = "shutdown_done"
 
 OUT_OF_MEMORY_AT_INIT: dict[str, Any] = {"oom": True}
 """The ``error`` of an :class:`Init` whose import ran out of memory (the host reports it)."""
@@ -389,6 +391,34 @@ def pack_sandbox_failure(*, reason: str) -> tuple[Any, ...]:
     return (SANDBOX_ERROR, reason)
 
 
+class Shutdown(NamedTuple):
+    """simulator -> the Runtime API runtime (``_rapi``, never the built-in one), thawed: shut the
+    environment down as Lambda does (SIGTERM to the runtime, the SHUTDOWN event to extensions,
+    within ``budget_ms``), answer :class:`ShutdownDone`, then exit."""
+
+    kind: str  # SHUTDOWN
+    reason: str
+    """Lambda's ``shutdownReason``: ``spindown``, ``timeout`` or ``failure``."""
+    budget_ms: int
+
+
+def pack_shutdown(*, reason: str, budget_ms: int) -> tuple[Any, ...]:
+    return (SHUTDOWN, reason, budget_ms)
+
+
+class ShutdownDone(NamedTuple):
+    """Runtime API runtime -> simulator: the shutdown phase is over (``used_ms`` of its budget);
+    ``killed`` names the processes (``runtime``, extension names) that had to be SIGKILLed."""
+
+    kind: str  # SHUTDOWN_DONE
+    used_ms: float
+    killed: list[str]
+
+
+def pack_shutdown_done(*, used_ms: float, killed: list[str]) -> tuple[Any, ...]:
+    return (SHUTDOWN_DONE, used_ms, killed)
+
+
 # What the simulator checks of each message from a runtime before it reads a field: a runtime
 # runs the function's code, which can write to the channel (its descriptor is the process's).
 
@@ -449,6 +479,8 @@ _RUNTIME_CHECKS: dict[str, tuple[int, Callable[[tuple[Any, ...]], bool]]] = {
              and _is_count(m[4]) and _is_coverage(m[5]) and _is_refused(m[6])),
     FATAL: (4, lambda m: type(m[1]) is str and _is_ms(m[2]) and _is_count(m[3])),
     SANDBOX_ERROR: (2, lambda m: type(m[1]) is str),
+    SHUTDOWN_DONE: (3, lambda m: _is_ms(m[1]) and type(m[2]) is list and len(m[2]) <= 64
+                    and all(type(x) is str and len(x) <= 256 for x in m[2])),
 }
 
 

@@ -432,7 +432,7 @@ def test_missing_code_dir_is_a_clear_harness_error(sim: Simulator, code: Code) -
 
 LAMBDASIM = Path(__file__).resolve().parent.parent / "lambdasim"
 # Where the spec is read: the runtime and the sandboxes (and the engine's view of an instance).
-SPEC_READERS = [LAMBDASIM / "_runtime.py", LAMBDASIM / "_invoke.py", *sorted((LAMBDASIM / "_sandbox").glob("*.py"))]
+SPEC_READERS = [LAMBDASIM / "_runtime.py", LAMBDASIM / "_rapi.py", LAMBDASIM / "_invoke.py", *sorted((LAMBDASIM / "_sandbox").glob("*.py"))]
 
 
 def _spec_keys_read(path: Path) -> set[str]:
@@ -459,7 +459,8 @@ def test_every_key_of_the_instance_spec_is_declared_and_read() -> None:
     read = set().union(*(_spec_keys_read(p) for p in SPEC_READERS))
     assert read == declared
     assert InstanceSpec.__optional_keys__ == {"track_tmp_access", "real_cwd", "extra_memory_mb", "memory_by_use",
-                                              "tasks_rlimit", "network", "forward", "refuse_network"}
+                                              "tasks_rlimit", "network", "forward", "refuse_network",
+                                              "runtime_kind", "command", "api_address", "own_network"}
 
 
 def test_the_engine_provides_every_required_key_of_the_instance_spec(sim: Simulator, code: Code) -> None:

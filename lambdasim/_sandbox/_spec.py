@@ -49,3 +49,16 @@ class InstanceSpec(TypedDict):
     """The fakefs sandbox's, under ``isolated``: its runtime refuses Python's connections elsewhere."""
     tasks_rlimit: NotRequired[int]
     """The namespace sandbox's, where it has no pids cgroup: RLIMIT_NPROC of the runtime."""
+    runtime_kind: NotRequired[str]
+    """``api``: the instance's runtime process is ``lambdasim._rapi``, which serves Lambda's Runtime and
+    Extensions API at ``api_address`` and starts ``command`` and ``/opt/extensions/*``. Absent: the
+    built-in Python runtime (``lambdasim._runtime``) on the framed channel."""
+    command: NotRequired[list[str]]
+    """With ``api``: the runtime's command line inside the instance; empty for a custom runtime
+    (``provided*``), whose ``bootstrap`` is looked for in /var/task, then /opt."""
+    api_address: NotRequired[str]
+    """With ``api``: where the API listens, ``127.0.0.1:9001`` in a network namespace of the instance's
+    own; port 0 elsewhere (a free port is taken, and ``AWS_LAMBDA_RUNTIME_API`` says which)."""
+    own_network: NotRequired[bool]
+    """The namespace sandbox's: the instance gets a network namespace of its own (``lo``, and the
+    ``forward`` addresses relayed), so that only it reaches its Runtime API."""

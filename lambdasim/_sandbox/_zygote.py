@@ -26,9 +26,11 @@ import os
 import select
 import signal
 import socket
+from collections.abc import Callable
 
 # Everything the runtime needs is imported here, before the first fork, so that
 # instances share these pages and cold starts do not pay for the imports.
+import lambdasim._rapi as _rapi
 import lambdasim._runtime as _runtime
 from lambdasim import _wire as wire
 from lambdasim._sandbox import _cgroup, _identity, _usage
@@ -191,7 +193,7 @@ class Keeper:
                 self.freezer.join()
                 self.freezer.close_in_child()
                 assert self.spec is not None  # finish() came first
-                _runtime.run(socket.socket(fileno=rt_fd), self.spec)
+                run_runtime(socket.socket(fileno=rt_fd), self.spec)
             finally:
                 os._exit(70)
         os.close(rt_fd)
@@ -254,7 +256,17 @@ def _first_runtime(keeper: Channel) -> None:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         L.prctl(L.PR_SET_DUMPABLE, 1)
 
-    _runtime.run(socket.socket(fileno=rt_fd), wire.Spawn._make(msg).spec, enter, logs)
+    run_runtime(socket.socket(fileno=rt_fd), wire.Spawn._make(msg).spec, enter, logs)
+
+
+def run_runtime(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | None = None,
+                logs: _runtime.LogCapture | None = None) -> None:
+    """Become the instance's runtime process: the built-in Python runtime, or the Runtime API
+    server with the function's own runtime behind it (``runtime_kind`` ``api``)."""
+    if spec.get("runtime_kind") == "api":
+        _rapi.run(sock, spec, enter, logs)
+    else:
+        _runtime.run(sock, spec, enter, logs)
 
 
 def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: dict[str, str],
