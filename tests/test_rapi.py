@@ -12,7 +12,7 @@ import sys
 import time
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -117,6 +117,10 @@ def test_a_response_is_one_buffer_with_its_length() -> None:
 
 
 # -- the lifecycle -----------------------------------------------------------------------------
+
+
+def approx(value: float) -> float:
+    return cast(float, pytest.approx(value))
 
 
 class Clock:
@@ -238,7 +242,7 @@ def test_an_invocation_is_complete_when_the_runtime_replied_and_called_next_agai
     assert parse(accepted)[:1] == (202,) and parse(accepted)[2] == b'{"status":"OK"}'
     env.clock.now += 0.25
     (done,) = env.next()
-    assert done == Complete(b'"ok"', None, pytest.approx(500.0))
+    assert done == Complete(b'"ok"', None, approx(500.0))
 
 
 def test_a_second_next_while_the_invocation_is_unanswered_is_refused() -> None:
@@ -503,7 +507,7 @@ def test_an_invocation_waits_for_every_extension_and_counts_its_time() -> None:
     env.post("req-1", body=b"1")
     assert env.next(conn=100) == []  # the extension is still at work
     env.clock.now += 0.2
-    assert env.ext_next(ext, conn=200) == [Complete(b"1", None, pytest.approx(300.0))]
+    assert env.ext_next(ext, conn=200) == [Complete(b"1", None, approx(300.0))]
 
 
 def test_an_extension_of_shutdown_only_is_not_waited_for() -> None:
@@ -522,7 +526,7 @@ def test_an_extension_that_crashes() -> None:
     env, _ = extension_env()
     env.invoke()
     env.clock.now += 0.01
-    assert env.lc.exited("a", -11) == [Crash("Extension.Crash", pytest.approx(10.0)), Exit(1)]
+    assert env.lc.exited("a", -11) == [Crash("Extension.Crash", approx(10.0)), Exit(1)]
 
 
 def test_extension_init_and_exit_errors() -> None:
@@ -551,12 +555,12 @@ def test_shutdown_terms_the_runtime_then_sends_shutdown_to_extensions() -> None:
     env.clock.now += 0.1
     assert env.lc.tick() == []
     out = env.lc.exited(RUNTIME, -15)
-    assert len(out) == 1 and out[0].conn == 200
+    assert len(out) == 1 and isinstance(out[0], Reply) and out[0].conn == 200
     assert json.loads(parse(out[0])[2]) == {"eventType": "SHUTDOWN", "deadlineMs": start_ms + 2000,
                                             "shutdownReason": "spindown"}
     assert env.ext_next(ext) == []  # after SHUTDOWN, nothing more
     env.clock.now += 0.5
-    assert env.lc.exited("a", 0) == [ShutdownOver(pytest.approx(600.0), []), Exit(0)]
+    assert env.lc.exited("a", 0) == [ShutdownOver(approx(600.0), []), Exit(0)]
 
 
 def test_shutdown_kills_what_overruns_its_share() -> None:
@@ -569,7 +573,7 @@ def test_shutdown_kills_what_overruns_its_share() -> None:
     assert env.lc.exited(RUNTIME, -9) == []
     env.clock.now += 1.7
     assert env.lc.tick() == [Signal("a", signal.SIGKILL)]
-    assert env.lc.exited("a", -9) == [ShutdownOver(pytest.approx(2000.0), [RUNTIME, "a"]), Exit(0)]
+    assert env.lc.exited("a", -9) == [ShutdownOver(approx(2000.0), [RUNTIME, "a"]), Exit(0)]
 
 
 def test_shutdown_gives_the_runtime_500_ms_with_an_internal_extension() -> None:
