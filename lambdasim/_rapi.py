@@ -268,11 +268,12 @@ class Lifecycle:
             self.runtime_held = None
         else:
             self.pending = (headers, event)
-        body = json.dumps({"eventType": "INVOKE", "deadlineMs": deadline_ms, "requestId": request_id,
-                           "invokedFunctionArn": function_arn,
-                           "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id}}).encode()
+        body = b""
         for ext in self.extensions.values():
             if "INVOKE" in ext.events:
+                body = body or json.dumps({"eventType": "INVOKE", "deadlineMs": deadline_ms, "requestId": request_id,
+                                           "invokedFunctionArn": function_arn,
+                                           "tracing": {"type": "X-Amzn-Trace-Id", "value": trace_id}}).encode()
                 ext.busy = True
                 self._give(ext, body, out)
         return out
