@@ -86,7 +86,8 @@ def test_every_error_type_is_spelled_here_only() -> None:
     """No other module of lambdasim spells one of Lambda's error types (or $LATEST) as a string literal."""
     types = {value for name, value in vars(E).items()
              if name.isupper() and isinstance(value, str) and name not in ("STATUS_TIMEOUT", "LATEST")}
-    assert len(types) == 12 and "Sandbox.Timedout" in types and "TooManyRequestsException" in types
+    assert len(types) == 17 and "Sandbox.Timedout" in types and "TooManyRequestsException" in types
+    assert {"Runtime.InvalidEntrypoint", "Extension.Crash", "Extension.InitError", "Extension.ExitError"} <= types
     types.add(E.LATEST)
     found = []
     for path in LAMBDASIM.rglob("*.py"):
@@ -104,4 +105,5 @@ def test_the_module_is_small_and_stdlib_only() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=LAMBDASIM.parent).stdout
     assert out.strip() == "['lambdasim', 'lambdasim._lambda_errors']"
-    assert len((LAMBDASIM / "_lambda_errors.py").read_text().splitlines()) < 250
+    # The Runtime and Extensions API's errors (issue 13) made it longer; it is still a table of words.
+    assert len((LAMBDASIM / "_lambda_errors.py").read_text().splitlines()) < 300
