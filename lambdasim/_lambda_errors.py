@@ -29,8 +29,6 @@ RUNTIME_USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
 RUNTIME_HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
 RUNTIME_MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
 RUNTIME_BUILTIN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
-RUNTIME_INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
-EXTENSION_CRASH = "Extension.Crash"
 FUNCTION_RESPONSE_SIZE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 # Errors of the Invoke API itself (the function never runs): HTTP 413 and 429.
 REQUEST_ENTITY_TOO_LARGE = "RequestEntityTooLargeException"
