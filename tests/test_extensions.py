@@ -6,6 +6,7 @@ without extensions nothing changes (killed at once)."""
 from __future__ import annotations
 
 import os
+import re
 import textwrap
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from lambdasim import SandboxUnavailable, ServiceError, Simulator, TraceEvent
+from lambdasim._report import render
 from tests.conftest import REQUIRE_SANDBOX
 
 pytestmark = pytest.mark.sandbox
@@ -172,6 +174,11 @@ def test_the_budget_is_enforced(sim: Simulator, code: Path, tmp_path: Path) -> N
     assert 1900 <= event.detail["duration_ms"] <= 2500
     assert took < 3.5
     assert "stubborn: SHUTDOWN" in event.detail["logs"]
+    # The HTML report draws the phase on the instance's lane, with a red edge: something was SIGKILLed.
+    page = render(sim.trace)
+    (marker,) = re.findall(r'<g class="marker" data-marker="shutdown" data-killed="1"><title>([^<]*)</title>', page)
+    assert marker.startswith("Shutdown (spindown): ") and "of its 2000 ms; SIGKILLed: " in marker
+    assert "stubborn" in marker and "runtime" in marker
 
 
 def test_instances_shut_down_in_parallel(code: Path, tmp_path: Path) -> None:
