@@ -227,9 +227,11 @@ def test_without_extensions_the_runtime_is_killed_at_once(sim: Simulator, code: 
 
 
 def test_an_extension_that_crashes_resets_the_environment(sim: Simulator, code: Path, tmp_path: Path) -> None:
-    crasher = extension("crasher", on_invoke="sys.exit(5) if os.path.exists('/tmp/spool') else None")
+    # It exits at its second INVOKE event.
+    crasher = extension("crasher", on_invoke="seen = globals().get('seen', 0) + 1; globals()['seen'] = seen; "
+                                             "sys.exit(5) if seen == 2 else None")
     fn = sim.deploy("h", code, runtime="provided.al2023", layers=[layer(tmp_path / "l", crasher=crasher)])
-    first = fn.invoke({})  # the extension sees no /tmp/spool yet: the runtime writes it
+    first = fn.invoke({})
     assert first.ok, first.error
     crashed = fn.invoke({})
     assert crashed.error is not None and crashed.error["errorType"] == "Extension.Crash"
@@ -237,5 +239,6 @@ def test_an_extension_that_crashes_resets_the_environment(sim: Simulator, code: 
     assert "Status: error\tError Type: Extension.Crash" in crashed.logs
     (instance,) = fn.instances
     assert instance.resets == 1
-    again = fn.invoke({})  # Init again, extensions too; /tmp kept, so the extension crashes once more
-    assert again.cold_start and again.instance_id == first.instance_id
+    again = fn.invoke({})  # Init again, the extension too (its first INVOKE again); /tmp kept
+    assert again.ok and again.cold_start and again.instance_id == first.instance_id
+    assert instance.tmp.read_text("spool/records.jsonl").count("\n") == 3
