@@ -3,6 +3,7 @@ and what Lambda reports of it (the :class:`Invocation`, its logs and its trace d
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -12,7 +13,7 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from lambdasim import _lambda_errors as lambda_errors
@@ -30,6 +31,7 @@ from lambdasim._wire import (
     RESULT,
     RUNTIME_MAX_FRAME,
     SANDBOX_ERROR,
+    SHUTDOWN_DONE,
     Channel,
     ChannelClosed,
     Fatal,
@@ -37,9 +39,11 @@ from lambdasim._wire import (
     ProtocolError,
     Result,
     SandboxFailure,
+    ShutdownDone,
     TmpAccessReport,
     check_runtime_message,
     pack_invoke,
+    pack_shutdown,
     reader,
 )
 
@@ -96,6 +100,7 @@ class Invocation:
     _body_logs: str = dataclasses.field(default="", repr=False)
     _init_logs: str = dataclasses.field(default="", repr=False)
     _report_status: str = dataclasses.field(default="", repr=False)
+    _billed_init: bool = dataclasses.field(default=False, repr=False)
     _payload: Any = dataclasses.field(default=_UNSET, repr=False)
 
     @property
@@ -134,9 +139,19 @@ class Invocation:
             return ""
         rid = self.request_id
         report = lambda_errors.report_line(rid, self.duration_ms, self.memory_size_mb, self.max_memory_used_mb,
-                                           self.init_duration_ms if self.cold_start else None, self._report_status)
+                                           self.init_duration_ms if self.cold_start else None, self._report_status,
+                                           self._billed_init)
         return (f"{self._init_logs}{lambda_errors.start_line(rid, self.executed_version)}"
                 f"{self._body_logs}{lambda_errors.end_line(rid)}{report}")
+
+
+def has_extensions(layers: Sequence[str]) -> bool:
+    """Whether a layer brings extensions (executables in ``extensions/``, seen at /opt/extensions)."""
+    for layer in layers:
+        with contextlib.suppress(OSError):
+            if any(e.is_file() for e in os.scandir(os.path.join(layer, "extensions"))):
+                return True
+    return False
 
 
 class Live:
@@ -149,6 +164,10 @@ class Live:
         self.sbx: SandboxInstance = None  # type: ignore[assignment]  # set once spawned
         self.rt: Channel | None = None
         self.logfd = -1
+        # Shut down as Lambda does (the SHUTDOWN event) rather than killed: a Runtime API instance whose
+        # layers bring extensions, when no invocation holds its channel as it is removed (``quiet``).
+        self.extensions = spec.get("runtime_kind") == "api" and has_extensions(config.layers)
+        self.quiet = False
         self._drop_lock = threading.Lock()
         # track_tmp_access: /tmp path -> (request id of its last writer, written by Init); kept here,
         # not in the runtime, so that it outlives resets; and the current invocation's reads of
@@ -324,7 +343,7 @@ class Invoker:
                 max_memory_used_mb=math.ceil((watch.memory if measured else max_kb * 1024) / (1024 * 1024)),
                 max_tasks=watch.tasks if measured else None, max_fds=watch.fds if measured else None,
                 refused_addresses=tuple(refused), refused_counts=refused, _body_logs=body, _init_logs=init_logs,
-                _report_status=status)
+                _report_status=status, _billed_init=config.bills_init)
 
         def timed_out(duration_s: float) -> Invocation:
             live.sbx.kill_runtime()
@@ -357,6 +376,16 @@ class Invoker:
             error = lambda_errors.runtime_exited(request_id, code)
             return result(error, None, duration, body + lambda_errors.runtime_error_log(error),
                           lambda_errors.error_status(error["errorType"]))
+
+        def platform_failure(error_type: str, reason: str, duration: float, body: str = "") -> Invocation:
+            # The environment failed (an extension crashed, no bootstrap): the runtime process exits
+            # after saying so, and the environment is reset, as Lambda resets it.
+            live.sbx.wait_runtime_exit(10.0)
+            body += live.take_logs()
+            self._reset(live, "init error" if cold and record.needs_init else "exit")
+            error = lambda_errors.platform_error(request_id, error_type, reason)
+            return result(error, None, duration, body + lambda_errors.runtime_error_log(error),
+                          lambda_errors.error_status(error_type))
 
         def out_of_memory(duration: float, kill: bool = False, waited: bool = False) -> Invocation:
             if kill:  # over its memory at a sample: killed as the kernel kills it on Lambda
@@ -397,10 +426,15 @@ class Invoker:
             if msg.refused:
                 refused.update(msg.refused)
             self._coverage(live.config, msg.coverage)
-            init_logs = lambda_errors.init_start_line(PYTHON_VERSION, region) + live.take_logs()
+            init_logs = (lambda_errors.init_start_line(PYTHON_VERSION, region,
+                                                       config.runtime if config.custom_runtime else None)
+                         + live.take_logs())
             if init_error is not None:
                 if init_error == OUT_OF_MEMORY_AT_INIT:
                     return out_of_memory(0.0)
+                error_type = init_error.get("errorType")
+                if isinstance(error_type, str) and lambda_errors.is_platform_error(error_type):
+                    return platform_failure(error_type, str(init_error.get("errorMessage", "")), 0.0)
                 live.sbx.wait_runtime_exit(10.0)
                 self._reset(live, "init error")
                 return result(init_error, None, 0.0, "", lambda_errors.error_status(init_error["errorType"]))
@@ -435,6 +469,12 @@ class Invoker:
         if reply[0] == FATAL:
             fatal = Fatal._make(reply)
             max_kb = fatal.max_memory_kb
+            if fatal.error_type != lambda_errors.RUNTIME_OUT_OF_MEMORY:
+                # From the Runtime API runtime (_rapi): "Extension.Crash", or "Extension.Crash\nexit status 1"
+                # with the reason Lambda gives after the error type.
+                error_type, _, reason = fatal.error_type.partition("\n")
+                return platform_failure(error_type, reason or _PLATFORM_REASONS.get(error_type, "exited"),
+                                        fatal.duration_ms)
             return out_of_memory(fatal.duration_ms)
         payload, error, duration, max_kb, measured, refused_now = _read_result(reply)
         if refused_now:
@@ -449,6 +489,9 @@ class Invoker:
             payload = None
         return result(error, payload, duration, body, lambda_errors.report_status(error))
 
+
+_PLATFORM_REASONS = {lambda_errors.EXTENSION_CRASH: "an extension exited"}
+"""The reason said of a :class:`Fatal` that gives none."""
 
 _EROFS = re.compile(r"\[Errno 30\] Read-only file system: '([^']*)'")
 
@@ -503,3 +546,59 @@ def _note_tmp_access(live: Live, request_id: str, report: TmpAccessReport | None
 def trace_id(rng: random.Random) -> str:
     h = f"{rng.getrandbits(192):048x}"
     return f"Root=1-{int(time.time()):08x}-{h[:24]};Parent={h[24:40]};Sampled=0;Lineage=1:{h[40:]}:0"
+
+
+# -- the Shutdown phase ------------------------------------------------------------------------
+
+SHUTDOWN_BUDGET_MS = 2000
+"""Lambda's Shutdown phase: 2,000 ms in all for the runtime's SIGTERM and the extensions' SHUTDOWN event."""
+_SHUTDOWN_MARGIN_S = 1.0  # for the runtime process to answer once the budget is used up
+_SHUTDOWN_LOG_LINES = 20
+
+
+def shuts_down(live: Live) -> bool:
+    """Whether ``live`` has a Shutdown phase before it is destroyed (else it is killed at once, as
+    Lambda kills an environment without extensions)."""
+    return live.extensions and live.quiet and live.rt is not None and not live.record.needs_init
+
+
+def shut_down(lives: Sequence[Live], reason: str = "spindown",
+              budget_ms: int = SHUTDOWN_BUDGET_MS) -> list[tuple[Live, dict[str, Any]]]:
+    """Run the Shutdown phase of those of ``lives`` that have one (:func:`shuts_down`), all at once:
+    each is thawed and sent :class:`~lambdasim._wire.Shutdown`, then each answer is awaited until the
+    budget (and a margin) ends. Returns each one's trace detail: ``duration_ms``, ``killed`` (what had to
+    be SIGKILLed), ``logs`` (the last lines written meanwhile), or ``error`` when it did not answer."""
+    started = time.monotonic()
+    sent: list[tuple[Live, bool]] = []
+    out: list[tuple[Live, dict[str, Any]]] = []
+    for live in lives:
+        if not shuts_down(live):
+            continue
+        assert live.rt is not None
+        try:
+            was_frozen = live.sbx.frozen
+            live.sbx.thaw()
+            live.rt.send(pack_shutdown(reason=reason, budget_ms=budget_ms))
+        except (OSError, ChannelClosed, SandboxError) as e:
+            out.append((live, {"reason": reason, "error": f"the SHUTDOWN could not be sent: {e}"}))
+            continue
+        sent.append((live, was_frozen))
+    deadline = started + budget_ms / 1000.0 + _SHUTDOWN_MARGIN_S
+    for live, was_frozen in sent:
+        assert live.rt is not None
+        detail: dict[str, Any] = {"reason": reason, "budget_ms": budget_ms, "thawed": was_frozen}
+        try:
+            done = ShutdownDone._make(check_runtime_message(
+                live.rt.recv(max(deadline - time.monotonic(), 0.0)), SHUTDOWN_DONE))
+            detail.update(duration_ms=round(done.used_ms, 3), killed=list(done.killed))
+        except TimeoutError:
+            detail["error"] = f"no answer within {budget_ms} ms and a margin of {_SHUTDOWN_MARGIN_S:g} s"
+        except (ChannelClosed, OSError):
+            detail["error"] = "the runtime process exited before it answered"
+        except ProtocolError as e:
+            detail["error"] = f"the runtime process answered with {e}"
+        logs = live.take_logs()
+        if logs:
+            detail["logs"] = "\n".join(logs.splitlines()[-_SHUTDOWN_LOG_LINES:])[-_ERROR_LOG_CHARS:]
+        out.append((live, detail))
+    return out

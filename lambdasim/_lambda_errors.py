@@ -72,6 +72,18 @@ def out_of_memory(request_id: str) -> ErrorDict:
     return {"errorType": RUNTIME_OUT_OF_MEMORY, "errorMessage": message}
 
 
+def is_platform_error(error_type: str) -> bool:
+    """Whether Lambda itself reports an error of this type (its message begins with the request id, and
+    the log gets :func:`runtime_error_log`): the runtime could not start, an extension failed."""
+    return error_type == RUNTIME_INVALID_ENTRYPOINT or error_type.startswith("Extension.")
+
+
+def platform_error(request_id: str, error_type: str, reason: str) -> ErrorDict:
+    """An error Lambda reports for the environment, e.g. ``Extension.Crash``, "RequestId: ... Error: exit
+    status 1", or ``Runtime.InvalidEntrypoint``, "RequestId: ... Error: Couldn't find valid bootstrap(s): ..."."""
+    return {"errorType": error_type, "errorMessage": f"RequestId: {request_id} Error: {reason}"}
+
+
 def response_too_large() -> ErrorDict:
     return {"errorMessage": f"Response payload size exceeded maximum allowed payload size "
                             f"({MAX_RESPONSE_BYTES} bytes).",
@@ -151,8 +163,20 @@ def runtime_error_log(error: ErrorDict) -> str:
     return f"{error['errorMessage']}\n{error['errorType']}\n"
 
 
-def init_start_line(python: str, region: str) -> str:
-    return (f"INIT_START Runtime Version: python:{python}.lambdasim\t"
+def runtime_version(runtime: str) -> str:
+    """A runtime identifier as INIT_START names its versions: ``python3.12`` -> ``python:3.12``,
+    ``provided.al2023`` -> ``provided:al2023``, ``provided`` (Amazon Linux 1) -> ``provided:al1``."""
+    if runtime.startswith("python"):
+        return f"python:{runtime.removeprefix('python')}"
+    family, _, os_name = runtime.partition(".")
+    return f"{family}:{os_name or 'al1'}"
+
+
+def init_start_line(python: str, region: str, runtime: str | None = None) -> str:
+    """The INIT_START line: the built-in runtime's (``python``, e.g. ``3.12``), or ``runtime``'s (an
+    identifier, e.g. ``provided.al2023``) when given."""
+    version = runtime_version(runtime) if runtime is not None else f"python:{python}"
+    return (f"INIT_START Runtime Version: {version}.lambdasim\t"
             f"Runtime Version ARN: arn:aws:lambda:{region}::runtime:lambdasim\n")
 
 
@@ -165,11 +189,13 @@ def end_line(request_id: str) -> str:
 
 
 def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int, init_ms: float | None,
-                status: str) -> str:
-    """The REPORT line; ``init_ms`` is given after a cold start."""
+                status: str, billed_init: bool = False) -> str:
+    """The REPORT line; ``init_ms`` is given after a cold start. ``billed_init``: the Init is billed with
+    the first invocation (custom runtimes and container images), so Billed Duration includes it."""
+    billed = duration_ms + ((init_ms or 0.0) if billed_init else 0.0)
     report = (
         f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-        f"Billed Duration: {math.ceil(duration_ms)} ms\tMemory Size: {memory_mb} MB\t"
+        f"Billed Duration: {math.ceil(billed)} ms\tMemory Size: {memory_mb} MB\t"
         f"Max Memory Used: {max_memory_mb} MB\t"
     )
     if init_ms is not None:

@@ -25,6 +25,13 @@ PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 CUSTOM_RUNTIMES = ("provided.al2023", "provided.al2", "provided")
 """Lambda's OS-only runtimes: the function brings its runtime, an executable ``bootstrap``."""
 _PYTHON_RUNTIME = re.compile(r"^python3\.(9|1[0-4])$")
+PYTHON_RUNTIMES_TEXT = "python3.9 ... python3.14"
+
+
+def known_runtime(runtime: object) -> bool:
+    """Whether lambdasim runs ``runtime``: a Python runtime (its built-in runtime, on this Python) or an
+    OS-only one (:data:`CUSTOM_RUNTIMES`)."""
+    return isinstance(runtime, str) and (runtime in CUSTOM_RUNTIMES or bool(_PYTHON_RUNTIME.fullmatch(runtime)))
 
 
 def function_arn(region: str, function: str) -> str:
@@ -65,6 +72,12 @@ class FunctionConfig:
     def custom_runtime(self) -> bool:
         return self.runtime in CUSTOM_RUNTIMES
 
+    @property
+    def bills_init(self) -> bool:
+        """Whether Lambda bills Init with the first invocation (REPORT's Billed Duration includes it):
+        for custom runtimes and container images (an ``entry_point``)."""
+        return self.custom_runtime or bool(self.entry_point)
+
     def validate(self) -> None:
         def bad(key: str, value: Any, allowed: str, setting: str | None = None) -> SettingError:
             return SettingError(self.name, setting or key, f"{key}={value!r} is not valid; {allowed}.")
@@ -80,9 +93,9 @@ class FunctionConfig:
         name: object = self.name
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             raise bad("name", self.name, "use 1 to 64 letters, digits, '-' or '_'")
-        runtime: object = self.runtime
-        if not isinstance(runtime, str) or not (runtime in CUSTOM_RUNTIMES or _PYTHON_RUNTIME.fullmatch(runtime)):
-            raise bad("runtime", self.runtime, f"use python3.9 ... python3.14 or one of {', '.join(CUSTOM_RUNTIMES)}")
+        runtime = self.runtime
+        if not known_runtime(runtime):
+            raise bad("runtime", self.runtime, f"use {PYTHON_RUNTIMES_TEXT} or one of {', '.join(CUSTOM_RUNTIMES)}")
         entry: object = self.entry_point
         if not isinstance(entry, tuple) or not all(isinstance(a, str) and a for a in entry):
             raise bad("entry_point", self.entry_point, "use a list of non-empty strings (the image's ENTRYPOINT)")

@@ -2,7 +2,7 @@
 
 Each run (a Simulator's trace, or each test of the pytest plugin's ``--lambda-sim-report``
 JSON, or each routing of ``lambdasim detect --json``) gets a timeline with one lane per
-instance (created, Init, invocations, resets, crashes, destroyed), versions colour-coded,
+instance (created, Init, invocations, resets, crashes, the Shutdown phase, destroyed), versions colour-coded,
 deploys, redeploys, throttles and service events as markers, and its /tmp usage over time
 (``tmp_bytes``, from ``Simulator(track_tmp=True)``). A click on an invocation shows its
 details; failed ones carry their error and the last lines of their logs (``error_detail``).
@@ -33,6 +33,7 @@ RESET = "#f57c00"
 INIT = "#f2b705"
 READ = "#7b1fa2"
 SERVICE = "#6a1b9a"
+SHUTDOWN = "#455a64"
 LEFT = 190  # the lane labels
 TOP = 30  # the clock axis
 LANE_H = 30
@@ -430,6 +431,8 @@ class _Svg:
             return (f'<g class="marker" data-marker="crash"><title>{_e(title)}</title>'
                     f'<path d="M{x - 6:.1f},{cy - 6} L{x + 6:.1f},{cy + 6} M{x + 6:.1f},{cy - 6} L{x - 6:.1f},{cy + 6}"'
                     f' stroke="{FAIL}" stroke-width="3"/></g>')
+        if kind == "shutdown":
+            return _shutdown_marker(step, detail, x, y)
         if kind == "instance_created":
             return ""
         return self._generic(kind, step, event, x, cy)
@@ -470,6 +473,29 @@ class _Svg:
                 f'<line class="axis" x1="{LEFT}" y1="{bottom}" x2="{self.width - 30}" y2="{bottom}"/>',
                 f'<line class="axis" x1="{LEFT}" y1="{top}" x2="{LEFT}" y2="{bottom}"/>']
         return "".join(head + [part for out in series for part in out] + ["</svg>"])
+
+
+def shutdown_text(detail: dict[str, Any]) -> str:
+    """What a ``shutdown`` event says: the Shutdown phase of an instance with extensions (SIGTERM to the
+    runtime, the SHUTDOWN event), its duration and what had to be SIGKILLed."""
+    reason = detail.get("reason", "spindown")
+    if detail.get("error"):
+        return f"Shutdown ({reason}): {detail['error']}"
+    killed = detail.get("killed") or []
+    ended = f"SIGKILLed: {', '.join(map(str, killed))}" if killed else "everything exited in time"
+    return (f"Shutdown ({reason}): {_fmt_ms(detail.get('duration_ms'))} of its {detail.get('budget_ms', 2000)} ms; "
+            f"{ended}")
+
+
+def _shutdown_marker(step: int, detail: dict[str, Any], x: float, y: int) -> str:
+    title = f"{shutdown_text(detail)} (step {step})"
+    if detail.get("logs"):
+        title += "\n" + str(detail["logs"])[-2000:]
+    killed = bool(detail.get("killed")) or bool(detail.get("error"))
+    edge = f' stroke="{FAIL}" stroke-width="2"' if killed else ""
+    return (f'<g class="marker" data-marker="shutdown" data-killed="{int(killed)}"><title>{_e(title)}</title>'
+            f'<rect x="{x - 7:.1f}" y="{y + 8}" width="14" height="{LANE_H - 16}" rx="3" fill="{SHUTDOWN}"{edge}/>'
+            "</g>")
 
 
 def _fit(text: str, width: float, *, mono: bool = False, bold: bool = False) -> str:
@@ -700,6 +726,8 @@ def _legend() -> str:
               f'<rect x="8" y="6" width="10" height="8" fill="{VERSION_COLOURS[0]}"/>'), "Init (cold start)"),
         (chip(f'<path d="M13,1 L20,8 L13,15 L6,8 Z" fill="{RESET}"/>'), "reset (timeout, crash, OOM)"),
         (chip(f'<path d="M7,2 L19,14 M19,2 L7,14" stroke="{FAIL}" stroke-width="3"/>'), "crash"),
+        (chip(f'<rect x="6" y="3" width="14" height="10" rx="3" fill="{SHUTDOWN}"/>'),
+         "Shutdown phase (extensions: the SHUTDOWN event); red edge: something was SIGKILLed"),
         (chip('<rect x="9" y="2" width="8" height="12" fill="#212121"/>'), "destroyed"),
         (chip(f'<line x1="13" y1="0" x2="13" y2="16" stroke="{VERSION_COLOURS[1]}" stroke-width="2" '
               'stroke-dasharray="4 2"/>'), "redeploy"),

@@ -19,13 +19,15 @@ from typing import Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _runtime
-from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError
+from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError, SettingError
 from lambdasim._invoke import (
     Invocation,
     Invoker,
     Live,
     error_detail,
+    has_extensions,
     read_only_paths,
+    shut_down,
     trace_id,
 )
 from lambdasim._model import ACCOUNT_ID as ACCOUNT_ID  # re-exported: it was defined here
@@ -43,6 +45,9 @@ from lambdasim._model import (
 )
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, SandboxInstance, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
+
+_SHUTDOWN_REASONS = frozenset({"scale_down", "idle", "redeploy", "retired", "close", "destroy"})
+"""Why instances are removed when Lambda would shut them down (the SHUTDOWN event), not kill them."""
 
 _DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 _DEFAULT_LD_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
@@ -304,6 +309,7 @@ class Function:
         except TypeError as e:
             raise ConfigError(f"redeploy(): {e}; the settings are those of Simulator.deploy().") from None
         config.validate()
+        sim._refuse_unconfinable(config)
         with sim._lock:
             doomed = [self._live[r.id] for r in self._model.redeploy(config)]
             sim._mark_dead(doomed)
@@ -329,15 +335,6 @@ class _Routed:
 def _instance_python() -> str:
     """This Python as an instance sees it (the host's Python is mounted at its own path)."""
     return _runtime.host_tmp_path(os.path.realpath(sys.executable))
-
-
-def has_extensions(layers: Sequence[str]) -> bool:
-    """Whether a layer brings extensions (executables in ``extensions/``, seen at /opt/extensions)."""
-    for layer in layers:
-        with contextlib.suppress(OSError):
-            if any(e.is_file() for e in os.scandir(os.path.join(layer, "extensions"))):
-                return True
-    return False
 
 
 def _api_command(config: FunctionConfig) -> list[str] | None:
@@ -504,6 +501,7 @@ class Simulator:
             entry_point=tuple(entry_point) if isinstance(entry_point, (list, tuple)) else (entry_point or ()),  # type: ignore[arg-type]
         )
         config.validate()
+        self._refuse_unconfinable(config)
         with self._lock:
             self._check_open()
             if name in self.functions:
@@ -513,6 +511,19 @@ class Simulator:
             self.functions[name] = fn
             self._event("deploy", name, version="1")
         return fn
+
+    def _refuse_unconfinable(self, config: FunctionConfig) -> None:
+        """The fakefs sandbox confines the built-in runtime only: a function with processes of its own
+        (a Runtime API runtime) is refused there, before it is deployed."""
+        if self._sandbox.name != "fakefs" or _api_command(config) is None:
+            return
+        from lambdasim._sandbox.fakefs import runtime_api_refusal
+
+        wrapper = config.environment.get("AWS_LAMBDA_EXEC_WRAPPER")
+        what = (f"entry point ({' '.join(config.entry_point)})" if config.entry_point
+                else f"runtime {config.runtime} (a bootstrap)" if config.custom_runtime
+                else f"wrapper script ({wrapper})" if wrapper else "layers' extensions (/opt/extensions)")
+        raise SettingError(config.name, "runtime", runtime_api_refusal(what))
 
     def deploy_from_template(self, path: str | os.PathLike[str], function: str, **overrides: Any) -> Function:
         """Deploy ``function`` as an AWS SAM template or a Serverless Framework config defines it.
@@ -526,7 +537,7 @@ class Simulator:
         from lambdasim._templates import load_function
 
         allowed = {"handler", "code_dir", "name", "memory_mb", "timeout_s", "ephemeral_storage_mb", "environment",
-                   "reserved_concurrency", "keepalive_s", "layers", "parameters"}
+                   "reserved_concurrency", "keepalive_s", "layers", "parameters", "runtime", "entry_point"}
         unknown = sorted(set(overrides) - allowed)
         if unknown:
             raise ConfigError(f"deploy_from_template(): no setting {', '.join(unknown)}; the settings are those of "
@@ -627,8 +638,11 @@ class Simulator:
                 found.append(("127.0.0.1", int(ep.port)))
         return found
 
-    def _mark_dead(self, lives: Sequence[Live]) -> None:
+    def _mark_dead(self, lives: Sequence[Live], quiet: bool | None = None) -> None:
+        """Mark ``lives`` dead; ``quiet``: no invocation holds their runtime's channel (by default: those
+        that were idle), so that they can have Lambda's Shutdown phase (see _invoke.shut_down)."""
         for live in lives:
+            live.quiet = live.record.state is InstanceState.IDLE if quiet is None else quiet
             live.record.state = InstanceState.DEAD
 
     def _destroy(self, lives: Sequence[Live], reason: str, marked: bool = False) -> None:
@@ -636,6 +650,11 @@ class Simulator:
             with self._lock:
                 lives = [lv for lv in lives if lv.record.state is not InstanceState.DEAD]
                 self._mark_dead(lives)
+        if reason in _SHUTDOWN_REASONS:  # all at once: close() does not wait 2 s per instance
+            for live, detail in shut_down(lives):
+                with self._lock:
+                    record = live.record
+                    self._event("shutdown", record.function, record.id, record.version, **detail)
         failures: list[BaseException] = []
         for live in lives:
             try:
@@ -802,7 +821,7 @@ class Simulator:
             destroy = fn._model.release(record, self.clock.now(), self._policy)
             self._event("invoke", fn.name, record.id, record.version, routed.request_id, **detail)
             if destroy:
-                self._mark_dead([live])
+                self._mark_dead([live], quiet=True)  # its invocation has completed
             elif live.sbx.frozen:
                 self._event("frozen", fn.name, record.id, record.version)
         if destroy:

@@ -18,18 +18,29 @@ Folders are mounted as they are: point at ``.aws-sam/build/template.yaml`` after
 
 from __future__ import annotations
 
-import base64
-import datetime
 import difflib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn
+from typing import Any, NoReturn
 
-from lambdasim._model import RESERVED_ENV
+from lambdasim._cfn import (
+    _NO_VALUE,
+    Hints,
+    _Context,
+    _intrinsic,
+    _kind,
+    _Loc,
+    _Resolver,
+    _section,
+    _show,
+    _stringify,
+    _tag,
+)
+from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, PYTHON_VERSION, RESERVED_ENV, known_runtime
 from lambdasim._sls_text import split_sources, variable_spans
-from lambdasim._source import Mark, SourceError, YamlMap, YamlSeq, load_yaml, read_text
+from lambdasim._source import SourceError, YamlMap, YamlSeq, load_yaml, read_text
 
 __all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "load_function"]
 
@@ -37,22 +48,6 @@ __all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "load_function"]
 class FunctionNotFound(SourceError):
     """The template defines no function of the name asked for (or, asked for none, not exactly one);
     the message lists those it defines."""
-
-
-@dataclass(frozen=True)
-class Hints:
-    """How the one asking sets what a template does not say usably: the "what to do" of load_function()'s
-    errors, in the words of the front end (Python, the command line, a scenario). Each is a format string
-    of ``name`` (the variable, parameter or option); ``{{`` and ``}}`` are braces."""
-
-    environment: str
-    """How to set the environment variable ``name``, e.g. ``set the value with --env {name}=...``."""
-    parameter: str
-    """How to give the SAM parameter or Serverless option ``name``, e.g. ``pass --parameter-overrides {name}=...``."""
-    layers: str
-    """How to give local layer folders instead of the template's, e.g. ``pass --layer FOLDER``."""
-    function: str
-    """How to name the function to read, when none was named and the template defines several."""
 
 
 PYTHON_HINTS = Hints(
@@ -83,6 +78,8 @@ class TemplateFunction:
     """Absolute paths of local layer folders, in the order they are mounted at /opt."""
     source: str
     """``file:line`` of the function's definition."""
+    entry_point: tuple[str, ...] = ()
+    """A container image function's ``ImageConfig.EntryPoint`` (SAM ``PackageType: Image``)."""
 
     def deploy_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``Simulator.deploy(**kwargs)`` for this function."""
@@ -90,7 +87,7 @@ class TemplateFunction:
             "handler": self.handler, "code_dir": self.code_dir, "name": self.name, "memory_mb": self.memory_mb,
             "timeout_s": self.timeout_s, "ephemeral_storage_mb": self.ephemeral_storage_mb,
             "environment": dict(self.environment), "reserved_concurrency": self.reserved_concurrency,
-            "layers": list(self.layers),
+            "layers": list(self.layers), "runtime": self.runtime, "entry_point": list(self.entry_point),
         }
 
 
@@ -138,23 +135,6 @@ _SLS_KEYS = ("service", "provider", "functions")
 _CANDIDATES = ("template.yaml", "template.yml", "serverless.yml", "serverless.yaml")
 
 
-@dataclass(frozen=True, eq=False)
-class _Intrinsic:
-    """A CloudFormation short-form tag: ``!Ref X`` is ``_Intrinsic("Ref", "X", line)``."""
-
-    name: str
-    value: Any
-    line: int
-
-
-def _tag(suffix: str, value: Any, mark: Mark) -> _Intrinsic:
-    """``!Ref X``, ``!GetAtt A.B``, ``!Sub ...`` ... as the intrinsic function they stand for."""
-    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
-    return _Intrinsic(name, value, mark.line)
-
-
 def _find_file(given: str) -> tuple[str, str]:
     """(the name used in messages, the absolute path) of the template ``given`` names."""
     absolute = os.path.abspath(given)
@@ -185,332 +165,13 @@ def _read_yaml(display: str, file: str) -> YamlMap:
 
 # -- reading values ---------------------------------------------------------------------------
 
-_NO_VALUE = object()  # !Ref AWS::NoValue: the property (or variable) is left out
-_PY_RUNTIME = re.compile(r"python3\.\d+")
+_RUNTIMES = (f"lambdasim runs Python functions ({PYTHON_RUNTIMES_TEXT}) and custom runtimes "
+             f"({', '.join(CUSTOM_RUNTIMES)}: an executable bootstrap in the code or a layer)")
 _ENV_KEY = re.compile(r"[a-zA-Z][a-zA-Z0-9_]+")
 _MEMORY = (128, 10240, "Lambda allows 128 to 10240 MB")
 _TIMEOUT = (1, 900, "Lambda allows 1 to 900 seconds")
 _STORAGE = (512, 10240, "Lambda allows 512 to 10240 MB")
 _CONCURRENCY = (0, 2**31 - 1, "use a whole number >= 0")
-_RESOLVED = ("lambdasim resolves !Ref to pseudo parameters and to parameters' Defaults, !Sub, !Join, !Select, "
-             "!Split, !FindInMap, !Base64 and !If")
-
-
-@dataclass(frozen=True)
-class _Loc:
-    """Where a value is: its key path, its line, and what to do if it cannot be used."""
-
-    key: str
-    line: int
-    hint: str = ""
-
-    def child(self, container: YamlMap, key: str, hint: str | None = None) -> _Loc:
-        # A key that is not there is reported at its would-be parent's key.
-        return _Loc(f"{self.key}.{key}", container.key_line(key, self.line), hint or self.hint)
-
-    def item(self, container: YamlSeq, index: int) -> _Loc:
-        line = container.item_line(index)
-        return _Loc(f"{self.key}[{index}]", line, self.hint)
-
-
-class _Shown(str):
-    """A value as written in the template, for messages."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return str(self)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, _Intrinsic):
-        return _Shown(_show(value))
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _show(value: Any) -> str:
-    """``value`` as written: ``!GetAtt Table.Arn``, ``'nodejs20.x'``, ``{'Bucket': 'b'}``."""
-    if isinstance(value, _Intrinsic):
-        tag = "!" + value.name.removeprefix("Fn::")
-        arg = value.value
-        if value.name == "Fn::GetAtt" and isinstance(arg, list) and all(isinstance(a, str) for a in arg):
-            return f"{tag} {'.'.join(arg)}"
-        if isinstance(arg, str) and re.fullmatch(r"[\w:.-]+", arg):
-            return f"{tag} {arg}"
-        return f"{tag} {_plain(arg)!r}"
-    return repr(_plain(value))
-
-
-def _stringify(value: Any) -> str | None:
-    """A scalar as CloudFormation turns it into a string (None if it is not a scalar)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (str, int, float, datetime.date)):
-        return str(value)
-    return None
-
-
-def _kind(value: Any) -> str:
-    if value is _NO_VALUE:
-        return "!Ref AWS::NoValue"
-    if isinstance(value, _Intrinsic):
-        return _show(value)
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return "nothing" if value is None else repr(value)
-
-
-def _intrinsic(value: Any) -> tuple[str, Any] | None:
-    """(name, argument) of an intrinsic function, short (``!Ref X``) or long (``{Ref: X}``) form."""
-    if isinstance(value, _Intrinsic):
-        return value.name, value.value
-    if isinstance(value, dict) and len(value) == 1:
-        (key, arg), = value.items()
-        if isinstance(key, str) and (key == "Ref" or key.startswith("Fn::")):
-            return key, arg
-    return None
-
-
-def _pseudo(region: str) -> dict[str, Any]:
-    from lambdasim._model import ACCOUNT_ID  # the account the simulator reports
-
-    partition, suffix = "aws", "amazonaws.com"
-    if region.startswith("cn-"):
-        partition, suffix = "aws-cn", "amazonaws.com.cn"
-    elif region.startswith("us-gov-"):
-        partition = "aws-us-gov"
-    return {
-        "AWS::Region": region, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": partition, "AWS::URLSuffix": suffix,
-        "AWS::StackName": "lambdasim",
-        "AWS::StackId": f"arn:{partition}:cloudformation:{region}:{ACCOUNT_ID}:stack/lambdasim/"
-                        "00000000-0000-4000-8000-000000000000",
-        "AWS::NotificationARNs": [], "AWS::NoValue": _NO_VALUE,
-    }
-
-
-@dataclass
-class _Context:
-    display: str
-    folder: str
-    doc: YamlMap
-    region: str
-    parameters: dict[str, Any]
-    environment: dict[str, str] | None
-    layers: tuple[str, ...] | None
-    hints: Hints
-    hint: str = "write the value itself in the template, or !Ref a parameter that has a Default"
-
-    def fail(self, loc: _Loc, message: str) -> NoReturn:
-        raise SourceError(self.display, loc.line, loc.key, message)
-
-    def unresolvable(self, loc: _Loc, shown: str, reason: str) -> NoReturn:
-        self.fail(loc, f"{shown} cannot be resolved locally: {reason}; {self.what_to_do(loc)}.")
-
-    def what_to_do(self, loc: _Loc) -> str:
-        return loc.hint or self.hint
-
-
-def _section(ctx: _Context, parent: YamlMap, key: str, loc: _Loc | None) -> tuple[YamlMap, _Loc]:
-    """``parent[key]`` as a mapping (empty if absent or null), and its location."""
-    where = loc.child(parent, key) if loc is not None else _Loc(key, parent.key_line(key, parent.line))
-    value = parent.get(key)
-    if value is None:
-        return YamlMap(parent.file, Mark(where.line, 1)), where
-    if not isinstance(value, YamlMap) or _intrinsic(value) is not None:
-        ctx.fail(where, f"expected a mapping, found {_kind(value)}.")
-    return value, where
-
-
-def _mapping(parent: YamlMap, key: str) -> YamlMap:
-    value = parent.get(key)
-    return value if isinstance(value, YamlMap) else YamlMap(parent.file)
-
-
-class _Resolver:
-    """Evaluates CloudFormation intrinsic functions as far as they can be without AWS."""
-
-    def __init__(self, ctx: _Context, text: Callable[[str, _Loc], Any] | None = None) -> None:
-        doc = ctx.doc
-        self.ctx = ctx
-        self.text = text
-        self.pseudo = _pseudo(ctx.region)
-        self.parameters = _mapping(doc, "Parameters")
-        self.mappings = _mapping(doc, "Mappings")
-        self.conditions = _mapping(doc, "Conditions")
-        self.resources = _mapping(doc, "Resources")
-        self._evaluating: list[str] = []
-
-    def resolve(self, value: Any, loc: _Loc, shown: str | None = None) -> Any:
-        """``value`` with its intrinsic functions evaluated (``shown``: the whole value, for messages)."""
-        shown = shown or _show(value)
-        if isinstance(value, str):
-            return self.text(value, loc) if self.text is not None else value
-        call = _intrinsic(value)
-        if call is None:
-            return value
-        name, arg = call
-        method = self._functions.get(name)
-        if method is None:
-            this = "it" if _show(value) == shown else _show(value)  # which part, when it is inside another
-            reasons = {
-                "Fn::GetAtt": f"{this} is an attribute of a resource, known only once deployed",
-                "Fn::ImportValue": f"{this} is an export of another stack",
-                "Fn::GetAZs": f"{this}: the availability zones come from AWS",
-            }
-            self.ctx.unresolvable(loc, shown, reasons.get(name, f"{_RESOLVED}, not {name.removeprefix('Fn::')}"))
-        return method(self, arg, loc, shown)
-
-    def scalar(self, value: Any, loc: _Loc, shown: str) -> str:
-        """``value`` resolved, as text."""
-        text = _stringify(self.resolve(value, loc, shown))
-        if text is None:
-            self.ctx.fail(loc, f"{shown}: expected a string, found {_kind(self.resolve(value, loc, shown))}.")
-        return text
-
-    def args(self, arg: Any, count: int, loc: _Loc, shown: str, form: str) -> list[Any]:
-        if isinstance(arg, _Intrinsic) or _intrinsic(arg) is not None:
-            arg = self.resolve(arg, loc, shown)
-        if not isinstance(arg, list) or len(arg) != count:
-            self.ctx.fail(loc, f"{shown}: expected {form}.")
-        return list(arg)
-
-    def ref(self, name: Any, loc: _Loc, shown: str) -> Any:
-        if not isinstance(name, str):
-            self.ctx.fail(loc, f"{shown}: !Ref takes a name, found {_kind(name)}.")
-        if name in self.pseudo:
-            return self.pseudo[name]
-        parameter = self.parameters.get(name)
-        if name in self.ctx.parameters or isinstance(parameter, YamlMap):
-            if name in self.ctx.parameters:
-                value = self.ctx.parameters[name]
-            else:
-                value = parameter.get("Default") if isinstance(parameter, YamlMap) else None
-            if value is None:
-                self.ctx.unresolvable(loc, shown, f"parameter {name!r} has no Default (give it one, or "
-                                                  f"{self.ctx.hints.parameter.format(name=name)})")
-            kind = parameter.get("Type") if isinstance(parameter, YamlMap) else None
-            if isinstance(kind, str) and (kind == "CommaDelimitedList" or kind.startswith("List<")):
-                return [part.strip() for part in str(value).split(",")]
-            return value
-        if name in self.resources:
-            kind = self.resources[name].get("Type") if isinstance(self.resources[name], YamlMap) else None
-            self.ctx.unresolvable(loc, shown, f"{name!r} is a resource ({kind}), whose name or ARN exists only "
-                                              "once deployed")
-        self.ctx.unresolvable(loc, shown, f"there is no parameter or resource {name!r} in the template")
-
-    def _sub(self, arg: Any, loc: _Loc, shown: str) -> str:
-        variables: Any = YamlMap()
-        if isinstance(arg, list):
-            arg = self.args(arg, 2, loc, shown, "!Sub 'text' or !Sub ['text', {Name: value}]")
-            arg, variables = arg
-        if not isinstance(arg, str) or not isinstance(variables, dict):
-            self.ctx.fail(loc, f"{shown}: expected !Sub 'text' or !Sub ['text', {{Name: value}}].")
-        template = self.text(arg, loc) if self.text is not None else arg
-        if not isinstance(template, str):
-            self.ctx.fail(loc, f"{shown}: expected text, found {_kind(template)}.")
-
-        def substitute(match: re.Match[str]) -> str:
-            inner = match.group(1)
-            if inner.startswith("!"):
-                return "${" + inner[1:] + "}"
-            inner = inner.strip()
-            if inner in variables:
-                return self.scalar(variables[inner], loc, shown)
-            if "." in inner and inner not in self.pseudo:
-                self.ctx.unresolvable(loc, shown, f"${{{inner}}} is an attribute of a resource (like !GetAtt), "
-                                                  "known only once deployed")
-            value = self.ref(inner, loc, shown)
-            if value is _NO_VALUE or isinstance(value, list):
-                self.ctx.fail(loc, f"{shown}: ${{{inner}}} is not a single value.")
-            return self.scalar(value, loc, shown)
-
-        return re.sub(r"\$\{([^}]*)\}", substitute, template)
-
-    def _join(self, arg: Any, loc: _Loc, shown: str) -> str:
-        delimiter, items = self.args(arg, 2, loc, shown, "!Join [delimiter, [values]]")
-        items = self.resolve(items, loc, shown)
-        if not isinstance(delimiter, str) or not isinstance(items, list):
-            self.ctx.fail(loc, f"{shown}: expected !Join [delimiter, [values]].")
-        values = [self.resolve(item, loc, shown) for item in items]
-        return str(delimiter).join(self.scalar(v, loc, shown) for v in values if v is not _NO_VALUE)
-
-    def _select(self, arg: Any, loc: _Loc, shown: str) -> Any:
-        index, items = self.args(arg, 2, loc, shown, "!Select [index, [values]]")
-        index = self.resolve(index, loc, shown)
-        items = self.resolve(items, loc, shown)
-        if isinstance(index, str) and index.isdigit():
-            index = int(index)
-        if isinstance(index, bool) or not isinstance(index, int) or not isinstance(items, list):
-            self.ctx.fail(loc, f"{shown}: expected !Select [index, [values]].")
-        if not 0 <= index < len(items):
-            self.ctx.fail(loc, f"{shown}: index {index} is out of range for {len(items)} values.")
-        return self.resolve(items[index], loc, shown)
-
-    def _split(self, arg: Any, loc: _Loc, shown: str) -> list[str]:
-        delimiter, source = self.args(arg, 2, loc, shown, "!Split [delimiter, 'text']")
-        if not isinstance(delimiter, str) or not delimiter:
-            self.ctx.fail(loc, f"{shown}: expected !Split [delimiter, 'text'].")
-        return self.scalar(source, loc, shown).split(delimiter)
-
-    def _find_in_map(self, arg: Any, loc: _Loc, shown: str) -> Any:
-        if isinstance(arg, list) and len(arg) == 4:  # AWS::LanguageExtensions' {DefaultValue: ...}
-            arg = arg[:3]
-        keys = [self.scalar(key, loc, shown) for key in self.args(arg, 3, loc, shown,
-                                                                  "!FindInMap [MapName, TopKey, SecondKey]")]
-        value: Any = self.mappings
-        for depth, key in enumerate(keys):
-            if not isinstance(value, dict) or key not in value:
-                where = "Mappings" + "".join(f".{k}" for k in keys[:depth])
-                self.ctx.fail(loc, f"{shown}: {where} has no key {key!r}.")
-            value = value[key]
-        return self.resolve(value, loc, shown)
-
-    def _base64(self, arg: Any, loc: _Loc, shown: str) -> str:
-        return base64.b64encode(self.scalar(arg, loc, shown).encode()).decode()
-
-    def _if(self, arg: Any, loc: _Loc, shown: str) -> Any:
-        condition, if_true, if_false = self.args(arg, 3, loc, shown, "!If [Condition, value_if_true, value_if_false]")
-        return self.resolve(if_true if self.condition(condition, loc, shown) else if_false, loc, shown)
-
-    def condition(self, name: Any, loc: _Loc, shown: str) -> bool:
-        if not isinstance(name, str) or name not in self.conditions:
-            self.ctx.fail(loc, f"{shown}: there is no condition {name!r} in Conditions.")
-        if name in self._evaluating:
-            self.ctx.fail(loc, f"{shown}: the conditions {' -> '.join([*self._evaluating, name])} form a loop.")
-        self._evaluating.append(name)
-        try:
-            return self._truth(self.conditions[name], loc, shown)
-        finally:
-            self._evaluating.pop()
-
-    def _truth(self, value: Any, loc: _Loc, shown: str) -> bool:
-        call = _intrinsic(value)
-        if call is None and isinstance(value, dict) and list(value) == ["Condition"]:
-            call = ("Condition", value["Condition"])
-        name, arg = call if call is not None else ("", value)
-        if name == "Condition":
-            return self.condition(arg, loc, shown)
-        if name == "Fn::Equals":
-            left, right = self.args(arg, 2, loc, shown, "!Equals [value, value]")
-            return self.scalar(left, loc, shown) == self.scalar(right, loc, shown)
-        if name == "Fn::Not":
-            return not self._truth(self.args(arg, 1, loc, shown, "!Not [condition]")[0], loc, shown)
-        if name in ("Fn::And", "Fn::Or") and isinstance(arg, list):
-            truths = [self._truth(item, loc, shown) for item in arg]
-            return all(truths) if name == "Fn::And" else any(truths)
-        self.ctx.unresolvable(loc, shown, f"the condition {_show(value)} is not built of !Equals, !And, !Or, !Not "
-                                          "and !Condition")
-
-    _functions: ClassVar[dict[str, Callable[[_Resolver, Any, _Loc, str], Any]]] = {
-        "Ref": ref, "Fn::Sub": _sub, "Fn::Join": _join, "Fn::Select": _select, "Fn::Split": _split,
-        "Fn::FindInMap": _find_in_map, "Fn::Base64": _base64, "Fn::If": _if,
-    }
 
 
 class _Reader:
@@ -530,24 +191,40 @@ class _Reader:
             self.ctx.fail(loc, f"{_show(value)} is not {what}.")
         return resolved
 
-    def handler(self, value: Any, loc: _Loc) -> str:
+    def handler(self, found: tuple[Any, _Loc], runtime: Callable[[], str]) -> str:
+        """The handler; for a custom ``runtime`` (read once the handler is there) any text: its bootstrap
+        reads it in ``_HANDLER``."""
+        value, loc = found
         if value is None:
-            self.ctx.fail(loc, "missing; set it to module.function, e.g. app.handler.")
+            self.ctx.fail(loc, "missing; set it to module.function, e.g. app.handler (for a custom runtime: what "
+                               "its bootstrap reads in _HANDLER).")
+        custom = runtime() in CUSTOM_RUNTIMES
         handler = self.string(value, loc, "a handler")
         module, _, function = handler.rpartition(".")
-        if not module or not function:
+        if not custom and (not module or not function):
             self.ctx.fail(loc, f"{handler!r} is not a handler; write it as module.function, e.g. app.handler.")
         return handler
 
     def runtime(self, value: Any, loc: _Loc) -> str:
         if value is None:
-            self.ctx.fail(loc, "missing; set it to a Python runtime (python3.9 ... python3.13).")
+            self.ctx.fail(loc, f"missing; set it to a Python runtime ({PYTHON_RUNTIMES_TEXT}) or a custom runtime "
+                               f"({', '.join(CUSTOM_RUNTIMES)}).")
         runtime = self.value(value, loc)
-        if not isinstance(runtime, str) or not _PY_RUNTIME.fullmatch(runtime):
+        if not known_runtime(runtime):
             shown = _show(value) if runtime is value else f"{_show(value)} ({runtime!r})"
-            self.ctx.fail(loc, f"{shown} is not a Python runtime; lambdasim runs Python functions "
-                               "(python3.9 ... python3.13).")
+            self.ctx.fail(loc, f"{shown} is not a Python runtime or a custom one; {_RUNTIMES}.")
+        assert isinstance(runtime, str)
         return runtime
+
+    def strings(self, value: Any, loc: _Loc, what: str) -> tuple[str, ...]:
+        """A list of non-empty strings (an image's EntryPoint or Command), resolved."""
+        items = self.value(value, loc)
+        if not isinstance(items, list) or not items:
+            self.ctx.fail(loc, f"{_show(value)} is not {what}: write a list of strings, e.g. "
+                               "[python3, -m, awslambdaric].")
+        out = tuple(self.string(item, loc.item(items, i), "a non-empty string") if isinstance(items, YamlSeq)
+                    else self.string(item, loc, "a non-empty string") for i, item in enumerate(items))
+        return out
 
     def whole(self, value: Any, loc: _Loc, limits: tuple[int, int, str]) -> int:
         low, high, allowed = limits
@@ -611,12 +288,12 @@ class _Reader:
 
     def build(self, name: str, line: int, handler: str, code_dir: str, runtime: str, memory: int, timeout: int,
               storage: int, environment: dict[str, str], concurrency: int | None,
-              layers: Callable[[], tuple[str, ...]]) -> TemplateFunction:
+              layers: Callable[[], tuple[str, ...]], entry_point: tuple[str, ...] = ()) -> TemplateFunction:
         return TemplateFunction(
             name=name, handler=handler, code_dir=code_dir, runtime=runtime, memory_mb=memory,
             timeout_s=float(timeout), ephemeral_storage_mb=storage, environment=environment,
             reserved_concurrency=concurrency, layers=self.ctx.layers if self.ctx.layers is not None else layers(),
-            source=f"{self.ctx.display}:{line}",
+            source=f"{self.ctx.display}:{line}", entry_point=entry_point,
         )
 
     def pick(self, function: str | None, where: str, functions: dict[str, int]) -> str:
@@ -695,19 +372,22 @@ class _Sam(_Reader):
 
         package, package_loc = get("PackageType")
         code, code_loc = get("CodeUri" if sam else "Code")
+        entry_point: tuple[str, ...] = ()
         if self.value(package, package_loc) == "Image" or "ImageUri" in found or (
                 isinstance(code, dict) and "ImageUri" in code):
-            ctx.fail(res_loc, "it is a container image function (PackageType: Image); lambdasim runs .zip "
-                              "functions only: define it with Handler, Runtime and CodeUri.")
-        if "InlineCode" in found or (isinstance(code, dict) and "ZipFile" in code):
-            inline_loc = get("InlineCode")[1] if "InlineCode" in found else code_loc
-            ctx.fail(inline_loc, "inline code is not supported; move the code to a file in a folder and set "
-                                 f"{'CodeUri' if sam else 'Code'} to that folder.")
-        if code is None and not sam:
-            ctx.fail(code_loc, "missing; set Code to the folder that holds the handler's module.")
-        code_dir = self.folder("." if code is None else code, code_loc, "CodeUri" if sam else "Code")
-        handler = self.handler(*get("Handler"))
-        runtime = self.runtime(*get("Runtime"))
+            code_dir, handler, entry_point = self.image(resource, res_loc, get, sam)
+            # The AWS base image for Python, its runtime lambdasim's (or the image's ENTRYPOINT).
+            runtime = f"python{PYTHON_VERSION}" if get("Runtime")[0] is None else self.runtime(*get("Runtime"))
+        else:
+            if "InlineCode" in found or (isinstance(code, dict) and "ZipFile" in code):
+                inline_loc = get("InlineCode")[1] if "InlineCode" in found else code_loc
+                ctx.fail(inline_loc, "inline code is not supported; move the code to a file in a folder and set "
+                                     f"{'CodeUri' if sam else 'Code'} to that folder.")
+            if code is None and not sam:
+                ctx.fail(code_loc, "missing; set Code to the folder that holds the handler's module.")
+            code_dir = self.folder("." if code is None else code, code_loc, "CodeUri" if sam else "Code")
+            handler = self.handler(get("Handler"), lambda: self.runtime(*get("Runtime")))
+            runtime = self.runtime(*get("Runtime"))
         memory = self.whole(*self.get_or(get("MemorySize"), 128), _MEMORY)
         timeout = self.whole(*self.get_or(get("Timeout"), 3), _TIMEOUT)
         storage = 512
@@ -744,7 +424,51 @@ class _Sam(_Reader):
             return tuple(paths)
 
         return self.build(function, res_loc.line, handler, code_dir, runtime, memory, timeout, storage, environment,
-                          reserved, layers)
+                          reserved, layers, entry_point)
+
+    def image(self, resource: YamlMap, res_loc: _Loc, get: Callable[[str], tuple[Any, _Loc]],
+              sam: bool) -> tuple[str, str, tuple[str, ...]]:
+        """A container image function (``PackageType: Image``): (the folder mounted at /var/task, the
+        handler, the entry point). The image is not built: its code is the Docker context's folder
+        (``Metadata.DockerContext``, as ``sam build`` reads it), or CodeUri."""
+        ctx = self.ctx
+        metadata, meta_loc = _section(ctx, resource, "Metadata", res_loc)
+        if "DockerContext" in metadata:
+            code_dir = self.folder(metadata["DockerContext"], meta_loc.child(metadata, "DockerContext"),
+                                   "Metadata.DockerContext")
+        else:
+            code, code_loc = get("CodeUri" if sam else "Code")
+            if not isinstance(code, str):
+                ctx.fail(meta_loc.child(metadata, "DockerContext"),
+                         "missing; lambdasim does not build or pull images: it mounts the image's code from a local "
+                         "folder at /var/task. Set Metadata.DockerContext (as sam build reads it) to the folder whose "
+                         "files the Dockerfile copies into ${LAMBDA_TASK_ROOT}.")
+            code_dir = self.folder(code, code_loc, "CodeUri")
+        config, config_loc = get("ImageConfig")
+        config = self.value(config, config_loc) if config is not None else YamlMap(resource.file)
+        if not isinstance(config, YamlMap):
+            ctx.fail(config_loc, f"expected {{EntryPoint: [...], Command: [handler]}}, found {_kind(config)}.")
+        unknown = sorted(set(config) - {"EntryPoint", "Command", "WorkingDirectory"})
+        if unknown:
+            ctx.fail(config_loc.child(config, unknown[0]), "not an ImageConfig key; ImageConfig takes EntryPoint, "
+                                                           "Command and WorkingDirectory.")
+        command_loc = config_loc.child(config, "Command")
+        if "Command" not in config:
+            ctx.fail(command_loc, "missing; lambdasim does not read the image's CMD: set Command to the handler, "
+                                  "e.g. [app.handler], as the Dockerfile's CMD gives it.")
+        command = self.strings(config["Command"], command_loc, "a command")
+        if len(command) != 1:
+            ctx.fail(command_loc, f"{list(command)!r}: lambdasim passes the entry point one argument, the handler; "
+                                  "write Command: [handler].")
+        entry_point: tuple[str, ...] = ()
+        if "EntryPoint" in config:
+            entry_point = self.strings(config["EntryPoint"], config_loc.child(config, "EntryPoint"), "an entry point")
+        if "WorkingDirectory" in config:
+            where = config_loc.child(config, "WorkingDirectory")
+            if self.value(config["WorkingDirectory"], where) not in ("/var/task", "/var/task/"):
+                ctx.fail(where, f"{_show(config['WorkingDirectory'])}: lambdasim mounts the image's code at "
+                                "/var/task and runs it there; remove WorkingDirectory, or set it to /var/task.")
+        return code_dir, command[0], entry_point
 
     @staticmethod
     def get_or(found: tuple[Any, _Loc], default: int) -> tuple[Any, _Loc]:
@@ -818,13 +542,17 @@ class _Serverless(_Reader):
                 return self.provider[provider_key], self.provider_loc.child(self.provider, provider_key)
             return default, fn_loc.child(definition, key)
 
-        handler = self.handler(*get("handler"))
-        runtime, runtime_loc = get("runtime", provider_key="runtime")
-        if runtime is None:
-            ctx.fail(self.provider_loc.child(self.provider, "runtime"),
-                     "missing; set provider.runtime (or the function's runtime) to a Python runtime, e.g. "
-                     "python3.12 (the Serverless Framework's default is Node.js).")
-        runtime = self.runtime(runtime, runtime_loc)
+        def runtime_of() -> str:
+            runtime, runtime_loc = get("runtime", provider_key="runtime")
+            if runtime is None:
+                ctx.fail(self.provider_loc.child(self.provider, "runtime"),
+                         "missing; set provider.runtime (or the function's runtime) to a Python runtime, e.g. "
+                         "python3.12, or a custom one, e.g. provided.al2023 (the Serverless Framework's default is "
+                         "Node.js).")
+            return self.runtime(runtime, runtime_loc)
+
+        handler = self.handler(get("handler"), runtime_of)
+        runtime = runtime_of()
         # The Serverless Framework's defaults: 1024 MB and 6 seconds.
         memory = self.whole(*get("memorySize", 1024, "memorySize"), _MEMORY)
         timeout = self.whole(*get("timeout", 6, "timeout"), _TIMEOUT)

@@ -5,7 +5,9 @@ b. /tmp is per instance and dies with it, Redis is shared and survives;
 c. a Redis value format change between versions, without and with a strategy, in both
    directions of the window where both versions run;
 d. a Redis restart: a cache used as optional survives it, one used as a database does not;
-e. each example's happy path, as its README documents it (the README snippets run).
+e. each example's happy path, as its README documents it (the README snippets run);
+f. custom runtimes and extensions: AWS's bash+curl bootstrap, a Bref-style PHP runtime whose cache
+   needs /tmp, and an extension that shares /tmp and flushes it at SHUTDOWN.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ TMP_CACHE = EXAMPLES / "tmp_cache"
 DISTRIBUTED = EXAMPLES / "distributed_cache"
 S3_APP_DATA = EXAMPLES / "s3_app_data"
 REQUIRE_SERVICES = os.environ.get("LAMBDASIM_REQUIRE_SERVICES") == "1"
+REQUIRE_RUNTIMES = os.environ.get("LAMBDASIM_REQUIRE_RUNTIMES") == "1"
+# What each example's runtime needs on this machine: (executable, PHP module or None).
+RUNTIME_NEEDS = {"shell-curl": ("curl", None), "php-bootstrap": ("php", "curl"), "extension-tmp": (None, None)}
 
 # How long a "straggler" invocation of the old version sleeps before it reads the cache:
 # long enough for the redeploy and the new version's invocations to happen meanwhile.
@@ -467,9 +472,25 @@ def _snippets(readme: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", readme.read_text(encoding="utf-8"), flags=re.DOTALL)
 
 
-@pytest.mark.parametrize("example", ["pregenerated_cache", "tmp_cache", "distributed_cache", "s3_app_data"])
+def _needs_runtime(example: str) -> None:
+    """Skip, with the reason, where the example's runtime is not installed (unless CI requires it)."""
+    program, php_module = RUNTIME_NEEDS.get(example, (None, None))
+    missing = program is not None and shutil.which(program) is None
+    if not missing and php_module is not None:
+        modules = subprocess.run(["php", "-m"], capture_output=True, text=True, check=False).stdout.split()
+        missing = php_module not in modules
+    if missing:
+        what = f"{program} with its {php_module} module" if php_module else program
+        if REQUIRE_RUNTIMES:
+            pytest.fail(f"LAMBDASIM_REQUIRE_RUNTIMES=1 and {what} is not installed (Debian: php-cli php-curl curl)")
+        pytest.skip(f"the {example} example needs {what}, which is not installed here")
+
+
+@pytest.mark.parametrize("example", ["pregenerated_cache", "tmp_cache", "distributed_cache", "s3_app_data",
+                                     "shell-curl", "php-bootstrap", "extension-tmp"])
 def test_readme_happy_path(example: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """e. Each example's README snippet runs as documented, from the repository's root."""
+    """e, f. Each example's README snippet runs as documented, from the repository's root."""
+    _needs_runtime(example)
     readme = EXAMPLES / example / "README.md"
     (snippet,) = _snippets(readme)
     assert snippet.count("assert ") >= 3 and f'"examples/{example}/' in snippet
@@ -489,5 +510,79 @@ def test_readme_happy_path(example: str, monkeypatch: pytest.MonkeyPatch) -> Non
 def test_examples_index_lists_every_example() -> None:
     index = (EXAMPLES / "README.md").read_text(encoding="utf-8")
     folders = sorted(p.name for p in EXAMPLES.iterdir() if (p / "README.md").exists())
-    assert folders == ["distributed_cache", "pregenerated_cache", "s3_app_data", "tmp_cache"]
+    assert folders == ["distributed_cache", "extension-tmp", "php-bootstrap", "pregenerated_cache", "s3_app_data",
+                       "shell-curl", "tmp_cache"]
     assert all(f"[`{name}/`]({name}/)" in index for name in folders)
+
+
+# -- custom runtimes and extensions (f) -----------------------------------------------------------
+
+
+def test_shell_curl_bootstrap_exits_and_its_output_is_in_the_logs(start: Start, tmp_path: Path) -> None:
+    """f. The tutorial's bootstrap under `set -e`: a handler that fails ends the bash loop, which Lambda
+    reports as Runtime.ExitError with its exit status; the next invocation starts it again (cold)."""
+    _needs_runtime("shell-curl")
+    sim = start()
+    code = tmp_path / "code"
+    shutil.copytree(EXAMPLES / "shell-curl" / "function", code)
+    (code / "function.sh").write_text("function handler () {\n  echo \"failing on $1\" 1>&2\n  return 3\n}\n")
+    fn = sim.deploy_from_template(EXAMPLES / "shell-curl" / "template.yaml", "EchoFunction", code_dir=code)
+    failed = fn.invoke({"x": 1})
+    assert _error_type(failed) == "Runtime.ExitError"
+    assert failed.error["errorMessage"].endswith("Error: Runtime exited with error: exit status 3")  # type: ignore[index]
+    assert 'failing on {"x": 1}' in failed.logs and "Status: error\tError Type: Runtime.ExitError" in failed.logs
+    assert fn.invoke({"x": 2}).cold_start
+
+
+def test_php_cache_under_var_task_fails_until_it_is_in_tmp(start: Start) -> None:
+    """f. The seed's lesson: the framework cache fails under /var/task (read-only), works in /tmp, and
+    the compiled file outlives the PHP process (one per invocation) but not the instance."""
+    _needs_runtime("php-bootstrap")
+    sim = start()
+    template = EXAMPLES / "php-bootstrap" / "template.yaml"
+    broken = sim.deploy_from_template(template, "GreetingFunction")
+    inv = broken.invoke({"name": "Ada"})
+    assert _error_type(inv) == "ErrorException"
+    assert "mkdir(): Read-only file system" in inv.error["errorMessage"]  # type: ignore[index]
+    assert "Invoke Error" in inv.logs  # what the runtime logged, as Bref's does
+    assert not broken.invoke({"name": "Ada"}).ok  # and again: nothing was cached
+
+    fixed = sim.deploy_from_template(template, "GreetingFunction", name="fixed", parameters={"CacheDir": "/tmp/cache"})
+    first = _ok(fixed.invoke({"name": "Ada"}))
+    assert first == {"greeting": "Hello, Ada!", "cache": "/tmp/cache/greeting.php", "compiled_now": True,
+                     "pid": first["pid"]}
+    (instance,) = fixed.instances
+    assert instance.tmp.read_text("cache/greeting.php") == '<?php return "Hello, %s!";'
+    second = _ok(fixed.invoke({"name": "Bob"}))
+    assert second["greeting"] == "Hello, Bob!" and not second["compiled_now"] and second["pid"] != first["pid"]
+    fixed.scale_down()
+    assert _ok(fixed.invoke({"name": "Cy"}))["compiled_now"]  # a new instance: a new /tmp
+
+
+def test_extension_flushes_tmp_at_every_kind_of_shutdown(start: Start) -> None:
+    """f. The extension shares the function's /tmp and flushes it at SHUTDOWN: on scale-down, idle
+    reaping and a redeploy, each traced as a shutdown phase; nothing buffered is lost."""
+    sim = start("aws")
+    s3 = sim.boto3_client("s3")
+    s3.create_bucket(Bucket="flushed-records")
+    fn = sim.deploy_from_template(EXAMPLES / "extension-tmp" / "template.yaml", "RecordsFunction")
+
+    def flushed() -> int:
+        objects = s3.list_objects_v2(Bucket="flushed-records").get("Contents", [])
+        return sum(len(s3.get_object(Bucket="flushed-records", Key=o["Key"])["Body"].read().splitlines())
+                   for o in objects)
+
+    assert _ok(fn.invoke({"n": 1})) == {"buffered": 1}
+    assert _ok(fn.invoke({"n": 2})) == {"buffered": 2}
+    assert flushed() == 0  # only buffered in /tmp so far
+    fn.scale_down()
+    assert flushed() == 2
+    fn.invoke({"n": 3})
+    sim.clock.advance(seconds=900)  # reaped after its keep-alive
+    assert fn.instances == [] and flushed() == 3
+    fn.invoke({"n": 4})
+    fn.redeploy()
+    assert flushed() == 4
+    shutdowns = [e for e in sim.trace if e.kind == "shutdown"]
+    assert len(shutdowns) == 3 and all(e.detail["killed"] == [] for e in shutdowns)
+    assert [e.kind for e in sim.trace if e.instance == shutdowns[0].instance][-2:] == ["shutdown", "destroyed"]

@@ -84,6 +84,9 @@ CLAIMS: dict[tuple[str, str], str] = {
     ("examples/tmp_cache/README.md", "from lambdasim import Simulator"): "test_examples.py",
     ("examples/distributed_cache/README.md", "from lambdasim import Simulator"): "test_examples.py",
     ("examples/s3_app_data/README.md", "from lambdasim import Simulator"): "test_examples.py",
+    ("examples/shell-curl/README.md", "from lambdasim import Simulator"): "test_examples.py",
+    ("examples/php-bootstrap/README.md", "from lambdasim import Simulator"): "test_examples.py",
+    ("examples/extension-tmp/README.md", "from lambdasim import Simulator"): "test_examples.py",
 }
 
 

@@ -102,7 +102,7 @@ def test_deploy_kwargs_are_exactly_the_arguments_of_deploy() -> None:
     assert kwargs == {
         "handler": "orders.handler", "code_dir": fn.code_dir, "name": "OrdersFunction", "memory_mb": 512,
         "timeout_s": 10.0, "ephemeral_storage_mb": 1024, "environment": fn.environment,
-        "reserved_concurrency": 5, "layers": list(fn.layers),
+        "reserved_concurrency": 5, "layers": list(fn.layers), "runtime": "python3.12", "entry_point": [],
     }
     kwargs["environment"]["EXTRA"] = "x"
     assert "EXTRA" not in fn.environment, "deploy_kwargs() hands out a copy"
@@ -218,7 +218,8 @@ def test_a_plain_lambda_function_reads_code_and_ignores_globals(tmp_path: Path) 
 @pytest.mark.parametrize(("code", "expected"), [
     ("Code: {S3Bucket: my-bucket, S3Key: app.zip}", "is in S3; lambdasim mounts local folders: set Code"),
     ("Code: {ZipFile: 'def handler(e, c): pass'}", "inline code is not supported"),
-    ("Code: {ImageUri: 123.dkr.ecr.us-east-1.amazonaws.com/app:latest}", "container image function"),
+    ("Code: {ImageUri: 123.dkr.ecr.us-east-1.amazonaws.com/app:latest}",
+     "Metadata.DockerContext: missing; lambdasim does not build or pull images"),
     ("Description: no code", "missing; set Code to the folder"),
 ])
 def test_a_plain_lambda_function_needs_local_code(tmp_path: Path, code: str, expected: str) -> None:
@@ -445,8 +446,9 @@ def test_the_runtime_error_reads_as_documented(tmp_path: Path, monkeypatch: pyte
     """)
     monkeypatch.chdir(tmp_path)
     assert error("template.yaml", "OrdersFunction") == (
-        "template.yaml:12: Resources.OrdersFunction.Properties.Runtime: 'nodejs20.x' is not a Python runtime; "
-        "lambdasim runs Python functions (python3.9 ... python3.13)."
+        "template.yaml:12: Resources.OrdersFunction.Properties.Runtime: 'nodejs20.x' is not a Python runtime or "
+        "a custom one; lambdasim runs Python functions (python3.9 ... python3.14) and custom runtimes "
+        "(provided.al2023, provided.al2, provided: an executable bootstrap in the code or a layer)."
     )
 
 
@@ -492,8 +494,19 @@ P = "Resources.Fn.Properties"
     ("Environment: [A, B]", f"{P}.Environment", "Environment", "expected a mapping, found a list"),
     ("Environment: {Variables: [A]}", f"{P}.Environment.Variables", "Environment", "expected a mapping, found a list"),
     ("Layers: !Ref Thing", f"{P}.Layers", "Layers", "expected a list of layers, found !Ref Thing"),
-    ("PackageType: Image", "Resources.Fn", "Fn:", "it is a container image function (PackageType: Image)"),
-    ("ImageUri: 123.dkr.ecr.us-east-1.amazonaws.com/app:1", "Resources.Fn", "Fn:", "container image function"),
+    # A container image function needs its handler in ImageConfig.Command (lambdasim does not read the image).
+    ("PackageType: Image", f"{P}.ImageConfig.Command", "Properties:", "missing; lambdasim does not read the "
+     "image's CMD: set Command to the handler, e.g. [app.handler]"),
+    ("ImageUri: 123.dkr.ecr.us-east-1.amazonaws.com/app:1", f"{P}.ImageConfig.Command", "Properties:",
+     "set Command to the handler"),
+    ("PackageType: Image\nImageConfig: {Command: [a.b, c]}", f"{P}.ImageConfig.Command", "ImageConfig",
+     "lambdasim passes the entry point one argument, the handler; write Command: [handler]."),
+    ("PackageType: Image\nImageConfig: {Command: [a.b], Cmd: [x]}", f"{P}.ImageConfig.Cmd", "ImageConfig",
+     "not an ImageConfig key; ImageConfig takes EntryPoint, Command and WorkingDirectory."),
+    ("PackageType: Image\nImageConfig: {Command: [a.b], EntryPoint: python3}", f"{P}.ImageConfig.EntryPoint",
+     "ImageConfig", "'python3' is not an entry point: write a list of strings"),
+    ("PackageType: Image\nImageConfig: {Command: [a.b], WorkingDirectory: /app}",
+     f"{P}.ImageConfig.WorkingDirectory", "ImageConfig", "lambdasim mounts the image's code at /var/task"),
     ("InlineCode: 'def handler(e, c): pass'", f"{P}.InlineCode", "InlineCode", "inline code is not supported"),
 ])
 def test_bad_properties_are_named(tmp_path: Path, properties: str, key: str, needle: str, expected: str) -> None:

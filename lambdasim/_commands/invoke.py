@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from typing import Any
 
 from lambdasim._commands import add_env_argument, add_network_argument, add_sandbox_argument, services_help
 from lambdasim._errors import ConfigError
+from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, known_runtime
 from lambdasim._simulator import Simulator
 from lambdasim._source import env_argument, parameters_argument, read_json_argument, services_text
 from lambdasim._templates import Hints, load_function
@@ -22,11 +24,16 @@ EPILOG = (
     "template.yaml --function Fn --event @event.json` (or `lambdasim invoke -t template.yaml Fn -e @event.json`). "
     "The function's settings are the template's (an AWS SAM template.yaml or a serverless.yml); the options given "
     "replace them: a handler and --code-dir replace its Handler and CodeUri, --memory, --timeout, "
-    "--ephemeral-storage and --name its settings, --layer its layers; --env adds to its variables, or replaces "
+    "--ephemeral-storage, --runtime, --entry-point and --name its settings, --layer its layers; --env adds to its "
+    "variables, or replaces "
     "them (also one it cannot resolve, like !GetAtt Table.Arn). --parameter-overrides gives SAM parameters, or "
     "Serverless ${opt:...} options."
     "\n\n"
-    "Defaults without --template: --memory 128, --timeout 3, --ephemeral-storage 512."
+    "Defaults without --template: --memory 128, --timeout 3, --ephemeral-storage 512, the Python runtime."
+    "\n\n"
+    "A custom runtime: `lambdasim invoke --runtime provided.al2023 --code-dir fn --sandbox namespace "
+    "function.handler` starts fn/bootstrap (or /opt/bootstrap from a --layer), which talks to the Runtime API. "
+    "A container image's entry point: `--entry-point 'python3 -m awslambdaric' app.handler`."
 )
 
 # How a template error says to set what the template cannot (see _templates.Hints), in this command's flags.
@@ -58,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory", type=int, help="memory in MB (default: the template's, else 128)")
     parser.add_argument("--timeout", type=float, help="timeout in seconds (default: the template's, else 3)")
     parser.add_argument("--ephemeral-storage", type=int, help="/tmp size in MB (default: the template's, else 512)")
+    parser.add_argument("--runtime", help=f"{PYTHON_RUNTIMES_TEXT} (lambdasim's built-in Python runtime) or "
+                                          f"{', '.join(CUSTOM_RUNTIMES)} (a bootstrap in the code or a layer) "
+                                          "(default: the template's, else this Python's)")
+    parser.add_argument("--entry-point", metavar="COMMAND",
+                        help="a container image's ENTRYPOINT, run with the handler as its argument, as a command "
+                             "line ('python3 -m awslambdaric') or a JSON list (default: the template's ImageConfig)")
     add_env_argument(parser)
     parser.add_argument("--layer", action="append", default=[], metavar="DIR",
                         help="a layer folder, mounted at /opt (with --template: replaces the template's layers)")
@@ -73,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
     services = services_text(args.services)
     environment = env_argument(args.env)
     settings = {key: value for key, value in (("memory_mb", args.memory), ("timeout_s", args.timeout),
-                                              ("ephemeral_storage_mb", args.ephemeral_storage)) if value is not None}
+                                              ("ephemeral_storage_mb", args.ephemeral_storage),
+                                              ("runtime", _runtime_argument(args.runtime)),
+                                              ("entry_point", _entry_point_argument(args.entry_point)))
+                if value is not None}
     if args.template is None:
         for flag, given in (("--function", args.function), ("--parameter-overrides", args.parameter_overrides)):
             if given:
@@ -99,6 +115,27 @@ def run(args: argparse.Namespace) -> int:
     raw = inv.raw_payload or b"null"
     sys.stdout.write(raw.decode("utf-8", "replace") + "\n")
     return 0
+
+
+def _runtime_argument(value: str | None) -> str | None:
+    if value is not None and not known_runtime(value):
+        raise ConfigError(f"--runtime {value!r}: lambdasim runs {PYTHON_RUNTIMES_TEXT} and the custom runtimes "
+                          f"{', '.join(CUSTOM_RUNTIMES)}")
+    return value
+
+
+def _entry_point_argument(value: str | None) -> list[str] | None:
+    """``--entry-point``: a command line (split as a shell does) or a JSON list of strings."""
+    if value is None:
+        return None
+    try:
+        parts = json.loads(value) if value.lstrip().startswith("[") else shlex.split(value)
+    except ValueError as e:
+        raise ConfigError(f"--entry-point {value!r}: {e}") from None
+    if not isinstance(parts, list) or not parts or not all(isinstance(p, str) and p for p in parts):
+        raise ConfigError(f"--entry-point {value!r}: give a command, e.g. 'python3 -m awslambdaric' or "
+                          '\'["python3", "-m", "awslambdaric"]\'')
+    return parts
 
 
 def _template_overrides(args: argparse.Namespace, environment: dict[str, str],

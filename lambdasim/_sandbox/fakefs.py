@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from lambdasim import _wire as wire
-from lambdasim._errors import SandboxError, SandboxUnavailable
+from lambdasim._errors import ConfigError, SandboxError, SandboxUnavailable
 from lambdasim._sandbox._common import Helper, KeeperLink, left_by_dead_owner
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
@@ -39,6 +39,17 @@ _PREFIX = "lambdasim-fakefs-"
 # and pyfakefs copies a file's contents when it flushes.
 TMP_MEMORY_FACTOR = 3
 _KILL_GRACE_S = 1.0
+
+
+def runtime_api_refusal(what: str) -> str:
+    """Why the fakefs sandbox refuses a function whose runtime talks to the Runtime API (``what`` it is,
+    e.g. "runtime provided.al2023 (a bootstrap)"), and what to do."""
+    return (f"the fakefs sandbox cannot run this function: its {what} runs as processes of their own that talk "
+            "to Lambda's Runtime API, and fakefs confines only lambdasim's built-in Python runtime (pyfakefs "
+            "replaces Python's file functions inside it; a bootstrap, awslambdaric's C client, a wrapper script "
+            "or an extension does not go through them, so it would read and write the host's files). Use the "
+            "namespace sandbox, where the kernel confines every process: Simulator(sandbox='namespace') or "
+            "--sandbox namespace (Linux with user namespaces).")
 
 
 class FakefsInstance(KeeperLink):
@@ -107,6 +118,8 @@ class FakefsSandbox:
         self.python_paths: list[str] = self._helper.ready
 
     def spawn(self, spec: InstanceSpec) -> tuple[FakefsInstance, Channel]:
+        if spec.get("runtime_kind") == "api":  # the Simulator refuses it at deploy(): this is the backstop
+            raise ConfigError(runtime_api_refusal(f"runtime ({' '.join(spec.get('command') or ['bootstrap'])})"))
         # The runtime's real working directory is not the function's (that one is fake).
         spec = {**spec, "real_cwd": "/", "extra_memory_mb": TMP_MEMORY_FACTOR * spec["tmp_mb"]}
         if spec.get("network") == "isolated":
