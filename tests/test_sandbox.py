@@ -432,7 +432,8 @@ def test_missing_code_dir_is_a_clear_harness_error(sim: Simulator, code: Code) -
 
 LAMBDASIM = Path(__file__).resolve().parent.parent / "lambdasim"
 # Where the spec is read: the runtime and the sandboxes (and the engine's view of an instance).
-SPEC_READERS = [LAMBDASIM / "_runtime.py", LAMBDASIM / "_rapi.py", LAMBDASIM / "_invoke.py", *sorted((LAMBDASIM / "_sandbox").glob("*.py"))]
+SPEC_READERS = [LAMBDASIM / "_runtime.py", LAMBDASIM / "_rapi.py", LAMBDASIM / "_invoke.py",
+                *sorted((LAMBDASIM / "_sandbox").glob("*.py"))]
 
 
 def _spec_keys_read(path: Path) -> set[str]:
