@@ -125,6 +125,17 @@ def marshal_error(reason: object) -> ErrorDict:
 
 # -- log lines --------------------------------------------------------------------------
 
+UNHANDLED_EXCEPTION_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. However, in "
+    "rare cases, a Lambda runtime update can cause unexpected function behavior. For functions using managed "
+    "runtimes, runtime updates can be triggered by a function change, or can be applied automatically. To "
+    "determine if the runtime has been updated, check the runtime version in the INIT_START log entry. If this "
+    "error correlates with a change in the runtime version, you may be able to mitigate this error by temporarily "
+    "rolling back to the previous runtime version. For more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html\r"
+)
+"""The warning the Python runtime logs (through ``logging``) before the record of a failed Init."""
+
 LATEST = "$LATEST"
 """The version an unqualified invocation runs, in ``AWS_LAMBDA_FUNCTION_VERSION``, the
 context's ``function_version``, the log stream's name and the ``START`` line."""
