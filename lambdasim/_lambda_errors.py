@@ -28,6 +28,7 @@ RUNTIME_USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
 RUNTIME_HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
 RUNTIME_MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
 RUNTIME_BUILTIN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+RUNTIME_CONTEXT_UNMARSHAL_ERROR = "Runtime.LambdaContextUnmarshalError"
 FUNCTION_RESPONSE_SIZE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 # Errors of the Invoke API itself (the function never runs): HTTP 413 and 429.
 REQUEST_ENTITY_TOO_LARGE = "RequestEntityTooLargeException"
@@ -117,6 +118,11 @@ def user_code_syntax_error(module: str, reason: object) -> ErrorDict:
 def handler_not_found(function: str, module: str) -> ErrorDict:
     return {"errorMessage": f"Handler '{function}' missing on module '{module}'",
             "errorType": RUNTIME_HANDLER_NOT_FOUND}
+
+
+def context_unmarshal_error(header: str, reason: object) -> ErrorDict:
+    """A client context or Cognito identity header that is not JSON (``header``: "Client Context")."""
+    return {"errorMessage": f"Unable to parse {header} JSON: {reason}", "errorType": RUNTIME_CONTEXT_UNMARSHAL_ERROR}
 
 
 def marshal_error(reason: object) -> ErrorDict:

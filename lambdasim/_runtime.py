@@ -371,7 +371,11 @@ _json_logs = False
 class LogCapture:
     """fd 1 and 2 point at one memfd in append mode; read and reset per invocation."""
 
-    def __init__(self) -> None:
+    def __init__(self, adopt: bool = False) -> None:
+        if adopt:  # a runtime started with its log as fd 1 and 2 (lambdasim._runtime_http)
+            self.fd = 1
+            self._wrap_std()
+            return
         if hasattr(os, "memfd_create"):
             self.fd = os.memfd_create("lambda-log", os.MFD_CLOEXEC)
         else:  # macOS: an unlinked temporary file does the same
@@ -382,6 +386,10 @@ class LogCapture:
         fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_APPEND)
         os.dup2(self.fd, 1)
         os.dup2(self.fd, 2)
+        self._wrap_std()
+
+    @staticmethod
+    def _wrap_std() -> None:
         # Lambda's runtime wraps stdout/stderr so every write reaches the log at once.
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", write_through=True)
@@ -395,9 +403,12 @@ class LogCapture:
 
     def end_line(self) -> None:
         """End the log's last line, if something (``print(..., end="")``, C code) left it open."""
-        size = _fstat(self.fd).st_size
-        if size and _pread(self.fd, 1, size - 1) != b"\n":
-            _write(self.fd, b"\n")
+        try:
+            size = _fstat(self.fd).st_size
+            if size and _pread(self.fd, 1, size - 1) != b"\n":
+                _write(self.fd, b"\n")
+        except OSError:
+            pass  # not a file (a pipe): nothing to look back at
 
 
 _capture: LogCapture | None = None
