@@ -10,6 +10,7 @@ import this module before every instance: keep it small and standard-library onl
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -191,3 +192,124 @@ def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_
     if init_ms is not None:
         report += f"Init Duration: {init_ms:.2f} ms\t"
     return f"{report}{status}\n"
+
+
+# -- the Runtime API and Extensions API (issue 13) ----------------------------------------
+# Errors a runtime or an extension behind Lambda's HTTP APIs causes, and the error bodies
+# of those APIs' answers (RIE ``rapi/model/errorresponse.go``: ``errorMessage``, ``errorType``).
+
+RUNTIME_INVALID_ENTRYPOINT = "Runtime.InvalidEntrypoint"
+RUNTIME_UNKNOWN = "Runtime.Unknown"
+EXTENSION_CRASH = "Extension.Crash"
+EXTENSION_INIT_ERROR = "Extension.InitError"
+EXTENSION_EXIT_ERROR = "Extension.ExitError"
+BOOTSTRAP_PATHS = ("/var/task/bootstrap", "/opt/bootstrap")
+MAX_EXTENSIONS = 10
+
+
+def invalid_entrypoint() -> ErrorDict:
+    """A custom runtime without an executable ``bootstrap`` in /var/task or /opt."""
+    return {"errorType": RUNTIME_INVALID_ENTRYPOINT,
+            "errorMessage": f"Couldn't find valid bootstrap(s): [{' '.join(BOOTSTRAP_PATHS)}]"}
+
+
+def entrypoint_failed(path: str, reason: str) -> ErrorDict:
+    """A container-style entry point that cannot be started (Go's words, as Lambda reports them)."""
+    return {"errorType": RUNTIME_INVALID_ENTRYPOINT, "errorMessage": f"fork/exec {path}: {reason}"}
+
+
+def _exit_status(code: int) -> str:
+    if code < 0:
+        return f"signal: {SIGNAL_NAMES.get(-code, f'signal {-code}')}"
+    return f"exit status {code}"
+
+
+def extension_crash(name: str, code: int, reason: str = "") -> ErrorDict:
+    """An extension process ended before the environment shut down (``code``: -N for signal N), or
+    could not be started (``reason``)."""
+    what = f"could not be started: {reason}" if reason else f"exited with error: {_exit_status(code)}"
+    return {"errorType": EXTENSION_CRASH, "errorMessage": f"Extension {name} {what}"}
+
+
+def extension_init_error(name: str, error_type: str) -> ErrorDict:
+    """An extension posted ``/extension/init/error`` (its own error type in the message)."""
+    return {"errorType": EXTENSION_INIT_ERROR,
+            "errorMessage": f"Extension {name} failed to initialize: {error_type or 'no error type given'}"}
+
+
+def extension_exit_error(name: str, error_type: str) -> ErrorDict:
+    """An extension posted ``/extension/exit/error``."""
+    return {"errorType": EXTENSION_EXIT_ERROR,
+            "errorMessage": f"Extension {name} reported an exit error: {error_type or 'no error type given'}"}
+
+
+def response_too_large_sized(size: int) -> ErrorDict:
+    """A response over the limit posted to the Runtime API, whose size is known (RIE's text)."""
+    return {"errorMessage": f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
+                            f"({MAX_RESPONSE_BYTES} bytes).",
+            "errorType": FUNCTION_RESPONSE_SIZE_TOO_LARGE}
+
+
+def _valid_error_type(header: str) -> str:
+    """RIE's check of an error-type header: ``Runtime.X`` and ``Function.X`` kept, else Runtime.Unknown."""
+    prefix, dot, rest = header.partition(".")
+    if dot and prefix in ("Runtime", "Function") and rest[:1].isupper() and rest.isalpha() and rest.isascii():
+        return header
+    return RUNTIME_UNKNOWN
+
+
+def posted_error(body: bytes, header: str) -> ErrorDict:
+    """The error a runtime posted (``/invocation/{id}/error``, ``/init/error``): its JSON body as the
+    error, whose ``errorType`` is the body's own (awslambdaric sends no header on invocation errors),
+    else the ``Lambda-Runtime-Function-Error-Type`` header's; a body that is not a JSON object is
+    the message. Values Lambda would pass on as they are, but kept to the error's shape."""
+    try:
+        data = json.loads(body) if body.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        data = body.decode("utf-8", "replace")
+    if not isinstance(data, dict):
+        data = {"errorMessage": data if isinstance(data, str) else json.dumps(data)}
+    error: ErrorDict = {str(k): v for k, v in data.items()}
+    if not isinstance(error.get("errorType"), str) or not error["errorType"]:
+        error["errorType"] = _valid_error_type(header)
+    message = error.get("errorMessage", "")
+    error["errorMessage"] = message if isinstance(message, str) else json.dumps(message)
+    trace = error.get("stackTrace")
+    if trace is not None and not (isinstance(trace, list) and all(isinstance(f, str) for f in trace)):
+        error["stackTrace"] = [f if isinstance(f, str) else json.dumps(f) for f in trace] \
+            if isinstance(trace, list) else str(trace).splitlines()
+    return error
+
+
+API_ERRORS: dict[str, tuple[int, str, str]] = {
+    # what went wrong: (HTTP status, errorType, errorMessage) of the API's answer
+    "invalid_request_id": (400, "InvalidRequestID", "Invalid request ID"),
+    "not_ready": (403, "InvalidStateTransition",
+                  "State transition from Running to Ready failed for runtime. Error: State transition is not allowed"),
+    "second_response": (403, "InvalidStateTransition", "State transition from RuntimeResponseSentState to "
+                        "InvocationResponse failed for runtime. Error: State transition is not allowed"),
+    "second_error": (403, "InvalidStateTransition", "State transition from RuntimeResponseSentState to "
+                     "InvocationErrorResponse failed for runtime. Error: State transition is not allowed"),
+    "late_init_error": (403, "InvalidStateTransition",
+                        "State transition from Ready to InitError failed for runtime. "
+                        "Error: State transition is not allowed"),
+    "gone": (410, "ErrorRuntimeInvokeTimeout",
+             "Invocation is over: it timed out, or a later attempt superseded it"),
+    "too_large": (413, "RequestEntityTooLarge",
+                  f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
+    "bad_response_mode": (400, "InvalidFunctionResponseMode", "Invalid function response mode"),
+    "not_found": (404, "InvalidPath", "The requested path was not found"),
+    "extension_no_name": (403, "Extension.InvalidExtensionName", "Empty extension name"),
+    "extension_bad_request": (403, "InvalidRequestFormat", "The register request body is not valid JSON with "
+                              "an 'events' list"),
+    "extension_bad_event": (403, "Extension.InvalidEventType", "Invalid event type"),
+    "extension_closed": (403, "Extension.RegistrationClosed", "Extension registration closed already"),
+    "extension_twice": (403, "Extension.InvalidExtensionState", "Extension with this name already registered"),
+    "extension_limit": (403, "Extension.TooManyExtensions", f"Extension limit ({MAX_EXTENSIONS}) reached"),
+    "extension_no_id": (403, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"),
+    "extension_bad_id": (403, "Extension.InvalidExtensionIdentifier", "Invalid Lambda-Extension-Identifier"),
+    "extension_unknown_id": (403, "Extension.UnknownExtensionIdentifier", "Unknown extension"),
+    "extension_state": (403, "Extension.InvalidExtensionState", "State transition is not allowed"),
+}
+"""The Runtime and Extensions API's error answers (RIE ``rapi/handler``, ``core/states.go``). The 410's
+type is the one aws-lambda-dotnet reports; its message is lambdasim's (Lambda's is not published)."""
