@@ -927,14 +927,17 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         if err is not None:
             log_invocation_error(err)
         elif payload is not None and len(payload) > lambda_errors.MAX_RESPONSE_BYTES:
-            # Said here, not sent: the simulator takes frames of a bounded size only.
-            payload, err = None, lambda_errors.response_too_large()
+            # Said here, not sent: the simulator takes frames of a bounded size only. awslambdaric's
+            # post fails (413) and raises: after the answer its process ends, and so does this one.
+            payload, err, fatal = None, lambda_errors.response_too_large_sized(len(payload)), "exit"
         if checkpoint is not None:
             checkpoint()
-        if fatal:
+        if fatal and fatal != "exit":
             chan.send(pack_fatal(error_type=fatal, duration_ms=duration, max_memory_kb=_max_memory_kb()))
             os._exit(137)
         chan.send(pack_result(payload=payload, error=err, duration_ms=duration, max_memory_kb=_max_memory_kb(),
                               coverage=measure.take() if measure else None, refused=net.take() if net else None))
+        if fatal:
+            os._exit(1)
         if spin and usable_cpus() > 1:
             chan.spin(spin)  # the simulator may be about to send the next invocation

@@ -40,7 +40,6 @@ EVENT = {"key": "value"}
 
 HAVE_RIC = importlib.util.find_spec("awslambdaric") is not None
 REQUIRE_RUNTIMES = os.environ.get("LAMBDASIM_REQUIRE_RUNTIMES") == "1"
-THROUGH_API = False  # until lambdasim's Runtime API serves awslambdaric (issue 13, H1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,26 +154,15 @@ def run_builtin(sim: Simulator, case: Case, root: Path) -> list[Seen]:
 
 def run_ric(sim: Simulator, case: Case, root: Path) -> list[Seen]:
     name = f"b-{case.name}".replace("_", "-")
-    if THROUGH_API:
-        # As an image starts it; AWS_EXECUTION_ENV as the managed runtime's (which (a) has).
-        execution_env = f"AWS_EXECUTION_ENV={sim_execution_env()}"
-        fn = sim.deploy(case.handler, _code(case, root / "b"), name=name, timeout_s=case.timeout_s,
-                        environment=case.env, runtime="provided.al2023",
-                        entry_point=["/usr/bin/env", execution_env, _instance_python(), "-m", "awslambdaric"])
+    # As an image starts it; AWS_EXECUTION_ENV as the managed runtime's (which (a) has).
+    execution_env = f"AWS_EXECUTION_ENV={sim_execution_env()}"
+    fn = sim.deploy(case.handler, _code(case, root / "b"), name=name, timeout_s=case.timeout_s,
+                    environment=case.env, runtime="provided.al2023",
+                    entry_point=["/usr/bin/env", execution_env, _instance_python(), "-m", "awslambdaric"])
+    try:
         return [_seen(inv, name) for inv in _invoke_all(fn, case)]
-    from tests.conformance.interim_api import run_ric as interim
-
-    code = _code(case, root / "b")
-    env = {"LANG": "en_US.UTF-8", "PATH": os.environ["PATH"], "TZ": ":UTC", "_HANDLER": case.handler,
-           "AWS_EXECUTION_ENV": sim_execution_env(), "AWS_LAMBDA_FUNCTION_NAME": name,
-           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-           "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
-           "AWS_LAMBDA_LOG_STREAM_NAME": "2026/01/01/[$LATEST]" + "0" * 32, **case.env}
-    arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
-    outcomes = interim(case.handler, code, env, [
-        {"event": case.event, "client_context": case.client_context, "identity": case.identity,
-         "tenant_id": case.tenant_id, "arn": arn} for _ in range(INVOCATIONS)], case.timeout_s)
-    return [_seen(o, name) for o in outcomes]
+    finally:
+        fn.scale_down(keep=0)  # one API instance at a time, wherever they share a network namespace
 
 
 def sim_execution_env() -> str:
