@@ -929,7 +929,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         elif payload is not None and len(payload) > lambda_errors.MAX_RESPONSE_BYTES:
             # Said here, not sent: the simulator takes frames of a bounded size only. awslambdaric's
             # post fails (413) and raises: after the answer its process ends, and so does this one.
-            payload, err, fatal = None, lambda_errors.response_too_large_sized(len(payload)), "exit"
+            err, fatal = lambda_errors.response_too_large_sized(len(payload)), "exit"
+            payload = None
         if checkpoint is not None:
             checkpoint()
         if fatal and fatal != "exit":
