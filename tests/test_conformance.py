@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+import lambdasim
 from lambdasim import Simulator
 from lambdasim._simulator import _instance_python
 from tests.conftest import _simulator
@@ -165,6 +166,26 @@ def run_ric(sim: Simulator, case: Case, root: Path) -> list[Seen]:
         fn.scale_down(keep=0)  # one API instance at a time, wherever they share a network namespace
 
 
+def run_builtin_http(sim: Simulator, case: Case, root: Path) -> list[Seen]:
+    """The built-in runtime as a Runtime API client (``lambdasim._runtime_http``), as lambdasim
+    starts it behind an ``AWS_LAMBDA_EXEC_WRAPPER`` (here a layer's ``exec "$@"``)."""
+    name = f"c-{case.name}".replace("_", "-")
+    layer = root / "c-layer"
+    if not layer.exists():
+        layer.mkdir(parents=True)
+        (layer / "wrapper").write_text('#!/bin/sh\nexec "$@"\n')
+        (layer / "wrapper").chmod(0o755)
+    # The instance's Python imports this lambdasim (a checkout, under test, as well as an install).
+    checkout = str(Path(lambdasim.__file__).parents[1])
+    env = {**case.env, "AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper", "PYTHONPATH": checkout}
+    fn = sim.deploy(case.handler, _code(case, root / "c"), name=name, timeout_s=case.timeout_s, environment=env,
+                    layers=[layer])
+    try:
+        return [_seen(inv, name) for inv in _invoke_all(fn, case)]
+    finally:
+        fn.scale_down(keep=0)
+
+
 def sim_execution_env() -> str:
     import sys
 
@@ -198,6 +219,15 @@ def test_builtin_runtime_matches_awslambdaric(conf_sim: Simulator, case: Case, t
                           + "\n".join(f"{k}:\n  built-in:     {v[0]!r}\n  awslambdaric: {v[1]!r}"
                                       for k, v in unlisted.items()))
     assert not vanished, f"{case.name}: listed in {DIFFERENCES.name} but now equal: {sorted(vanished)}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_builtin_runtime_over_the_runtime_api_is_the_same(conf_sim: Simulator, case: Case, tmp_path: Path) -> None:
+    """Behind a wrapper the built-in runtime talks HTTP to the Runtime API: everything the function
+    and its caller see is as on the framed channel."""
+    found = _differing(run_builtin(conf_sim, case, tmp_path), run_builtin_http(conf_sim, case, tmp_path))
+    assert not found, f"{case.name}: the built-in runtime differs over the Runtime API:\n" + "\n".join(
+        f"{k}:\n  framed: {v[0]!r}\n  http:   {v[1]!r}" for k, v in found.items())
 
 
 def test_differences_table_names_real_cases() -> None:
