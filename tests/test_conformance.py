@@ -146,11 +146,14 @@ def _invoke_all(fn: Any, case: Case) -> list[Any]:
                       tenant_id=case.tenant_id) for _ in range(INVOCATIONS)]
 
 
-def run_builtin(sim: Simulator, case: Case, root: Path) -> list[Seen]:
-    name = f"a-{case.name}".replace("_", "-")
-    fn = sim.deploy(case.handler, _code(case, root / "a"), name=name, timeout_s=case.timeout_s,
+def run_builtin(sim: Simulator, case: Case, root: Path, prefix: str = "a") -> list[Seen]:
+    name = f"{prefix}-{case.name}".replace("_", "-")
+    fn = sim.deploy(case.handler, _code(case, root / prefix), name=name, timeout_s=case.timeout_s,
                     environment=case.env)
-    return [_seen(inv, name) for inv in _invoke_all(fn, case)]
+    try:
+        return [_seen(inv, name) for inv in _invoke_all(fn, case)]
+    finally:
+        fn.scale_down(keep=0)
 
 
 def run_ric(sim: Simulator, case: Case, root: Path) -> list[Seen]:
@@ -225,7 +228,7 @@ def test_builtin_runtime_matches_awslambdaric(conf_sim: Simulator, case: Case, t
 def test_builtin_runtime_over_the_runtime_api_is_the_same(conf_sim: Simulator, case: Case, tmp_path: Path) -> None:
     """Behind a wrapper the built-in runtime talks HTTP to the Runtime API: everything the function
     and its caller see is as on the framed channel."""
-    found = _differing(run_builtin(conf_sim, case, tmp_path), run_builtin_http(conf_sim, case, tmp_path))
+    found = _differing(run_builtin(conf_sim, case, tmp_path, "d"), run_builtin_http(conf_sim, case, tmp_path))
     assert not found, f"{case.name}: the built-in runtime differs over the Runtime API:\n" + "\n".join(
         f"{k}:\n  framed: {v[0]!r}\n  http:   {v[1]!r}" for k, v in found.items())
 
