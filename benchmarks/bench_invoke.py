@@ -28,7 +28,11 @@ It measures, in one run on one machine (items 3, 4 and 6 for each sandbox asked 
    (each attempt in a fresh process; if N fails, a bisection finds the largest N that works).
    Both sandboxes have the same process tree under the simulator (zygote -> keeper per
    instance -> runtime), and both are measured the same way: keepers and runtimes count,
-   the one zygote is reported apart. ``--memory-sandbox`` limits the test to one sandbox.
+   the one zygote is reported apart. ``--memory-sandbox`` limits the test to one sandbox;
+7. a warm invoke of a function behind the Runtime API (namespace sandbox, ``--skip-api`` leaves
+   it out): a minimal Python ``bootstrap`` on ``http.client`` and awslambdaric (``python -m
+   awslambdaric``), against a target of 250 us median, with the time spent inside the instance
+   (the invocation's duration, from the event handed over to the response) beside it.
 
 and prints each figure next to its target. The targets were set for the namespace
 sandbox and are judged on its figures only. The fakefs sandbox had none set; its figures
@@ -397,6 +401,60 @@ def bench_warm(sandbox: str, iterations: int, warmup: int, cpus: tuple[int, int]
         finally:
             os.sched_setaffinity(0, host_affinity)
         return result
+
+
+# -- 7. warm invoke through the Runtime API ------------------------------------------------------
+
+TARGET_API_WARM_US = 250.0  # warm invoke through the Runtime API, median
+
+# The least a Runtime API client can do: one keep-alive connection, next, then a response.
+_MINIMAL_BOOTSTRAP = """\
+import http.client, os
+api = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+while True:
+    api.request("GET", "/2018-06-01/runtime/invocation/next")
+    got = api.getresponse()
+    got.read()
+    rid = got.getheader("Lambda-Runtime-Aws-Request-Id")
+    api.request("POST", f"/2018-06-01/runtime/invocation/{rid}/response", b"null")
+    api.getresponse().read()
+"""
+
+
+@dataclasses.dataclass
+class ApiWarmResult:
+    label: str
+    wall: Stats | None
+    duration_ms_median: float | None  # Invocation.duration_ms: from the event handed over to the response
+    note: str = ""
+
+
+def bench_api_warm(kind: str, iterations: int, warmup: int) -> ApiWarmResult:
+    """A warm invoke of a function behind the Runtime API (namespace sandbox): ``kind`` is
+    ``http.client`` (a minimal Python bootstrap) or ``awslambdaric`` (AWS's runtime client)."""
+    import tempfile
+
+    from lambdasim._simulator import _instance_python
+
+    label = "minimal http.client bootstrap" if kind == "http.client" else "awslambdaric 'python -m awslambdaric'"
+    if kind == "awslambdaric" and importlib.util.find_spec("awslambdaric") is None:
+        return ApiWarmResult(label, None, None, "awslambdaric is not installed (pip install awslambdaric)")
+    with tempfile.TemporaryDirectory() as tmp, simulator("warm", "namespace") as sim:
+        if kind == "http.client":
+            boot = Path(tmp) / "bootstrap"
+            boot.write_text(f"#!{_instance_python()}\n{_MINIMAL_BOOTSTRAP}")
+            boot.chmod(0o755)
+            fn = sim.deploy(HANDLER, code_dir=tmp, name="api-minimal", runtime="provided.al2023")
+        else:
+            fn = sim.deploy(HANDLER, code_dir=NOOP_DIR, name="api-ric", runtime="provided.al2023",
+                            entry_point=[_instance_python(), "-m", "awslambdaric"])
+        for _ in range(warmup):
+            inv = fn.invoke({})
+            if not inv.ok:
+                return ApiWarmResult(label, None, None, f"the function failed: {inv.error}")
+        durations: list[float] = []
+        wall = _time_warm(fn, iterations, durations)
+        return ApiWarmResult(label, wall, statistics.median(durations))
 
 
 # -- 4. cold start --------------------------------------------------------------------
@@ -804,6 +862,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "(default: 10 ms per instance under namespace, 70 ms under fakefs, at least 0.5 s: "
                              "starting them all takes a while)")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the memory test")
+    parser.add_argument("--skip-api", action="store_true", help="leave out the warm invokes through the Runtime API")
     parser.add_argument("--memory-sandbox", choices=[*SANDBOXES, "both"], default=None,
                         help="the sandbox(es) the memory test runs on (default: those of --sandbox)")
     parser.add_argument("--memory-probe", type=int, metavar="N", help=argparse.SUPPRESS)  # internal: one probe
@@ -868,6 +927,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         host_net = SandboxResult("namespace", bench_warm("namespace", iterations=warm_n, warmup=500, cpus=None,
                                                          network="host"),
                                  bench_cold("namespace", iterations=cold_n, warmup=10, network="host"))
+    api_warm: list[ApiWarmResult] = []
+    if "namespace" in results and not args.skip_api:
+        for kind in ("http.client", "awslambdaric"):
+            step(f"lambdasim warm invoke through the Runtime API ({kind})")
+            try:
+                api_warm.append(bench_api_warm(kind, iterations=warm_n, warmup=200))
+            except Exception as e:  # noqa: BLE001 - reported in its row, the other figures stand
+                api_warm.append(ApiWarmResult(kind, None, None, f"{type(e).__name__}: {e}"))
     memories: dict[str, MemoryResult] = {}
     memory_skipped: dict[str, str] = {}
     for sb in memory_sandboxes:
@@ -959,6 +1026,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"cold {fmt_time(host_net.cold.to_first_response.median_ns)}, "
                         f"fresh {fmt_time(host_net.cold.fresh_invoke.median_ns)}; "
                         f"the namespace costs cold {extra_ms:+.2f} ms"))
+    for api in api_warm:
+        if api.wall is None:
+            rows.append(Row(f"7. warm invoke through the Runtime API, {api.label}", "-", "-", api.note, "n/a"))
+            continue
+        inside = api.duration_ms_median * 1000 if api.duration_ms_median is not None else 0.0
+        rows.append(Row(f"7. warm invoke through the Runtime API, {api.label}, namespace ({api.wall.n} invokes)",
+                        fmt_time(api.wall.median_ns), fmt_time(api.wall.p99_ns),
+                        f"<= {TARGET_API_WARM_US:g} µs median (in the instance: {inside:.0f} µs)",
+                        yes_no(api.wall.median_ns / 1e3 <= TARGET_API_WARM_US)))
     if ll.stats is not None and speedups:
         against = TARGET_SANDBOX if speedup is not None else sandboxes[0]
         x = speedups[against] or 0.0
@@ -1154,6 +1230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python_lambda_local": {"version": ll.version, **(ll.stats.as_dict() if ll.stats else {}),
                                     "note": ll.note},
             "sandboxes": per_sandbox,
+            "runtime_api_warm_invoke": [{"client": a.label, **(a.wall.as_dict() if a.wall else {}),
+                                         "duration_ms_median": a.duration_ms_median, "note": a.note}
+                                        for a in api_warm],
             "targets": targets,
             "leftover_pids": _LEFTOVERS,
             "elapsed_s": elapsed,

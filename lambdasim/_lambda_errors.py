@@ -29,6 +29,7 @@ RUNTIME_USER_CODE_SYNTAX_ERROR = "Runtime.UserCodeSyntaxError"
 RUNTIME_HANDLER_NOT_FOUND = "Runtime.HandlerNotFound"
 RUNTIME_MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
 RUNTIME_BUILTIN_MODULE_CONFLICT = "Runtime.BuiltInModuleConflict"
+RUNTIME_CONTEXT_UNMARSHAL_ERROR = "Runtime.LambdaContextUnmarshalError"
 FUNCTION_RESPONSE_SIZE_TOO_LARGE = "Function.ResponseSizeTooLarge"
 # Errors of the Invoke API itself (the function never runs): HTTP 413 and 429.
 REQUEST_ENTITY_TOO_LARGE = "RequestEntityTooLargeException"
@@ -132,11 +133,27 @@ def handler_not_found(function: str, module: str) -> ErrorDict:
             "errorType": RUNTIME_HANDLER_NOT_FOUND}
 
 
+def context_unmarshal_error(header: str, reason: object) -> ErrorDict:
+    """A client context or Cognito identity header that is not JSON (``header``: "Client Context")."""
+    return {"errorMessage": f"Unable to parse {header} JSON: {reason}", "errorType": RUNTIME_CONTEXT_UNMARSHAL_ERROR}
+
+
 def marshal_error(reason: object) -> ErrorDict:
     return {"errorMessage": f"Unable to marshal response: {reason}", "errorType": RUNTIME_MARSHAL_ERROR}
 
 
 # -- log lines --------------------------------------------------------------------------
+
+UNHANDLED_EXCEPTION_WARNING = (
+    "LAMBDA_WARNING: Unhandled exception. The most likely cause is an issue in the function code. However, in "
+    "rare cases, a Lambda runtime update can cause unexpected function behavior. For functions using managed "
+    "runtimes, runtime updates can be triggered by a function change, or can be applied automatically. To "
+    "determine if the runtime has been updated, check the runtime version in the INIT_START log entry. If this "
+    "error correlates with a change in the runtime version, you may be able to mitigate this error by temporarily "
+    "rolling back to the previous runtime version. For more information, see "
+    "https://docs.aws.amazon.com/lambda/latest/dg/runtimes-update.html\r"
+)
+"""The warning the Python runtime logs (through ``logging``) before the record of a failed Init."""
 
 LATEST = "$LATEST"
 """The version an unqualified invocation runs, in ``AWS_LAMBDA_FUNCTION_VERSION``, the

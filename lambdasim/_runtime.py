@@ -87,6 +87,7 @@ class LambdaClientContext:
         self.env = data.get("env")
 
 
+_W3C_FIELDS = ("traceparent", "tracestate", "baggage")
 # Read from the environment once, at Init, as awslambdaric does.
 _CONTEXT_ENV: tuple[str | None, ...] = (None,) * 5
 
@@ -111,12 +112,23 @@ class LambdaContext:
         self.tenant_id = tenant_id
         identity = identity or {}
         self.identity = LambdaCognitoIdentity(identity.get("cognitoIdentityId"), identity.get("cognitoIdentityPoolId"))
+        self._w3c: dict[str, str] = {}
+        if isinstance(client_context, dict) and "w3c" in client_context:
+            # The W3C trace context travels in the client context; the runtime takes it out.
+            client_context = dict(client_context)
+            w3c = client_context.pop("w3c")
+            if isinstance(w3c, dict):
+                self._w3c = {k: w3c[k] for k in _W3C_FIELDS if isinstance(w3c.get(k), str)}
         self.client_context = LambdaClientContext(client_context) if client_context is not None else None
         self._epoch_deadline_time_in_ms = deadline_ms
 
     def get_remaining_time_in_millis(self) -> int:
         delta = self._epoch_deadline_time_in_ms - int(time.time() * 1000)
         return delta if delta > 0 else 0
+
+    def w3c(self) -> dict[str, str]:
+        """The invocation's W3C trace context (``traceparent``, ``tracestate``, ``baggage``)."""
+        return dict(self._w3c)
 
     def log(self, msg: str) -> None:
         # awslambdaric sends this message to Lambda's log as a record of its own.
@@ -159,7 +171,12 @@ def _user_frames(tb: Any) -> list[str]:
 
 
 def log_error(error: ErrorDict) -> None:
-    """Write the ``[ERROR] Type: message`` record the Python runtime writes."""
+    """Write the error record the Python runtime writes: ``[ERROR] Type: message`` and the trace
+    (lines joined with ``\\r``), or in the JSON log format one object with a timestamp and level."""
+    if _json_logs:
+        record = {"timestamp": time.strftime(_JSON_TIME, time.gmtime()), "level": "ERROR", **error}
+        write_record(_ENCODER.encode(record))
+        return
     message = error["errorMessage"]
     lines = [f"[ERROR] {error['errorType']}: {message}" if message else f"[ERROR] {error['errorType']}"]
     if error.get("stackTrace") is not None:  # awslambdaric prints the header even for an empty trace
@@ -171,19 +188,104 @@ def log_error(error: ErrorDict) -> None:
     write_record("\r".join(lines))
 
 
-class _Encoder(json.JSONEncoder):
+def log_init_error(error: ErrorDict) -> None:
+    """The records of a failed Init: awslambdaric's ``LAMBDA_WARNING`` (a ``logging`` warning of
+    the root logger, so the log level can hide it), then the error."""
+    logging.warning(lambda_errors.UNHANDLED_EXCEPTION_WARNING)
+    log_error(error)
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+# Where a Decimal's digits go until the text is complete: a string no function returns.
+_DIGITS = f"\x00lambdasim-decimal-{os.urandom(8).hex()}\x00"
+_DIGITS_JSON = json.dumps(_DIGITS)
+_UNESCAPED_ENVS = frozenset(f"AWS_Lambda_python3.{minor}" for minor in range(12, 16))
+
+
+def _needs_shaping(o: Any) -> bool:
+    """Whether ``o`` holds what simplejson encodes unlike the standard library: a namedtuple
+    (an object, not an array) or a dict key that is not str, int, float, bool or None."""
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if type(k) not in _PLAIN and not isinstance(k, (str, int, float)):
+                return True
+            if type(v) not in _PLAIN and _needs_shaping(v):
+                return True
+        return False
+    if isinstance(o, (list, tuple)):
+        if isinstance(o, tuple) and callable(getattr(o, "_asdict", None)):
+            return True
+        for v in o:
+            if type(v) not in _PLAIN and _needs_shaping(v):
+                return True
+    return False
+
+
+def _key(k: Any) -> Any:
+    if type(k) in _PLAIN or isinstance(k, (str, int, float)):
+        return k
+    if isinstance(k, bytes):
+        return k.decode("utf-8")
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")
+
+
+def _as_dict(o: Any) -> dict[Any, Any]:
+    d = o._asdict()
+    if not isinstance(d, dict):
+        raise TypeError(f"_asdict() must return a dict, not {type(d).__name__}")
+    return d
+
+
+def _shaped(o: Any) -> Any:
+    """``o`` with namedtuples as dicts and bytes keys as text, as simplejson writes them."""
+    if isinstance(o, tuple) and callable(getattr(o, "_asdict", None)):
+        o = _as_dict(o)
+    if isinstance(o, dict):
+        return {_key(k): v if type(v) in _PLAIN else _shaped(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [v if type(v) in _PLAIN else _shaped(v) for v in o]
+    return o
+
+
+class Encoder(json.JSONEncoder):
+    """Lambda's Python JSON: what awslambdaric writes with simplejson, from the standard library's
+    C encoder. A ``Decimal`` keeps its digits (``1.10``, ``1E+2``; NaN is ``NaN``), ``bytes`` are
+    UTF-8 text, a namedtuple (or anything with ``_asdict``) is an object, bytes keys are text; and
+    non-ASCII text is escaped except on the Python 3.12+ runtimes (by ``AWS_EXECUTION_ENV``)."""
+
+    def __init__(self, execution_env: str | None = None) -> None:
+        super().__init__(ensure_ascii=execution_env not in _UNESCAPED_ENVS, allow_nan=True)
+        self.digits: list[str] = []
+
     def default(self, o: Any) -> Any:
         if isinstance(o, decimal.Decimal):
             if o.is_nan():
                 return math.nan
-            # awslambdaric writes the decimal's digits verbatim (simplejson RawJSON),
-            # so a reader decodes "5" as an int and "5.0" or "1E+2" as a float.
-            text = str(o)
-            return float(o) if any(c in text for c in ".eEIn") else int(o)
+            self.digits.append(str(o))
+            return _DIGITS
+        if isinstance(o, bytes):
+            return o.decode("utf-8")
+        if callable(getattr(o, "_asdict", None)):
+            return _shaped(_as_dict(o))
         return super().default(o)
 
+    def encode(self, o: Any) -> str:
+        if type(o) not in _PLAIN:
+            try:
+                if _needs_shaping(o):
+                    o = _shaped(o)
+            except RecursionError:
+                pass  # a circular structure: the encoder says so
+        self.digits = []
+        text = super().encode(o)
+        if self.digits:
+            parts = text.split(_DIGITS_JSON)
+            text = parts[0] + "".join(d + p for d, p in zip(self.digits, parts[1:], strict=True))
+            self.digits = []
+        return text
 
-_ENCODER = _Encoder(ensure_ascii=sys.version_info[:2] != (3, 12), allow_nan=True)
+
+_ENCODER = Encoder()
 
 
 def load_handler(handler: str) -> Callable[..., Any]:
@@ -210,16 +312,70 @@ def load_handler(handler: str) -> Callable[..., Any]:
 
 class _RequestIdFilter(logging.Filter):
     request_id = ""
+    tenant_id: str | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.aws_request_id = _RequestIdFilter.request_id
+        record.tenant_id = _RequestIdFilter.tenant_id
         return True
+
+
+_JSON_TIME = "%Y-%m-%dT%H:%M:%SZ"
+# LogRecord attributes that are not ``extra=`` fields (awslambdaric's list).
+_RECORD_FIELDS = frozenset({
+    "name", "msg", "args", "levelname", "levelno", "pathname", "filename", "module", "exc_info", "exc_text",
+    "stack_info", "lineno", "funcName", "created", "msecs", "relativeCreated", "thread", "threadName",
+    "processName", "process", "aws_request_id", "tenant_id", "_frame_type",
+})
+# Values JSON cannot hold are written as their str(), so that no record is lost.
+_encode_record = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+
+class JsonFormatter(logging.Formatter):
+    """A ``logging`` record as one JSON object, as the Python runtime writes it in the JSON log
+    format: ``timestamp`` (seconds), ``level`` (rounded down to a standard level), ``message``
+    (a dict message stays an object), ``logger``, ``requestId``, with an exception ``stackTrace``,
+    ``errorType``, ``errorMessage`` and ``location``; ``tenantId``, the ``extra=`` fields; no nulls."""
+
+    def __init__(self) -> None:
+        super().__init__(datefmt=_JSON_TIME)
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.levelno = min(50, max(0, record.levelno)) // 10 * 10
+        record.levelname = logging.getLevelName(record.levelno)
+        exc = record.exc_info
+        fields: dict[str, Any] = {
+            "timestamp": self.formatTime(record, self.datefmt),
+            "level": record.levelname,
+            "message": record.msg if isinstance(record.msg, dict) and not record.args else record.getMessage(),
+            "logger": record.name,
+            "stackTrace": traceback.format_tb(exc[2]) if exc else None,
+            "errorType": exc[0].__name__ if exc and exc[0] else None,
+            "errorMessage": str(exc[1]) if exc else None,
+            "requestId": getattr(record, "aws_request_id", None),
+            "location": f"{record.pathname}:{record.funcName}:{record.lineno}" if exc else None,
+        }
+        tenant = getattr(record, "tenant_id", None)
+        if tenant is not None:
+            fields["tenantId"] = tenant
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and key not in fields:
+                fields[key] = value
+        return _encode_record({k: v for k, v in fields.items() if v is not None}) + "\n"
+
+
+_json_logs = False
+"""Whether the function's log format is JSON (``AWS_LAMBDA_LOG_FORMAT``), read at Init."""
 
 
 class LogCapture:
     """fd 1 and 2 point at one memfd in append mode; read and reset per invocation."""
 
-    def __init__(self) -> None:
+    def __init__(self, adopt: bool = False) -> None:
+        if adopt:  # a runtime started with its log as fd 1 and 2 (lambdasim._runtime_http)
+            self.fd = 1
+            self._wrap_std()
+            return
         if hasattr(os, "memfd_create"):
             self.fd = os.memfd_create("lambda-log", os.MFD_CLOEXEC)
         else:  # macOS: an unlinked temporary file does the same
@@ -230,6 +386,10 @@ class LogCapture:
         fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) | os.O_APPEND)
         os.dup2(self.fd, 1)
         os.dup2(self.fd, 2)
+        self._wrap_std()
+
+    @staticmethod
+    def _wrap_std() -> None:
         # Lambda's runtime wraps stdout/stderr so every write reaches the log at once.
         sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
         sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False), encoding="utf-8", write_through=True)
@@ -243,9 +403,12 @@ class LogCapture:
 
     def end_line(self) -> None:
         """End the log's last line, if something (``print(..., end="")``, C code) left it open."""
-        size = _fstat(self.fd).st_size
-        if size and _pread(self.fd, 1, size - 1) != b"\n":
-            _write(self.fd, b"\n")
+        try:
+            size = _fstat(self.fd).st_size
+            if size and _pread(self.fd, 1, size - 1) != b"\n":
+                _write(self.fd, b"\n")
+        except OSError:
+            pass  # not a file (a pipe): nothing to look back at
 
 
 _capture: LogCapture | None = None
@@ -276,22 +439,24 @@ class _RecordHandler(logging.StreamHandler):  # type: ignore[type-arg]
             self.handleError(record)
 
 
-def _setup_logging() -> None:
+def setup_logging() -> None:
+    """The root logger as the Python runtime sets it up, from ``AWS_LAMBDA_LOG_FORMAT`` and
+    ``AWS_LAMBDA_LOG_LEVEL`` (a level name, or ``TRACE`` for DEBUG; else logging's WARNING)."""
+    global _json_logs, _ENCODER
+    _ENCODER = Encoder(os.environ.get("AWS_EXECUTION_ENV"))
+    _json_logs = os.environ.get("AWS_LAMBDA_LOG_FORMAT", "").upper() == "JSON"
     logging.Formatter.converter = time.gmtime
     handler = _RecordHandler(sys.stdout)
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"
-        )
-    )
+    handler.setFormatter(JsonFormatter() if _json_logs else logging.Formatter(
+        "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n", "%Y-%m-%dT%H:%M:%S"))
     handler.addFilter(_RequestIdFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
-    level = "DEBUG" if level == "TRACE" else level
-    root.setLevel(logging.getLevelName(level) if level in logging.getLevelNamesMapping() else logging.WARNING)
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "")
+    level = "DEBUG" if level == "TRACE" else level.upper()
+    root.setLevel(logging.getLevelNamesMapping().get(level, logging.WARNING) if level else logging.WARNING)
 
 
 def usable_cpus() -> int:
@@ -616,6 +781,77 @@ _read_invoke = reader(Invoke, "request_id", "event", "deadline_ms", "trace_id", 
                       "tenant_id", "function_arn", "spin")
 
 
+def start_init(capture: LogCapture) -> None:
+    """What Init sets up before the function's code, from the environment (already the function's)."""
+    global _capture, _CONTEXT_ENV
+    _capture = capture
+    setup_logging()
+    _CONTEXT_ENV = tuple(os.environ.get(k) for k in (
+        "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"))
+
+
+def init_function(handler: str) -> tuple[Callable[..., Any] | None, ErrorDict | None]:
+    """Init's import of the handler: the function, or the error (already logged, but for running
+    out of memory, which the simulator reports)."""
+    error: ErrorDict | None = None
+    try:
+        return load_handler(handler), None
+    except FaultError as e:
+        error = make_error(e.message, e.error_type, e.trace, "")
+    except MemoryError:
+        return None, OUT_OF_MEMORY_AT_INIT
+    except Exception as e:  # noqa: BLE001 - any import-time exception fails Init, as on Lambda
+        error = make_error(str(e), type(e).__name__, _user_frames(e.__traceback__), "")
+    log_init_error(error)
+    return None, error
+
+
+def begin_invocation(request_id: str, trace_id: str | None, tenant_id: str | None) -> None:
+    """What the runtime sets for each invocation before the handler runs."""
+    if trace_id is None:
+        os.environ.pop("_X_AMZN_TRACE_ID", None)
+    else:
+        os.environ["_X_AMZN_TRACE_ID"] = trace_id
+    _RequestIdFilter.request_id = request_id
+    _RequestIdFilter.tenant_id = tenant_id
+
+
+def call_handler(fn: Callable[..., Any], event: bytes, context: LambdaContext) -> tuple[bytes | None, ErrorDict | None]:
+    """Call the handler: its response in Lambda's JSON (bytes as they are) or its error, in Lambda's
+    shape. ``SystemExit`` ends the process with its code, as it ends awslambdaric's; running out
+    of memory raises :class:`MemoryError` (the caller reports ``Runtime.OutOfMemory``)."""
+    request_id = context.aws_request_id
+    try:
+        result = fn(json.loads(event), context)
+        if isinstance(result, bytes):
+            return result, None
+        try:
+            return _ENCODER.encode(result).encode(), None
+        except MemoryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever the encoder raises is a marshal error
+            fault = lambda_errors.marshal_error(e)
+            return None, make_error(fault["errorMessage"], fault["errorType"], [], request_id)
+    except MemoryError:
+        raise
+    except SystemExit as e:
+        sys.stdout.flush()
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if e.code is not None and not isinstance(e.code, int):
+            sys.stderr.write(f"{e.code}\n")
+        os._exit(code)
+    except Exception as e:  # noqa: BLE001 - every handler exception becomes a Lambda error
+        return None, make_error(str(e), type(e).__name__, _user_frames(e.__traceback__), request_id)
+
+
+def log_invocation_error(error: ErrorDict) -> None:
+    # awslambdaric's records do not go through fd 1 and 2; a function that closed them
+    # still gets its error reported.
+    with contextlib.suppress(OSError, ValueError):
+        log_error(error)
+
+
 def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | None = None,
         logs: LogCapture | None = None, checkpoint: Callable[[], None] | None = None) -> None:
     """Run Init, then serve invocations until the channel closes. Never returns.
@@ -634,16 +870,10 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
     chan = Channel(sock) if access is None else TmpAccessChannel(sock, access)
     if logs is None:
         logs = LogCapture()
-    global _capture
-    _capture = logs
     os.environ.clear()
     os.environ.update(spec["env"])
     sys.path[:0] = spec["sys_path_prefix"]
-    _setup_logging()
-    global _CONTEXT_ENV
-    _CONTEXT_ENV = tuple(os.environ.get(k) for k in (
-        "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION"))
+    start_init(logs)
     if enter is not None:
         try:
             enter()
@@ -668,19 +898,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
 
     settings = spec.get("coverage")
     measure = _Coverage(settings) if settings else None
-    fn: Callable[..., Any] | None = None
-    error: ErrorDict | None = None
-    try:
-        fn = load_handler(spec["handler"])
-    except FaultError as e:
-        error = make_error(e.message, e.error_type, e.trace, "")
-    except MemoryError:
-        error = OUT_OF_MEMORY_AT_INIT
-    except Exception as e:  # noqa: BLE001 - any import-time exception fails Init, as on Lambda
-        error = make_error(str(e), type(e).__name__, _user_frames(e.__traceback__), "")
+    fn, error = init_function(spec["handler"])
     init_ms = (time.perf_counter() - started) * 1000.0
-    if error is not None and error is not OUT_OF_MEMORY_AT_INIT:
-        log_error(error)
     if checkpoint is not None:
         checkpoint()
     # The simulator reads the log memfd itself, so output survives a timeout or crash.
@@ -696,45 +915,30 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         except EOFError:
             os._exit(0)
         request_id, event, deadline_ms, trace_id, client_context, identity, tenant_id, arn, spin = _read_invoke(msg)
-        os.environ["_X_AMZN_TRACE_ID"] = trace_id
-        _RequestIdFilter.request_id = request_id
+        begin_invocation(request_id, trace_id, tenant_id)
         context = LambdaContext(request_id, arn, deadline_ms, client_context, identity, tenant_id)
         t0 = time.perf_counter()
-        payload: bytes | None = None
-        err: ErrorDict | None = None
         fatal = ""
         try:
-            result = fn(json.loads(event), context)
-            try:
-                payload = result if isinstance(result, bytes) else _ENCODER.encode(result).encode()
-            except (TypeError, ValueError) as e:
-                fault = lambda_errors.marshal_error(e)
-                err = make_error(fault["errorMessage"], fault["errorType"], [], request_id)
+            payload, err = call_handler(fn, event, context)
         except MemoryError:
-            fatal = lambda_errors.RUNTIME_OUT_OF_MEMORY
-        except SystemExit as e:
-            sys.stdout.flush()
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-            if e.code is not None and not isinstance(e.code, int):
-                sys.stderr.write(f"{e.code}\n")
-            os._exit(code)
-        except Exception as e:  # noqa: BLE001 - every handler exception becomes a Lambda error
-            err = make_error(str(e), type(e).__name__, _user_frames(e.__traceback__), request_id)
+            payload, err, fatal = None, None, lambda_errors.RUNTIME_OUT_OF_MEMORY
         duration = (time.perf_counter() - t0) * 1000.0
         if err is not None:
-            # awslambdaric's records do not go through fd 1 and 2; a function that closed them
-            # still gets its error reported.
-            with contextlib.suppress(OSError, ValueError):
-                log_error(err)
+            log_invocation_error(err)
         elif payload is not None and len(payload) > lambda_errors.MAX_RESPONSE_BYTES:
-            # Said here, not sent: the simulator takes frames of a bounded size only.
-            payload, err = None, lambda_errors.response_too_large()
+            # Said here, not sent: the simulator takes frames of a bounded size only. awslambdaric's
+            # post fails (413) and raises: after the answer its process ends, and so does this one.
+            err, fatal = lambda_errors.response_too_large_sized(len(payload)), "exit"
+            payload = None
         if checkpoint is not None:
             checkpoint()
-        if fatal:
+        if fatal and fatal != "exit":
             chan.send(pack_fatal(error_type=fatal, duration_ms=duration, max_memory_kb=_max_memory_kb()))
             os._exit(137)
         chan.send(pack_result(payload=payload, error=err, duration_ms=duration, max_memory_kb=_max_memory_kb(),
                               coverage=measure.take() if measure else None, refused=net.take() if net else None))
+        if fatal:
+            os._exit(1)
         if spin and usable_cpus() > 1:
             chan.spin(spin)  # the simulator may be about to send the next invocation

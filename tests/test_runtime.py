@@ -141,8 +141,8 @@ def test_six_megabyte_limits(sim: Simulator, code: Code) -> None:
     fits = fn.invoke({"n": 6 * 1024 * 1024 + 100 - 2})
     assert fits.error is None and len(fits.raw_payload or b"") == 6291556
     over = fn.invoke({"n": 6 * 1024 * 1024 + 100 - 1})
-    assert over.error == {"errorMessage": "Response payload size exceeded maximum allowed payload size "
-                                          "(6291556 bytes).", "errorType": "Function.ResponseSizeTooLarge"}
+    assert over.error == {"errorMessage": "Response payload size (6291557 bytes) exceeded maximum allowed payload "
+                                          "size (6291556 bytes).", "errorType": "Function.ResponseSizeTooLarge"}
 
 
 def test_event_must_be_json(sim: Simulator, code: Code) -> None:

@@ -401,6 +401,10 @@ def main(fd: int, network: str = "isolated", stack: list[str] | None = None) -> 
                 # not compete with the cold start that used the last one.
                 msg = chan.recv(timeout=None if spare is not None else _REFILL_AFTER_S, fds=True)
             except TimeoutError:
+                msg = None
+            if msg is None:
+                # Not inside the except block: what is forked here would run its function with
+                # the TimeoutError as the exception being handled (in every exception's context).
                 spare = prefork()
                 continue
             if msg[0] == wire.REFILL:  # the simulator is done with its cold start

@@ -1,0 +1,1 @@
+CASE = {"handler": "sys.handler"}

@@ -1,0 +1,1 @@
+CASE = {"handler": "handler_no_dot"}

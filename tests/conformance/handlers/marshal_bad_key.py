@@ -1,0 +1,5 @@
+import decimal
+
+
+def handler(event, context):
+    return {decimal.Decimal("1"): "decimal key"}

@@ -1,0 +1,4 @@
+def handler(event, context):
+    loop = []
+    loop.append(loop)
+    return loop

@@ -1,0 +1,6 @@
+class Thing:
+    pass
+
+
+def handler(event, context):
+    return Thing()

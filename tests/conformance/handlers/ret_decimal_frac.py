@@ -1,0 +1,5 @@
+import decimal
+
+
+def handler(event, context):
+    return {"price": decimal.Decimal("1.10"), "rate": decimal.Decimal("0.000")}

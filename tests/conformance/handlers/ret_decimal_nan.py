@@ -1,0 +1,5 @@
+import decimal
+
+
+def handler(event, context):
+    return [decimal.Decimal("NaN"), decimal.Decimal("-NaN"), decimal.Decimal("sNaN")]

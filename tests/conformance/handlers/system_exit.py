@@ -1,0 +1,3 @@
+def handler(event, context):
+    print("leaving")
+    raise SystemExit(3)
