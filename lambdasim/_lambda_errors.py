@@ -76,7 +76,7 @@ def out_of_memory(request_id: str) -> ErrorDict:
 def is_platform_error(error_type: str) -> bool:
     """Whether Lambda itself reports an error of this type (its message begins with the request id, and
     the log gets :func:`runtime_error_log`): the runtime could not start, an extension failed."""
-    return error_type == RUNTIME_INVALID_ENTRYPOINT or error_type.startswith("Extension.")
+    return error_type in (RUNTIME_INVALID_ENTRYPOINT, RUNTIME_EXIT_ERROR) or error_type.startswith("Extension.")
 
 
 def platform_error(request_id: str, error_type: str, reason: str) -> ErrorDict:

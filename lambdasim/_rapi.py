@@ -338,6 +338,13 @@ class Lifecycle:
             return out
         initializing = self.phase in ("extensions", "runtime")
         self.phase = "over"
+        if who == RUNTIME and initializing and code != -signal.SIGKILL:
+            # Said in an Init, so that the log (what the bootstrap printed before it ended) goes with it;
+            # a SIGKILL is left to the simulator, which tells the kernel's out-of-memory kill apart.
+            out.append(InitDone({"errorType": lambda_errors.RUNTIME_EXIT_ERROR,
+                                 "errorMessage": lambda_errors.exit_reason(code)}))
+            out.append(Exit(code))
+            return out
         if who == RUNTIME:
             inv = self.inv
             if inv is not None and not inv.done and self.runtime == "replied":

@@ -195,6 +195,18 @@ def test_a_bootstrap_that_exits(sim: Simulator, code: Code) -> None:
     assert fn.invoke({}).cold_start
 
 
+def test_a_bootstrap_that_exits_during_init_leaves_its_output(sim: Simulator, code: Code) -> None:
+    root = code()
+    bootstrap(root, "#!/bin/sh\necho missing libfoo.so >&2\nexit 127\n")
+    fn = sim.deploy("function.handler", root, name="initexit", runtime="provided.al2023")
+    inv = fn.invoke({})
+    assert inv.error == {"errorType": "Runtime.ExitError", "errorMessage":
+                         f"RequestId: {inv.request_id} Error: Runtime exited with error: exit status 127"}
+    assert "missing libfoo.so" in inv.logs
+    assert inv.logs.rstrip().endswith("Status: error\tError Type: Runtime.ExitError")
+    assert fn.invoke({}).cold_start
+
+
 STATEFUL = """
 import os, threading, time
 count = 0
