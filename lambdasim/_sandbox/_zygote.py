@@ -211,6 +211,9 @@ class Keeper:
                         _, status = os.waitpid(self.runtime_pid, 0)
                         self.runtime_pid = 0
                         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                        # Nothing the function started outlives its runtime: the next one starts in
+                        # an instance with only the keeper (and /tmp) left, as after a reset on Lambda.
+                        self.freezer.reset()
                         ctrl.send(wire.pack_exited(code=code))
                         break
                     msg = ctrl.recv(fds=True)
@@ -219,7 +222,8 @@ class Keeper:
                     elif msg[0] == wire.THAW:
                         self.freezer.thaw()
                     elif msg[0] == wire.KILL and self.runtime_pid:
-                        self.freezer.kill_runtime(self.runtime_pid)  # it dies thawed (see KeeperLink)
+                        # A reset: every process of the instance, thawed so that it can die (see KeeperLink).
+                        self.freezer.kill_all()
                     elif msg[0] == wire.START and not self.runtime_pid:
                         (fd,) = ctrl.take_fds(1)
                         self.start_runtime(fd)
