@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
@@ -216,6 +217,42 @@ def test_own_network_is_refused_where_the_network_is_not_isolated(code: Code) ->
         sandbox.close()
 
 
+def _zygote(sim: Simulator) -> int:
+    helper = sim._sandbox._helper._proc.pid  # type: ignore[attr-defined]
+    (zygote,) = _children()[helper]
+    return zygote
+
+
+def _namespaces_held(pid: int) -> list[str]:
+    """The network namespaces process ``pid`` holds descriptors of."""
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("net:["):
+                found.append(link)
+    return found
+
+
+def test_the_next_own_network_is_made_ahead_of_demand(own_sim: Callable[..., Simulator],
+                                                      make_sim: Callable[..., Simulator], code: Code) -> None:
+    app = code(PROBE)
+    plain = make_sim()
+    plain.deploy("app.handler", code_dir=app).invoke({})
+    zygote = _zygote(plain)
+    assert _namespaces_held(zygote) == [_netns(zygote)], "a simulator without own networks pays nothing"
+
+    sim = own_sim()
+    fn = sim.deploy("app.handler", code_dir=app)
+    first = fn.invoke({}).payload["netns"]
+    zygote = _zygote(sim)
+    assert _eventually(lambda: len(_namespaces_held(zygote)) == 2), "the shared one, and the next instance's"
+    (ahead,) = set(_namespaces_held(zygote)) - {_netns(zygote)}
+    assert ahead != first
+    fn.scale_down(keep=0)
+    assert fn.invoke({}).payload["netns"] == ahead
+
+
 # -- nothing is left behind --------------------------------------------------------------------------------
 
 
@@ -255,6 +292,11 @@ def _relay(sim: Simulator) -> int:
     host = os.readlink("/proc/self/ns/net")
     (relay,) = [p for p in _descendants(helper) if _netns(p) == host]
     return relay
+
+
+def _shared_netns(sim: Simulator) -> str | None:
+    """The namespace instances share, the zygote's (the helper's only child)."""
+    return _netns(_zygote(sim))
 
 
 def _relay_fds(relay: int) -> int:
@@ -324,7 +366,7 @@ def handler(event, context):
         os._exit(3)
     if event.get("then") == "memory":
         hog = [bytearray(1 << 20) for _ in range(400)]
-    return {"processes": processes(), "me": os.getpid()}
+    return {"processes": processes(), "me": os.getpid(), "netns": os.readlink("/proc/self/ns/net")}
 """
 
 
@@ -346,3 +388,5 @@ def test_a_reset_kills_what_the_function_started(own_sim: Callable[..., Simulato
     after = fn.invoke({}).payload
     assert after["me"] != started["me"], "a new runtime"
     assert after["processes"] == sorted([1, after["me"]]), "only the keeper and the new runtime are left"
+    assert after["netns"] == started["netns"], "the new runtime is where the keeper is"
+    assert (after["netns"] != _shared_netns(sim)) is own

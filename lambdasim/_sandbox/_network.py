@@ -13,12 +13,13 @@ the host's namespace; the relay accepts there and connects to the same address o
 the namespace: outbound connections and DNS work, inbound ones still do not, and the host's
 loopback stays out of reach. ``network="host"`` is no namespace at all (the host's network).
 
-An instance whose spec says ``own_network`` (under ``isolated``) gets a network namespace of its
-own instead (:meth:`Network.own_namespace`): the zygote makes it at the spawn request, with ``lo``
-up and the spec's ``forward`` addresses listened on and handed to the relay with a pidfd of the
-instance's keeper; the relay drops those listeners when that keeper exits, and the kernel removes
-the namespace with the instance's last process. Only that instance reaches what listens there
-(its Runtime API at 127.0.0.1:9001): not the host, not another instance.
+An instance whose spec says ``own_network`` (under ``isolated``) gets a network namespace of its own
+instead (:meth:`Network.own_namespace`), with ``lo`` up (once one was asked for, the zygote makes
+the next one ahead of demand); at the spawn request the spec's ``forward`` addresses are listened on
+there and handed to the relay with a pidfd of the instance's keeper; the relay drops those listeners
+when that keeper exits, and the kernel removes the namespace with the instance's last process. Only
+that instance reaches what listens there (its Runtime API at 127.0.0.1:9001): not the host, not
+another instance.
 
 The relay and the stack live in the zygote's PID namespace, of which the zygote is PID 1: when
 the zygote ends (the simulator closed it, or died), the kernel kills them with it.
@@ -325,6 +326,8 @@ class Network:
         self.relay: Channel | None = None
         self.bound: set[tuple[str, int]] = set()
         self.home = -1  # the shared namespace, returned to after making an instance's own
+        self.spare = -1  # the next instance's own namespace, made ahead of demand (see prepare)
+        self.spares_wanted = False
 
     def enter(self) -> None:
         """Move this process into a network namespace of its own (unless ``host``): after its user
@@ -401,15 +404,41 @@ class Network:
         if self.mode != "isolated" or self.relay is None:
             raise OSError(errno.EINVAL, f"{OWN_NETWORK_REFUSED} only under network='isolated' "
                                         f"(this simulator's instances are on network='{self.mode}')")
+        ns = self.spare if self.spare >= 0 else self._new_namespace()
+        self.spare = -1
+        self.spares_wanted = True
+        try:
+            if addresses:
+                L.setns(ns, CLONE_NEWNET)
+                try:
+                    for key in dict.fromkeys((str(h), int(p)) for h, p in addresses):
+                        self._listen(key, _LISTEN_OWNED, keeper)
+                finally:
+                    L.setns(self.home, CLONE_NEWNET)
+        except OSError:
+            os.close(ns)
+            raise
+        return ns
+
+    def prepare(self) -> None:
+        """Make the next instance's own namespace ahead of demand, once one was asked for (creating a
+        network namespace costs a few hundred microseconds, more while the kernel removes another)."""
+        if self.spares_wanted and self.spare < 0:
+            try:
+                self.spare = self._new_namespace()
+            except OSError:
+                self.spares_wanted = False  # e.g. user.max_net_namespaces: the next request says why
+
+    def wants_spare(self) -> bool:
+        return self.spares_wanted and self.spare < 0
+
+    def _new_namespace(self) -> int:
         L.unshare(CLONE_NEWNET)
         try:
             bring_up_loopback()
-            ns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            for host, port in dict.fromkeys((str(h), int(p)) for h, p in addresses or ()):
-                self._listen((host, port), _LISTEN_OWNED, keeper)
+            return os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         finally:
             L.setns(self.home, CLONE_NEWNET)
-        return ns
 
     def _listen(self, key: tuple[str, int], kind: str, keeper: int = -1) -> bool:
         """Listen on ``key`` in this process's namespace and hand the listener to the relay."""

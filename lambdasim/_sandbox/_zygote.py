@@ -13,11 +13,11 @@ runtime) prepared ahead of demand, so a cold start pays only for what is particu
 the function: its code, its /tmp, entering the root, and Init. A reset (the runtime
 killed, or exited) ends every process of the instance but the keeper and starts a new
 runtime: the keeper, and with it the instance's /tmp, lives on. An instance may have a
-network namespace of its own (``own_network``: see ``_network``), made at its spawn
-request. When the simulator goes away its socket closes and the zygote exits; keepers
-die with it (PR_SET_PDEATHSIG), a keeper that dies takes its whole PID namespace (the
-runtime and anything it started) with it, and the kernel removes every mount with the
-last process of a namespace. Nothing is written on the host.
+network namespace of its own (``own_network``: see ``_network``). When the simulator
+goes away its socket closes and the zygote exits; keepers die with it
+(PR_SET_PDEATHSIG), a keeper that dies takes its whole PID namespace (the runtime and
+anything it started) with it, and the kernel removes every mount with the last process
+of a namespace. Nothing is written on the host.
 """
 
 from __future__ import annotations
@@ -439,13 +439,14 @@ def main(fd: int, network: str = "isolated", stack: list[str] | None = None) -> 
             try:
                 # The spare is replaced once things are quiet, so that making it does
                 # not compete with the cold start that used the last one.
-                msg = chan.recv(timeout=None if spare is not None else _REFILL_AFTER_S, fds=True)
+                quiet = spare is not None and not net.wants_spare()
+                msg = chan.recv(timeout=None if quiet else _REFILL_AFTER_S, fds=True)
             except TimeoutError:
-                spare = prefork()
-                continue
+                msg = (wire.REFILL,)
             if msg[0] == wire.REFILL:  # the simulator is done with its cold start
                 if spare is None:
                     spare = prefork()
+                net.prepare()
                 continue
             if msg[0] != wire.SPAWN:
                 continue
@@ -454,23 +455,28 @@ def main(fd: int, network: str = "isolated", stack: list[str] | None = None) -> 
             if spare is None:
                 spare = prefork()
             fds = [ctrl_fd, rt_fd]
+            hand_over = True
             if spec.get("own_network"):
                 try:
                     fds.append(_own_network(net, spec, spare_pid))
+                except ProcessLookupError:
+                    hand_over = False  # the spare died: the simulator hears of it on its own channels
+                    spare.close()
+                    spare = None
                 except OSError as e:
                     # The spare stays the spare; the simulator hears why on the instance's channel.
                     _refuse(ctrl_fd, e.strerror or str(e))
-                    fds = []
+                    hand_over = False
             else:
                 # The services' addresses, inside the namespace, before the instance can connect.
                 net.forward(spec.get("forward"))
-            if fds:
+            if hand_over and spare is not None:
                 # If the spare died, the simulator hears of it on its own channels.
                 with contextlib.suppress(OSError):
                     spare.send(wire.pack_spawn(spec=spec), fds=fds)
                 spare.close()
                 spare = None
-            for fd in fds or [ctrl_fd, rt_fd]:
+            for fd in fds:
                 os.close(fd)
             chan.send((wire.SPAWNED,))
     except (ChannelClosed, OSError):
