@@ -18,7 +18,9 @@ gets a copy of the freeze file's and freezes and thaws through it (:func:`write_
 with no round trip through the keeper on the warm path. A keeper ends its instance with
 SIGKILL to every process, then a thaw, so that nothing of the function runs again (a
 frozen task of the v1 freezer cannot die before it is thawed, and dies before it runs any
-code once it is), and reaps them. Standard library only; Linux only.
+code once it is), and reaps them. A reset (the runtime ended: killed by the simulator, or it
+exited) kills every process of the instance but the keeper the same way. Standard library only;
+Linux only.
 """
 
 from __future__ import annotations
@@ -91,22 +93,28 @@ class Freezer:
             # leaves the kernel straight into death, running nothing of its own. (The
             # simulator freezes through its own descriptor: the keeper cannot know.)
             self.thaw()
+        self.frozen = False  # nothing is left to thaw
 
-    def kill_runtime(self, pid: int) -> None:
-        """SIGKILL the runtime only (a reset): thawed, so that it can die; /tmp and the rest stay."""
-        os.kill(pid, signal.SIGKILL)
-        if self._state >= 0 or self.frozen:
-            self.thaw()
+    def reset(self) -> None:
+        """Once the runtime has ended (and was reaped: its status is the keeper's to report), a reset,
+        as Lambda restarts the whole environment: every other process the function started is killed
+        (see :meth:`kill_all`) and reaped; the keeper, and with it /tmp, stays."""
+        self.kill_all()
+        _reap_all()
 
     def end(self) -> None:
         """Kill everything (see :meth:`kill_all`) and reap it. For the keeper's last moments; the
         groups are removed by the simulator (or the zygote) once the keeper is gone."""
-        self.kill_all()
-        while True:
-            try:
-                os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            except InterruptedError:
-                continue
+        self.reset()
         self.close_in_child()
+
+
+def _reap_all() -> None:
+    """Wait for every child of this process (the keeper, PID 1: every process of the instance)."""
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue

@@ -13,6 +13,14 @@ the host's namespace; the relay accepts there and connects to the same address o
 the namespace: outbound connections and DNS work, inbound ones still do not, and the host's
 loopback stays out of reach. ``network="host"`` is no namespace at all (the host's network).
 
+An instance whose spec says ``own_network`` (under ``isolated``) gets a network namespace of its own
+instead (:meth:`Network.own_namespace`), with ``lo`` up (once one was asked for, the zygote makes
+the next one ahead of demand); at the spawn request the spec's ``forward`` addresses are listened on
+there and handed to the relay with a pidfd of the instance's keeper; the relay drops those listeners
+when that keeper exits, and the kernel removes the namespace with the instance's last process. Only
+that instance reaches what listens there (its Runtime API at 127.0.0.1:9001): not the host, not
+another instance.
+
 The relay and the stack live in the zygote's PID namespace, of which the zygote is PID 1: when
 the zygote ends (the simulator closed it, or died), the kernel kills them with it.
 """
@@ -50,6 +58,10 @@ _IFREQ = struct.Struct("16sH22x")
 # The addresses the stack gives the namespace: slirp4netns' defaults, which pasta is told too.
 GUEST_ADDRESS, GATEWAY, DNS_ADDRESS = "10.0.2.100", "10.0.2.2", "10.0.2.3"
 _STACK_READY_S = 10.0
+
+OWN_NETWORK_REFUSED = "an instance gets a network namespace of its own (own_network)"
+"""How the zygote's answer begins when a spec asks for ``own_network`` where it cannot be given."""
+
 
 def etc_files(network: str) -> dict[str, str]:
     """The files of an instance's /etc that depend on its network, besides ``_layout.ETC_FILES``."""
@@ -104,6 +116,21 @@ def _has_default_route() -> bool:
 
 _BUFFER = 1 << 18  # bytes held per direction before the relay stops reading that side
 
+_LISTEN_OWNED = "listen-owned"
+"""zygote -> its relay: ``(_LISTEN_OWNED, host, port)`` with the fds of a listener inside one instance's
+own network namespace and of a pidfd of that instance's keeper: as ``wire.LISTEN``, until the keeper exits."""
+
+
+class _Owner:
+    """The keeper of an instance with a network namespace of its own, watched through its pidfd:
+    when it exits, the relay closes the listeners it holds in that namespace."""
+
+    __slots__ = ("listeners", "pidfd")
+
+    def __init__(self, pidfd: int, listeners: list[socket.socket]) -> None:
+        self.pidfd = pidfd
+        self.listeners = listeners
+
 
 class _Link:
     """One relayed connection: ``inner`` (accepted in the namespace) and ``outer`` (to the host)."""
@@ -142,6 +169,8 @@ class Relay:
                     self._control()
                 elif isinstance(key.data, tuple):
                     self._accept(key.fileobj)  # type: ignore[arg-type]
+                elif isinstance(key.data, _Owner):
+                    self._owner_gone(key.data)
                 else:
                     self._event(key.data, key.fileobj, mask)  # type: ignore[arg-type]
 
@@ -155,11 +184,24 @@ class Relay:
                 target = (str(msg[1]), int(msg[2]))
                 self.listeners[fd] = listener
                 self.sel.register(listener, selectors.EVENT_READ, target)
+                if msg[0] == _LISTEN_OWNED:
+                    (pidfd,) = self.ctrl.take_fds(1)
+                    self.sel.register(pidfd, selectors.EVENT_READ, _Owner(pidfd, [listener]))
                 if not self.ctrl.has_buffered():
                     break
                 msg = self.ctrl.recv(fds=True)
         except (ChannelClosed, OSError):
             os._exit(0)  # the zygote is gone
+
+    def _owner_gone(self, owner: _Owner) -> None:
+        """The instance's keeper exited: its namespace's listeners go (connections made through
+        them end as their peers, the instance's processes, are gone)."""
+        self.sel.unregister(owner.pidfd)
+        os.close(owner.pidfd)
+        for listener in owner.listeners:
+            self.sel.unregister(listener)
+            self.listeners.pop(listener.fileno(), None)
+            listener.close()
 
     def _accept(self, listener: socket.socket) -> None:
         try:
@@ -283,6 +325,9 @@ class Network:
         self.stack = stack
         self.relay: Channel | None = None
         self.bound: set[tuple[str, int]] = set()
+        self.home = -1  # the shared namespace, returned to after making an instance's own
+        self.spare = -1  # the next instance's own namespace, made ahead of demand (see prepare)
+        self.spares_wanted = False
 
     def enter(self) -> None:
         """Move this process into a network namespace of its own (unless ``host``): after its user
@@ -298,6 +343,7 @@ class Network:
             os.close(me)
         L.unshare(CLONE_NEWNET)
         bring_up_loopback()
+        self.home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         if stack is not None:
             self._start_stack(*stack)
 
@@ -348,20 +394,67 @@ class Network:
             return
         for host, port in addresses:
             key = (str(host), int(port))
-            if key in self.bound:
-                continue
-            family = socket.AF_INET6 if ":" in key[0] else socket.AF_INET
-            listener = socket.socket(family, socket.SOCK_STREAM)
+            if key not in self.bound and self._listen(key, wire.LISTEN):
+                self.bound.add(key)
+
+    def own_namespace(self, addresses: list[Any] | None, keeper: int) -> int:
+        """A network namespace of one instance's own, with ``lo`` up and ``addresses`` relayed until
+        the process of the pidfd ``keeper`` exits; its descriptor (for the keeper to join). This
+        process stays in the shared namespace. OSError where the mode has no relay to give it."""
+        if self.mode != "isolated" or self.relay is None:
+            raise OSError(errno.EINVAL, f"{OWN_NETWORK_REFUSED} only under network='isolated' "
+                                        f"(this simulator's instances are on network='{self.mode}')")
+        ns = self.spare if self.spare >= 0 else self._new_namespace()
+        self.spare = -1
+        self.spares_wanted = True
+        try:
+            if addresses:
+                L.setns(ns, CLONE_NEWNET)
+                try:
+                    for key in dict.fromkeys((str(h), int(p)) for h, p in addresses):
+                        self._listen(key, _LISTEN_OWNED, keeper)
+                finally:
+                    L.setns(self.home, CLONE_NEWNET)
+        except OSError:
+            os.close(ns)
+            raise
+        return ns
+
+    def prepare(self) -> None:
+        """Make the next instance's own namespace ahead of demand, once one was asked for (creating a
+        network namespace costs a few hundred microseconds, more while the kernel removes another)."""
+        if self.spares_wanted and self.spare < 0:
             try:
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                listener.bind(key)
-                listener.listen(128)
-                self.relay.send((wire.LISTEN, *key), fds=[listener.fileno()])
+                self.spare = self._new_namespace()
             except OSError:
-                continue  # the handler sees ECONNREFUSED there, as with no service
-            finally:
-                listener.close()
-            self.bound.add(key)
+                self.spares_wanted = False  # e.g. user.max_net_namespaces: the next request says why
+
+    def wants_spare(self) -> bool:
+        return self.spares_wanted and self.spare < 0
+
+    def _new_namespace(self) -> int:
+        L.unshare(CLONE_NEWNET)
+        try:
+            bring_up_loopback()
+            return os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        finally:
+            L.setns(self.home, CLONE_NEWNET)
+
+    def _listen(self, key: tuple[str, int], kind: str, keeper: int = -1) -> bool:
+        """Listen on ``key`` in this process's namespace and hand the listener to the relay."""
+        assert self.relay is not None
+        family = socket.AF_INET6 if ":" in key[0] else socket.AF_INET
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(key)
+            listener.listen(128)
+            self.relay.send((kind, *key), fds=[listener.fileno()] + ([keeper] if keeper >= 0 else []))
+        except OSError:
+            return False  # the handler sees ECONNREFUSED there, as with no service
+        finally:
+            listener.close()
+        return True
 
 
 def _stack_main(zygote: Channel, zygote_pidfd: int, command: list[str] | None) -> None:

@@ -8,14 +8,16 @@ Process tree, all in private namespaces the host never sees::
                               (as the user, or nobody when root: see _identity)
                                 └─ runtime (lambdasim._runtime): Init + invocations
 
-The zygote pre-imports everything the runtime needs and keeps one keeper (with its
-first runtime) prepared ahead of demand, so a cold start pays only for what is
-particular to the function: its code, its /tmp, entering the root, and Init. A
-reset replaces only the runtime: the keeper, and with it the instance's /tmp, lives
-on. When the simulator goes away its socket closes and the zygote exits; keepers die
-with it (PR_SET_PDEATHSIG), a keeper that dies takes its whole PID namespace (the
-runtime and anything it started) with it, and the kernel removes every mount with
-the last process of a namespace. Nothing is written on the host.
+The zygote pre-imports everything the runtime needs and keeps one keeper (with its first
+runtime) prepared ahead of demand, so a cold start pays only for what is particular to
+the function: its code, its /tmp, entering the root, and Init. A reset (the runtime
+killed, or exited) ends every process of the instance but the keeper and starts a new
+runtime: the keeper, and with it the instance's /tmp, lives on. An instance may have a
+network namespace of its own (``own_network``: see ``_network``). When the simulator
+goes away its socket closes and the zygote exits; keepers die with it
+(PR_SET_PDEATHSIG), a keeper that dies takes its whole PID namespace (the runtime and
+anything it started) with it, and the kernel removes every mount with the last process
+of a namespace. Nothing is written on the host.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from lambdasim._sandbox import _cgroup, _identity, _usage
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._freeze import Freezer
 from lambdasim._sandbox._layout import ETC_FILES, host_view
-from lambdasim._sandbox._network import Network, etc_files
+from lambdasim._sandbox._network import CLONE_NEWNET, Network, etc_files
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, fork_with_channel
 
@@ -125,9 +127,17 @@ class Keeper:
             L.mount(f"{sk}/.{name}", f"{sk}/etc/{name}", None, L.MS_BIND)
             os.unlink(f"{sk}/.{name}")
 
-    def finish(self, spec: InstanceSpec, rt_fd: int) -> None:
-        """Add the function's code, layers and /tmp, enter the root, lock it."""
+    def finish(self, spec: InstanceSpec, rt_fd: int, netns: int = -1) -> None:
+        """Add the function's code, layers and /tmp, enter the root, lock it; join the network
+        namespace ``netns`` (the instance's own, see ``_network.Network.own_namespace``) if given."""
         assert self.to_runtime is not None
+        if netns >= 0:
+            # While the keeper still has its capabilities in the zygote's user namespace, which owns
+            # the network namespace; the first runtime follows in enter(), runtimes after it inherit it.
+            try:
+                L.setns(netns, CLONE_NEWNET)
+            finally:
+                os.close(netns)
         if self.limit_files:
             # The keeper is lambdasim's process, not the function's: one more than Lambda's limit.
             # The group's hard memory limit is what an instance may ever cost the host (see _usage).
@@ -211,6 +221,9 @@ class Keeper:
                         _, status = os.waitpid(self.runtime_pid, 0)
                         self.runtime_pid = 0
                         code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+                        # Nothing the function started outlives its runtime: the next one starts in
+                        # an instance with only the keeper (and /tmp) left, as after a reset on Lambda.
+                        self.freezer.reset()
                         ctrl.send(wire.pack_exited(code=code))
                         break
                     msg = ctrl.recv(fds=True)
@@ -219,7 +232,8 @@ class Keeper:
                     elif msg[0] == wire.THAW:
                         self.freezer.thaw()
                     elif msg[0] == wire.KILL and self.runtime_pid:
-                        self.freezer.kill_runtime(self.runtime_pid)  # it dies thawed (see KeeperLink)
+                        # A reset: every process of the instance, thawed so that it can die (see KeeperLink).
+                        self.freezer.kill_all()
                     elif msg[0] == wire.START and not self.runtime_pid:
                         (fd,) = ctrl.take_fds(1)
                         self.start_runtime(fd)
@@ -238,6 +252,7 @@ def _first_runtime(keeper: Channel) -> None:
     except ChannelClosed:
         os._exit(0)  # the pool is shutting down
     (rt_fd,) = keeper.take_fds(1)
+    spec: InstanceSpec = wire.Spawn._make(msg).spec
 
     def enter() -> None:
         try:
@@ -245,6 +260,11 @@ def _first_runtime(keeper: Channel) -> None:
         except ChannelClosed:
             os._exit(0)  # the keeper failed, and reports why
         keeper.close()
+        if spec.get("own_network"):
+            # The keeper's (see Keeper.finish), joined before its user namespace: this one does not own it.
+            net = os.open("/proc/1/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            L.setns(net, CLONE_NEWNET)
+            os.close(net)
         user = os.open("/proc/1/ns/user", os.O_RDONLY | os.O_CLOEXEC)
         mnt = os.open("/proc/1/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
         L.setns(user, L.CLONE_NEWUSER)
@@ -256,7 +276,7 @@ def _first_runtime(keeper: Channel) -> None:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
         L.prctl(L.PR_SET_DUMPABLE, 1)
 
-    run_runtime(socket.socket(fileno=rt_fd), wire.Spawn._make(msg).spec, enter, logs)
+    run_runtime(socket.socket(fileno=rt_fd), spec, enter, logs)
 
 
 def run_runtime(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | None = None,
@@ -289,12 +309,14 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
     except ChannelClosed:
         keeper.freezer.end()
         os._exit(0)
+    spec: InstanceSpec = wire.Spawn._make(msg).spec
     ctrl_fd, rt_fd = zygote.take_fds(2)
+    netns = zygote.take_fds(1)[0] if spec.get("own_network") else -1
     zygote.close()
     ctrl = Channel(socket.socket(fileno=ctrl_fd))
     try:
         if not failure:
-            keeper.finish(wire.Spawn._make(msg).spec, rt_fd)
+            keeper.finish(spec, rt_fd, netns)
     except Exception as e:  # noqa: BLE001 - reported to the simulator with its cause
         failure = f"{type(e).__name__}: {e}"
     if failure:
@@ -315,6 +337,24 @@ def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: 
     # no thaw before (Lambda gives a runtime without extensions no shutdown time).
     keeper.freezer.end()
     os._exit(0)  # as PID 1, exiting kills everything else in the instance
+
+
+def _own_network(net: Network, spec: InstanceSpec, keeper_pid: int) -> int:
+    """The network namespace of an instance of its own (``own_network``), for its keeper to join: its
+    listeners for the spec's ``forward`` addresses stay with the relay while that keeper lives."""
+    keeper = os.pidfd_open(keeper_pid)
+    try:
+        return net.own_namespace(spec.get("forward"), keeper)
+    finally:
+        os.close(keeper)
+
+
+def _refuse(ctrl_fd: int, reason: str) -> None:
+    """Answer a spawn request on the instance's control channel (the fd stays open): it cannot be made."""
+    ctrl = Channel(socket.socket(fileno=os.dup(ctrl_fd)))
+    with contextlib.suppress(OSError):
+        ctrl.send(wire.pack_refusal(reason=reason))
+    ctrl.close()
 
 
 def _own_pid_namespace() -> None:
@@ -399,32 +439,45 @@ def main(fd: int, network: str = "isolated", stack: list[str] | None = None) -> 
             try:
                 # The spare is replaced once things are quiet, so that making it does
                 # not compete with the cold start that used the last one.
-                msg = chan.recv(timeout=None if spare is not None else _REFILL_AFTER_S, fds=True)
+                quiet = spare is not None and not net.wants_spare()
+                msg = chan.recv(timeout=None if quiet else _REFILL_AFTER_S, fds=True)
             except TimeoutError:
-                msg = None
-            if msg is None:
-                # Not inside the except block: what is forked here would run its function with
-                # the TimeoutError as the exception being handled (in every exception's context).
-                spare = prefork()
-                continue
+                msg = (wire.REFILL,)
             if msg[0] == wire.REFILL:  # the simulator is done with its cold start
                 if spare is None:
                     spare = prefork()
+                net.prepare()
                 continue
             if msg[0] != wire.SPAWN:
                 continue
             ctrl_fd, rt_fd = chan.take_fds(2)
-            # The services' addresses, inside the namespace, before the instance can connect.
-            net.forward(wire.Spawn._make(msg).spec.get("forward"))
+            spec: InstanceSpec = wire.Spawn._make(msg).spec
             if spare is None:
                 spare = prefork()
-            # If the spare died, the simulator hears of it on its own channels.
-            with contextlib.suppress(OSError):
-                spare.send(wire.pack_spawn(spec=wire.Spawn._make(msg).spec), fds=[ctrl_fd, rt_fd])
-            os.close(ctrl_fd)
-            os.close(rt_fd)
-            spare.close()
-            spare = None
+            fds = [ctrl_fd, rt_fd]
+            hand_over = True
+            if spec.get("own_network"):
+                try:
+                    fds.append(_own_network(net, spec, spare_pid))
+                except ProcessLookupError:
+                    hand_over = False  # the spare died: the simulator hears of it on its own channels
+                    spare.close()
+                    spare = None
+                except OSError as e:
+                    # The spare stays the spare; the simulator hears why on the instance's channel.
+                    _refuse(ctrl_fd, e.strerror or str(e))
+                    hand_over = False
+            else:
+                # The services' addresses, inside the namespace, before the instance can connect.
+                net.forward(spec.get("forward"))
+            if hand_over and spare is not None:
+                # If the spare died, the simulator hears of it on its own channels.
+                with contextlib.suppress(OSError):
+                    spare.send(wire.pack_spawn(spec=spec), fds=fds)
+                spare.close()
+                spare = None
+            for fd in fds:
+                os.close(fd)
             chan.send((wire.SPAWNED,))
     except (ChannelClosed, OSError):
         pass

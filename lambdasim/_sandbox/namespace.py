@@ -14,6 +14,7 @@ from lambdasim._errors import SandboxError, SandboxUnavailable
 from lambdasim._sandbox._cgroup import InstanceCgroup
 from lambdasim._sandbox._common import Helper, KeeperLink
 from lambdasim._sandbox._freeze import write_state
+from lambdasim._sandbox._network import OWN_NETWORK_REFUSED as _OWN_NETWORK_REFUSED
 from lambdasim._sandbox._network import find_stack, stack_missing_message
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._sandbox._usage import Meter, Usage
@@ -92,6 +93,8 @@ class NamespaceInstance(KeeperLink):
         if msg[0] != wire.READY:
             self.destroy()
             reason = wire.Refusal._make(msg).reason
+            if reason.startswith(_OWN_NETWORK_REFUSED):  # the spec asked what this sandbox's network cannot give
+                raise SandboxError(f"Could not create the instance: {reason}.")
             hint = _HINT if "Operation not permitted" in reason or "Invalid argument" in reason else (
                 "Check that the function's code_dir and layers still exist.")
             raise SandboxError(f"Could not create the instance's filesystem: {reason}. {hint}")
