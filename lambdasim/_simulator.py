@@ -334,7 +334,8 @@ class _Routed:
 
 def _instance_python() -> str:
     """This Python as an instance sees it (the host's Python is mounted at its own path)."""
-    return _runtime.host_tmp_path(os.path.realpath(sys.executable))
+    # Not its real path: a virtualenv's interpreter is what finds the virtualenv's packages.
+    return _runtime.host_tmp_path(os.path.abspath(sys.executable))
 
 
 def _api_command(config: FunctionConfig) -> list[str] | None:
@@ -347,7 +348,7 @@ def _api_command(config: FunctionConfig) -> list[str] | None:
     wrapper = config.environment.get("AWS_LAMBDA_EXEC_WRAPPER")
     if wrapper or has_extensions(config.layers):
         # The managed runtime's own start: lambdasim's Python runtime as a Runtime API client.
-        start = [_instance_python(), "-m", "lambdasim._runtime_http"]
+        start = ["/var/runtime/bootstrap"]
         return [wrapper, *start] if wrapper else start
     return None
 

@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 
-import lambdasim
 from lambdasim import Simulator
 from lambdasim._simulator import _instance_python
 from tests.conftest import _simulator
@@ -178,9 +177,7 @@ def run_builtin_http(sim: Simulator, case: Case, root: Path) -> list[Seen]:
         layer.mkdir(parents=True)
         (layer / "wrapper").write_text('#!/bin/sh\nexec "$@"\n')
         (layer / "wrapper").chmod(0o755)
-    # The instance's Python imports this lambdasim (a checkout, under test, as well as an install).
-    checkout = str(Path(lambdasim.__file__).parents[1])
-    env = {**case.env, "AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper", "PYTHONPATH": checkout}
+    env = {**case.env, "AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper"}
     fn = sim.deploy(case.handler, _code(case, root / "c"), name=name, timeout_s=case.timeout_s, environment=env,
                     layers=[layer])
     try:

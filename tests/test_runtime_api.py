@@ -415,3 +415,17 @@ def test_the_api_answers_curl_with_lambdas_errors(sim: Simulator, code: Code) ->
     assert "second: " in logs and "RuntimeResponseSentState to InvocationResponse" in logs and " 403" in logs
     assert "late init error: " in logs and "to InitError failed" in logs
     assert "unknown: " in logs and " 404" in logs
+
+
+def test_a_wrapper_starts_the_managed_runtime_as_on_lambda(sim: Simulator, code: Code, tmp_path: Path) -> None:
+    # A tracing vendor's wrapper (from a layer): Lambda runs it with the runtime's start as its arguments.
+    layer = tmp_path / "wrapper-layer"
+    bootstrap(layer, '#!/bin/bash\necho "wrapper got: $*" >&2\nexport WRAPPED=yes\nexec "$@"\n', name="wrap")
+    root = code("import os, sys\ndef handler(event, context):\n"
+                "    return [os.environ.get('WRAPPED'), '/var/runtime' in sys.path]\n")
+    fn = sim.deploy("app.handler", root, name="wrapped", layers=[layer],
+                    environment={"AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrap"})
+    inv = fn.invoke({})
+    assert inv.error is None and inv.payload == ["yes", True]
+    assert "wrapper got: /var/runtime/bootstrap\n" in inv.logs
+    assert not fn.invoke({}).cold_start

@@ -28,6 +28,7 @@ import os
 import select
 import signal
 import socket
+import sys
 from collections.abc import Callable
 
 # Everything the runtime needs is imported here, before the first fork, so that
@@ -47,6 +48,16 @@ from lambdasim._wire import Channel, ChannelClosed, fork_with_channel
 # host path is cloned before this directory is covered, so which one it is does not matter.
 _SKELETON = "/proc"
 _REFILL_AFTER_S = 0.005
+_RUNTIME_PACKAGE = os.path.dirname(os.path.abspath(_runtime.__file__))
+RUNTIME_BOOTSTRAP = (
+    f"#!{_runtime.host_tmp_path(os.path.abspath(sys.executable))}\n"
+    "# The managed Python runtime's start (Lambda's is /var/runtime/bootstrap too): lambdasim's built-in\n"
+    "# runtime as a Runtime API client, for functions with a wrapper or extensions.\n"
+    "import sys\n"
+    "from lambdasim._runtime_http import main\n"
+    "main(sys.argv)\n"
+)
+"""/var/runtime/bootstrap of every instance; /var/runtime (this script's directory) is on its sys.path."""
 
 
 class Keeper:
@@ -100,6 +111,9 @@ class Keeper:
         clones = [(p, L.open_tree(p, recursive=True)) for p in self.binds]
         devices = [(f"/dev/{d}", L.open_tree(f"/dev/{d}", recursive=False))
                    for d in ("null", "zero", "full", "random", "urandom")]
+        # lambdasim's own runtime code, where Lambda keeps its runtime's: what a Runtime API instance's
+        # /var/runtime/bootstrap imports (the checkout itself stays out of view: see _layout).
+        own = L.open_tree(_RUNTIME_PACKAGE, recursive=False)
         sk = _SKELETON
         L.mount("lambdasim-root", sk, "tmpfs", L.MS_NOSUID, "mode=0755,size=4m")
         for d in ("var/task", "var/runtime", "var/lang", "opt", "tmp", "proc", "dev", "home", ".old", "etc"):
@@ -117,6 +131,12 @@ class Keeper:
             os.makedirs(sk + target, exist_ok=True)
             L.move_mount(fd, sk + target)
             os.close(fd)
+        os.makedirs(f"{sk}/var/runtime/lambdasim")
+        L.move_mount(own, f"{sk}/var/runtime/lambdasim")
+        os.close(own)
+        with open(f"{sk}/var/runtime/bootstrap", "w") as f:
+            f.write(RUNTIME_BOOTSTRAP)
+        os.chmod(f"{sk}/var/runtime/bootstrap", 0o755)
         for target, fd in devices:
             open(sk + target, "w").close()
             L.move_mount(fd, sk + target)
