@@ -382,7 +382,14 @@ def test_the_runtime_exit_status_passes_through() -> None:
     env = Env()
     env.lc.start()
     env.lc.runtime_started()
-    assert env.lc.exited(RUNTIME, 3) == [Exit(3)]  # during Init: the simulator sees the channel close
+    # During Init: said in an Init (its log goes with it), then the same status.
+    assert env.lc.exited(RUNTIME, 3) == [InitDone({"errorType": "Runtime.ExitError",
+                                                   "errorMessage": "Runtime exited with error: exit status 3"}),
+                                         Exit(3)]
+    env = Env()
+    env.lc.start()
+    env.lc.runtime_started()
+    assert env.lc.exited(RUNTIME, -9) == [Exit(-9)]  # SIGKILL: the simulator tells out-of-memory apart
     env = Env()
     env.ready()
     env.invoke()
