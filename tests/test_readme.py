@@ -70,6 +70,7 @@ CLAIMS: dict[tuple[str, str], str] = {
     ("README.md", 'cache = "/tmp/cache.json"'): "test_readme_use_block",
     ("README.md", 'with Simulator(sandbox="auto"'): "test_readme_use_block",
     ("README.md", "def test_cache_is_per_instance"): "test_readme_example_test_passes",
+    ("README.md", 'runtime="provided.al2023"'): "test_readme_custom_runtime_block",
     ("README.md", "import boto3, redis"): "test_readme_services_block",
     ("README.md", 'with Simulator(services=["aws", "redis", "memcached"])'): "test_readme_services_block",
     ("README.md", 'cache = "/tmp/seen.json"'): "test_readme_pytest_example",
@@ -138,6 +139,15 @@ def _use_project(root: Path) -> Path:
 @pytest.mark.sandbox
 def test_readme_use_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _run_snippet(_code(_find(README, 'with Simulator(sandbox="auto"')), _use_project(tmp_path), monkeypatch, "use")
+
+
+@pytest.mark.sandbox
+def test_readme_custom_runtime_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if shutil.which("curl") is None:
+        if os.environ.get("LAMBDASIM_REQUIRE_RUNTIMES") == "1":
+            pytest.fail("curl is required here (LAMBDASIM_REQUIRE_RUNTIMES=1)")
+        pytest.skip("the snippet's bootstrap uses curl, which is not installed")
+    _run_snippet(_code(_find(README, 'runtime="provided.al2023"')), tmp_path, monkeypatch, "custom")
 
 
 @pytest.mark.sandbox
