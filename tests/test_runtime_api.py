@@ -429,3 +429,51 @@ def test_a_wrapper_starts_the_managed_runtime_as_on_lambda(sim: Simulator, code:
     assert inv.error is None and inv.payload == ["yes", True]
     assert "wrapper got: /var/runtime/bootstrap\n" in inv.logs
     assert not fn.invoke({}).cold_start
+
+
+NODE_HANDLER = """\
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+let count = 0;
+export const handler = async (event, context) => {
+  if (event.fail) throw new TypeError("no such order");
+  count += 1;
+  const seen = existsSync("/tmp/seen") ? readFileSync("/tmp/seen", "utf8") : "";
+  writeFileSync("/tmp/seen", seen + "x");
+  console.log("node handler", context.awsRequestId, context.getRemainingTimeInMillis() > 0);
+  return { count, tmp: seen.length, got: event };
+};
+"""
+
+
+def node_ric() -> Path:
+    """AWS's Node.js runtime client (npm ``aws-lambda-ric``), built: ``LAMBDASIM_NODE_RIC`` names its folder."""
+    where = os.environ.get("LAMBDASIM_NODE_RIC", "")
+    if where and (Path(where) / "rapid-client.node").is_file() and shutil.which("node"):
+        return Path(where)
+    if REQUIRE_RUNTIMES:
+        pytest.fail("LAMBDASIM_REQUIRE_RUNTIMES=1 and LAMBDASIM_NODE_RIC does not name a built aws-lambda-ric "
+                    "(npm install aws-lambda-ric; .ci/run does) or node is missing")
+    pytest.skip("set LAMBDASIM_NODE_RIC to a built npm aws-lambda-ric to run a Node.js function")
+
+
+def test_nodejs_through_awss_runtime_client(sim: Simulator, code: Code) -> None:
+    # As a Node.js container image starts it: ENTRYPOINT node <aws-lambda-ric>, CMD index.handler.
+    ric = node_ric()
+    root = code()
+    (root / "index.mjs").write_text(NODE_HANDLER)
+    package = root / "node_modules" / "aws-lambda-ric"
+    package.mkdir(parents=True)
+    for name in ("index.mjs", "package.json", "rapid-client.node"):
+        shutil.copy2(ric / name, package / name)
+    node = shutil.which("node")
+    assert node is not None
+    fn = sim.deploy("index.handler", root, name="node", runtime="provided.al2023",
+                    entry_point=[node, "/var/task/node_modules/aws-lambda-ric/index.mjs"])
+    first, second = fn.invoke({"n": 1}), fn.invoke({"n": 2})
+    assert (first.cold_start, first.error, first.payload) == (True, None, {"count": 1, "tmp": 0, "got": {"n": 1}})
+    assert (second.cold_start, second.payload) == (False, {"count": 2, "tmp": 1, "got": {"n": 2}})
+    assert f"\t{second.request_id}\tINFO\tnode handler {second.request_id} true\n" in second.logs
+    failed = fn.invoke({"fail": True})
+    assert failed.error is not None
+    assert (failed.error["errorType"], failed.error["errorMessage"]) == ("TypeError", "no such order")
+    assert not fn.invoke({"n": 3}).cold_start  # a handler's exception keeps the environment
