@@ -10,6 +10,7 @@ import math
 import os
 import random
 import re
+import socket
 import stat
 import threading
 import time
@@ -29,6 +30,7 @@ from lambdasim._wire import (
     INIT,
     OUT_OF_MEMORY_AT_INIT,
     RESULT,
+    RESULT_LAST,
     RUNTIME_MAX_FRAME,
     SANDBOX_ERROR,
     SHUTDOWN_DONE,
@@ -326,6 +328,14 @@ class Invoker:
         """Run one invocation on ``live``: Init first when it is due, then the request
         (``trace`` is its X-Ray trace header, drawn when it was routed: see :func:`trace_id`)."""
         record, config = live.record, live.config
+        carried = ""
+        if not record.needs_init and live.rt is not None and _ended(live.rt):
+            # The runtime ended after its last answer (awslambdaric after a 413, a bootstrap that
+            # exits): Lambda resets the environment then, and this invocation starts it afresh. What
+            # the runtime wrote on its way out comes first in the log, as in Lambda's log stream.
+            live.sbx.wait_runtime_exit(10.0)
+            carried = live.take_logs()
+            self._reset(live, "exit")
         cold = record.needs_init
         budget = config.timeout_s
         init_ms: float | None = None
@@ -426,8 +436,8 @@ class Invoker:
             if msg.refused:
                 refused.update(msg.refused)
             self._coverage(live.config, msg.coverage)
-            init_logs = (lambda_errors.init_start_line(PYTHON_VERSION, region,
-                                                       config.runtime if config.custom_runtime else None)
+            init_logs = (carried + lambda_errors.init_start_line(PYTHON_VERSION, region,
+                                                                 config.runtime if config.custom_runtime else None)
                          + live.take_logs())
             if init_error is not None:
                 if init_error == OUT_OF_MEMORY_AT_INIT:
@@ -456,7 +466,7 @@ class Invoker:
                 function_arn=function_arn(region, record.function), spin=spin))
             if spin:
                 live.rt.spin(spin)
-            reply = check_runtime_message(watch.recv(live.rt, budget), RESULT, FATAL)
+            reply = check_runtime_message(watch.recv(live.rt, budget), RESULT, RESULT_LAST, FATAL)
             watch.sample()  # the real measure at the end, however short the invocation was
         except TimeoutError:
             return timed_out(config.timeout_s)
@@ -483,7 +493,15 @@ class Invoker:
         if live.tmp_writers is not None:  # track_tmp_access
             _note_tmp_access(live, request_id, Result(*reply).tmp_access, init=False)
         self._coverage(config, measured)
-        body = live.take_logs()
+        if reply[0] == RESULT_LAST:
+            # The runtime ends after this answer (see RESULT_LAST): as on Lambda, which freezes only once
+            # a runtime asks for its next event, the end is seen now (with what it wrote on its way out)
+            # and the next invocation starts afresh.
+            live.sbx.wait_runtime_exit(10.0)
+            body = live.take_logs()
+            self._reset(live, "exit")
+        else:
+            body = live.take_logs()
         if error is None and payload is not None and len(payload) > MAX_RESPONSE_BYTES:
             error = lambda_errors.response_too_large()
             payload = None
@@ -492,6 +510,18 @@ class Invoker:
 
 _PLATFORM_REASONS = {lambda_errors.EXTENSION_CRASH: "an extension exited"}
 """The reason said of a :class:`Fatal` that gives none."""
+
+def _ended(chan: Channel) -> bool:
+    """Whether the runtime's end of ``chan`` is closed (it exited), without waiting or reading."""
+    if chan.has_buffered():
+        return False
+    try:
+        return chan.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return True
+
 
 _EROFS = re.compile(r"\[Errno 30\] Read-only file system: '([^']*)'")
 

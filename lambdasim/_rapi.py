@@ -43,6 +43,7 @@ from lambdasim._wire import (
     ChannelClosed,
     Invoke,
     Shutdown,
+    as_last,
     close_all_but,
     pack_fatal,
     pack_init,
@@ -106,6 +107,8 @@ class Complete(NamedTuple):
     payload: bytes | None
     error: ErrorDict | None
     duration_ms: float
+    last: bool = False
+    """The runtime ended after its reply: the simulator resets the environment (``_wire.RESULT_LAST``)."""
 
 
 class Crash(NamedTuple):
@@ -350,7 +353,7 @@ class Lifecycle:
             if inv is not None and not inv.done and self.runtime == "replied":
                 # The caller had its answer; the environment is reset after it (awslambdaric after a 413).
                 inv.done = True
-                out.append(Complete(inv.payload, inv.error, (self.timer() - inv.started) * 1000.0))
+                out.append(Complete(inv.payload, inv.error, (self.timer() - inv.started) * 1000.0, last=True))
             out.append(Exit(code))
             return out
         if initializing:
@@ -901,8 +904,9 @@ class _Server:
                 self._write(item.conn, conn, item.data, item.close)
                 again.append(item.conn)
             elif isinstance(item, Complete):
-                self._send(pack_result(payload=item.payload, error=item.error, duration_ms=item.duration_ms,
-                                       max_memory_kb=_max_memory_kb(), coverage=None))
+                reply = pack_result(payload=item.payload, error=item.error, duration_ms=item.duration_ms,
+                                    max_memory_kb=_max_memory_kb(), coverage=None)
+                self._send(as_last(reply) if item.last else reply)
             elif isinstance(item, InitDone):
                 self._send(pack_init(error=item.error, init_ms=(time.perf_counter() - self.started) * 1000.0,
                                      max_memory_kb=_max_memory_kb(), coverage=None), fds=[self.logs.fd])
@@ -926,6 +930,10 @@ class _Server:
                 self._dispatch(ident, conn)
 
     def _end(self, code: int) -> NoReturn:
+        # The simulator's channel first: it sees the end at once, not after a freeze that may come
+        # (once it has the last Result) while the rest is killed. See _invoke._ended.
+        with contextlib.suppress(OSError):
+            self.chan.close()
         for pid in self.pids.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

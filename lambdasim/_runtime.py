@@ -36,8 +36,10 @@ from lambdasim._wire import (
     INIT,
     OUT_OF_MEMORY_AT_INIT,
     RESULT,
+    RESULT_LAST,
     Channel,
     Invoke,
+    as_last,
     close_all_but,
     pack_fatal,
     pack_init,
@@ -658,7 +660,7 @@ class TmpAccessChannel(Channel):
         self.access = access
 
     def send(self, message: Any, fds: list[int] | None = None) -> None:
-        if message[0] in (INIT, RESULT):
+        if message[0] in (INIT, RESULT, RESULT_LAST):
             message = (*message, self.access.take())
         super().send(message, fds)
 
@@ -936,8 +938,9 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         if fatal and fatal != "exit":
             chan.send(pack_fatal(error_type=fatal, duration_ms=duration, max_memory_kb=_max_memory_kb()))
             os._exit(137)
-        chan.send(pack_result(payload=payload, error=err, duration_ms=duration, max_memory_kb=_max_memory_kb(),
-                              coverage=measure.take() if measure else None, refused=net.take() if net else None))
+        reply = pack_result(payload=payload, error=err, duration_ms=duration, max_memory_kb=_max_memory_kb(),
+                            coverage=measure.take() if measure else None, refused=net.take() if net else None)
+        chan.send(as_last(reply) if fatal else reply)
         if fatal:
             os._exit(1)
         if spin and usable_cpus() > 1:

@@ -294,6 +294,10 @@ def reader(layout: type[tuple[Any, ...]], *names: str) -> Callable[[tuple[Any, .
 
 INIT = "init"
 RESULT = "result"
+RESULT_LAST = "result_last"
+"""A :class:`Result` after which the runtime ends (awslambdaric after a refused response, a bootstrap
+that exits after its answer): the environment is reset before the next invocation. As its own kind,
+so that a freeze that comes before the end cannot make the next invocation meet a closed channel."""
 FATAL = "fatal"
 SANDBOX_ERROR = "sandbox_error"
 SHUTDOWN = "shutdown"
@@ -365,6 +369,11 @@ class Result(NamedTuple):
 def pack_result(*, payload: bytes | None, error: dict[str, Any] | None, duration_ms: float, max_memory_kb: int,
                 coverage: dict[str, Any] | None, refused: RefusedReport | None = None) -> tuple[Any, ...]:
     return (RESULT, payload, error, duration_ms, max_memory_kb, coverage, refused)
+
+
+def as_last(result: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A packed :class:`Result` as the runtime's last message (``RESULT_LAST``)."""
+    return (RESULT_LAST, *result[1:])
 
 
 class Fatal(NamedTuple):
@@ -471,12 +480,16 @@ def _is_tmp_access(value: Any) -> bool:
         and all(type(p) is str and type(w) is bool for p, w in value[1].items()))
 
 
+def _result_fields(m: tuple[Any, ...]) -> bool:
+    return ((m[1] is None or type(m[1]) is bytes) and _is_error(m[2]) and _is_ms(m[3])
+            and _is_count(m[4]) and _is_coverage(m[5]) and _is_refused(m[6]))
+
 _RUNTIME_CHECKS: dict[str, tuple[int, Callable[[tuple[Any, ...]], bool]]] = {
     # kind: (fields without tmp_access, check of the fields after the kind)
     INIT: (6, lambda m: (m[1] == OUT_OF_MEMORY_AT_INIT or _is_error(m[1])) and _is_ms(m[2]) and _is_count(m[3])
            and _is_coverage(m[4]) and _is_refused(m[5])),
-    RESULT: (7, lambda m: (m[1] is None or type(m[1]) is bytes) and _is_error(m[2]) and _is_ms(m[3])
-             and _is_count(m[4]) and _is_coverage(m[5]) and _is_refused(m[6])),
+    RESULT: (7, _result_fields),
+    RESULT_LAST: (7, _result_fields),
     FATAL: (4, lambda m: type(m[1]) is str and _is_ms(m[2]) and _is_count(m[3])),
     SANDBOX_ERROR: (2, lambda m: type(m[1]) is str),
     SHUTDOWN_DONE: (3, lambda m: _is_ms(m[1]) and type(m[2]) is list and len(m[2]) <= 64
@@ -492,7 +505,7 @@ def check_runtime_message(message: Any, *kinds: str) -> tuple[Any, ...]:
     if kind not in kinds or type(kind) is not str:
         raise ProtocolError(f"a message of kind {str(kind)[:40]!r} where {' or '.join(kinds)} was due")
     size, check = _RUNTIME_CHECKS[kind]
-    tracked = kind in (INIT, RESULT) and len(message) == size + 1
+    tracked = kind in (INIT, RESULT, RESULT_LAST) and len(message) == size + 1
     if len(message) != size and not tracked:
         raise ProtocolError(f"a {kind} message of {len(message)} fields, not {size}")
     if not check(message) or (tracked and not _is_tmp_access(message[-1])):

@@ -401,7 +401,7 @@ def test_a_runtime_that_exits_after_its_reply_completes_the_invocation_first() -
     env.ready()
     env.invoke()
     env.post("req-1", body=b"1")
-    assert env.lc.exited(RUNTIME, 1) == [Complete(b"1", None, 0.0), Exit(1)]
+    assert env.lc.exited(RUNTIME, 1) == [Complete(b"1", None, 0.0, last=True), Exit(1)]
 
 
 def test_a_connection_that_closes_drops_the_waiting_next() -> None:

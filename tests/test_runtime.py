@@ -143,6 +143,9 @@ def test_six_megabyte_limits(sim: Simulator, code: Code) -> None:
     over = fn.invoke({"n": 6 * 1024 * 1024 + 100 - 1})
     assert over.error == {"errorMessage": "Response payload size (6291557 bytes) exceeded maximum allowed payload "
                                           "size (6291556 bytes).", "errorType": "Function.ResponseSizeTooLarge"}
+    # As awslambdaric's, the runtime ends after it: the next invocation starts afresh, without an error.
+    after = fn.invoke({"n": 1})
+    assert after.error is None and after.cold_start
 
 
 def test_event_must_be_json(sim: Simulator, code: Code) -> None:

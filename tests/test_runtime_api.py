@@ -477,3 +477,29 @@ def test_nodejs_through_awss_runtime_client(sim: Simulator, code: Code) -> None:
     assert failed.error is not None
     assert (failed.error["errorType"], failed.error["errorMessage"]) == ("TypeError", "no such order")
     assert not fn.invoke({"n": 3}).cold_start  # a handler's exception keeps the environment
+
+
+def test_a_runtime_that_ends_after_its_answer_makes_the_next_invocation_cold(sim: Simulator, code: Code) -> None:
+    # One invocation, then the process ends (as awslambdaric after a refused response): the
+    # invocation completes when it ends (it never asks for its next event, after which Lambda would
+    # freeze it), and the next one finds it gone and starts the environment afresh, without an error.
+    root = code()
+    bootstrap(root, f"""#!{sys.executable} -S
+import http.client, os
+api = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+api.request("GET", "/2018-06-01/runtime/invocation/next")
+got = api.getresponse()
+got.read()
+rid = got.getheader("Lambda-Runtime-Aws-Request-Id")
+api.request("POST", f"/2018-06-01/runtime/invocation/{{rid}}/response", b'"once"')
+api.getresponse().read()
+print("leaving after one", flush=True)
+""")
+    fn = sim.deploy("function.handler", root, name="once", runtime="provided.al2023")
+    first = fn.invoke({})
+    assert (first.error, first.payload, first.cold_start) == (None, "once", True)
+    time.sleep(0.2)  # it has gone by now
+    second = fn.invoke({})
+    assert (second.error, second.payload, second.cold_start) == (None, "once", True)
+    assert first.logs.count("leaving after one\n") == 1  # written after its answer, seen with it
+    assert [e.detail.get("reason") for e in sim.trace if e.kind == "reset"] == ["exit", "exit"]
