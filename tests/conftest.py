@@ -4,15 +4,17 @@ import os
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lambdasim import SandboxUnavailable, Simulator
+from lambdasim import SandboxUnavailable, ServiceError, Simulator
 
 pytest_plugins = ["pytester"]
 
 # CI sets this so that a sandbox that cannot start fails the run instead of skipping.
 REQUIRE_SANDBOX = os.environ.get("LAMBDASIM_REQUIRE_SANDBOX") == "1"
+REQUIRE_SERVICES = os.environ.get("LAMBDASIM_REQUIRE_SERVICES") == "1"
 
 Code = Callable[..., Path]
 
@@ -39,14 +41,24 @@ def code(tmp_path: Path) -> Code:
 SANDBOXES = ["namespace", "fakefs"]
 
 
-def _simulator(sandbox: str, **kwargs: object) -> Simulator:
-    kwargs.setdefault("sandbox", sandbox)
+def simulator_or_skip(cls: type[Simulator] = Simulator, **kwargs: Any) -> Simulator:
+    """``cls(**kwargs)``, or a skip where its sandbox or services cannot start here (a failure where
+    CI requires them: LAMBDASIM_REQUIRE_SANDBOX, LAMBDASIM_REQUIRE_SERVICES)."""
     try:
-        return Simulator(**kwargs)  # type: ignore[arg-type]
+        return cls(**kwargs)
     except SandboxUnavailable as e:
         if REQUIRE_SANDBOX:
             raise
-        pytest.skip(f"{kwargs['sandbox']} sandbox unavailable here: {e}")
+        pytest.skip(f"{kwargs.get('sandbox', 'auto')} sandbox unavailable here: {e}")
+    except ServiceError as e:
+        if REQUIRE_SERVICES:
+            raise
+        pytest.skip(f"services {kwargs.get('services')!r} are not available here: {e}")
+
+
+def _simulator(sandbox: str, **kwargs: Any) -> Simulator:
+    kwargs.setdefault("sandbox", sandbox)
+    return simulator_or_skip(**kwargs)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from lambdasim import Function, Instance, InstanceGone, Invocation, SandboxUnavailable, ServiceError, Simulator
-from tests.conftest import REQUIRE_SANDBOX
+from tests.conftest import REQUIRE_SANDBOX, simulator_or_skip
 
 pytestmark = [pytest.mark.services, pytest.mark.sandbox]
 
@@ -57,16 +57,7 @@ def start() -> Iterator[Start]:
     made: list[Simulator] = []
 
     def make(*services: str) -> Simulator:
-        try:
-            sim = Simulator(services=list(services))
-        except SandboxUnavailable as e:
-            if REQUIRE_SANDBOX:
-                raise
-            pytest.skip(f"namespace sandbox unavailable here: {e}")
-        except ServiceError as e:
-            if REQUIRE_SERVICES:
-                raise
-            pytest.skip(f"services {services} are not available here: {e}")
+        sim = simulator_or_skip(services=list(services))
         made.append(sim)
         return sim
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from lambdasim import SandboxUnavailable, ServiceError, Simulator, TraceEvent
+from lambdasim import Simulator, TraceEvent
 from lambdasim._report import render
-from tests.conftest import REQUIRE_SANDBOX
+from tests.conftest import simulator_or_skip
 
 pytestmark = pytest.mark.sandbox
 
@@ -95,12 +95,7 @@ def code(tmp_path: Path) -> Path:
 def sim() -> Iterator[Simulator]:
     """Instances on free ports (network="host"): several API instances at once without a network
     namespace each."""
-    try:
-        s = Simulator(sandbox="namespace", network="host")
-    except SandboxUnavailable as e:
-        if REQUIRE_SANDBOX:
-            raise
-        pytest.skip(f"namespace sandbox unavailable here: {e}")
+    s = simulator_or_skip(sandbox="namespace", network="host")
     yield s
     s.close()
 
@@ -111,17 +106,7 @@ def shutdowns(sim: Simulator) -> list[TraceEvent]:
 
 def test_shutdown_event_flushes_tmp_to_s3(code: Path) -> None:
     """The example's extension, sharing /tmp with the runtime, uploads what is spooled there at SHUTDOWN."""
-    try:
-        sim = Simulator(sandbox="namespace", network="host", services=["aws"])
-    except SandboxUnavailable as e:
-        if REQUIRE_SANDBOX:
-            raise
-        pytest.skip(f"namespace sandbox unavailable here: {e}")
-    except ServiceError as e:
-        if REQUIRE_SERVICES:
-            raise
-        pytest.skip(f"moto is not available here: {e}")
-    with sim:
+    with simulator_or_skip(sandbox="namespace", network="host", services=["aws"]) as sim:
         s3 = sim.boto3_client("s3")
         s3.create_bucket(Bucket="spool")
         fn = sim.deploy("h", code, runtime="provided.al2023", layers=[EXAMPLE_LAYER],
@@ -185,12 +170,7 @@ def test_instances_shut_down_in_parallel(code: Path, tmp_path: Path) -> None:
     """close() sends SHUTDOWN to every instance, then waits: 3 instances whose extension takes 1 s take about
     1 s, not 3."""
     slow = extension("slow", on_shutdown="time.sleep(1)")
-    try:
-        sim = Simulator(sandbox="namespace", network="host")
-    except SandboxUnavailable as e:
-        if REQUIRE_SANDBOX:
-            raise
-        pytest.skip(f"namespace sandbox unavailable here: {e}")
+    sim = simulator_or_skip(sandbox="namespace", network="host")
     fn = sim.deploy("h", code, runtime="provided.al2023", layers=[layer(tmp_path / "l", slow=slow)])
     assert all(inv.ok for inv in fn.invoke_many([{"sleep": 0.2}] * 3, concurrency=3))
     assert len(fn.instances) == 3

@@ -17,7 +17,7 @@ import pytest
 from lambdasim import SandboxError, SandboxUnavailable, Simulator
 from lambdasim._sandbox import InstanceSpec
 from lambdasim._sandbox.namespace import NamespaceSandbox
-from tests.conftest import REQUIRE_SANDBOX, Code
+from tests.conftest import REQUIRE_SANDBOX, Code, simulator_or_skip
 
 pytestmark = pytest.mark.sandbox
 
@@ -72,12 +72,7 @@ def own_sim() -> Iterator[Callable[..., Simulator]]:
     made: list[Simulator] = []
 
     def make(**kwargs: Any) -> Simulator:
-        try:
-            sim = OwnNetworkSimulator(sandbox="namespace", **kwargs)
-        except SandboxUnavailable as e:
-            if REQUIRE_SANDBOX:
-                raise
-            pytest.skip(f"namespace sandbox unavailable here: {e}")
+        sim = simulator_or_skip(OwnNetworkSimulator, sandbox="namespace", **kwargs)
         made.append(sim)
         return sim
 
