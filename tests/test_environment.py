@@ -147,7 +147,7 @@ def test_test_process_environment_and_command_line_are_invisible(
     monkeypatch.setenv("LAMBDASIM_TEST_SECRET", "host-secret-8f3a")
     sim = make_sim()  # type: ignore[operator]
     fn = sim.deploy("app.handler", code_dir=code("""
-        import os, posix, subprocess, sys
+        import os, posix, subprocess, sys, time
         def read(path):
             try:
                 with open(path, "rb") as f:
@@ -157,6 +157,11 @@ def test_test_process_environment_and_command_line_are_invisible(
         def handler(event, context):
             child = subprocess.Popen(["sleep", "5"])
             try:
+                # Until it has exec'd, the child shows the runtime's start (the fork's copy), not its own.
+                for _ in range(2000):
+                    if read(f"/proc/{child.pid}/cmdline").startswith("sleep"):
+                        break
+                    time.sleep(0.001)
                 seen = {f"{pid}/{what}": read(f"/proc/{pid}/{what}")
                         for pid in os.listdir("/proc") if pid.isdigit()
                         for what in ("environ", "cmdline")}
