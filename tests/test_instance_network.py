@@ -321,7 +321,8 @@ def test_an_instances_network_and_its_relayed_listeners_go_with_it(own_sim: Call
     first = fn.invoke({"connect": [pong.address[1]]}).payload
     assert first["before"] == {str(pong.address[1]): "PONG"}
     assert _holders(first["netns"]), "the instance's processes are in it"
-    assert _relay_fds(relay) == before + 2, "its listener, and the pidfd of its keeper"
+    # Once the relayed connection of the probe has closed on both sides (the relay sees that a moment later).
+    assert _eventually(lambda: _relay_fds(relay) == before + 2), "its listener, and the pidfd of its keeper"
 
     fn.scale_down(keep=0)
     assert _eventually(lambda: _relay_fds(relay) == before), "the relay dropped the instance's listener"
