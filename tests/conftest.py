@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import os
+import socket
 import textwrap
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +103,41 @@ def make_sim(sandbox_kind: str) -> Iterator[Callable[..., Simulator]]:
     yield make
     for s in made:
         s.close()
+
+
+class PingServer:
+    """A listener of the test process that answers PING with PONG, on TCP or an abstract Unix socket."""
+
+    def __init__(self, family: int = socket.AF_INET, address: object = ("127.0.0.1", 0)) -> None:
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind(address)  # type: ignore[arg-type]  # a (host, port) or an abstract name
+        self.sock.listen()
+        self.sock.settimeout(0.2)
+        self.address = self.sock.getsockname()
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except (TimeoutError, OSError):
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    conn.recv(100)
+                    conn.sendall(b"PONG")
+                except OSError:
+                    pass
+
+    def target(self) -> list[object]:
+        if isinstance(self.address, tuple):
+            return [self.address[0], self.address[1]]
+        return ["\0" + self.address[1:].decode() if isinstance(self.address, bytes) else self.address, None]
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+        self.sock.close()

@@ -7,7 +7,6 @@ import contextlib
 import errno
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from lambdasim import SandboxError, SandboxUnavailable, Simulator
 from lambdasim._sandbox import InstanceSpec
 from lambdasim._sandbox.namespace import NamespaceSandbox
-from tests.conftest import REQUIRE_SANDBOX, Code, simulator_or_skip
+from tests.conftest import REQUIRE_SANDBOX, Code, PingServer, simulator_or_skip
 
 pytestmark = pytest.mark.sandbox
 
@@ -81,42 +80,10 @@ def own_sim() -> Iterator[Callable[..., Simulator]]:
         sim.close()
 
 
-class _Pong:
-    """A listener of the test process that answers PING with PONG (as a service endpoint would)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen()
-        self.sock.settimeout(0.2)
-        self.address: tuple[str, int] = self.sock.getsockname()
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    conn.recv(100)
-                    conn.sendall(b"PONG")
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join()
-        self.sock.close()
-
-
 @pytest.fixture
-def pong() -> Iterator[_Pong]:
-    server = _Pong()
+def pong() -> Iterator[PingServer]:
+    """A listener of the test process that answers PING with PONG (as a service endpoint would)."""
+    server = PingServer()
     yield server
     server.close()
 
@@ -174,7 +141,7 @@ def handler(event, context):
 
 
 def test_the_simulators_services_are_reachable_from_an_own_network(own_sim: Callable[..., Simulator],
-                                                                   code: Code, pong: _Pong) -> None:
+                                                                   code: Code, pong: PingServer) -> None:
     sim = own_sim()
     sim._forwarded = lambda: [pong.address]  # type: ignore[method-assign]  # as a service endpoint is
     app = code(PROBE)
@@ -312,7 +279,7 @@ def _eventually(check: Callable[[], bool], seconds: float = 5.0) -> bool:
 
 
 def test_an_instances_network_and_its_relayed_listeners_go_with_it(own_sim: Callable[..., Simulator],
-                                                                    code: Code, pong: _Pong) -> None:
+                                                                    code: Code, pong: PingServer) -> None:
     sim = own_sim()
     sim._forwarded = lambda: [pong.address]  # type: ignore[method-assign]
     fn = sim.deploy("app.handler", code_dir=code(PROBE))

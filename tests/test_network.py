@@ -22,7 +22,7 @@ import pytest
 
 from lambdasim import ConfigError, SandboxUnavailable, ServiceError, Simulator
 from lambdasim._sandbox._network import STACK_ENV, STACKS
-from tests.conftest import REQUIRE_SANDBOX, Code
+from tests.conftest import REQUIRE_SANDBOX, Code, PingServer
 
 pytestmark = pytest.mark.sandbox
 
@@ -85,50 +85,12 @@ def handler(event, context):
 """
 
 
-class _Server:
-    """A listener of the test process that answers PING with PONG, on TCP or an abstract Unix socket."""
-
-    def __init__(self, family: int = socket.AF_INET, address: object = ("127.0.0.1", 0)) -> None:
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
-        self.sock.bind(address)  # type: ignore[arg-type]  # a (host, port) or an abstract name
-        self.sock.listen()
-        self.sock.settimeout(0.2)
-        self.address = self.sock.getsockname()
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except (TimeoutError, OSError):
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    conn.recv(100)
-                    conn.sendall(b"PONG")
-                except OSError:
-                    pass
-
-    def target(self) -> list[object]:
-        if isinstance(self.address, tuple):
-            return [self.address[0], self.address[1]]
-        return ["\0" + self.address[1:].decode() if isinstance(self.address, bytes) else self.address, None]
-
-    def close(self) -> None:
-        self._stop = True
-        self._thread.join()
-        self.sock.close()
-
-
 @pytest.fixture
-def server() -> Iterator[Callable[..., _Server]]:
-    made: list[_Server] = []
+def server() -> Iterator[Callable[..., PingServer]]:
+    made: list[PingServer] = []
 
-    def make(family: int = socket.AF_INET, address: object = ("127.0.0.1", 0)) -> _Server:
-        made.append(_Server(family, address))
+    def make(family: int = socket.AF_INET, address: object = ("127.0.0.1", 0)) -> PingServer:
+        made.append(PingServer(family, address))
         return made[-1]
 
     yield make
@@ -188,7 +150,7 @@ def _host_address() -> str | None:
 
 
 def test_host_listeners_are_unreachable_from_an_isolated_instance(
-        net_sim: Callable[..., Simulator], code: Code, server: Callable[..., _Server]) -> None:
+        net_sim: Callable[..., Simulator], code: Code, server: Callable[..., PingServer]) -> None:
     tcp = server()
     abstract = server(socket.AF_UNIX, _abstract_name())
     sim = net_sim()
@@ -243,7 +205,7 @@ def test_outbound_traffic_fails_at_once_with_the_kernels_error(net_sim: Callable
 
 
 def test_refused_addresses_are_on_the_invocation_and_in_the_trace(
-        net_sim: Callable[..., Simulator], code: Code, server: Callable[..., _Server]) -> None:
+        net_sim: Callable[..., Simulator], code: Code, server: Callable[..., PingServer]) -> None:
     tcp = server()
     sim = net_sim()
     fn = sim.deploy("app.handler", code_dir=code(PROBE))
@@ -356,7 +318,7 @@ def handler(event, context):
 
 
 def test_network_host_is_the_hosts_network(net_sim: Callable[..., Simulator], code: Code,
-                                           server: Callable[..., _Server]) -> None:
+                                           server: Callable[..., PingServer]) -> None:
     tcp = server()
     abstract = server(socket.AF_UNIX, _abstract_name())
     sim = net_sim(network="host")
@@ -385,7 +347,7 @@ def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
 
 
 def test_internet_reaches_beyond_the_host_but_not_its_loopback(
-        net_sim: Callable[..., Simulator], code: Code, server: Callable[..., _Server], stack: str) -> None:
+        net_sim: Callable[..., Simulator], code: Code, server: Callable[..., PingServer], stack: str) -> None:
     address = _host_address()
     if address is None:
         pytest.skip("this machine has no IPv4 address besides loopback to stand in for the internet")
@@ -483,7 +445,7 @@ def test_the_network_stack_and_relay_end_with_the_simulator_even_after_kill_9(
 
 
 def test_fakefs_refuses_what_an_isolated_namespace_refuses(
-        code: Code, server: Callable[..., _Server]) -> None:
+        code: Code, server: Callable[..., PingServer]) -> None:
     try:
         sim = Simulator(sandbox="fakefs")
     except SandboxUnavailable as e:
