@@ -99,6 +99,13 @@ class Invocation:
     connections and lookups only (the kernel refuses C code's and subprocesses' too, unrecorded)."""
     refused_counts: dict[str, int] = dataclasses.field(default_factory=dict, repr=False)
     """How often each of :attr:`refused_addresses` was refused."""
+    restore_duration_ms: float | None = None
+    """SnapStart: how long the restore of a new environment took (snapshot copy and after-restore hooks),
+    reported in place of Init (``Restore Duration`` in REPORT); None for other invocations."""
+    tenant_id: str | None = None
+    """Tenant isolation: the tenant the invocation ran for."""
+    worker: int | None = None
+    """Managed Instances: which runtime process (worker) of the environment ran it."""
     _body_logs: str = dataclasses.field(default="", repr=False)
     _init_logs: str = dataclasses.field(default="", repr=False)
     _report_status: str = dataclasses.field(default="", repr=False)

@@ -26,6 +26,10 @@ CUSTOM_RUNTIMES = ("provided.al2023", "provided.al2", "provided")
 """Lambda's OS-only runtimes: the function brings its runtime, an executable ``bootstrap``."""
 _PYTHON_RUNTIME = re.compile(r"^python3\.(9|1[0-4])$")
 PYTHON_RUNTIMES_TEXT = "python3.9 ... python3.14"
+SNAPSTART_RUNTIMES = tuple(f"python3.{minor}" for minor in range(12, 15))
+"""The Python runtimes Lambda offers SnapStart for."""
+MANAGED_DEFAULT_CONCURRENCY = 16
+"""Managed Instances' default ``PerExecutionEnvironmentMaxConcurrency`` for Python (16 per vCPU)."""
 
 
 def known_runtime(runtime: object) -> bool:
@@ -67,6 +71,46 @@ class FunctionConfig:
     entry_point: tuple[str, ...] = ()
     """A container image's ``ENTRYPOINT`` (``ImageConfig.EntryPoint``): the instance runs it with the
     handler as its argument, in place of the runtime's own start (e.g. ``python -m awslambdaric``)."""
+    snap_start: bool = False
+    """SnapStart (``SnapStart: {ApplyOn: PublishedVersions}``): Init runs once per version, then every
+    environment of the version is restored from that one snapshot (memory and /tmp)."""
+    provisioned_concurrency: int = 0
+    """Provisioned concurrency (``ProvisionedConcurrencyConfig``): environments initialised at deploy."""
+    tenant_isolation: bool = False
+    """Tenant isolation (``TenancyConfig: {TenantIsolationMode: PER_TENANT}``): environments per tenant id;
+    fixed when the function is created."""
+    capacity_provider: str | None = None
+    """Lambda Managed Instances (``CapacityProviderConfig``): the capacity provider's name or ARN. Its
+    environments run up to :attr:`max_concurrency` requests at once, one runtime process each."""
+    max_concurrency: int | None = None
+    """Managed Instances: ``PerExecutionEnvironmentMaxConcurrency`` (None: Python's default, 16)."""
+    min_environments: int = 0
+    """Managed Instances: ``FunctionScalingConfig.MinExecutionEnvironments``, started at deploy."""
+    max_environments: int | None = None
+    """Managed Instances: ``FunctionScalingConfig.MaxExecutionEnvironments``; beyond them, with every
+    worker busy, requests are throttled (None: no limit)."""
+
+    @property
+    def managed(self) -> bool:
+        """Whether the function runs on Lambda Managed Instances."""
+        return self.capacity_provider is not None
+
+    @property
+    def concurrency_per_environment(self) -> int:
+        """How many requests one environment runs at once: 1, or Managed Instances' maximum."""
+        if not self.managed:
+            return 1
+        return self.max_concurrency if self.max_concurrency is not None else MANAGED_DEFAULT_CONCURRENCY
+
+    @property
+    def initialization_type(self) -> str:
+        """``AWS_LAMBDA_INITIALIZATION_TYPE`` of an on-demand environment of this version (provisioned
+        environments say ``provisioned-concurrency``)."""
+        if self.snap_start:
+            return "snap-start"
+        if self.managed:
+            return "lambda-managed-instances"
+        return "on-demand"
 
     @property
     def custom_runtime(self) -> bool:
@@ -109,6 +153,7 @@ class FunctionConfig:
             raise bad("reserved_concurrency", self.reserved_concurrency, "use None or a whole number >= 0")
         if not seconds(self.keepalive_s, math.inf):
             raise bad("keepalive_s", self.keepalive_s, "use a positive number of seconds")
+        self._validate_models(bad, whole)
         reserved = sorted(k for k in self.environment if k in RESERVED_ENV)
         if reserved:
             raise SettingError(
@@ -130,6 +175,52 @@ class FunctionConfig:
                 "Lambda was unable to configure your environment variables because "
                 f"the environment variables you have provided exceeded the 4KB limit (they take {size} bytes).",
             )
+
+
+    def _validate_models(self, bad: Callable[..., SettingError], whole: Callable[[object, int, int], bool]) -> None:
+        """The execution models' settings, and the combinations Lambda refuses."""
+        for key in ("snap_start", "tenant_isolation"):
+            if not isinstance(getattr(self, key), bool):
+                raise bad(key, getattr(self, key), "use True or False")
+        if not whole(self.provisioned_concurrency, 0, 2**31 - 1):
+            raise bad("provisioned_concurrency", self.provisioned_concurrency, "use a whole number >= 0")
+        provider: object = self.capacity_provider
+        if provider is not None and (not isinstance(provider, str) or not provider):
+            raise bad("capacity_provider", self.capacity_provider, "use the capacity provider's name or ARN, or None")
+        if self.max_concurrency is not None and not whole(self.max_concurrency, 1, 1600):
+            raise bad("max_concurrency", self.max_concurrency, "Lambda allows 1 to 1600 requests per environment")
+        if not whole(self.min_environments, 0, 15000):
+            raise bad("min_environments", self.min_environments, "Lambda allows 0 to 15000")
+        if self.max_environments is not None and not whole(self.max_environments, 0, 15000):
+            raise bad("max_environments", self.max_environments, "Lambda allows 0 to 15000, or None")
+        if not self.managed:
+            for key, default in (("max_concurrency", None), ("min_environments", 0), ("max_environments", None)):
+                if getattr(self, key) != default:
+                    raise SettingError(self.name, key, f"{key} is a setting of Lambda Managed Instances; give "
+                                                       "capacity_provider= too, or leave it out.")
+        elif self.max_environments is not None and self.min_environments > self.max_environments:
+            raise SettingError(self.name, "min_environments", f"min_environments={self.min_environments} is more "
+                                                              f"than max_environments={self.max_environments}.")
+        if self.snap_start:
+            if self.runtime not in SNAPSTART_RUNTIMES:
+                raise SettingError(self.name, "snap_start", f"SnapStart is not supported for {self.runtime}; "
+                                                            f"Lambda offers it for {', '.join(SNAPSTART_RUNTIMES)}.")
+            if self.ephemeral_storage_mb > 512:
+                raise SettingError(self.name, "snap_start", "SnapStart is not supported for functions with "
+                                                            "ephemeral storage greater than 512 MB.")
+            if self.provisioned_concurrency:
+                raise SettingError(self.name, "snap_start", "SnapStart is not supported with provisioned "
+                                                            "concurrency.")
+            if self.managed:
+                raise SettingError(self.name, "snap_start", "SnapStart is not supported for functions on Lambda "
+                                                            "Managed Instances.")
+        if self.tenant_isolation and (self.snap_start or self.provisioned_concurrency or self.managed):
+            other = ("SnapStart" if self.snap_start else "provisioned concurrency" if self.provisioned_concurrency
+                     else "Lambda Managed Instances")
+            raise SettingError(self.name, "tenant_isolation", f"Tenant isolation is not supported with {other}.")
+        if self.managed and self.provisioned_concurrency:
+            raise SettingError(self.name, "provisioned_concurrency", "Provisioned concurrency is not supported for "
+                                                                     "functions on Lambda Managed Instances.")
 
 
 class InstanceState(enum.StrEnum):
@@ -157,6 +248,18 @@ class InstanceRecord:
     retiring: bool = False
     seq: int = 0
     """Order of last use: virtual time often stands still between invocations."""
+    tenant: str | None = None
+    """Tenant isolation: the one tenant whose invocations this environment serves."""
+    init_type: str = "on-demand"
+    """Its ``AWS_LAMBDA_INITIALIZATION_TYPE``."""
+    provisioned: bool = False
+    """Initialised ahead of requests by provisioned concurrency (or a Managed Instances minimum)."""
+    restored: bool = False
+    """SnapStart: restored from its version's snapshot, not initialised itself."""
+    inflight: int = 0
+    """Invocations running in it now (up to ``capacity``)."""
+    capacity: int = 1
+    """How many invocations it runs at once: 1, or Managed Instances' ``max_concurrency``."""
 
 
 class RoutingPolicy(Protocol):
@@ -236,81 +339,132 @@ class FunctionModel:
     def live(self) -> list[InstanceRecord]:
         return [i for i in self.instances.values() if i.state is not InstanceState.DEAD]
 
-    def acquire(self, policy: RoutingPolicy, rng: random.Random, now: float) -> tuple[InstanceRecord, bool]:
-        """Take an instance for one invocation; (record, is_new). Raises Throttled."""
-        idle = sorted(
-            (i for i in self.instances.values()
-             if i.state is InstanceState.IDLE and i.version == self.version and not i.retiring),
-            key=lambda i: i.seq,
-        )
-        # Reserved concurrency caps invocations in flight, whichever instance would take one.
-        limit = self.config.reserved_concurrency
-        running = sum(1 for i in self.instances.values() if i.state in (InstanceState.BUSY, InstanceState.STARTING))
-        if limit is not None and running >= limit:
-            raise Throttled
-        chosen = policy.choose(idle, rng)
-        if chosen is not None:
-            chosen.state = InstanceState.BUSY
-            return chosen, False
+    def _new_record(self, now: float, version: str, tenant: str | None, provisioned: bool = False) -> InstanceRecord:
+        config = self.versions[version]
         self._counter += 1
         self._seq += 1
         record = InstanceRecord(
-            id=f"{self.name}-{self._counter}", function=self.name, version=self.version, created_at=now,
-            last_used=now, seq=self._seq,
+            id=f"{self.name}-{self._counter}", function=self.name, version=version, created_at=now,
+            last_used=now, seq=self._seq, tenant=tenant,
+            init_type="provisioned-concurrency" if provisioned and not config.managed else config.initialization_type,
+            provisioned=provisioned, restored=config.snap_start, capacity=config.concurrency_per_environment,
         )
         self.instances[record.id] = record
+        return record
+
+    def acquire(self, policy: RoutingPolicy, rng: random.Random, now: float,
+                tenant: str | None = None) -> tuple[InstanceRecord, bool]:
+        """Take an instance for one invocation; (record, is_new). Raises Throttled.
+
+        Provisioned environments are used before on-demand ones; with tenant isolation only the
+        tenant's own; on Managed Instances an environment with a free worker before a new one.
+        """
+        config = self.config
+        current = [i for i in self.instances.values()
+                   if i.version == self.version and not i.retiring and i.tenant == tenant]
+        # Reserved concurrency caps invocations in flight, whichever instance would take one.
+        limit = config.reserved_concurrency
+        running = sum(i.inflight for i in self.instances.values() if i.state is not InstanceState.DEAD)
+        if limit is not None and running >= limit:
+            raise Throttled
+        if config.managed:
+            # Fill the environments that have free workers (oldest first) before a new one starts.
+            free = [i for i in current if i.state in (InstanceState.IDLE, InstanceState.BUSY)
+                    and i.inflight < i.capacity]
+            if free:
+                env = free[0]
+                env.inflight += 1
+                env.state = InstanceState.BUSY
+                return env, False
+            live = [i for i in current if i.state is not InstanceState.DEAD]
+            if config.max_environments is not None and len(live) >= config.max_environments:
+                raise Throttled
+            record = self._new_record(now, self.version, tenant)
+            record.inflight = 1
+            return record, True
+        idle = sorted((i for i in current if i.state is InstanceState.IDLE), key=lambda i: i.seq)
+        provisioned = [i for i in idle if i.provisioned]
+        pick = (policy.choose(provisioned, rng) if provisioned else None) or policy.choose(
+            [i for i in idle if not i.provisioned], rng)
+        if pick is not None:
+            pick.state = InstanceState.BUSY
+            pick.inflight = 1
+            return pick, False
+        record = self._new_record(now, self.version, tenant)
+        record.inflight = 1
         return record, True
 
-    def acquire_wave(self, count: int, policy: RoutingPolicy, rng: random.Random,
-                     now: float) -> list[tuple[InstanceRecord, bool] | None]:
+    def acquire_wave(self, count: int, policy: RoutingPolicy, rng: random.Random, now: float,
+                     tenants: Sequence[str | None] | None = None) -> list[tuple[InstanceRecord, bool] | None]:
         """Route ``count`` invocations that arrive together, in their order: each gets an
         instance (record, is_new) before any of them completes, so none can reuse another's;
-        None for each one beyond the free reserved concurrency: the last ones are throttled."""
+        None for each one beyond the free reserved concurrency: the last ones are throttled.
+        ``tenants`` gives each one's tenant id (tenant isolation)."""
         wave: list[tuple[InstanceRecord, bool] | None] = []
-        for _ in range(count):
+        for k in range(count):
             try:
-                wave.append(self.acquire(policy, rng, now))
+                wave.append(self.acquire(policy, rng, now, tenants[k] if tenants is not None else None))
             except Throttled:
                 wave.append(None)
         return wave
+
+    def provision(self, count: int, now: float, version: str | None = None) -> list[InstanceRecord]:
+        """``count`` environments of ``version`` (the current one by default) to initialise ahead of
+        requests: provisioned concurrency, or a Managed Instances minimum. They start STARTING."""
+        return [self._new_record(now, version or self.version, None, provisioned=True) for _ in range(count)]
 
     def release(self, record: InstanceRecord, now: float, policy: RoutingPolicy) -> bool:
         """End an invocation; True when the instance must now be destroyed."""
         record.invocations += 1
         record.last_used = now
+        record.inflight = max(record.inflight - 1, 0)
         self._seq += 1
         record.seq = self._seq
         if record.state is InstanceState.DEAD:
             return False
-        if record.retiring or policy.destroy_after_use or record.version != self.version:
+        if record.inflight:
+            return False  # Managed Instances: other requests still run in it
+        if record.retiring or (policy.destroy_after_use and not record.provisioned) or record.version != self.version:
             return True
         record.state = InstanceState.IDLE
         return False
 
-    def redeploy(self, config: FunctionConfig) -> list[InstanceRecord]:
-        """Publish a new version; returns the old idle instances to destroy now.
+    def publish(self, config: FunctionConfig) -> str:
+        """Add a version without moving traffic to it (see :meth:`activate`); returns its number."""
+        version = str(max(int(v) for v in self.versions) + 1)
+        self.versions[version] = config
+        return version
+
+    def activate(self, version: str) -> list[InstanceRecord]:
+        """Move new invocations to ``version``; returns the older versions' idle instances to destroy now.
 
         Busy instances of older versions finish their invocation and are retired then.
         """
-        self.version = str(int(self.version) + 1)
-        self.versions[self.version] = config
+        self.version = version
         doomed = []
         for record in self.live():
+            if record.version == version:
+                continue
             record.retiring = True
             if record.state is InstanceState.IDLE:
                 doomed.append(record)
         return doomed
 
+    def redeploy(self, config: FunctionConfig) -> list[InstanceRecord]:
+        """Publish a new version and move traffic to it at once; returns the old idle instances to destroy."""
+        return self.activate(self.publish(config))
+
     def scale_down(self, keep: int) -> list[InstanceRecord]:
         """Idle instances beyond the ``keep`` most recently used ones."""
-        idle = sorted((i for i in self.live() if i.state is InstanceState.IDLE), key=lambda i: i.seq, reverse=True)
+        idle = sorted((i for i in self.live() if i.state is InstanceState.IDLE and not i.provisioned),
+                      key=lambda i: i.seq, reverse=True)
         return idle[max(keep, 0):]
 
     def expired(self, now: float) -> list[InstanceRecord]:
-        """Idle instances whose keep-alive ran out at virtual time ``now``."""
+        """Idle instances whose keep-alive ran out at virtual time ``now`` (provisioned ones stay)."""
         keepalive = {v: c.keepalive_s for v, c in self.versions.items()}
         return [i for i in self.live()
-                if i.state is InstanceState.IDLE and now - i.last_used > keepalive[i.version]]
+                if i.state is InstanceState.IDLE and not i.provisioned and now - i.last_used > keepalive[i.version]]
 
 
 class VirtualClock:

@@ -19,6 +19,7 @@ from typing import Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _runtime
+from lambdasim._coverage import CoverageSink
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError, SettingError
 from lambdasim._invoke import (
     Invocation,
@@ -309,6 +310,9 @@ class Function:
         except TypeError as e:
             raise ConfigError(f"redeploy(): {e}; the settings are those of Simulator.deploy().") from None
         config.validate()
+        if config.tenant_isolation != self._model.config.tenant_isolation:
+            raise SettingError(self.name, "tenant_isolation", "Tenant isolation is set when a function is created "
+                                                              "and cannot be changed; deploy a new function.")
         sim._refuse_unconfinable(config)
         with sim._lock:
             doomed = [self._live[r.id] for r in self._model.redeploy(config)]
@@ -418,7 +422,7 @@ class Simulator:
         self.services.listeners.append(self._on_service_event)
         self.track_tmp_access = track_tmp_access
         self.freeze = freeze
-        self._coverage = _CoverageSink()
+        self._coverage = CoverageSink()
         self._sandbox: Sandbox = create_sandbox(sandbox, network)
         if track_tmp_access and self._sandbox.name != "namespace":
             self._sandbox.close()
@@ -483,13 +487,22 @@ class Simulator:
                memory_mb: int = 128, timeout_s: float = 3.0, ephemeral_storage_mb: int = 512,
                environment: Mapping[str, str] | None = None, reserved_concurrency: int | None = None,
                keepalive_s: float = 600.0, layers: Sequence[str | os.PathLike[str]] | None = None,
-               runtime: str | None = None, entry_point: Sequence[str] | None = None) -> Function:
+               runtime: str | None = None, entry_point: Sequence[str] | None = None, snap_start: bool = False,
+               provisioned_concurrency: int = 0, tenant_isolation: bool = False,
+               capacity_provider: str | None = None, max_concurrency: int | None = None,
+               min_environments: int = 0, max_environments: int | None = None) -> Function:
         """Deploy ``handler`` (``module.path.function``) from ``code_dir`` as version 1 of a function.
 
         ``runtime`` is ``python3.X`` (the default: this Python, with lambdasim's built-in runtime) or
         ``provided.al2023`` / ``provided.al2`` / ``provided`` (the code or a layer brings an executable
         ``bootstrap`` that talks to the Runtime API). ``entry_point`` is a container image's
         ``ENTRYPOINT``, run with the handler as its argument (e.g. ``["python3", "-m", "awslambdaric"]``).
+
+        Lambda's other execution models (see the README): ``snap_start=True`` (SnapStart: Init once per
+        version, environments restored from its snapshot; python3.12 and later), ``provisioned_concurrency=N``
+        (N environments initialised now, before any request), ``tenant_isolation=True`` (environments per
+        ``tenant_id``), and ``capacity_provider=`` (Lambda Managed Instances: each environment runs up to
+        ``max_concurrency`` requests at once; ``min_environments`` start now, ``max_environments`` caps them).
         """
         if name is None:
             name = handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-")
@@ -500,6 +513,9 @@ class Simulator:
             keepalive_s=float(keepalive_s), layers=self._layers(layers),
             runtime=runtime or f"python{PYTHON_VERSION}",
             entry_point=tuple(entry_point) if isinstance(entry_point, (list, tuple)) else (entry_point or ()),  # type: ignore[arg-type]
+            snap_start=snap_start, provisioned_concurrency=provisioned_concurrency,
+            tenant_isolation=tenant_isolation, capacity_provider=capacity_provider,
+            max_concurrency=max_concurrency, min_environments=min_environments, max_environments=max_environments,
         )
         config.validate()
         self._refuse_unconfinable(config)
@@ -538,7 +554,9 @@ class Simulator:
         from lambdasim._templates import load_function
 
         allowed = {"handler", "code_dir", "name", "memory_mb", "timeout_s", "ephemeral_storage_mb", "environment",
-                   "reserved_concurrency", "keepalive_s", "layers", "parameters", "runtime", "entry_point"}
+                   "reserved_concurrency", "keepalive_s", "layers", "parameters", "runtime", "entry_point",
+                   "snap_start", "provisioned_concurrency", "tenant_isolation", "capacity_provider",
+                   "max_concurrency", "min_environments", "max_environments"}
         unknown = sorted(set(overrides) - allowed)
         if unknown:
             raise ConfigError(f"deploy_from_template(): no setting {', '.join(unknown)}; the settings are those of "
@@ -598,7 +616,7 @@ class Simulator:
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{PYTHON_VERSION}",
             "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": version, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_FUNCTION_VERSION": version, "AWS_LAMBDA_INITIALIZATION_TYPE": record.init_type,
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}", "AWS_LAMBDA_LOG_STREAM_NAME": stream,
             **AWS_CREDENTIALS_ENV, "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
             "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
@@ -769,7 +787,7 @@ class Simulator:
         try:
             if routed.new:
                 try:
-                    live.sbx, live.rt = self._sandbox.spawn(live.spec)
+                    self._start(live)
                 except BaseException:
                     self._destroy([live], "failed to start")
                     raise
@@ -797,6 +815,10 @@ class Simulator:
         if inv.cold_start:
             self._sandbox.refill()
         return inv
+
+    def _start(self, live: Live) -> None:
+        """Make a new instance's sandbox and start its first runtime (Init follows)."""
+        live.sbx, live.rt = self._sandbox.spawn(live.spec)
 
     def _finish(self, fn: Function, routed: _Routed, inv: Invocation) -> None:
         """An invocation completes at the clock's time: trace it, and free its instance (or retire it)."""
@@ -890,83 +912,6 @@ class Simulator:
         live.record.resets += 1
         with self._lock:
             self._event("reset", live.record.function, live.record.id, live.record.version, reason=reason)
-
-
-class _CoverageSink:
-    """Handler lines run inside instances, for the coverage.py run measuring this process.
-
-    When coverage.py is measuring the test process (pytest-cov, ``coverage run``),
-    instances measure the function's code too; their data arrives with each reply,
-    under /var/task and /opt, and is added at close(), with the host's paths, to the
-    data of the Coverage measuring this process. Its data then holds the lines the
-    instances ran, as if this process had run them: its save() does not warn "No data
-    was collected" when only instances ran the measured code (a warning that
-    ``-W error::coverage.exceptions.CoverageWarning`` turns into pytest-cov's
-    INTERNALERROR), the lines fall in the context current at close() (``test|teardown``
-    with ``--cov-context=test``), and no data file is left for a ``combine`` to find.
-    """
-
-    def __init__(self) -> None:
-        self.settings: dict[str, Any] | None = None
-        self._host: Any = None
-        if "coverage" in sys.modules:
-            import coverage
-
-            current = coverage.Coverage.current()
-            if current is not None:
-                self._host = current
-                self.settings = {"branch": bool(current.config.branch)}
-        self._lines: dict[str, set[int]] = {}
-        self._arcs: dict[str, set[tuple[int, int]]] = {}
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def _host_path(config: FunctionConfig, path: str) -> str | None:
-        if path.startswith("/var/task/"):
-            return os.path.join(config.code_dir, path[len("/var/task/"):])
-        for layer in reversed(config.layers):  # the last layer wins, as in /opt
-            candidate = os.path.join(layer, path[len("/opt/"):])
-            if path.startswith("/opt/") and os.path.exists(candidate):
-                return candidate
-        return None
-
-    def add(self, config: FunctionConfig, measured: dict[str, Any] | None) -> None:
-        if not measured:
-            return
-        with self._lock:
-            for path, lines in measured.get("lines", {}).items():
-                host = self._host_path(config, path)
-                if host is not None:
-                    self._lines.setdefault(host, set()).update(lines)
-            for path, arcs in measured.get("arcs", {}).items():
-                host = self._host_path(config, path)
-                if host is not None:
-                    self._arcs.setdefault(host, set()).update(map(tuple, arcs))
-
-    def save(self) -> None:
-        if self._host is None or not (self._lines or self._arcs):
-            return
-        from coverage import CoverageData
-        from coverage.files import abs_file, relative_filename
-
-        # The paths as the host's own collector records them ([run] relative_files).
-        mapped = relative_filename if self._host.config.relative_files else abs_file
-        lines = {mapped(path): set(lines) for path, lines in self._lines.items()}
-        arcs = {mapped(path): set(arcs) for path, arcs in self._arcs.items()}
-        # The Coverage's own data: public API has no way to reach it that does not first
-        # flush it and warn about it (get_data()), so its attribute is read where it exists.
-        data = getattr(self._host, "_data", None)
-        if not isinstance(data, CoverageData):
-            # Another coverage.py: a parallel data file, which ``coverage combine`` (and pytest-cov) merges.
-            data = CoverageData(basename=self._host.config.data_file, suffix=True)
-        if arcs:
-            data.add_arcs(arcs)
-        else:
-            data.add_lines(lines)
-        if data is not getattr(self._host, "_data", None):
-            data.write()
-        self._lines.clear()
-        self._arcs.clear()
 
 
 __all__ = ["Function", "Instance", "Invocation", "SandboxError", "Simulator", "TmpView"]
