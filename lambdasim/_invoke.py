@@ -163,6 +163,25 @@ def has_extensions(layers: Sequence[str]) -> bool:
     return False
 
 
+def take_log(fd: int) -> str:
+    """What a runtime wrote to its log file ``fd`` since the last call (see :meth:`Live.take_logs`);
+    "" for no file (``fd`` < 0)."""
+    if fd < 0:
+        return ""
+    try:
+        # The function may have made the file any size (ftruncate(1, 1 << 40)): only the
+        # cap is read, and the file is emptied after.
+        size = os.fstat(fd).st_size
+        if not size:
+            return ""
+        data = os.pread(fd, min(size, LOG_CAP_BYTES), 0)
+        os.ftruncate(fd, 0)
+    except OSError as e:  # the function did what a log file cannot do: say so in the log
+        return f"[lambdasim] the function's output could not be read: {e}\n"
+    text = data.decode("utf-8", "replace") + ("" if data.endswith(b"\n") else "\n")
+    return text if size <= len(data) else text + truncated_line(size - len(data))
+
+
 class Live:
     """Engine-side state of one instance: its sandbox handle and runtime channel."""
 
@@ -189,21 +208,7 @@ class Live:
         """What the runtime wrote since the last call, its last line ended: Lambda ends the
         output of Init and of each invocation with a newline, before ``START`` or ``END``."""
         with self._drop_lock:
-            fd = self.logfd
-            if fd < 0:
-                return ""
-            try:
-                # The function may have made the file any size (ftruncate(1, 1 << 40)): only the
-                # cap is read, and the file is emptied after.
-                size = os.fstat(fd).st_size
-                if not size:
-                    return ""
-                data = os.pread(fd, min(size, LOG_CAP_BYTES), 0)
-                os.ftruncate(fd, 0)
-            except OSError as e:  # the function did what a log file cannot do: say so in the log
-                return f"[lambdasim] the function's output could not be read: {e}\n"
-        text = data.decode("utf-8", "replace") + ("" if data.endswith(b"\n") else "\n")
-        return text if size <= len(data) else text + truncated_line(size - len(data))
+            return take_log(self.logfd)
 
     def drop_runtime(self) -> None:
         # destroy() and the invoking thread may both get here.

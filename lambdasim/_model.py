@@ -368,9 +368,9 @@ class FunctionModel:
         if limit is not None and running >= limit:
             raise Throttled
         if config.managed:
-            # Fill the environments that have free workers (oldest first) before a new one starts.
-            free = [i for i in current if i.state in (InstanceState.IDLE, InstanceState.BUSY)
-                    and i.inflight < i.capacity]
+            # Fill the environments that have free workers (oldest first) before a new one starts; one still
+            # starting counts (its invocations wait for its workers' Init).
+            free = [i for i in current if i.state is not InstanceState.DEAD and i.inflight < i.capacity]
             if free:
                 env = free[0]
                 env.inflight += 1

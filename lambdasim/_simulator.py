@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from lambdasim import _lambda_errors as lambda_errors
-from lambdasim import _runtime
+from lambdasim import _managed, _runtime
 from lambdasim._coverage import CoverageSink
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError, SettingError
 from lambdasim._invoke import (
@@ -184,6 +184,11 @@ class Instance:
     def tmp(self) -> TmpView:
         return TmpView(self)
 
+    @property
+    def workers(self) -> int:
+        """Lambda Managed Instances: the environment's live worker processes (0 for other functions)."""
+        return _managed.workers(self._live)
+
     def crash(self) -> None:
         """Kill the runtime process, as a crash would: the next invocation runs Init again; /tmp stays."""
         self._function._sim._crash(self._live)
@@ -315,7 +320,10 @@ class Function:
                                                               "and cannot be changed; deploy a new function.")
         sim._refuse_unconfinable(config)
         with sim._lock:
-            doomed = [self._live[r.id] for r in self._model.redeploy(config)]
+            version = self._model.publish(config)
+        _managed.provision(sim, self, version)  # a Managed Instances minimum starts before traffic moves
+        with sim._lock:
+            doomed = [self._live[r.id] for r in self._model.activate(version)]
             sim._mark_dead(doomed)
             sim._event("redeploy", self.name, version=self._model.version)
         sim._destroy(doomed, "redeploy", marked=True)
@@ -527,11 +535,13 @@ class Simulator:
             fn = Function(self, config)
             self.functions[name] = fn
             self._event("deploy", name, version="1")
+        _managed.provision(self, fn)  # Managed Instances' min_environments, started before any request
         return fn
 
     def _refuse_unconfinable(self, config: FunctionConfig) -> None:
         """The fakefs sandbox confines the built-in runtime only: a function with processes of its own
         (a Runtime API runtime) is refused there, before it is deployed."""
+        _managed.refuse(config, self._sandbox.name, _api_command(config) is not None)
         if self._sandbox.name != "fakefs" or _api_command(config) is None:
             return
         from lambdasim._sandbox.fakefs import runtime_api_refusal
@@ -644,6 +654,8 @@ class Simulator:
                 spec["own_network"] = True
             if config.custom_runtime:
                 env.pop("AWS_EXECUTION_ENV", None)  # Lambda sets it for its managed runtimes only
+        elif config.managed:
+            _managed.spec_for(spec, config)
         return spec
 
     def _forwarded(self) -> list[tuple[str, int]]:
@@ -760,7 +772,8 @@ class Simulator:
                 record, new = slot
                 config = fn._model.versions[record.version]
                 if new:
-                    live = Live(record, config, self._spec(fn, record, config))
+                    live = (_managed.ManagedLive if config.managed else Live)(record, config,
+                                                                             self._spec(fn, record, config))
                     fn._live[record.id] = live
                     self._event("instance_created", fn.name, record.id, record.version)
                 else:
@@ -784,6 +797,8 @@ class Simulator:
              identity: Mapping[str, Any] | None = None, tenant_id: str | None = None) -> Invocation:
         """Run a routed invocation: start its instance if it is new, then Init when due and the request."""
         live, record = routed.live, routed.live.record
+        if isinstance(live, _managed.ManagedLive):  # many at once, never frozen
+            return _managed.run(self, routed, client_context, identity, tenant_id)
         try:
             if routed.new:
                 try:
@@ -835,6 +850,8 @@ class Simulator:
             detail["erofs"] = erofs
         if inv.refused_counts:
             detail["refused"] = dict(inv.refused_counts)
+        if inv.worker is not None:
+            detail["worker"] = inv.worker
         if self.track_tmp and record.state is not InstanceState.DEAD:
             with contextlib.suppress(OSError, InstanceGone):
                 detail["tmp_bytes"] = Instance(fn, live).tmp.usage_bytes()

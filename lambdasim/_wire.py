@@ -618,3 +618,42 @@ class FakefsKeeperReady(NamedTuple):
 
 def pack_fakefs_keeper_ready(*, pid: int, tmp_dir: str) -> tuple[Any, ...]:
     return (READY, pid, tmp_dir)
+
+
+# -- Lambda Managed Instances: the supervisor's channel (see ``_managed_rt``) -------------------
+# Its environment's runtime process is a supervisor of worker processes, one per concurrent
+# request; the simulator talks to it alone, and every message names the worker it is about.
+
+MANAGED_INVOKE = "managed_invoke"
+"""simulator -> supervisor: ``(MANAGED_INVOKE, worker, invoke)``, ``invoke`` a packed :class:`Invoke`."""
+MANAGED_START = "managed_start"
+"""simulator -> supervisor: ``(MANAGED_START, worker)``: start that worker again (a new process, its own Init)."""
+MANAGED_INIT = "managed_init"
+"""supervisor -> simulator: ``(MANAGED_INIT, worker, init)``, the worker's :class:`Init` with its log memfd."""
+MANAGED_RESULT = "managed_result"
+"""supervisor -> simulator: ``(MANAGED_RESULT, worker, message)``, the worker's :class:`Result` (``RESULT`` or
+``RESULT_LAST``) or :class:`Fatal`."""
+MANAGED_EXITED = "managed_exited"
+"""supervisor -> simulator: ``(MANAGED_EXITED, worker, code)``: the worker process ended (code as :class:`Exited`)."""
+MANAGED_MAX_WORKERS = 1600
+"""The most workers an environment has (Lambda's largest ``PerExecutionEnvironmentMaxConcurrency``)."""
+
+
+def check_managed_message(message: Any) -> tuple[str, int, Any]:
+    """``(kind, worker, body)`` of a supervisor's message, checked as :func:`check_runtime_message` checks a
+    runtime's (the supervisor shares its environment with the function's code); else :class:`ProtocolError`.
+    A :data:`SANDBOX_ERROR` comes as ``(SANDBOX_ERROR, -1, message)``."""
+    if type(message) is tuple and message and message[0] == SANDBOX_ERROR:
+        return SANDBOX_ERROR, -1, check_runtime_message(message, SANDBOX_ERROR)
+    if type(message) is not tuple or len(message) != 3:
+        raise ProtocolError("a supervisor message that is not (kind, worker, body)")
+    kind, worker, body = message
+    if type(worker) is not int or not 0 <= worker < MANAGED_MAX_WORKERS:
+        raise ProtocolError(f"a supervisor message for worker {str(worker)[:20]!r}")
+    if kind == MANAGED_INIT:
+        return kind, worker, check_runtime_message(body, INIT)
+    if kind == MANAGED_RESULT:
+        return kind, worker, check_runtime_message(body, RESULT, RESULT_LAST, FATAL)
+    if kind == MANAGED_EXITED and type(body) is int and -64 <= body <= 255:
+        return kind, worker, body
+    raise ProtocolError(f"a supervisor message of kind {str(kind)[:40]!r}")

@@ -51,8 +51,9 @@ class InstanceSpec(TypedDict):
     """The namespace sandbox's, where it has no pids cgroup: RLIMIT_NPROC of the runtime."""
     runtime_kind: NotRequired[str]
     """``api``: the instance's runtime process is ``lambdasim._rapi``, which serves Lambda's Runtime and
-    Extensions API at ``api_address`` and starts ``command`` and ``/opt/extensions/*``. Absent: the
-    built-in Python runtime (``lambdasim._runtime``) on the framed channel."""
+    Extensions API at ``api_address`` and starts ``command`` and ``/opt/extensions/*``. ``managed``: Lambda
+    Managed Instances, ``lambdasim._managed_rt`` runs ``AWS_LAMBDA_MAX_CONCURRENCY`` built-in runtimes at once.
+    Absent: the built-in Python runtime (``lambdasim._runtime``) on the framed channel."""
     command: NotRequired[list[str]]
     """With ``api``: the runtime's command line inside the instance; empty for a custom runtime
     (``provided*``), whose ``bootstrap`` is looked for in /var/task, then /opt."""

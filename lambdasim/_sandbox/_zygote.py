@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 # Everything the runtime needs is imported here, before the first fork, so that
 # instances share these pages and cold starts do not pay for the imports.
+import lambdasim._managed_rt as _managed_rt
 import lambdasim._rapi as _rapi
 import lambdasim._runtime as _runtime
 from lambdasim import _wire as wire
@@ -305,6 +306,8 @@ def run_runtime(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], Non
     server with the function's own runtime behind it (``runtime_kind`` ``api``)."""
     if spec.get("runtime_kind") == "api":
         _rapi.run(sock, spec, enter, logs)
+    elif spec.get("runtime_kind") == "managed":  # Lambda Managed Instances: workers under a supervisor
+        _managed_rt.run(sock, spec, enter, logs)
     else:
         _runtime.run(sock, spec, enter, logs)
 
