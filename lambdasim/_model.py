@@ -374,7 +374,8 @@ class FunctionModel:
             if free:
                 env = free[0]
                 env.inflight += 1
-                env.state = InstanceState.BUSY
+                if env.state is not InstanceState.STARTING:
+                    env.state = InstanceState.BUSY
                 return env, False
             live = [i for i in current if i.state is not InstanceState.DEAD]
             if config.max_environments is not None and len(live) >= config.max_environments:

@@ -778,7 +778,8 @@ class Simulator:
                     self._event("instance_created", fn.name, record.id, record.version)
                 else:
                     live = fn._live[record.id]
-                    if live.sbx.frozen:  # in event order, so a seed repeats the trace
+                    # In event order, so a seed repeats the trace (a Managed Instances environment may be starting).
+                    if record.state is not InstanceState.STARTING and live.sbx.frozen:
                         self._event("thawed", fn.name, record.id, record.version, request_id)
                 self._inflight += 1
                 out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids)))
