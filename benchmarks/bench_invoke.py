@@ -32,7 +32,11 @@ It measures, in one run on one machine (items 3, 4 and 6 for each sandbox asked 
 7. a warm invoke of a function behind the Runtime API (namespace sandbox, ``--skip-api`` leaves
    it out): a minimal Python ``bootstrap`` on ``http.client`` and awslambdaric (``python -m
    awslambdaric``), against a target of 250 us median, with the time spent inside the instance
-   (the invocation's duration, from the event handed over to the response) beside it.
+   (the invocation's duration, from the event handed over to the response) beside it;
+8. a Lambda Managed Instances burst (namespace sandbox, ``--skip-managed`` leaves it out): 64
+   requests at once (``invoke_many(concurrency=64)``) on ``max_concurrency=16`` environments (4 of
+   them, 16 worker processes each) against the same burst on standard Lambda (64 environments): the
+   first burst (the environments start) and warm bursts, as requests per second.
 
 and prints each figure next to its target. The targets were set for the namespace
 sandbox and are judged on its figures only. The fakefs sandbox had none set; its figures
@@ -498,6 +502,45 @@ def bench_cold(sandbox: str, iterations: int, warmup: int, network: str = "isola
     return ColdResult(Stats.of(to_first), statistics.median(inits), Stats.of(fresh))
 
 
+# -- 8. a Managed Instances burst -----------------------------------------------------
+
+BURST_REQUESTS = 64
+BURST_CONCURRENCY = 16  # PerExecutionEnvironmentMaxConcurrency: 4 environments for the burst
+
+
+@dataclasses.dataclass
+class BurstResult:
+    label: str
+    environments: int
+    first_ns: float  # the first burst: every environment starts (Init of all its workers) within it
+    warm: Stats  # later bursts, on the same environments
+
+
+def bench_burst(managed: bool, bursts: int) -> BurstResult:
+    """Wall time of ``invoke_many`` of BURST_REQUESTS no-op requests at once, on Managed Instances
+    (``managed``) or standard Lambda (an environment per request)."""
+    clock = time.perf_counter_ns
+    settings: dict[str, Any] = {"capacity_provider": "bench", "max_concurrency": BURST_CONCURRENCY} if managed else {}
+    with simulator("warm", "namespace") as sim:
+        fn = sim.deploy(HANDLER, code_dir=SLEEP_DIR, name="burst", timeout_s=10.0, **settings)
+        events = [{"sleep_s": 0.0}] * BURST_REQUESTS
+        walls: list[float] = []
+        for _ in range(bursts + 1):
+            t0 = clock()
+            invs = fn.invoke_many(events, concurrency=BURST_REQUESTS)
+            walls.append(clock() - t0)
+            failed = [inv for inv in invs if not inv.ok]
+            if failed:
+                raise RuntimeError(f"a burst request failed: {failed[0].error}")
+        label = (f"Managed Instances, max_concurrency {BURST_CONCURRENCY}" if managed
+                 else "standard Lambda, an environment per request")
+        return BurstResult(label, len(fn.instances), walls[0], Stats.of(walls[1:]))
+
+
+def burst_rate(wall_ns: float) -> str:
+    return f"{BURST_REQUESTS / (wall_ns / 1e9):,.0f} req/s"
+
+
 # -- 5. python-lambda-local -----------------------------------------------------------
 
 
@@ -863,6 +906,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "starting them all takes a while)")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the memory test")
     parser.add_argument("--skip-api", action="store_true", help="leave out the warm invokes through the Runtime API")
+    parser.add_argument("--skip-managed", action="store_true", help="leave out the Managed Instances burst")
     parser.add_argument("--memory-sandbox", choices=[*SANDBOXES, "both"], default=None,
                         help="the sandbox(es) the memory test runs on (default: those of --sandbox)")
     parser.add_argument("--memory-probe", type=int, metavar="N", help=argparse.SUPPRESS)  # internal: one probe
@@ -935,6 +979,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 api_warm.append(bench_api_warm(kind, iterations=warm_n, warmup=200))
             except Exception as e:  # noqa: BLE001 - reported in its row, the other figures stand
                 api_warm.append(ApiWarmResult(kind, None, None, f"{type(e).__name__}: {e}"))
+    bursts: list[BurstResult] = []
+    if "namespace" in results and not args.skip_managed:
+        step(f"Managed Instances burst ({BURST_REQUESTS} requests at once), and the same on standard Lambda")
+        bursts = [bench_burst(managed, bursts=5 if quick else 20) for managed in (True, False)]
     memories: dict[str, MemoryResult] = {}
     memory_skipped: dict[str, str] = {}
     for sb in memory_sandboxes:
@@ -1045,6 +1093,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         judged(against, x >= TARGET_SPEEDUP)))
     else:
         rows.append(Row("5. python-lambda-local", "-", "-", ll.note, "n/a"))
+    for burst in bursts:
+        versus = "" if burst is bursts[-1] else f"; standard Lambda {burst_rate(bursts[-1].warm.median_ns)}"
+        rows.append(Row(f"8. burst of {BURST_REQUESTS} requests at once, {burst.label} ({burst.environments} "
+                        f"environments, {burst.warm.n} warm bursts)", fmt_time(burst.warm.median_ns),
+                        fmt_time(burst.warm.p99_ns), f"{burst_rate(burst.warm.median_ns)}{versus}; first burst "
+                        f"{fmt_time(burst.first_ns)} ({burst_rate(burst.first_ns)})", "no target set"))
     for sb, memory in memories.items():
         best = memory.best
         reached = best.instances if best is not None else 0
@@ -1230,6 +1284,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python_lambda_local": {"version": ll.version, **(ll.stats.as_dict() if ll.stats else {}),
                                     "note": ll.note},
             "sandboxes": per_sandbox,
+            "managed_instances_burst": [{"label": b.label, "requests": BURST_REQUESTS, "environments": b.environments,
+                                         "first_burst_ms": b.first_ns / 1e6,
+                                         "warm_burst": b.warm.as_dict(),
+                                         "warm_requests_per_s": BURST_REQUESTS / (b.warm.median_ns / 1e9)}
+                                        for b in bursts],
             "runtime_api_warm_invoke": [{"client": a.label, **(a.wall.as_dict() if a.wall else {}),
                                          "duration_ms_median": a.duration_ms_median, "note": a.note}
                                         for a in api_warm],
