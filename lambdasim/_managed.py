@@ -40,6 +40,7 @@ from lambdasim._invoke import Invocation, Live, _note_tmp_access, take_log
 from lambdasim._lambda_errors import ErrorDict
 from lambdasim._model import PYTHON_VERSION, FunctionConfig, InstanceRecord, InstanceState, function_arn
 from lambdasim._sandbox._spec import InstanceSpec
+from lambdasim._sandbox._usage import SAMPLE_S, Usage
 from lambdasim._wire import (
     FATAL,
     MANAGED_INIT,
@@ -99,13 +100,14 @@ def refuse(config: FunctionConfig, sandbox: str, runtime_api: bool) -> None:
 class _Request:
     """One invocation on a worker, until its answer (``reply``), its worker's end (``code``) or its timeout."""
 
-    __slots__ = ("body", "code", "reply", "request_id")
+    __slots__ = ("body", "code", "done", "reply", "request_id")
 
     def __init__(self, request_id: str) -> None:
         self.request_id = request_id
         self.reply: tuple[Any, ...] | None = None
         self.code: int | None = None
         self.body = ""
+        self.done = threading.Event()  # its own: an answer wakes only the invocation it is for
 
     def pending(self, gen: _Generation) -> bool:
         """Whether nothing has come for it yet (and its supervisor is still there)."""
@@ -161,6 +163,19 @@ class ManagedLive(Live):
         self.started = threading.Event()
         self.start_failed = False
         self.sandbox_failure = ""
+        self._sample: tuple[float, Usage | None] | None = None
+
+    def usage(self) -> Usage | None:
+        """What the whole environment (all its workers) uses, sampled at most every ``SAMPLE_S``: the invocations
+        that end at about the same time share a sample (the namespace sandbox's; None for others)."""
+        measure = getattr(self.sbx, "usage", None)
+        if measure is None:
+            return None
+        now = time.monotonic()
+        last = self._sample
+        if last is None or now - last[0] > SAMPLE_S:
+            last = self._sample = (now, measure())
+        return last[1]
 
     def alive(self) -> int:
         with self.cond:
@@ -236,7 +251,8 @@ def _read(sim: Simulator, live: ManagedLive, gen: _Generation) -> None:
                 freed, coverage = _on_result(live, live.workers[index], body)
             else:
                 freed, send = _on_exit(live, live.workers[index], body, events)
-            live.cond.notify_all()
+            if live.waiting:  # invocations waiting for a worker
+                live.cond.notify_all()
         if coverage is not None:
             sim._coverage.add(live.config, coverage)
         if send is not None:
@@ -250,6 +266,7 @@ def _read(sim: Simulator, live: ManagedLive, gen: _Generation) -> None:
         for w in live.workers:
             if w.request is not None:
                 w.request.body = take_log(w.logfd)
+                w.request.done.set()
         live.cond.notify_all()
 
 
@@ -287,6 +304,7 @@ def _on_result(live: ManagedLive, w: _Worker, reply: tuple[Any, ...]) -> tuple[b
     coverage = None if reply[0] == FATAL else Result(*reply).coverage
     if w.state == "busy" and w.request is not None:
         w.request.reply, w.request.body = reply, take_log(w.logfd)
+        w.request.done.set()
         w.request = None
         w.state = "exiting" if last else "ready"
         return False, coverage
@@ -307,6 +325,7 @@ def _on_exit(live: ManagedLive, w: _Worker, code: int,
         w.logfd = -1
     if previous == "busy" and w.request is not None:
         w.request.code, w.request.body = code, body
+        w.request.done.set()
         w.request = None
     elif previous == "starting" and live.waiting > len(live.failures):  # it died in its Init
         live.failures.append(_InitFailure(lambda_errors.runtime_exited("", code), body, code))
@@ -533,8 +552,7 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
     def outcome(error: ErrorDict | None, payload: bytes | None, duration: float, body: str, status: str,
                 init_logs: str = "", worker: int | None = None, max_kb: int = 0,
                 refused: dict[str, int] | None = None) -> Invocation:
-        measure = getattr(live.sbx, "usage", None)  # the namespace sandbox's: the whole environment, all workers
-        usage = measure() if measure is not None and record.state is not InstanceState.DEAD else None
+        usage = live.usage() if record.state is not InstanceState.DEAD else None
         memory = usage.memory if usage is not None else max_kb * 1024
         return Invocation(
             request_id, record.function, record.version, record.id, False, error, payload, duration, None,
@@ -569,12 +587,7 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
         trace_id=routed.trace, client_context=dict(client_context) if client_context is not None else None,
         identity=dict(identity) if identity is not None else None, tenant_id=tenant_id,
         function_arn=function_arn(sim.region, record.function), spin=0.0)))
-    with live.cond:
-        while request.pending(gen):
-            left = sent + budget - time.monotonic()
-            if left <= 0:
-                break
-            live.cond.wait(left)
+    request.done.wait(budget)
     elapsed = (time.monotonic() - sent) * 1000.0
     if request.pending(gen):
         with sim._lock, live.cond:  # in this order: see _free_late_slot

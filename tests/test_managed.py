@@ -274,3 +274,8 @@ def test_the_fakefs_sandbox_refuses_managed_instances(tmp_path: Path) -> None:
         fn = sim.deploy("probe.handler", HANDLERS)
         with pytest.raises(SettingError, match="fakefs sandbox cannot run Lambda Managed Instances"):
             fn.redeploy(capacity_provider="cp")
+
+
+def test_a_runtime_behind_the_runtime_api_is_refused_on_managed_instances(sim: Simulator) -> None:
+    with pytest.raises(SettingError, match="built-in Python runtime only"):
+        deploy(sim, runtime="provided.al2023")
