@@ -44,6 +44,7 @@ from lambdasim._model import (
     function_arn,
     routing_policy,
 )
+from lambdasim._provision import provision, reinitialize
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, SandboxInstance, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
 
@@ -181,6 +182,37 @@ class Instance:
         return self._live.record.resets
 
     @property
+    def tenant(self) -> str | None:
+        """Tenant isolation: the one tenant whose invocations it serves (None without tenant isolation)."""
+        return self._live.record.tenant
+
+    @property
+    def init_type(self) -> str:
+        """Its ``AWS_LAMBDA_INITIALIZATION_TYPE`` (``on-demand``, ``provisioned-concurrency``, ...)."""
+        return self._live.record.init_type
+
+    @property
+    def provisioned(self) -> bool:
+        """Initialised ahead of requests (provisioned concurrency): not reaped when idle, nor scaled down."""
+        return self._live.record.provisioned
+
+    @property
+    def restored(self) -> bool:
+        """SnapStart: restored from its version's snapshot rather than initialised itself."""
+        return self._live.record.restored
+
+    @property
+    def inflight(self) -> int:
+        """Invocations running in it now (more than 1 only on Lambda Managed Instances)."""
+        return self._live.record.inflight
+
+    @property
+    def init_logs(self) -> str:
+        """The log (``INIT_START`` and what Init wrote) of its latest Init run ahead of requests (provisioned
+        concurrency); empty when Init ran with its first invocation (that invocation's ``logs`` have it)."""
+        return self._live.init_logs
+
+    @property
     def tmp(self) -> TmpView:
         return TmpView(self)
 
@@ -315,7 +347,10 @@ class Function:
                                                               "and cannot be changed; deploy a new function.")
         sim._refuse_unconfinable(config)
         with sim._lock:
-            doomed = [self._live[r.id] for r in self._model.redeploy(config)]
+            version = self._model.publish(config)
+        provision(sim, self, version, redeploy=True)  # provisioned concurrency: ready before traffic moves
+        with sim._lock:
+            doomed = [self._live[r.id] for r in self._model.activate(version)]
             sim._mark_dead(doomed)
             sim._event("redeploy", self.name, version=self._model.version)
         sim._destroy(doomed, "redeploy", marked=True)
@@ -527,6 +562,12 @@ class Simulator:
             fn = Function(self, config)
             self.functions[name] = fn
             self._event("deploy", name, version="1")
+        try:
+            provision(self, fn, "1")  # provisioned concurrency: its environments are ready when deploy returns
+        except BaseException:
+            with self._lock:
+                self.functions.pop(name, None)
+            raise
         return fn
 
     def _refuse_unconfinable(self, config: FunctionConfig) -> None:
@@ -720,6 +761,7 @@ class Simulator:
                 live.sbx.wait_runtime_exit(10.0)
                 self._reset(live, "crash")
             live.record.needs_init = True
+            reinitialize(self, live, idle=True)  # a provisioned environment: initialised again at once
         finally:
             with self._lock:
                 retire = live.record.retiring and live.record.state is InstanceState.BUSY
@@ -802,6 +844,7 @@ class Simulator:
             live.sbx.thaw()  # before the request is sent (traced as it was routed)
             inv = self._invoker.run(live, routed.request_id, routed.event, client_context, identity, tenant_id,
                                     self.init_timeout_s, self.region, routed.trace)
+            reinitialize(self, live)  # a provisioned environment that was reset: initialised again at once
             # Frozen before the instance can take another invocation (it is still busy); the
             # keeper does it while the result goes back to the caller.
             if self.freeze and record.state is not InstanceState.DEAD:
