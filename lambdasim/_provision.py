@@ -1,5 +1,6 @@
-"""The engine's parts for provisioned concurrency: a version's environments initialised ahead of any
-request, at deploy and at redeploy before traffic moves to the version, and again after a reset."""
+"""The engine's parts for provisioned concurrency (a version's environments initialised ahead of any
+request, at deploy and at redeploy before traffic moves to the version, and again after a reset) and
+for tenant isolation (the tenant ids given to invocations)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from lambdasim._errors import LambdaSimError
+from lambdasim._errors import ConfigError, LambdaSimError
 from lambdasim._invoke import Invocation, Live
 from lambdasim._model import InstanceState
 
@@ -143,3 +144,15 @@ def reinitialize(sim: Simulator, live: Live, idle: bool = False) -> None:
         live.init_logs = outcome._init_logs
         sim._event("provisioned", record.function, record.id, record.version, reinit=True, **_detail(outcome))
 
+
+def tenant_ids(tenant_id: object, count: int, where: str = "invoke_many") -> list[str | None]:
+    """The ``tenant_id`` of :meth:`Function.invoke` (``count`` 1) or of ``invoke_many``: one tenant id (or
+    None) for the ``count`` events, or a sequence of them, one per event. Whether Lambda takes each is the
+    Invoke API's affair (see :func:`lambdasim._lambda_errors.refusal`); here only the types are checked."""
+    given = [tenant_id] * count if tenant_id is None or isinstance(tenant_id, str) else tenant_id
+    if (not isinstance(given, Sequence) or len(given) != count
+            or not all(t is None or isinstance(t, str) for t in given)):
+        one = "a string, or None" if where == "invoke" else (
+            f"one string for every event, or a list of {count} (one per event: a string, or None)")
+        raise ConfigError(f"{where}(tenant_id={tenant_id!r}): a tenant id is {one}.")
+    return list(given)
