@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from typing import Any
 
 ErrorDict = dict[str, Any]
@@ -103,53 +102,23 @@ def throttled() -> ErrorDict:
             "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User"}
 
 
-# -- tenant isolation: the Invoke API's refusals (HTTP 400, the function does not run) ---------
+# -- the Invoke API's refusals of a request's parameters (HTTP 400, the function does not run) ---
 
 INVALID_PARAMETER_VALUE = "InvalidParameterValueException"
 VALIDATION_EXCEPTION = "ValidationException"
-TENANT_ID_MAX = 256
-TENANT_ID_PATTERN = r"[a-zA-Z0-9\._:\/=+\-@ ]+"
-"""The Invoke API's ``TenantId`` (the ``X-Amz-Tenant-Id`` header): 1 to 256 characters of this pattern
-(botocore's model of the Lambda API)."""
-_TENANT_ID = re.compile(TENANT_ID_PATTERN)
 
 
 def tenant_mismatch() -> ErrorDict:
-    """A tenant-isolated function invoked without a tenant id, or another function with one (the words
-    of Lambda's troubleshooting page for tenant isolation)."""
+    """A tenant-isolated function invoked without a tenant id, or another with one (Lambda's troubleshooting page)."""
     return {"errorType": INVALID_PARAMETER_VALUE, "errorMessage": "Tenant ID configuration not specified or "
             "passed to a function when tenant isolation is not enabled.", "Type": "User"}
 
 
-def invalid_tenant_id(tenant_id: str) -> ErrorDict | None:
-    """The API's validation error for a tenant id outside its constraints, or None when it is valid."""
-    broken = []
-    if len(tenant_id) > TENANT_ID_MAX:
-        broken.append(f"Member must have length less than or equal to {TENANT_ID_MAX}")
-    elif not tenant_id:
-        broken.append("Member must have length greater than or equal to 1")
-    if tenant_id and not _TENANT_ID.fullmatch(tenant_id):
-        broken.append(f"Member must satisfy regular expression pattern: {TENANT_ID_PATTERN}")
-    if not broken:
-        return None
-    errors = "1 validation error" if len(broken) == 1 else f"{len(broken)} validation errors"
+def validation_error(value: str, member: str, constraints: list[str]) -> ErrorDict:
+    """The API's answer to a parameter outside its model's constraints (each "Member must ...")."""
+    errors = "1 validation error" if len(constraints) == 1 else f"{len(constraints)} validation errors"
     return {"errorType": VALIDATION_EXCEPTION, "errorMessage": f"{errors} detected: " + "; ".join(
-        f"Value '{tenant_id}' at 'tenantId' failed to satisfy constraint: {c}" for c in broken)}
-
-
-def refusal(request_bytes: int, tenant_isolation: bool, tenant_id: str | None) -> tuple[int, ErrorDict] | None:
-    """How the Invoke API turns a request away before the function runs, as (HTTP status, error); None when
-    it does not: a tenant id outside the API's constraints, a tenant id missing or not expected, a request
-    too large."""
-    if tenant_id is not None:
-        invalid = invalid_tenant_id(tenant_id)
-        if invalid is not None:
-            return 400, invalid
-    if tenant_isolation != (tenant_id is not None):
-        return 400, tenant_mismatch()
-    if request_bytes > MAX_REQUEST_BYTES:
-        return 413, request_too_large()
-    return None
+        f"Value '{value}' at '{member}' failed to satisfy constraint: {c}" for c in constraints)}
 
 
 # -- errors the Python runtime reports (awslambdaric) -----------------------------------

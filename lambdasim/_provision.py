@@ -4,11 +4,13 @@ for tenant isolation (the tenant ids given to invocations)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._errors import ConfigError, LambdaSimError
 from lambdasim._invoke import Invocation, Live
 from lambdasim._model import InstanceState
@@ -39,6 +41,7 @@ class ProvisioningFailed(LambdaSimError):
     def __init__(self, function: str, version: str, instance: str, error: dict[str, Any], logs: str,
                  redeploy: bool) -> None:
         self.function, self.version, self.instance, self.error, self.logs = function, version, instance, error, logs
+        self.redeploy = redeploy
         after = (f"the function stays on its current version (version {version} is published and gets no traffic)"
                  if redeploy else "the function is not deployed")
         super().__init__(
@@ -51,7 +54,7 @@ class ProvisioningFailed(LambdaSimError):
             self.add_note(f"The Init's log (last {_LOG_LINES} lines):\n{tail}")
 
     def __reduce__(self) -> tuple[object, ...]:
-        return type(self), (self.function, self.version, self.instance, self.error, self.logs, False)
+        return type(self), (self.function, self.version, self.instance, self.error, self.logs, self.redeploy)
 
 
 def _detail(inv: Invocation) -> dict[str, Any]:
@@ -156,3 +159,29 @@ def tenant_ids(tenant_id: object, count: int, where: str = "invoke_many") -> lis
             f"one string for every event, or a list of {count} (one per event: a string, or None)")
         raise ConfigError(f"{where}(tenant_id={tenant_id!r}): a tenant id is {one}.")
     return list(given)
+
+
+TENANT_ID_MAX = 256
+_TENANT_ID = re.compile(r"[a-zA-Z0-9\._:\/=+\-@ ]+")
+"""The Invoke API's ``TenantId`` (header ``X-Amz-Tenant-Id``): 1 to 256 characters of this pattern (botocore's
+model of the Lambda API)."""
+
+
+def refusal(request_bytes: int, tenant_isolation: bool, tenant_id: str | None) -> tuple[int, dict[str, Any]] | None:
+    """How the Invoke API turns a request away before the function runs, as (HTTP status, error), in the order
+    it checks: a tenant id outside the API's constraints, a tenant id missing or not expected, a request too
+    large; None when it takes the request."""
+    if tenant_id is not None:
+        broken = []
+        if not tenant_id or len(tenant_id) > TENANT_ID_MAX:
+            broken.append(f"Member must have length less than or equal to {TENANT_ID_MAX}" if tenant_id
+                          else "Member must have length greater than or equal to 1")
+        if tenant_id and not _TENANT_ID.fullmatch(tenant_id):
+            broken.append(f"Member must satisfy regular expression pattern: {_TENANT_ID.pattern}")
+        if broken:
+            return 400, lambda_errors.validation_error(tenant_id, "tenantId", broken)
+    if tenant_isolation != (tenant_id is not None):
+        return 400, lambda_errors.tenant_mismatch()
+    if request_bytes > lambda_errors.MAX_REQUEST_BYTES:
+        return 413, lambda_errors.request_too_large()
+    return None

@@ -44,7 +44,7 @@ from lambdasim._model import (
     function_arn,
     routing_policy,
 )
-from lambdasim._provision import provision, reinitialize, tenant_ids
+from lambdasim._provision import provision, refusal, reinitialize, tenant_ids
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, SandboxInstance, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
 
@@ -799,15 +799,15 @@ class Simulator:
             request_ids = [self._new_id() for _ in events]
             tenants = list(tenants) if tenants is not None else [None] * len(events)
             isolated = fn._model.config.tenant_isolation
-            refusals = [lambda_errors.refusal(len(event_bytes), isolated, tenant)
+            refusals = [refusal(len(event_bytes), isolated, tenant)
                         for event_bytes, tenant in zip(events, tenants, strict=True)]
-            admitted = [tenant for tenant, refusal in zip(tenants, refusals, strict=True) if refusal is None]
+            admitted = [tenant for tenant, turned in zip(tenants, refusals, strict=True) if turned is None]
             slots = iter(fn._model.acquire_wave(len(admitted), self._policy, self._rng, self.clock.now(),
                                                 tenants=admitted))
             out: list[Invocation | _Routed] = []
-            for request_id, event_bytes, tenant, refusal in zip(request_ids, events, tenants, refusals, strict=True):
-                if refusal is not None:  # the function does not run
-                    status, error = refusal
+            for request_id, event_bytes, tenant, turned in zip(request_ids, events, tenants, refusals, strict=True):
+                if turned is not None:  # the function does not run
+                    status, error = turned
                     self._event("rejected", fn.name, request_id=request_id, status=status, error=error["errorType"])
                     out.append(Invocation(request_id, fn.name, None, None, False, error, None, 0.0, None,
                                           status_code=status, tenant_id=tenant))

@@ -8,6 +8,7 @@ import pytest
 
 from lambdasim import ConfigError, Simulator
 from lambdasim import _lambda_errors as E
+from lambdasim._provision import TENANT_ID_MAX
 from tests.conftest import Code
 from tests.test_runtime_api import HEADERS_HANDLER, py_function
 
@@ -106,7 +107,7 @@ def test_a_tenant_id_outside_the_apis_constraints_is_a_validation_error(
 def test_valid_tenant_ids_use_the_apis_whole_alphabet(sim: Simulator, code: Code) -> None:
     fn = sim.deploy("app.handler", code(APP), tenant_isolation=True)
     tenant = "Org-1_a.b:c/d=e+f@g h" + "z" * 235
-    assert len(tenant) == E.TENANT_ID_MAX
+    assert len(tenant) == TENANT_ID_MAX
     inv = fn.invoke({}, tenant_id=tenant)
     assert inv.ok and inv.payload["tenant"] == tenant
 
