@@ -203,6 +203,7 @@ class Live:
         self.tmp_writers: dict[str, tuple[str, bool]] | None = {} if spec.get("track_tmp_access") else None
         self.tmp_reads_from: list[dict[str, Any]] = []
         self.oom_kills = 0  # the kernel's count of OOM kills in the instance, when last asked
+        self.init_logs = ""  # the log of an Init run ahead of requests (provisioned concurrency)
 
     def take_logs(self) -> str:
         """What the runtime wrote since the last call, its last line ended: Lambda ends the
@@ -334,12 +335,23 @@ class Invoker:
         live.logfd = fd
         return Init(*msg)
 
-    def run(self, live: Live, request_id: str, event_bytes: bytes, client_context: Mapping[str, Any] | None,
+    def initialize(self, live: Live, request_id: str, init_timeout_s: float, region: str) -> Invocation:
+        """Run Init on ``live`` ahead of any request (provisioned concurrency), as a first invocation runs it
+        but within ``init_timeout_s`` and without the retry under the function's timeout; the first request
+        that follows is warm. The outcome is an :class:`Invocation` that sent no request: its
+        ``init_duration_ms``, its ``error`` (Init's) and Init's log (``_init_logs``); ``request_id`` is only
+        used in the words of an error."""
+        assert live.record.needs_init, f"{live.record.id} has run its Init"
+        return self.run(live, request_id, None, None, None, None, init_timeout_s, region, "")
+
+    def run(self, live: Live, request_id: str, event_bytes: bytes | None, client_context: Mapping[str, Any] | None,
             identity: Mapping[str, Any] | None, tenant_id: str | None, init_timeout_s: float,
             region: str, trace: str) -> Invocation:
         """Run one invocation on ``live``: Init first when it is due, then the request
-        (``trace`` is its X-Ray trace header, drawn when it was routed: see :func:`trace_id`)."""
+        (``trace`` is its X-Ray trace header, drawn when it was routed: see :func:`trace_id`).
+        ``event_bytes`` None: Init alone (see :meth:`initialize`)."""
         record, config = live.record, live.config
+        init_only = event_bytes is None
         carried = ""
         if not record.needs_init and live.rt is not None and _ended(live.rt):
             # The runtime ended after its last answer (awslambdaric after a 413, a bootstrap that
@@ -364,15 +376,15 @@ class Invoker:
                 init_ms, memory_size_mb=config.memory_mb,
                 max_memory_used_mb=math.ceil((watch.memory if measured else max_kb * 1024) / (1024 * 1024)),
                 max_tasks=watch.tasks if measured else None, max_fds=watch.fds if measured else None,
-                refused_addresses=tuple(refused), refused_counts=refused, _body_logs=body, _init_logs=init_logs,
-                _report_status=status, _billed_init=config.bills_init)
+                refused_addresses=tuple(refused), refused_counts=refused, tenant_id=tenant_id, _body_logs=body,
+                _init_logs=init_logs, _report_status=status, _billed_init=config.bills_init)
 
         def timed_out(duration_s: float) -> Invocation:
             live.sbx.kill_runtime()
             live.sbx.wait_runtime_exit(10.0)
             body = live.take_logs()
             self._reset(live, "timeout")
-            return result(lambda_errors.task_timed_out(request_id, config.timeout_s), None, duration_s * 1000.0, body,
+            return result(lambda_errors.task_timed_out(request_id, duration_s), None, duration_s * 1000.0, body,
                           lambda_errors.STATUS_TIMEOUT)
 
         def exited(duration: float) -> Invocation:
@@ -426,6 +438,8 @@ class Invoker:
                 try:
                     msg = self.wait_init(live, min(init_timeout_s, budget + init_timeout_s), watch)
                 except TimeoutError:
+                    if init_only:
+                        raise
                     # Lambda retries an Init that overran its 10 s on the first invocation,
                     # under the function's timeout.
                     live.sbx.kill_runtime()
@@ -435,7 +449,7 @@ class Invoker:
                     msg = self.wait_init(live, budget, watch)
                     budget -= time.monotonic() - started
             except TimeoutError:
-                return timed_out(config.timeout_s)
+                return timed_out(init_timeout_s if init_only else config.timeout_s)
             except ChannelClosed:
                 return exited(0.0)
             except ProtocolError:
@@ -461,8 +475,10 @@ class Invoker:
                 self._reset(live, "init error")
                 return result(init_error, None, 0.0, "", lambda_errors.error_status(init_error["errorType"]))
             record.needs_init = False
+            if init_only:
+                return result(None, None, 0.0, "")
 
-        assert live.rt is not None
+        assert live.rt is not None and event_bytes is not None
         deadline = time.time() + budget
         sent = time.monotonic()
         try:

@@ -102,6 +102,25 @@ def throttled() -> ErrorDict:
             "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded", "Type": "User"}
 
 
+# -- the Invoke API's refusals of a request's parameters (HTTP 400, the function does not run) ---
+
+INVALID_PARAMETER_VALUE = "InvalidParameterValueException"
+VALIDATION_EXCEPTION = "ValidationException"
+
+
+def tenant_mismatch() -> ErrorDict:
+    """A tenant-isolated function invoked without a tenant id, or another with one (Lambda's troubleshooting page)."""
+    return {"errorType": INVALID_PARAMETER_VALUE, "errorMessage": "Tenant ID configuration not specified or "
+            "passed to a function when tenant isolation is not enabled.", "Type": "User"}
+
+
+def validation_error(value: str, member: str, constraints: list[str]) -> ErrorDict:
+    """The API's answer to a parameter outside its model's constraints (each "Member must ...")."""
+    errors = "1 validation error" if len(constraints) == 1 else f"{len(constraints)} validation errors"
+    return {"errorType": VALIDATION_EXCEPTION, "errorMessage": f"{errors} detected: " + "; ".join(
+        f"Value '{value}' at '{member}' failed to satisfy constraint: {c}" for c in constraints)}
+
+
 # -- errors the Python runtime reports (awslambdaric) -----------------------------------
 
 

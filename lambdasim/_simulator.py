@@ -44,6 +44,7 @@ from lambdasim._model import (
     function_arn,
     routing_policy,
 )
+from lambdasim._provision import provision, refusal, reinitialize, tenant_ids
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, SandboxInstance, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
 
@@ -181,6 +182,37 @@ class Instance:
         return self._live.record.resets
 
     @property
+    def tenant(self) -> str | None:
+        """Tenant isolation: the one tenant whose invocations it serves (None without tenant isolation)."""
+        return self._live.record.tenant
+
+    @property
+    def init_type(self) -> str:
+        """Its ``AWS_LAMBDA_INITIALIZATION_TYPE`` (``on-demand``, ``provisioned-concurrency``, ...)."""
+        return self._live.record.init_type
+
+    @property
+    def provisioned(self) -> bool:
+        """Initialised ahead of requests (provisioned concurrency): not reaped when idle, nor scaled down."""
+        return self._live.record.provisioned
+
+    @property
+    def restored(self) -> bool:
+        """SnapStart: restored from its version's snapshot rather than initialised itself."""
+        return self._live.record.restored
+
+    @property
+    def inflight(self) -> int:
+        """Invocations running in it now (more than 1 only on Lambda Managed Instances)."""
+        return self._live.record.inflight
+
+    @property
+    def init_logs(self) -> str:
+        """The log (``INIT_START`` and what Init wrote) of its latest Init run ahead of requests (provisioned
+        concurrency); empty when Init ran with its first invocation (that invocation's ``logs`` have it)."""
+        return self._live.init_logs
+
+    @property
     def tmp(self) -> TmpView:
         return TmpView(self)
 
@@ -230,8 +262,13 @@ class Function:
 
     def invoke(self, event: Any = None, *, client_context: Mapping[str, Any] | None = None,
                identity: Mapping[str, Any] | None = None, tenant_id: str | None = None) -> Invocation:
-        """Invoke synchronously (RequestResponse) and return the outcome."""
-        return self._sim._invoke(self, event, client_context, identity, tenant_id)
+        """Invoke synchronously (RequestResponse) and return the outcome.
+
+        ``tenant_id``: the tenant (``X-Amz-Tenant-Id``) a function with tenant isolation runs the invocation
+        for; Lambda refuses it (400 InvalidParameterValueException) when missing there, or given to another
+        function."""
+        (tenant,) = tenant_ids(tenant_id, 1, "invoke")
+        return self._sim._invoke(self, event, client_context, identity, tenant)
 
     def debug_invoke(self, event: Any = None) -> Any:
         """Run the handler in *this* process so that ``breakpoint()`` and ``pytest --pdb`` reach it.
@@ -248,8 +285,8 @@ class Function:
         return debug_invoke(config.handler, config.code_dir, env, config.timeout_s, event, sim._new_id(),
                             function_arn(sim.region, self.name), config.layers)
 
-    def invoke_many(self, events: Iterable[Any], concurrency: int = 8, *,
-                    interval_s: float | None = None) -> list[Invocation]:
+    def invoke_many(self, events: Iterable[Any], concurrency: int = 8, *, interval_s: float | None = None,
+                    tenant_id: str | Sequence[str | None] | None = None) -> list[Invocation]:
         """Invoke once per event, the events arriving in waves of ``concurrency``; results in event order.
 
         The invocations of a wave arrive together: each is routed to an instance (an idle one, else a
@@ -271,6 +308,9 @@ class Function:
           another on the host: only their overlap in virtual time decides the routing. Whether an
           earlier invocation has completed depends on how long it took, so keep ``interval_s`` well
           clear of the handler's duration where the test needs the same routing every run.
+
+        ``tenant_id`` (tenant isolation): one tenant id for every event, or a sequence of them, one per
+        event (None for an event without one).
         """
         items = list(events)
         given: tuple[object, object] = (concurrency, interval_s)  # from users' code: check the types too
@@ -282,9 +322,11 @@ class Function:
             raise ConfigError(f"invoke_many(interval_s={interval_s!r}): use a number of seconds >= 0 between "
                               "the arrival of one wave and the next, or None for waves that arrive as the "
                               "previous one completes.")
+        tenants = tenant_ids(tenant_id, len(items))
         if not items:
             return []
-        return self._sim._invoke_many(self, items, concurrency, None if interval_s is None else float(interval_s))
+        return self._sim._invoke_many(self, items, concurrency, None if interval_s is None else float(interval_s),
+                                      tenants)
 
     def scale_down(self, keep: int = 0) -> int:
         """Destroy idle instances beyond the ``keep`` most recently used; returns how many."""
@@ -321,7 +363,10 @@ class Function:
         sim._refuse_unconfinable(config)
         with sim._lock:
             version = self._model.publish(config)
-        _managed.provision(sim, self, version)  # a Managed Instances minimum starts before traffic moves
+        # Environments that must be ready before traffic moves: a Managed Instances minimum, or
+        # provisioned concurrency.
+        _managed.provision(sim, self, version)
+        provision(sim, self, version, redeploy=True)
         with sim._lock:
             doomed = [self._live[r.id] for r in self._model.activate(version)]
             sim._mark_dead(doomed)
@@ -342,6 +387,7 @@ class _Routed:
     request_id: str
     event: bytes
     trace: str
+    tenant: str | None = None
 
 
 def _instance_python() -> str:
@@ -536,6 +582,12 @@ class Simulator:
             self.functions[name] = fn
             self._event("deploy", name, version="1")
         _managed.provision(self, fn)  # Managed Instances' min_environments, started before any request
+        try:
+            provision(self, fn, "1")  # provisioned concurrency: its environments are ready when deploy returns
+        except BaseException:
+            with self._lock:
+                self.functions.pop(name, None)
+            raise
         return fn
 
     def _refuse_unconfinable(self, config: FunctionConfig) -> None:
@@ -732,6 +784,7 @@ class Simulator:
                 live.sbx.wait_runtime_exit(10.0)
                 self._reset(live, "crash")
             live.record.needs_init = True
+            reinitialize(self, live, idle=True)  # a provisioned environment: initialised again at once
         finally:
             with self._lock:
                 retire = live.record.retiring and live.record.state is InstanceState.BUSY
@@ -748,26 +801,34 @@ class Simulator:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"The event{where} for {fn.name!r} cannot be sent as JSON: {e}") from None
 
-    def _route(self, fn: Function, events: Sequence[bytes]) -> list[Invocation | _Routed]:
+    def _route(self, fn: Function, events: Sequence[bytes],
+               tenants: Sequence[str | None] | None = None) -> list[Invocation | _Routed]:
         """Route invocations that arrive together, in their order (see FunctionModel.acquire_wave):
-        a _Routed for each that has its instance, the outcome of each that Lambda turns away."""
+        a _Routed for each that has its instance, the outcome of each that Lambda turns away.
+        ``tenants``: each one's tenant id (tenant isolation)."""
         with self._lock:
             self._check_open()
             request_ids = [self._new_id() for _ in events]
-            fits = [len(event_bytes) <= lambda_errors.MAX_REQUEST_BYTES for event_bytes in events]
-            slots = iter(fn._model.acquire_wave(sum(fits), self._policy, self._rng, self.clock.now()))
+            tenants = list(tenants) if tenants is not None else [None] * len(events)
+            isolated = fn._model.config.tenant_isolation
+            refusals = [refusal(len(event_bytes), isolated, tenant)
+                        for event_bytes, tenant in zip(events, tenants, strict=True)]
+            admitted = [tenant for tenant, turned in zip(tenants, refusals, strict=True) if turned is None]
+            slots = iter(fn._model.acquire_wave(len(admitted), self._policy, self._rng, self.clock.now(),
+                                                tenants=admitted))
             out: list[Invocation | _Routed] = []
-            for request_id, event_bytes, fit in zip(request_ids, events, fits, strict=True):
-                if not fit:
-                    self._event("rejected", fn.name, request_id=request_id, status=413)
-                    out.append(Invocation(request_id, fn.name, None, None, False, lambda_errors.request_too_large(),
-                                          None, 0.0, None, status_code=413))
+            for request_id, event_bytes, tenant, turned in zip(request_ids, events, tenants, refusals, strict=True):
+                if turned is not None:  # the function does not run
+                    status, error = turned
+                    self._event("rejected", fn.name, request_id=request_id, status=status, error=error["errorType"])
+                    out.append(Invocation(request_id, fn.name, None, None, False, error, None, 0.0, None,
+                                          status_code=status, tenant_id=tenant))
                     continue
                 slot = next(slots)
                 if slot is None:
                     self._event("throttled", fn.name, request_id=request_id, status=429)
                     out.append(Invocation(request_id, fn.name, None, None, False, lambda_errors.throttled(),
-                                          None, 0.0, None, status_code=429))
+                                          None, 0.0, None, status_code=429, tenant_id=tenant))
                     continue
                 record, new = slot
                 config = fn._model.versions[record.version]
@@ -775,31 +836,34 @@ class Simulator:
                     live = (_managed.ManagedLive if config.managed else Live)(record, config,
                                                                              self._spec(fn, record, config))
                     fn._live[record.id] = live
-                    self._event("instance_created", fn.name, record.id, record.version)
+                    created: dict[str, Any] = {"init_type": record.init_type}
+                    if record.tenant is not None:
+                        created["tenant"] = record.tenant
+                    self._event("instance_created", fn.name, record.id, record.version, **created)
                 else:
                     live = fn._live[record.id]
                     # In event order, so a seed repeats the trace (a Managed Instances environment may be starting).
                     if record.state is not InstanceState.STARTING and live.sbx.frozen:
                         self._event("thawed", fn.name, record.id, record.version, request_id)
                 self._inflight += 1
-                out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids)))
+                out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids), tenant))
             return out
 
     def _invoke(self, fn: Function, event: Any, client_context: Mapping[str, Any] | None,
                 identity: Mapping[str, Any] | None, tenant_id: str | None) -> Invocation:
-        (routed,) = self._route(fn, [self._encode(fn, event)])
+        (routed,) = self._route(fn, [self._encode(fn, event)], [tenant_id])
         if isinstance(routed, Invocation):
             return routed
-        inv = self._run(routed, client_context, identity, tenant_id)
+        inv = self._run(routed, client_context, identity)
         self._finish(fn, routed, inv)
         return inv
 
     def _run(self, routed: _Routed, client_context: Mapping[str, Any] | None = None,
-             identity: Mapping[str, Any] | None = None, tenant_id: str | None = None) -> Invocation:
+             identity: Mapping[str, Any] | None = None) -> Invocation:
         """Run a routed invocation: start its instance if it is new, then Init when due and the request."""
         live, record = routed.live, routed.live.record
         if isinstance(live, _managed.ManagedLive):  # many at once, never frozen
-            return _managed.run(self, routed, client_context, identity, tenant_id)
+            return _managed.run(self, routed, client_context, identity, routed.tenant)
         try:
             if routed.new:
                 try:
@@ -816,8 +880,9 @@ class Simulator:
                     live.drop_runtime()
                     raise InstanceGone(f"Instance {record.id} was destroyed while it started.")
             live.sbx.thaw()  # before the request is sent (traced as it was routed)
-            inv = self._invoker.run(live, routed.request_id, routed.event, client_context, identity, tenant_id,
+            inv = self._invoker.run(live, routed.request_id, routed.event, client_context, identity, routed.tenant,
                                     self.init_timeout_s, self.region, routed.trace)
+            reinitialize(self, live)  # a provisioned environment that was reset: initialised again at once
             # Frozen before the instance can take another invocation (it is still busy); the
             # keeper does it while the result goes back to the caller.
             if self.freeze and record.state is not InstanceState.DEAD:
@@ -853,6 +918,8 @@ class Simulator:
             detail["refused"] = dict(inv.refused_counts)
         if inv.worker is not None:
             detail["worker"] = inv.worker
+        if inv.tenant_id is not None:
+            detail["tenant"] = inv.tenant_id
         if self.track_tmp and record.state is not InstanceState.DEAD:
             with contextlib.suppress(OSError, InstanceGone):
                 detail["tmp_bytes"] = Instance(fn, live).tmp.usage_bytes()
@@ -868,8 +935,8 @@ class Simulator:
         if destroy:
             self._destroy([live], "retired", marked=True)
 
-    def _invoke_many(self, fn: Function, events: list[Any], concurrency: int,
-                     interval_s: float | None) -> list[Invocation]:
+    def _invoke_many(self, fn: Function, events: list[Any], concurrency: int, interval_s: float | None,
+                     tenants: list[str | None]) -> list[Invocation]:
         encoded = [self._encode(fn, event, f" events[{i}]") for i, event in enumerate(events)]
         results: list[Invocation | None] = [None] * len(encoded)
         # Completed on the host, still running in virtual time (interval_s): (ends at, event index, ...).
@@ -883,7 +950,7 @@ class Simulator:
                         arrival = start + interval_s * (first // concurrency)
                         self._complete(fn, running, until=arrival)
                         self._advance_to(arrival)
-                    wave = self._route(fn, encoded[first:first + concurrency])
+                    wave = self._route(fn, encoded[first:first + concurrency], tenants[first:first + concurrency])
                     # Every invocation of the wave has its instance: now they run, side by side.
                     runs = {i: pool.submit(self._run, routed) for i, routed in enumerate(wave)
                             if isinstance(routed, _Routed)}

@@ -148,7 +148,7 @@ def _invoke_all(fn: Any, case: Case) -> list[Any]:
 def run_builtin(sim: Simulator, case: Case, root: Path, prefix: str = "a") -> list[Seen]:
     name = f"{prefix}-{case.name}".replace("_", "-")
     fn = sim.deploy(case.handler, _code(case, root / prefix), name=name, timeout_s=case.timeout_s,
-                    environment=case.env)
+                    environment=case.env, tenant_isolation=case.tenant_id is not None)
     try:
         return [_seen(inv, name) for inv in _invoke_all(fn, case)]
     finally:
@@ -160,7 +160,7 @@ def run_ric(sim: Simulator, case: Case, root: Path) -> list[Seen]:
     # As an image starts it; AWS_EXECUTION_ENV as the managed runtime's (which (a) has).
     execution_env = f"AWS_EXECUTION_ENV={sim_execution_env()}"
     fn = sim.deploy(case.handler, _code(case, root / "b"), name=name, timeout_s=case.timeout_s,
-                    environment=case.env, runtime="provided.al2023",
+                    environment=case.env, runtime="provided.al2023", tenant_isolation=case.tenant_id is not None,
                     entry_point=["/usr/bin/env", execution_env, _instance_python(), "-m", "awslambdaric"])
     try:
         return [_seen(inv, name) for inv in _invoke_all(fn, case)]
@@ -179,7 +179,7 @@ def run_builtin_http(sim: Simulator, case: Case, root: Path) -> list[Seen]:
         (layer / "wrapper").chmod(0o755)
     env = {**case.env, "AWS_LAMBDA_EXEC_WRAPPER": "/opt/wrapper"}
     fn = sim.deploy(case.handler, _code(case, root / "c"), name=name, timeout_s=case.timeout_s, environment=env,
-                    layers=[layer])
+                    layers=[layer], tenant_isolation=case.tenant_id is not None)
     try:
         return [_seen(inv, name) for inv in _invoke_all(fn, case)]
     finally:

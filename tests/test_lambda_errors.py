@@ -87,9 +87,9 @@ def test_every_error_type_is_spelled_here_only() -> None:
     types = {value for name, value in vars(E).items()
              if name.isupper() and isinstance(value, str)
              and name not in ("STATUS_TIMEOUT", "LATEST", "UNHANDLED_EXCEPTION_WARNING")}
-    assert len(types) == 18 and "Sandbox.Timedout" in types and "TooManyRequestsException" in types
+    assert len(types) == 20 and "Sandbox.Timedout" in types and "TooManyRequestsException" in types
     assert {"Runtime.InvalidEntrypoint", "Extension.Crash", "Extension.InitError", "Extension.ExitError",
-            "Runtime.LambdaContextUnmarshalError"} <= types
+            "Runtime.LambdaContextUnmarshalError", "InvalidParameterValueException", "ValidationException"} <= types
     types.add(E.LATEST)
     found = []
     for path in LAMBDASIM.rglob("*.py"):

@@ -185,8 +185,11 @@ def test_context_object(sim: Simulator, code: Code) -> None:
     assert p["identity"] == [None, None] and p["client_context"] is None and p["tenant_id"] is None
     first, second = p["remaining"]
     assert 1800 < first <= 2000 and 150 < first - second < 400
-    ctx = fn.invoke({}, client_context={"custom": {"k": "v"}}, identity={"cognitoIdentityId": "id-1"},
-                    tenant_id="t-1").payload
+    # A tenant id goes to a function with tenant isolation only (Lambda refuses it elsewhere).
+    tenanted = sim.deploy("app.handler", code_dir=fn.config.code_dir, name="orders-t", timeout_s=2,
+                          tenant_isolation=True)
+    ctx = tenanted.invoke({}, client_context={"custom": {"k": "v"}}, identity={"cognitoIdentityId": "id-1"},
+                          tenant_id="t-1").payload
     assert ctx["client_context"] == {"k": "v"} and ctx["identity"] == ["id-1", None] and ctx["tenant_id"] == "t-1"
 
 

@@ -123,7 +123,7 @@ def handler(event, headers):
 
 def test_a_python_bootstrap_sees_lambdas_headers_and_environment(sim: Simulator, code: Code) -> None:
     fn = sim.deploy("app.handler", py_function(code, HEADERS_HANDLER), name="headers", runtime="provided.al2023",
-                    timeout_s=5)
+                    timeout_s=5, tenant_isolation=True)
     inv = fn.invoke({}, client_context={"custom": {"a": 1}},
                     identity={"cognitoIdentityId": "i", "cognitoIdentityPoolId": "p"}, tenant_id="tenant-1")
     assert inv.error is None, inv.logs
