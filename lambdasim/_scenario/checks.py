@@ -633,7 +633,9 @@ def _what_it_checks(check: type[StateCheck]) -> str:
 class Expect(Step):
     """``expect: {invocation, payload | payload_contains | error | cold_start | status_code | logs_contain | holds}``
     (the last invocation when ``invocation`` is omitted), or ``expect: {function, instances | cold_starts |
-    tmp_file | s3_object | s3_count | redis_key | dynamodb_item}``: what a function and the services hold."""
+    tmp_file | s3_object | s3_count | redis_key | dynamodb_item}``: what a function and the services hold.
+    The execution models' checks (``restore``, ``tenant``, ``worker``, ``instances_per_tenant`` ...) are in
+    :mod:`lambdasim._scenario.models`."""
 
     invocation: str | None = None
     function: str | None = None
