@@ -202,7 +202,7 @@ MISTAKES: list[tuple[str, str, int, str | None, str]] = [
     ("holds that is not Python",
      "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect:\n      holds: payload ===\n",
      5, "steps[2].expect.holds",
-     "'payload ===' is not a Python expression (invalid syntax); write one over inv, payload, error, e.g. "
+     "'payload ===' is not a Python expression (invalid syntax); write one over inv, payload, error, history, e.g. "
      "\"error is None and payload['n'] < 3\""),
     ("holds that is not a string",
      "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect: {holds: true}\n",
