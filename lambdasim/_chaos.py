@@ -20,6 +20,14 @@ or ``holds: EXPR``, evaluated the same way), so running it fails until the bug i
 Hypothesis keeps its files in ``ChaosConfig.hypothesis_dir`` (``--hypothesis-dir``, by default
 under the user's cache folder), not in ``.hypothesis/`` of the working directory.
 
+The execution models: with ``--model`` (repeatable: ``on-demand``, ``provisioned``, ``snap-start``,
+``tenant-isolation``, ``managed``) each example's deploy picks one (a Hypothesis ``initialize``
+rule), so one search runs the function under each; a function with tenant isolation is invoked
+as tenants drawn from ``--tenant-id`` (default two), and the built-in invariant
+``tenant-isolated`` checks that no environment serves more than one tenant (the scenario states it
+as ``holds`` over ``history``). On Managed Instances the concurrent bursts share one environment's
+``/tmp`` between worker processes, which is where the invariants of its hazards break.
+
 Hypothesis shrinks a failing sequence (cut short after ``--shrink-runs`` runs, see
 :class:`Search`), then :func:`polish` tries single edits on it (a step left out, a burst
 made smaller), each checked by a run. Runs are reproducible from ``seed``
@@ -46,10 +54,10 @@ from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky, HypothesisException
-from hypothesis.stateful import RuleBasedStateMachine, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
 from lambdasim._errors import ConfigError, LambdaSimError
-from lambdasim._model import FunctionConfig
+from lambdasim._model import PYTHON_VERSION, SNAPSTART_RUNTIMES, FunctionConfig
 from lambdasim._scenario import (
     STEPS,
     Node,
@@ -65,6 +73,7 @@ from lambdasim._simulator import Invocation, Simulator
 from lambdasim._source import env_argument, read_json_argument, services_text
 
 __all__ = [
+    "MODELS",
     "ChaosConfig",
     "Invariant",
     "InvariantViolation",
@@ -95,12 +104,21 @@ StepRecord = tuple[str, Body]
 # -- invariants ---------------------------------------------------------------------------------
 
 
+TENANT_ISOLATED = ("inv.instance_id is None or all(h.tenant_id == inv.tenant_id for h in history "
+                   "if h.instance_id == inv.instance_id)")
+"""The built-in invariant ``tenant-isolated``: the invocation's environment served no other tenant."""
+BUILT_IN = {"tenant-isolated": TENANT_ISOLATED}
+
+
 @dataclass(frozen=True)
 class Invariant:
-    """``no-error``, or a Python expression over ``inv``, ``payload`` and ``error`` that must be true."""
+    """``no-error``, a built-in (:data:`BUILT_IN`), or a Python expression over ``inv``, ``payload``,
+    ``error`` and ``history`` that must be true."""
 
     text: str
     code: CodeType | None = field(default=None, compare=False, repr=False)
+    expression: str = ""
+    """The expression the scenario's ``holds`` states (the text itself, or a built-in's)."""
 
     @property
     def is_no_error(self) -> bool:
@@ -110,20 +128,27 @@ class Invariant:
     def parse(cls, text: str) -> Invariant:
         if text.strip() == "no-error":
             return cls("no-error")
+        if text.strip() in BUILT_IN:
+            expression = BUILT_IN[text.strip()]
+            return cls(text.strip(), compile(expression, f"<--invariant {text.strip()}>", "eval"), expression)
         try:
             code = compile(text, "<--invariant>", "eval")
         except SyntaxError as e:
-            raise ConfigError(f"--invariant {text!r}: not a Python expression ({e.msg}); write no-error, or an "
-                              "expression over inv, payload and error such as 'error is None'") from None
-        return cls(text, code)
+            raise ConfigError(f"--invariant {text!r}: not a Python expression ({e.msg}); write no-error, "
+                              f"{', '.join(BUILT_IN)}, or an expression over inv, payload and error such as "
+                              "'error is None'") from None
+        return cls(text, code, text)
 
-    def violation(self, inv: Invocation) -> str | None:
-        """Why ``inv`` breaks the invariant, or None when it holds."""
+    def violation(self, inv: Invocation, history: Sequence[Invocation] = ()) -> str | None:
+        """Why ``inv`` breaks the invariant, or None when it holds (``history``: the invocations so far)."""
         if self.code is None:
             return None if inv.error is None else f"the invocation failed with {_error_line(inv.error)}"
         # The user's own expression, evaluated like an assertion in their test; the scenario's
         # `expect: {holds: ...}` evaluates it the same way.
-        return expression_failure(self.code, inv)
+        if self.text in BUILT_IN and expression_failure(self.code, inv, history) is not None:
+            tenants = sorted({str(h.tenant_id) for h in history if h.instance_id == inv.instance_id})
+            return f"instance {inv.instance_id} served the tenants {', '.join(tenants)}"
+        return expression_failure(self.code, inv, history)
 
 
 class InvariantViolation(Exception):
@@ -153,6 +178,25 @@ def _error_line(error: dict[str, Any]) -> str:
 
 # -- configuration ------------------------------------------------------------------------------
 
+DEFAULT_TENANTS = ("tenant-a", "tenant-b")
+_MODEL_KEYS = ("snap_start", "provisioned_concurrency", "tenant_isolation", "capacity_provider", "max_concurrency",
+               "min_environments", "max_environments")
+MODELS: dict[str, Any] = {
+    "on-demand": lambda cfg: {},
+    "provisioned": lambda cfg: {"provisioned_concurrency": 1},
+    "snap-start": lambda cfg: {"snap_start": True},
+    "tenant-isolation": lambda cfg: {"tenant_isolation": True},
+    "managed": lambda cfg: {"capacity_provider": "chaos", "max_concurrency": max(2, cfg.concurrency)},
+}
+"""``--model`` NAME: the deploy settings it adds (Managed Instances: as many workers as a burst has)."""
+
+
+def _model_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The execution models' settings given as flags (``--snap-start`` ...)."""
+    return {key: getattr(args, key, None) for key in _MODEL_KEYS if getattr(args, key, None) is not None}
+
+
+
 
 @dataclass
 class ChaosConfig:
@@ -175,6 +219,23 @@ class ChaosConfig:
     verify: bool = True
     hypothesis_dir: str = field(default_factory=lambda: default_hypothesis_dir())
     """Where Hypothesis keeps its files (its ``.hypothesis`` folder): not the working directory."""
+    models: list[str] = field(default_factory=list)
+    """The execution models (:data:`MODELS`) an example's deploy picks from; none: ``deploy`` as it is."""
+    tenants: list[str] = field(default_factory=lambda: list(DEFAULT_TENANTS))
+    """The tenant ids invocations of a tenant-isolated deploy are drawn from."""
+
+    def deploys(self) -> list[Body]:
+        """The deploy step of each model an example may pick (``deploy`` alone without ``models``)."""
+        if not self.models:
+            return [dict(self.deploy)]
+        base = {k: v for k, v in self.deploy.items() if k not in _MODEL_KEYS}
+        out = []
+        for model in self.models:
+            body = {**base, **MODELS[model](self)}
+            if model == "snap-start" and base.get("runtime", f"python{PYTHON_VERSION}") not in SNAPSTART_RUNTIMES:
+                body["runtime"] = SNAPSTART_RUNTIMES[0]
+            out.append(body)
+        return out
 
     @property
     def name(self) -> str:
@@ -277,6 +338,7 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
         for key, value in (("memory_mb", args.memory), ("timeout_s", args.timeout)):
             if value is not None:
                 kwargs[key] = value
+        kwargs.update(_model_flags(args))
     else:
         if args.function is not None:
             raise ConfigError("--function goes with --template; with --handler, name the function with --name")
@@ -290,6 +352,9 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
             kwargs["memory_mb"] = args.memory
         if args.timeout is not None:
             kwargs["timeout_s"] = args.timeout
+        kwargs.update(_model_flags(args))
+    if getattr(args, "runtime", None):
+        kwargs["runtime"] = args.runtime
     handler = str(kwargs["handler"])
     if "." not in handler.strip("."):
         raise ConfigError(f"--handler {handler!r} is not module.function; use e.g. app.handler")
@@ -300,7 +365,7 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
     config = FunctionConfig(name=str(kwargs["name"]), handler=handler, code_dir=os.path.realpath(code_dir),
                             **{k: v for k, v in kwargs.items()
                                if k in ("memory_mb", "timeout_s", "ephemeral_storage_mb", "environment",
-                                        "reserved_concurrency")},
+                                        "reserved_concurrency", "runtime", *_MODEL_KEYS)},
                             layers=tuple(os.path.realpath(p) for p in kwargs.get("layers") or ()))
     config.validate()
     deploy: Body = {"handler": handler, "code_dir": _path_for(code_dir, base), "name": config.name}
@@ -313,6 +378,15 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
         deploy["reserved_concurrency"] = kwargs["reserved_concurrency"]
     if kwargs.get("layers"):
         deploy["layers"] = [_path_for(str(p), base) for p in kwargs["layers"]]
+    if config.runtime != f"python{PYTHON_VERSION}":
+        deploy["runtime"] = config.runtime
+    deploy.update({key: getattr(config, key) for key in _MODEL_KEYS
+                   if getattr(config, key) != getattr(FunctionConfig, key)})
+    models = list(dict.fromkeys(getattr(args, "model", None) or ()))
+    for model in models:
+        if model not in MODELS:
+            raise ConfigError(f"--model {model!r} is not an execution model; use one of {', '.join(MODELS)}")
+    tenants = list(dict.fromkeys(getattr(args, "tenant_id", None) or DEFAULT_TENANTS))
 
     services = services_text(args.services)
     for flag, value, low in (("--examples", args.examples, 1), ("--steps", args.steps, 1), ("--seed", args.seed, 0),
@@ -326,7 +400,7 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
                        sandbox=args.sandbox, network=getattr(args, "network", None) or "isolated",
                        verify=not args.no_verify,
                        hypothesis_dir=os.path.abspath(args.hypothesis_dir) if getattr(args, "hypothesis_dir", None)
-                       else default_hypothesis_dir())
+                       else default_hypothesis_dir(), models=models, tenants=tenants)
 
 
 # -- the state machine ---------------------------------------------------------------------------
@@ -384,14 +458,15 @@ class Run:
     """One sequence of steps in a Simulator of its own, with the function deployed; the steps run
     exactly as the scenario file will run them: built from their YAML mappings."""
 
-    def __init__(self, cfg: ChaosConfig) -> None:
+    def __init__(self, cfg: ChaosConfig, deploy: Body | None = None) -> None:
         self.cfg = cfg
         self.steps: list[StepRecord] = []
         self.stopped: set[str] = set()  # services stopped by a step
         self.sim = Simulator(sandbox=cfg.sandbox, services=dict(cfg.services) or None, network=cfg.network)
+        self.tenant_isolation = bool((deploy or cfg.deploy).get("tenant_isolation"))
         try:
             self.ctx = RunContext(Scenario(name="chaos", file=cfg.out, steps=(), base_dir=cfg.base_dir), self.sim)
-            self.do("deploy", cfg.deploy)
+            self.do("deploy", deploy or cfg.deploy)
         except BaseException:
             self.sim.close()
             raise
@@ -425,7 +500,7 @@ class Run:
         made = self.ctx.last
         for i, inv in enumerate(made):
             for invariant in self.cfg.invariants:
-                reason = invariant.violation(inv)
+                reason = invariant.violation(inv, self.ctx.history)
                 if reason is not None:
                     raise InvariantViolation(invariant, reason, self.steps, i, len(made), inv)
 
@@ -442,7 +517,7 @@ def replay(cfg: ChaosConfig, steps: Sequence[StepRecord]) -> InvariantViolation 
     A step that cannot run any more (``instance: 2`` of a function with one instance, a service
     started while it runs) makes the sequence one that does not fail.
     """
-    with Run(cfg) as run:
+    with Run(cfg, steps[0][1] if steps and steps[0][0] == "deploy" else None) as run:
         try:
             for kind, body in steps[1:]:
                 run.step(kind, body)
@@ -504,14 +579,32 @@ def make_machine(cfg: ChaosConfig, search: Search | None = None) -> type[RuleBas
     known = set(STEPS)
     tracker = search if search is not None else Search()
 
+    deploys = cfg.deploys()
+    tenants = list(cfg.tenants)
+
     class LambdaLifecycle(RuleBasedStateMachine):
         def __init__(self) -> None:
             tracker.started()
             super().__init__()
-            self.run = Run(cfg)
+            self._run: Run | None = Run(cfg, deploys[0]) if len(deploys) == 1 else None
+
+        @property
+        def run(self) -> Run:
+            if self._run is None:  # a first step before the deploy rule: the first model's deploy
+                self._run = Run(cfg, deploys[0])
+            return self._run
 
         def teardown(self) -> None:
-            self.run.close()
+            if self._run is not None:
+                self._run.close()
+
+        if len(deploys) > 1:
+
+            @initialize(model=st.integers(0, len(deploys) - 1))
+            def r0_deploy_a_model(self, model: int) -> None:
+                if self._run is not None:
+                    self._run.close()
+                self._run = Run(cfg, deploys[model])
 
         def _live(self) -> int:
             return self.run.live()
@@ -519,7 +612,9 @@ def make_machine(cfg: ChaosConfig, search: Search | None = None) -> type[RuleBas
         def _do(self, kind: str, body: Body) -> None:
             self.run.do(kind, body)
 
-        def _invoke(self, body: Body) -> None:
+        def _invoke(self, body: Body, tenant: int = 0) -> None:
+            if self.run.tenant_isolation:  # every invocation of a tenant-isolated function needs its tenant
+                body = {**body, "tenant_id": tenants[tenant % len(tenants)]}
             try:
                 self.run.invoke(body)
             except InvariantViolation as violation:
@@ -532,9 +627,11 @@ def make_machine(cfg: ChaosConfig, search: Search | None = None) -> type[RuleBas
         # happens to the function followed by an invocation, since only an invocation can show
         # what it did; polish() drops those invocations again where the failure needs none.
 
-        @rule(event=st.sampled_from(events), count=st.sampled_from([1, 1, *range(2, cfg.concurrency + 1)]))
-        def r1_invoke(self, event: Any, count: int) -> None:
-            self._invoke({"event": event} if count == 1 else {"event": event, "count": count, "concurrency": count})
+        @rule(event=st.sampled_from(events), count=st.sampled_from([1, 1, *range(2, cfg.concurrency + 1)]),
+              tenant=st.integers(0, len(tenants) - 1))
+        def r1_invoke(self, event: Any, count: int, tenant: int) -> None:
+            self._invoke({"event": event} if count == 1 else {"event": event, "count": count, "concurrency": count},
+                         tenant)
 
         @rule(keep=st.integers(0, 1), then=st.sampled_from(events))
         def r2_scale_down(self, keep: int, then: Any) -> None:
@@ -637,7 +734,7 @@ def final_steps(violation: InvariantViolation) -> list[StepRecord]:
     if kind == "invoke":
         body["as"] = "failing"
         invariant = violation.invariant
-        check: Body = {"error": None} if invariant.is_no_error else {"holds": invariant.text}
+        check: Body = {"error": None} if invariant.is_no_error else {"holds": invariant.expression}
         steps.append(("expect", {"invocation": "failing", **check}))
     return steps
 

@@ -10,6 +10,18 @@ file that another invocation wrote (seen with ``Simulator(track_tmp_access=True)
 An invocation that returns the same error in both runs is no warm/fresh difference, but
 it is no success either: the report lists it apart (``failures``), and the verdict is
 ``ok`` only when every invocation succeeded, the same way, in both runs.
+
+The execution models: a SnapStart function's fresh instances are all restored from one
+snapshot of Init, so state made at Init (a uuid, ``random``'s state, a file in /tmp) is the
+same in each, and warm and fresh agree. detect then runs the events a third time on fresh
+instances that initialise each on their own (SnapStart off), and reports as ``clones`` the
+invocations that return one result when restored where separately initialised environments
+return different ones (verdict ``cloned``). A tenant-isolated function is invoked with
+``tenant_id`` (one for every event, or one per event). With provisioned concurrency the warm
+run starts on the provisioned environments and the fresh run on on-demand ones; on Managed
+Instances the invocations run one at a time, so requests that share an environment at once
+are not compared (``invoke_many`` and ``lambdasim chaos`` run those). The report's ``models``
+says which applied.
 """
 
 from __future__ import annotations
@@ -28,8 +40,10 @@ _SHOW_CHARS = 300
 _RID = "<request-id>"
 _SHOW_INDICES = 10
 # The verdicts, and the exit status of ``lambdasim detect`` for each (2 is a usage error).
-OK, DIFFERENT, FAILED = "ok", "different", "failed"
-EXIT_STATUS = {OK: 0, DIFFERENT: 1, FAILED: 1}
+OK, DIFFERENT, CLONED, FAILED = "ok", "different", "cloned", "failed"
+EXIT_STATUS = {OK: 0, DIFFERENT: 1, CLONED: 1, FAILED: 1}
+INIT_RUN = "fresh-init"
+"""The third run of a SnapStart function: fresh instances, each with its own Init (SnapStart off)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,14 +153,32 @@ class CrossRead:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class Clone:
+    """Invocations ``indices`` ran on different environments restored from one SnapStart snapshot and returned
+    the same result, where environments that ran Init each on their own returned different ones: state made
+    during Init is cloned into every restored environment."""
+
+    indices: tuple[int, ...]
+    restored: tuple[Outcome, ...]
+    initialised: tuple[Outcome, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"indices": list(self.indices), "restored": [o.to_dict() for o in self.restored],
+                "initialised": [o.to_dict() for o in self.initialised]}
+
+
 @dataclasses.dataclass
 class DetectReport:
     """The outcome of :func:`detect`.
 
     ``differences``: invocations whose outcome differs between warm and fresh; ``failures``:
-    invocations that returned the same error in both runs. ``verdict`` is ``"different"``
-    when there is a difference, else ``"failed"`` when there is a failure, else ``"ok"``;
-    ``ok`` is true for ``"ok"`` only, and ``exit_status`` is ``lambdasim detect``'s.
+    invocations that returned the same error in both runs; ``clones`` (SnapStart): invocations
+    whose result is the same on every restored environment and not on separately initialised ones.
+    ``verdict`` is ``"different"`` when there is a difference, else ``"cloned"`` when there is a
+    clone, else ``"failed"`` when there is a failure, else ``"ok"``; ``ok`` is true for ``"ok"``
+    only, and ``exit_status`` is ``lambdasim detect``'s. ``models`` names the execution models that
+    applied and what they change in the comparison.
     """
 
     function: str
@@ -158,10 +190,14 @@ class DetectReport:
     cross_reads: list[CrossRead]
     traces: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict, repr=False)
     failures: list[Failure] = dataclasses.field(default_factory=list)
+    clones: list[Clone] = dataclasses.field(default_factory=list)
+    models: list[str] = dataclasses.field(default_factory=list)
+    initialised: list[Outcome] = dataclasses.field(default_factory=list)
+    """SnapStart: the outcomes of the third run (fresh instances, each with its own Init)."""
 
     @property
     def verdict(self) -> str:
-        return DIFFERENT if self.differences else FAILED if self.failures else OK
+        return DIFFERENT if self.differences else CLONED if self.clones else FAILED if self.failures else OK
 
     @property
     def ok(self) -> bool:
@@ -178,10 +214,12 @@ class DetectReport:
             "function": self.function, "handler": self.handler, "ok": self.ok, "verdict": self.verdict,
             "verdict_text": self.verdict_text(), "exit_status": self.exit_status, "events": self.events,
             "differences": [d.to_dict() for d in self.differences],
-            "failures": [f.to_dict() for f in self.failures],
-            "cross_reads": [r.to_dict() for r in self.cross_reads],
+            "failures": [f.to_dict() for f in self.failures], "clones": [c.to_dict() for c in self.clones],
+            "cross_reads": [r.to_dict() for r in self.cross_reads], "models": list(self.models),
             "warm": [o.to_dict() for o in self.warm], "fresh": [o.to_dict() for o in self.fresh],
-            "runs": {f"routing={routing}": {"trace": trace} for routing, trace in self.traces.items()},
+            **({"initialised": [o.to_dict() for o in self.initialised]} if self.initialised else {}),
+            "runs": {_RUN_NAMES.get(routing, f"routing={routing}"): {"trace": trace}
+                     for routing, trace in self.traces.items()},
         }
 
     def render(self) -> str:
@@ -189,6 +227,7 @@ class DetectReport:
         n = len(self.events)
         lines = [f"lambdasim detect: {self.handler} ({self.function}), {n} invocation{'s' * (n != 1)} in order, "
                  "once on warm instances (reused) and once on fresh ones (new each time)"]
+        lines += [f"  {note}" for note in self.models]
         reads_by_reader: dict[int | None, list[CrossRead]] = {}
         for read in self.cross_reads:
             reads_by_reader.setdefault(read.reader_index, []).append(read)
@@ -208,6 +247,19 @@ class DetectReport:
                 if d.index not in reads_by_reader:
                     lines.append("      no /tmp read explains it: look for module-level (global) state kept "
                                  "between invocations")
+        if self.clones:
+            lines.append("")
+            cloned = sum(len(c.indices) for c in self.clones)
+            lines.append(f"CLONED: {cloned} of {n} invocations return the same result "
+                         "on different environments restored from one SnapStart snapshot, where environments that "
+                         "ran Init each on their own return different ones:")
+            for clone in self.clones:
+                lines.append(f"  {', '.join(f'#{i}' for i in clone.indices[:_SHOW_INDICES])}")
+                lines.append(f"      restored:    {clone.restored[0].describe()}  (instances "
+                             f"{', '.join(str(o.instance) for o in clone.restored[:3])}"
+                             f"{', ...' if len(clone.restored) > 3 else ''})")
+                for outcome in clone.initialised[:3]:
+                    lines.append(f"      initialised: {outcome.describe()}  (instance {outcome.instance})")
         if self.failures:
             lines.append("")
             lines.append(f"FAILED: {len(self.failures)} of {n} invocations returned an error in both runs, the same "
@@ -233,6 +285,10 @@ class DetectReport:
             if failed:
                 text += f" {failed} other invocation(s) returned an error in both runs (FAILED above)."
             return text
+        if self.clones:
+            return ("FAIL: state made during Init (a uuid, random's state, a file in /tmp) is the same in every "
+                    "environment restored from the SnapStart snapshot: make it per invocation, or again in an "
+                    "after-restore hook (snapshot_restore_py.register_after_restore).")
         if failed == n:
             return (f"FAIL: all {n} invocations returned an error in both runs (FAILED above), so detect compared "
                     "errors only: fix the error (or give events the handler accepts) and run detect again.")
@@ -270,7 +326,8 @@ class DetectReport:
 def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events: Sequence[Any], *,
            template: str | os.PathLike[str] | None = None, function: str | None = None,
            services: Any = None, sandbox: str = "auto", seed: int = 0, network: str = "isolated",
-           setup: Callable[[Simulator], None] | None = None, **config: Any) -> DetectReport:
+           setup: Callable[[Simulator], None] | None = None, tenant_id: str | Sequence[str] | None = None,
+           **config: Any) -> DetectReport:
     """Run ``events`` in order under warm routing, then under fresh routing, and compare.
 
     Args:
@@ -282,6 +339,7 @@ def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events:
             fresh run does not see the warm run's data (a shared ``Services`` is flushed instead).
         sandbox, seed, network: as for :class:`Simulator` (both runs use the same seed).
         setup: called with each run's Simulator before the deploy (create buckets, tables, ...).
+        tenant_id: the tenant id of every invocation, or one per event (a tenant-isolated function needs them).
         config: settings of :meth:`Simulator.deploy` (``memory_mb=``, ``environment=``, ...),
             or overrides of the template's (and ``parameters=``) with ``template``.
     """
@@ -291,38 +349,106 @@ def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events:
     if template is not None and not function:
         raise LambdaSimError("detect() with a template needs function= (the function's logical ID or key).")
 
-    def deploy(sim: Simulator) -> Function:
+    tenants = _tenants(tenant_id, len(events))
+
+    def deploy(sim: Simulator, **changes: Any) -> Function:
         if template is not None:
             assert function is not None
-            overrides = dict(config)
+            overrides = {**config, **changes}
             if handler is not None:
                 overrides["handler"] = handler
             if code_dir is not None:
                 overrides["code_dir"] = code_dir
             return sim.deploy_from_template(template, function, **overrides)
         assert handler is not None and code_dir is not None
-        return sim.deploy(handler, code_dir=code_dir, **config)
+        return sim.deploy(handler, code_dir=code_dir, **{**config, **changes})
 
     outcomes: dict[str, list[Outcome]] = {}
     traces: dict[str, list[dict[str, Any]]] = {}
     names = ("", "")
-    for routing in ROUTINGS:
+    models: list[str] = []
+    runs_to_do: list[tuple[str, str, dict[str, Any]]] = [(routing, routing, {}) for routing in ROUTINGS]
+    while runs_to_do:
+        run, routing, changes = runs_to_do.pop(0)
         _flush_shared(services)
         with Simulator(sandbox=sandbox, routing=routing, seed=seed, services=services, track_tmp=True,
                        track_tmp_access=True, network=network) as sim:
             if setup is not None:
                 setup(sim)
-            fn = deploy(sim)
-            names = (fn.name, fn.config.handler)
-            outcomes[routing] = [Outcome.of(fn.invoke(event)) for event in events]
-        traces[routing] = [e.to_dict() for e in sim.trace]
+            fn = deploy(sim, **changes)
+            if run == "warm":
+                names = (fn.name, fn.config.handler)
+                models = _models(fn, tenants)
+                if fn.config.snap_start:
+                    runs_to_do.append((INIT_RUN, "fresh", {"snap_start": False}))
+            outcomes[run] = [Outcome.of(fn.invoke(event, tenant_id=tenant))
+                             for event, tenant in zip(events, tenants, strict=True)]
+        traces[run] = [e.to_dict() for e in sim.trace]
 
     warm, fresh = outcomes["warm"], outcomes["fresh"]
     runs = list(enumerate(zip(events, warm, fresh, strict=True)))
     differences = [Difference(i, event, w, f) for i, (event, w, f) in runs if not w.same_as(f)]
     failures = [Failure(i, event, w, f) for i, (event, w, f) in runs if w.same_as(f) and not w.ok]
     cross_reads = [read for routing in ROUTINGS for read in _cross_reads(routing, traces[routing], outcomes[routing])]
-    return DetectReport(names[0], names[1], events, warm, fresh, differences, cross_reads, traces, failures)
+    initialised = outcomes.get(INIT_RUN, [])
+    clones = _clones(fresh, initialised) if initialised else []
+    return DetectReport(names[0], names[1], events, warm, fresh, differences, cross_reads, traces, failures,
+                        clones, models, initialised)
+
+
+_RUN_NAMES = {INIT_RUN: "routing=fresh, SnapStart off (Init in each environment)"}
+
+
+def _tenants(tenant_id: str | Sequence[str] | None, count: int) -> list[str | None]:
+    if tenant_id is None or isinstance(tenant_id, str):
+        return [tenant_id] * count
+    tenants: list[object] = list(tenant_id)  # from users' code: check the types too
+    if len(tenants) != count or not all(isinstance(t, str) and t for t in tenants):
+        raise LambdaSimError(f"detect(tenant_id=...): give one tenant id for every event, or a list of {count} "
+                             f"(one per event), not {tenant_id!r}.")
+    return [str(t) for t in tenants]
+
+
+def _models(fn: Function, tenants: list[str | None]) -> list[str]:
+    """What the function's execution models change in the comparison, for the report."""
+    config = fn.config
+    notes = []
+    if config.tenant_isolation:
+        if tenants[0] is None:
+            raise LambdaSimError(f"{fn.name} has tenant isolation: every invocation needs a tenant id; give "
+                                 "tenant_id= (lambdasim detect --tenant-id ID).")
+        shown = sorted({t for t in tenants if t is not None})
+        notes.append(f"tenant isolation: invoked as tenant {', '.join(shown[:5])}{', ...' if len(shown) > 5 else ''}"
+                     "; each tenant has its own instances")
+    if config.snap_start:
+        notes.append("SnapStart: every instance is restored from the snapshot of one Init; a third run on fresh "
+                     "instances that each run Init (SnapStart off) finds state the snapshot clones")
+    if config.provisioned_concurrency:
+        notes.append(f"provisioned concurrency {config.provisioned_concurrency}: the warm run starts on the "
+                     "environments initialised at deploy, the fresh run on on-demand ones, as requests beyond them "
+                     "on Lambda")
+    if config.managed:
+        notes.append("Lambda Managed Instances: the invocations run one at a time, so requests that run at once in "
+                     "one environment (its worker processes share /tmp) are not compared here: invoke_many() and "
+                     "lambdasim chaos run those")
+    return notes
+
+
+def _clones(restored: list[Outcome], initialised: list[Outcome]) -> list[Clone]:
+    """The invocations that return one result on different restored environments where environments
+    initialised each on their own return several."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, outcome in enumerate(restored):
+        if outcome.ok:
+            groups.setdefault(outcome.key(), []).append(i)
+    clones = []
+    for indices in groups.values():
+        if len({restored[i].instance for i in indices}) < 2:
+            continue
+        if len({initialised[i].key() for i in indices}) > 1:
+            clones.append(Clone(tuple(indices), tuple(restored[i] for i in indices),
+                                tuple(initialised[i] for i in indices)))
+    return clones
 
 
 def _flush_shared(services: Any) -> None:

@@ -24,6 +24,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from lambdasim import _report_models as models
 from lambdasim._errors import LambdaSimError
 
 VERSION_COLOURS = ("#1f77b4", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
@@ -44,7 +45,7 @@ LABEL_ROW = 14  # the height of a /tmp chart label's row (11px text)
 # pytest's outcomes (the plugin's report), and the badge class of each
 OUTCOME_CLASS = {"passed": "good", "failed": "bad", "error": "bad", "xpassed": "warn", "skipped": "muted",
                  "xfailed": "muted"}
-VERDICT_WORD = {"ok": "OK", "different": "DIFFERENT", "failed": "FAILED"}
+VERDICT_WORD = {"ok": "OK", "different": "DIFFERENT", "cloned": "CLONED", "failed": "FAILED"}
 
 
 # -- reading traces ---------------------------------------------------------------------------
@@ -104,10 +105,11 @@ def detect_verdict(trace: Any) -> dict[str, Any] | None:
                     if isinstance(w, dict) and not w.get("ok", True) and i not in differing]
     verdict = trace.get("verdict")
     if verdict not in VERDICT_WORD:
-        verdict = "different" if differences else "failed" if failures else "ok"
+        verdict = "different" if differences else "cloned" if trace.get("clones") else "failed" if failures else "ok"
     text = trace.get("verdict_text")
     return {"verdict": verdict, "text": str(text) if text else None, "differences": differences,
             "failures": failures, "cross_reads": [r for r in trace.get("cross_reads") or () if isinstance(r, dict)],
+            "clones": [c for c in trace.get("clones") or () if isinstance(c, dict)],
             "handler": trace.get("handler"), "function": trace.get("function"),
             "events": len(trace.get("events") or ())}
 
@@ -127,6 +129,8 @@ class Lane:
     """Spans (from step, to step; None: to the lane's end) in which the instance was frozen."""
     items: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     tmp: list[tuple[int, int]] = field(default_factory=list)
+    tags: dict[str, Any] = field(default_factory=dict)
+    """The execution models' facts of the environment (see :mod:`lambdasim._report_models`)."""
 
 
 @dataclass
@@ -179,6 +183,7 @@ def _model(run: Run) -> Model:
             continue
         if instance is None:
             m.function_events.setdefault(function, []).append((step, event))
+            models.count_function_event(counts, kind)
             counts["redeploys"] += kind == "redeploy"
             counts["throttled"] += kind in ("throttled", "rejected")
             continue
@@ -186,6 +191,7 @@ def _model(run: Run) -> Model:
         if lane is None:
             lane = m.lanes[instance] = Lane(str(instance), function, event.get("version"), step)
             counts["instances"] += 1
+        models.note(lane.tags, counts, kind, detail)
         if kind == "destroyed":
             lane.end, lane.end_reason = step, str(detail.get("reason", ""))
             if lane.frozen and lane.frozen[-1][1] is None:
@@ -199,7 +205,7 @@ def _model(run: Run) -> Model:
                 "duration_ms": detail.get("duration_ms"), "error": detail.get("error"),
                 "errorMessage": error_detail.get("errorMessage"), "logs": error_detail.get("logs"),
                 "tmp_bytes": detail.get("tmp_bytes"), "tmp_reads_from": detail.get("tmp_reads_from") or [],
-                "erofs": detail.get("erofs") or [],
+                "erofs": detail.get("erofs") or [], **models.invocation_fields(detail),
             }
             m.invocations.append(inv)
             lane.items.append((step, {"kind": "invoke", "inv": inv}))
@@ -332,7 +338,8 @@ class _Svg:
                      f"{event.get('request_id')} (step {step})")
             return (f'<g class="marker" data-marker="{kind}"><title>{_e(title)}</title>'
                     f'<path d="M{x - 6:.1f},{y + 6} L{x + 6:.1f},{y + 6} L{x:.1f},{y + 19} Z" fill="#757575"/></g>')
-        return self._generic(kind, step, event, x, y + FUNC_H / 2)
+        return models.marker(kind, step, detail, x, y + FUNC_H / 2) or self._generic(kind, step, event, x,
+                                                                                        y + FUNC_H / 2)
 
     def _generic(self, kind: str, step: int, event: dict[str, Any], x: float, y: float) -> str:
         title = f"{kind} (step {step}): {json.dumps(event.get('detail') or {}, default=str)[:300]}"
@@ -356,15 +363,18 @@ class _Svg:
         end = self.x(lane.end if lane.end is not None else self.m.steps - 1) + self.step_w / 2
         invs = sum(1 for _, item in lane.items if item.get("kind") == "invoke")
         ended = f"destroyed ({lane.end_reason})" if lane.end is not None else "still alive at the end"
-        title = f"instance {lane.instance} of {lane.function}, version {lane.version}: {invs} invocations; {ended}"
+        title = (f"instance {lane.instance} of {lane.function}, version {lane.version}: {invs} invocations; {ended}"
+                 f"{models.title(lane.tags)}")
         out = [f'<g class="lane" data-lane="{_e(lane.instance)}" data-version="{_e(lane.version)}">',
                f'<title>{_e(title)}</title>',
-               f'<text class="lane-label" x="18" y="{y + 19}">{_e(_fit(lane.instance, LEFT - 26, mono=True))}</text>',
+               f'<text class="lane-label" x="18" y="{y + 19}">'
+               f'{_e(_fit(models.label(lane.instance, lane.tags), LEFT - 26, mono=True))}</text>',
                f'<rect class="version-chip" x="6" y="{y + 9}" width="8" height="12" fill="{colour}"/>',
                f'<rect class="lifetime" x="{start:.1f}" y="{y + 5}" width="{max(end - start, 2):.1f}" '
                f'height="{LANE_H - 10}" fill="{colour}" stroke="{colour}"/>',
                f'<g class="marker" data-marker="created"><title>created (step {lane.start})</title>'
-               f'<circle cx="{start + 3:.1f}" cy="{y + LANE_H / 2}" r="3" fill="#2e7d32"/></g>']
+               f'<circle cx="{start + 3:.1f}" cy="{y + LANE_H / 2}" r="3" fill="#2e7d32"/></g>',
+               models.badges(lane.tags, start, y)]
         for a, b in lane.frozen:
             x0 = self.x(a) + self.step_w * 0.4
             x1 = (self.x(b) - self.step_w * 0.4) if b is not None else end
@@ -435,7 +445,7 @@ class _Svg:
             return _shutdown_marker(step, detail, x, y)
         if kind == "instance_created":
             return ""
-        return self._generic(kind, step, event, x, cy)
+        return models.marker(kind, step, detail, x, cy) or self._generic(kind, step, event, x, cy)
 
     def tmp_chart(self) -> str:
         lanes = [lane for lane in self.m.lanes.values() if lane.tmp]
@@ -570,6 +580,7 @@ section.verdict { margin: 10px 0 4px; padding: 8px 12px; border-radius: 6px; bor
                   background: #e8f5e9; }
 section.verdict.different { border-left-color: #d32f2f; background: #ffebee; }
 section.verdict.failed { border-left-color: #e65100; background: #fff3e0; }
+section.verdict.cloned { border-left-color: #d32f2f; background: #ffebee; }
 section.verdict h2 { font-size: 15px; }
 section.verdict p { margin: 4px 0; }
 section.verdict .verdict-text { font-weight: 600; }
@@ -662,7 +673,11 @@ _JS = r"""
     row(dl, "run", run.name + (run.outcome ? " (test " + run.outcome + ")" : ""));
     row(dl, "function", inv["function"] + " (version " + inv.version + ")");
     row(dl, "instance", inv.instance);
-    row(dl, "start", inv.cold_start ? "cold (Init ran first)" : "warm");
+    row(dl, "start", typeof inv.restore_ms === "number" ? "restored from the SnapStart snapshot in " +
+      inv.restore_ms.toFixed(2) + " ms" : inv.cold_start ? "cold (Init ran first)" : "warm");
+    row(dl, "initialization type", inv.init_type);
+    row(dl, "tenant", inv.tenant);
+    row(dl, "worker", inv.worker === null || inv.worker === undefined ? null : "worker process " + inv.worker);
     row(dl, "duration", typeof inv.duration_ms === "number" ? inv.duration_ms.toFixed(2) + " ms" : null);
     row(dl, "virtual time", typeof inv.t === "number" ? inv.t + " s" : null);
     row(dl, "/tmp used after", typeof inv.tmp_bytes === "number" ? bytes(inv.tmp_bytes) : null);
@@ -736,6 +751,7 @@ def _legend() -> str:
          "service event"),
         (chip(f'<path d="M3,13 Q13,0 23,13" fill="none" stroke="{READ}" stroke-dasharray="3 2"/>'),
          "read of a /tmp file another invocation wrote"),
+        *models.legend_items(chip),
     ]
     return '<ul class="legend">' + "".join(f"<li>{svg}<span>{_e(text)}</span></li>" for svg, text in items) + "</ul>"
 
@@ -751,8 +767,8 @@ def _counts_line(counts: dict[str, int]) -> str:
     parts.append(_n(counts["cold_starts"], "cold start", "cold starts"))
     for key, one, many in (("resets", "reset", "resets"), ("crashes", "crash", "crashes"),
                            ("redeploys", "redeploy", "redeploys"), ("throttled", "throttled or rejected",
-                                                                    "throttled or rejected")):
-        if counts[key]:
+                                                                    "throttled or rejected"), *models.COUNTED):
+        if counts.get(key):
             parts.append(_n(counts[key], one, many))
     return " \u00b7 ".join(parts)
 
@@ -823,7 +839,8 @@ def _verdict_section(verdict: dict[str, Any]) -> str:
     text = verdict["text"] or {
         "ok": f"OK: all {n} invocations succeed and give the same result warm and fresh.",
         "different": f"FAIL: {len(verdict['differences'])} invocation(s) give another result on a fresh instance.",
-        "failed": f"FAIL: {len(verdict['failures'])} of {n} invocations returned an error in both runs."}[
+        "failed": f"FAIL: {len(verdict['failures'])} of {n} invocations returned an error in both runs.",
+        "cloned": "FAIL: restored environments return what their one snapshot's Init made."}[
             verdict["verdict"]]
     out = [f'<section class="verdict {_e(verdict["verdict"])}" data-verdict="{_e(verdict["verdict"])}">',
            f'<h2>detect: <span class="verdict-word">{word}</span> \u00b7 {_e(verdict["handler"] or "")} '
@@ -843,6 +860,11 @@ def _verdict_section(verdict: dict[str, Any]) -> str:
                        f'<code>{_e(_clip(json.dumps(d.get("event"), default=str)))}</code>: warm '
                        f'{_e(outcome(d.get("warm")))}; fresh {_e(outcome(d.get("fresh")))}</li>')
         out.append("</ul>")
+    for c in verdict["clones"]:
+        out.append(f'<p class="list-title" data-clone="{_e(c.get("indices"))}">CLONED: '
+                   f'{_e(", ".join(f"#{i}" for i in c.get("indices") or ()))} on every restored environment: '
+                   f'{_e(outcome((c.get("restored") or [None])[0]))}; each with its own Init: '
+                   f'{_e("; ".join(outcome(o) for o in (c.get("initialised") or [])[:3]))}</p>')
     if verdict["failures"]:
         out.append(f'<p class="list-title">FAILED: returned an error in both runs ({len(verdict["failures"])}):</p>'
                    "<ul>")

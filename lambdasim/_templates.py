@@ -8,7 +8,9 @@ Only what is known without AWS is resolved: ``!Ref`` to a parameter's Default or
 a pseudo parameter (``AWS::Region`` ...), ``!Sub``, ``!Join``, ``!Select``,
 ``!Split``, ``!FindInMap``, ``!Base64``, ``!If`` on conditions over parameters; in
 Serverless configs ``${self:...}``, ``${env:...}``, ``${opt:...}``, ``${sls:stage}``
-and ``${aws:region|accountId}``, with fallbacks. Anything else (``!GetAtt``,
+and ``${aws:region|accountId}``, with fallbacks; a capacity provider of the template by
+``!Ref`` or ``!GetAtt X.Arn`` (see :mod:`lambdasim._template_models` for the execution
+models' properties). Anything else (``!GetAtt``,
 ``!ImportValue``, ``${ssm:...}`` ...) is a SourceError naming the file, the line, the
 key and what to do instead.
 
@@ -41,6 +43,7 @@ from lambdasim._cfn import (
 from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, PYTHON_VERSION, RESERVED_ENV, known_runtime
 from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import SourceError, YamlMap, YamlSeq, load_yaml, read_text
+from lambdasim._template_models import Models, sam_models, serverless_models
 
 __all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "load_function"]
 
@@ -80,6 +83,20 @@ class TemplateFunction:
     """``file:line`` of the function's definition."""
     entry_point: tuple[str, ...] = ()
     """A container image function's ``ImageConfig.EntryPoint`` (SAM ``PackageType: Image``)."""
+    snap_start: bool = False
+    """``SnapStart: {ApplyOn: PublishedVersions}`` (Serverless: ``snapStart: true``)."""
+    provisioned_concurrency: int = 0
+    """``ProvisionedConcurrencyConfig.ProvisionedConcurrentExecutions`` (Serverless: ``provisionedConcurrency``)."""
+    tenant_isolation: bool = False
+    """``TenancyConfig: {TenantIsolationMode: PER_TENANT}`` (Serverless: ``tenancy: {mode: per_tenant}``)."""
+    capacity_provider: str | None = None
+    """Lambda Managed Instances: the ``CapacityProviderConfig``'s capacity provider (an ARN or a name)."""
+    max_concurrency: int | None = None
+    """``PerExecutionEnvironmentMaxConcurrency`` (Serverless: ``capacityProvider.maxConcurrency``)."""
+    min_environments: int = 0
+    """``FunctionScalingConfig.MinExecutionEnvironments`` (Serverless: ``capacityProvider.scaling.min``)."""
+    max_environments: int | None = None
+    """``FunctionScalingConfig.MaxExecutionEnvironments`` (Serverless: ``capacityProvider.scaling.max``)."""
 
     def deploy_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``Simulator.deploy(**kwargs)`` for this function."""
@@ -88,6 +105,10 @@ class TemplateFunction:
             "timeout_s": self.timeout_s, "ephemeral_storage_mb": self.ephemeral_storage_mb,
             "environment": dict(self.environment), "reserved_concurrency": self.reserved_concurrency,
             "layers": list(self.layers), "runtime": self.runtime, "entry_point": list(self.entry_point),
+            "snap_start": self.snap_start, "provisioned_concurrency": self.provisioned_concurrency,
+            "tenant_isolation": self.tenant_isolation, "capacity_provider": self.capacity_provider,
+            "max_concurrency": self.max_concurrency, "min_environments": self.min_environments,
+            "max_environments": self.max_environments,
         }
 
 
@@ -172,6 +193,7 @@ _MEMORY = (128, 10240, "Lambda allows 128 to 10240 MB")
 _TIMEOUT = (1, 900, "Lambda allows 1 to 900 seconds")
 _STORAGE = (512, 10240, "Lambda allows 512 to 10240 MB")
 _CONCURRENCY = (0, 2**31 - 1, "use a whole number >= 0")
+_ON_DEMAND = Models()
 
 
 class _Reader:
@@ -288,12 +310,13 @@ class _Reader:
 
     def build(self, name: str, line: int, handler: str, code_dir: str, runtime: str, memory: int, timeout: int,
               storage: int, environment: dict[str, str], concurrency: int | None,
-              layers: Callable[[], tuple[str, ...]], entry_point: tuple[str, ...] = ()) -> TemplateFunction:
+              layers: Callable[[], tuple[str, ...]], entry_point: tuple[str, ...] = (),
+              models: Models = _ON_DEMAND) -> TemplateFunction:
         return TemplateFunction(
             name=name, handler=handler, code_dir=code_dir, runtime=runtime, memory_mb=memory,
             timeout_s=float(timeout), ephemeral_storage_mb=storage, environment=environment,
             reserved_concurrency=concurrency, layers=self.ctx.layers if self.ctx.layers is not None else layers(),
-            source=f"{self.ctx.display}:{line}", entry_point=entry_point,
+            source=f"{self.ctx.display}:{line}", entry_point=entry_point, **vars(models),
         )
 
     def pick(self, function: str | None, where: str, functions: dict[str, int]) -> str:
@@ -423,8 +446,9 @@ class _Sam(_Reader):
                         paths.append(path)
             return tuple(paths)
 
+        models = sam_models(self, get, function, sam)
         return self.build(function, res_loc.line, handler, code_dir, runtime, memory, timeout, storage, environment,
-                          reserved, layers, entry_point)
+                          reserved, layers, entry_point, models)
 
     def image(self, resource: YamlMap, res_loc: _Loc, get: Callable[[str], tuple[Any, _Loc]],
               sam: bool) -> tuple[str, str, tuple[str, ...]]:
@@ -579,8 +603,9 @@ class _Serverless(_Reader):
                 ctx.fail(loc, f"expected a list of layers, found {_kind(entries)}.")
             return tuple(self.layer(entry, loc.item(entries, i)) for i, entry in enumerate(entries))
 
+        models = serverless_models(self, get, self.provider, self.provider_loc)
         return self.build(function, fn_loc.line, handler, ctx.folder, runtime, memory, timeout, storage,
-                          environment, reserved, layers)
+                          environment, reserved, layers, models=models)
 
     def layer(self, entry: Any, loc: _Loc) -> str:
         loc = _Loc(loc.key, loc.line, self.layers_hint("config"))

@@ -32,7 +32,10 @@ FIXTURES = frozenset({"lambda_sim", "lambda_function"})
 # Marker keywords that configure the Simulator; every other keyword is a deploy() default.
 SIM_KEYS = frozenset({"sandbox", "routing", "seed", "services", "region", "init_timeout_s", "freeze", "network"})
 DEPLOY_KEYS = frozenset({"memory_mb", "timeout_s", "ephemeral_storage_mb", "environment", "reserved_concurrency",
-                         "keepalive_s", "layers"})
+                         "keepalive_s", "layers", "runtime", "snap_start", "provisioned_concurrency",
+                         "tenant_isolation", "capacity_provider", "max_concurrency", "min_environments",
+                         "max_environments"})
+"""The marker's deploy() defaults, the execution models' settings among them."""
 # The marker's deploy() defaults for this test, from lambda_sim to lambda_function.
 DEPLOY_DEFAULTS = pytest.StashKey[dict[str, Any]]()
 

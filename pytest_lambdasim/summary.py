@@ -65,11 +65,14 @@ class SessionStats:
 
     def totals(self) -> dict[str, Any]:
         total: dict[str, Any] = {"tests": len(self.tests), "instances": 0, "cold_starts": 0, "resets": 0,
-                                 "invocations": {}, "peak_tmp_bytes": {}, "read_only_errors": [], "refused": {}}
+                                 "invocations": {}, "peak_tmp_bytes": {}, "read_only_errors": [], "refused": {},
+                                 **dict.fromkeys(MODEL_COUNTS, 0)}
         for nodeid, s in self.tests.items():
             total["instances"] += s["instances"]
             total["cold_starts"] += s["cold_starts"]
             total["resets"] += s["resets"]
+            for key in MODEL_COUNTS:
+                total[key] += s.get(key, 0)
             for outcome, n in s["invocations"].items():
                 total["invocations"][outcome] = total["invocations"].get(outcome, 0) + n
             for fn, peak in s["peak_tmp_bytes"].items():
@@ -109,13 +112,33 @@ def _failure_message(report: pytest.TestReport) -> str | None:
     return line if len(line) <= 200 else line[:199] + "\u2026"
 
 
+MODEL_COUNTS = ("snapshots", "restores", "provisioned", "workers", "tenants")
+"""The execution models' counts of a test: SnapStart snapshots taken and environments restored from them,
+environments provisioned ahead of requests, Managed Instances worker processes started, tenants."""
+_MODEL_WORDS = (("restores", "restore", "restores"), ("snapshots", "snapshot", "snapshots"),
+                ("provisioned", "provisioned environment", "provisioned environments"),
+                ("workers", "worker process", "worker processes"), ("tenants", "tenant", "tenants"))
+
+
 def summarize(trace: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts for one simulator's trace."""
     summary: dict[str, Any] = {"instances": 0, "cold_starts": 0, "resets": 0, "invocations": {},
-                               "peak_tmp_bytes": {}, "read_only_errors": [], "refused": {}}
+                               "peak_tmp_bytes": {}, "read_only_errors": [], "refused": {},
+                               **dict.fromkeys(MODEL_COUNTS, 0)}
+    tenants: set[str] = set()
     for event in trace:
         kind, detail = event["kind"], event["detail"]
-        if kind == "instance_created":
+        if detail.get("tenant") is not None:
+            tenants.add(str(detail["tenant"]))
+        if kind == "snapshot":
+            summary["snapshots"] += 1
+        elif kind == "restored":
+            summary["restores"] += 1
+        elif kind == "provisioned":
+            summary["provisioned"] += 1
+        elif kind == "worker" and detail.get("action") in ("started", "replaced"):
+            summary["workers"] += 1
+        elif kind == "instance_created":
             summary["instances"] += 1
         elif kind == "reset":
             summary["resets"] += 1
@@ -132,7 +155,16 @@ def summarize(trace: list[dict[str, Any]]) -> dict[str, Any]:
                                                     "request_id": event["request_id"]})
             for where, n in detail.get("refused", {}).items():  # network="isolated"
                 summary["refused"][where] = summary["refused"].get(where, 0) + n
+    summary["tenants"] = len(tenants)
     return summary
+
+
+def models_line(counts: dict[str, Any]) -> str:
+    """The execution models' part of a summary line (empty when the tests used none): ``; 3 restores,
+    1 snapshot, 2 tenants``."""
+    parts = [f"{counts[key]} {one if counts[key] == 1 else many}" for key, one, many in _MODEL_WORDS
+             if counts.get(key)]
+    return f"; {', '.join(parts)}" if parts else ""
 
 
 def refused_line(nodeid: str, refused: dict[str, int]) -> str:
@@ -185,7 +217,7 @@ def _terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.
     tr.write_sep("=", "lambda-sim summary")
     outcomes = ", ".join(f"{n} {k}" for k, n in sorted(total["invocations"].items())) or "none"
     tr.write_line(f"{total['tests']} tests: {total['instances']} instances started, {total['cold_starts']} cold "
-                  f"starts, {total['resets']} resets; invocations: {outcomes}")
+                  f"starts, {total['resets']} resets; invocations: {outcomes}{models_line(total)}")
     if total["peak_tmp_bytes"]:
         from lambdasim._report import fmt_bytes  # only once a test has run instances: lambdasim is loaded
 
@@ -201,7 +233,7 @@ def _terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.
         for nodeid, s in sorted(stats.tests.items()):
             outcome = ", ".join(f"{n} {k}" for k, n in sorted(s["invocations"].items())) or "no invocations"
             tr.write_line(f"{nodeid}: {s['instances']} instances, {s['cold_starts']} cold starts, "
-                          f"{s['resets']} resets; {outcome}")
+                          f"{s['resets']} resets; {outcome}{models_line(s)}")
     path = setting(config, "lambda_sim_report")
     if path:
         report = {"summary": total, "tests": stats.tests}

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from lambdasim._scenario import STEPS, Invoke, ScenarioFailure, load_scenario, run_file
+from lambdasim import ConfigError
+from lambdasim._scenario import STEPS, Deploy, Invoke, ScenarioError, ScenarioFailure, load_scenario, run_file
 from lambdasim.cli import main
 
 pytest.importorskip("hypothesis", reason="lambdasim chaos needs Hypothesis: pip install 'lambdasim[chaos]'")
@@ -308,3 +309,84 @@ def test_the_default_hypothesis_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert default_hypothesis_dir() == str(tmp_path / "home" / cache / "lambdasim" / "hypothesis")
     monkeypatch.setenv("HYPOTHESIS_STORAGE_DIRECTORY", str(tmp_path / "mine"))
     assert default_hypothesis_dir() == str(tmp_path / "mine")  # Hypothesis' own setting is respected
+
+
+# -- the execution models ----------------------------------------------------------------------------
+
+# Says which tenant and initialisation type it ran with.
+MODEL_ECHO = """
+import os
+def handler(event, context):
+    return {"tenant": context.tenant_id, "init": os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]}
+"""
+
+
+def _invocation(instance: str | None, tenant: str | None) -> Any:
+    from lambdasim import Invocation
+
+    return Invocation("r", "fn", "1", instance, False, None, b"{}", 1.0, None, tenant_id=tenant)
+
+
+def test_each_model_deploys_as_a_scenario_step(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "--model", "on-demand", "--model", "snap-start", "--model", "tenant-isolation",
+                  "--model", "managed", "--model", "provisioned", "--concurrency", "4", "--tenant-id", "acme")
+    base = {"handler": "app.handler", "code_dir": "src", "name": "app"}
+    assert cfg.deploys() == [base, {**base, "snap_start": True, "runtime": "python3.12"},
+                             {**base, "tenant_isolation": True},
+                             {**base, "capacity_provider": "chaos", "max_concurrency": 4},
+                             {**base, "provisioned_concurrency": 1}]
+    assert cfg.tenants == ["acme"]
+    assert _config(tmp_path).tenants == ["tenant-a", "tenant-b"] and _config(tmp_path).deploys() == [base]
+    for body in cfg.deploys():  # each loads (and validates) as the deploy step of the scenario chaos writes
+        path = tmp_path / "model.yaml"
+        path.write_text(f"steps:\n  - deploy: {flow(body)}\n")
+        load_scenario(path)
+    # The models' flags configure the one deploy, as --memory does.
+    flagged = _config(tmp_path, "--tenant-isolation", "--runtime", "python3.12")
+    assert flagged.deploy == {**base, "runtime": "python3.12", "tenant_isolation": True}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--snap-start", "--runtime", "python3.11"], "SnapStart is not supported for python3.11"),
+    (["--max-concurrency", "4"], "max_concurrency is a setting of Lambda Managed Instances"),
+])
+def test_models_lambda_refuses_are_usage_errors(tmp_path: Path, argv: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        _config(tmp_path, *argv)
+
+
+def test_the_tenant_isolated_invariant_reads_the_history() -> None:
+    from lambdasim._chaos import TENANT_ISOLATED, Invariant
+    from lambdasim._scenario import INVOCATION_CHECKS, Node
+
+    invariant = Invariant.parse("tenant-isolated")
+    assert (invariant.text, invariant.expression) == ("tenant-isolated", TENANT_ISOLATED)
+    a1, b1, b2 = _invocation("fn-1", "a"), _invocation("fn-1", "b"), _invocation("fn-2", "b")
+    assert invariant.violation(b2, [a1, b2]) is None
+    assert invariant.violation(b1, [a1, b1]) == "instance fn-1 served the tenants a, b"
+    assert invariant.violation(_invocation(None, "a"), [a1, b1]) is None, "a throttled invocation has no instance"
+    # The scenario chaos writes states it with holds, over the same history.
+    holds = INVOCATION_CHECKS["holds"].from_node(Node(TENANT_ISOLATED, "s.yaml", 1, "holds", Path("."),
+                                                      ScenarioError))
+    assert holds.verify_in(b2, [a1, b2]) is None
+    assert "it is false" in str(holds.verify_in(b1, [a1, b1]))
+
+
+@pytest.mark.sandbox
+def test_a_search_deploys_the_models_and_invokes_as_tenants(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    root = _project(tmp_path, MODEL_ECHO)
+    out = root / "scenarios" / "chaos-failure.yaml"
+    # Only a tenant-isolated deploy, invoked as a tenant, breaks this invariant.
+    assert main(_chaos(root, "--model", "on-demand", "--model", "tenant-isolation", "--tenant-id", "acme",
+                       "--invariant", "payload['tenant'] is None", "--invariant", "tenant-isolated")) == 1
+    printed = capsys.readouterr().out
+    assert "Invariant payload['tenant'] is None does not hold" in printed
+    steps = load_scenario(out).steps
+    assert isinstance(steps[0], Deploy) and steps[0].settings.kwargs() == {"tenant_isolation": True}
+    assert isinstance(steps[-2], Invoke) and steps[-2].tenants()[0] == "acme"
+    with pytest.raises(ScenarioFailure, match=r"holds \"payload\['tenant'\] is None\""):
+        run_file(out)
+    # With no tenant-isolated deploy to pick, nothing breaks it.
+    assert main(_chaos(root, "--model", "on-demand", "--invariant", "payload['tenant'] is None",
+                       "--invariant", "tenant-isolated", out="none.yaml")) == 0

@@ -404,8 +404,11 @@ def test_detect_help_is_plain_text_in_paragraphs(capsys: pytest.CaptureFixture[s
     assert "``" not in out and ":func:" not in out and ":class:" not in out
     assert "\n\nOn Lambda an invocation may land on a warm instance" in out
     assert "\n\nExit status: 0 when every invocation succeeds" in out  # its own paragraph, after the options
-    assert ("1 when an outcome differs between warm and fresh (DIFFERENT), or when invocations return an error in "
-            "both runs (FAILED); 2 on a usage error") in " ".join(out.split())
+    assert ("1 when an outcome differs between warm and fresh (DIFFERENT), when a SnapStart function's restored "
+            "instances share what Init made (CLONED), or when invocations return an error in both runs (FAILED); 2 "
+            "on a usage error") in " ".join(out.split())
+    assert "\n\nA SnapStart function (--snap-start" in out, "a paragraph of its own"
+    assert "is run a third time on fresh instances that each run Init (SnapStart off)" in " ".join(out.split())
     assert "--repeat N" in out and "--services" in out
 
 

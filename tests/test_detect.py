@@ -14,7 +14,7 @@ import pytest
 from lambdasim import Simulator
 from lambdasim._commands.detect import load_events
 from lambdasim._commands.detect import run as run_detect
-from lambdasim._detect import DetectReport, Outcome, detect
+from lambdasim._detect import DetectReport, Outcome, _clones, detect
 from lambdasim._errors import LambdaSimError
 from lambdasim._report import render
 from lambdasim._runtime import TmpAccess
@@ -178,8 +178,9 @@ def test_errors_in_both_runs_are_failures_not_ok(code: Code, capsys: pytest.Capt
         main(["detect", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert ("Exit status: 0 when every invocation succeeds and gives the same result warm and fresh (OK); 1 when an "
-            "outcome differs between warm and fresh (DIFFERENT), or when invocations return an error in both runs "
-            "(FAILED); 2 on a usage error") in help_text
+            "outcome differs between warm and fresh (DIFFERENT), when a SnapStart function's restored instances share "
+            "what Init made (CLONED), or when invocations return an error in both runs (FAILED); 2 on a usage "
+            "error") in help_text
 
 
 MIXED = """
@@ -367,6 +368,106 @@ def test_run_detect_prints_the_report_and_sets_the_exit_status(
     assert "lambdasim: error: code_dir=" in capsys.readouterr().err
     with pytest.raises(LambdaSimError, match="needs a handler"):
         run_detect(_args(handler=None))
+
+
+# -- the execution models ----------------------------------------------------------------------
+
+# A uuid made at Init: unique per environment on-demand, the same in every environment SnapStart restores.
+INIT_ID = """
+import uuid
+ID = str(uuid.uuid4())
+def handler(event, context):
+    return {"id": ID}
+"""
+
+# Returns its tenant and a per-instance counter.
+TENANT = """
+CALLS = 0
+def handler(event, context):
+    global CALLS
+    CALLS += 1
+    return {"tenant": context.tenant_id, "calls": CALLS}
+"""
+
+
+def test_clones_are_results_shared_by_restored_environments_only() -> None:
+    def outcomes(*rows: tuple[str, Any]) -> list[Outcome]:
+        return [Outcome(f"r{i}", instance, True, payload) for i, (instance, payload) in enumerate(rows)]
+
+    restored = outcomes(("f-1", {"id": "a"}), ("f-2", {"id": "a"}), ("f-3", {"id": "a"}))
+    initialised = outcomes(("f-4", {"id": "x"}), ("f-5", {"id": "y"}), ("f-6", {"id": "z"}))
+    [clone] = _clones(restored, initialised)
+    assert clone.indices == (0, 1, 2) and clone.initialised == tuple(initialised)
+    assert _clones(restored, outcomes(*[("f-9", {"id": "x"})] * 3)) == [], "the same when initialised too"
+    assert _clones(outcomes(*[("f-1", {"id": "a"})] * 3), initialised) == [], "one environment: nothing cloned"
+    report = DetectReport("fn", "app.handler", [{}, {}, {}], restored, restored, [], [], failures=[],
+                          clones=[clone], models=["SnapStart: ..."], initialised=initialised)
+    assert (report.verdict, report.ok, report.exit_status) == ("cloned", False, 1)
+    text = report.render()
+    assert "CLONED: 3 of 3 invocations return the same result on different environments restored from one " \
+           "SnapStart snapshot" in text
+    assert "restored:    returned {\"id\": \"a\"}  (instances f-1, f-2, f-3)" in text
+    assert "initialised: returned {\"id\": \"x\"}  (instance f-4)" in text
+    assert text.splitlines()[-1].startswith("FAIL: state made during Init (a uuid, random's state, a file in /tmp)")
+    assert "  SnapStart: ..." in text.splitlines()[1]
+    data = report.to_dict()
+    assert data["verdict"] == "cloned" and data["clones"][0]["indices"] == [0, 1, 2]
+    assert len(data["initialised"]) == 3 and data["models"] == ["SnapStart: ..."]
+
+
+@pytest.mark.sandbox
+def test_detect_runs_a_snapstart_function_a_third_time_with_init_in_each_environment(code: Code) -> None:
+    report = _detect(code(INIT_ID), [{}] * 3, snap_start=True, runtime="python3.12")
+    assert len(report.initialised) == 3 and report.initialised[0].ok
+    assert len({o.payload["id"] for o in report.initialised}) == 3, "SnapStart off: an Init, a uuid, each"
+    assert len({o.instance for o in report.initialised}) == 3
+    assert any(note.startswith("SnapStart: every instance is restored") for note in report.models)
+    assert set(report.to_dict()["runs"]) == {"routing=warm", "routing=fresh",
+                                             "routing=fresh, SnapStart off (Init in each environment)"}
+    assert not _detect(code(INIT_ID), [{}] * 2).initialised, "no third run without SnapStart"
+
+
+@pytest.mark.sandbox
+@pytest.mark.xfail(strict=False, reason="needs the SnapStart engine (merged by the lead)")
+def test_detect_flags_an_init_uuid_that_snapstart_clones(code: Code) -> None:
+    report = _detect(code(INIT_ID), [{}] * 3, snap_start=True, runtime="python3.12")
+    assert report.differences == [], "restored from one snapshot, warm and fresh return the same uuid"
+    assert report.verdict == "cloned", report.render()
+    assert [c.indices for c in report.clones] == [(0, 1, 2)]
+
+
+@pytest.mark.sandbox
+def test_detect_invokes_a_tenant_isolated_function_as_its_tenants(code: Code) -> None:
+    with pytest.raises(LambdaSimError, match="has tenant isolation: every invocation needs a tenant id; give "
+                                             r"tenant_id= \(lambdasim detect --tenant-id ID\)"):
+        _detect(code(TENANT), [{}] * 2, tenant_isolation=True)
+    report = _detect(code(TENANT), [{}] * 2, tenant_isolation=True, tenant_id="acme")
+    assert [o.payload for o in report.warm] == [{"tenant": "acme", "calls": 1}, {"tenant": "acme", "calls": 2}]
+    assert [d.index for d in report.differences] == [1], "globals kept for the tenant: warm differs from fresh"
+    assert report.models == ["tenant isolation: invoked as tenant acme; each tenant has its own instances"]
+    with pytest.raises(LambdaSimError, match=r"give one tenant id for every event, or a list of 2"):
+        _detect(code(TENANT), [{}] * 2, tenant_isolation=True, tenant_id=["a"])
+
+
+@pytest.mark.sandbox
+@pytest.mark.xfail(strict=False, reason="needs the tenant isolation engine (merged by the lead)")
+def test_detect_gives_each_event_its_tenant(code: Code) -> None:
+    report = _detect(code(TENANT), [{}] * 2, tenant_isolation=True, tenant_id=["a", "b"])
+    assert [o.payload for o in report.warm] == [{"tenant": "a", "calls": 1}, {"tenant": "b", "calls": 1}]
+    assert report.ok, "each tenant its own instance: warm is as fresh"
+
+
+@pytest.mark.sandbox
+def test_detect_command_takes_the_models_and_a_tenant_id(code: Code, capsys: pytest.CaptureFixture[str]) -> None:
+    src = str(code(TENANT))
+    assert main(["detect", "app.handler", "--code-dir", src, "--tenant-isolation", "--tenant-id", "acme",
+                 "--repeat", "2"]) == 1
+    printed = capsys.readouterr().out
+    assert "  tenant isolation: invoked as tenant acme" in printed and "DIFFERENT: 1 of 2" in printed
+    assert main(["detect", "app.handler", "--code-dir", src, "--capacity-provider", "fleet", "--repeat", "1"]) == 0
+    assert "  Lambda Managed Instances: the invocations run one at a time" in capsys.readouterr().out
+    assert main(["detect", "app.handler", "--code-dir", src, "--tenant-isolation"]) == 2
+    assert "needs a tenant id" in capsys.readouterr().err
 
 
 # -- pytest --lambda-sim-detect -----------------------------------------------------------------

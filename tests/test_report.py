@@ -312,6 +312,64 @@ def test_a_detect_report_shows_its_verdict() -> None:
     assert 'data-verdict="ok"' in render(old)
 
 
+def _event(kind: str, instance: str | None = "f-1", request_id: str | None = None, **detail: Any) -> dict[str, Any]:
+    return {"t": 0.0, "kind": kind, "function": "f", "instance": instance, "version": "1", "request_id": request_id,
+            "detail": detail}
+
+
+def test_the_execution_models_are_drawn() -> None:
+    trace = [
+        _event("deploy", None), _event("snapshot", None, init_ms=120.0, tmp_bytes=4096),
+        _event("instance_created", init_type="snap-start"), _event("restored", restore_ms=3.5),
+        _event("invoke", request_id="r-1", cold_start=True, duration_ms=1.0, error=None, restore_ms=3.5,
+               init_type="snap-start"),
+        _event("instance_created", "f-2", init_type="provisioned-concurrency"),
+        _event("provisioned", "f-2", init_ms=80.0),
+        _event("instance_created", "f-3", init_type="lambda-managed-instances"),
+        _event("worker", "f-3", action="started", worker=1), _event("worker", "f-3", action="started", worker=2),
+        _event("worker", "f-3", action="exited", worker=2, reason="crash"),
+        _event("invoke", "f-3", "r-2", cold_start=True, duration_ms=1.0, error=None, worker=1),
+        _event("instance_created", "f-4", init_type="on-demand", tenant="acme"),
+        _event("invoke", "f-4", "r-3", cold_start=True, duration_ms=1.0, error=None, tenant="acme"),
+    ]
+    page = render(trace)
+    for kind in ("snapshot", "restored", "provisioned", "worker"):
+        assert f'data-marker="{kind}"' in page, kind
+    assert 'data-marker="worker" data-action="exited"' in page and "worker 2 exited (crash)" in page
+    for badge in ("snapstart", "provisioned", "workers", "tenant"):
+        assert f'data-badge="{badge}"' in page, badge
+    assert ">W1</text>" in page, "one worker process alive at the end"
+    assert ">f-4 [acme]</text>" in page, "the lane's label names its tenant"
+    assert "restored from its version&#x27;s SnapStart snapshot in 3.50 ms" in page
+    assert "tenant acme: it serves no other" in page
+    assert "1 snapshot \u00b7 1 restore \u00b7 1 provisioned environment \u00b7 2 worker processes started" in page
+    assert "SnapStart snapshot of a version" in page and "badge T" in page, "the legend"
+    data = json.loads(re.search(r'<script type="application/json" id="lsim-data">(.*?)</script>', page,
+                                re.DOTALL).group(1))  # type: ignore[union-attr]
+    invocations = {inv["request_id"]: inv for inv in data["runs"][0]["invocations"]}
+    assert (invocations["r-1"]["restore_ms"], invocations["r-1"]["init_type"]) == (3.5, "snap-start")
+    assert (invocations["r-2"]["worker"], invocations["r-3"]["tenant"]) == (1, "acme")
+    assert 'row(dl, "tenant", inv.tenant)' in page, "the details show them"
+
+
+def test_a_detect_report_shows_what_snapstart_cloned() -> None:
+    ok = {"ok": True, "payload": {"id": "a"}}
+    report: dict[str, Any] = {
+        "function": "app", "handler": "app.handler", "events": [{}, {}], "verdict": "cloned",
+        "verdict_text": "FAIL: state made during Init ...", "differences": [], "failures": [], "cross_reads": [],
+        "clones": [{"indices": [0, 1], "restored": [ok, ok],
+                    "initialised": [ok, {"ok": True, "payload": {"id": "b"}}]}],
+        "warm": [], "fresh": [], "runs": {"routing=warm": {"trace": _fresh_trace(1, "app")}},
+    }
+    page = render(report)
+    verdict = page[page.index('<section class="verdict'):page.index("</section>")]
+    assert 'data-verdict="cloned"' in verdict and ">CLONED</span>" in verdict
+    assert ("CLONED: #0, #1 on every restored environment: returned {&quot;id&quot;: &quot;a&quot;}; each with its "
+            "own Init: returned {&quot;id&quot;: &quot;a&quot;}; returned {&quot;id&quot;: &quot;b&quot;}") in verdict
+    derived = detect_verdict({k: v for k, v in report.items() if k != "verdict"})
+    assert derived is not None and derived["verdict"] == "cloned"
+
+
 def test_tmp_chart_labels_keep_apart() -> None:
     # Nine instances that end with the same /tmp use, one step apart: the labels stack in rows.
     page = render(_fresh_trace(9))

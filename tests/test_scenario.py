@@ -114,8 +114,9 @@ MISTAKES: list[tuple[str, str, int, str | None, str]] = [
      "steps:\n  - deploy: {handler: app.handler, code_dir: code, memroy_mb: 256}\n",
      2, "steps[0].deploy.memroy_mb",
      "unknown key 'memroy_mb' (did you mean 'memory_mb'?); allowed keys: handler, code_dir, name, memory_mb, "
-     "timeout_s, ephemeral_storage_mb, environment, reserved_concurrency, keepalive_s, layers, template, function, "
-     "parameters"),
+     "timeout_s, ephemeral_storage_mb, environment, reserved_concurrency, keepalive_s, layers, runtime, snap_start, "
+     "provisioned_concurrency, tenant_isolation, capacity_provider, max_concurrency, min_environments, "
+     "max_environments, template, function, parameters"),
     ("unknown top-level key",
      "name: x\nstep: []\n",
      2, "step", "unknown key 'step' (did you mean 'steps'?); allowed keys: name, description, simulator, steps"),
@@ -196,11 +197,12 @@ MISTAKES: list[tuple[str, str, int, str | None, str]] = [
      "steps:\n" + DEPLOY + "  - expect: {}\n",
      3, "steps[1].expect",
      "nothing to check; use one or more of payload, payload_contains, error, cold_start, status_code, "
-     "logs_contain, holds, instances, cold_starts, tmp_file, s3_object, s3_count, redis_key, dynamodb_item"),
+     "logs_contain, holds, restore, restore_duration_ms, tenant, worker, instances, cold_starts, tmp_file, "
+     "s3_object, s3_count, redis_key, dynamodb_item, instances_per_tenant, workers"),
     ("holds that is not Python",
      "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect:\n      holds: payload ===\n",
      5, "steps[2].expect.holds",
-     "'payload ===' is not a Python expression (invalid syntax); write one over inv, payload, error, e.g. "
+     "'payload ===' is not a Python expression (invalid syntax); write one over inv, payload, error, history, e.g. "
      "\"error is None and payload['n'] < 3\""),
     ("holds that is not a string",
      "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect: {holds: true}\n",
@@ -1013,7 +1015,7 @@ def test_expect_state_checks_are_built(tmp_path: Path) -> None:
                             DynamoDBItem("t", {"pk": {"S": "a"}, "sk": {"N": "2"}}))
     assert (third.function, third.state) == ("app", (ColdStartCount(0),))
     assert set(STATE_CHECKS) == {"instances", "cold_starts", "tmp_file", "s3_object", "s3_count", "redis_key",
-                                 "dynamodb_item"}
+                                 "dynamodb_item", "instances_per_tenant", "workers"}
 
 
 def test_the_readme_step_type_example_plugs_in(tmp_path: Path) -> None:
@@ -1528,3 +1530,198 @@ def test_service_shorthand_steps(tmp_path: Path) -> None:
     bad.write_text("simulator: {services: [redis]}\nsteps:\n  - redis: latency\n")
     with pytest.raises(ScenarioError, match=r"bad.yaml:3: steps\[0\].redis: latency needs the delay"):
         load_scenario(bad)
+
+
+# -- the execution models: deploy settings, tenant ids, and their checks ------------------------------
+
+MODEL_MISTAKES: list[tuple[str, str, int, str, str]] = [
+    ("snap_start not a bool",
+     "steps:\n  - deploy: {handler: app.handler, code_dir: code, snap_start: 'yes'}\n",
+     2, "steps[0].deploy.snap_start", "'yes' is not true or false"),
+    ("snap_start on a runtime without it",
+     "steps:\n  - deploy:\n      handler: app.handler\n      code_dir: code\n      runtime: python3.11\n"
+     "      snap_start: true\n",
+     6, "steps[0].deploy.snap_start",
+     "SnapStart is not supported for python3.11; Lambda offers it for python3.12, python3.13, python3.14."),
+    ("SnapStart with provisioned concurrency",
+     "steps:\n  - deploy:\n      handler: app.handler\n      code_dir: code\n      runtime: python3.12\n"
+     "      snap_start: true\n      provisioned_concurrency: 2\n",
+     6, "steps[0].deploy.snap_start", "SnapStart is not supported with provisioned concurrency."),
+    ("a Managed Instances setting without a capacity provider",
+     "steps:\n  - deploy: {handler: app.handler, code_dir: code, max_concurrency: 4}\n",
+     2, "steps[0].deploy.max_concurrency",
+     "max_concurrency is a setting of Lambda Managed Instances; give capacity_provider= too, or leave it out."),
+    ("provisioned_concurrency negative",
+     "steps:\n  - deploy: {handler: app.handler, code_dir: code, provisioned_concurrency: -1}\n",
+     2, "steps[0].deploy.provisioned_concurrency", "-1 is too small; use a whole number of environments >= 0"),
+    ("a redeploy that changes tenant isolation",
+     "steps:\n" + DEPLOY + "  - redeploy: {tenant_isolation: true}\n",
+     3, "steps[1].redeploy.tenant_isolation",
+     "Tenant isolation is set when a function is created and cannot be changed; deploy a new function."),
+    ("tenant ids that do not match the count",
+     "steps:\n" + DEPLOY + "  - invoke: {count: 3, tenant_id: [a, b]}\n",
+     3, "steps[1].invoke.tenant_id",
+     "2 tenant id(s) for count: 3 invocation(s); give one per invocation, or one tenant id for all"),
+    ("a tenant id that is not a string",
+     "steps:\n" + DEPLOY + "  - invoke: {tenant_id: 7}\n",
+     3, "steps[1].invoke.tenant_id", "7 is not a non-empty string; use a tenant id (\"{i}\" numbers the "
+     "invocations, e.g. tenant-{i}), or a list of one per invocation"),
+    ("restore not a bool",
+     "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect: {restore: 1}\n",
+     4, "steps[2].expect.restore", "1 is not true or false"),
+    ("restore_duration_ms without bounds",
+     "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect: {restore_duration_ms: {}}\n",
+     4, "steps[2].expect.restore_duration_ms",
+     "give max (and/or min) in milliseconds, e.g. restore_duration_ms: {max: 500}"),
+    ("restore_duration_ms bounds the wrong way round",
+     "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect: {restore_duration_ms: {min: 5, max: 1}}\n",
+     4, "steps[2].expect.restore_duration_ms.min", "min 5 is more than max 1"),
+    ("a worker that is not a number",
+     "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect: {worker: first}\n",
+     4, "steps[2].expect.worker", "'first' is not a whole number; use a worker number, or null"),
+    ("instances_per_tenant not a mapping",
+     "steps:\n" + DEPLOY + "  - expect: {instances_per_tenant: [acme]}\n",
+     3, "steps[1].expect.instances_per_tenant",
+     "['acme'] is not a mapping; use a mapping of tenant ids to numbers of instances, e.g. {acme: 1, globex: 2}"),
+    ("workers negative",
+     "steps:\n" + DEPLOY + "  - expect: {workers: -1}\n",
+     3, "steps[1].expect.workers", "-1 is too small; use a number >= 0"),
+    ("a model check on an invocation named by function",
+     "steps:\n" + DEPLOY + "  - invoke: {}\n  - expect: {function: app, tenant: acme}\n",
+     4, "steps[2].expect.function", "tenant checks an invocation; name it with invocation: (the `as` of its invoke "
+     "step), or leave it out for the last invocation"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "key", "reason"), [m[1:] for m in MODEL_MISTAKES],
+                         ids=[m[0] for m in MODEL_MISTAKES])
+def test_each_execution_model_mistake_names_file_line_and_key(tmp_path: Path, text: str, line: int, key: str,
+                                                              reason: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    e = info.value
+    assert (e.file, e.line, e.key, e.reason) == (str(path), line, key, reason)
+
+
+def test_deploy_and_invoke_steps_take_the_execution_models(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        steps:
+          - deploy: {handler: app.handler, code_dir: code, name: snap, runtime: python3.12, snap_start: true}
+          - deploy: {handler: app.handler, code_dir: code, name: pc, provisioned_concurrency: 2}
+          - deploy: {handler: app.handler, code_dir: code, name: tenants, tenant_isolation: true}
+          - deploy:
+              handler: app.handler
+              code_dir: code
+              name: mi
+              capacity_provider: fleet
+              max_concurrency: 4
+              min_environments: 1
+              max_environments: null
+          - redeploy: {function: mi, max_concurrency: 8}
+          - invoke: {function: tenants, count: 2, tenant_id: "t-{i}"}
+          - invoke: {function: tenants, count: 2, tenant_id: [acme, globex], concurrency: 2}
+          - invoke: {function: snap}
+        """)
+    steps = load_scenario(path).steps
+    kwargs = [cast(Deploy, s).settings.kwargs() for s in steps[:4]]
+    assert kwargs == [{"runtime": "python3.12", "snap_start": True}, {"provisioned_concurrency": 2},
+                      {"tenant_isolation": True},
+                      {"capacity_provider": "fleet", "max_concurrency": 4, "min_environments": 1,
+                       "max_environments": None}]
+    assert cast(Redeploy, steps[4]).settings.kwargs() == {"max_concurrency": 8}
+    assert cast(Invoke, steps[5]).tenants() == ["t-0", "t-1"]
+    assert cast(Invoke, steps[6]).tenants() == ["acme", "globex"]
+    assert cast(Invoke, steps[7]).tenants() == [None]
+
+
+def test_a_template_deploy_checks_its_models_with_the_steps_settings(tmp_path: Path) -> None:
+    src = Path(__file__).parent / "templates" / "sam-models"
+    path = write(tmp_path, f"""\
+        steps:
+          - deploy: {{template: {src / 'template.yaml'}, function: SnapFunction}}
+          - deploy:
+              template: {src / 'template.yaml'}
+              function: SnapFunction
+              name: snap_and_pc
+              provisioned_concurrency: 1
+        """)
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert (info.value.line, info.value.key, info.value.reason) == (
+        4, "steps[1].deploy.template", "SnapStart is not supported with provisioned concurrency.")
+    path.write_text(path.read_text().replace("provisioned_concurrency: 1", "snap_start: false\n"
+                                             "      provisioned_concurrency: 1"))
+    snap, pc = load_scenario(path).steps
+    assert cast(Deploy, snap).template_settings["snap_start"] is True
+    assert cast(Deploy, pc).settings.kwargs() == {"snap_start": False, "provisioned_concurrency": 1}
+
+
+@pytest.mark.sandbox
+def test_model_checks_of_an_on_demand_invocation(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        steps:
+          - deploy: {handler: app.handler, code_dir: code}
+          - invoke: {}
+          - expect: {restore: false, tenant: null, worker: null}
+          - expect: {workers: 0, instances_per_tenant: {}}
+        """)
+    run_file(path, factory)
+    for expect, reason in (
+        ("{restore: true}", "restore: expected true, got an Init (instance app-1)"),
+        ("{restore_duration_ms: {max: 500}}", "restore_duration_ms: expected at most 500 ms, but the invocation was "
+                                              "no restore (an Init on instance app-1)"),
+        ("{tenant: acme}", 'tenant: expected "acme", got null (instance app-1)'),
+        ("{worker: 1}", "worker: expected 1, got null (instance app-1)"),
+        ("{instances_per_tenant: {acme: 1}}", "function 'app' instances_per_tenant: expected {\"acme\": 1}, got "
+                                              "{} (app-1 (no tenant))"),
+        ("{workers: 2}", "function 'app' workers: expected 2, got 0 (app-1: 0)"),
+    ):
+        failing = write(tmp_path, "steps:\n" + DEPLOY + f"  - invoke: {{}}\n  - expect: {expect}\n", "f.yaml")
+        with pytest.raises(ScenarioFailure) as info:
+            run_file(failing, factory)
+        assert reason in str(info.value), (expect, str(info.value))
+
+
+@pytest.mark.sandbox
+@pytest.mark.xfail(strict=False, reason="needs the tenant isolation engine (merged by the lead)")
+def test_a_tenant_scenario_runs(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        steps:
+          - deploy: {handler: app.handler, code_dir: code, tenant_isolation: true}
+          - invoke: {tenant_id: acme, as: first}
+          - expect: {invocation: first, tenant: acme, cold_start: true}
+          - invoke: {count: 2, tenant_id: "t-{i}", concurrency: 2}
+          - invoke: {tenant_id: acme}
+          - expect: {tenant: acme, cold_start: false}
+          - expect: {instances_per_tenant: {acme: 1, t-0: 1, t-1: 1}}
+        """)
+    run_file(path, factory)
+
+
+@pytest.mark.sandbox
+@pytest.mark.xfail(strict=False, reason="needs the SnapStart engine (merged by the lead)")
+def test_a_snapstart_scenario_checks_restores(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        steps:
+          - deploy: {handler: app.handler, code_dir: code, runtime: python3.12, snap_start: true}
+          - invoke: {}
+          - expect: {restore: true, cold_start: true, restore_duration_ms: {max: 60000}}
+          - invoke: {}
+          - expect: {restore: false, cold_start: false}
+        """)
+    run_file(path, factory)
+
+
+@pytest.mark.sandbox
+@pytest.mark.xfail(strict=False, reason="needs the Managed Instances engine (merged by the lead)")
+def test_a_managed_instances_scenario_checks_workers(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        steps:
+          - deploy: {handler: app.handler, code_dir: code, capacity_provider: fleet, max_concurrency: 2}
+          - invoke: {event: {sleep: 0.3}, count: 2, concurrency: 2}
+          - expect: {instances: 1, workers: 2}
+          - invoke: {}
+          - expect: {worker: 1}
+        """)
+    run_file(path, factory)

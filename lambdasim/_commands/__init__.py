@@ -45,6 +45,37 @@ def add_env_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="an environment variable")
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The execution models' settings of Simulator.deploy(), as flags (None when not given; read them with
+    :func:`model_settings`)."""
+    models = parser.add_argument_group("execution models (with --template: they replace the template's)")
+    models.add_argument("--snap-start", action=argparse.BooleanOptionalAction, default=None,
+                        help="SnapStart: Init once, every environment restored from its snapshot (python3.12 and "
+                             "later: give --runtime python3.12 on an older Python)")
+    models.add_argument("--provisioned-concurrency", type=int, metavar="N",
+                        help="N environments initialised at deploy, before any invocation")
+    models.add_argument("--tenant-isolation", action=argparse.BooleanOptionalAction, default=None,
+                        help="environments per tenant id (give --tenant-id)")
+    models.add_argument("--capacity-provider", metavar="NAME",
+                        help="Lambda Managed Instances: the capacity provider's name or ARN")
+    models.add_argument("--max-concurrency", type=int, metavar="N",
+                        help="Managed Instances: requests per environment at once (default 16)")
+    models.add_argument("--min-environments", type=int, metavar="N",
+                        help="Managed Instances: environments started at deploy")
+    models.add_argument("--max-environments", type=int, metavar="N",
+                        help="Managed Instances: the most environments; beyond them requests are throttled")
+
+
+MODEL_FLAGS = ("snap_start", "provisioned_concurrency", "tenant_isolation", "capacity_provider", "max_concurrency",
+               "min_environments", "max_environments")
+"""The keywords of Simulator.deploy() that :func:`add_model_arguments` adds, named as argparse names them."""
+
+
+def model_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The execution models' settings given on the command line."""
+    return {key: getattr(args, key, None) for key in MODEL_FLAGS if getattr(args, key, None) is not None}
+
+
 class HelpFormatter(argparse.HelpFormatter):
     """argparse's formatter, except that a blank line in a description or epilog starts a new
     paragraph (argparse would run them together); each paragraph is wrapped to the terminal."""

@@ -6,7 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lambdasim._commands import add_env_argument, add_network_argument, add_sandbox_argument, services_help
+from lambdasim._commands import (
+    add_env_argument,
+    add_model_arguments,
+    add_network_argument,
+    add_sandbox_argument,
+    services_help,
+)
 from lambdasim._errors import LambdaSimError
 
 HELP = "search random lifecycles for an invocation that breaks an invariant"
@@ -28,14 +34,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="function name with --handler (default: from the handler)")
     parser.add_argument("--memory", type=int, help="memory in MB")
     parser.add_argument("--timeout", type=float, help="timeout in seconds")
+    parser.add_argument("--runtime", help="the function's runtime, e.g. python3.12 (for SnapStart on an older Python)")
+    add_model_arguments(parser)
+    parser.add_argument("--model", action="append", metavar="MODEL",
+                        choices=("on-demand", "provisioned", "snap-start", "tenant-isolation", "managed"),
+                        help="an execution model each example's deploy may pick: on-demand, provisioned, "
+                             "snap-start, tenant-isolation, managed (Managed Instances, as many workers as a burst); "
+                             "repeat for more (default: the function as configured)")
+    parser.add_argument("--tenant-id", action="append", metavar="ID",
+                        help="a tenant id invocations of a tenant-isolated function are drawn from; repeat for more "
+                             "(default: tenant-a, tenant-b)")
     add_env_argument(parser)
     events = parser.add_mutually_exclusive_group()
     events.add_argument("--events", metavar="FILE.json", help="a JSON list of events to draw from")
     events.add_argument("--event", action="append", metavar="JSON",
                         help="an event as JSON or @FILE; repeat for more (default: {})")
-    parser.add_argument("--invariant", action="append", metavar="no-error|EXPR",
-                        help="no-error (the default), or a Python expression over inv, payload and error that must "
-                             "be true after every invocation; repeat for more")
+    parser.add_argument("--invariant", action="append", metavar="no-error|tenant-isolated|EXPR",
+                        help="no-error (the default), tenant-isolated (no environment serves two tenants), or a Python "
+                             "expression over inv, payload, error and history (the invocations so far) that must be "
+                             "true after every invocation; repeat for more")
     parser.add_argument("--seed", type=int, default=0, help="random seed: for a function that behaves the same "
                                                             "each time, the same seed finds the same sequence "
                                                             "(default: 0)")

@@ -7,7 +7,15 @@ import json
 import sys
 from typing import Any
 
-from lambdasim._commands import add_env_argument, add_network_argument, add_sandbox_argument, optional, services_help
+from lambdasim._commands import (
+    add_env_argument,
+    add_model_arguments,
+    add_network_argument,
+    add_sandbox_argument,
+    model_settings,
+    optional,
+    services_help,
+)
 from lambdasim._errors import LambdaSimError
 from lambdasim._source import env_argument, read_json_argument, services_text
 
@@ -25,9 +33,14 @@ An invocation that returns an error in both runs (the same error warm and fresh)
 success either: it is listed apart, under FAILED, with its error and where it was raised."""
 EPILOG = """\
 Exit status: 0 when every invocation succeeds and gives the same result warm and fresh (OK); 1 when an outcome \
-differs between warm and fresh (DIFFERENT), or when invocations return an error in both runs (FAILED); 2 on a usage \
-error (bad arguments, code, template or events). The last line of the report, and the JSON's "verdict" (ok, \
-different or failed), tell which."""
+differs between warm and fresh (DIFFERENT), when a SnapStart function's restored instances share what Init made \
+(CLONED), or when invocations return an error in both runs (FAILED); 2 on a usage error (bad arguments, code, \
+template or events). The last line of the report, and the JSON's "verdict" (ok, different, cloned or failed), tell \
+which.
+
+A SnapStart function (--snap-start, or the template's SnapStart) is run a third time on fresh instances that each \
+run Init (SnapStart off): results that are the same on every restored instance but differ between separately \
+initialised ones are state the snapshot clones (CLONED). A function with tenant isolation needs --tenant-id."""
 
 _DEFAULT_REPEAT = 3
 
@@ -49,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--memory", type=int, help="memory in MB")
     parser.add_argument("--timeout", type=float, help="timeout in seconds")
     parser.add_argument("--ephemeral-storage", type=int, help="/tmp size in MB")
+    parser.add_argument("--runtime", help="the function's runtime, e.g. python3.12 (for --snap-start on an older "
+                                          "Python)")
+    parser.add_argument("--tenant-id", metavar="ID", help="the tenant id of every invocation (a function with "
+                                                          "tenant isolation needs one)")
+    add_model_arguments(parser)
     add_env_argument(parser)
     add_sandbox_argument(parser)
     add_network_argument(parser)
@@ -93,7 +111,7 @@ def load_events(args: argparse.Namespace) -> list[Any]:
 def _deploy_config(args: argparse.Namespace) -> dict[str, Any]:
     config: dict[str, Any] = {}
     for attr, key in (("memory", "memory_mb"), ("timeout", "timeout_s"), ("ephemeral_storage", "ephemeral_storage_mb"),
-                      ("name", "name")):
+                      ("name", "name"), ("runtime", "runtime")):
         value = getattr(args, attr, None)
         if value is not None:
             config[key] = value
@@ -103,6 +121,7 @@ def _deploy_config(args: argparse.Namespace) -> dict[str, Any]:
     layers = getattr(args, "layer", None)
     if layers:
         config["layers"] = list(layers)
+    config.update(model_settings(args))
     return config
 
 
@@ -112,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
 
     Reads ``handler``, ``code_dir``, ``events`` or ``event``, and optionally ``repeat``,
     ``template``, ``function``, ``services``, ``memory``, ``timeout``, ``ephemeral_storage``,
-    ``env``, ``layer``, ``name``, ``sandbox``, ``network``, ``seed`` and ``json`` (see :func:`add_arguments`).
+    ``env``, ``layer``, ``name``, ``runtime``, ``tenant_id``, the execution models' settings (``snap_start`` ...),
+    ``sandbox``, ``network``, ``seed`` and ``json`` (see :func:`add_arguments`).
     Bad input raises LambdaSimError (cli.main prints it and exits 2).
     """
     _, detect = optional("lambdasim._detect", "detect", "lambdasim detect")
@@ -128,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
                     services=services_text(getattr(args, "services", None)) or None,
                     sandbox=getattr(args, "sandbox", None) or "auto", seed=getattr(args, "seed", None) or 0,
                     network=getattr(args, "network", None) or "isolated",
-                    **_deploy_config(args))
+                    tenant_id=getattr(args, "tenant_id", None), **_deploy_config(args))
     sys.stdout.write(report.render() + "\n")
     out = getattr(args, "json", None)
     if out:

@@ -8,7 +8,14 @@ import shlex
 import sys
 from typing import Any
 
-from lambdasim._commands import add_env_argument, add_network_argument, add_sandbox_argument, services_help
+from lambdasim._commands import (
+    add_env_argument,
+    add_model_arguments,
+    add_network_argument,
+    add_sandbox_argument,
+    model_settings,
+    services_help,
+)
 from lambdasim._errors import ConfigError
 from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, known_runtime
 from lambdasim._simulator import Simulator
@@ -34,6 +41,11 @@ EPILOG = (
     "A custom runtime: `lambdasim invoke --runtime provided.al2023 --code-dir fn --sandbox namespace "
     "function.handler` starts fn/bootstrap (or /opt/bootstrap from a --layer), which talks to the Runtime API. "
     "A container image's entry point: `--entry-point 'python3 -m awslambdaric' app.handler`."
+    "\n\n"
+    "Lambda's execution models: `--snap-start --runtime python3.12`, `--provisioned-concurrency 2`, "
+    "`--tenant-isolation --tenant-id acme`, `--capacity-provider fleet --max-concurrency 4` (Managed Instances); "
+    "with --template they replace the template's SnapStart, ProvisionedConcurrencyConfig, TenancyConfig and "
+    "CapacityProviderConfig (--no-snap-start turns the template's SnapStart off)."
 )
 
 # How a template error says to set what the template cannot (see _templates.Hints), in this command's flags.
@@ -71,6 +83,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--entry-point", metavar="COMMAND",
                         help="a container image's ENTRYPOINT, run with the handler as its argument, as a command "
                              "line ('python3 -m awslambdaric') or a JSON list (default: the template's ImageConfig)")
+    add_model_arguments(parser)
+    parser.add_argument("--tenant-id", metavar="ID",
+                        help="the invocation's tenant id (for a function with --tenant-isolation, or a template's "
+                             "TenancyConfig: PER_TENANT); the handler reads it in context.tenant_id")
     add_env_argument(parser)
     parser.add_argument("--layer", action="append", default=[], metavar="DIR",
                         help="a layer folder, mounted at /opt (with --template: replaces the template's layers)")
@@ -90,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
                                               ("runtime", _runtime_argument(args.runtime)),
                                               ("entry_point", _entry_point_argument(args.entry_point)))
                 if value is not None}
+    settings.update(model_settings(args))
     if args.template is None:
         for flag, given in (("--function", args.function), ("--parameter-overrides", args.parameter_overrides)):
             if given:
@@ -106,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             fn = sim.deploy(**deploy)
         else:
             fn = sim.deploy_from_template(args.template, deploy.pop("function"), **deploy)
-        inv = fn.invoke(event)
+        inv = fn.invoke(event, tenant_id=args.tenant_id)
     if not args.quiet:
         sys.stderr.write(inv.logs)
     if inv.error is not None:

@@ -62,6 +62,7 @@ from lambdasim._scenario.checks import (
     TmpFile,
     check,
 )
+from lambdasim._scenario.models import InstancesPerTenant, Restore, RestoreDuration, Tenant, Worker, Workers
 from lambdasim._scenario.runner import Scenario, ScenarioResult, StepResult, load_scenario, run_file
 from lambdasim._scenario.steps import (
     SERVICE_ACTIONS,
@@ -101,6 +102,7 @@ __all__ = [
     "FunctionSettings",
     "Holds",
     "InstancesCount",
+    "InstancesPerTenant",
     "InvocationCheck",
     "Invoke",
     "LogsContain",
@@ -109,6 +111,8 @@ __all__ = [
     "PayloadEquals",
     "Redeploy",
     "RedisKey",
+    "Restore",
+    "RestoreDuration",
     "RunContext",
     "S3Count",
     "S3Object",
@@ -124,7 +128,10 @@ __all__ = [
     "Step",
     "StepResult",
     "StepWhere",
+    "Tenant",
     "TmpFile",
+    "Worker",
+    "Workers",
     "check",
     "load_scenario",
     "run_file",

@@ -100,6 +100,10 @@ class InvocationCheck:
     def verify(self, inv: Invocation) -> str | None:
         raise NotImplementedError
 
+    def verify_in(self, inv: Invocation, history: Sequence[Invocation]) -> str | None:
+        """:meth:`verify`, for a check that also reads the scenario's invocations so far (``history``)."""
+        return self.verify(inv)
+
 
 class StateCheck:
     """One check of an expect on what a function or a service holds (not on one invocation).
@@ -233,19 +237,21 @@ class LogsContain(InvocationCheck):
         return None if self.expected in inv.logs else f"logs_contain: {self.expected!r} is not in the logs"
 
 
-EXPRESSION_NAMES = ("inv", "payload", "error")
+EXPRESSION_NAMES = ("inv", "payload", "error", "history")
 """The names an expression of ``holds`` (and of ``lambdasim chaos --invariant``) sees."""
 
 
-def expression_failure(code: CodeType, inv: Invocation) -> str | None:
+def expression_failure(code: CodeType, inv: Invocation, history: Sequence[Invocation] = ()) -> str | None:
     """Why the expression ``code`` does not hold for ``inv`` (it is false, or it raised), or None when it does.
 
     The expression is the user's own Python, evaluated in this process like an assertion in a
-    test, with ``inv`` (the :class:`~lambdasim.Invocation`), ``payload`` and ``error`` bound.
+    test, with ``inv`` (the :class:`~lambdasim.Invocation`), ``payload``, ``error`` and ``history``
+    (every invocation of the scenario so far, in order) bound.
     """
-    names = {"inv": inv, "payload": inv.payload, "error": inv.error}
+    names = {"inv": inv, "payload": inv.payload, "error": inv.error, "history": list(history)}
     try:
-        ok = eval(code, {"__builtins__": builtins}, names)
+        # The names are globals, so that a comprehension in the expression sees them too.
+        ok = eval(code, {"__builtins__": builtins, **names})
     except Exception as e:  # noqa: BLE001 - an expression that raises does not hold
         message = " ".join(str(e).split())
         message = message if len(message) <= _SHOW_CHARS else message[:_SHOW_CHARS] + "…"
@@ -258,8 +264,9 @@ def expression_failure(code: CodeType, inv: Invocation) -> str | None:
 @check("holds")
 @dataclass(frozen=True)
 class Holds(InvocationCheck):
-    """``holds: EXPR``: a Python expression over ``inv``, ``payload`` and ``error`` is true (what
-    ``lambdasim chaos --invariant EXPR`` checks, so the scenario it writes states the same)."""
+    """``holds: EXPR``: a Python expression over ``inv``, ``payload``, ``error`` and ``history`` (the
+    invocations so far) is true (what ``lambdasim chaos --invariant EXPR`` checks, so the scenario it
+    writes states the same)."""
 
     expression: str
     code: CodeType = field(compare=False, repr=False)
@@ -275,7 +282,10 @@ class Holds(InvocationCheck):
         return cls(text, code)
 
     def verify(self, inv: Invocation) -> str | None:
-        reason = expression_failure(self.code, inv)
+        return self.verify_in(inv, ())
+
+    def verify_in(self, inv: Invocation, history: Sequence[Invocation]) -> str | None:
+        reason = expression_failure(self.code, inv, history)
         return None if reason is None else f"holds {json.dumps(self.expression, ensure_ascii=False)}: {reason}"
 
 
@@ -633,7 +643,9 @@ def _what_it_checks(check: type[StateCheck]) -> str:
 class Expect(Step):
     """``expect: {invocation, payload | payload_contains | error | cold_start | status_code | logs_contain | holds}``
     (the last invocation when ``invocation`` is omitted), or ``expect: {function, instances | cold_starts |
-    tmp_file | s3_object | s3_count | redis_key | dynamodb_item}``: what a function and the services hold."""
+    tmp_file | s3_object | s3_count | redis_key | dynamodb_item}``: what a function and the services hold.
+    The execution models' checks (``restore``, ``tenant``, ``worker``, ``instances_per_tenant`` ...) are in
+    :mod:`lambdasim._scenario.models`."""
 
     invocation: str | None = None
     function: str | None = None
@@ -692,7 +704,7 @@ class Expect(Step):
         if self.state:
             return self._check_state(ctx)
         inv, label = ctx.invocation(self.invocation)
-        failures = [reason for check in self.checks if (reason := check.verify(inv)) is not None]
+        failures = [reason for check in self.checks if (reason := check.verify_in(inv, ctx.history)) is not None]
         if not failures:
             return f"{label}: {', '.join(c.key for c in self.checks)} as expected"
         details = ""

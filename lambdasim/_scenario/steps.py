@@ -37,8 +37,15 @@ class FunctionSettings:
     """The optional settings of deploy and redeploy; None leaves Simulator.deploy's default (or,
     in a redeploy, the current version's value)."""
 
+    MODEL_KEYS: ClassVar[tuple[str, ...]] = ("snap_start", "provisioned_concurrency", "tenant_isolation",
+                                             "capacity_provider", "max_concurrency", "min_environments",
+                                             "max_environments")
+    """The execution models' settings (SnapStart, provisioned concurrency, tenant isolation, Managed Instances)."""
     KEYS: ClassVar[tuple[str, ...]] = ("memory_mb", "timeout_s", "ephemeral_storage_mb", "environment",
-                                       "reserved_concurrency", "keepalive_s", "layers")
+                                       "reserved_concurrency", "keepalive_s", "layers", "runtime", *MODEL_KEYS)
+    NULLABLE: ClassVar[tuple[str, ...]] = ("reserved_concurrency", "capacity_provider", "max_concurrency",
+                                           "max_environments")
+    """The settings whose ``null`` means something (no limit, not on Managed Instances)."""
 
     memory_mb: int | None = None
     timeout_s: float | None = None
@@ -47,6 +54,14 @@ class FunctionSettings:
     reserved_concurrency: int | None = None
     keepalive_s: float | None = None
     layers: tuple[Path, ...] | None = None
+    runtime: str | None = None
+    snap_start: bool | None = None
+    provisioned_concurrency: int | None = None
+    tenant_isolation: bool | None = None
+    capacity_provider: str | None = None
+    max_concurrency: int | None = None
+    min_environments: int | None = None
+    max_environments: int | None = None
     given: frozenset[str] = frozenset()  # keys present in the file, so that `reserved_concurrency: null` counts
 
     @classmethod
@@ -63,6 +78,19 @@ class FunctionSettings:
                 "reserved_concurrency", lambda n: n.as_whole(0, hint="use null or a whole number >= 0")),
             keepalive_s=fields.optional("keepalive_s", lambda n: n.as_number(seconds)),
             layers=fields.optional("layers", lambda n: tuple(_code_dir(item, base) for item in n.items())),
+            runtime=fields.optional("runtime", lambda n: n.as_str("use a runtime, e.g. python3.12")),
+            snap_start=fields.optional("snap_start", Node.as_bool),
+            provisioned_concurrency=fields.optional(
+                "provisioned_concurrency", lambda n: n.as_whole(0, hint="use a whole number of environments >= 0")),
+            tenant_isolation=fields.optional("tenant_isolation", Node.as_bool),
+            capacity_provider=fields.optional(
+                "capacity_provider", lambda n: n.as_str("use the capacity provider's name or ARN, or null")),
+            max_concurrency=fields.optional(
+                "max_concurrency", lambda n: n.as_whole(1, hint="use null or a whole number of requests >= 1")),
+            min_environments=fields.optional(
+                "min_environments", lambda n: n.as_whole(0, hint="use a whole number of environments >= 0")),
+            max_environments=fields.optional(
+                "max_environments", lambda n: n.as_whole(0, hint="use null or a whole number of environments")),
             given=frozenset(k for k in cls.KEYS if k in fields),
         )
 
@@ -71,7 +99,7 @@ class FunctionSettings:
         out: dict[str, Any] = {}
         for key in self.KEYS:
             value = getattr(self, key)
-            if key in self.given and (value is not None or key == "reserved_concurrency"):
+            if key in self.given and (value is not None or key in self.NULLABLE):
                 out[key] = [str(p) for p in value] if key == "layers" else value
         return out
 
@@ -98,7 +126,8 @@ _TEMPLATE_HINTS = {
     "function": "name one with function:",
 }
 _TEMPLATE_SETTINGS = ("memory_mb", "timeout_s", "ephemeral_storage_mb", "environment", "reserved_concurrency",
-                      "layers")
+                      "layers", "runtime", *FunctionSettings.MODEL_KEYS)
+"""The template's settings a deploy step's check validates with its own (``handler`` and ``code_dir`` apart)."""
 
 
 @step("deploy")
@@ -242,7 +271,11 @@ class Redeploy(Step):
             changes["handler"] = self.handler
         if "layers" in changes:
             changes["layers"] = tuple(changes["layers"])
-        config = dataclasses.replace(scope.functions[name], **changes)
+        current = scope.functions[name]
+        if changes.get("tenant_isolation", current.tenant_isolation) != current.tenant_isolation:
+            raise self.setting("tenant_isolation").error(
+                "Tenant isolation is set when a function is created and cannot be changed; deploy a new function.")
+        config = dataclasses.replace(current, **changes)
         _validate_config(self, config)
         scope.functions[name] = config
 
@@ -281,11 +314,12 @@ def _template(value: Any, i: int) -> Any:
 @step("invoke")
 @dataclass(frozen=True)
 class Invoke(Step):
-    """``invoke: {function, event | event_template, count, concurrency, interval_s, as}``: ``count``
+    """``invoke: {function, event | event_template, count, concurrency, interval_s, tenant_id, as}``: ``count``
     invocations arriving in waves of ``concurrency`` (``fn.invoke_many``): each wave when the previous one
     has completed, or with ``interval_s`` one wave every so many seconds of virtual time; ``as`` names the
     last one for later expects. ``event_template`` is another name for ``event`` (both number the
-    invocations with ``"{i}"``)."""
+    invocations with ``"{i}"``). ``tenant_id`` (tenant isolation) is every invocation's tenant (``"{i}"``
+    numbers it too, e.g. ``tenant-{i}``), or a list of one per invocation."""
 
     function: str | None = None
     event: Any = dataclasses.field(default_factory=dict)
@@ -293,10 +327,12 @@ class Invoke(Step):
     concurrency: int = 1
     interval_s: float | None = None
     name: str | None = None
+    tenant_id: str | tuple[str, ...] | None = None
 
     @classmethod
     def from_yaml(cls, node: Node) -> Invoke:
-        f = node.fields(("function", "event", "event_template", "count", "concurrency", "interval_s", "as"))
+        f = node.fields(("function", "event", "event_template", "count", "concurrency", "interval_s", "tenant_id",
+                         "as"))
         if "event" in f and "event_template" in f:
             raise f["event_template"].error("event_template is another name for event, which is given too; keep one "
                                             "(both replace \"{i}\" with the number of the invocation)")
@@ -309,11 +345,12 @@ class Invoke(Step):
                 raise n.error(f"{show(n.value)} is negative; {hint}")
             return value
 
+        count = f.get("count", lambda n: n.as_whole(1), 1)
         return cls(function=f.optional("function", _function_name), event=f.get(key, Node.as_json, {}),
-                   count=f.get("count", lambda n: n.as_whole(1), 1),
-                   concurrency=f.get("concurrency", lambda n: n.as_whole(1), 1),
+                   count=count, concurrency=f.get("concurrency", lambda n: n.as_whole(1), 1),
                    interval_s=f.optional("interval_s", interval),
-                   name=f.optional("as", _invocation_name), at=node)
+                   name=f.optional("as", _invocation_name),
+                   tenant_id=f.optional("tenant_id", lambda n: _tenant_ids(n, count)), at=node)
 
     def check(self, scope: Scope) -> None:
         scope.function(self, self.function)
@@ -328,18 +365,40 @@ class Invoke(Step):
     def events(self) -> list[Any]:
         return [_template(self.event, i) for i in range(self.count)]
 
+    def tenants(self) -> list[str | None]:
+        """Each invocation's tenant id."""
+        if isinstance(self.tenant_id, tuple):
+            return list(self.tenant_id)
+        return [None if self.tenant_id is None else self.tenant_id.replace("{i}", str(i)) for i in range(self.count)]
+
     def run(self, ctx: RunContext) -> str:
         fn = ctx.function(self.function)
         events = self.events()
+        tenants = self.tenants()
         if self.concurrency == 1 and self.interval_s is None:
-            invocations = [fn.invoke(event) for event in events]
-        else:
+            invocations = [fn.invoke(event, tenant_id=tenant) for event, tenant in zip(events, tenants, strict=True)]
+        elif self.tenant_id is None:
             invocations = fn.invoke_many(events, concurrency=self.concurrency, interval_s=self.interval_s)
+        else:
+            tenanted: dict[str, Any] = {"tenant_id": tenants}  # invoke_many's tenant_id= (tenant isolation)
+            invocations = fn.invoke_many(events, concurrency=self.concurrency, interval_s=self.interval_s,
+                                         **tenanted)
         ctx.record(invocations, self.name)
         cold = sum(1 for inv in invocations if inv.cold_start)
         errors = sum(1 for inv in invocations if inv.error is not None)
         clock = "" if self.interval_s is None else f"; the clock is at {ctx.sim.clock.now():g} s"
         return f"{len(invocations)} invocation(s) of {fn.name}: {cold} cold start(s), {errors} error(s){clock}"
+
+
+def _tenant_ids(node: Node, count: int) -> str | tuple[str, ...]:
+    hint = "use a tenant id (\"{i}\" numbers the invocations, e.g. tenant-{i}), or a list of one per invocation"
+    if not isinstance(node.value, list):
+        return node.as_str(hint)
+    ids = tuple(item.as_str(hint) for item in node.items())
+    if len(ids) != count:
+        raise node.error(f"{len(ids)} tenant id(s) for count: {count} invocation(s); give one per invocation, or "
+                         "one tenant id for all")
+    return ids
 
 
 @step("scale_down")
