@@ -219,7 +219,6 @@ def test_invoke_refuses_models_lambda_refuses(argv: list[str], message: str,
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=False, reason="needs the provisioned concurrency engine (merged by the lead)")
 def test_invoke_with_provisioned_concurrency_runs_on_a_provisioned_environment(
         capsys: pytest.CaptureFixture[str]) -> None:
     assert invoked(["app.handler", "--code-dir", MODELS_CODE, "--provisioned-concurrency", "1"],

@@ -450,7 +450,6 @@ def test_detect_invokes_a_tenant_isolated_function_as_its_tenants(code: Code) ->
 
 
 @pytest.mark.sandbox
-@pytest.mark.xfail(strict=False, reason="needs the tenant isolation engine (merged by the lead)")
 def test_detect_gives_each_event_its_tenant(code: Code) -> None:
     report = _detect(code(TENANT), [{}] * 2, tenant_isolation=True, tenant_id=["a", "b"])
     assert [o.payload for o in report.warm] == [{"tenant": "a", "calls": 1}, {"tenant": "b", "calls": 1}]

@@ -541,7 +541,6 @@ def test_the_marker_takes_the_execution_models(project: pytest.Pytester) -> None
     result.assert_outcomes(passed=3)
 
 
-@pytest.mark.xfail(strict=False, reason="needs the tenant isolation engine (merged by the lead)")
 def test_the_summary_line_names_the_tenants(project: pytest.Pytester) -> None:
     project.makepyfile(test_x="""
         import pytest

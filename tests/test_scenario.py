@@ -1684,7 +1684,6 @@ def test_model_checks_of_an_on_demand_invocation(tmp_path: Path) -> None:
 
 
 @pytest.mark.sandbox
-@pytest.mark.xfail(strict=False, reason="needs the tenant isolation engine (merged by the lead)")
 def test_a_tenant_scenario_runs(tmp_path: Path) -> None:
     path = write(tmp_path, """\
         steps:
@@ -1714,7 +1713,6 @@ def test_a_snapstart_scenario_checks_restores(tmp_path: Path) -> None:
 
 
 @pytest.mark.sandbox
-@pytest.mark.xfail(strict=False, reason="needs the Managed Instances engine (merged by the lead)")
 def test_a_managed_instances_scenario_checks_workers(tmp_path: Path) -> None:
     path = write(tmp_path, """\
         steps:

@@ -1159,7 +1159,6 @@ def test_a_template_deploys_its_execution_models(sim: Simulator) -> None:
 
 
 @pytest.mark.sandbox
-@pytest.mark.xfail(strict=False, reason="needs the provisioned concurrency engine (merged by the lead)")
 def test_a_templates_provisioned_environments_start_at_deploy(sim: Simulator) -> None:
     fn = sim.deploy_from_template(SAM_MODELS, "ProvisionedFunction")
     assert len(fn.instances) == 2, "ProvisionedConcurrentExecutions: 2 environments, initialised at deploy"
