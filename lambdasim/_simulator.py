@@ -46,6 +46,7 @@ from lambdasim._model import (
 )
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, SandboxInstance, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
+from lambdasim._snapstart import SnapStart
 
 _SHUTDOWN_REASONS = frozenset({"scale_down", "idle", "redeploy", "retired", "close", "destroy"})
 """Why instances are removed when Lambda would shut them down (the SHUTDOWN event), not kill them."""
@@ -315,10 +316,15 @@ class Function:
                                                               "and cannot be changed; deploy a new function.")
         sim._refuse_unconfinable(config)
         with sim._lock:
-            doomed = [self._live[r.id] for r in self._model.redeploy(config)]
+            version = self._model.publish(config)
+        if config.snap_start:  # Init runs now, for the version's snapshot; a failure leaves traffic where it is
+            sim._snapstart.take(self, version, self._model.version)
+        with sim._lock:
+            doomed = [self._live[r.id] for r in self._model.activate(version)]
             sim._mark_dead(doomed)
             sim._event("redeploy", self.name, version=self._model.version)
         sim._destroy(doomed, "redeploy", marked=True)
+        sim._snapstart.collect()
         return self._model.version
 
     def __repr__(self) -> str:
@@ -430,6 +436,7 @@ class Simulator:
                 "track_tmp_access needs the namespace sandbox: under fakefs /tmp is pyfakefs' and "
                 "Python's audit events do not see it. Use sandbox='namespace' (Linux).")
         self._invoker = Invoker(self._sandbox.name, self._reset, self._coverage.add, lambda: self._inflight == 1)
+        self._snapstart = SnapStart(self)
         try:
             self.services.start_configured()
         except BaseException:
@@ -460,7 +467,10 @@ class Simulator:
                       if live.record.state is not InstanceState.DEAD]
             self._mark_dead(doomed)
         try:
-            self._destroy(doomed, "close", marked=True)
+            try:
+                self._destroy(doomed, "close", marked=True)
+            finally:
+                self._snapstart.close()
             self._coverage.save()
         finally:
             try:
@@ -527,11 +537,19 @@ class Simulator:
             fn = Function(self, config)
             self.functions[name] = fn
             self._event("deploy", name, version="1")
+        if config.snap_start:
+            try:
+                self._snapstart.take(fn, "1", None)
+            except BaseException:
+                with self._lock:
+                    self.functions.pop(name, None)
+                raise
         return fn
 
     def _refuse_unconfinable(self, config: FunctionConfig) -> None:
         """The fakefs sandbox confines the built-in runtime only: a function with processes of its own
         (a Runtime API runtime) is refused there, before it is deployed."""
+        self._snapstart.check(config)
         if self._sandbox.name != "fakefs" or _api_command(config) is None:
             return
         from lambdasim._sandbox.fakefs import runtime_api_refusal
@@ -692,6 +710,7 @@ class Simulator:
                         fn._live.pop(record.id, None)
                         fn._model.instances.pop(record.id, None)
                     self._event("destroyed", record.function, record.id, record.version, reason=reason)
+        self._snapstart.collect()  # a snapshot goes with its old version's last instance
         if failures:
             raise SandboxError(f"Could not remove {len(failures)} instance(s): {failures[0]}") from failures[0]
 
@@ -817,7 +836,10 @@ class Simulator:
         return inv
 
     def _start(self, live: Live) -> None:
-        """Make a new instance's sandbox and start its first runtime (Init follows)."""
+        """Make a new instance's sandbox and start its first runtime (Init follows), or restore it (SnapStart)."""
+        if live.record.restored:
+            self._snapstart.restore(live)
+            return
         live.sbx, live.rt = self._sandbox.spawn(live.spec)
 
     def _finish(self, fn: Function, routed: _Routed, inv: Invocation) -> None:
@@ -835,6 +857,8 @@ class Simulator:
             detail["erofs"] = erofs
         if inv.refused_counts:
             detail["refused"] = dict(inv.refused_counts)
+        if inv.restore_duration_ms is not None:
+            detail["restore_ms"] = round(inv.restore_duration_ms, 3)
         if self.track_tmp and record.state is not InstanceState.DEAD:
             with contextlib.suppress(OSError, InstanceGone):
                 detail["tmp_bytes"] = Instance(fn, live).tmp.usage_bytes()
@@ -842,6 +866,9 @@ class Simulator:
             detail["tmp_reads_from"], live.tmp_reads_from = live.tmp_reads_from, []
         with self._lock:
             destroy = fn._model.release(record, self.clock.now(), self._policy)
+            if inv.restore_duration_ms is not None:
+                self._event("restored", fn.name, record.id, record.version, routed.request_id,
+                            restore_ms=detail["restore_ms"])
             self._event("invoke", fn.name, record.id, record.version, routed.request_id, **detail)
             if destroy:
                 self._mark_dead([live], quiet=True)  # its invocation has completed
@@ -882,7 +909,7 @@ class Simulator:
                         if interval_s is None:  # completes now, in event order: the next wave finds it idle
                             self._finish(fn, routed, inv)
                         else:
-                            busy_ms = (inv.init_duration_ms or 0.0) + inv.duration_ms
+                            busy_ms = (inv.init_duration_ms or inv.restore_duration_ms or 0.0) + inv.duration_ms
                             running.append((self.clock.now() + busy_ms / 1000.0, first + i, routed, inv))
                     if failure is not None:
                         raise failure

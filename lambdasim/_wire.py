@@ -618,3 +618,19 @@ class FakefsKeeperReady(NamedTuple):
 
 def pack_fakefs_keeper_ready(*, pid: int, tmp_dir: str) -> tuple[Any, ...]:
     return (READY, pid, tmp_dir)
+
+
+RESTORE = "restore"
+"""simulator -> a SnapStart version's snapshot runtime (which held Init's state, see ``_sandbox._restore``):
+:class:`Restore`, with the fds of the restored instance's control channel and of its runtime's channel."""
+
+
+class Restore(NamedTuple):
+    kind: str  # RESTORE
+    options: dict[str, Any]
+    """``tmp_mb`` (the restored /tmp's size), ``tasks_rlimit`` (RLIMIT_NPROC of its processes, 0: none),
+    ``tmp_dir`` (fakefs: the host directory for its /tmp)."""
+
+
+def pack_restore(*, options: dict[str, Any]) -> tuple[Any, ...]:
+    return (RESTORE, options)

@@ -36,7 +36,7 @@ from collections.abc import Callable
 import lambdasim._rapi as _rapi
 import lambdasim._runtime as _runtime
 from lambdasim import _wire as wire
-from lambdasim._sandbox import _cgroup, _identity, _usage
+from lambdasim._sandbox import _cgroup, _identity, _restore, _usage
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._freeze import Freezer
 from lambdasim._sandbox._layout import ETC_FILES, host_view
@@ -306,7 +306,8 @@ def run_runtime(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], Non
     if spec.get("runtime_kind") == "api":
         _rapi.run(sock, spec, enter, logs)
     else:
-        _runtime.run(sock, spec, enter, logs)
+        # A SnapStart version's snapshot: after Init it restores instances (see _restore).
+        _runtime.run(sock, spec, enter, logs, snapshot=_restore.hold_namespace if spec.get("snapshot") else None)
 
 
 def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: dict[str, str],
