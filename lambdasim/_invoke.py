@@ -308,8 +308,6 @@ class Invoker:
         """The runtime's :class:`Init`, and its log file; :class:`ProtocolError` when what
         came is not that (the function wrote to the channel itself)."""
         if live.rt is None:
-            if live.record.restored:  # SnapStart: a new runtime of a restored instance is restored again
-                live.restore_started = time.monotonic()
             live.rt = live.sbx.start_runtime()
         # Only Init carries a descriptor (the log memfd): one is held, others are closed.
         live.rt.guard(RUNTIME_MAX_FRAME, 1)
@@ -542,6 +540,9 @@ class Invoker:
         """A restored instance's first invocation: wait for its restore (after-restore hooks included) within
         Lambda's limit; (its Init message, Restore Duration, Billed Restore Duration, the restore's logs), or
         the invocation's outcome when it failed."""
+        if live.rt is None:  # after a reset: the keeper forks a new runtime from the snapshot's memory
+            live.restore_started = time.monotonic()
+            live.rt = live.sbx.start_runtime()
         started = live.restore_started or time.monotonic()
         try:
             left = lambda_errors.RESTORE_TIMEOUT_S - (time.monotonic() - started)

@@ -899,6 +899,10 @@ def reload_tmp(mirror: TmpMirror) -> None:
         tmp = fs.get_object(TMP)
         for name in list(tmp.entries):
             tmp.remove_entry(name)
-    mirror.load()
+    mirror.active = True  # the audit hook lets it read the instance's directory
+    try:
+        mirror.load()
+    finally:
+        mirror.active = False
     for _path, obj in mirror._walk():
         obj.st_uid, obj.st_gid = helpers.get_uid(), helpers.get_gid()

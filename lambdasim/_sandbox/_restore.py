@@ -53,6 +53,7 @@ class _Restored(BaseException):
     def __init__(self, rt_fd: int) -> None:
         super().__init__()
         self.rt_fd = rt_fd
+        self.prepare: Callable[[], None] | None = None  # what the runtime must do first (fakefs: reload /tmp)
 
 
 def _reap_children() -> None:
@@ -99,15 +100,23 @@ def _leave_snapshot(chan: Channel, logs: LogCapture, null: bool = True) -> None:
     os.close(null_fd)
 
 
-def _become_runtime(rt_fd: int, state: Any, make_channel: MakeChannel) -> tuple[Channel, LogCapture]:
+def _become_runtime(restored: _Restored, state: Any, make_channel: MakeChannel) -> tuple[Channel, LogCapture]:
     """H: the restored runtime's own log and channel, and ``random`` as the snapshot left it."""
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    random.setstate(state)  # the fork reseeded it (random's os.register_at_fork): a restore does not
-    logs = LogCapture()
-    from lambdasim import _runtime
+    chan = make_channel(socket.socket(fileno=restored.rt_fd))
+    try:
+        if restored.prepare is not None:
+            restored.prepare()
+        random.setstate(state)  # the fork reseeded it (random's os.register_at_fork): a restore does not
+        logs = LogCapture()
+        from lambdasim import _runtime
 
-    _runtime._capture = logs
-    return make_channel(socket.socket(fileno=rt_fd)), logs
+        _runtime._capture = logs
+    except Exception as e:  # noqa: BLE001 - the sandbox failed, not the function: the simulator says so
+        with contextlib.suppress(OSError):
+            chan.send(wire.pack_sandbox_failure(reason=f"{type(e).__name__}: {e}"))
+        os._exit(70)
+    return chan, logs
 
 
 # -- copying /tmp -----------------------------------------------------------------------------
@@ -245,7 +254,7 @@ def hold_namespace(chan: Channel, logs: LogCapture, make_channel: MakeChannel) -
             _leave_snapshot(chan, logs)
             _clone_namespace(ctrl_fd, rt_fd, options)
         except _Restored as restored:
-            return _become_runtime(restored.rt_fd, state, make_channel)
+            return _become_runtime(restored, state, make_channel)
         except BaseException as e:  # noqa: BLE001 - said to the simulator, which fails the invocation with it
             _refuse(ctrl_fd, e)
         os._exit(70)
@@ -328,7 +337,7 @@ def hold_fakefs(chan: Channel, logs: LogCapture, make_channel: MakeChannel) -> t
             _leave_snapshot(chan, logs, null=False)
             _keep_fakefs(ctrl_fd, rt_fd, options["tmp_dir"], _fakeroot)
         except _Restored as restored:
-            return _become_runtime(restored.rt_fd, state, make_channel)
+            return _become_runtime(restored, state, make_channel)
         except BaseException as e:  # noqa: BLE001 - said to the simulator
             _refuse(ctrl_fd, e)
         os._exit(70)
@@ -364,9 +373,9 @@ def _keep_fakefs(ctrl_fd: int, rt_fd: int, tmp_dir: str, fakeroot: Any) -> None:
         keeper.start(rt_fd)
         with contextlib.suppress(ChannelClosed, OSError):
             keeper.serve()
-    except _Restored:
-        if keeper.started > 1:  # a reset: /tmp as the instance kept it, not the snapshot's
-            fakeroot.reload_tmp(mirror)
+    except _Restored as restored:
+        if keeper.started:  # a reset (the count is the parent's, before this fork): /tmp as the instance kept it
+            restored.prepare = lambda: fakeroot.reload_tmp(mirror)
         raise
     if keeper.runtime_pid:
         with contextlib.suppress(ProcessLookupError):
