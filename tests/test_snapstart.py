@@ -13,7 +13,7 @@ from lambdasim import Function, Simulator, TmpView
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._errors import SettingError
 from lambdasim._snapstart import SnapshotFailed
-from tests.conftest import Code
+from tests.conftest import Code, namespace_only
 from tests.test_leaks import _alive, _descendants, _leftovers, _mounts, _tmp_entries, _wait_gone
 
 pytestmark = pytest.mark.sandbox
@@ -277,3 +277,13 @@ def test_nothing_is_left_after_close(code: Code, make_sim: Callable[..., Simulat
 def test_snapstart_is_refused_where_lambdasim_cannot_restore(sim: Simulator, code: Code) -> None:
     with pytest.raises(SettingError, match="managed Python runtime without a wrapper script"):
         _deploy(sim, code, environment={"AWS_LAMBDA_EXEC_WRAPPER": "/var/task/wrap"})
+
+
+@namespace_only("coverage.py set on by hand here does not start under pyfakefs (a runtime of any function exits)")
+def test_coverage_counts_the_lines_init_ran_in_the_snapshot(sim: Simulator, code: Code) -> None:
+    sim._coverage.settings = {"branch": False}  # as when coverage.py measures the test process
+    # The restored runtime's coverage.py is the snapshot's (forked): its data holds Init's lines too.
+    src = code("X = 1\nY = X + 1\n\ndef handler(event, context):\n    return Y\n")
+    fn = sim.deploy("app.handler", src, snap_start=True, runtime="python3.12")
+    assert fn.invoke({}).payload == 2
+    assert {1, 2, 4, 5} <= sim._coverage._lines[str(src / "app.py")], "Init's lines (1, 2) ran in the snapshot"
