@@ -271,7 +271,8 @@ def test_nothing_is_left_after_close(code: Code, make_sim: Callable[..., Simulat
     sim.close()
     assert _wait_gone(pids) == set()
     assert _mounts() == mounts
-    assert _leftovers(tmp, pids) == set()
+    # Named after this simulator's processes: other simulators on the machine make entries meanwhile.
+    assert {p for p in _leftovers(tmp, pids) if any(f"-{pid}-" in p for pid in pids)} == set()
 
 
 def test_snapstart_is_refused_where_lambdasim_cannot_restore(sim: Simulator, code: Code) -> None:
