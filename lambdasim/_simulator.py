@@ -295,7 +295,8 @@ class Function:
         """Publish a new version (new code and/or configuration); returns its number.
 
         New invocations go to new instances of it; invocations running on older
-        versions finish there, and those instances are retired afterwards.
+        versions finish there, and those instances are retired afterwards. With SnapStart the
+        new version's Init runs now; if it fails, ``SnapshotFailed`` is raised and traffic stays.
         """
         sim = self._sim
         if code_dir is not None:
@@ -509,7 +510,8 @@ class Simulator:
         ``ENTRYPOINT``, run with the handler as its argument (e.g. ``["python3", "-m", "awslambdaric"]``).
 
         Lambda's other execution models (see the README): ``snap_start=True`` (SnapStart: Init once per
-        version, environments restored from its snapshot; python3.12 and later), ``provisioned_concurrency=N``
+        version, now, environments restored from its snapshot; python3.12 and later; an Init that fails
+        raises ``SnapshotFailed``), ``provisioned_concurrency=N``
         (N environments initialised now, before any request), ``tenant_isolation=True`` (environments per
         ``tenant_id``), and ``capacity_provider=`` (Lambda Managed Instances: each environment runs up to
         ``max_concurrency`` requests at once; ``min_environments`` start now, ``max_environments`` caps them).
