@@ -809,37 +809,6 @@ def init_function(handler: str) -> tuple[Callable[..., Any] | None, ErrorDict | 
     return None, error
 
 
-def _run_hooks(error_type: str, before: bool) -> ErrorDict | None:
-    """SnapStart's runtime hooks, registered with ``snapshot_restore_py`` (if the function imported it), as
-    awslambdaric runs them: before the snapshot last registered first (it pops them), after a restore in
-    the order of registration. A hook that raises stops the rest: its error (logged) under ``error_type``."""
-    hooks_module = sys.modules.get("snapshot_restore_py")
-    if hooks_module is None:
-        return None
-    try:
-        if before:
-            hooks = hooks_module.get_before_snapshot()
-            while hooks:
-                func, args, kwargs = hooks.pop()
-                func(*args, **kwargs)
-        else:
-            for func, args, kwargs in hooks_module.get_after_restore():
-                func(*args, **kwargs)
-    except BaseException as e:  # noqa: BLE001 - awslambdaric's bare except: any hook failure is the phase's
-        error = lambda_errors.hook_error(error_type, str(e), _user_frames(e.__traceback__))
-        log_error({**error, "errorType": type(e).__name__})  # awslambdaric logs the exception's own type
-        return error
-    return None
-
-
-def run_before_snapshot() -> ErrorDict | None:
-    return _run_hooks(lambda_errors.RUNTIME_BEFORE_SNAPSHOT_ERROR, before=True)
-
-
-def run_after_restore() -> ErrorDict | None:
-    return _run_hooks(lambda_errors.RUNTIME_AFTER_RESTORE_ERROR, before=False)
-
-
 def begin_invocation(request_id: str, trace_id: str | None, tenant_id: str | None) -> None:
     """What the runtime sets for each invocation before the handler runs."""
     if trace_id is None:
@@ -885,20 +854,17 @@ def log_invocation_error(error: ErrorDict) -> None:
         log_error(error)
 
 
-Snapshot = Callable[[Channel, LogCapture, Callable[[socket.socket], Channel]], tuple[Channel, LogCapture]]
-"""SnapStart (see ``_sandbox._restore``): after Init, serve restores; returns only in a restored runtime."""
-
-
 def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | None = None,
         logs: LogCapture | None = None, checkpoint: Callable[[], None] | None = None,
-        snapshot: Snapshot | None = None) -> None:
+        snapshot: Any = None) -> None:
     """Run Init, then serve invocations until the channel closes. Never returns.
 
     ``enter``, when given, is called after the setup that needs no filesystem and
     before anything that does: the sandbox may still be building this instance's
     root while the runtime prepares, and ``enter`` waits for it and moves in.
     ``checkpoint``, when given, is called before each answer to the simulator (the
-    fakefs sandbox mirrors /tmp to the host there).
+    fakefs sandbox mirrors /tmp to the host there). ``snapshot`` (SnapStart, a ``_sandbox._restore.Snapshotter``)
+    runs the before-snapshot hooks after Init, then serves restores; it returns in each restored runtime.
     """
     started = time.perf_counter()
     access = TmpAccess() if spec.get("track_tmp_access") else None
@@ -938,7 +904,7 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
     measure = _Coverage(settings) if settings else None
     fn, error = init_function(spec["handler"])
     if snapshot is not None and error is None:
-        error = run_before_snapshot()
+        error = snapshot.before_snapshot()
     init_ms = (time.perf_counter() - started) * 1000.0
     if checkpoint is not None:
         checkpoint()
@@ -949,9 +915,9 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
     if error is not None or fn is None:
         os._exit(1)  # awslambdaric exits after reporting an Init error
     if snapshot is not None:  # returns in a restored runtime, with its own channel and log
-        chan, logs = snapshot(chan, logs, lambda s: Channel(s) if access is None else TmpAccessChannel(s, access))
+        chan, logs = snapshot.hold(chan, logs, lambda s: Channel(s) if access is None else TmpAccessChannel(s, access))
         started = time.perf_counter()
-        error = run_after_restore()
+        error = snapshot.after_restore()
         restore_ms = (time.perf_counter() - started) * 1000.0
         if checkpoint is not None:
             checkpoint()

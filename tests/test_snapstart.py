@@ -141,6 +141,7 @@ def test_an_after_restore_hook_that_raises_fails_the_invocation(sim: Simulator, 
     assert failed.error["errorType"] == "Runtime.AfterRestoreError"
     assert failed.error["errorMessage"] == "database unreachable"
     assert any("raise ConnectionError" in frame for frame in failed.error["stackTrace"])
+    assert not any("lambdasim" in frame for frame in failed.error["stackTrace"]), "the function's frames only"
     assert "[ERROR] ConnectionError: database unreachable" in failed.logs  # awslambdaric's record
     assert failed.logs.splitlines()[-1].endswith("Status: error\tError Type: Runtime.AfterRestoreError")
     assert failed.restore_duration_ms is not None

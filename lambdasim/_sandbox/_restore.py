@@ -36,12 +36,15 @@ import select
 import signal
 import socket
 import stat
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _wire as wire
-from lambdasim._runtime import LogCapture
+from lambdasim._lambda_errors import ErrorDict
+from lambdasim._runtime import LogCapture, _user_frames, log_error
 from lambdasim._wire import Channel, ChannelClosed
 
 MakeChannel = Callable[[socket.socket], Channel]
@@ -117,6 +120,48 @@ def _become_runtime(restored: _Restored, state: Any, make_channel: MakeChannel) 
             chan.send(wire.pack_sandbox_failure(reason=f"{type(e).__name__}: {e}"))
         os._exit(70)
     return chan, logs
+
+
+# -- the runtime hooks (snapshot_restore_py) --------------------------------------------------
+
+def _run_hooks(error_type: str, before: bool) -> ErrorDict | None:
+    """SnapStart's runtime hooks, registered with ``snapshot_restore_py`` (if the function imported it), as
+    awslambdaric runs them: before the snapshot last registered first (it pops them), after a restore in
+    the order of registration. A hook that raises stops the rest: its error (logged) under ``error_type``."""
+    hooks_module = sys.modules.get("snapshot_restore_py")
+    if hooks_module is None:
+        return None
+    try:
+        if before:
+            hooks = hooks_module.get_before_snapshot()
+            while hooks:
+                func, args, kwargs = hooks.pop()
+                func(*args, **kwargs)
+        else:
+            for func, args, kwargs in hooks_module.get_after_restore():
+                func(*args, **kwargs)
+    except BaseException as e:  # noqa: BLE001 - awslambdaric's bare except: any hook failure is the phase's
+        tb = e.__traceback__
+        # The trace from the hook on: awslambdaric leaves its own frames out too.
+        error = lambda_errors.hook_error(error_type, str(e), _user_frames(tb.tb_next if tb is not None else None))
+        log_error({**error, "errorType": type(e).__name__})  # awslambdaric logs the exception's own type
+        return error
+    return None
+
+
+class Snapshotter:
+    """What ``_runtime.run`` does for a SnapStart snapshot: the hooks, and ``hold`` (the sandbox's restores)."""
+
+    def __init__(self, hold: Callable[[Channel, LogCapture, MakeChannel], tuple[Channel, LogCapture]]) -> None:
+        self.hold = hold
+
+    @staticmethod
+    def before_snapshot() -> ErrorDict | None:
+        return _run_hooks(lambda_errors.RUNTIME_BEFORE_SNAPSHOT_ERROR, before=True)
+
+    @staticmethod
+    def after_restore() -> ErrorDict | None:
+        return _run_hooks(lambda_errors.RUNTIME_AFTER_RESTORE_ERROR, before=False)
 
 
 # -- copying /tmp -----------------------------------------------------------------------------
@@ -401,3 +446,7 @@ def _rmtree(path: str) -> None:
                 d = os.path.join(base, name)
                 (os.unlink if os.path.islink(d) else os.rmdir)(d)
         os.rmdir(path)
+
+
+NAMESPACE = Snapshotter(hold_namespace)
+FAKEFS = Snapshotter(hold_fakefs)

@@ -307,7 +307,7 @@ def run_runtime(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], Non
         _rapi.run(sock, spec, enter, logs)
     else:
         # A SnapStart version's snapshot: after Init it restores instances (see _restore).
-        _runtime.run(sock, spec, enter, logs, snapshot=_restore.hold_namespace if spec.get("snapshot") else None)
+        _runtime.run(sock, spec, enter, logs, snapshot=_restore.NAMESPACE if spec.get("snapshot") else None)
 
 
 def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: dict[str, str],

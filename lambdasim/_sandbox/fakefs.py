@@ -180,7 +180,7 @@ def _runtime_main(rt_fd: int, spec: InstanceSpec, tmp_dir: str, layout: dict[str
     close_all_but([rt_fd])
     _runtime.run(socket.socket(fileno=rt_fd), spec,
                  enter=lambda: _fakeroot.enter(spec, tmp_dir, layout), checkpoint=_fakeroot.checkpoint,
-                 snapshot=_restore.hold_fakefs if spec.get("snapshot") else None)  # SnapStart: see _restore
+                 snapshot=_restore.FAKEFS if spec.get("snapshot") else None)  # SnapStart: see _restore
 
 
 class _Keeper:
