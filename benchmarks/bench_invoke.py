@@ -21,7 +21,9 @@ It measures, in one run on one machine (items 3, 4 and 6 for each sandbox asked 
    each other's message for a while); the share of samples in which it did is reported;
 4. cold start to first response (``scale_down(keep=0)`` then ``invoke()``, the
    scale-down not timed), and an invoke under ``routing="fresh"`` (a new instance per
-   invoke, destroyed inside the same call);
+   invoke, destroyed inside the same call); row 4d the same for a SnapStart function whose
+   Init leaves a small /tmp (a restore from its snapshot), against that function's normal
+   cold start (target: at most 2x);
 5. the same handler through python-lambda-local (``pip install python-lambda-local``
    or ``pip install -e '.[bench]'``);
 6. memory: N instances alive at once, the PSS of every keeper and runtime process
@@ -77,6 +79,7 @@ _SPIN_S = float(getattr(importlib.import_module("lambdasim._invoke"), "_SPIN_S",
 HERE = Path(__file__).resolve().parent
 NOOP_DIR = HERE / "noop"
 SLEEP_DIR = HERE / "sleep"
+SNAPSTART_DIR = HERE / "snapstart"  # a no-op handler whose Init leaves 8 files of 4 KiB in /tmp
 HANDLER = "app.handler"
 
 TARGET_WARM_VS_PIPE = 2.0  # warm invoke <= 2x raw pipe round trip
@@ -85,6 +88,7 @@ TARGET_SPEEDUP = 50.0  # vs python-lambda-local, per invoke
 TARGET_INSTANCES = 1000  # alive at once ...
 TARGET_PSS_MB = 10.0  # ... with at most this PSS each
 TARGET_SANDBOX = "namespace"  # the sandbox the targets above were set for
+TARGET_RESTORE_VS_COLD = 2.0  # SnapStart: a restored environment's cold start <= 2x a normal one (issue 14)
 
 SANDBOXES = ("namespace", "fakefs")
 # What the sandboxes' helper processes (zygotes) have on their command lines.
@@ -541,6 +545,42 @@ def burst_rate(wall_ns: float) -> str:
     return f"{BURST_REQUESTS / (wall_ns / 1e9):,.0f} req/s"
 
 
+@dataclasses.dataclass
+class RestoreResult:
+    """SnapStart: cold starts of the same function restored from its snapshot and initialised as usual."""
+
+    restored: Stats  # scale_down(keep=0) (not timed), then invoke(): a restore (a fork and a copy of /tmp)
+    normal: Stats  # the same without snap_start: a new instance and Init
+    restore_duration_ms_median: float  # Invocation.restore_duration_ms
+
+    @property
+    def ratio(self) -> float:
+        return self.restored.median_ns / self.normal.median_ns
+
+
+def bench_restore(sandbox: str, iterations: int, warmup: int) -> RestoreResult:
+    clock = time.perf_counter_ns
+    samples: dict[bool, list[float]] = {True: [], False: []}
+    restores: list[float] = []
+    for snap in (False, True):
+        with simulator("warm", sandbox) as sim:
+            fn = sim.deploy(HANDLER, code_dir=SNAPSTART_DIR, name="snap" if snap else "plain", snap_start=snap,
+                            runtime="python3.12")
+            for i in range(warmup + iterations):
+                fn.scale_down(keep=0)
+                t0 = clock()
+                inv = fn.invoke({})
+                elapsed = clock() - t0
+                if not inv.cold_start or not inv.ok:
+                    raise RuntimeError(f"an invoke after scale_down(keep=0) was not a cold start: {inv!r}")
+                if i >= warmup:
+                    samples[snap].append(elapsed)
+                    if snap:
+                        restores.append(inv.restore_duration_ms or 0.0)
+            fn.scale_down(keep=0)
+    return RestoreResult(Stats.of(samples[True]), Stats.of(samples[False]), statistics.median(restores))
+
+
 # -- 5. python-lambda-local -----------------------------------------------------------
 
 
@@ -959,6 +999,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm = bench_warm(sb, iterations=warm_n, warmup=500, cpus=cpus)
         step(f"lambdasim cold start ({sb})")
         results[sb] = SandboxResult(sb, warm, bench_cold(sb, iterations=cold_n, warmup=10))
+    restores: dict[str, RestoreResult] = {}
+    for sb in sandboxes:
+        step(f"lambdasim SnapStart restore cold start ({sb})")
+        restores[sb] = bench_restore(sb, iterations=cold_n, warmup=10)
     # What freezing between invocations costs the warm path (namespace: fakefs does not freeze).
     unfrozen: WarmResult | None = None
     if "namespace" in results:
@@ -1066,6 +1110,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sb, r in results.items():
         rows.append(Row(f"4b. routing='fresh' invoke, {sb} (new instance + Init + invoke + its destroy)",
                         fmt_time(r.cold.fresh_invoke.median_ns), fmt_time(r.cold.fresh_invoke.p99_ns)))
+    for sb, restore in restores.items():
+        rows.append(Row(f"4d. SnapStart restore cold start, {sb} (a small /tmp copied; normal cold start of the "
+                        f"same function {fmt_time(restore.normal.median_ns)}, {restore.ratio:.2f}x)",
+                        fmt_time(restore.restored.median_ns), fmt_time(restore.restored.p99_ns),
+                        f"<= {TARGET_RESTORE_VS_COLD:g}x normal cold start" if sb == TARGET_SANDBOX
+                        else "no target set", judged(sb, restore.ratio <= TARGET_RESTORE_VS_COLD)))
     if host_net is not None:
         isolated = results["namespace"]
         extra_ms = (isolated.cold.to_first_response.median_ns - host_net.cold.to_first_response.median_ns) / 1e6
@@ -1230,6 +1280,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                "met": cold_ms is not None and cold_ms <= TARGET_COLD_MS}
             targets["speedup_vs_python_lambda_local"] = {"target_min": TARGET_SPEEDUP, "value": speedup,
                                                          "met": speedup is not None and speedup >= TARGET_SPEEDUP}
+        if TARGET_SANDBOX in restores:
+            restore_ratio = restores[TARGET_SANDBOX].ratio
+            targets["snapstart_restore_vs_cold_start"] = {"target_max": TARGET_RESTORE_VS_COLD,
+                                                          "value": restore_ratio,
+                                                          "met": restore_ratio <= TARGET_RESTORE_VS_COLD}
         if TARGET_SANDBOX in memories:
             best = memories[TARGET_SANDBOX].best
             targets["instances_alive_at_once"] = {
@@ -1262,6 +1317,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "cold_start_to_first_response": {**r.cold.to_first_response.as_dict(),
                                                      "init_duration_ms_median": r.cold.init_duration_ms_median},
                     "fresh_routing_invoke": r.cold.fresh_invoke.as_dict(),
+                    "snapstart_restore_cold_start": {**restores[sb].restored.as_dict(),
+                                                     "normal_cold_start": restores[sb].normal.as_dict(),
+                                                     "ratio": restores[sb].ratio,
+                                                     "restore_duration_ms_median":
+                                                         restores[sb].restore_duration_ms_median},
                     "speedup_vs_python_lambda_local": speedups[sb],
                 })
             entry["memory"] = memory_json(memories[sb]) if sb in memories else None

@@ -38,16 +38,18 @@ if TYPE_CHECKING:
         Service,
         ServiceConfig,
     )
+    from lambdasim._provision import ProvisioningFailed
     from lambdasim._simulator import (
         Function,
         Instance,
         Simulator,
-        TmpView,
     )
+    from lambdasim._snapstart import SnapshotFailed
     from lambdasim._templates import (
         TemplateFunction,
         load_function,
     )
+    from lambdasim._tmpview import TmpView
 
 __version__ = "0.1.0"
 
@@ -59,6 +61,7 @@ _WHERE = {
     "InstanceGone": "lambdasim._errors",
     "Invocation": "lambdasim._invoke",
     "LambdaSimError": "lambdasim._errors",
+    "ProvisioningFailed": "lambdasim._provision",
     "SandboxError": "lambdasim._errors",
     "SandboxUnavailable": "lambdasim._errors",
     "Scenario": "lambdasim._scenario",
@@ -69,8 +72,9 @@ _WHERE = {
     "ServiceConfig": "lambdasim._services.service",
     "ServiceError": "lambdasim._errors",
     "Simulator": "lambdasim._simulator",
+    "SnapshotFailed": "lambdasim._snapstart",
     "TemplateFunction": "lambdasim._templates",
-    "TmpView": "lambdasim._simulator",
+    "TmpView": "lambdasim._tmpview",
     "TraceEvent": "lambdasim._model",
     "VirtualClock": "lambdasim._model",
     "load_function": "lambdasim._templates",
@@ -86,6 +90,7 @@ __all__ = [
     "InstanceGone",
     "Invocation",
     "LambdaSimError",
+    "ProvisioningFailed",
     "SandboxError",
     "SandboxUnavailable",
     "Scenario",
@@ -96,6 +101,7 @@ __all__ = [
     "ServiceConfig",
     "ServiceError",
     "Simulator",
+    "SnapshotFailed",
     "TemplateFunction",
     "TmpView",
     "TraceEvent",

@@ -110,6 +110,7 @@ class Invocation:
     _init_logs: str = dataclasses.field(default="", repr=False)
     _report_status: str = dataclasses.field(default="", repr=False)
     _billed_init: bool = dataclasses.field(default=False, repr=False)
+    _billed_restore_ms: float | None = dataclasses.field(default=None, repr=False)
     _payload: Any = dataclasses.field(default=_UNSET, repr=False)
 
     @property
@@ -144,12 +145,13 @@ class Invocation:
     @property
     def logs(self) -> str:
         """The log stream of this invocation, framed with START, END and REPORT lines."""
-        if self.status_code != 200:
+        if self.version is None:  # turned away before it ran (413, 429)
             return ""
         rid = self.request_id
         report = lambda_errors.report_line(rid, self.duration_ms, self.memory_size_mb, self.max_memory_used_mb,
                                            self.init_duration_ms if self.cold_start else None, self._report_status,
-                                           self._billed_init)
+                                           self._billed_init, self.restore_duration_ms if self.cold_start else None,
+                                           self._billed_restore_ms)
         return (f"{self._init_logs}{lambda_errors.start_line(rid, self.executed_version)}"
                 f"{self._body_logs}{lambda_errors.end_line(rid)}{report}")
 
@@ -204,6 +206,7 @@ class Live:
         self.tmp_reads_from: list[dict[str, Any]] = []
         self.oom_kills = 0  # the kernel's count of OOM kills in the instance, when last asked
         self.init_logs = ""  # the log of an Init run ahead of requests (provisioned concurrency)
+        self.restore_started: float | None = None  # SnapStart: when its restore began (time.monotonic())
 
     def take_logs(self) -> str:
         """What the runtime wrote since the last call, its last line ended: Lambda ends the
@@ -363,13 +366,15 @@ class Invoker:
         cold = record.needs_init
         budget = config.timeout_s
         init_ms: float | None = None
+        restore_ms: float | None = None
+        billed_restore_ms: float | None = None
         init_logs = ""
         max_kb = 0
         watch = _Watch(live)
         refused: dict[str, int] = {}  # see _runtime.NetworkWatch
 
         def result(error: ErrorDict | None, payload: bytes | None, duration: float, body: str,
-                   status: str = "") -> Invocation:
+                   status: str = "", status_code: int = 200) -> Invocation:
             measured = watch.seen
             return Invocation(
                 request_id, record.function, record.version, record.id, cold, error, payload, duration,
@@ -377,7 +382,8 @@ class Invoker:
                 max_memory_used_mb=math.ceil((watch.memory if measured else max_kb * 1024) / (1024 * 1024)),
                 max_tasks=watch.tasks if measured else None, max_fds=watch.fds if measured else None,
                 refused_addresses=tuple(refused), refused_counts=refused, tenant_id=tenant_id, _body_logs=body,
-                _init_logs=init_logs, _report_status=status, _billed_init=config.bills_init)
+                _init_logs=init_logs, _report_status=status, _billed_init=config.bills_init,
+                restore_duration_ms=restore_ms, _billed_restore_ms=billed_restore_ms, status_code=status_code)
 
         def timed_out(duration_s: float) -> Invocation:
             live.sbx.kill_runtime()
@@ -432,7 +438,20 @@ class Invoker:
             return result(error, None, duration, body + lambda_errors.runtime_error_log(error),
                           lambda_errors.error_status(error["errorType"]))
 
-        if cold:
+        if cold and record.restored:  # SnapStart: restored from the version's snapshot, not initialised
+            restored = self._restore(live, watch, request_id, region, exited, protocol_error, out_of_memory)
+            if isinstance(restored, Invocation):
+                return restored
+            msg, restore_ms, billed_restore_ms, init_logs = restored
+            max_kb = msg.max_memory_kb
+            if msg.refused:
+                refused.update(msg.refused)
+            if msg.error is not None:  # an after-restore hook raised: the runtime exits, as awslambdaric
+                live.sbx.wait_runtime_exit(10.0)
+                self._reset(live, "restore error")
+                return result(msg.error, None, 0.0, "", lambda_errors.error_status(msg.error["errorType"]))
+            record.needs_init = False
+        elif cold:
             started = time.monotonic()
             try:
                 try:
@@ -534,6 +553,48 @@ class Invoker:
             error = lambda_errors.response_too_large()
             payload = None
         return result(error, payload, duration, body, lambda_errors.report_status(error))
+
+
+    def _restore(self, live: Live, watch: _Watch, request_id: str, region: str,
+                 exited: Callable[[float], Invocation], protocol_error: Callable[[float], Invocation],
+                 out_of_memory: Callable[..., Invocation]) -> Invocation | tuple[Init, float, float, str]:
+        """A restored instance's first invocation: wait for its restore (after-restore hooks included) within
+        Lambda's limit; (its Init message, Restore Duration, Billed Restore Duration, the restore's logs), or
+        the invocation's outcome when it failed."""
+        if live.rt is None:  # after a reset: the keeper forks a new runtime from the snapshot's memory
+            live.restore_started = time.monotonic()
+            live.rt = live.sbx.start_runtime()
+        started = live.restore_started or time.monotonic()
+        try:
+            left = lambda_errors.RESTORE_TIMEOUT_S - (time.monotonic() - started)
+            msg = self.wait_init(live, max(left, 0.0), watch)
+        except TimeoutError:
+            live.sbx.kill_runtime()
+            live.sbx.wait_runtime_exit(10.0)
+            logs = lambda_errors.phase_line("RESTORE_START", python=PYTHON_VERSION, region=region)
+            logs += live.take_logs()
+            self._reset(live, "restore timeout")
+            restore_ms = (time.monotonic() - started) * 1000.0
+            error = lambda_errors.snapstart_timeout()
+            return Invocation(request_id, live.record.function, live.record.version, live.record.id, True, error,
+                              None, 0.0, None, status_code=408,  # the Invoke API answers SnapStartTimeoutException
+                              memory_size_mb=live.config.memory_mb, restore_duration_ms=restore_ms,
+                              _billed_restore_ms=restore_ms, _init_logs=logs,
+                              _report_status=lambda_errors.error_status(error["errorType"]))
+        except ChannelClosed:
+            return exited(0.0)
+        except ProtocolError:
+            return protocol_error(0.0)
+        except _OverMemory:
+            return out_of_memory(0.0, kill=True)
+        restore_ms = (time.monotonic() - started) * 1000.0
+        if live.tmp_writers is not None:  # track_tmp_access
+            _note_tmp_access(live, request_id, msg.tmp_access, init=True)
+        self._coverage(live.config, msg.coverage)
+        status = lambda_errors.error_status(msg.error["errorType"]) if msg.error is not None else ""
+        logs = (lambda_errors.phase_line("RESTORE_START", python=PYTHON_VERSION, region=region)
+                + live.take_logs() + lambda_errors.phase_line("RESTORE_REPORT", restore_ms, status))
+        return msg, restore_ms, msg.init_ms, logs
 
 
 _PLATFORM_REASONS = {lambda_errors.EXTENSION_CRASH: "an extension exited"}

@@ -225,16 +225,22 @@ def end_line(request_id: str) -> str:
 
 
 def report_line(request_id: str, duration_ms: float, memory_mb: int, max_memory_mb: int, init_ms: float | None,
-                status: str, billed_init: bool = False) -> str:
+                status: str, billed_init: bool = False, restore_ms: float | None = None,
+                billed_restore_ms: float | None = None) -> str:
     """The REPORT line; ``init_ms`` is given after a cold start. ``billed_init``: the Init is billed with
-    the first invocation (custom runtimes and container images), so Billed Duration includes it."""
+    the first invocation (custom runtimes and container images), so Billed Duration includes it.
+    ``restore_ms`` (SnapStart: the first invocation of a restored environment) replaces Init Duration
+    with ``Restore Duration`` and ``Billed Restore Duration`` (``billed_restore_ms``: the after-restore hooks)."""
     billed = duration_ms + ((init_ms or 0.0) if billed_init else 0.0)
     report = (
         f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
         f"Billed Duration: {math.ceil(billed)} ms\tMemory Size: {memory_mb} MB\t"
         f"Max Memory Used: {max_memory_mb} MB\t"
     )
-    if init_ms is not None:
+    if restore_ms is not None:
+        report += (f"Restore Duration: {restore_ms:.2f} ms\t"
+                   f"Billed Restore Duration: {math.ceil(billed_restore_ms or 0.0)} ms\t")
+    elif init_ms is not None:
         report += f"Init Duration: {init_ms:.2f} ms\t"
     return f"{report}{status}\n"
 
@@ -333,3 +339,32 @@ API_ERRORS: dict[str, tuple[int, str, str]] = {  # what went wrong: (HTTP status
 }
 """The Runtime and Extensions API's error answers (RIE ``rapi/handler``, ``core/states.go``); the 410's type
 is aws-lambda-dotnet's report, its message lambdasim's (Lambda's is not published)."""
+
+
+# -- SnapStart ------------------------------------------------------------------------------------
+
+RUNTIME_BEFORE_SNAPSHOT_ERROR = "Runtime.BeforeSnapshotError"
+RUNTIME_AFTER_RESTORE_ERROR = "Runtime.AfterRestoreError"
+SNAPSTART_TIMEOUT = "SnapStartTimeoutException"  # an Invoke API error, HTTP 408
+RESTORE_TIMEOUT_S = 10.0
+"""Lambda's limit on a restore and its after-restore hooks (a test may lower it with monkeypatch)."""
+SNAPSHOT_INIT_MIN_S = 130.0  # a SnapStart version's Init may take this long, or the function's timeout if longer
+
+
+def hook_error(error_type: str, message: str, stack: list[str]) -> ErrorDict:
+    """A runtime hook that raised, as awslambdaric reports it (the exception's message and trace) with the type
+    Lambda gives it: ``Runtime.BeforeSnapshotError`` (``/runtime/init/error``), ``Runtime.AfterRestoreError``."""
+    return {"errorMessage": message, "errorType": error_type, "requestId": "", "stackTrace": stack}
+
+
+def snapstart_timeout() -> ErrorDict:
+    return {"errorType": SNAPSTART_TIMEOUT, "errorMessage": "Lambda couldn't restore the snapshot within the "
+                                                            "timeout limit."}
+
+
+def phase_line(phase: str, ms: float = 0.0, status: str = "", python: str = "", region: str = "") -> str:
+    """SnapStart's log lines: ``INIT_REPORT`` (Init at publishing), ``RESTORE_START``, ``RESTORE_REPORT``."""
+    if phase == "RESTORE_START":
+        return init_start_line(python, region).replace("INIT_START", phase, 1)
+    duration = "Init Duration" if phase == "INIT_REPORT" else "Restore Duration"
+    return f"{phase} {duration}: {ms:.2f} ms" + (f"\t{status}\n" if status else "\n")

@@ -855,14 +855,16 @@ def log_invocation_error(error: ErrorDict) -> None:
 
 
 def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | None = None,
-        logs: LogCapture | None = None, checkpoint: Callable[[], None] | None = None) -> None:
+        logs: LogCapture | None = None, checkpoint: Callable[[], None] | None = None,
+        snapshot: Any = None) -> None:
     """Run Init, then serve invocations until the channel closes. Never returns.
 
     ``enter``, when given, is called after the setup that needs no filesystem and
     before anything that does: the sandbox may still be building this instance's
     root while the runtime prepares, and ``enter`` waits for it and moves in.
     ``checkpoint``, when given, is called before each answer to the simulator (the
-    fakefs sandbox mirrors /tmp to the host there).
+    fakefs sandbox mirrors /tmp to the host there). ``snapshot`` (SnapStart, a ``_sandbox._restore.Snapshotter``)
+    runs the before-snapshot hooks after Init, then serves restores; it returns in each restored runtime.
     """
     started = time.perf_counter()
     access = TmpAccess() if spec.get("track_tmp_access") else None
@@ -901,6 +903,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
     settings = spec.get("coverage")
     measure = _Coverage(settings) if settings else None
     fn, error = init_function(spec["handler"])
+    if snapshot is not None and error is None:
+        error = snapshot.before_snapshot()
     init_ms = (time.perf_counter() - started) * 1000.0
     if checkpoint is not None:
         checkpoint()
@@ -910,6 +914,18 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
               fds=[logs.fd])
     if error is not None or fn is None:
         os._exit(1)  # awslambdaric exits after reporting an Init error
+    if snapshot is not None:  # returns in a restored runtime, with its own channel and log
+        chan, logs = snapshot.hold(chan, logs, lambda s: Channel(s) if access is None else TmpAccessChannel(s, access))
+        started = time.perf_counter()
+        error = snapshot.after_restore()
+        restore_ms = (time.perf_counter() - started) * 1000.0
+        if checkpoint is not None:
+            checkpoint()
+        chan.send(pack_init(error=error, init_ms=restore_ms, max_memory_kb=_max_memory_kb(),
+                            coverage=measure.take() if measure else None, refused=net.take() if net else None),
+                  fds=[logs.fd])
+        if error is not None:
+            os._exit(65)  # as awslambdaric after a failed after-restore hook
 
     while True:
         try:

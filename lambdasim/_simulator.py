@@ -5,12 +5,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import errno
 import json
 import math
 import os
 import random
-import stat
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,111 +43,16 @@ from lambdasim._model import (
     routing_policy,
 )
 from lambdasim._provision import provision, refusal, reinitialize, tenant_ids
-from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, SandboxInstance, create_sandbox
+from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
+from lambdasim._snapstart import SnapStart
+from lambdasim._tmpview import TmpView
 
 _SHUTDOWN_REASONS = frozenset({"scale_down", "idle", "redeploy", "retired", "close", "destroy"})
 """Why instances are removed when Lambda would shut them down (the SHUTDOWN event), not kill them."""
 
 _DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 _DEFAULT_LD_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-
-
-_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
-          stat.S_IFBLK: "a block device", stat.S_IFLNK: "a symbolic link"}
-
-
-def _only_plain(path: str, st: os.stat_result) -> None:
-    """Refuse, with OSError, what is not a directory or a regular file (not followed, not opened)."""
-    kind = stat.S_IFMT(st.st_mode)
-    if kind not in (stat.S_IFREG, stat.S_IFDIR):
-        code = errno.ELOOP if kind == stat.S_IFLNK else errno.EINVAL
-        raise OSError(code, f"/tmp/{path.strip('/')} is {_KINDS.get(kind, 'not a regular file')}; the test's view "
-                            "of an instance's /tmp opens only directories and regular files")
-
-
-class TmpView:
-    """Read-only access, from the test, to one instance's /tmp."""
-
-    def __init__(self, instance: Instance) -> None:
-        self._instance = instance
-
-    def _sbx(self) -> SandboxInstance:
-        live = self._instance._live
-        if live.record.state is InstanceState.DEAD:
-            raise InstanceGone(f"Instance {live.record.id} is gone, and its /tmp with it.")
-        if live.sbx is None:
-            raise LambdaSimError(f"Instance {live.record.id} is still starting; its /tmp is not there yet.")
-        return live.sbx
-
-    def _root(self) -> str:
-        return self._sbx().tmp_root()
-
-    def _open(self, path: str, flags: int) -> int:
-        # Walk without following symlinks: a link in /tmp must not lead the test
-        # process to a file of the host. Only directories and regular files are opened:
-        # opening a FIFO would wait for a writer, a device would run its driver.
-        parts = [p for p in path.strip("/").split("/") if p not in ("", ".")]
-        if ".." in parts:
-            raise ValueError(f"{path!r}: '..' is not allowed in an instance /tmp path")
-        fd = os.open(self._root(), os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            for i, part in enumerate(parts):
-                last = i == len(parts) - 1
-                if last:
-                    _only_plain(path, os.stat(part, dir_fd=fd, follow_symlinks=False))
-                # O_DIRECTORY fails on anything else before opening it; O_NONBLOCK keeps a FIFO
-                # put in place after the check from blocking, and the check is made again below.
-                nfd = os.open(part, (flags | os.O_NONBLOCK if last else os.O_RDONLY | os.O_DIRECTORY)
-                              | os.O_NOFOLLOW, dir_fd=fd)
-                os.close(fd)
-                fd = nfd
-            if parts:
-                _only_plain(path, os.fstat(fd))
-        except BaseException:
-            os.close(fd)
-            raise
-        return fd
-
-    def listdir(self, path: str = "") -> list[str]:
-        """Names in the directory ``path`` (relative to /tmp), sorted."""
-        fd = self._open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            return sorted(os.listdir(fd))
-        finally:
-            os.close(fd)
-
-    def exists(self, path: str) -> bool:
-        try:
-            os.close(self._open(path, os.O_RDONLY | os.O_NONBLOCK))
-        except FileNotFoundError:
-            return False
-        except OSError:
-            return True  # e.g. a symlink: it exists, but is not followed
-        return True
-
-    def read_bytes(self, path: str) -> bytes:
-        fd = self._open(path, os.O_RDONLY)
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise IsADirectoryError(f"/tmp/{path} is not a regular file")
-            vfs = os.fstatvfs(fd)
-            if st.st_size > vfs.f_blocks * vfs.f_frsize:
-                # A sparse file (os.truncate) may claim more than /tmp holds: it is not read.
-                raise OSError(errno.EFBIG, f"/tmp/{path} claims {st.st_size} bytes, more than the instance's "
-                                           f"/tmp holds ({vfs.f_blocks * vfs.f_frsize}): it is sparse, not read")
-            with os.fdopen(fd, "rb", closefd=False) as f:
-                return f.read()
-        finally:
-            os.close(fd)
-
-    def read_text(self, path: str, encoding: str = "utf-8") -> str:
-        return self.read_bytes(path).decode(encoding)
-
-    def usage_bytes(self) -> int:
-        """Bytes in use on the instance's /tmp filesystem."""
-        return self._sbx().tmp_usage_bytes()
 
 
 class Instance:
@@ -341,7 +244,8 @@ class Function:
         """Publish a new version (new code and/or configuration); returns its number.
 
         New invocations go to new instances of it; invocations running on older
-        versions finish there, and those instances are retired afterwards.
+        versions finish there, and those instances are retired afterwards. With SnapStart the
+        new version's Init runs now; if it fails, ``SnapshotFailed`` is raised and traffic stays.
         """
         sim = self._sim
         if code_dir is not None:
@@ -363,8 +267,10 @@ class Function:
         sim._refuse_unconfinable(config)
         with sim._lock:
             version = self._model.publish(config)
-        # Environments that must be ready before traffic moves: a Managed Instances minimum, or
-        # provisioned concurrency.
+        # What must be ready before traffic moves (a failure leaves traffic where it is): a SnapStart
+        # version's snapshot (its Init), a Managed Instances minimum, or provisioned concurrency.
+        if config.snap_start:
+            sim._snapstart.take(self, version, self._model.version)
         _managed.provision(sim, self, version)
         provision(sim, self, version, redeploy=True)
         with sim._lock:
@@ -372,6 +278,7 @@ class Function:
             sim._mark_dead(doomed)
             sim._event("redeploy", self.name, version=self._model.version)
         sim._destroy(doomed, "redeploy", marked=True)
+        sim._snapstart.collect()
         return self._model.version
 
     def __repr__(self) -> str:
@@ -484,6 +391,7 @@ class Simulator:
                 "track_tmp_access needs the namespace sandbox: under fakefs /tmp is pyfakefs' and "
                 "Python's audit events do not see it. Use sandbox='namespace' (Linux).")
         self._invoker = Invoker(self._sandbox.name, self._reset, self._coverage.add, lambda: self._inflight == 1)
+        self._snapstart = SnapStart(self)
         try:
             self.services.start_configured()
         except BaseException:
@@ -514,7 +422,10 @@ class Simulator:
                       if live.record.state is not InstanceState.DEAD]
             self._mark_dead(doomed)
         try:
-            self._destroy(doomed, "close", marked=True)
+            try:
+                self._destroy(doomed, "close", marked=True)
+            finally:
+                self._snapstart.close()
             self._coverage.save()
         finally:
             try:
@@ -553,7 +464,8 @@ class Simulator:
         ``ENTRYPOINT``, run with the handler as its argument (e.g. ``["python3", "-m", "awslambdaric"]``).
 
         Lambda's other execution models (see the README): ``snap_start=True`` (SnapStart: Init once per
-        version, environments restored from its snapshot; python3.12 and later), ``provisioned_concurrency=N``
+        version, now, environments restored from its snapshot; python3.12 and later; an Init that fails
+        raises ``SnapshotFailed``), ``provisioned_concurrency=N``
         (N environments initialised now, before any request), ``tenant_isolation=True`` (environments per
         ``tenant_id``), and ``capacity_provider=`` (Lambda Managed Instances: each environment runs up to
         ``max_concurrency`` requests at once; ``min_environments`` start now, ``max_environments`` caps them).
@@ -583,6 +495,8 @@ class Simulator:
             self._event("deploy", name, version="1")
         _managed.provision(self, fn)  # Managed Instances' min_environments, started before any request
         try:
+            if config.snap_start:
+                self._snapstart.take(fn, "1", None)  # Init runs now, for version 1's snapshot
             provision(self, fn, "1")  # provisioned concurrency: its environments are ready when deploy returns
         except BaseException:
             with self._lock:
@@ -594,6 +508,7 @@ class Simulator:
         """The fakefs sandbox confines the built-in runtime only: a function with processes of its own
         (a Runtime API runtime) is refused there, before it is deployed."""
         _managed.refuse(config, self._sandbox.name, _api_command(config) is not None)
+        self._snapstart.check(config)
         if self._sandbox.name != "fakefs" or _api_command(config) is None:
             return
         from lambdasim._sandbox.fakefs import runtime_api_refusal
@@ -756,6 +671,7 @@ class Simulator:
                         fn._live.pop(record.id, None)
                         fn._model.instances.pop(record.id, None)
                     self._event("destroyed", record.function, record.id, record.version, reason=reason)
+        self._snapstart.collect()  # a snapshot goes with its old version's last instance
         if failures:
             raise SandboxError(f"Could not remove {len(failures)} instance(s): {failures[0]}") from failures[0]
 
@@ -898,7 +814,10 @@ class Simulator:
         return inv
 
     def _start(self, live: Live) -> None:
-        """Make a new instance's sandbox and start its first runtime (Init follows)."""
+        """Make a new instance's sandbox and start its first runtime (Init follows), or restore it (SnapStart)."""
+        if live.record.restored:
+            self._snapstart.restore(live)
+            return
         live.sbx, live.rt = self._sandbox.spawn(live.spec)
 
     def _finish(self, fn: Function, routed: _Routed, inv: Invocation) -> None:
@@ -920,6 +839,8 @@ class Simulator:
             detail["worker"] = inv.worker
         if inv.tenant_id is not None:
             detail["tenant"] = inv.tenant_id
+        if inv.restore_duration_ms is not None:
+            detail["restore_ms"] = round(inv.restore_duration_ms, 3)
         if self.track_tmp and record.state is not InstanceState.DEAD:
             with contextlib.suppress(OSError, InstanceGone):
                 detail["tmp_bytes"] = Instance(fn, live).tmp.usage_bytes()
@@ -927,6 +848,9 @@ class Simulator:
             detail["tmp_reads_from"], live.tmp_reads_from = live.tmp_reads_from, []
         with self._lock:
             destroy = fn._model.release(record, self.clock.now(), self._policy)
+            if inv.restore_duration_ms is not None:
+                self._event("restored", fn.name, record.id, record.version, routed.request_id,
+                            restore_ms=detail["restore_ms"])
             self._event("invoke", fn.name, record.id, record.version, routed.request_id, **detail)
             if destroy:
                 self._mark_dead([live], quiet=True)  # its invocation has completed
@@ -967,7 +891,7 @@ class Simulator:
                         if interval_s is None:  # completes now, in event order: the next wave finds it idle
                             self._finish(fn, routed, inv)
                         else:
-                            busy_ms = (inv.init_duration_ms or 0.0) + inv.duration_ms
+                            busy_ms = (inv.init_duration_ms or inv.restore_duration_ms or 0.0) + inv.duration_ms
                             running.append((self.clock.now() + busy_ms / 1000.0, first + i, routed, inv))
                     if failure is not None:
                         raise failure

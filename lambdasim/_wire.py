@@ -657,3 +657,19 @@ def check_managed_message(message: Any) -> tuple[str, int, Any]:
     if kind == MANAGED_EXITED and type(body) is int and -64 <= body <= 255:
         return kind, worker, body
     raise ProtocolError(f"a supervisor message of kind {str(kind)[:40]!r}")
+
+
+RESTORE = "restore"
+"""simulator -> a SnapStart version's snapshot runtime (which held Init's state, see ``_sandbox._restore``):
+:class:`Restore`, with the fds of the restored instance's control channel and of its runtime's channel."""
+
+
+class Restore(NamedTuple):
+    kind: str  # RESTORE
+    options: dict[str, Any]
+    """``tmp_mb`` (the restored /tmp's size), ``tasks_rlimit`` (RLIMIT_NPROC of its processes, 0: none),
+    ``tmp_dir`` (fakefs: the host directory for its /tmp)."""
+
+
+def pack_restore(*, options: dict[str, Any]) -> tuple[Any, ...]:
+    return (RESTORE, options)

@@ -56,7 +56,7 @@ from lambdasim._sandbox._spec import InstanceSpec
 
 TMP = "/tmp"
 # Modules of the runtime itself: pyfakefs leaves them (and calls made from them) on the real filesystem.
-SKIP_NAMES = ["lambdasim._runtime", "lambdasim._wire", "lambdasim._sandbox._fakeroot"]
+SKIP_NAMES = ["lambdasim._runtime", "lambdasim._wire", "lambdasim._sandbox._fakeroot", "lambdasim._sandbox._restore"]
 
 _NAMESPACE_HINT = ("The namespace sandbox (Linux, sandbox='namespace') enforces Lambda's filesystem for it "
                    "with the kernel; under the fakefs sandbox pyfakefs cannot see it.")
@@ -648,7 +648,9 @@ def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
     """Refuse what would reach the host around pyfakefs. Audit hooks cannot be removed:
     this runs only in runtime processes of the fakefs sandbox."""
     roots = tuple(r.rstrip("/") + "/" for r in readable)
-    backing = mirror.backing.rstrip("/") + "/"
+
+    def backing() -> str:  # read each time: a restored instance's keeper moves it (see moved_tmp)
+        return mirror.backing.rstrip("/") + "/"
 
     def refuse(what: str) -> SandboxLimitError:
         return SandboxLimitError(f"lambdasim's fakefs sandbox refused {what}. {_NAMESPACE_HINT}")
@@ -659,7 +661,7 @@ def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
             if not isinstance(path, (str, bytes)):
                 return  # a descriptor
             path = os.path.abspath(os.fsdecode(path))
-            if mirror.active and path.startswith(backing):
+            if mirror.active and (path + "/").startswith(backing()):
                 return
             writes = (isinstance(flags, int) and flags & _WRITE_FLAGS) or (isinstance(mode, str) and any(
                 c in mode for c in "wax+"))
@@ -671,7 +673,7 @@ def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
         elif event in _CHANGES:
             # os.symlink and os.link name the new entry second.
             paths = [os.fsdecode(a) for a in args[:2] if isinstance(a, (str, bytes))]
-            if mirror.active and any(p.startswith(backing) for p in paths):
+            if mirror.active and any((p + "/").startswith(backing()) for p in paths):
                 return
             raise refuse(f"{event}({', '.join(map(repr, paths))}) on the host's filesystem, made below pyfakefs")
         elif event == "sqlite3.connect":
@@ -869,3 +871,38 @@ def on_kill_request(signum: int, frame: Any) -> None:
     """The keeper is about to kill this runtime (timeout, crash()): keep /tmp, then die as killed."""
     checkpoint()
     _real_kill(os.getpid(), signal.SIGKILL)
+
+
+# -- SnapStart: a restored instance's /tmp (see _restore) ----------------------------------------
+
+
+def moved_tmp(backing: str) -> TmpMirror:
+    """In a restored instance's keeper (a fork of the snapshot's runtime): mirror /tmp, which is the
+    snapshot's, to the instance's own host directory ``backing`` from now on; returns the mirror."""
+    mirror: TmpMirror = _state["mirror"]
+    mirror.backing = backing
+    mirror.active = True
+    try:
+        posix.mkdir(backing, 0o700)
+    finally:
+        mirror.active = False
+    mirror.known = {}
+    mirror.broken = False
+    mirror.sync()
+    return mirror
+
+
+def reload_tmp(mirror: TmpMirror) -> None:
+    """In a new runtime of a restored instance (after a reset): /tmp as the instance's directory holds it."""
+    fs = mirror.fs
+    with fs.adding():
+        tmp = fs.get_object(TMP)
+        for name in list(tmp.entries):
+            tmp.remove_entry(name)
+    mirror.active = True  # the audit hook lets it read the instance's directory
+    try:
+        mirror.load()
+    finally:
+        mirror.active = False
+    for _path, obj in mirror._walk():
+        obj.st_uid, obj.st_gid = helpers.get_uid(), helpers.get_gid()

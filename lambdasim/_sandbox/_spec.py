@@ -63,3 +63,5 @@ class InstanceSpec(TypedDict):
     own_network: NotRequired[bool]
     """The namespace sandbox's: the instance gets a network namespace of its own (``lo``, and the
     ``forward`` addresses relayed), so that only it reaches its Runtime API."""
+    snapshot: NotRequired[bool]
+    """SnapStart: the instance is a version's snapshot; after Init its runtime serves restores (``_restore``)."""

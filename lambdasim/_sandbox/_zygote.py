@@ -37,7 +37,7 @@ import lambdasim._managed_rt as _managed_rt
 import lambdasim._rapi as _rapi
 import lambdasim._runtime as _runtime
 from lambdasim import _wire as wire
-from lambdasim._sandbox import _cgroup, _identity, _usage
+from lambdasim._sandbox import _cgroup, _identity, _restore, _usage
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._freeze import Freezer
 from lambdasim._sandbox._layout import ETC_FILES, host_view
@@ -309,7 +309,8 @@ def run_runtime(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], Non
     elif spec.get("runtime_kind") == "managed":  # Lambda Managed Instances: workers under a supervisor
         _managed_rt.run(sock, spec, enter, logs)
     else:
-        _runtime.run(sock, spec, enter, logs)
+        # A SnapStart version's snapshot: after Init it restores instances (see _restore).
+        _runtime.run(sock, spec, enter, logs, snapshot=_restore.NAMESPACE if spec.get("snapshot") else None)
 
 
 def _pooled_keeper(zygote: Channel, zygote_pidfd: int, binds: list[str], links: dict[str, str],

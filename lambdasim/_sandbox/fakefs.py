@@ -173,13 +173,14 @@ def _sweep(parent: str) -> None:
 
 def _runtime_main(rt_fd: int, spec: InstanceSpec, tmp_dir: str, layout: dict[str, Any]) -> None:
     from lambdasim import _runtime
-    from lambdasim._sandbox import _fakeroot
+    from lambdasim._sandbox import _fakeroot, _restore
 
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGUSR1, _fakeroot.on_kill_request)
     close_all_but([rt_fd])
     _runtime.run(socket.socket(fileno=rt_fd), spec,
-                 enter=lambda: _fakeroot.enter(spec, tmp_dir, layout), checkpoint=_fakeroot.checkpoint)
+                 enter=lambda: _fakeroot.enter(spec, tmp_dir, layout), checkpoint=_fakeroot.checkpoint,
+                 snapshot=_restore.FAKEFS if spec.get("snapshot") else None)  # SnapStart: see _restore
 
 
 class _Keeper:
@@ -305,7 +306,7 @@ def _keeper_main(ctrl_fd: int, rt_fd: int, spec: InstanceSpec, tmp_dir: str, lay
 def main(fd: int) -> None:
     """Serve spawn requests on the socket ``fd`` until the simulator closes it."""
     from lambdasim import _runtime  # noqa: F401 - loaded once here, shared by every instance
-    from lambdasim._sandbox import _fakeroot  # noqa: F401
+    from lambdasim._sandbox import _fakeroot, _restore  # noqa: F401
     from lambdasim._sandbox._layout import host_view
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the simulator's to handle
