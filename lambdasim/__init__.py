@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         TraceEvent,
         VirtualClock,
     )
+    from lambdasim._provision import ProvisioningFailed
     from lambdasim._scenario import (
         Scenario,
         ScenarioError,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
         Service,
         ServiceConfig,
     )
-    from lambdasim._provision import ProvisioningFailed
     from lambdasim._simulator import (
         Function,
         Instance,

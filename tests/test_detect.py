@@ -428,7 +428,6 @@ def test_detect_runs_a_snapstart_function_a_third_time_with_init_in_each_environ
 
 
 @pytest.mark.sandbox
-@pytest.mark.xfail(strict=False, reason="needs the SnapStart engine (merged by the lead)")
 def test_detect_flags_an_init_uuid_that_snapstart_clones(code: Code) -> None:
     report = _detect(code(INIT_ID), [{}] * 3, snap_start=True, runtime="python3.12")
     assert report.differences == [], "restored from one snapshot, warm and fresh return the same uuid"
