@@ -524,7 +524,8 @@ def bench_burst(managed: bool, bursts: int) -> BurstResult:
     """Wall time of ``invoke_many`` of BURST_REQUESTS no-op requests at once, on Managed Instances
     (``managed``) or standard Lambda (an environment per request)."""
     clock = time.perf_counter_ns
-    settings: dict[str, Any] = {"capacity_provider": "bench", "max_concurrency": BURST_CONCURRENCY} if managed else {}
+    settings: dict[str, Any] = ({"capacity_provider": "bench", "max_concurrency": BURST_CONCURRENCY,
+                                "runtime": "python3.13"} if managed else {})
     with simulator("warm", "namespace") as sim:
         fn = sim.deploy(HANDLER, code_dir=SLEEP_DIR, name="burst", timeout_s=10.0, **settings)
         events = [{"sleep_s": 0.0}] * BURST_REQUESTS

@@ -57,7 +57,7 @@ from hypothesis.errors import Flaky, HypothesisException
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
 from lambdasim._errors import ConfigError, LambdaSimError
-from lambdasim._model import PYTHON_VERSION, SNAPSTART_RUNTIMES, FunctionConfig
+from lambdasim._model import MANAGED_RUNTIMES, PYTHON_VERSION, SNAPSTART_RUNTIMES, FunctionConfig
 from lambdasim._scenario import (
     STEPS,
     Node,
@@ -234,6 +234,8 @@ class ChaosConfig:
             body = {**base, **MODELS[model](self)}
             if model == "snap-start" and base.get("runtime", f"python{PYTHON_VERSION}") not in SNAPSTART_RUNTIMES:
                 body["runtime"] = SNAPSTART_RUNTIMES[0]
+            if model == "managed" and base.get("runtime", f"python{PYTHON_VERSION}") not in MANAGED_RUNTIMES:
+                body["runtime"] = MANAGED_RUNTIMES[0]
             out.append(body)
         return out
 

@@ -379,11 +379,19 @@ def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events:
             if run == "warm":
                 names = (fn.name, fn.config.handler)
                 models = _models(fn, tenants)
-                if fn.config.snap_start:
-                    runs_to_do.append((INIT_RUN, "fresh", {"snap_start": False}))
             outcomes[run] = [Outcome.of(fn.invoke(event, tenant_id=tenant))
                              for event, tenant in zip(events, tenants, strict=True)]
-        traces[run] = [e.to_dict() for e in sim.trace]
+            traces[run] = [e.to_dict() for e in sim.trace]
+            if run == "warm" and fn.config.snap_start:
+                # Warm and fresh environments of one version are restored from one snapshot: the fresh run
+                # takes new environments of this deploy, not of another one (whose Init drew other values).
+                fn.scale_down(keep=0)
+                sim.routing = "fresh"
+                start = len(sim.trace)
+                outcomes["fresh"] = [Outcome.of(fn.invoke(event, tenant_id=tenant))
+                                     for event, tenant in zip(events, tenants, strict=True)]
+                traces["fresh"] = [e.to_dict() for e in sim.trace[start:]]
+                runs_to_do = [(INIT_RUN, "fresh", {"snap_start": False})]
 
     warm, fresh = outcomes["warm"], outcomes["fresh"]
     runs = list(enumerate(zip(events, warm, fresh, strict=True)))

@@ -28,6 +28,9 @@ _PYTHON_RUNTIME = re.compile(r"^python3\.(9|1[0-4])$")
 PYTHON_RUNTIMES_TEXT = "python3.9 ... python3.14"
 SNAPSTART_RUNTIMES = tuple(f"python3.{minor}" for minor in range(12, 15))
 """The Python runtimes Lambda offers SnapStart for."""
+MANAGED_RUNTIMES = (*(f"python3.{minor}" for minor in range(13, 15)), "provided.al2023")
+"""The runtimes of lambdasim's that Lambda Managed Instances run (Python 3.13 and later; the OS-only
+provided.al2023, as for Rust)."""
 MANAGED_DEFAULT_CONCURRENCY = 16
 """Managed Instances' default ``PerExecutionEnvironmentMaxConcurrency`` for Python (16 per vCPU)."""
 
@@ -198,6 +201,10 @@ class FunctionConfig:
                 if getattr(self, key) != default:
                     raise SettingError(self.name, key, f"{key} is a setting of Lambda Managed Instances; give "
                                                        "capacity_provider= too, or leave it out.")
+        elif self.runtime not in MANAGED_RUNTIMES:
+            raise SettingError(self.name, "capacity_provider",
+                               f"Lambda Managed Instances do not support {self.runtime}; they run "
+                               f"{', '.join(MANAGED_RUNTIMES)}.")
         elif self.max_environments is not None and self.min_environments > self.max_environments:
             raise SettingError(self.name, "min_environments", f"min_environments={self.min_environments} is more "
                                                               f"than max_environments={self.max_environments}.")

@@ -404,7 +404,14 @@ class Simulator:
 
     @property
     def routing(self) -> str:
+        """The routing policy's name; set it to route the next invocations another way."""
         return self._policy.name
+
+    @routing.setter
+    def routing(self, routing: str | RoutingPolicy) -> None:
+        policy = routing_policy(routing)
+        with self._lock:
+            self._policy = policy
 
     def __enter__(self) -> Simulator:
         return self

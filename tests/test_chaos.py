@@ -333,7 +333,7 @@ def test_each_model_deploys_as_a_scenario_step(tmp_path: Path) -> None:
     base = {"handler": "app.handler", "code_dir": "src", "name": "app"}
     assert cfg.deploys() == [base, {**base, "snap_start": True, "runtime": "python3.12"},
                              {**base, "tenant_isolation": True},
-                             {**base, "capacity_provider": "chaos", "max_concurrency": 4},
+                             {**base, "capacity_provider": "chaos", "max_concurrency": 4, "runtime": "python3.13"},
                              {**base, "provisioned_concurrency": 1}]
     assert cfg.tenants == ["acme"]
     assert _config(tmp_path).tenants == ["tenant-a", "tenant-b"] and _config(tmp_path).deploys() == [base]

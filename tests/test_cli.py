@@ -192,7 +192,7 @@ def test_invoke_takes_a_tenant_id_and_the_execution_models(capsys: pytest.Captur
     # The handler returns AWS_LAMBDA_INITIALIZATION_TYPE and context.tenant_id.
     assert invoked(["app.handler", "--code-dir", MODELS_CODE, "--tenant-isolation", "--tenant-id", "acme"],
                    capsys) == {"initialization_type": "on-demand", "tenant_id": "acme"}
-    assert invoked(["app.handler", "--code-dir", MODELS_CODE, "--capacity-provider", "fleet",
+    assert invoked(["app.handler", "--code-dir", MODELS_CODE, "--capacity-provider", "fleet", "--runtime", "python3.13",
                     "--max-concurrency", "2", "--min-environments", "0", "--max-environments", "3"],
                    capsys)["initialization_type"] == "lambda-managed-instances"
     assert invoked(["app.handler", "--code-dir", MODELS_CODE, "--snap-start", "--runtime", "python3.12"],

@@ -462,7 +462,8 @@ def test_detect_command_takes_the_models_and_a_tenant_id(code: Code, capsys: pyt
                  "--repeat", "2"]) == 1
     printed = capsys.readouterr().out
     assert "  tenant isolation: invoked as tenant acme" in printed and "DIFFERENT: 1 of 2" in printed
-    assert main(["detect", "app.handler", "--code-dir", src, "--capacity-provider", "fleet", "--repeat", "1"]) == 0
+    assert main(["detect", "app.handler", "--code-dir", src, "--capacity-provider", "fleet", "--runtime", "python3.13",
+                 "--repeat", "1"]) == 0
     assert "  Lambda Managed Instances: the invocations run one at a time" in capsys.readouterr().out
     assert main(["detect", "app.handler", "--code-dir", src, "--tenant-isolation"]) == 2
     assert "needs a tenant id" in capsys.readouterr().err

@@ -31,6 +31,7 @@ def sim() -> Iterator[Simulator]:
 
 def deploy(sim: Simulator, handler: str = "probe.handler", **kwargs: Any) -> Function:
     kwargs.setdefault("capacity_provider", "cp")
+    kwargs.setdefault("runtime", "python3.13")
     kwargs.setdefault("timeout_s", 10.0)
     return sim.deploy(handler, HANDLERS, **kwargs)
 
@@ -244,7 +245,7 @@ def test_a_scratch_directory_per_request_keeps_the_other_requests_files(sim: Sim
 
 def test_an_init_error_fails_the_request_that_waited_for_it(sim: Simulator, tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text("raise RuntimeError('no config')\ndef handler(e, c):\n    return 1\n")
-    fn = sim.deploy("app.handler", tmp_path, capacity_provider="cp", max_concurrency=2)
+    fn = sim.deploy("app.handler", tmp_path, capacity_provider="cp", max_concurrency=2, runtime="python3.13")
     for _ in range(2):  # every request that needs a worker gets one started, and its Init error
         inv = fn.invoke({})
         assert inv.error is not None and inv.error["errorType"] == "RuntimeError", inv.logs
@@ -273,7 +274,7 @@ def test_the_fakefs_sandbox_refuses_managed_instances(tmp_path: Path) -> None:
             deploy(sim)
         fn = sim.deploy("probe.handler", HANDLERS)
         with pytest.raises(SettingError, match="fakefs sandbox cannot run Lambda Managed Instances"):
-            fn.redeploy(capacity_provider="cp")
+            fn.redeploy(capacity_provider="cp", runtime="python3.13")
 
 
 def test_a_runtime_behind_the_runtime_api_is_refused_on_managed_instances(sim: Simulator) -> None:

@@ -529,7 +529,7 @@ def test_the_marker_takes_the_execution_models(project: pytest.Pytester) -> None
         @pytest.mark.lambda_sim(tenant_isolation=True)
         def test_tenants(lambda_function):
             assert lambda_function("app.handler", code_dir="src").config.tenant_isolation is True
-        @pytest.mark.lambda_sim(capacity_provider="fleet", max_concurrency=4, max_environments=2)
+        @pytest.mark.lambda_sim(capacity_provider="fleet", max_concurrency=4, max_environments=2, runtime="python3.13")
         def test_managed(lambda_function):
             config = lambda_function("app.handler", code_dir="src").config
             assert (config.managed, config.concurrency_per_environment, config.max_environments) == (True, 4, 2)

@@ -1614,6 +1614,7 @@ def test_deploy_and_invoke_steps_take_the_execution_models(tmp_path: Path) -> No
               handler: app.handler
               code_dir: code
               name: mi
+              runtime: python3.13
               capacity_provider: fleet
               max_concurrency: 4
               min_environments: 1
@@ -1627,8 +1628,8 @@ def test_deploy_and_invoke_steps_take_the_execution_models(tmp_path: Path) -> No
     kwargs = [cast(Deploy, s).settings.kwargs() for s in steps[:4]]
     assert kwargs == [{"runtime": "python3.12", "snap_start": True}, {"provisioned_concurrency": 2},
                       {"tenant_isolation": True},
-                      {"capacity_provider": "fleet", "max_concurrency": 4, "min_environments": 1,
-                       "max_environments": None}]
+                      {"runtime": "python3.13", "capacity_provider": "fleet", "max_concurrency": 4,
+                       "min_environments": 1, "max_environments": None}]
     assert cast(Redeploy, steps[4]).settings.kwargs() == {"max_concurrency": 8}
     assert cast(Invoke, steps[5]).tenants() == ["t-0", "t-1"]
     assert cast(Invoke, steps[6]).tenants() == ["acme", "globex"]
@@ -1715,7 +1716,8 @@ def test_a_snapstart_scenario_checks_restores(tmp_path: Path) -> None:
 def test_a_managed_instances_scenario_checks_workers(tmp_path: Path) -> None:
     path = write(tmp_path, """\
         steps:
-          - deploy: {handler: app.handler, code_dir: code, capacity_provider: fleet, max_concurrency: 2}
+          - deploy: {handler: app.handler, code_dir: code, capacity_provider: fleet, max_concurrency: 2,
+                     runtime: python3.13}
           - invoke: {event: {sleep: 0.3}, count: 2, concurrency: 2}
           - expect: {instances: 1, workers: 2}
           - invoke: {}
