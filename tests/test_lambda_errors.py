@@ -110,4 +110,4 @@ def test_the_module_is_small_and_stdlib_only() -> None:
     assert out.strip() == "['lambdasim', 'lambdasim._lambda_errors']"
     # The Runtime and Extensions API's errors and awslambdaric's records (issue 13), SnapStart's errors and
     # log lines (issue 14) made it longer; it is still a table of words.
-    assert len((LAMBDASIM / "_lambda_errors.py").read_text().splitlines()) < 360
+    assert len((LAMBDASIM / "_lambda_errors.py").read_text().splitlines()) < 400

@@ -115,6 +115,7 @@ def test_a_timeout_fails_its_request_alone_and_its_code_runs_on(sim: Simulator) 
     assert first.ok and first.worker == other.worker
     assert throttled.status_code == 429 and throttled.error == lambda_errors.throttled()
     wait_until(lambda: env.tmp.exists("late-done"))
+    wait_until(lambda: env.inflight == 0)  # the file is written just before the handler returns
     # Its late answer is dropped, and the same worker process takes requests again; nothing was reset.
     both = ok(fn.invoke_many([{"op": "barrier", "name": "again", "count": 2}] * 2, concurrency=2))
     assert str(env.tmp.read_text("late-pid")) in {str(p["pid"]) for p in both}

@@ -71,6 +71,10 @@ CLAIMS: dict[tuple[str, str], str] = {
     ("README.md", 'with Simulator(sandbox="auto"'): "test_readme_use_block",
     ("README.md", "def test_cache_is_per_instance"): "test_readme_example_test_passes",
     ("README.md", 'runtime="provided.al2023"'): "test_readme_custom_runtime_block",
+    ("README.md", 'runtime="python3.12", snap_start=True'): "test_readme_execution_model_block",
+    ("README.md", 'capacity_provider="fleet", max_concurrency=2'): "test_readme_execution_model_block",
+    ("README.md", 'name="isolated", tenant_isolation=True'): "test_readme_execution_model_block",
+    ("README.md", "provisioned_concurrency=2)"): "test_readme_execution_model_block",
     ("README.md", "import boto3, redis"): "test_readme_services_block",
     ("README.md", 'with Simulator(services=["aws", "redis", "memcached"])'): "test_readme_services_block",
     ("README.md", 'cache = "/tmp/seen.json"'): "test_readme_pytest_example",
@@ -148,6 +152,15 @@ def test_readme_custom_runtime_block(tmp_path: Path, monkeypatch: pytest.MonkeyP
             pytest.fail("curl is required here (LAMBDASIM_REQUIRE_RUNTIMES=1)")
         pytest.skip("the snippet's bootstrap uses curl, which is not installed")
     _run_snippet(_code(_find(README, 'runtime="provided.al2023"')), tmp_path, monkeypatch, "custom")
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("marker", ['runtime="python3.12", snap_start=True',
+                                    'capacity_provider="fleet", max_concurrency=2',
+                                    'name="isolated", tenant_isolation=True', "provisioned_concurrency=2)"],
+                         ids=["snapstart", "managed", "tenants", "provisioned"])
+def test_readme_execution_model_block(marker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _run_snippet(_code(_find(README, marker)), tmp_path, monkeypatch, "models")
 
 
 @pytest.mark.sandbox
