@@ -472,19 +472,9 @@ def start(sim: Simulator, live: ManagedLive) -> None:
     """Make a new environment's sandbox and supervisor; its workers' Init begins."""
     record = live.record
     try:
-        try:
-            sim._start(live)
-        except BaseException:
-            sim._destroy([live], "failed to start")
-            raise
-        with sim._lock:
-            destroyed_meanwhile = record.state is InstanceState.DEAD
-            if not destroyed_meanwhile and record.state is InstanceState.STARTING:
-                record.state = InstanceState.BUSY if record.inflight else InstanceState.IDLE
-        if destroyed_meanwhile:  # destroy() came while it started: it never ran
-            live.sbx.destroy()
-            live.drop_runtime()
-            raise InstanceGone(f"Instance {record.id} was destroyed while it started.")
+        # Requests routed to it while it started keep it busy.
+        sim._start_new(live, lambda r: r.state if r.state is not InstanceState.STARTING
+                       else InstanceState.BUSY if r.inflight else InstanceState.IDLE)
         _attach(sim, live)
         record.needs_init = False
     except BaseException:

@@ -11,7 +11,7 @@ import os
 import random
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -789,19 +789,7 @@ class Simulator:
             return _managed.run(self, routed, client_context, identity, routed.tenant)
         try:
             if routed.new:
-                try:
-                    self._start(live)
-                except BaseException:
-                    self._destroy([live], "failed to start")
-                    raise
-                with self._lock:
-                    destroyed_meanwhile = record.state is InstanceState.DEAD
-                    if not destroyed_meanwhile:
-                        record.state = InstanceState.BUSY
-                if destroyed_meanwhile:  # destroy() came while it started: it never ran
-                    live.sbx.destroy()
-                    live.drop_runtime()
-                    raise InstanceGone(f"Instance {record.id} was destroyed while it started.")
+                self._start_new(live, lambda r: InstanceState.BUSY)
             live.sbx.thaw()  # before the request is sent (traced as it was routed)
             inv = self._invoker.run(live, routed.request_id, routed.event, client_context, identity, routed.tenant,
                                     self.init_timeout_s, self.region, routed.trace)
@@ -826,6 +814,24 @@ class Simulator:
             self._snapstart.restore(live)
             return
         live.sbx, live.rt = self._sandbox.spawn(live.spec)
+
+    def _start_new(self, live: Live, state: Callable[[InstanceRecord], InstanceState]) -> None:
+        """Start a routed new instance (see :meth:`_start`), which then takes ``state(record)``; InstanceGone
+        when destroy() came while it started (it never ran)."""
+        record = live.record
+        try:
+            self._start(live)
+        except BaseException:
+            self._destroy([live], "failed to start")
+            raise
+        with self._lock:
+            gone = record.state is InstanceState.DEAD
+            if not gone:
+                record.state = state(record)
+        if gone:
+            live.sbx.destroy()
+            live.drop_runtime()
+            raise InstanceGone(f"Instance {record.id} was destroyed while it started.")
 
     def _finish(self, fn: Function, routed: _Routed, inv: Invocation) -> None:
         """An invocation completes at the clock's time: trace it, and free its instance (or retire it)."""
