@@ -112,6 +112,7 @@ class Invocation:
     _billed_init: bool = dataclasses.field(default=False, repr=False)
     _billed_restore_ms: float | None = dataclasses.field(default=None, repr=False)
     _payload: Any = dataclasses.field(default=_UNSET, repr=False)
+    _qualifier: str = dataclasses.field(default=lambda_errors.LATEST, repr=False)
 
     @property
     def payload(self) -> Any:
@@ -130,8 +131,9 @@ class Invocation:
     @property
     def executed_version(self) -> str | None:
         """The version Lambda ran, as the Invoke response's ``ExecutedVersion``: ``$LATEST`` for an
-        invocation without a qualifier (None when the function did not run: 413, 429)."""
-        return lambda_errors.LATEST if self.version is not None else None
+        invocation without a qualifier, ``$LATEST.PUBLISHED`` on Managed Instances (None when the function
+        did not run: 413, 429)."""
+        return self._qualifier if self.version is not None else None
 
     @property
     def function_error(self) -> str | None:

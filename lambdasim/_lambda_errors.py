@@ -177,6 +177,8 @@ UNHANDLED_EXCEPTION_WARNING = (
 LATEST = "$LATEST"
 """The version an unqualified invocation runs, in ``AWS_LAMBDA_FUNCTION_VERSION``, the
 context's ``function_version``, the log stream's name and the ``START`` line."""
+LATEST_PUBLISHED = "$LATEST.PUBLISHED"
+"""What an unqualified invocation of a Lambda Managed Instances function runs instead of ``$LATEST``."""
 
 STATUS_TIMEOUT = "Status: timeout"
 

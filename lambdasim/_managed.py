@@ -549,7 +549,7 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
             memory_size_mb=config.memory_mb, max_memory_used_mb=math.ceil(memory / (1024 * 1024)),
             max_tasks=usage.tasks if usage is not None else None, max_fds=usage.fds if usage is not None else None,
             refused_addresses=tuple(refused or ()), refused_counts=dict(refused or {}), worker=worker,
-            _body_logs=body, _init_logs=init_logs, _report_status=status)
+            _body_logs=body, _init_logs=init_logs, _report_status=status, _qualifier=lambda_errors.LATEST_PUBLISHED)
 
     def failed(error: ErrorDict, body: str, init_logs: str = "", worker: int | None = None,
                duration: float = 0.0) -> Invocation:

@@ -590,8 +590,9 @@ class Simulator:
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
     def _spec(self, fn: Function, record: InstanceRecord, config: FunctionConfig) -> InstanceSpec:
-        # Invocations without a qualifier run $LATEST on Lambda, whatever lambdasim's count of deploys.
-        version = lambda_errors.LATEST
+        # Invocations without a qualifier run $LATEST on Lambda (Managed Instances: $LATEST.PUBLISHED),
+        # whatever lambdasim's count of deploys.
+        version = lambda_errors.LATEST_PUBLISHED if config.managed else lambda_errors.LATEST
         stream = f"{datetime.date.today():%Y/%m/%d}/[{version}]{self._ids.getrandbits(128):032x}"
         env = {
             "LANG": "en_US.UTF-8", "PATH": _DEFAULT_PATH, "LD_LIBRARY_PATH": _DEFAULT_LD_PATH, "TZ": ":UTC",

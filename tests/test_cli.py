@@ -206,6 +206,17 @@ def test_invoke_takes_a_tenant_id_and_the_execution_models(capsys: pytest.Captur
         "on-demand"
 
 
+@pytest.mark.sandbox
+def test_a_tenant_mistake_says_which_it_was(capsys: pytest.CaptureFixture[str]) -> None:
+    # Lambda's one message fits both mistakes; the CLI adds which one it was.
+    assert main(["invoke", "app.handler", "--code-dir", MODELS_CODE, "--tenant-isolation", "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert json.loads(out)["errorType"] == "InvalidParameterValueException"
+    assert "lambdasim: app has tenant isolation: pass --tenant-id ID" in err
+    assert main(["invoke", "app.handler", "--code-dir", MODELS_CODE, "--tenant-id", "acme", "--quiet"]) == 1
+    assert "app has no tenant isolation: leave out --tenant-id, or add --tenant-isolation" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--max-concurrency", "4"], "max_concurrency is a setting of Lambda Managed Instances"),
     (["--snap-start", "--provisioned-concurrency", "1", "--runtime", "python3.12"],

@@ -281,3 +281,11 @@ def test_the_fakefs_sandbox_refuses_managed_instances(tmp_path: Path) -> None:
 def test_a_runtime_behind_the_runtime_api_is_refused_on_managed_instances(sim: Simulator) -> None:
     with pytest.raises(SettingError, match="built-in Python runtime only"):
         deploy(sim, runtime="provided.al2023")
+
+
+def test_an_unqualified_invocation_runs_latest_published(sim: Simulator) -> None:
+    """On Managed Instances an invocation without a qualifier runs $LATEST.PUBLISHED, not $LATEST."""
+    fn = deploy(sim, max_concurrency=2)
+    inv = fn.invoke({"op": "sleep", "s": 0})
+    assert inv.ok and inv.executed_version == "$LATEST.PUBLISHED"
+    assert f"START RequestId: {inv.request_id} Version: $LATEST.PUBLISHED\n" in inv.logs

@@ -128,6 +128,11 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(inv.logs)
     if inv.error is not None:
         sys.stdout.write(json.dumps(inv.error) + "\n")
+        if inv.status_code == 400 and inv.error.get("errorType") == "InvalidParameterValueException":
+            # Lambda's words fit both mistakes; say which one this was.
+            hint = (f"{fn.name} has tenant isolation: pass --tenant-id ID" if fn.config.tenant_isolation
+                    else f"{fn.name} has no tenant isolation: leave out --tenant-id, or add --tenant-isolation")
+            sys.stderr.write(f"lambdasim: {hint}\n")
         return 1
     raw = inv.raw_payload or b"null"
     sys.stdout.write(raw.decode("utf-8", "replace") + "\n")
