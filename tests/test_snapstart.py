@@ -238,6 +238,33 @@ def test_a_reset_restores_the_environment_again_and_keeps_its_tmp(sim: Simulator
     assert fn.invoke({}).restore_duration_ms is not None
 
 
+RESET_APP = APP.replace('    if event.get("exit"):', """    if event.get("sleep"):
+        import time
+        time.sleep(event["sleep"])
+    if event.get("allocate_mb"):
+        hog = bytearray(event["allocate_mb"] << 20)
+        hog[::4096] = b"x" * len(hog[::4096])
+    if event.get("exit"):""")
+
+
+def test_a_timeout_or_running_out_of_memory_restores_the_environment_again(sim: Simulator, code: Code,
+                                                                            sandbox_kind: str) -> None:
+    fn = _deploy(sim, code, RESET_APP, timeout_s=1.0)
+    assert fn.invoke({"write": "kept"}).payload["count"] == 1
+    slow = fn.invoke({"sleep": 5})
+    assert slow.error is not None and slow.error["errorType"] == "Sandbox.Timedout"
+    again = fn.invoke({})
+    assert again.cold_start and again.restore_duration_ms is not None and again.init_duration_ms is None
+    assert again.payload["count"] == 1 and "kept" in again.payload["tmp"], "the snapshot's memory; /tmp stays"
+    if sandbox_kind != "namespace":
+        return  # fakefs limits memory per process with RLIMIT_DATA: a MemoryError, not the kernel's kill
+    big = fn.invoke({"allocate_mb": 400})  # of 128 MB
+    assert big.error is not None and big.error["errorType"] == "Runtime.OutOfMemory"
+    after = fn.invoke({})
+    assert after.cold_start and after.restore_duration_ms is not None and after.payload["count"] == 1
+    assert [e.detail["reason"] for e in sim.trace if e.kind == "reset"] == ["timeout", "out of memory"]
+
+
 def _holder_pids(sim: Simulator, name: str, version: str) -> set[int]:
     pid = sim._snapstart._snapshots[(name, version)].live.sbx.pid
     return {pid} | _descendants(pid)
