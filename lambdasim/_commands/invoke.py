@@ -17,6 +17,7 @@ from lambdasim._commands import (
     services_help,
 )
 from lambdasim._errors import ConfigError
+from lambdasim._lambda_errors import INVALID_PARAMETER_VALUE
 from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, known_runtime
 from lambdasim._simulator import Simulator
 from lambdasim._source import env_argument, parameters_argument, read_json_argument, services_text
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(inv.logs)
     if inv.error is not None:
         sys.stdout.write(json.dumps(inv.error) + "\n")
-        if inv.status_code == 400 and inv.error.get("errorType") == "InvalidParameterValueException":
+        if inv.status_code == 400 and inv.error.get("errorType") == INVALID_PARAMETER_VALUE:
             # Lambda's words fit both mistakes; say which one this was.
             hint = (f"{fn.name} has tenant isolation: pass --tenant-id ID" if fn.config.tenant_isolation
                     else f"{fn.name} has no tenant isolation: leave out --tenant-id, or add --tenant-isolation")
