@@ -1,6 +1,6 @@
 """The lambdasim command line: invoke a handler, run scenario files, search a function's
-lifecycles for a broken invariant (chaos), compare warm and fresh instances (detect), and
-write the HTML report of a trace."""
+lifecycles for a broken invariant (chaos), compare warm and fresh instances (detect),
+write the HTML report of a trace, and print an event source's event (event)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lambdasim._commands import HelpFormatter, chaos, detect, invoke, report, run
+from lambdasim._commands import HelpFormatter, chaos, detect, event, invoke, report, run
 from lambdasim._errors import LambdaSimError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambdasim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, module in (("invoke", invoke), ("run", run), ("chaos", chaos), ("detect", detect), ("report", report)):
+    for name, module in (("invoke", invoke), ("run", run), ("chaos", chaos), ("detect", detect), ("report", report),
+                         ("event", event)):
         command = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
                                  epilog=getattr(module, "EPILOG", None), formatter_class=HelpFormatter)
         module.add_arguments(command)
