@@ -143,6 +143,7 @@ class Function:
         self._sim = sim
         self._model = FunctionModel(config)
         self._live: dict[str, Live] = {}
+        self._template_events: Mapping[str, Any] = {}  # deploy_from_template(): the template's Events
 
     @property
     def name(self) -> str:
@@ -172,6 +173,14 @@ class Function:
         function."""
         (tenant,) = tenant_ids(tenant_id, 1, "invoke")
         return self._sim._invoke(self, event, client_context, identity, tenant)
+
+    def event(self, name: str, **fields: Any) -> Any:
+        """The event that the template's ``Events`` entry ``name`` sends (a function deployed with
+        :meth:`Simulator.deploy_from_template`), built by :mod:`lambdasim.events` with the route's method
+        and path, the queue ...; ``fields`` replace the template's, e.g. ``path_parameters={"id": "1"}``."""
+        from lambdasim._template_events import event_of
+
+        return event_of(self.name, self._template_events, name, fields)
 
     def debug_invoke(self, event: Any = None) -> Any:
         """Run the handler in *this* process so that ``breakpoint()`` and ``pytest --pdb`` reach it.
@@ -548,7 +557,9 @@ class Simulator:
         template = load_function(path, function, environment=overrides.pop("environment", None),
                                  layers=overrides.pop("layers", None), parameters=overrides.pop("parameters", None),
                                  region=self.region)
-        return self.deploy(**{**template.deploy_kwargs(), **overrides})
+        fn = self.deploy(**{**template.deploy_kwargs(), **overrides})
+        fn._template_events = template.events
+        return fn
 
     # -- clients for the test side -----------------------------------------------------
 

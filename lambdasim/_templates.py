@@ -24,7 +24,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from lambdasim._cfn import (
@@ -43,6 +43,7 @@ from lambdasim._cfn import (
 from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, PYTHON_VERSION, RESERVED_ENV, known_runtime
 from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import SourceError, YamlMap, YamlSeq, load_yaml, read_text
+from lambdasim._template_events import TemplateEvent, sam_events
 from lambdasim._template_models import Models, sam_models, serverless_models
 
 __all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "load_function"]
@@ -97,6 +98,9 @@ class TemplateFunction:
     """``FunctionScalingConfig.MinExecutionEnvironments`` (Serverless: ``capacityProvider.scaling.min``)."""
     max_environments: int | None = None
     """``FunctionScalingConfig.MaxExecutionEnvironments`` (Serverless: ``capacityProvider.scaling.max``)."""
+    events: Mapping[str, TemplateEvent] = field(default_factory=dict)
+    """The function's ``Events`` (SAM), by name: ``events["GetPerson"].event(path_parameters=...)`` (see
+    :mod:`lambdasim._template_events`); not a setting of ``Simulator.deploy()``."""
 
     def deploy_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``Simulator.deploy(**kwargs)`` for this function."""
@@ -311,12 +315,12 @@ class _Reader:
     def build(self, name: str, line: int, handler: str, code_dir: str, runtime: str, memory: int, timeout: int,
               storage: int, environment: dict[str, str], concurrency: int | None,
               layers: Callable[[], tuple[str, ...]], entry_point: tuple[str, ...] = (),
-              models: Models = _ON_DEMAND) -> TemplateFunction:
+              models: Models = _ON_DEMAND, events: Mapping[str, TemplateEvent] | None = None) -> TemplateFunction:
         return TemplateFunction(
             name=name, handler=handler, code_dir=code_dir, runtime=runtime, memory_mb=memory,
             timeout_s=float(timeout), ephemeral_storage_mb=storage, environment=environment,
             reserved_concurrency=concurrency, layers=self.ctx.layers if self.ctx.layers is not None else layers(),
-            source=f"{self.ctx.display}:{line}", entry_point=entry_point, **vars(models),
+            source=f"{self.ctx.display}:{line}", entry_point=entry_point, events=dict(events or {}), **vars(models),
         )
 
     def pick(self, function: str | None, where: str, functions: dict[str, int]) -> str:
@@ -447,8 +451,9 @@ class _Sam(_Reader):
             return tuple(paths)
 
         models = sam_models(self, get, function, sam)
+        events = sam_events(self, function, props, props_loc) if sam else {}
         return self.build(function, res_loc.line, handler, code_dir, runtime, memory, timeout, storage, environment,
-                          reserved, layers, entry_point, models)
+                          reserved, layers, entry_point, models, events)
 
     def image(self, resource: YamlMap, res_loc: _Loc, get: Callable[[str], tuple[Any, _Loc]],
               sam: bool) -> tuple[str, str, tuple[str, ...]]:

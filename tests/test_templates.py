@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from lambdasim import ConfigError, Simulator
+from lambdasim._template_events import TemplateEvent
 from lambdasim._templates import PYTHON_HINTS, Hints, TemplateFunction, load_function
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -82,6 +83,9 @@ def test_sam_template_gives_every_property() -> None:
         reserved_concurrency=5,
         layers=(str(TEMPLATES / "sam" / "layers" / "shared"),),
         source=f"{SAM}:{line_of(SAM, '  OrdersFunction:')}",
+        events={"Create": TemplateEvent("Create", "Api", "api", {"region": "us-east-1", "path": "/orders",
+                                                                  "method": "POST"},
+                                        f"{SAM}:{line_of(SAM, '        Create:')}")},
     )
 
 
