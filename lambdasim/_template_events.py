@@ -61,7 +61,8 @@ class TemplateEvent:
         where = f"event {self.name!r} ({self.type}, {self.source})"
         if self.kind is None:
             raise ConfigError(f"{where}: lambdasim has no builder for {self.type} events (it builds "
-                              f"{', '.join(SAM_KINDS)}); write the event yourself.")
+                              f"{', '.join(SAM_KINDS)}; in a serverless.yml {', '.join(SERVERLESS_KINDS)}); write "
+                              "the event yourself.")
         if self.input is not None:
             if fields:
                 raise ConfigError(f"{where}: its Input is the event the function receives, so there is nothing for "
@@ -175,7 +176,10 @@ class _Event:
         """The builder's keywords for an event of SAM type ``kind``, and its constant Input."""
         fields: dict[str, Any] = {"region": self.region}
         method, path = self.text("Method"), self.text("Path")
-        if kind in ("Api", "HttpApi"):
+        if kind == "ALB":
+            self.put(fields, "path", path)
+            self.put(fields, "method", method.upper() if method else None)
+        elif kind in ("Api", "HttpApi"):
             if path is not None:
                 fields["path"] = path
             if method is not None and method.upper() not in ("ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD"):
@@ -247,6 +251,103 @@ class _Event:
         detail = _sample(pattern.get("detail"))
         if isinstance(detail, dict):
             fields["detail"] = detail
+
+
+# The Serverless Framework's event keys -> the SAM type read the same way, and the builder.
+SERVERLESS_KINDS = {
+    "http": ("Api", "api"), "httpApi": ("HttpApi", "http-api"), "alb": ("ALB", "alb"), "sqs": ("SQS", "sqs"),
+    "sns": ("SNS", "sns"), "s3": ("S3", "s3"), "schedule": ("Schedule", "schedule"),
+    "eventBridge": ("EventBridgeRule", "eventbridge"), "cloudwatchEvent": ("CloudWatchEvent", "eventbridge"),
+    "stream": ("DynamoDB", "dynamodb"),
+}
+
+
+def serverless_events(reader: Values, function: str, definition: YamlMap, fn_loc: _Loc,
+                      stage: str) -> dict[str, TemplateEvent]:
+    """The ``events`` of a Serverless function ``definition``. Named by their key (``http``), numbered
+    from 1 (``http-1``, ``http-2``) when the function has several of one key."""
+    ctx = reader.ctx
+    entries = definition.get("events")
+    if entries is None:
+        return {}
+    loc = fn_loc.child(definition, "events")
+    if not isinstance(entries, YamlSeq):
+        ctx.fail(loc, f"expected a list of events (- http: ..., - sqs: ...), found {_kind(entries)}.")
+    keys = [next(iter(e)) if isinstance(e, YamlMap) and len(e) == 1 else None for e in entries]
+    out: dict[str, TemplateEvent] = {}
+    for index, (entry, key) in enumerate(zip(entries, keys, strict=True)):
+        where = loc.item(entries, index)
+        if key is None:
+            ctx.fail(where, f"expected one event, e.g. {{http: {{path: users, method: get}}}}, found {_kind(entry)}.")
+        name = str(key) if keys.count(key) == 1 else f"{key}-{keys[:index + 1].count(key)}"
+        sam_type, kind = SERVERLESS_KINDS.get(str(key), (str(key), None))
+        props = _serverless_props(reader, str(key), entry[key], where)
+        if key == "stream" and not _is_dynamodb(entry[key]):
+            sam_type, kind = "Kinesis", "kinesis"
+        fields, given_input = _Event(reader, props, where).fields(sam_type)
+        if sam_type == "Api":
+            fields["stage"] = stage
+        if sam_type == "Schedule":
+            fields.setdefault("rule", f"{function}-{name}")
+        out[name] = TemplateEvent(name, str(key), kind, fields, f"{ctx.display}:{where.line}", given_input)
+    return out
+
+
+def _is_dynamodb(value: Any) -> bool:
+    """Whether a Serverless ``stream`` event is a DynamoDB stream (``type: dynamodb``, or a table's stream ARN)."""
+    if isinstance(value, YamlMap):
+        if "type" in value:
+            return str(value["type"]).lower() == "dynamodb"
+        value = value.get("arn")
+    call = _intrinsic(value)
+    if call is not None:  # !GetAtt Table.StreamArn
+        return "StreamArn" in str(call[1])
+    return ":dynamodb:" in str(value)
+
+
+def _serverless_props(reader: Values, key: str, value: Any, loc: _Loc) -> YamlMap:
+    """The SAM-style properties of the Serverless event ``key: value``."""
+    props = YamlMap(reader.ctx.display)
+    value = reader.value(value, loc) if isinstance(value, str) else value
+    given = value if isinstance(value, YamlMap) else YamlMap()
+    if key in ("http", "httpApi") and isinstance(value, str):
+        method, _, path = value.partition(" ")
+        if value.strip() != "*":
+            props["Method"], props["Path"] = method, path.strip()
+    elif key in ("http", "httpApi"):
+        for source, target in (("method", "Method"), ("path", "Path")):
+            if source in given:
+                props[target] = given[source]
+    if key in ("http", "httpApi") and isinstance(props.get("Path"), str) and not props["Path"].startswith("/"):
+        props["Path"] = "/" + props["Path"]
+    if key in ("http", "httpApi") and str(props.get("Method", "")) == "*":
+        props["Method"] = "ANY"
+    if key == "alb":
+        conditions = given.get("conditions")
+        for source, target in (("path", "Path"), ("method", "Method")):
+            found = conditions.get(source) if isinstance(conditions, YamlMap) else None
+            if isinstance(found, list):
+                found = found[0] if found else None
+            if found is not None:
+                props[target] = found
+    target_key = {"sqs": "Queue", "sns": "Topic", "stream": "Stream", "s3": "Bucket"}.get(key)
+    if target_key is not None:
+        names = {"sqs": ("arn",), "sns": ("arn", "topicName"), "stream": ("arn",), "s3": ("bucket",)}[key]
+        chosen = value if not isinstance(value, YamlMap) else next((given[k] for k in names if k in given), None)
+        if chosen is not None:
+            props[target_key] = chosen
+    if key == "s3":
+        if "event" in given:
+            props["Events"] = given["event"]
+        rules = given.get("rules")
+        if isinstance(rules, list):
+            props["Filter"] = {"S3Key": {"Rules": [{"Name": k, "Value": v} for rule in rules
+                                                   if isinstance(rule, dict) for k, v in rule.items()]}}
+    if key in ("schedule", "eventBridge", "cloudwatchEvent"):
+        for source, target in (("name", "Name"), ("input", "Input"), ("pattern", "Pattern"), ("event", "Pattern")):
+            if source in given:
+                props[target] = given[source]
+    return props
 
 
 def _sample(pattern: Any) -> Any:

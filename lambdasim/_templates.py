@@ -43,7 +43,7 @@ from lambdasim._cfn import (
 from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, PYTHON_VERSION, RESERVED_ENV, known_runtime
 from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import SourceError, YamlMap, YamlSeq, load_yaml, read_text
-from lambdasim._template_events import TemplateEvent, sam_events
+from lambdasim._template_events import TemplateEvent, sam_events, serverless_events
 from lambdasim._template_models import Models, sam_models, serverless_models
 
 __all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "load_function"]
@@ -609,8 +609,9 @@ class _Serverless(_Reader):
             return tuple(self.layer(entry, loc.item(entries, i)) for i, entry in enumerate(entries))
 
         models = serverless_models(self, get, self.provider, self.provider_loc)
+        events = serverless_events(self, function, definition, fn_loc, str(self.stage(fn_loc)))
         return self.build(function, fn_loc.line, handler, ctx.folder, runtime, memory, timeout, storage,
-                          environment, reserved, layers, models=models)
+                          environment, reserved, layers, models=models, events=events)
 
     def layer(self, entry: Any, loc: _Loc) -> str:
         loc = _Loc(loc.key, loc.line, self.layers_hint("config"))

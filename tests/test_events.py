@@ -474,3 +474,67 @@ def test_a_function_deployed_without_a_template_has_no_events(sim: Simulator, te
     fn = sim.deploy("app.handler", template.parent / "app", name="plain")
     with pytest.raises(ConfigError, match="Function 'plain' has no event 'GetPerson'; it has no template Events"):
         fn.event("GetPerson")
+
+
+SERVERLESS = """\
+service: shop
+provider:
+  name: aws
+  runtime: python3.11
+  stage: test
+functions:
+  api:
+    handler: app.handler
+    events:
+      - http:
+          path: person/{id}
+          method: get
+      - http: POST orders
+      - httpApi: '*'
+      - httpApi: {method: '*', path: /any}
+      - alb: {listenerArn: arn:aws:x, priority: 1, conditions: {path: /alb, method: [PUT]}}
+      - sqs: {arn: !GetAtt Jobs.Arn, batchSize: 10}
+      - sns: alerts
+      - s3: {bucket: photos, event: 's3:ObjectRemoved:*', rules: [{prefix: in/}, {suffix: .png}]}
+      - schedule: {rate: rate(1 day), input: {job: daily}}
+      - schedule: rate(1 hour)
+      - eventBridge: {pattern: {source: [com.shop], detail-type: [Paid]}}
+      - stream: {type: dynamodb, arn: !GetAtt People.StreamArn}
+      - stream: arn:aws:kinesis:us-east-1:123456789012:stream/clicks
+      - websocket: $connect
+resources:
+  Resources:
+    Jobs:
+      Type: AWS::SQS::Queue
+      Properties: {QueueName: shop-jobs}
+    People:
+      Type: AWS::DynamoDB::Table
+"""
+
+
+def test_a_serverless_functions_events_are_named_by_their_key(tmp_path: Path) -> None:
+    path = tmp_path / "serverless.yml"
+    path.write_text(SERVERLESS)
+    ev = load_function(path, "api").events
+    assert list(ev) == ["http-1", "http-2", "httpApi-1", "httpApi-2", "alb", "sqs", "sns", "s3", "schedule-1",
+                        "schedule-2", "eventBridge", "stream-1", "stream-2", "websocket"]
+    person = APIGatewayProxyEvent(ev["http-1"].event(path_parameters={"id": "5"}))
+    assert (person.http_method, person.path, person.request_context.stage) == ("GET", "/person/5", "test")
+    assert APIGatewayProxyEvent(ev["http-2"].event()).resource == "/orders"
+    assert APIGatewayProxyEventV2(ev["httpApi-1"].event()).route_key == "$default"
+    assert APIGatewayProxyEventV2(ev["httpApi-2"].event()).route_key == "ANY /any"
+    alb_event = ALBEvent(ev["alb"].event())
+    assert (alb_event.http_method, alb_event.path) == ("PUT", "/alb")
+    assert next(SQSEvent(ev["sqs"].event()).records).event_source_arn.endswith(":shop-jobs")
+    assert SNSEvent(ev["sns"].event()).record.sns.topic_arn.endswith(":alerts")
+    s3 = S3Event(ev["s3"].event())
+    assert (s3.bucket_name, s3.object_key, s3.record.event_name) == ("photos", "in/example.png", "ObjectRemoved:Delete")
+    assert ev["schedule-1"].event() == {"job": "daily"}
+    assert EventBridgeEvent(ev["schedule-2"].event()).resources[0].endswith(":rule/api-schedule-2")
+    assert EventBridgeEvent(ev["eventBridge"].event()).detail_type == "Paid"
+    assert (next(DynamoDBStreamEvent(ev["stream-1"].event()).records).event_source_arn or "").startswith(
+        "arn:aws:dynamodb:us-east-1:123456789012:table/People/stream/")
+    clicks = next(KinesisStreamEvent(ev["stream-2"].event()).records)
+    assert clicks.event_source_arn == "arn:aws:kinesis:us-east-1:123456789012:stream/clicks"
+    with pytest.raises(ConfigError, match="lambdasim has no builder for websocket events"):
+        ev["websocket"].event()
