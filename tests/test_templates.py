@@ -680,6 +680,9 @@ def test_serverless_config_gives_every_property() -> None:
         reserved_concurrency=5,
         layers=(str(SLS.parent / "deps"),),
         source=f"{SLS}:{line_of(SLS, 'createOrder:')}",
+        events={"httpApi": TemplateEvent("httpApi", "httpApi", "http-api", {"region": "us-east-1", "path": "/orders",
+                                                                            "method": "POST"},
+                                         f"{SLS}:{line_of(SLS, '- httpApi:')}")},
     )
     other = load_function(SLS, "listOrders", parameters={"stage": "prod"})
     assert (other.memory_mb, other.timeout_s, other.ephemeral_storage_mb, other.layers) == (2048, 20.0, 512, ())
