@@ -160,8 +160,8 @@ def _region(region: str | None) -> str:
     return region or DEFAULT_REGION
 
 
-def _name(value: str, service: str) -> str:
-    """The resource name in ``value``, an ARN of ``service`` or a name."""
+def _name(value: str) -> str:
+    """The resource name in ``value``, an ARN or a name."""
     if value.startswith("arn:"):
         return value.split(":", 5)[-1].rsplit("/", 1)[-1]
     return value
@@ -256,7 +256,7 @@ def _v2(method: str, path: str, route_key: str | None, body: Body, headers: Head
     if multi_query:
         event["queryStringParameters"] = {k: ",".join(v) for k, v in multi_query.items()}
     event["requestContext"] = {
-        "accountId": ACCOUNT_ID if api_id != "" else "anonymous", "apiId": api_id, "domainName": domain,
+        "accountId": ACCOUNT_ID, "apiId": api_id, "domainName": domain,
         "domainPrefix": domain.split(".")[0],
         "http": {"method": method, "path": actual, "protocol": "HTTP/1.1", "sourceIp": source_ip,
                  "userAgent": multi_headers.get("user-agent", ["Custom User Agent String"])[0]},
@@ -325,7 +325,9 @@ def function_url(method: str = "GET", path: str = "/", *, body: Body = None, hea
         raise EventError(f"path {path!r}: a function URL has no routes; give the request path itself.")
     event = _v2(method, path, "$default", body, headers, query, None, cookies, "$default", url_id,
                 f"{url_id}.lambda-url.{_region(region)}.on.aws", source_ip)
-    if iam:
+    if not iam:
+        event["requestContext"]["accountId"] = "anonymous"  # AuthType NONE: no caller's account
+    else:
         event["requestContext"]["authorizer"] = {"iam": {
             "accessKey": "AKIAIOSFODNN7EXAMPLE", "accountId": ACCOUNT_ID, "callerId": "AIDACKCEVSQ6C2EXAMPLE",
             "cognitoIdentity": None, "principalOrgId": None, "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/tester",
@@ -469,7 +471,7 @@ def s3(key: str | None = None, *, records: Sequence[str] | None = None, bucket: 
         region: the bucket's region (default ``us-east-1``).
     """
     region = _region(region)
-    name = _name(bucket, "s3")
+    name = _name(bucket)
     event_name = event_name.removeprefix("s3:")
     out = []
     for index, item in enumerate(_bodies(key, records, "test/key")):

@@ -72,6 +72,8 @@ def check_function_url() -> None:
     assert e.request_context.http.method == "PUT"
     assert e.request_context.authorizer is not None
     assert e.request_context.authorizer.iam.account_id == "123456789012"
+    assert e.request_context.account_id == "123456789012"
+    assert LambdaFunctionUrlEvent(events.function_url()).request_context.account_id == "anonymous", "AuthType NONE"
 
 
 def check_alb() -> None:
