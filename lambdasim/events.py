@@ -21,7 +21,8 @@ Conventions shared by the builders:
   JSON-encoded (with ``content-type: application/json`` unless ``headers`` give one).
 - A ``path`` with ``{name}`` (or greedy ``{name+}``) segments is a route: ``path_parameters`` fill them
   in, and the route stays in ``resource`` / ``routeKey``, as API Gateway sends it.
-- ``query`` values may be lists (a repeated parameter), as may ``headers`` values.
+- ``query`` values may be lists (a repeated parameter), as may ``headers`` values. The HTTP sources add
+  the headers their front end adds (``Host``, ``X-Forwarded-For``/``-Port``/``-Proto``) unless given.
 - Identifiers (request and message ids) are new for every event, as each delivery's are on AWS;
   times are now. The account is lambdasim's (``123456789012``), the region ``us-east-1`` unless given.
 """
@@ -202,8 +203,7 @@ def api(method: str = "GET", path: str = "/", *, body: Body = None, headers: Hea
     multi_headers = _multi(headers, "headers")
     content, encoded = _body(body, multi_headers)
     host = f"{api_id}.execute-api.{_region(region)}.amazonaws.com"
-    if not any(k.lower() == "host" for k in multi_headers):
-        multi_headers = {"Host": [host], **multi_headers}
+    multi_headers = {**_forwarded(host, source_ip, str.title, multi_headers), **multi_headers}
     multi_query = _multi(query, "query")
     ms = _now_ms()
     context: dict[str, Any] = {
@@ -228,6 +228,15 @@ def api(method: str = "GET", path: str = "/", *, body: Body = None, headers: Hea
     }
 
 
+def _forwarded(host: str, source_ip: str, case: Callable[[str], str], given: Mapping[str, list[str]],
+               port: str = "443", proto: str = "https") -> dict[str, list[str]]:
+    """The headers the front end adds (Host, X-Forwarded-For/-Port/-Proto) that ``given`` does not have,
+    named in ``case`` (API Gateway REST keeps the client's case; HTTP APIs and load balancers lower-case)."""
+    have = {k.lower() for k in given}
+    added = {"host": host, "x-forwarded-for": source_ip, "x-forwarded-port": port, "x-forwarded-proto": proto}
+    return {case(k): [v] for k, v in added.items() if k not in have}
+
+
 def _first(headers: Mapping[str, list[str]], name: str) -> str | None:
     for key, values in headers.items():
         if key.lower() == name and values:
@@ -243,7 +252,7 @@ def _v2(method: str, path: str, route_key: str | None, body: Body, headers: Head
     route, actual, params = _route(path, path_parameters)
     multi_headers = {k.lower(): v for k, v in _multi(headers, "headers").items()}
     content, encoded = _body(body, multi_headers)
-    multi_headers.setdefault("host", [domain])
+    multi_headers = {**_forwarded(domain, source_ip, str.lower, multi_headers), **multi_headers}
     multi_query = _multi(query, "query")
     ms = _now_ms()
     key = route_key if route_key is not None else f"{method} {route}"
@@ -337,7 +346,7 @@ def function_url(method: str = "GET", path: str = "/", *, body: Body = None, hea
 
 def alb(method: str = "GET", path: str = "/", *, body: Body = None, headers: Headers | None = None,
         query: Query | None = None, multi_value_headers: bool = False, target_group: str = "lambda-target",
-        region: str | None = None) -> dict[str, Any]:
+        source_ip: str = "127.0.0.1", region: str | None = None) -> dict[str, Any]:
     """An Application Load Balancer's event for a Lambda target.
 
     Args:
@@ -349,11 +358,14 @@ def alb(method: str = "GET", path: str = "/", *, body: Body = None, headers: Hea
         multi_value_headers: the target group's ``lambda.multi_value_headers.enabled``: headers and query
             come as ``multiValueHeaders`` / ``multiValueQueryStringParameters`` instead.
         target_group: the target group's name or ARN.
+        source_ip: the caller's address (``x-forwarded-for``).
         region: the load balancer's region (default ``us-east-1``).
     """
     multi_headers = {k.lower(): v for k, v in _multi(headers, "headers").items()}
     content, encoded = _body(body, multi_headers)
-    multi_headers.setdefault("host", [f"lambda-alb-123456789.{_region(region)}.elb.amazonaws.com"])
+    host = f"lambda-alb-123456789.{_region(region)}.elb.amazonaws.com"
+    multi_headers = {**_forwarded(host, source_ip, str.lower, multi_headers, port="80", proto="http"),
+                     **multi_headers}
     # The load balancer passes the query string as the client sent it: URL-encoded.
     multi_query = {quote_plus(k): [quote_plus(v) for v in values] for k, values in _multi(query, "query").items()}
     arn = _arn(target_group, "elasticloadbalancing", _region(region), lambda n: f"targetgroup/{n}/0123456789abcdef")

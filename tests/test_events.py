@@ -44,6 +44,8 @@ def check_api() -> None:
     assert e.multi_value_query_string_parameters == {"tag": ["a", "b"], "page": ["2"]}
     assert e.json_body == {"name": "Ada"} and not e.is_base64_encoded
     assert e.headers["content-type"] == "application/json" and e.headers["x-trace"] == "t1"
+    assert e.headers["X-Forwarded-For"] == "127.0.0.1" and e.headers["Host"] == "1234567890.execute-api.us-east-1" \
+                                                                               ".amazonaws.com"
     assert e.stage_variables == {"env": "test"}
     ctx = e.request_context
     assert (ctx.stage, ctx.resource_path, ctx.http_method, ctx.account_id) == ("Prod", "/person/{id}", "POST",
@@ -59,6 +61,7 @@ def check_http_api() -> None:
     assert e.path_parameters == {"id": "a b"}
     assert e.raw_query_string == "q=x&q=y+z" and e.query_string_parameters == {"q": "x,y z"}
     assert e.cookies == ["s=1"] and e.headers["user-agent"] == "curl"
+    assert e.raw_event["headers"]["x-forwarded-proto"] == "https", "an HTTP API lower-cases header names"
     assert e.is_base64_encoded and base64.b64decode(e.body or "") == b"\x00\xff"
     http = e.request_context.http
     assert (http.method, http.path, http.user_agent) == ("GET", "/orders/a%20b", "curl")
@@ -81,6 +84,7 @@ def check_alb() -> None:
     assert (e.http_method, e.path, e.json_body) == ("POST", "/submit", {"a": 1})
     assert e.query_string_parameters == {"q": "a+b"}, "an ALB passes the query string URL-encoded"
     assert e.request_context.elb_target_group_arn.startswith("arn:aws:elasticloadbalancing:us-east-1:")
+    assert e.headers["x-forwarded-proto"] == "http" and e.headers["x-forwarded-port"] == "80"
     multi = ALBEvent(events.alb("GET", "/", headers={"Accept": ["a", "b"]}, multi_value_headers=True))
     assert multi.multi_value_headers["accept"] == ["a", "b"] and "headers" not in multi.raw_event
 
