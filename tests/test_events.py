@@ -270,9 +270,11 @@ def test_cli_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
         main(["event", "sqs", "--records", "[1,"])
     assert exited.value.code == 2
     assert "--records: not valid JSON at line 1" in capsys.readouterr().err
+    assert main(["event", "nope"]) == 2
+    assert "no event kind 'nope'; the kinds are: api, http-api, alb" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["event", "nope"])
-    assert "invalid choice: 'nope'" in capsys.readouterr().err
+        main(["event", "sqs", "--path", "/x"])
+    assert "unrecognized arguments: --path /x" in capsys.readouterr().err
 
 
 def test_cli_help_lists_every_builder_keyword(capsys: pytest.CaptureFixture[str]) -> None:
@@ -544,3 +546,31 @@ def test_a_serverless_functions_events_are_named_by_their_key(tmp_path: Path) ->
     assert clicks.event_source_arn == "arn:aws:kinesis:us-east-1:123456789012:stream/clicks"
     with pytest.raises(ConfigError, match="lambdasim has no builder for websocket events"):
         ev["websocket"].event()
+
+
+def test_cli_prints_a_templates_event(capsys: pytest.CaptureFixture[str], template: Path) -> None:
+    # The template's options go before or after the event's name, among the builder's.
+    assert main(["event", "GetPerson", "--template", str(template), "--path-parameters", '{"id": "3"}']) == 0
+    e = APIGatewayProxyEvent(json.loads(capsys.readouterr().out))
+    assert (e.http_method, e.path, e.request_context.stage) == ("GET", "/person/3", "v1")
+    assert main(["event", "--template", str(template), "--function", "People", "Jobs", "--body", "hi"]) == 0
+    record = next(SQSEvent(json.loads(capsys.readouterr().out)).records)
+    assert (record.body, record.event_source_arn) == ("hi", "arn:aws:sqs:us-east-1:123456789012:JobQueue")
+    assert main(["event", "Nope", "--template", str(template)]) == 2
+    assert "Function 'People' has no event 'Nope'; its events are: GetPerson (Api, " in capsys.readouterr().err
+    assert main(["event", "Things", "--template", str(template)]) == 2
+    assert "lambdasim has no builder for IoTRule events" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["event", "Jobs", "--template", str(template), "--help"])
+    assert "--records JSON" in capsys.readouterr().out, "the options of the event's kind"
+
+
+def test_cli_template_errors_name_the_cli_flags(capsys: pytest.CaptureFixture[str], template: Path) -> None:
+    text = template.read_text().replace("      Runtime: python3.11\n",
+                                        "      Runtime: python3.11\n      Environment:\n        Variables:\n"
+                                        "          QUEUE: !GetAtt JobQueue.Arn\n")
+    template.write_text(text)
+    assert main(["event", "Jobs", "--template", str(template)]) == 2
+    assert "set the value with --env QUEUE=VALUE" in capsys.readouterr().err
+    assert main(["event", "Jobs", "--template", str(template), "--env", "QUEUE=q"]) == 0
+    assert json.loads(capsys.readouterr().out)["Records"][0]["eventSource"] == "aws:sqs"

@@ -16,9 +16,9 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from lambdasim._commands import HelpFormatter
+from lambdasim._commands import HelpFormatter, add_env_argument
 from lambdasim._errors import ConfigError
-from lambdasim._source import read_json_argument
+from lambdasim._source import env_argument, parameters_argument, read_json_argument
 from lambdasim.events import KINDS, build
 
 HELP = "print an event of an event source (API Gateway, SQS, S3 ...) as JSON, like sam local generate-event"
@@ -29,8 +29,13 @@ save it for a test.
 The kinds are those of the Python module lambdasim.events, and each option is a keyword argument of its builder: \
 lambdasim event api --method GET --path '/person/{id}' --path-parameters '{"id": "1"}' is \
 events.api("GET", "/person/{id}", path_parameters={"id": "1"}). Options that take a mapping or a list take JSON \
-(or @FILE); --body and other text options take the text as it is."""
-EPILOG = "Exit status: 0 when the event is printed; 2 on a usage error (an unknown kind or option, a bad value)."
+(or @FILE); --body and other text options take the text as it is.
+
+With --template, KIND is the name of one of the function's events (its Events in a SAM template): lambdasim event \
+GetPerson --template template.yaml --path-parameters '{"id": "1"}' prints the event of that route, with its method \
+and path, as fn.event("GetPerson", path_parameters={"id": "1"}) returns it."""
+EPILOG = ("Exit status: 0 when the event is printed; 2 on a usage error (an unknown kind, event or option, a bad "
+          "value, a template that cannot be read).")
 
 
 def _doc_args(builder: Callable[..., Any]) -> dict[str, str]:
@@ -73,40 +78,82 @@ def _json_option(option: str) -> Callable[[str], Any]:
     return read
 
 
+def _kind_parser(prog: str, builder: Callable[..., Any]) -> argparse.ArgumentParser:
+    """The options of one kind: its builder's keyword arguments."""
+    doc = inspect.getdoc(builder) or ""
+    summary = doc.split("\n\n")[0].replace("\n", " ").replace("``", "")
+    parser = argparse.ArgumentParser(prog=prog, description=summary, formatter_class=HelpFormatter)
+    described = _doc_args(builder)
+    hints = typing.get_type_hints(builder)
+    for param in inspect.signature(builder).parameters.values():
+        option = "--" + param.name.replace("_", "-")
+        kind = _kind_of(hints[param.name])
+        default = "" if param.default in (None, inspect.Parameter.empty) else f" (default: {param.default})"
+        text = described.get(param.name, "").replace("``", "") + default
+        if kind == "bool":
+            parser.add_argument(option, dest=param.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=text)
+        elif kind == "int":
+            parser.add_argument(option, dest=param.name, type=int, metavar="N", help=text)
+        elif kind == "text":
+            parser.add_argument(option, dest=param.name, metavar="TEXT", help=text)
+        else:
+            parser.add_argument(option, dest=param.name, type=_json_option(option), metavar="JSON",
+                                help=f"{text} (JSON, or @FILE)")
+    return parser
+
+
+def _template_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--template", help="a SAM template or serverless.yml: KIND is then the name of one of the "
+                                           "function's events (Events in SAM; in a serverless.yml the event's key, "
+                                           "numbered when there are several: http, sqs-1, sqs-2)")
+    parser.add_argument("--function", help="the function's logical ID (SAM) or key (Serverless) in --template "
+                                           "(default: its only function)")
+    parser.add_argument("--parameter-overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="template parameters (SAM) or ${opt:...} options (Serverless), as sam takes them")
+    add_env_argument(parser)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND",
-                                  help=f"the event source: {', '.join(KINDS)}")
-    for name, builder in KINDS.items():
-        doc = inspect.getdoc(builder) or ""
-        summary = doc.split("\n\n")[0].replace("\n", " ").replace("``", "")
-        sub = kinds.add_parser(name, help=summary, description=summary, formatter_class=HelpFormatter)
-        described = _doc_args(builder)
-        hints = typing.get_type_hints(builder)
-        for param in inspect.signature(builder).parameters.values():
-            option = "--" + param.name.replace("_", "-")
-            kind = _kind_of(hints[param.name])
-            default = "" if param.default in (None, inspect.Parameter.empty) else f" (default: {param.default})"
-            text = described.get(param.name, "").replace("``", "") + default
-            if kind == "bool":
-                sub.add_argument(option, dest=param.name, action=argparse.BooleanOptionalAction, default=None,
-                                 help=text)
-            elif kind == "int":
-                sub.add_argument(option, dest=param.name, type=int, metavar="N", help=text)
-            elif kind == "text":
-                sub.add_argument(option, dest=param.name, metavar="TEXT", help=text)
-            else:
-                sub.add_argument(option, dest=param.name, type=_json_option(option), metavar="JSON",
-                                 help=f"{text} (JSON, or @FILE)")
-        sub.set_defaults(fields=[p for p in inspect.signature(builder).parameters])
-
-
-def fields_of(args: argparse.Namespace) -> dict[str, Any]:
-    """The builder's keyword arguments given on the command line."""
-    return {name: getattr(args, name) for name in args.fields if getattr(args, name, None) is not None}
+    parser.add_argument("kind", metavar="KIND", help=f"the event source: {', '.join(KINDS)} (lambdasim event KIND "
+                                                     "--help describes it and lists its options); with --template, "
+                                                     "the name of one of the function's events")
+    parser.add_argument("fields", nargs=argparse.REMAINDER, metavar="--FIELD VALUE",
+                        help="the builder's keyword arguments, e.g. --path-parameters '{\"id\": \"1\"}' "
+                             "(lambdasim event KIND --help lists them)")
+    _template_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    event = build(args.kind, **fields_of(args))
+    # The template's options may also follow KIND, among the builder's.
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    _template_options(pre)
+    given, rest = pre.parse_known_args(args.fields, namespace=args)
+    if given.template is None:
+        builder = KINDS.get(args.kind)
+        if builder is None:
+            raise ConfigError(f"no event kind {args.kind!r}; the kinds are: {', '.join(KINDS)} (or, with --template, "
+                              "the name of one of the function's events).")
+        fields = vars(_kind_parser(f"lambdasim event {args.kind}", builder).parse_args(rest))
+        event = build(args.kind, **{k: v for k, v in fields.items() if v is not None})
+    else:
+        event = _template_event(given, rest)
     sys.stdout.write(json.dumps(event, indent=2) + "\n")
     return 0
 
+
+def _template_event(args: argparse.Namespace, rest: list[str]) -> Any:
+    """The event ``args.kind`` of ``--template``'s function, with the fields of ``rest``."""
+    from lambdasim._commands.invoke import CLI_HINTS
+    from lambdasim._template_events import event_of
+    from lambdasim._templates import load_function
+
+    environment = env_argument(args.env)
+    function = load_function(args.template, args.function, environment=environment or None, layers=(),
+                             parameters=parameters_argument(args.parameter_overrides) or None, hints=CLI_HINTS)
+    found = function.events.get(args.kind)
+    if found is None or found.kind is None:
+        return event_of(function.name, function.events, args.kind, {})  # says what is wrong
+    parser = _kind_parser(f"lambdasim event {args.kind} --template {args.template}", KINDS[found.kind])
+    fields = vars(parser.parse_args(rest))
+    return found.event(**{k: v for k, v in fields.items() if v is not None})
