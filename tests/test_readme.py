@@ -75,6 +75,7 @@ CLAIMS: dict[tuple[str, str], str] = {
     ("README.md", 'capacity_provider="fleet", max_concurrency=2'): "test_readme_execution_model_block",
     ("README.md", 'name="isolated", tenant_isolation=True'): "test_readme_execution_model_block",
     ("README.md", "provisioned_concurrency=2)"): "test_readme_execution_model_block",
+    ("README.md", "from lambdasim import events"): "test_readme_events_block",
     ("README.md", "import boto3, redis"): "test_readme_services_block",
     ("README.md", 'with Simulator(services=["aws", "redis", "memcached"])'): "test_readme_services_block",
     ("README.md", 'cache = "/tmp/seen.json"'): "test_readme_pytest_example",
@@ -161,6 +162,10 @@ def test_readme_custom_runtime_block(tmp_path: Path, monkeypatch: pytest.MonkeyP
                          ids=["snapstart", "managed", "tenants", "provisioned"])
 def test_readme_execution_model_block(marker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _run_snippet(_code(_find(README, marker)), tmp_path, monkeypatch, "models")
+
+
+def test_readme_events_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _run_snippet(_code(_find(README, "from lambdasim import events")), tmp_path, monkeypatch, "events")
 
 
 @pytest.mark.sandbox
