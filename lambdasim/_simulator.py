@@ -462,7 +462,9 @@ class Simulator:
                runtime: str | None = None, entry_point: Sequence[str] | None = None, snap_start: bool = False,
                provisioned_concurrency: int = 0, tenant_isolation: bool = False,
                capacity_provider: str | None = None, max_concurrency: int | None = None,
-               min_environments: int = 0, max_environments: int | None = None) -> Function:
+               min_environments: int = 0, max_environments: int | None = None, log_format: str = "Text",
+               application_log_level: str | None = None, system_log_level: str | None = None,
+               tracing: bool = False) -> Function:
         """Deploy ``handler`` (``module.path.function``) from ``code_dir`` as version 1 of a function.
 
         ``runtime`` is ``python3.X`` (the default: this Python, with lambdasim's built-in runtime) or
@@ -476,6 +478,8 @@ class Simulator:
         (N environments initialised now, before any request), ``tenant_isolation=True`` (environments per
         ``tenant_id``), and ``capacity_provider=`` (Lambda Managed Instances: each environment runs up to
         ``max_concurrency`` requests at once; ``min_environments`` start now, ``max_environments`` caps them).
+        ``log_format``/``application_log_level``/``system_log_level`` are ``LoggingConfig``'s; ``tracing=True``
+        is X-Ray's active tracing (see :meth:`xray_segments`).
         """
         if name is None:
             name = handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-")
@@ -489,6 +493,8 @@ class Simulator:
             snap_start=snap_start, provisioned_concurrency=provisioned_concurrency,
             tenant_isolation=tenant_isolation, capacity_provider=capacity_provider,
             max_concurrency=max_concurrency, min_environments=min_environments, max_environments=max_environments,
+            log_format=log_format, application_log_level=application_log_level, system_log_level=system_log_level,
+            tracing=tracing,
         )
         config.validate()
         self._refuse_unconfinable(config)
@@ -597,7 +603,7 @@ class Simulator:
         env = {
             "LANG": "en_US.UTF-8", "PATH": _DEFAULT_PATH, "LD_LIBRARY_PATH": _DEFAULT_LD_PATH, "TZ": ":UTC",
             **self.services.environment(),
-            **config.environment,
+            **config.environment, **config.log_environment(),
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{PYTHON_VERSION}",
             "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
