@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from lambdasim._snapstart import SnapshotFailed
     from lambdasim._templates import (
         TemplateFunction,
+        TemplateWarning,
         load_function,
     )
     from lambdasim._tmpview import TmpView
@@ -74,6 +75,7 @@ _WHERE = {
     "Simulator": "lambdasim._simulator",
     "SnapshotFailed": "lambdasim._snapstart",
     "TemplateFunction": "lambdasim._templates",
+    "TemplateWarning": "lambdasim._templates",
     "TmpView": "lambdasim._tmpview",
     "TraceEvent": "lambdasim._model",
     "VirtualClock": "lambdasim._model",
@@ -103,6 +105,7 @@ __all__ = [
     "Simulator",
     "SnapshotFailed",
     "TemplateFunction",
+    "TemplateWarning",
     "TmpView",
     "TraceEvent",
     "VirtualClock",

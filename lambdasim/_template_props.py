@@ -1,4 +1,6 @@
-"""A template's log and tracing settings, read into :class:`Observability` for :mod:`lambdasim._templates`.
+"""A template's log and tracing settings, read into :class:`Observability` for :mod:`lambdasim._templates`;
+the one list of the function properties lambdasim models (:data:`SAM_MODELLED`, :data:`SERVERLESS_MODELLED`),
+and a :class:`TemplateWarning` naming each other one with its file:line.
 
 AWS SAM / CloudFormation (with SAM's Globals): ``LoggingConfig: {LogFormat: JSON|Text, ApplicationLogLevel,
 SystemLogLevel, LogGroup}``; ``Tracing: Active|PassThrough|Disabled`` (SAM) or ``TracingConfig: {Mode:
@@ -11,6 +13,9 @@ function's ``tracing``: ``true``/``Active`` or ``false``/``PassThrough``.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -110,3 +115,91 @@ def serverless_observability(reader: Values, get: Callable[..., tuple[Any, _Loc]
                                  "false or PassThrough.")
         tracing = mode in (True, "Active")
     return Observability(fmt, app, system, tracing)
+
+
+# -- what lambdasim models of a function's definition, and a warning for the rest ------------------------
+
+
+class TemplateWarning(UserWarning):
+    """A template property lambdasim does not model: the function runs as if it were not there. The message
+    names the property and its ``file:line`` (one warning a property each time the template is read)."""
+
+
+SAM_MODELLED = frozenset({
+    "Handler", "Runtime", "CodeUri", "Code", "InlineCode", "PackageType", "ImageUri", "ImageConfig", "MemorySize",
+    "Timeout", "EphemeralStorage", "ReservedConcurrentExecutions", "Environment", "Layers", "SnapStart",
+    "ProvisionedConcurrencyConfig", "TenancyConfig", "CapacityProviderConfig", "FunctionScalingConfig",
+    "LoggingConfig", "Tracing", "TracingConfig",
+})
+"""The properties of ``AWS::Serverless::Function`` / ``AWS::Lambda::Function`` (and ``Globals.Function``)
+that lambdasim reads (see :mod:`lambdasim._templates`, :mod:`lambdasim._template_models` and this module)."""
+SERVERLESS_MODELLED = frozenset({
+    "handler", "runtime", "memorySize", "timeout", "ephemeralStorageSize", "reservedConcurrency", "environment",
+    "layers", "snapStart", "provisionedConcurrency", "tenancy", "capacityProvider", "logs", "tracing", "image",
+})
+"""The keys of a Serverless function (``functions.NAME``) that lambdasim reads."""
+SERVERLESS_PROVIDER_UNMODELLED = ("architecture", "vpc", "role", "iam", "kmsKeyArn")
+"""The function defaults under ``provider`` that lambdasim does not model (the provider's other keys are
+about deploying: stage, region, deploymentBucket, apiGateway ...; those it reads are in
+:data:`SERVERLESS_MODELLED`)."""
+INERT = frozenset({"Description", "Tags", "PropagateTags", "description", "tags", "name"})
+"""Properties that change nothing about how a function runs: not modelled, and not warned about."""
+
+_ADVICE = {
+    "Events": "lambdasim does not route events to the function; invoke it with the event",
+    "events": "lambdasim does not route events to the function; invoke it with the event",
+    "Architectures": "it runs on this machine's architecture",
+    "architecture": "it runs on this machine's architecture",
+    "VpcConfig": "network='isolated' is the closest: no way out but the simulator's services",
+    "vpc": "network='isolated' is the closest: no way out but the simulator's services",
+    "Role": "IAM permissions are not checked", "Policies": "IAM permissions are not checked",
+    "role": "IAM permissions are not checked", "iam": "IAM permissions are not checked",
+    "FunctionName": "the function is named by its logical ID", "LogGroup": "the log is the invocation's logs",
+    "logGroup": "the log is the invocation's logs",
+}
+
+
+def _outside_lambdasim() -> int:
+    """The ``stacklevel`` of the first caller outside lambdasim, for a warning raised by our caller."""
+    root = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1  # 1: warn_unmodelled, which warns
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(root):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def warn_unmodelled(display: str, props: list[tuple[str, _Loc]], modelled: frozenset[str]) -> None:
+    """One :class:`TemplateWarning` for each of ``props`` (name, where) that lambdasim does not model."""
+    for name, loc in sorted(props, key=lambda p: p[1].line):  # in the file's order
+        if name in modelled or name in INERT:
+            continue
+        advice = _ADVICE.get(name)
+        warnings.warn(TemplateWarning(f"{display}:{loc.line}: {loc.key}: lambdasim does not model {name}; the "
+                                      f"function runs without it{f' ({advice})' if advice else ''}."),
+                      stacklevel=_outside_lambdasim())
+
+
+def sam_unmodelled(display: str, found: dict[str, tuple[Any, _Loc]]) -> None:
+    """Warn about the properties of a SAM/CloudFormation function (with Globals) lambdasim does not model,
+    and LoggingConfig's LogGroup."""
+    props = [(name, loc) for name, (_, loc) in found.items()]
+    logging = found.get("LoggingConfig", (None, None))
+    if isinstance(logging[0], YamlMap) and "LogGroup" in logging[0] and logging[1] is not None:
+        props.append(("LogGroup", logging[1].child(logging[0], "LogGroup")))
+    warn_unmodelled(display, props, SAM_MODELLED)
+
+
+def serverless_unmodelled(display: str, definition: YamlMap, fn_loc: _Loc, provider: YamlMap,
+                          provider_loc: _Loc) -> None:
+    """Warn about the keys of a Serverless function, and the provider's function defaults, that lambdasim
+    does not model (and ``logGroup`` of the logs settings)."""
+    props = [(str(key), fn_loc.child(definition, str(key))) for key in definition]
+    props += [(key, provider_loc.child(provider, key)) for key in SERVERLESS_PROVIDER_UNMODELLED if key in provider]
+    own = definition.get("logs")
+    if isinstance(own, YamlMap) and "logGroup" in own:
+        props.append(("logGroup", fn_loc.child(definition, "logs").child(own, "logGroup")))
+    logs = provider.get("logs")
+    if isinstance(logs, YamlMap) and isinstance(logs.get("lambda"), YamlMap) and "logGroup" in logs["lambda"]:
+        where = provider_loc.child(provider, "logs").child(logs, "lambda")
+        props.append(("logGroup", where.child(logs["lambda"], "logGroup")))
+    warn_unmodelled(display, props, SERVERLESS_MODELLED)

@@ -44,9 +44,16 @@ from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, PYTHON_VERSI
 from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import SourceError, YamlMap, YamlSeq, load_yaml, read_text
 from lambdasim._template_models import Models, sam_models, serverless_models
-from lambdasim._template_props import Observability, sam_observability, serverless_observability
+from lambdasim._template_props import (
+    Observability,
+    TemplateWarning,
+    sam_observability,
+    sam_unmodelled,
+    serverless_observability,
+    serverless_unmodelled,
+)
 
-__all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "load_function"]
+__all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "TemplateWarning", "load_function"]
 
 
 class FunctionNotFound(SourceError):
@@ -459,6 +466,7 @@ class _Sam(_Reader):
             return tuple(paths)
 
         models = sam_models(self, get, function, sam)
+        sam_unmodelled(ctx.display, found)
         return self.build(function, res_loc.line, handler, code_dir, runtime, memory, timeout, storage, environment,
                           reserved, layers, entry_point, models,
                           sam_observability(self, get, sam, [*globals_, (props, props_loc)]))
@@ -618,6 +626,7 @@ class _Serverless(_Reader):
 
         models = serverless_models(self, get, self.provider, self.provider_loc)
         props = serverless_observability(self, get, self.provider, self.provider_loc)
+        serverless_unmodelled(ctx.display, definition, fn_loc, self.provider, self.provider_loc)
         return self.build(function, fn_loc.line, handler, ctx.folder, runtime, memory, timeout, storage,
                           environment, reserved, layers, models=models, props=props)
 
