@@ -678,9 +678,11 @@ def _note_tmp_access(live: Live, request_id: str, report: TmpAccessReport | None
                 del writers[gone]
 
 
-def trace_id(rng: random.Random) -> str:
+def trace_id(rng: random.Random, sampled: bool = False) -> str:
+    """An invocation's X-Ray trace header (``_X_AMZN_TRACE_ID``): sampled (``Sampled=1``) under active tracing."""
     h = f"{rng.getrandbits(192):048x}"
-    return f"Root=1-{int(time.time()):08x}-{h[:24]};Parent={h[24:40]};Sampled=0;Lineage=1:{h[40:]}:0"
+    return (f"Root=1-{int(time.time()):08x}-{h[:24]};Parent={h[24:40]};Sampled={int(sampled)};"
+            f"Lineage=1:{h[40:]}:0")
 
 
 # -- the Shutdown phase ------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from lambdasim._model import (
 from lambdasim._provision import provision, refusal, reinitialize, tenant_ids
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
+from lambdasim._services.xray import XRaySink, xray_environment
 from lambdasim._snapstart import SnapStart
 from lambdasim._tmpview import TmpView
 
@@ -384,6 +385,7 @@ class Simulator:
         self.track_tmp_access = track_tmp_access
         self.freeze = freeze
         self._coverage = CoverageSink()
+        self._xray: XRaySink | None = None  # started for the first function with active tracing
         self._sandbox: Sandbox = create_sandbox(sandbox, network)
         if track_tmp_access and self._sandbox.name != "namespace":
             self._sandbox.close()
@@ -438,6 +440,8 @@ class Simulator:
             try:
                 self._sandbox.close()
             finally:
+                if self._xray is not None:
+                    self._xray.close()
                 with contextlib.suppress(ValueError):
                     self.services.listeners.remove(self._on_service_event)
                 if self._owns_services:
@@ -603,7 +607,7 @@ class Simulator:
         env = {
             "LANG": "en_US.UTF-8", "PATH": _DEFAULT_PATH, "LD_LIBRARY_PATH": _DEFAULT_LD_PATH, "TZ": ":UTC",
             **self.services.environment(),
-            **config.environment, **config.log_environment(),
+            **config.environment, **config.log_environment(), **xray_environment(self._xray_sink(config)),
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{PYTHON_VERSION}",
             "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
@@ -639,10 +643,23 @@ class Simulator:
             _managed.spec_for(spec, config)
         return spec
 
-    def _forwarded(self) -> list[tuple[str, int]]:
-        """The loopback endpoints instances are given (services, fault proxies): what an instance's
-        network namespace must reach on the host."""
-        found: list[tuple[str, int]] = []
+    def _xray_sink(self, config: FunctionConfig) -> XRaySink | None:
+        if config.tracing and self._xray is None:
+            self._xray = XRaySink()
+        return self._xray if config.tracing else None
+
+    def xray_segments(self) -> list[dict[str, Any]]:
+        """The X-Ray segments that functions with active tracing (``tracing=True``, ``Tracing: Active``) sent
+        to their daemon address (``AWS_XRAY_DAEMON_ADDRESS``, a UDP sink of lambdasim's), in arrival order."""
+        return self._xray.segments() if self._xray is not None else []
+
+    def _forwarded(self) -> list[tuple[str, int] | tuple[str, int, str]]:
+        """The loopback endpoints instances are given (services, fault proxies, the X-Ray sink over UDP): what
+        an instance's network namespace must reach on the host."""
+        found: list[tuple[str, int] | tuple[str, int, str]] = []
+        if self._xray is not None:
+            self._xray.relayed = True
+            found.append(("127.0.0.1", self._xray.port, "udp"))
         for kind in list(self.services):
             service = self.services.get(kind)
             ep = service.instance_endpoint if service is not None else None
@@ -776,7 +793,7 @@ class Simulator:
                     if record.state is not InstanceState.STARTING and live.sbx.frozen:
                         self._event("thawed", fn.name, record.id, record.version, request_id)
                 self._inflight += 1
-                out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids), tenant))
+                out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids, config.tracing), tenant))
             return out
 
     def _invoke(self, fn: Function, event: Any, client_context: Mapping[str, Any] | None,
