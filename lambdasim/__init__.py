@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         SandboxUnavailable,
         ServiceError,
     )
+    from lambdasim._interpreters import RuntimeVersionWarning
     from lambdasim._invoke import Invocation
     from lambdasim._model import (
         FunctionConfig,
@@ -63,6 +64,7 @@ _WHERE = {
     "Invocation": "lambdasim._invoke",
     "LambdaSimError": "lambdasim._errors",
     "ProvisioningFailed": "lambdasim._provision",
+    "RuntimeVersionWarning": "lambdasim._interpreters",
     "SandboxError": "lambdasim._errors",
     "SandboxUnavailable": "lambdasim._errors",
     "Scenario": "lambdasim._scenario",
@@ -93,6 +95,7 @@ __all__ = [
     "Invocation",
     "LambdaSimError",
     "ProvisioningFailed",
+    "RuntimeVersionWarning",
     "SandboxError",
     "SandboxUnavailable",
     "Scenario",

@@ -19,6 +19,7 @@ from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _managed, _runtime
 from lambdasim._coverage import CoverageSink
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError, SettingError
+from lambdasim._interpreters import warn_runtime
 from lambdasim._invoke import (
     Invocation,
     Invoker,
@@ -262,6 +263,8 @@ class Function:
         except TypeError as e:
             raise ConfigError(f"redeploy(): {e}; the settings are those of Simulator.deploy().") from None
         config.validate()
+        if config.runtime != self._model.config.runtime:
+            warn_runtime(config)
         if config.tenant_isolation != self._model.config.tenant_isolation:
             raise SettingError(self.name, "tenant_isolation", "Tenant isolation is set when a function is created "
                                                               "and cannot be changed; deploy a new function.")
@@ -501,6 +504,7 @@ class Simulator:
             tracing=tracing,
         )
         config.validate()
+        warn_runtime(config)
         self._refuse_unconfinable(config)
         with self._lock:
             self._check_open()

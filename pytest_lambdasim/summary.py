@@ -206,15 +206,16 @@ class _Reporter:
             self.stats.add_detect_run(detect, report)
 
     def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
-        # lambdasim.TemplateWarning, by name: the plugin does not import lambdasim before a test uses it.
-        if getattr(warning_message.category, "__name__", "") == "TemplateWarning":
+        # lambdasim.TemplateWarning (and RuntimeVersionWarning), by name: the plugin does not import lambdasim
+        # before a test uses it.
+        if any(c.__name__ == "TemplateWarning" for c in getattr(warning_message.category, "__mro__", ())):
             self.template_warnings.setdefault(str(warning_message.message), None)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         _terminal_summary(terminalreporter, self.config, self.stats)
         detect_summary(terminalreporter, self.stats.detect, self.stats.tests)
         if self.template_warnings:
-            terminalreporter.write_sep("=", "lambda-sim: template properties not modelled")
+            terminalreporter.write_sep("=", "lambda-sim: template settings not modelled")
             for message in self.template_warnings:
                 terminalreporter.write_line(message)
 

@@ -117,5 +117,5 @@ def test_the_plugin_summary_lists_them(pytester: pytest.Pytester, tmp_path: Path
     result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
     out = result.stdout.str()
-    section = out.split("lambda-sim: template properties not modelled", 1)[1]
+    section = out.split("lambda-sim: template settings not modelled", 1)[1]
     assert section.count("Resources.Fn.Properties.Architectures: lambdasim does not model Architectures") == 1
