@@ -30,7 +30,7 @@ import json, os, socket
 def handler(event, context):
     host, port = os.environ["AWS_XRAY_DAEMON_ADDRESS"].split(":")
     header = dict(p.split("=", 1) for p in os.environ["_X_AMZN_TRACE_ID"].split(";"))
-    segment = {"name": "raw", "id": "0123456789abcdef", "trace_id": header["Root"][5:] and header["Root"],
+    segment = {"name": "raw", "id": "0123456789abcdef", "trace_id": header["Root"],
                "parent_id": header["Parent"], "type": "subsegment", "start_time": 1.0, "end_time": 2.0}
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"not a segment", (host, int(port)))
