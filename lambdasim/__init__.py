@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         SandboxUnavailable,
         ServiceError,
     )
+    from lambdasim._interpreters import RuntimeVersionWarning
     from lambdasim._invoke import Invocation
     from lambdasim._model import (
         FunctionConfig,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
     from lambdasim._snapstart import SnapshotFailed
     from lambdasim._templates import (
         TemplateFunction,
+        TemplateWarning,
         load_function,
     )
     from lambdasim._tmpview import TmpView
@@ -62,6 +64,7 @@ _WHERE = {
     "Invocation": "lambdasim._invoke",
     "LambdaSimError": "lambdasim._errors",
     "ProvisioningFailed": "lambdasim._provision",
+    "RuntimeVersionWarning": "lambdasim._interpreters",
     "SandboxError": "lambdasim._errors",
     "SandboxUnavailable": "lambdasim._errors",
     "Scenario": "lambdasim._scenario",
@@ -74,6 +77,7 @@ _WHERE = {
     "Simulator": "lambdasim._simulator",
     "SnapshotFailed": "lambdasim._snapstart",
     "TemplateFunction": "lambdasim._templates",
+    "TemplateWarning": "lambdasim._templates",
     "TmpView": "lambdasim._tmpview",
     "TraceEvent": "lambdasim._model",
     "VirtualClock": "lambdasim._model",
@@ -91,6 +95,7 @@ __all__ = [
     "Invocation",
     "LambdaSimError",
     "ProvisioningFailed",
+    "RuntimeVersionWarning",
     "SandboxError",
     "SandboxUnavailable",
     "Scenario",
@@ -103,6 +108,7 @@ __all__ = [
     "Simulator",
     "SnapshotFailed",
     "TemplateFunction",
+    "TemplateWarning",
     "TmpView",
     "TraceEvent",
     "VirtualClock",

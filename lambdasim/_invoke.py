@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from lambdasim import _lambda_errors as lambda_errors
-from lambdasim import _runtime
+from lambdasim import _platform_log, _runtime
 from lambdasim._errors import SandboxError
 from lambdasim._lambda_errors import MAX_RESPONSE_BYTES, ErrorDict
 from lambdasim._model import PYTHON_VERSION, FunctionConfig, InstanceRecord, InstanceState, function_arn
@@ -113,6 +113,8 @@ class Invocation:
     _billed_restore_ms: float | None = dataclasses.field(default=None, repr=False)
     _payload: Any = dataclasses.field(default=_UNSET, repr=False)
     _qualifier: str = dataclasses.field(default=lambda_errors.LATEST, repr=False)
+    _system_log: str | None = dataclasses.field(default=None, repr=False)
+    """The JSON log format's ``SystemLogLevel`` (None: the Text format)."""
 
     @property
     def payload(self) -> Any:
@@ -150,6 +152,13 @@ class Invocation:
         if self.version is None:  # turned away before it ran (413, 429)
             return ""
         rid = self.request_id
+        if self._system_log is not None:
+            metrics = _platform_log.report_metrics(
+                self.duration_ms, self.memory_size_mb, self.max_memory_used_mb,
+                self.init_duration_ms if self.cold_start else None, self._report_status, self._billed_init,
+                self.restore_duration_ms if self.cold_start else None, self._billed_restore_ms)
+            start, end, done = _platform_log.frame(self._system_log, rid, self.executed_version, metrics)
+            return f"{self._init_logs}{start}{self._body_logs}{end}{done}"
         report = lambda_errors.report_line(rid, self.duration_ms, self.memory_size_mb, self.max_memory_used_mb,
                                            self.init_duration_ms if self.cold_start else None, self._report_status,
                                            self._billed_init, self.restore_duration_ms if self.cold_start else None,
@@ -374,6 +383,7 @@ class Invoker:
         max_kb = 0
         watch = _Watch(live)
         refused: dict[str, int] = {}  # see _runtime.NetworkWatch
+        system_log = (config.system_log_level or "INFO") if config.log_format == "JSON" else None
 
         def result(error: ErrorDict | None, payload: bytes | None, duration: float, body: str,
                    status: str = "", status_code: int = 200) -> Invocation:
@@ -385,7 +395,8 @@ class Invoker:
                 max_tasks=watch.tasks if measured else None, max_fds=watch.fds if measured else None,
                 refused_addresses=tuple(refused), refused_counts=refused, tenant_id=tenant_id, _body_logs=body,
                 _init_logs=init_logs, _report_status=status, _billed_init=config.bills_init,
-                restore_duration_ms=restore_ms, _billed_restore_ms=billed_restore_ms, status_code=status_code)
+                restore_duration_ms=restore_ms, _billed_restore_ms=billed_restore_ms, status_code=status_code,
+                _system_log=system_log)
 
         def timed_out(duration_s: float) -> Invocation:
             live.sbx.kill_runtime()
@@ -483,9 +494,12 @@ class Invoker:
             if msg.refused:
                 refused.update(msg.refused)
             self._coverage(live.config, msg.coverage)
-            init_logs = (carried + lambda_errors.init_start_line(PYTHON_VERSION, region,
-                                                                 config.runtime if config.custom_runtime else None)
-                         + live.take_logs())
+            custom = config.runtime if config.custom_runtime else None
+            init_logs = (carried + _platform_log.init_start(
+                system_log, lambda_errors.init_start_line(PYTHON_VERSION, region, custom),
+                initialization_type=record.init_type,
+                runtime_version=_platform_log.runtime_version(PYTHON_VERSION, custom), region=region,
+                function=record.function, version=lambda_errors.LATEST) + live.take_logs())
             if init_error is not None:
                 if init_error == OUT_OF_MEMORY_AT_INIT:
                     return out_of_memory(0.0)
@@ -664,9 +678,11 @@ def _note_tmp_access(live: Live, request_id: str, report: TmpAccessReport | None
                 del writers[gone]
 
 
-def trace_id(rng: random.Random) -> str:
+def trace_id(rng: random.Random, sampled: bool = False) -> str:
+    """An invocation's X-Ray trace header (``_X_AMZN_TRACE_ID``): sampled (``Sampled=1``) under active tracing."""
     h = f"{rng.getrandbits(192):048x}"
-    return f"Root=1-{int(time.time()):08x}-{h[:24]};Parent={h[24:40]};Sampled=0;Lineage=1:{h[40:]}:0"
+    return (f"Root=1-{int(time.time()):08x}-{h[:24]};Parent={h[24:40]};Sampled={int(sampled)};"
+            f"Lineage=1:{h[40:]}:0")
 
 
 # -- the Shutdown phase ------------------------------------------------------------------------

@@ -51,6 +51,9 @@ RESERVED_ENV = frozenset({
     "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
     "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
 })
+LOG_FORMATS = ("Text", "JSON")
+APPLICATION_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+SYSTEM_LOG_LEVELS = ("DEBUG", "INFO", "WARN")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ENV_KEY = re.compile(r"^[a-zA-Z]([a-zA-Z0-9_])+$")
 
@@ -92,6 +95,14 @@ class FunctionConfig:
     max_environments: int | None = None
     """Managed Instances: ``FunctionScalingConfig.MaxExecutionEnvironments``; beyond them, with every
     worker busy, requests are throttled (None: no limit)."""
+    log_format: str = "Text"
+    """``LoggingConfig.LogFormat``: ``Text`` or ``JSON`` (records and platform lines as JSON objects)."""
+    application_log_level: str | None = None
+    """``LoggingConfig.ApplicationLogLevel`` (JSON format only; None: INFO): :data:`APPLICATION_LOG_LEVELS`."""
+    system_log_level: str | None = None
+    """``LoggingConfig.SystemLogLevel`` (JSON format only; None: INFO): :data:`SYSTEM_LOG_LEVELS`."""
+    tracing: bool = False
+    """``TracingConfig: {Mode: Active}`` (SAM ``Tracing: Active``): requests are sampled for X-Ray."""
 
     @property
     def managed(self) -> bool:
@@ -157,6 +168,7 @@ class FunctionConfig:
         if not seconds(self.keepalive_s, math.inf):
             raise bad("keepalive_s", self.keepalive_s, "use a positive number of seconds")
         self._validate_models(bad, whole)
+        self._validate_logging(bad)
         reserved = sorted(k for k in self.environment if k in RESERVED_ENV)
         if reserved:
             raise SettingError(
@@ -179,6 +191,27 @@ class FunctionConfig:
                 f"the environment variables you have provided exceeded the 4KB limit (they take {size} bytes).",
             )
 
+
+    def _validate_logging(self, bad: Callable[..., SettingError]) -> None:
+        if self.log_format not in LOG_FORMATS:
+            raise bad("log_format", self.log_format, "Lambda allows 'Text' or 'JSON'")
+        for key, allowed in (("application_log_level", APPLICATION_LOG_LEVELS),
+                             ("system_log_level", SYSTEM_LOG_LEVELS)):
+            level = getattr(self, key)
+            if level is not None and level not in allowed:
+                raise bad(key, level, f"Lambda allows {', '.join(allowed)} (or None)")
+            if level is not None and self.log_format != "JSON":
+                raise SettingError(self.name, key, f"{key} filters JSON logs only; give log_format='JSON' too, or "
+                                                   "leave it out (Lambda sets log levels for the JSON format).")
+        if not isinstance(self.tracing, bool):
+            raise bad("tracing", self.tracing, "use True (TracingConfig Mode Active) or False")
+
+    def log_environment(self) -> dict[str, str]:
+        """What Lambda tells the runtime of :attr:`log_format` and :attr:`application_log_level`
+        (``AWS_LAMBDA_LOG_FORMAT``, ``AWS_LAMBDA_LOG_LEVEL``): nothing for the Text format."""
+        if self.log_format != "JSON":
+            return {}
+        return {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": self.application_log_level or "INFO"}
 
     def _validate_models(self, bad: Callable[..., SettingError], whole: Callable[[object, int, int], bool]) -> None:
         """The execution models' settings, and the combinations Lambda refuses."""

@@ -710,7 +710,7 @@ class NetworkWatch:
     def __init__(self, forward: list[Any], own_listeners: bool = False) -> None:
         import weakref
 
-        self.forwarded = frozenset(int(port) for _host, port in forward)
+        self.forwarded = frozenset(int(address[1]) for address in forward)  # (host, port[, "udp"])
         self.own_listeners = own_listeners
         self.bound: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self.refused: dict[str, int] = {}

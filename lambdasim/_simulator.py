@@ -19,6 +19,7 @@ from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _managed, _runtime
 from lambdasim._coverage import CoverageSink
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError, SettingError
+from lambdasim._interpreters import warn_runtime
 from lambdasim._invoke import (
     Invocation,
     Invoker,
@@ -45,6 +46,7 @@ from lambdasim._model import (
 from lambdasim._provision import provision, refusal, reinitialize, tenant_ids
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
+from lambdasim._services.xray import XRaySink, xray_environment
 from lambdasim._snapstart import SnapStart
 from lambdasim._tmpview import TmpView
 
@@ -270,6 +272,8 @@ class Function:
         except TypeError as e:
             raise ConfigError(f"redeploy(): {e}; the settings are those of Simulator.deploy().") from None
         config.validate()
+        if config.runtime != self._model.config.runtime:
+            warn_runtime(config)
         if config.tenant_isolation != self._model.config.tenant_isolation:
             raise SettingError(self.name, "tenant_isolation", "Tenant isolation is set when a function is created "
                                                               "and cannot be changed; deploy a new function.")
@@ -393,6 +397,7 @@ class Simulator:
         self.track_tmp_access = track_tmp_access
         self.freeze = freeze
         self._coverage = CoverageSink()
+        self._xray: XRaySink | None = None  # started for the first function with active tracing
         self._sandbox: Sandbox = create_sandbox(sandbox, network)
         if track_tmp_access and self._sandbox.name != "namespace":
             self._sandbox.close()
@@ -447,6 +452,8 @@ class Simulator:
             try:
                 self._sandbox.close()
             finally:
+                if self._xray is not None:
+                    self._xray.close()
                 with contextlib.suppress(ValueError):
                     self.services.listeners.remove(self._on_service_event)
                 if self._owns_services:
@@ -471,7 +478,9 @@ class Simulator:
                runtime: str | None = None, entry_point: Sequence[str] | None = None, snap_start: bool = False,
                provisioned_concurrency: int = 0, tenant_isolation: bool = False,
                capacity_provider: str | None = None, max_concurrency: int | None = None,
-               min_environments: int = 0, max_environments: int | None = None) -> Function:
+               min_environments: int = 0, max_environments: int | None = None, log_format: str = "Text",
+               application_log_level: str | None = None, system_log_level: str | None = None,
+               tracing: bool = False) -> Function:
         """Deploy ``handler`` (``module.path.function``) from ``code_dir`` as version 1 of a function.
 
         ``runtime`` is ``python3.X`` (the default: this Python, with lambdasim's built-in runtime) or
@@ -485,6 +494,8 @@ class Simulator:
         (N environments initialised now, before any request), ``tenant_isolation=True`` (environments per
         ``tenant_id``), and ``capacity_provider=`` (Lambda Managed Instances: each environment runs up to
         ``max_concurrency`` requests at once; ``min_environments`` start now, ``max_environments`` caps them).
+        ``log_format``/``application_log_level``/``system_log_level`` are ``LoggingConfig``'s; ``tracing=True``
+        is X-Ray's active tracing (see :meth:`xray_segments`).
         """
         if name is None:
             name = handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-")
@@ -498,8 +509,11 @@ class Simulator:
             snap_start=snap_start, provisioned_concurrency=provisioned_concurrency,
             tenant_isolation=tenant_isolation, capacity_provider=capacity_provider,
             max_concurrency=max_concurrency, min_environments=min_environments, max_environments=max_environments,
+            log_format=log_format, application_log_level=application_log_level, system_log_level=system_log_level,
+            tracing=tracing,
         )
         config.validate()
+        warn_runtime(config)
         self._refuse_unconfinable(config)
         with self._lock:
             self._check_open()
@@ -608,7 +622,7 @@ class Simulator:
         env = {
             "LANG": "en_US.UTF-8", "PATH": _DEFAULT_PATH, "LD_LIBRARY_PATH": _DEFAULT_LD_PATH, "TZ": ":UTC",
             **self.services.environment(),
-            **config.environment,
+            **config.environment, **config.log_environment(), **xray_environment(self._xray_sink(config)),
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{PYTHON_VERSION}",
             "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
@@ -644,10 +658,23 @@ class Simulator:
             _managed.spec_for(spec, config)
         return spec
 
-    def _forwarded(self) -> list[tuple[str, int]]:
-        """The loopback endpoints instances are given (services, fault proxies): what an instance's
-        network namespace must reach on the host."""
-        found: list[tuple[str, int]] = []
+    def _xray_sink(self, config: FunctionConfig) -> XRaySink | None:
+        if config.tracing and self._xray is None:
+            self._xray = XRaySink()
+        return self._xray if config.tracing else None
+
+    def xray_segments(self) -> list[dict[str, Any]]:
+        """The X-Ray segments that functions with active tracing (``tracing=True``, ``Tracing: Active``) sent
+        to their daemon address (``AWS_XRAY_DAEMON_ADDRESS``, a UDP sink of lambdasim's), in arrival order."""
+        return self._xray.segments() if self._xray is not None else []
+
+    def _forwarded(self) -> list[tuple[str, int] | tuple[str, int, str]]:
+        """The loopback endpoints instances are given (services, fault proxies, the X-Ray sink over UDP): what
+        an instance's network namespace must reach on the host."""
+        found: list[tuple[str, int] | tuple[str, int, str]] = []
+        if self._xray is not None:
+            self._xray.relayed = True
+            found.append(("127.0.0.1", self._xray.port, "udp"))
         for kind in list(self.services):
             service = self.services.get(kind)
             ep = service.instance_endpoint if service is not None else None
@@ -781,7 +808,7 @@ class Simulator:
                     if record.state is not InstanceState.STARTING and live.sbx.frozen:
                         self._event("thawed", fn.name, record.id, record.version, request_id)
                 self._inflight += 1
-                out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids), tenant))
+                out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids, config.tracing), tenant))
             return out
 
     def _invoke(self, fn: Function, event: Any, client_context: Mapping[str, Any] | None,

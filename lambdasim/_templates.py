@@ -45,8 +45,16 @@ from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import SourceError, YamlMap, YamlSeq, load_yaml, read_text
 from lambdasim._template_events import TemplateEvent, sam_events, serverless_events
 from lambdasim._template_models import Models, sam_models, serverless_models
+from lambdasim._template_props import (
+    Observability,
+    TemplateWarning,
+    sam_observability,
+    sam_unmodelled,
+    serverless_observability,
+    serverless_unmodelled,
+)
 
-__all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "load_function"]
+__all__ = ["PYTHON_HINTS", "Hints", "TemplateFunction", "TemplateWarning", "load_function"]
 
 
 class FunctionNotFound(SourceError):
@@ -98,6 +106,14 @@ class TemplateFunction:
     """``FunctionScalingConfig.MinExecutionEnvironments`` (Serverless: ``capacityProvider.scaling.min``)."""
     max_environments: int | None = None
     """``FunctionScalingConfig.MaxExecutionEnvironments`` (Serverless: ``capacityProvider.scaling.max``)."""
+    log_format: str = "Text"
+    """``LoggingConfig.LogFormat`` (Serverless: ``logs.logFormat``, ``provider.logs.lambda.logFormat``)."""
+    application_log_level: str | None = None
+    """``LoggingConfig.ApplicationLogLevel`` (Serverless: ``applicationLogLevel``)."""
+    system_log_level: str | None = None
+    """``LoggingConfig.SystemLogLevel`` (Serverless: ``systemLogLevel``)."""
+    tracing: bool = False
+    """``Tracing: Active`` / ``TracingConfig: {Mode: Active}`` (Serverless: ``tracing: Active``)."""
     events: Mapping[str, TemplateEvent] = field(default_factory=dict)
     """The function's ``Events`` (SAM), by name: ``events["GetPerson"].event(path_parameters=...)`` (see
     :mod:`lambdasim._template_events`); not a setting of ``Simulator.deploy()``."""
@@ -112,7 +128,9 @@ class TemplateFunction:
             "snap_start": self.snap_start, "provisioned_concurrency": self.provisioned_concurrency,
             "tenant_isolation": self.tenant_isolation, "capacity_provider": self.capacity_provider,
             "max_concurrency": self.max_concurrency, "min_environments": self.min_environments,
-            "max_environments": self.max_environments,
+            "max_environments": self.max_environments, "log_format": self.log_format,
+            "application_log_level": self.application_log_level, "system_log_level": self.system_log_level,
+            "tracing": self.tracing,
         }
 
 
@@ -198,6 +216,7 @@ _TIMEOUT = (1, 900, "Lambda allows 1 to 900 seconds")
 _STORAGE = (512, 10240, "Lambda allows 512 to 10240 MB")
 _CONCURRENCY = (0, 2**31 - 1, "use a whole number >= 0")
 _ON_DEMAND = Models()
+_TEXT_LOGS = Observability()
 
 
 class _Reader:
@@ -315,12 +334,14 @@ class _Reader:
     def build(self, name: str, line: int, handler: str, code_dir: str, runtime: str, memory: int, timeout: int,
               storage: int, environment: dict[str, str], concurrency: int | None,
               layers: Callable[[], tuple[str, ...]], entry_point: tuple[str, ...] = (),
-              models: Models = _ON_DEMAND, events: Mapping[str, TemplateEvent] | None = None) -> TemplateFunction:
+              models: Models = _ON_DEMAND, props: Observability = _TEXT_LOGS,
+              events: Mapping[str, TemplateEvent] | None = None) -> TemplateFunction:
         return TemplateFunction(
             name=name, handler=handler, code_dir=code_dir, runtime=runtime, memory_mb=memory,
             timeout_s=float(timeout), ephemeral_storage_mb=storage, environment=environment,
             reserved_concurrency=concurrency, layers=self.ctx.layers if self.ctx.layers is not None else layers(),
             source=f"{self.ctx.display}:{line}", entry_point=entry_point, events=dict(events or {}), **vars(models),
+            **vars(props),
         )
 
     def pick(self, function: str | None, where: str, functions: dict[str, int]) -> str:
@@ -452,8 +473,10 @@ class _Sam(_Reader):
 
         models = sam_models(self, get, function, sam)
         events = sam_events(self, function, props, props_loc) if sam else {}
+        sam_unmodelled(ctx.display, found)
         return self.build(function, res_loc.line, handler, code_dir, runtime, memory, timeout, storage, environment,
-                          reserved, layers, entry_point, models, events)
+                          reserved, layers, entry_point, models,
+                          sam_observability(self, get, sam, [*globals_, (props, props_loc)]), events)
 
     def image(self, resource: YamlMap, res_loc: _Loc, get: Callable[[str], tuple[Any, _Loc]],
               sam: bool) -> tuple[str, str, tuple[str, ...]]:
@@ -610,8 +633,10 @@ class _Serverless(_Reader):
 
         models = serverless_models(self, get, self.provider, self.provider_loc)
         events = serverless_events(self, function, definition, fn_loc, str(self.stage(fn_loc)))
+        props = serverless_observability(self, get, self.provider, self.provider_loc)
+        serverless_unmodelled(ctx.display, definition, fn_loc, self.provider, self.provider_loc)
         return self.build(function, fn_loc.line, handler, ctx.folder, runtime, memory, timeout, storage,
-                          environment, reserved, layers, models=models, events=events)
+                          environment, reserved, layers, models=models, props=props, events=events)
 
     def layer(self, entry: Any, loc: _Loc) -> str:
         loc = _Loc(loc.key, loc.line, self.layers_hint("config"))

@@ -194,6 +194,7 @@ class _Reporter:
     def __init__(self, config: pytest.Config, stats: SessionStats) -> None:
         self.config = config
         self.stats = stats
+        self.template_warnings: dict[str, None] = {}  # each once, in order
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         outcome = self.stats.add_report(report)
@@ -204,9 +205,19 @@ class _Reporter:
         if detect is not None:
             self.stats.add_detect_run(detect, report)
 
+    def pytest_warning_recorded(self, warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+        # lambdasim.TemplateWarning (and RuntimeVersionWarning), by name: the plugin does not import lambdasim
+        # before a test uses it.
+        if any(c.__name__ == "TemplateWarning" for c in getattr(warning_message.category, "__mro__", ())):
+            self.template_warnings.setdefault(str(warning_message.message), None)
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         _terminal_summary(terminalreporter, self.config, self.stats)
         detect_summary(terminalreporter, self.stats.detect, self.stats.tests)
+        if self.template_warnings:
+            terminalreporter.write_sep("=", "lambda-sim: template settings not modelled")
+            for message in self.template_warnings:
+                terminalreporter.write_line(message)
 
 
 def _terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config, stats: SessionStats) -> None:

@@ -108,7 +108,8 @@ def test_deploy_kwargs_are_exactly_the_arguments_of_deploy() -> None:
         "timeout_s": 10.0, "ephemeral_storage_mb": 1024, "environment": fn.environment,
         "reserved_concurrency": 5, "layers": list(fn.layers), "runtime": "python3.12", "entry_point": [],
         "snap_start": False, "provisioned_concurrency": 0, "tenant_isolation": False, "capacity_provider": None,
-        "max_concurrency": None, "min_environments": 0, "max_environments": None,
+        "max_concurrency": None, "min_environments": 0, "max_environments": None, "log_format": "Text",
+        "application_log_level": None, "system_log_level": None, "tracing": False,
     }
     kwargs["environment"]["EXTRA"] = "x"
     assert "EXTRA" not in fn.environment, "deploy_kwargs() hands out a copy"

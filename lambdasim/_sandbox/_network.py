@@ -7,7 +7,9 @@ from the host, and a connection anywhere else fails at once with the kernel's er
 (``ENETUNREACH``, ``ECONNREFUSED``). The simulator's services stay where their environment
 variables say: for each 127.0.0.1 endpoint an instance is given, the zygote binds the same
 address inside the namespace and hands the listener to a relay process it forked before it left
-the host's namespace; the relay accepts there and connects to the same address on the host.
+the host's namespace; the relay accepts there and connects to the same address on the host. A
+``udp`` address (the X-Ray daemon's, ``lambdasim._services.xray``) is bound as a UDP socket there, and
+the relay sends each datagram on to the same address on the host.
 
 ``network="internet"`` adds a user-mode network stack (pasta from passt, else slirp4netns) to
 the namespace: outbound connections and DNS work, inbound ones still do not, and the host's
@@ -150,6 +152,15 @@ class _Link:
         return not any(self.reading.values()) and not any(self.pending.values())
 
 
+class _Datagrams:
+    """A UDP socket bound in the namespace, whose datagrams the relay sends on to ``target`` on the host."""
+
+    __slots__ = ("target",)
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+
+
 class Relay:
     """The relay process's loop: listeners arrive on ``ctrl`` (with the address to reach on the
     host), and each connection accepted on one is copied both ways, half-closes included; a reset
@@ -161,6 +172,7 @@ class Relay:
         self.sel.register(ctrl.fileno(), selectors.EVENT_READ, None)
         self.targets: dict[int, tuple[str, int]] = {}
         self.listeners: dict[int, socket.socket] = {}
+        self.datagrams_out: socket.socket | None = None  # on the host, for every _Datagrams socket
 
     def serve(self) -> None:
         while True:
@@ -169,6 +181,8 @@ class Relay:
                     self._control()
                 elif isinstance(key.data, tuple):
                     self._accept(key.fileobj)  # type: ignore[arg-type]
+                elif isinstance(key.data, _Datagrams):
+                    self._datagram(key.fileobj, key.data.target)  # type: ignore[arg-type]
                 elif isinstance(key.data, _Owner):
                     self._owner_gone(key.data)
                 else:
@@ -183,7 +197,8 @@ class Relay:
                 listener.setblocking(False)
                 target = (str(msg[1]), int(msg[2]))
                 self.listeners[fd] = listener
-                self.sel.register(listener, selectors.EVENT_READ, target)
+                udp = len(msg) > 3 and msg[3] == "udp"
+                self.sel.register(listener, selectors.EVENT_READ, _Datagrams(target) if udp else target)
                 if msg[0] == _LISTEN_OWNED:
                     (pidfd,) = self.ctrl.take_fds(1)
                     self.sel.register(pidfd, selectors.EVENT_READ, _Owner(pidfd, [listener]))
@@ -202,6 +217,17 @@ class Relay:
             self.sel.unregister(listener)
             self.listeners.pop(listener.fileno(), None)
             listener.close()
+
+    def _datagram(self, sock: socket.socket, target: tuple[str, int]) -> None:
+        try:
+            data = sock.recv(1 << 16)
+        except (BlockingIOError, InterruptedError, OSError):
+            return
+        if self.datagrams_out is None:
+            self.datagrams_out = socket.socket(socket.AF_INET6 if ":" in target[0] else socket.AF_INET,
+                                               socket.SOCK_DGRAM)
+        with contextlib.suppress(OSError):  # UDP: a datagram nobody takes is lost, as it would be
+            self.datagrams_out.sendto(data, target)
 
     def _accept(self, listener: socket.socket) -> None:
         try:
@@ -324,7 +350,7 @@ class Network:
         self.mode = mode
         self.stack = stack
         self.relay: Channel | None = None
-        self.bound: set[tuple[str, int]] = set()
+        self.bound: set[tuple[Any, ...]] = set()
         self.home = -1  # the shared namespace, returned to after making an instance's own
         self.spare = -1  # the next instance's own namespace, made ahead of demand (see prepare)
         self.spares_wanted = False
@@ -392,8 +418,8 @@ class Network:
         """Listen, inside the namespace, on each address of ``addresses`` not listened on yet."""
         if self.relay is None or not addresses:
             return
-        for host, port in addresses:
-            key = (str(host), int(port))
+        for address in addresses:
+            key = _key(address)
             if key not in self.bound and self._listen(key, wire.LISTEN):
                 self.bound.add(key)
 
@@ -411,7 +437,7 @@ class Network:
             if addresses:
                 L.setns(ns, CLONE_NEWNET)
                 try:
-                    for key in dict.fromkeys((str(h), int(p)) for h, p in addresses):
+                    for key in dict.fromkeys(_key(a) for a in addresses):
                         self._listen(key, _LISTEN_OWNED, keeper)
                 finally:
                     L.setns(self.home, CLONE_NEWNET)
@@ -440,21 +466,30 @@ class Network:
         finally:
             L.setns(self.home, CLONE_NEWNET)
 
-    def _listen(self, key: tuple[str, int], kind: str, keeper: int = -1) -> bool:
-        """Listen on ``key`` in this process's namespace and hand the listener to the relay."""
+    def _listen(self, key: tuple[Any, ...], kind: str, keeper: int = -1) -> bool:
+        """Listen on ``key`` (host, port[, "udp"]) in this process's namespace and hand the listener (the
+        bound UDP socket) to the relay."""
         assert self.relay is not None
         family = socket.AF_INET6 if ":" in key[0] else socket.AF_INET
-        listener = socket.socket(family, socket.SOCK_STREAM)
+        udp = key[2:] == ("udp",)
+        listener = socket.socket(family, socket.SOCK_DGRAM if udp else socket.SOCK_STREAM)
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(key)
-            listener.listen(128)
+            listener.bind(key[:2])
+            if not udp:
+                listener.listen(128)
             self.relay.send((kind, *key), fds=[listener.fileno()] + ([keeper] if keeper >= 0 else []))
         except OSError:
             return False  # the handler sees ECONNREFUSED there, as with no service
         finally:
             listener.close()
         return True
+
+
+def _key(address: Any) -> tuple[Any, ...]:
+    """A ``forward`` address as a key: (host, port), or (host, port, "udp")."""
+    udp = len(address) > 2 and address[2] == "udp"
+    return (str(address[0]), int(address[1]), "udp") if udp else (str(address[0]), int(address[1]))
 
 
 def _stack_main(zygote: Channel, zygote_pidfd: int, command: list[str] | None) -> None:

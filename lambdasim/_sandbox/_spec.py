@@ -42,9 +42,9 @@ class InstanceSpec(TypedDict):
     """The namespace sandbox's: memory is measured and limited by use (see ``_usage``), not by RLIMIT_DATA."""
     network: NotRequired[str]
     """``isolated`` or ``internet`` (absent: the host's network); see ``_sandbox._network``."""
-    forward: NotRequired[list[tuple[str, int]]]
+    forward: NotRequired[list[tuple[str, int] | tuple[str, int, str]]]
     """With ``network``: the loopback addresses of the simulator's services (and fault proxies),
-    reachable from the instance at the same address."""
+    reachable from the instance at the same address; ``(host, port, "udp")`` for a UDP one (X-Ray's)."""
     refuse_network: NotRequired[bool]
     """The fakefs sandbox's, under ``isolated``: its runtime refuses Python's connections elsewhere."""
     tasks_rlimit: NotRequired[int]
