@@ -42,6 +42,7 @@ from lambdasim._model import (
     function_arn,
     routing_policy,
 )
+from lambdasim._package import check_limits
 from lambdasim._provision import provision, refusal, reinitialize, tenant_ids
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
@@ -261,6 +262,7 @@ class Function:
         except TypeError as e:
             raise ConfigError(f"redeploy(): {e}; the settings are those of Simulator.deploy().") from None
         config.validate()
+        check_limits(config)
         if config.tenant_isolation != self._model.config.tenant_isolation:
             raise SettingError(self.name, "tenant_isolation", "Tenant isolation is set when a function is created "
                                                               "and cannot be changed; deploy a new function.")
@@ -491,6 +493,7 @@ class Simulator:
             max_concurrency=max_concurrency, min_environments=min_environments, max_environments=max_environments,
         )
         config.validate()
+        check_limits(config)
         self._refuse_unconfinable(config)
         with self._lock:
             self._check_open()
