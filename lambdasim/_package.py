@@ -11,10 +11,11 @@ as Lambda would (``No module named 'requests'``). Standard library only.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from lambdasim._errors import SettingError
+from lambdasim._errors import ConfigError, SettingError
 
 if TYPE_CHECKING:
     from lambdasim._model import FunctionConfig
@@ -32,6 +33,15 @@ RUNTIME_PACKAGES = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "da
 """What Lambda's Python runtime bundles besides the standard library: the AWS SDK and its dependencies."""
 _HARNESS = frozenset({"lambdasim", "pytest_lambdasim", "pyfakefs", "coverage", "_distutils_hack"})
 """lambdasim's own code and what it runs instances with: already loaded when the function's code starts."""
+
+
+def package_view(package: object) -> str:
+    """``package`` if it is one of :data:`PACKAGE_VIEWS`, else a ConfigError saying what to pass."""
+    if package not in PACKAGE_VIEWS:
+        raise ConfigError(f"package={package!r} is not a package view lambdasim knows; use 'host' (the host's "
+                          "packages stay importable, each import from outside the package noted; the default) or "
+                          "'strict' (only the package, its layers and Lambda's runtime, as on Lambda).")
+    return str(package)
 
 
 # -- deploy-time limits --------------------------------------------------------------------------
@@ -68,3 +78,106 @@ def check_limits(config: FunctionConfig) -> None:
         raise SettingError(config.name, "layers", "Function code combined with layers exceeds the maximum allowed "
                                                   f"size of {UNZIPPED_LIMIT} bytes. The actual size is "
                                                   f"{code + in_layers} bytes.")
+
+
+# -- inside an instance: imports from outside the package ------------------------------------------
+
+def _top(module_name: object) -> str:
+    return module_name.partition(".")[0] if isinstance(module_name, str) else ""
+
+
+class ImportWatch:
+    """A ``sys.meta_path`` finder, first in line, that sees each top-level module the function's code
+    imports for the first time: one from outside ``roots`` (the package and the layers), the standard
+    library and :data:`RUNTIME_PACKAGES` is noted (:meth:`take`) and, when ``strict``, refused with
+    Python's own ``ModuleNotFoundError``, as Lambda's runtime would not find it. Imports made by
+    lambdasim itself, and by packages that are themselves from outside, are let through unnoted."""
+
+    def __init__(self, roots: Sequence[str], strict: bool) -> None:
+        self.roots = tuple(os.path.normpath(r) for r in roots)
+        self.strict = strict
+        self.stdlib = os.path.dirname(os.__file__)
+        self.noted: list[str] = []
+        self._busy = False
+
+    def allowed(self, path: str) -> bool:
+        """Whether a module at ``path`` is in the package, a layer or the standard library."""
+        path = os.path.normpath(path)
+        if any(path == r or path.startswith(r + "/") for r in self.roots):
+            return True
+        if path.startswith(self.stdlib + "/"):
+            first = path[len(self.stdlib) + 1:].split("/", 1)[0]
+            return first not in ("site-packages", "dist-packages")
+        return False
+
+    def _outside(self, name: str, spec: Any) -> bool:
+        if (name in RUNTIME_PACKAGES or name in _HARNESS or name in sys.builtin_module_names
+                or name.startswith("__editable__")):
+            return False
+        origin = getattr(spec, "origin", None)
+        if origin in ("built-in", "frozen"):
+            return False
+        places = [origin] if isinstance(origin, str) else list(getattr(spec, "submodule_search_locations", None) or ())
+        return bool(places) and not any(self.allowed(p) for p in places)
+
+    def _importer(self) -> str:
+        """Who imports: ``function`` (the function's code, a layer's, the standard library's), ``harness``
+        (lambdasim), ``runtime`` (the runtime's bundled packages) or ``outside`` (a package from outside,
+        importing its own)."""
+        frame: Any = sys._getframe(2)
+        while frame is not None:
+            name = frame.f_globals.get("__name__", "")
+            if not (isinstance(name, str) and (name.startswith(("importlib", "_frozen_importlib")))):
+                break
+            frame = frame.f_back
+        if frame is None:
+            return "harness"
+        top = _top(frame.f_globals.get("__name__"))
+        if top in _HARNESS:
+            return "harness"
+        if top in RUNTIME_PACKAGES:
+            return "runtime"
+        path = frame.f_code.co_filename
+        return "outside" if os.path.isabs(path) and not self.allowed(path) else "function"
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if path is not None or self._busy or "." in name:
+            return None
+        importer = self._importer()
+        if importer == "harness":
+            return None
+        self._busy = True
+        try:
+            spec = None
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None)
+                if finder is self or find is None:
+                    continue
+                spec = find(name, None, target)
+                if spec is not None:
+                    break
+        finally:
+            self._busy = False
+        if spec is None or not self._outside(name, spec):
+            return spec
+        if importer == "function" and name not in self.noted:
+            self.noted.append(name)
+        if self.strict:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return spec
+
+    def install(self) -> None:
+        """Put the watch first in ``sys.meta_path``; modules from outside that are loaded already
+        (lambdasim's own imports) are dropped from ``sys.modules``, so that the function's import of
+        one is seen too (lambdasim keeps the module objects it holds)."""
+        for name in [n for n in sys.modules if "." not in n]:
+            module = sys.modules[name]
+            if self._outside(name, getattr(module, "__spec__", None)):
+                for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+                    del sys.modules[key]
+        sys.meta_path.insert(0, self)
+
+    def take(self) -> list[str] | None:
+        """The modules noted since the last take (None: none)."""
+        noted, self.noted = self.noted, []
+        return noted or None

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lambdasim import Simulator
-from lambdasim._errors import SettingError
+from lambdasim._errors import ConfigError, SettingError
 from lambdasim._package import UNZIPPED_LIMIT
 from tests.conftest import Code
 
@@ -92,3 +92,82 @@ def test_redeploy_over_the_limits_is_refused_and_keeps_the_version(sim: Simulato
         fn.redeploy(layers=layers)
     assert fn.version == "1"
     assert fn.invoke({}).payload == 1
+
+
+# -- 2. imports from outside the package ----------------------------------------------------------
+
+OUTSIDE = """
+import json, boto3, botocore
+import yaml
+import helper
+
+def handler(event, context):
+    if event.get("late"):
+        import pytest
+    return {"ok": True}
+"""
+
+
+def test_imports_from_outside_the_package_are_noted(make_sim: object, code: Code) -> None:
+    sim = make_sim()  # type: ignore[operator]
+    fn = sim.deploy("app.handler", code(OUTSIDE, files={"helper.py": "X = 1\n"}))
+    first = fn.invoke({})
+    assert first.payload == {"ok": True}  # package="host": the host's packages still import
+    assert first.outside_imports == ("yaml",)  # not json (stdlib), boto3/botocore (Lambda's), helper (package)
+    late = fn.invoke({"late": True})
+    assert late.outside_imports == ("pytest",)
+    assert fn.invoke({"late": True}).outside_imports == ()  # imported once per instance
+    details = [e.detail.get("outside_imports") for e in sim.trace if e.kind == "invoke"]
+    assert details == [["yaml"], ["pytest"], None]
+
+
+def test_strict_package_fails_an_outside_import_as_lambda_does(make_sim: object, code: Code) -> None:
+    sim = make_sim(package="strict")  # type: ignore[operator]
+    fn = sim.deploy("app.handler", code(OUTSIDE, files={"helper.py": "X = 1\n"}))
+    inv = fn.invoke({})
+    assert inv.error is not None
+    assert inv.error["errorType"] == "Runtime.ImportModuleError"
+    assert inv.error["errorMessage"] == "Unable to import module 'app': No module named 'yaml'"
+    assert inv.outside_imports == ("yaml",)
+
+
+def test_strict_package_keeps_the_runtime_the_package_and_layers(make_sim: object, code: Code,
+                                                                  tmp_path: Path) -> None:
+    layer = tmp_path / "layer"
+    (layer / "python").mkdir(parents=True)
+    (layer / "python" / "fromlayer.py").write_text("Y = 2\n")
+    sim = make_sim(package="strict")  # type: ignore[operator]
+    source = """
+import json, sqlite3, boto3, botocore, dateutil, jmespath, s3transfer, urllib3, six
+import helper, fromlayer
+try:
+    import yaml
+except ImportError as e:
+    MISSING = str(e)
+
+def handler(event, context):
+    boto3.client("s3", region_name="us-east-1")
+    return {"x": helper.X + fromlayer.Y, "missing": MISSING}
+"""
+    fn = sim.deploy("app.handler", code(source, files={"helper.py": "X = 1\n"}), layers=[layer])
+    inv = fn.invoke({})
+    assert inv.error is None, inv.error
+    assert inv.payload == {"x": 3, "missing": "No module named 'yaml'"}
+    assert inv.outside_imports == ("yaml",)
+
+
+def test_a_module_lambdasim_loaded_already_is_noted_and_refused_too(make_sim: object, code: Code) -> None:
+    # certifi is loaded in the instance before Init (by lambdasim's own imports), yet the function's
+    # import of it is seen: on Lambda it is not there.
+    source = "import certifi\n\ndef handler(e, c):\n    return 1\n"
+    sim = make_sim()  # type: ignore[operator]
+    assert sim.deploy("app.handler", code(source)).invoke({}).outside_imports == ("certifi",)
+    strict = make_sim(package="strict")  # type: ignore[operator]
+    inv = strict.deploy("app.handler", code(source)).invoke({})
+    assert inv.error is not None and inv.error["errorMessage"] == (
+        "Unable to import module 'app': No module named 'certifi'")
+
+
+def test_an_unknown_package_view_is_refused() -> None:
+    with pytest.raises(ConfigError, match="package='loose' is not a package view"):
+        Simulator(package="loose")

@@ -26,6 +26,7 @@ SAMPLES: dict[str, Any] = {
     "python_paths": ["/usr/lib/python3.11"], "spec": {"handler": "app.handler"}, "code": -9, "pid": 4242,
     "tmp_dir": "/tmp/lambdasim-fakefs-1/1", "limits": "cgroup v1", "freezer": "freezer", "cgroup_version": 1,
     "cgroup_paths": {"pids": "/sys/fs/cgroup/pids/lambdasim-1-2/i0"}, "refused": {"example.com:443": 2},
+    "outside_imports": ["requests"],
 }
 LAYOUTS: list[tuple[type[tuple[Any, ...]], Callable[..., tuple[Any, ...]], str | None]] = [
     (Invoke, _wire.pack_invoke, None),
