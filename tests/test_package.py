@@ -3,6 +3,7 @@ outside the package, layers and runtime (noted, or refused under ``package="stri
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -171,3 +172,55 @@ def test_a_module_lambdasim_loaded_already_is_noted_and_refused_too(make_sim: ob
 def test_an_unknown_package_view_is_refused() -> None:
     with pytest.raises(ConfigError, match="package='loose' is not a package view"):
         Simulator(package="loose")
+
+
+PLUGIN_TEST = """
+import pytest
+
+def test_host(lambda_function):
+    assert lambda_function("app.handler", "src").invoke({}).payload == "ok"
+
+@pytest.mark.lambda_sim(package="strict")
+def test_strict(lambda_function):
+    inv = lambda_function("app.handler", "src").invoke({})
+    assert inv.error["errorMessage"] == "Unable to import module 'app': No module named 'yaml'"
+
+def test_clean(lambda_function, tmp_path):
+    (tmp_path / "ok.py").write_text("import json\\ndef handler(e, c):\\n    return 1\\n")
+    assert lambda_function("ok.handler", str(tmp_path)).invoke({}).payload == 1
+"""
+
+
+def test_the_plugin_lists_outside_imports_and_takes_the_strict_setting(pytester: pytest.Pytester) -> None:
+    (pytester.path / "src").mkdir()
+    (pytester.path / "src" / "app.py").write_text("import yaml\n\ndef handler(event, context):\n    return 'ok'\n")
+    pytester.makepyfile(test_x=PLUGIN_TEST)
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim_sandbox = namespace\n")
+    result = pytester.runpytest("--lambda-sim")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["lambdasim: app in test_x.py::test_host imported from outside its package: yaml "
+                                 "\u2014 would fail on Lambda: No module named 'yaml' (add it to the package*"])
+    assert "test_x.py::test_clean imported" not in result.stdout.str()
+    # The option and the ini key make every test strict.
+    result = pytester.runpytest("--lambda-sim", "--lambda-sim-package=strict")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["FAILED test_x.py::test_host*"])
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\nlambda_sim_sandbox = namespace\n"
+                     "lambda_sim_package = strict\n")
+    pytester.runpytest("--lambda-sim").assert_outcomes(passed=2, failed=1)
+
+
+def test_the_cli_names_outside_imports_and_takes_strict_package(code: Code,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from lambdasim.cli import main
+
+    src = code("import yaml\n\ndef handler(event, context):\n    return 'ok'\n")
+    assert main(["invoke", "app.handler", "--code-dir", str(src), "-q", "--sandbox", "namespace"]) == 0
+    out, err = capsys.readouterr()
+    assert out == '"ok"\n'
+    assert ("lambdasim: app imported from outside its package: yaml \u2014 would fail on Lambda: "
+            "No module named 'yaml' (--strict-package makes it fail here too)") in err
+    assert main(["invoke", "app.handler", "--code-dir", str(src), "-q", "--sandbox", "namespace",
+                 "--strict-package"]) == 1
+    out, _ = capsys.readouterr()
+    assert json.loads(out)["errorMessage"] == "Unable to import module 'app': No module named 'yaml'"
