@@ -10,8 +10,12 @@ as Lambda would (``No module named 'requests'``). Standard library only.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -58,15 +62,22 @@ def tree_size(path: str) -> int:
     return total
 
 
-def check_limits(config: FunctionConfig) -> None:
-    """Refuse, with Lambda's message, a function whose layers or unzipped size Lambda refuses."""
+def prepare(config: FunctionConfig) -> None:
+    """At deploy: build the function's requirements.txt (:func:`build`) and check Lambda's limits."""
+    built = build(config)
+    check_limits(config, built)
+
+
+def check_limits(config: FunctionConfig, built: str | None = None) -> None:
+    """Refuse, with Lambda's message, a function whose layers or unzipped size Lambda refuses
+    (``built``: its built dependencies, part of the package)."""
     layers: Sequence[str] = config.layers
     if len(layers) > MAX_LAYERS:
         shown = ", ".join(layers)
         raise SettingError(config.name, "layers", f"1 validation error detected: Value '[{shown}]' at 'layers' "
                                                   f"failed to satisfy constraint: Member must have length less "
                                                   f"than or equal to {MAX_LAYERS}")
-    code = tree_size(config.code_dir)
+    code = tree_size(config.code_dir) + (tree_size(built) if built else 0)
     if code > UNZIPPED_LIMIT:
         raise SettingError(config.name, "code_dir", f"Unzipped size must be smaller than {UNZIPPED_LIMIT} bytes "
                                                     f"(code_dir {config.code_dir} holds {code} bytes).")
@@ -78,6 +89,69 @@ def check_limits(config: FunctionConfig) -> None:
         raise SettingError(config.name, "layers", "Function code combined with layers exceeds the maximum allowed "
                                                   f"size of {UNZIPPED_LIMIT} bytes. The actual size is "
                                                   f"{code + in_layers} bytes.")
+
+
+
+# -- building requirements.txt -------------------------------------------------------------------
+
+REQUIREMENTS = "requirements.txt"
+BUILD_PLATFORM = "manylinux2014_x86_64"
+"""What AWS documents for a Python function's dependencies on x86_64 (``pip install --platform``)."""
+
+
+def builds_dir() -> str:
+    """Where built dependencies are kept: ``$XDG_CACHE_HOME/lambdasim/builds`` (``~/.cache`` without it)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "lambdasim", "builds")
+
+
+def build_python(config: FunctionConfig) -> str | None:
+    """The ``3.X`` a function's dependencies are built for: its runtime's (None: not a Python runtime)."""
+    runtime = config.runtime
+    return runtime[len("python"):] if runtime.startswith("python3.") else None
+
+
+def _key(requirements: bytes, python: str) -> str:
+    text = b"\0".join([requirements, python.encode(), BUILD_PLATFORM.encode(), b"cp", b"only-binary"])
+    return hashlib.sha256(text).hexdigest()[:32]
+
+
+def build(config: FunctionConfig) -> str | None:
+    """The layer-like directory (``python/`` inside) of the dependencies the function's ``requirements.txt``
+    names, built as AWS documents for Lambda (``pip install --target ... --platform manylinux2014_x86_64
+    --implementation cp --python-version 3.X --only-binary=:all:``), once per content; None without one."""
+    python = build_python(config)
+    path = os.path.join(config.code_dir, REQUIREMENTS)
+    if python is None or not os.path.isfile(path):
+        return None
+    with open(path, "rb") as f:
+        requirements = f.read()
+    final = os.path.join(builds_dir(), _key(requirements, python))
+    if os.path.isdir(final):
+        return final
+    os.makedirs(builds_dir(), exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".build-", dir=builds_dir())
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--target", os.path.join(work, "python"),
+             "--platform", BUILD_PLATFORM, "--implementation", "cp", "--python-version", python,
+             "--only-binary=:all:", "--no-compile", "--quiet", "--disable-pip-version-check", "--no-input",
+             "-r", path], capture_output=True, text=True, cwd=config.code_dir, check=False)
+        if done.returncode != 0:
+            lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()
+                     and not line.startswith("WARNING: Running pip as")]
+            raise SettingError(config.name, "code_dir", f"building {path} for Lambda (pip install --platform "
+                                                        f"{BUILD_PLATFORM} --python-version {python} "
+                                                        "--only-binary=:all:) failed: "
+                                                        + " / ".join(lines[-3:]))
+        try:
+            os.rename(work, final)
+        except OSError:  # built at the same time by another process: keep its build
+            if not os.path.isdir(final):
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
 
 
 # -- inside an instance: imports from outside the package ------------------------------------------

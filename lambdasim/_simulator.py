@@ -42,7 +42,7 @@ from lambdasim._model import (
     function_arn,
     routing_policy,
 )
-from lambdasim._package import check_limits, package_view
+from lambdasim._package import build, package_view, prepare
 from lambdasim._provision import provision, refusal, reinitialize, tenant_ids
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
@@ -262,7 +262,7 @@ class Function:
         except TypeError as e:
             raise ConfigError(f"redeploy(): {e}; the settings are those of Simulator.deploy().") from None
         config.validate()
-        check_limits(config)
+        prepare(config)
         if config.tenant_isolation != self._model.config.tenant_isolation:
             raise SettingError(self.name, "tenant_isolation", "Tenant isolation is set when a function is created "
                                                               "and cannot be changed; deploy a new function.")
@@ -497,7 +497,7 @@ class Simulator:
             max_concurrency=max_concurrency, min_environments=min_environments, max_environments=max_environments,
         )
         config.validate()
-        check_limits(config)
+        prepare(config)
         self._refuse_unconfinable(config)
         with self._lock:
             self._check_open()
@@ -621,7 +621,10 @@ class Simulator:
         }
         if self.track_tmp_access:
             spec["track_tmp_access"] = True
-        if self.package == "strict":
+        built = build(config)  # requirements.txt's dependencies (built at deploy): mounted with the code
+        if built is not None:
+            spec["layers"] = [built, *spec["layers"]]
+        if self.package == "strict" or built is not None:
             spec["package"] = "strict"
         if self.network != "host":
             spec["network"] = self.network

@@ -3,8 +3,13 @@ outside the package, layers and runtime (noted, or refused under ``package="stri
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -224,3 +229,95 @@ def test_the_cli_names_outside_imports_and_takes_strict_package(code: Code,
                  "--strict-package"]) == 1
     out, _ = capsys.readouterr()
     assert json.loads(out)["errorMessage"] == "Unable to import module 'app': No module named 'yaml'"
+
+
+# -- 3. building requirements.txt ----------------------------------------------------------------
+
+BUILT = """
+import text_unidecode
+
+def handler(event, context):
+    try:
+        import yaml  # on the host, not in the package
+    except ImportError as e:
+        host = str(e)
+    return {"text": text_unidecode.unidecode("caf\\u00e9"), "file": text_unidecode.__file__, "host": host}
+"""
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "lambdasim" / "builds"
+
+
+def test_requirements_are_built_for_lambda_and_mounted_with_the_code(make_sim: object, code: Code,
+                                                                      cache: Path) -> None:
+    pytest.importorskip("pip")
+    assert importlib.util.find_spec("text_unidecode") is None  # not on the host: only the build has it
+    src = code(BUILT, files={"requirements.txt": "text-unidecode==1.3\n"})
+    sim = make_sim()  # type: ignore[operator]
+    fn = sim.deploy("app.handler", src)
+    inv = fn.invoke({})
+    assert inv.error is None, inv.error
+    assert inv.payload["text"] == "cafe"
+    assert inv.payload["file"].startswith("/opt/python/text_unidecode/")
+    # With a build the view is strict: the host's other packages are not there, as on Lambda.
+    assert inv.payload["host"] == "No module named 'yaml'"
+    assert inv.outside_imports == ("yaml",)
+    [built] = os.listdir(cache)
+    assert (cache / built / "python" / "text_unidecode-1.3.dist-info").is_dir()
+    # Cached by content: a second function with the same requirements reuses the build, /var/task is untouched.
+    stamp = (cache / built).stat().st_mtime_ns
+    sim.deploy("app.handler", code(BUILT, files={"requirements.txt": "text-unidecode==1.3\n"}), name="again")
+    assert os.listdir(cache) == [built] and (cache / built).stat().st_mtime_ns == stamp
+    assert sorted(os.listdir(src)) == ["app.py", "requirements.txt"]
+
+
+def test_a_requirement_pip_cannot_build_is_refused_at_deploy(sim: Simulator, code: Code, cache: Path) -> None:
+    src = code(BUILT, files={"requirements.txt": "no-such-package-lambdasim-test==0.0.1\n"})
+    with pytest.raises(SettingError) as caught:
+        sim.deploy("app.handler", src)
+    assert caught.value.setting == "code_dir"
+    assert "--platform manylinux2014_x86_64" in caught.value.reason
+    assert "no-such-package-lambdasim-test" in caught.value.reason
+    assert not [p for p in os.listdir(cache) if not p.startswith(".")]
+
+
+def _mac_wheel(requirement: str, platform: str, into: Path, tmp_path: Path) -> None:
+    """Unpack PyPI's macOS wheel of ``requirement`` into the package ``into``, as a build on a Mac leaves it."""
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(wheels), "--platform",
+                    platform, "--implementation", "cp", "--python-version", "3.11", "--only-binary=:all:",
+                    requirement, "--quiet", "--disable-pip-version-check"], check=True, capture_output=True)
+    [wheel] = wheels.iterdir()
+    with zipfile.ZipFile(wheel) as z:
+        z.extractall(into)
+    shutil.rmtree(wheels)
+
+
+def test_a_macos_extension_module_is_not_found_as_on_lambda(make_sim: object, code: Code, cache: Path,
+                                                            tmp_path: Path) -> None:
+    # ujson.cpython-311-darwin.so: not a suffix Linux's Python loads, so the import looks on and fails.
+    src = code("import ujson\n\ndef handler(e, c):\n    return ujson.dumps(e)\n",
+               files={"requirements.txt": "text-unidecode==1.3\n"})
+    _mac_wheel("ujson==5.10.0", "macosx_11_0_arm64", src, tmp_path)
+    assert [p.name for p in src.glob("ujson*.so")] == ["ujson.cpython-311-darwin.so"]
+    inv = make_sim().deploy("app.handler", src).invoke({})  # type: ignore[operator]
+    assert inv.error is not None
+    assert inv.error["errorType"] == "Runtime.ImportModuleError"
+    assert inv.error["errorMessage"] == "Unable to import module 'app': No module named 'ujson'"
+
+
+def test_a_macos_abi3_extension_fails_to_load_as_on_lambda(make_sim: object, sandbox_kind: str, code: Code,
+                                                           tmp_path: Path) -> None:
+    # bcrypt/_bcrypt.abi3.so (Mach-O): a suffix Linux loads, so the loader itself refuses it.
+    src = code("import bcrypt\n\ndef handler(e, c):\n    return 1\n")
+    _mac_wheel("bcrypt==4.2.0", "macosx_10_12_universal2", src, tmp_path)
+    inv = make_sim().deploy("app.handler", src).invoke({})  # type: ignore[operator]
+    assert inv.error is not None
+    assert inv.error["errorType"] == "Runtime.ImportModuleError"
+    # The fakefs sandbox's loader opens the host's file: its path is the host's (README: sandboxes table).
+    where = "/var/task" if sandbox_kind == "namespace" else str(src)
+    assert inv.error["errorMessage"] == (
+        f"Unable to import module 'app': {where}/bcrypt/_bcrypt.abi3.so: invalid ELF header")
