@@ -161,18 +161,18 @@ def _top(module_name: object) -> str:
 
 
 class ImportWatch:
-    """A ``sys.meta_path`` finder, first in line, that sees each top-level module the function's code
-    imports for the first time: one from outside ``roots`` (the package and the layers), the standard
-    library and :data:`RUNTIME_PACKAGES` is noted (:meth:`take`) and, when ``strict``, refused with
-    Python's own ``ModuleNotFoundError``, as Lambda's runtime would not find it. Imports made by
-    lambdasim itself, and by packages that are themselves from outside, are let through unnoted."""
+    """The ``sys.meta_path`` finder, in front of the others, that sees each top-level module the function's
+    code imports for the first time: one from outside ``roots`` (the package and the layers), the standard
+    library and :data:`RUNTIME_PACKAGES` is noted (:meth:`take`) and, when ``strict``, not found, as
+    Lambda's runtime would not find it. Imports made by lambdasim itself are let through, and those by
+    packages that are themselves from outside are not noted (only the first of a chain is)."""
 
     def __init__(self, roots: Sequence[str], strict: bool) -> None:
         self.roots = tuple(os.path.normpath(r) for r in roots)
         self.strict = strict
         self.stdlib = os.path.dirname(os.__file__)
         self.noted: list[str] = []
-        self._busy = False
+        self.finders: list[Any] = []
 
     def allowed(self, path: str) -> bool:
         """Whether a module at ``path`` is in the package, a layer or the standard library."""
@@ -214,42 +214,44 @@ class ImportWatch:
         path = frame.f_code.co_filename
         return "outside" if os.path.isabs(path) and not self.allowed(path) else "function"
 
+    def _find(self, name: str, path: Any, target: Any) -> Any:
+        for finder in self.finders:
+            find = getattr(finder, "find_spec", None)
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                return spec
+        return None
+
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if path is not None or self._busy or "." in name:
-            return None
+        spec = self._find(name, path, target)
+        if spec is None or path is not None or "." in name or not self._outside(name, spec):
+            return spec
         importer = self._importer()
         if importer == "harness":
-            return None
-        self._busy = True
-        try:
-            spec = None
-            for finder in sys.meta_path:
-                find = getattr(finder, "find_spec", None)
-                if finder is self or find is None:
-                    continue
-                spec = find(name, None, target)
-                if spec is not None:
-                    break
-        finally:
-            self._busy = False
-        if spec is None or not self._outside(name, spec):
             return spec
         if importer == "function" and name not in self.noted:
             self.noted.append(name)
-        if self.strict:
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return spec
+        # Strict: not found, as on Lambda: the import raises Python's own ModuleNotFoundError, and
+        # importlib.util.find_spec() says None.
+        return None if self.strict else spec
+
+    def invalidate_caches(self) -> None:
+        for finder in self.finders:
+            invalidate = getattr(finder, "invalidate_caches", None)
+            if invalidate is not None:
+                invalidate()
 
     def install(self) -> None:
-        """Put the watch first in ``sys.meta_path``; modules from outside that are loaded already
-        (lambdasim's own imports) are dropped from ``sys.modules``, so that the function's import of
-        one is seen too (lambdasim keeps the module objects it holds)."""
+        """Take the place of ``sys.meta_path``'s finders (they find through the watch); modules from
+        outside that are loaded already (lambdasim's own imports) are dropped from ``sys.modules``, so
+        that the function's import of one is seen too (lambdasim keeps the module objects it holds)."""
         for name in [n for n in sys.modules if "." not in n]:
             module = sys.modules[name]
             if self._outside(name, getattr(module, "__spec__", None)):
                 for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
                     del sys.modules[key]
-        sys.meta_path.insert(0, self)
+        self.finders = list(sys.meta_path)
+        sys.meta_path[:] = [self]
 
     def take(self) -> list[str] | None:
         """The modules noted since the last take (None: none)."""

@@ -144,8 +144,9 @@ def test_strict_package_keeps_the_runtime_the_package_and_layers(make_sim: objec
     (layer / "python" / "fromlayer.py").write_text("Y = 2\n")
     sim = make_sim(package="strict")  # type: ignore[operator]
     source = """
-import json, sqlite3, boto3, botocore, dateutil, jmespath, s3transfer, urllib3, six
+import importlib.util, json, sqlite3, boto3, botocore, dateutil, jmespath, s3transfer, urllib3, six
 import helper, fromlayer
+PROBE = importlib.util.find_spec("yaml")
 try:
     import yaml
 except ImportError as e:
@@ -153,12 +154,12 @@ except ImportError as e:
 
 def handler(event, context):
     boto3.client("s3", region_name="us-east-1")
-    return {"x": helper.X + fromlayer.Y, "missing": MISSING}
+    return {"x": helper.X + fromlayer.Y, "missing": MISSING, "probe": PROBE is None}
 """
     fn = sim.deploy("app.handler", code(source, files={"helper.py": "X = 1\n"}), layers=[layer])
     inv = fn.invoke({})
     assert inv.error is None, inv.error
-    assert inv.payload == {"x": 3, "missing": "No module named 'yaml'"}
+    assert inv.payload == {"x": 3, "missing": "No module named 'yaml'", "probe": True}
     assert inv.outside_imports == ("yaml",)
 
 
