@@ -99,6 +99,10 @@ class Invocation:
     connections and lookups only (the kernel refuses C code's and subprocesses' too, unrecorded)."""
     refused_counts: dict[str, int] = dataclasses.field(default_factory=dict, repr=False)
     """How often each of :attr:`refused_addresses` was refused."""
+    outside_imports: tuple[str, ...] = ()
+    """The top-level modules Init (of a cold start) and this invocation imported from outside the package,
+    its layers and Lambda's runtime (standard library, boto3 and botocore with their dependencies): on
+    Lambda, ``No module named ...`` (with ``Simulator(package="strict")``, here too)."""
     restore_duration_ms: float | None = None
     """SnapStart: how long the restore of a new environment took (snapshot copy and after-restore hooks),
     reported in place of Init (``Restore Duration`` in REPORT); None for other invocations."""
@@ -303,7 +307,8 @@ class _Watch:
             self.sample()
 
 
-_read_result = reader(Result, "payload", "error", "duration_ms", "max_memory_kb", "coverage", "refused")
+_read_result = reader(Result, "payload", "error", "duration_ms", "max_memory_kb", "coverage", "refused",
+                      "outside_imports")
 
 
 class Invoker:
@@ -384,6 +389,7 @@ class Invoker:
         watch = _Watch(live)
         refused: dict[str, int] = {}  # see _runtime.NetworkWatch
         system_log = (config.system_log_level or "INFO") if config.log_format == "JSON" else None
+        outside: list[str] = []  # see _package.ImportWatch
 
         def result(error: ErrorDict | None, payload: bytes | None, duration: float, body: str,
                    status: str = "", status_code: int = 200) -> Invocation:
@@ -393,7 +399,8 @@ class Invoker:
                 init_ms, memory_size_mb=config.memory_mb,
                 max_memory_used_mb=math.ceil((watch.memory if measured else max_kb * 1024) / (1024 * 1024)),
                 max_tasks=watch.tasks if measured else None, max_fds=watch.fds if measured else None,
-                refused_addresses=tuple(refused), refused_counts=refused, tenant_id=tenant_id, _body_logs=body,
+                refused_addresses=tuple(refused), refused_counts=refused, outside_imports=tuple(outside),
+                tenant_id=tenant_id, _body_logs=body,
                 _init_logs=init_logs, _report_status=status, _billed_init=config.bills_init,
                 restore_duration_ms=restore_ms, _billed_restore_ms=billed_restore_ms, status_code=status_code,
                 _system_log=system_log)
@@ -459,6 +466,7 @@ class Invoker:
             max_kb = msg.max_memory_kb
             if msg.refused:
                 refused.update(msg.refused)
+            outside.extend(msg.outside_imports or ())
             if msg.error is not None:  # an after-restore hook raised: the runtime exits, as awslambdaric
                 live.sbx.wait_runtime_exit(10.0)
                 self._reset(live, "restore error")
@@ -493,6 +501,7 @@ class Invoker:
             init_error, init_ms, max_kb = msg.error, msg.init_ms, msg.max_memory_kb
             if msg.refused:
                 refused.update(msg.refused)
+            outside.extend(msg.outside_imports or ())
             self._coverage(live.config, msg.coverage)
             custom = config.runtime if config.custom_runtime else None
             init_logs = (carried + _platform_log.init_start(
@@ -549,7 +558,8 @@ class Invoker:
                 return platform_failure(error_type, reason or _PLATFORM_REASONS.get(error_type, "exited"),
                                         fatal.duration_ms)
             return out_of_memory(fatal.duration_ms)
-        payload, error, duration, max_kb, measured, refused_now = _read_result(reply)
+        payload, error, duration, max_kb, measured, refused_now, outside_now = _read_result(reply)
+        outside.extend(n for n in outside_now or () if n not in outside)
         if refused_now:
             for where, n in refused_now.items():
                 refused[where] = refused.get(where, 0) + n

@@ -30,6 +30,7 @@ from typing import Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._lambda_errors import ErrorDict, make_error
+from lambdasim._package import ImportWatch
 from lambdasim._sandbox._layout import instance_path
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import (
@@ -902,6 +903,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
 
     settings = spec.get("coverage")
     measure = _Coverage(settings) if settings else None
+    imports = ImportWatch(["/opt", *spec["sys_path_prefix"]], spec.get("package") == "strict")
+    imports.install()  # from here on: the function's imports from outside its package (_package)
     fn, error = init_function(spec["handler"])
     if snapshot is not None and error is None:
         error = snapshot.before_snapshot()
@@ -910,8 +913,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         checkpoint()
     # The simulator reads the log memfd itself, so output survives a timeout or crash.
     chan.send(pack_init(error=error, init_ms=init_ms, max_memory_kb=_max_memory_kb(),
-                        coverage=measure.take() if measure else None, refused=net.take() if net else None),
-              fds=[logs.fd])
+                        coverage=measure.take() if measure else None, refused=net.take() if net else None,
+                        outside_imports=imports.take()), fds=[logs.fd])
     if error is not None or fn is None:
         os._exit(1)  # awslambdaric exits after reporting an Init error
     if snapshot is not None:  # returns in a restored runtime, with its own channel and log
@@ -922,8 +925,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
         if checkpoint is not None:
             checkpoint()
         chan.send(pack_init(error=error, init_ms=restore_ms, max_memory_kb=_max_memory_kb(),
-                            coverage=measure.take() if measure else None, refused=net.take() if net else None),
-                  fds=[logs.fd])
+                            coverage=measure.take() if measure else None, refused=net.take() if net else None,
+                            outside_imports=imports.take()), fds=[logs.fd])
         if error is not None:
             os._exit(65)  # as awslambdaric after a failed after-restore hook
 
@@ -955,7 +958,8 @@ def run(sock: socket.socket, spec: InstanceSpec, enter: Callable[[], None] | Non
             chan.send(pack_fatal(error_type=fatal, duration_ms=duration, max_memory_kb=_max_memory_kb()))
             os._exit(137)
         reply = pack_result(payload=payload, error=err, duration_ms=duration, max_memory_kb=_max_memory_kb(),
-                            coverage=measure.take() if measure else None, refused=net.take() if net else None)
+                            coverage=measure.take() if measure else None, refused=net.take() if net else None,
+                            outside_imports=imports.take())
         chan.send(as_last(reply) if fatal else reply)
         if fatal:
             os._exit(1)

@@ -43,6 +43,7 @@ from lambdasim._model import (
     function_arn,
     routing_policy,
 )
+from lambdasim._package import build, package_view, prepare
 from lambdasim._provision import provision, refusal, reinitialize, tenant_ids
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
@@ -274,6 +275,7 @@ class Function:
         config.validate()
         if config.runtime != self._model.config.runtime:
             warn_runtime(config)
+        prepare(config)
         if config.tenant_isolation != self._model.config.tenant_isolation:
             raise SettingError(self.name, "tenant_isolation", "Tenant isolation is set when a function is created "
                                                               "and cannot be changed; deploy a new function.")
@@ -366,12 +368,16 @@ class Simulator:
             or slirp4netns). ``"host"`` is the host's network, shared with the tests, as before
             lambdasim had network namespaces. The fakefs sandbox is always on the host's network; under
             ``"isolated"`` its runtimes refuse Python's connections elsewhere than the services.
+        package: what the built-in runtime may import besides the package, its layers and Lambda's
+            runtime (see ``_package``): ``"host"`` (the default) the host's other packages too, each noted
+            in ``Invocation.outside_imports`` and the trace; ``"strict"`` nothing else, as on Lambda.
     """
 
     def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int | None = None,
                  region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None,
                  track_tmp: bool = False, track_tmp_access: bool = False, freeze: bool = True,
-                 network: str = "isolated") -> None:
+                 network: str = "isolated", package: str = "host") -> None:
+        self.package = package_view(package)
         if network not in NETWORKS:
             raise ConfigError(f"network={network!r} is not a network lambdasim knows; use 'isolated' (the "
                               "simulator's services only, the default), 'internet' (outbound traffic too) or "
@@ -514,6 +520,7 @@ class Simulator:
         )
         config.validate()
         warn_runtime(config)
+        prepare(config)
         self._refuse_unconfinable(config)
         with self._lock:
             self._check_open()
@@ -639,6 +646,11 @@ class Simulator:
         }
         if self.track_tmp_access:
             spec["track_tmp_access"] = True
+        built = build(config)  # requirements.txt's dependencies (built at deploy): mounted with the code
+        if built is not None:
+            spec["layers"] = [built, *spec["layers"]]
+        if self.package == "strict" or built is not None:
+            spec["package"] = "strict"
         if self.network != "host":
             spec["network"] = self.network
             spec["forward"] = self._forwarded()
@@ -887,6 +899,8 @@ class Simulator:
             detail["erofs"] = erofs
         if inv.refused_counts:
             detail["refused"] = dict(inv.refused_counts)
+        if inv.outside_imports:
+            detail["outside_imports"] = list(inv.outside_imports)
         if inv.worker is not None:
             detail["worker"] = inv.worker
         if inv.tenant_id is not None:

@@ -309,6 +309,9 @@ OUT_OF_MEMORY_AT_INIT: dict[str, Any] = {"oom": True}
 RefusedReport = dict[str, int]
 """Addresses (``host:port``, or a name looked up) that a runtime's connections and lookups were refused
 under ``network="isolated"``, and how often; see ``_runtime.NetworkWatch``. None when there were none."""
+OutsideImports = list[str]
+"""Top-level modules the function imported from outside its package, layers and runtime, in order;
+see ``_package.ImportWatch``. None when there were none."""
 TmpAccessReport = tuple[list[str], dict[str, bool]]
 """/tmp files read (in order) and changed (True: written, False: removed); see ``_runtime.TmpAccess``."""
 
@@ -343,13 +346,15 @@ class Init(NamedTuple):
     max_memory_kb: int
     coverage: dict[str, Any] | None
     refused: RefusedReport | None
+    outside_imports: OutsideImports | None
     tmp_access: TmpAccessReport | None = None
     """Added last, by ``_runtime.TmpAccessChannel``, when the spec asks for ``track_tmp_access``."""
 
 
 def pack_init(*, error: dict[str, Any] | None, init_ms: float, max_memory_kb: int,
-              coverage: dict[str, Any] | None, refused: RefusedReport | None = None) -> tuple[Any, ...]:
-    return (INIT, error, init_ms, max_memory_kb, coverage, refused)
+              coverage: dict[str, Any] | None, refused: RefusedReport | None = None,
+              outside_imports: OutsideImports | None = None) -> tuple[Any, ...]:
+    return (INIT, error, init_ms, max_memory_kb, coverage, refused, outside_imports)
 
 
 class Result(NamedTuple):
@@ -362,13 +367,15 @@ class Result(NamedTuple):
     max_memory_kb: int
     coverage: dict[str, Any] | None
     refused: RefusedReport | None
+    outside_imports: OutsideImports | None
     tmp_access: TmpAccessReport | None = None
     """Added last, by ``_runtime.TmpAccessChannel``, when the spec asks for ``track_tmp_access``."""
 
 
 def pack_result(*, payload: bytes | None, error: dict[str, Any] | None, duration_ms: float, max_memory_kb: int,
-                coverage: dict[str, Any] | None, refused: RefusedReport | None = None) -> tuple[Any, ...]:
-    return (RESULT, payload, error, duration_ms, max_memory_kb, coverage, refused)
+                coverage: dict[str, Any] | None, refused: RefusedReport | None = None,
+                outside_imports: OutsideImports | None = None) -> tuple[Any, ...]:
+    return (RESULT, payload, error, duration_ms, max_memory_kb, coverage, refused, outside_imports)
 
 
 def as_last(result: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -473,6 +480,11 @@ def _is_refused(value: Any) -> bool:
         type(k) is str and len(k) <= 300 and _is_count(v) for k, v in value.items()))
 
 
+def _is_outside_imports(value: Any) -> bool:
+    return value is None or (type(value) is list and len(value) <= _MAX_REFUSED
+                             and all(type(n) is str and len(n) <= 300 for n in value))
+
+
 def _is_tmp_access(value: Any) -> bool:
     return value is None or (
         type(value) is tuple and len(value) == 2 and type(value[0]) is list and type(value[1]) is dict
@@ -482,14 +494,14 @@ def _is_tmp_access(value: Any) -> bool:
 
 def _result_fields(m: tuple[Any, ...]) -> bool:
     return ((m[1] is None or type(m[1]) is bytes) and _is_error(m[2]) and _is_ms(m[3])
-            and _is_count(m[4]) and _is_coverage(m[5]) and _is_refused(m[6]))
+            and _is_count(m[4]) and _is_coverage(m[5]) and _is_refused(m[6]) and _is_outside_imports(m[7]))
 
 _RUNTIME_CHECKS: dict[str, tuple[int, Callable[[tuple[Any, ...]], bool]]] = {
     # kind: (fields without tmp_access, check of the fields after the kind)
-    INIT: (6, lambda m: (m[1] == OUT_OF_MEMORY_AT_INIT or _is_error(m[1])) and _is_ms(m[2]) and _is_count(m[3])
-           and _is_coverage(m[4]) and _is_refused(m[5])),
-    RESULT: (7, _result_fields),
-    RESULT_LAST: (7, _result_fields),
+    INIT: (7, lambda m: (m[1] == OUT_OF_MEMORY_AT_INIT or _is_error(m[1])) and _is_ms(m[2]) and _is_count(m[3])
+           and _is_coverage(m[4]) and _is_refused(m[5]) and _is_outside_imports(m[6])),
+    RESULT: (8, _result_fields),
+    RESULT_LAST: (8, _result_fields),
     FATAL: (4, lambda m: type(m[1]) is str and _is_ms(m[2]) and _is_count(m[3])),
     SANDBOX_ERROR: (2, lambda m: type(m[1]) is str),
     SHUTDOWN_DONE: (3, lambda m: _is_ms(m[1]) and type(m[2]) is list and len(m[2]) <= 64

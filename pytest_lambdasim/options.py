@@ -14,6 +14,7 @@ SKIP_REASON = "needs --lambda-sim"
 # test asks for a simulator (a test checks that the two agree).
 SANDBOX_NAMES = "auto, namespace or fakefs"
 NETWORKS = ("isolated", "internet", "host")  # lambdasim._sandbox._network.NETWORKS, spelled out too
+PACKAGE_VIEWS = ("host", "strict")  # lambdasim._package.PACKAGE_VIEWS, spelled out too
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,6 +27,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="what instances reach: isolated (the simulator's services only, as a function in a VPC "
                          "without NAT), internet (outbound traffic too, through pasta or slirp4netns) or host "
                          "(the host's network) (ini: lambda_sim_network; default isolated)")
+    group.addoption("--lambda-sim-package", dest="lambda_sim_package", choices=PACKAGE_VIEWS,
+                    help="what functions import: host (the host's packages too, each import from outside the "
+                         "package, layers and Lambda's runtime listed in the summary) or strict (such an import "
+                         "fails, as on Lambda) (ini: lambda_sim_package; default host)")
     group.addoption("--lambda-sim-routing", dest="lambda_sim_routing", choices=("warm", "fresh", "random"),
                     help="which instance takes an invocation (ini: lambda_sim_routing; default warm)")
     group.addoption("--lambda-sim-seed", dest="lambda_sim_seed", type=int, metavar="N",
@@ -42,6 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lambda_sim", "switch lambdasim on, like --lambda-sim", type="bool", default=False)
     parser.addini("lambda_sim_sandbox", "sandbox for instances", default="auto")
     parser.addini("lambda_sim_network", "what instances reach: isolated, internet or host", default="isolated")
+    parser.addini("lambda_sim_package", "what functions import: host or strict", default="host")
     parser.addini("lambda_sim_routing", "routing policy: warm, fresh or random", default="warm")
     parser.addini("lambda_sim_seed", "seed for random routing and ids (default: a new one each time)", default="")
     parser.addini("lambda_sim_services", "services to start once per session, e.g. aws,redis=binary", default="")
@@ -76,8 +82,9 @@ def setting(config: pytest.Config, name: str) -> str:
 
 
 def simulator_settings(config: pytest.Config) -> dict[str, Any]:
-    """The ``Simulator`` settings the options and ini keys give: sandbox, network, routing and seed."""
+    """The ``Simulator`` settings the options and ini keys give: sandbox, network, package, routing and seed."""
     return {"sandbox": setting(config, "lambda_sim_sandbox"), "network": setting(config, "lambda_sim_network"),
+            "package": setting(config, "lambda_sim_package"),
             "routing": setting(config, "lambda_sim_routing"),
             "seed": int(seed) if (seed := setting(config, "lambda_sim_seed")) else None}
 

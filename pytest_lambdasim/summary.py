@@ -66,7 +66,7 @@ class SessionStats:
     def totals(self) -> dict[str, Any]:
         total: dict[str, Any] = {"tests": len(self.tests), "instances": 0, "cold_starts": 0, "resets": 0,
                                  "invocations": {}, "peak_tmp_bytes": {}, "read_only_errors": [], "refused": {},
-                                 **dict.fromkeys(MODEL_COUNTS, 0)}
+                                 "outside_imports": {}, **dict.fromkeys(MODEL_COUNTS, 0)}
         for nodeid, s in self.tests.items():
             total["instances"] += s["instances"]
             total["cold_starts"] += s["cold_starts"]
@@ -80,6 +80,8 @@ class SessionStats:
             total["read_only_errors"] += [{**e, "test": nodeid} for e in s["read_only_errors"]]
             if s.get("refused"):
                 total["refused"][nodeid] = s["refused"]
+            if s.get("outside_imports"):
+                total["outside_imports"][nodeid] = s["outside_imports"]
         return total
 
 
@@ -124,7 +126,7 @@ def summarize(trace: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts for one simulator's trace."""
     summary: dict[str, Any] = {"instances": 0, "cold_starts": 0, "resets": 0, "invocations": {},
                                "peak_tmp_bytes": {}, "read_only_errors": [], "refused": {},
-                               **dict.fromkeys(MODEL_COUNTS, 0)}
+                               "outside_imports": {}, **dict.fromkeys(MODEL_COUNTS, 0)}
     tenants: set[str] = set()
     for event in trace:
         kind, detail = event["kind"], event["detail"]
@@ -155,6 +157,10 @@ def summarize(trace: list[dict[str, Any]]) -> dict[str, Any]:
                                                     "request_id": event["request_id"]})
             for where, n in detail.get("refused", {}).items():  # network="isolated"
                 summary["refused"][where] = summary["refused"].get(where, 0) + n
+            for name in detail.get("outside_imports", ()):  # imports from outside the package
+                noted = summary["outside_imports"].setdefault(event["function"], [])
+                if name not in noted:
+                    noted.append(name)
     summary["tenants"] = len(tenants)
     return summary
 
@@ -173,6 +179,14 @@ def refused_line(nodeid: str, refused: dict[str, int]) -> str:
     return (f'lambdasim: network="isolated" refused {addresses} in {nodeid} \u2014 pass network="internet" '
             '(@pytest.mark.lambda_sim(network="internet"), --lambda-sim-network=internet or ini '
             'lambda_sim_network) if the function needs to reach them')
+
+
+def outside_imports_line(nodeid: str, function: str, names: list[str]) -> str:
+    """The summary's line for a function that imported modules from outside its package, layers and runtime."""
+    return (f"lambdasim: {function} in {nodeid} imported from outside its package: {', '.join(names)} \u2014 "
+            f"would fail on Lambda: No module named {names[0]!r} (add it to the package, a layer or "
+            "requirements.txt; package=\"strict\", --lambda-sim-package=strict or ini lambda_sim_package "
+            "makes it fail here too)")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -240,6 +254,9 @@ def _terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.
             tr.write_line(f"  {e['test']}: {e['function']} tried to write {e['path']}")
     for nodeid, refused in total["refused"].items():
         tr.write_line(refused_line(nodeid, refused))
+    for nodeid, functions in total["outside_imports"].items():
+        for function, names in functions.items():
+            tr.write_line(outside_imports_line(nodeid, function, names))
     if config.getoption("verbose") > 0:
         for nodeid, s in sorted(stats.tests.items()):
             outcome = ", ".join(f"{n} {k}" for k, n in sorted(s["invocations"].items())) or "no invocations"

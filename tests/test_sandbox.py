@@ -461,7 +461,8 @@ def test_every_key_of_the_instance_spec_is_declared_and_read() -> None:
     assert read == declared
     assert InstanceSpec.__optional_keys__ == {"track_tmp_access", "real_cwd", "extra_memory_mb", "memory_by_use",
                                               "tasks_rlimit", "network", "forward", "refuse_network",
-                                              "runtime_kind", "command", "api_address", "own_network", "snapshot"}
+                                              "runtime_kind", "command", "api_address", "own_network", "snapshot",
+                                              "package"}
 
 
 def test_the_engine_provides_every_required_key_of_the_instance_spec(sim: Simulator, code: Code) -> None:

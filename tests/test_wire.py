@@ -26,6 +26,7 @@ SAMPLES: dict[str, Any] = {
     "python_paths": ["/usr/lib/python3.11"], "spec": {"handler": "app.handler"}, "code": -9, "pid": 4242,
     "tmp_dir": "/tmp/lambdasim-fakefs-1/1", "limits": "cgroup v1", "freezer": "freezer", "cgroup_version": 1,
     "cgroup_paths": {"pids": "/sys/fs/cgroup/pids/lambdasim-1-2/i0"}, "refused": {"example.com:443": 2},
+    "outside_imports": ["requests"],
 }
 LAYOUTS: list[tuple[type[tuple[Any, ...]], Callable[..., tuple[Any, ...]], str | None]] = [
     (Invoke, _wire.pack_invoke, None),
@@ -72,7 +73,7 @@ def test_the_warm_path_readers_name_their_fields() -> None:
     invoke = _wire.pack_invoke(**{name: SAMPLES[name] for name in Invoke._fields})
     assert _runtime._read_invoke(invoke) == tuple(SAMPLES[name] for name in Invoke._fields)
     result = _wire.pack_result(payload=b"x", error=None, duration_ms=1.0, max_memory_kb=7, coverage=None)
-    assert _invoke._read_result(result) == (b"x", None, 1.0, 7, None, None)
+    assert _invoke._read_result(result) == (b"x", None, 1.0, 7, None, None, None)
 
 
 def test_a_tracking_runtime_adds_its_tmp_access_to_init_and_result_only() -> None:

@@ -32,6 +32,21 @@ def add_network_argument(parser: argparse.ArgumentParser, default: str = "isolat
                              f"host (the host's network, shared with this process) (default: {default})")
 
 
+def add_package_argument(parser: argparse.ArgumentParser) -> None:
+    """``--strict-package``: Simulator(package="strict")."""
+    parser.add_argument("--strict-package", action="store_true",
+                        help="an import from outside the function's package, layers and Lambda's runtime fails, "
+                             "as on Lambda (default: it works with the host's packages, and is named on stderr)")
+
+
+def outside_imports_note(function: str, names: tuple[str, ...]) -> str:
+    """What the CLI says on stderr of a function's imports from outside its package (empty: none)."""
+    if not names:
+        return ""
+    return (f"lambdasim: {function} imported from outside its package: {', '.join(names)} \u2014 would fail on "
+            f"Lambda: No module named {names[0]!r} (--strict-package makes it fail here too)\n")
+
+
 def services_help(what: str) -> str:
     """The help of a ``--services`` option: ``what`` they are for, then the one grammar (see _source.services_text)."""
     from lambdasim._services import KINDS, PROVIDERS

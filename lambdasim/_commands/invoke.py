@@ -12,8 +12,10 @@ from lambdasim._commands import (
     add_env_argument,
     add_model_arguments,
     add_network_argument,
+    add_package_argument,
     add_sandbox_argument,
     model_settings,
+    outside_imports_note,
     services_help,
 )
 from lambdasim._errors import ConfigError
@@ -95,6 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=services_help("backing services to start for the function (they are stopped after it)"))
     add_sandbox_argument(parser)
     add_network_argument(parser)
+    add_package_argument(parser)
     parser.add_argument("--quiet", "-q", action="store_true", help="do not print the logs")
 
 
@@ -119,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
                   "environment": environment, "layers": args.layer}
     else:
         deploy = _template_overrides(args, environment, settings)
-    with Simulator(sandbox=args.sandbox, services=services or None, network=args.network or "isolated") as sim:
+    with Simulator(sandbox=args.sandbox, services=services or None, network=args.network or "isolated",
+                   package="strict" if args.strict_package else "host") as sim:
         if args.template is None:
             fn = sim.deploy(**deploy)
         else:
@@ -127,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         inv = fn.invoke(event, tenant_id=args.tenant_id)
     if not args.quiet:
         sys.stderr.write(inv.logs)
+    sys.stderr.write(outside_imports_note(fn.name, inv.outside_imports))
     if inv.error is not None:
         sys.stdout.write(json.dumps(inv.error) + "\n")
         if inv.status_code == 400 and inv.error.get("errorType") == INVALID_PARAMETER_VALUE:

@@ -47,6 +47,9 @@ class InstanceSpec(TypedDict):
     reachable from the instance at the same address; ``(host, port, "udp")`` for a UDP one (X-Ray's)."""
     refuse_network: NotRequired[bool]
     """The fakefs sandbox's, under ``isolated``: its runtime refuses Python's connections elsewhere."""
+    package: NotRequired[str]
+    """``strict``: imports from outside the package, layers and runtime fail, as on Lambda (``_package``);
+    absent: they are noted only."""
     tasks_rlimit: NotRequired[int]
     """The namespace sandbox's, where it has no pids cgroup: RLIMIT_NPROC of the runtime."""
     runtime_kind: NotRequired[str]
