@@ -30,6 +30,7 @@ from typing import Any, NoReturn
 from lambdasim._cfn import (
     _NO_VALUE,
     Hints,
+    Stack,
     _Context,
     _intrinsic,
     _kind,
@@ -116,7 +117,8 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
                   environment: Mapping[str, str] | None = None,
                   layers: Sequence[str | os.PathLike[str]] | None = None,
                   parameters: Mapping[str, Any] | None = None,
-                  region: str = "us-east-1", hints: Hints = PYTHON_HINTS) -> TemplateFunction:
+                  region: str = "us-east-1", hints: Hints = PYTHON_HINTS,
+                  resources: Stack | None = None) -> TemplateFunction:
     """Read ``function`` from a SAM template or a Serverless config (or a folder holding one).
 
     Args:
@@ -131,6 +133,9 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
         region: what ``AWS::Region`` and ``${aws:region}`` resolve to.
         hints: how errors say to set what the template cannot (the caller's own words for the
             overrides above); the default names these keyword arguments.
+        resources: the template's resources as created in moto (see
+            :func:`lambdasim._template_resources.create_resources`): ``!Ref``, ``!GetAtt`` and ``!Sub``
+            of them resolve to their names and ARNs. None: they cannot be resolved.
     """
     display, file = _find_file(os.fspath(path))
     doc = _read_yaml(display, file)
@@ -145,7 +150,8 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
         )
     ctx = _Context(display, os.path.dirname(file), doc, region, dict(parameters or {}),
                    dict(environment) if environment is not None else None,
-                   tuple(os.path.abspath(os.fspath(p)) for p in layers) if layers is not None else None, hints)
+                   tuple(os.path.abspath(os.fspath(p)) for p in layers) if layers is not None else None, hints,
+                   stack=resources)
     return _Sam(ctx).load(function) if sam else _Serverless(ctx).load(function)
 
 
