@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import secrets
+import string
 import tomllib
 import warnings
 import weakref
@@ -68,6 +70,11 @@ _MOTO_FALLBACK = frozenset({"AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS
 # Attributes moto's CloudFormation does not give (or fails on), and how they are found here instead.
 _REF_IS = {("AWS::SQS::Queue", "QueueUrl"), ("AWS::SNS::Topic", "TopicArn")}
 _OWN = {("AWS::SSM::Parameter", "Value"), ("AWS::SSM::Parameter", "Type")}
+# The property that names a resource: where the template gives none, lambdasim gives the name CloudFormation
+# would (<stack>-<LogicalId>-<12 random characters>), drawn from the simulator's seed, so that a run repeats.
+_NAME_PROPERTY = {"AWS::DynamoDB::Table": "TableName", "AWS::S3::Bucket": "BucketName", "AWS::SQS::Queue": "QueueName",
+                  "AWS::SNS::Topic": "TopicName", "AWS::Kinesis::Stream": "Name", "AWS::Logs::LogGroup": "LogGroupName",
+                  "AWS::SSM::Parameter": "Name"}
 # moto gives these no physical id: their Ref is this attribute.
 _REF_BY_ATTRIBUTE = {"AWS::Events::EventBus": "Name"}
 
@@ -264,7 +271,22 @@ def _sls_logical_id(key: str) -> str:
     return (key[:1].upper() + key[1:]).replace("-", "Dash").replace("_", "Underscore") + "LambdaFunction"
 
 
-def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, region: str) -> _Plan:
+def _generated_name(stack: str, logical_id: str, kind: str, props: dict[str, Any], seed: int | None) -> str:
+    """The physical name CloudFormation gives a resource the template does not name."""
+    rng = random.Random(f"{seed}:{stack}:{logical_id}") if seed is not None else random.SystemRandom()
+    suffix = "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(12))
+    if kind == "AWS::SSM::Parameter":
+        return f"CFN-{logical_id}-{suffix}"
+    name = f"{stack}-{logical_id}-{suffix}"
+    if kind == "AWS::S3::Bucket":
+        return name.lower()[:63]
+    if kind == "AWS::SQS::Queue" and str(props.get("FifoQueue")).lower() == "true":
+        return name[:75] + ".fifo"
+    return name[:80] if kind in ("AWS::SQS::Queue", "AWS::SNS::Topic") else name
+
+
+def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, region: str,
+          seed: int | None = None) -> _Plan:
     display, file = _find_file(os.fspath(path))
     doc = _read_yaml(display, file)
     folder = os.path.dirname(file)
@@ -351,9 +373,10 @@ def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, re
             continue
         if kind == _SIMPLE_TABLE:
             converted = {**converted, "Type": "AWS::DynamoDB::Table", "Properties": _simple_table(props)}
-        elif kind == "AWS::SSM::Parameter" and "Name" not in props:
-            # CloudFormation names a parameter CFN-<LogicalId>-<random>; moto's needs a Name.
-            converted["Properties"] = {**props, "Name": f"CFN-{logical_id}-{secrets.token_hex(6).upper()}"}
+        name_property = _NAME_PROPERTY.get(converted["Type"])
+        if name_property is not None and name_property not in converted.get("Properties", {}):
+            props = converted.setdefault("Properties", {})
+            props[name_property] = _generated_name(stack_name, logical_id, converted["Type"], props, seed)
         plan.moto[logical_id] = converted
     if sam:
         plan.template = {k: _json(doc[k]) for k in ("Mappings", "Conditions") if isinstance(doc.get(k), YamlMap)}
@@ -411,7 +434,7 @@ def create_resources(sim: Simulator, path: str | os.PathLike[str],
     stack = made.get(key)
     if stack is not None and (stack.stack_id is None or _exists(sim, stack)):
         return stack
-    plan = _plan(path, parameters, sim.region)
+    plan = _plan(path, parameters, sim.region, sim.seed)
     taken = {s.name for k, s in made.items() if k[0] != file}
     base, n = plan.stack_name, 1
     while plan.stack_name in taken:

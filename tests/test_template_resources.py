@@ -93,6 +93,16 @@ def test_a_second_function_of_the_template_reuses_its_resources(sim: Simulator) 
     assert again.invoke({}).payload["env"]["GENERATED_TABLE"] == first_env["GENERATED_TABLE"]
 
 
+def test_generated_names_follow_the_seed() -> None:
+    names = []
+    for _ in range(2):
+        with Simulator(sandbox="fakefs", seed=7) as sim:
+            fn, _ = deploy(sim, SAM, "OrdersFunction")
+            names.append(fn.config.environment["GENERATED_TABLE"])
+            assert names[-1] in sim.boto3_client("dynamodb").list_tables()["TableNames"]
+    assert names[0] == names[1] and names[0].startswith("sam-EventsTable-") and len(names[0]) == 28
+
+
 def test_parameters_reach_the_resources(sim: Simulator) -> None:
     fn, _ = deploy(sim, SAM, "ReportsFunction", parameters={"Stage": "prod"})
     assert fn.invoke({}).payload["env"]["TABLE_NAME"] == "orders-prod"
@@ -183,3 +193,89 @@ def test_the_plugin_gives_every_test_fresh_resources(pytester: pytest.Pytester) 
             assert lambda_sim.boto3_client("dynamodb").scan(TableName="orders-dev")["Count"] == 1
         """)
     pytester.runpytest("--lambda-sim", "-W", "ignore::UserWarning").assert_outcomes(passed=2)
+
+
+# -- seeding: one generic boto3 call, in a scenario step and in --setup FILE ------------------------------------
+
+
+def scenario(tmp_path: Path, steps: str, head: str = "") -> Path:
+    path = tmp_path / "s.yaml"
+    steps = textwrap.indent(textwrap.dedent(steps), "  ")
+    path.write_text(f"{head}steps:\n  - deploy: {{template: {SAM}, function: OrdersFunction}}\n{steps}")
+    return path
+
+
+def test_a_scenario_seeds_the_templates_table(tmp_path: Path) -> None:
+    from lambdasim._scenario.runner import run_file
+
+    path = scenario(tmp_path, """\
+          - aws: {service: dynamodb, call: put_item, args: {TableName: orders-dev, Item: {id: {S: seeded}}}}
+          - aws: {service: s3, call: PutObject, args: {Bucket: uploads-dev, Key: a.txt, Body: hello}}
+          - invoke: {event: {}, as: first}
+          - expect: {invocation: first, payload_contains: {items: [{id: seeded}]}}
+          - expect: {s3_object: {bucket: uploads-dev, key: a.txt, body_contains: hello}}
+          - aws: stop
+        """, head="simulator: {services: [aws]}\n")  # for s3_object and aws: stop (the deploy starts it anyway)
+    result = run_file(path)
+    assert result.passed
+    assert [s.summary for s in result.steps][1:3] == ["aws: dynamodb.put_item", "aws: s3.put_object"]
+
+
+@pytest.mark.parametrize(("step", "key", "reason"), [
+    ("{service: dynamo, call: put_item}", "steps[1].aws.service",
+     "'dynamo' is not a service boto3 knows (did you mean 'dynamodb'?); botocore's services are: accessanalyzer, "),
+    ("{service: dynamodb, call: put_items}", "steps[1].aws.call",
+     "'put_items' is not an operation of dynamodb (did you mean 'put_item'?); its operations are: batch_execute_"),
+    ("{service: dynamodb, call: put_item, args: {TableName: t}}", "steps[1].aws.args",
+     "not valid for dynamodb.put_item: Missing required parameter in input: \"Item\""),
+    ("{service: dynamodb, call: put_item, action: stop}", "steps[1].aws.action",
+     "unknown key 'action'; allowed keys: service, call, args"),
+])
+def test_a_scenario_call_is_checked_against_botocore(tmp_path: Path, step: str, key: str, reason: str) -> None:
+    from lambdasim._scenario.base import ScenarioError
+    from lambdasim._scenario.runner import load_scenario
+
+    path = scenario(tmp_path, f"  - aws: {step}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert (info.value.file, info.value.line, info.value.key) == (str(path), 3, key)
+    assert info.value.reason.startswith(reason), info.value.reason
+
+
+def test_a_failing_call_names_its_line(tmp_path: Path) -> None:
+    from lambdasim._scenario.base import ScenarioError
+    from lambdasim._scenario.runner import run_file
+
+    path = scenario(tmp_path, "- aws: {service: dynamodb, call: get_item, args: {TableName: no, Key: {id: {S: a}}}}\n")
+    with pytest.raises(ScenarioError) as info:
+        run_file(path)
+    assert (info.value.line, info.value.key) == (3, "steps[1].aws")
+    assert info.value.reason.startswith("dynamodb.get_item failed: An error occurred (ResourceNotFoundException)")
+
+
+def test_invoke_setup_seeds_the_templates_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lambdasim.cli import main
+
+    setup = tmp_path / "setup.yaml"
+    setup.write_text("- {service: dynamodb, call: put_item, args: {TableName: orders-dev, Item: {id: {S: x}}}}\n")
+    assert main(["invoke", "-t", str(SAM), "OrdersFunction", "--setup", str(setup), "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == [{"id": "x"}]
+    setup.write_text("- {service: dynamodb, call: put_item, args: {TableName: orders-dev}}\n")
+    assert main(["invoke", "-t", str(SAM), "OrdersFunction", "--setup", str(setup), "-q"]) == 2
+    assert f"{setup}:1: [0].args: not valid for dynamodb.put_item" in capsys.readouterr().err
+
+
+def test_detect_setup_runs_in_each_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lambdasim.cli import main
+
+    setup = tmp_path / "setup.json"
+    setup.write_text(json.dumps([{"service": "dynamodb", "call": "put_item",
+                                  "args": {"TableName": "shop-dev-carts", "Item": {"id": {"S": "x"}}}}]))
+    out = tmp_path / "report.json"
+    argv = ["detect", "--template", str(SLS), "--function", "cart", "--repeat", "2", "--setup", str(setup),
+            "--json", str(out)]
+    # The function reads the table: seeded in the warm run and in the fresh run alike, so the results agree.
+    assert main(argv) == 0, capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["verdict"] == "ok"
+    assert json.dumps(report).count('"items": [{"id": "x"}]') >= 4  # each invocation of both runs saw the item
