@@ -123,7 +123,8 @@ class _Stack:
         if kind is None:
             return f"there is no parameter or resource {logical_id!r} in the template"
         if attribute is None:
-            return f"{logical_id!r} ({kind}) was created but moto gave it no physical id"
+            return (f"moto's CloudFormation created no {logical_id!r} ({kind}): its Condition is false, or moto "
+                    "gave it no physical id")
         known = sorted(a for (r, a) in self.attributes if r == logical_id)
         return (f"lambdasim does not know the attribute {attribute!r} of {logical_id!r} ({kind}): moto's "
                 f"CloudFormation does not give it" + (f" (it gives {', '.join(known)})" if known else ""))
@@ -511,8 +512,11 @@ def _create(sim: Simulator, plan: _Plan, stack: _Stack) -> None:
         described = client.describe_stacks(StackName=created["StackId"])["Stacks"][0]
         listed = client.describe_stack_resources(StackName=created["StackId"])["StackResources"]
     except Exception as e:  # noqa: BLE001 - moto's errors, whatever they are, say what went wrong
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "invalid XML received" in reason or "500" in reason:  # moto's server failed inside the resource's model
+            reason = "moto failed on it (an internal error: is a property its type requires missing?)"
         raise _NotCreated(f"moto's CloudFormation could not create the stack {plan.stack_name!r} "
-                          f"({', '.join(plan.moto)}): {e}") from None
+                          f"({', '.join(plan.moto)}): {reason}") from None
     stack.stack_id = created["StackId"]
     for resource in listed:
         logical_id, physical = resource.get("LogicalResourceId"), resource.get("PhysicalResourceId")

@@ -279,3 +279,25 @@ def test_detect_setup_runs_in_each_run(tmp_path: Path, capsys: pytest.CaptureFix
     report = json.loads(out.read_text())
     assert report["verdict"] == "ok"
     assert json.dumps(report).count('"items": [{"id": "x"}]') >= 4  # each invocation of both runs saw the item
+
+
+def test_a_resource_moto_refuses_is_a_warning_and_its_ref_says_why(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src,
+                         Environment: {Variables: {TABLE: !Ref Broken}}}
+          Broken:
+            Type: AWS::DynamoDB::Table
+            Properties: {TableName: broken}
+        """))
+    with pytest.warns(TemplateResourceWarning, match="moto failed on it") as caught, pytest.raises(ConfigError) as info:
+        sim.deploy_from_template(path, "Fn")
+    stack = tmp_path.name.replace("_", "-")  # the folder's name, as a stack name
+    assert str(caught[0].message).startswith(f"{path}: the template's resources were not created: moto's "
+                                             f"CloudFormation could not create the stack '{stack}' (Broken)")
+    assert "!Ref Broken cannot be resolved locally: 'Broken' was not created: moto's CloudFormation" in str(info.value)
