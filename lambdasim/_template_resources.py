@@ -109,6 +109,8 @@ class _Stack:
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)
     stack_id: str | None = None
+    creates_resources: bool = False
+    """Whether the template has resources to create in moto (a preview's answer too)."""
 
     def ref(self, logical_id: str) -> str | None:
         return self.refs.get(logical_id)
@@ -414,6 +416,7 @@ def preview_resources(path: str | os.PathLike[str], parameters: Mapping[str, Any
         warnings.simplefilter("ignore", TemplateResourceWarning)  # said again when they are created
         plan = _plan(path, parameters, region)
     stack = plan.stack()
+    stack.creates_resources = bool(plan.moto or plan.secrets)
     for logical_id in [*plan.moto, *plan.secrets]:
         stack.refs[logical_id] = f"<{logical_id}: created at deploy>"
         for attribute in ("Arn", "StreamArn", "QueueUrl", "QueueName", "TopicArn", "TopicName", "Name", "Id",
@@ -442,7 +445,8 @@ def create_resources(sim: Simulator, path: str | os.PathLike[str],
         n += 1
         plan.stack_name = f"{base}-{n}"
     stack = plan.stack()
-    if plan.moto or plan.secrets:
+    stack.creates_resources = bool(plan.moto or plan.secrets)
+    if stack.creates_resources:
         try:
             _create(sim, plan, stack)
         except (ServiceError, _NotCreated) as e:

@@ -215,7 +215,7 @@ def test_a_scenario_seeds_the_templates_table(tmp_path: Path) -> None:
           - expect: {invocation: first, payload_contains: {items: [{id: seeded}]}}
           - expect: {s3_object: {bucket: uploads-dev, key: a.txt, body_contains: hello}}
           - aws: stop
-        """, head="simulator: {services: [aws]}\n")  # for s3_object and aws: stop (the deploy starts it anyway)
+        """)  # s3_object and aws: stop need aws: the template's deploy starts it for its resources
     result = run_file(path)
     assert result.passed
     assert [s.summary for s in result.steps][1:3] == ["aws: dynamodb.put_item", "aws: s3.put_object"]

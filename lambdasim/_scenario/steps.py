@@ -150,6 +150,8 @@ class Deploy(Step):
     parameters: Mapping[str, Any] | None = None
     overrides: frozenset[str] = frozenset()
     template_settings: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    creates_resources: bool = False
+    """The template has resources that its deploy creates in moto (which starts aws)."""
 
     @classmethod
     def from_yaml(cls, node: Node) -> Deploy:
@@ -178,10 +180,10 @@ class Deploy(Step):
 
         try:
             # The template's resources are created when the step runs: !Ref and !GetAtt of them are placeholders here.
+            resources = preview_resources(template, parameters)
             loaded = load_function(template, function, environment=settings.environment,
                                    layers=[str(p) for p in settings.layers] if settings.layers is not None else None,
-                                   parameters=parameters, hints=Hints(**_TEMPLATE_HINTS),
-                                   resources=preview_resources(template, parameters))
+                                   parameters=parameters, hints=Hints(**_TEMPLATE_HINTS), resources=resources)
         except ConfigError as e:
             where = f["function"] if isinstance(e, FunctionNotFound) else f["template"]
             raise where.error(str(e)) from None
@@ -190,7 +192,8 @@ class Deploy(Step):
                    name=given_name or loaded.name, settings=settings, template=template, function=function,
                    parameters=parameters,
                    overrides=frozenset(k for k in ("handler", "code_dir", "name") if k in f),
-                   template_settings={k: defaults[k] for k in _TEMPLATE_SETTINGS}, at=node)
+                   template_settings={k: defaults[k] for k in _TEMPLATE_SETTINGS},
+                   creates_resources=resources.creates_resources, at=node)
 
     def check(self, scope: Scope) -> None:
         if self.name in scope.functions:
@@ -207,6 +210,8 @@ class Deploy(Step):
             settings = {**self.template_settings, "layers": tuple(self.template_settings["layers"]), **given}
             config = FunctionConfig(name=self.name, handler=self.handler, code_dir=str(self.code_dir), **settings)
             _validate_config(self, config, self.setting("template"))
+            if self.creates_resources:  # the deploy starts aws for them: later steps may use it
+                scope.services = scope.services | {"aws"}
         scope.functions[self.name] = config
 
     def run(self, ctx: RunContext) -> str:
