@@ -301,3 +301,34 @@ def test_a_resource_moto_refuses_is_a_warning_and_its_ref_says_why(sim: Simulato
     assert str(caught[0].message).startswith(f"{path}: the template's resources were not created: moto's "
                                              f"CloudFormation could not create the stack '{stack}' (Broken)")
     assert "!Ref Broken cannot be resolved locally: 'Broken' was not created: moto's CloudFormation" in str(info.value)
+
+
+def test_chaos_setup_runs_in_every_run_and_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("hypothesis")
+    from lambdasim.cli import main
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text(textwrap.dedent("""\
+        import boto3
+
+        def handler(event, context):
+            items = boto3.client("dynamodb").scan(TableName="seeded")["Items"]
+            assert not items, f"found {items}"
+        """))
+    setup = tmp_path / "setup.yaml"
+    setup.write_text(textwrap.dedent("""\
+        - service: dynamodb
+          call: create_table
+          args: {TableName: seeded, BillingMode: PAY_PER_REQUEST, KeySchema: [{AttributeName: id, KeyType: HASH}],
+                 AttributeDefinitions: [{AttributeName: id, AttributeType: S}]}
+        - {service: dynamodb, call: put_item, args: {TableName: seeded, Item: {id: {S: x}}}}
+        """))
+    out = tmp_path / "found.yaml"
+    argv = ["chaos", "--handler", "app.handler", "--code-dir", str(tmp_path / "src"), "--services", "aws",
+            "--setup", str(setup), "--examples", "2", "--steps", "2", "--out", str(out),
+            "--hypothesis-dir", str(tmp_path / "hyp")]
+    assert main(argv) == 1, capsys.readouterr()
+    written = out.read_text()
+    assert "  - aws: {service: dynamodb, call: create_table, args: {TableName: seeded" in written
+    assert "  - aws: {service: dynamodb, call: put_item, args: {TableName: seeded, Item: {id: {S: x}}}}" in written
+    assert written.index("- deploy:") < written.index("- aws:") < written.index("- invoke:")
