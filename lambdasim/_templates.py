@@ -10,8 +10,10 @@ a pseudo parameter (``AWS::Region`` ...), ``!Sub``, ``!Join``, ``!Select``,
 Serverless configs ``${self:...}``, ``${env:...}``, ``${opt:...}``, ``${sls:stage}``
 and ``${aws:region|accountId}``, with fallbacks; a capacity provider of the template by
 ``!Ref`` or ``!GetAtt X.Arn`` (see :mod:`lambdasim._template_models` for the execution
-models' properties). Anything else (``!GetAtt``,
-``!ImportValue``, ``${ssm:...}`` ...) is a SourceError naming the file, the line, the
+models' properties). Given ``resources`` (what :mod:`lambdasim._template_resources`
+created in moto: ``Simulator.deploy_from_template`` does), ``!Ref``, ``!GetAtt`` and
+``${X.Attribute}`` of the template's resources and functions resolve too. Anything else
+(``!ImportValue``, ``${ssm:...}`` ...) is a SourceError naming the file, the line, the
 key and what to do instead.
 
 Folders are mounted as they are: point at ``.aws-sam/build/template.yaml`` after
