@@ -9,7 +9,7 @@ import datetime
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, Protocol
 
 from lambdasim._source import Mark, SourceError, YamlMap, YamlSeq
 
@@ -28,6 +28,20 @@ class Hints:
     """How to give local layer folders instead of the template's, e.g. ``pass --layer FOLDER``."""
     function: str
     """How to name the function to read, when none was named and the template defines several."""
+
+
+class Stack(Protocol):
+    """The template's resources as created (by :mod:`lambdasim._template_resources`): what ``!Ref`` and
+    ``!GetAtt`` of a resource give. None: not known, and ``why(...)`` says why."""
+
+    name: str
+    """The stack's name: what ``AWS::StackName`` gives."""
+
+    def ref(self, logical_id: str) -> str | None: ...
+
+    def attribute(self, logical_id: str, attribute: str) -> str | None: ...
+
+    def why(self, logical_id: str, attribute: str | None) -> str: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +177,8 @@ class _Context:
     layers: tuple[str, ...] | None
     hints: Hints
     hint: str = "write the value itself in the template, or !Ref a parameter that has a Default"
+    stack: Stack | None = None
+    """The template's resources, created: !Ref and !GetAtt of them resolve (else they cannot)."""
 
     def fail(self, loc: _Loc, message: str) -> NoReturn:
         raise SourceError(self.display, loc.line, loc.key, message)
@@ -198,6 +214,8 @@ class _Resolver:
         self.ctx = ctx
         self.text = text
         self.pseudo = _pseudo(ctx.region)
+        if ctx.stack is not None:
+            self.pseudo["AWS::StackName"] = ctx.stack.name
         self.parameters = _mapping(doc, "Parameters")
         self.mappings = _mapping(doc, "Mappings")
         self.conditions = _mapping(doc, "Conditions")
@@ -214,7 +232,7 @@ class _Resolver:
             return value
         name, arg = call
         method = self._functions.get(name)
-        if method is None:
+        if method is None or (name == "Fn::GetAtt" and self.ctx.stack is None):
             this = "it" if _show(value) == shown else _show(value)  # which part, when it is inside another
             reasons = {
                 "Fn::GetAtt": f"{this} is an attribute of a resource, known only once deployed",
@@ -256,6 +274,12 @@ class _Resolver:
             if isinstance(kind, str) and (kind == "CommaDelimitedList" or kind.startswith("List<")):
                 return [part.strip() for part in str(value).split(",")]
             return value
+        stack = self.ctx.stack
+        if stack is not None and (name in self.resources or stack.ref(name) is not None):
+            value = stack.ref(name)
+            if value is None:
+                self.ctx.unresolvable(loc, shown, stack.why(name, None))
+            return value
         if name in self.resources:
             kind = self.resources[name].get("Type") if isinstance(self.resources[name], YamlMap) else None
             self.ctx.unresolvable(loc, shown, f"{name!r} is a resource ({kind}), whose name or ARN exists only "
@@ -280,6 +304,8 @@ class _Resolver:
             inner = inner.strip()
             if inner in variables:
                 return self.scalar(variables[inner], loc, shown)
+            if "." in inner and inner not in self.pseudo and self.ctx.stack is not None:
+                return self.attribute(inner.split(".", 1), loc, shown)
             if "." in inner and inner not in self.pseudo:
                 self.ctx.unresolvable(loc, shown, f"${{{inner}}} is an attribute of a resource (like !GetAtt), "
                                                   "known only once deployed")
@@ -289,6 +315,18 @@ class _Resolver:
             return self.scalar(value, loc, shown)
 
         return re.sub(r"\$\{([^}]*)\}", substitute, template)
+
+    def attribute(self, arg: Any, loc: _Loc, shown: str) -> str:
+        """``!GetAtt Resource.Attribute`` of a created resource (only with a stack)."""
+        assert self.ctx.stack is not None
+        parts = self.args(arg, 2, loc, shown, "!GetAtt Resource.Attribute")
+        name, attribute = parts[0], self.resolve(parts[1], loc, shown)
+        if not isinstance(name, str) or not isinstance(attribute, str):
+            self.ctx.fail(loc, f"{shown}: expected !GetAtt Resource.Attribute.")
+        value = self.ctx.stack.attribute(name, attribute)
+        if value is None:
+            self.ctx.unresolvable(loc, shown, self.ctx.stack.why(name, attribute))
+        return value
 
     def _join(self, arg: Any, loc: _Loc, shown: str) -> str:
         delimiter, items = self.args(arg, 2, loc, shown, "!Join [delimiter, [values]]")
@@ -367,5 +405,5 @@ class _Resolver:
 
     _functions: ClassVar[dict[str, Callable[[_Resolver, Any, _Loc, str], Any]]] = {
         "Ref": ref, "Fn::Sub": _sub, "Fn::Join": _join, "Fn::Select": _select, "Fn::Split": _split,
-        "Fn::FindInMap": _find_in_map, "Fn::Base64": _base64, "Fn::If": _if,
+        "Fn::FindInMap": _find_in_map, "Fn::Base64": _base64, "Fn::If": _if, "Fn::GetAtt": attribute,
     }

@@ -56,6 +56,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Flaky, HypothesisException
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
+from lambdasim._aws_calls import load_setup
 from lambdasim._errors import ConfigError, LambdaSimError
 from lambdasim._model import MANAGED_RUNTIMES, PYTHON_VERSION, SNAPSTART_RUNTIMES, FunctionConfig
 from lambdasim._scenario import (
@@ -223,6 +224,8 @@ class ChaosConfig:
     """The execution models (:data:`MODELS`) an example's deploy picks from; none: ``deploy`` as it is."""
     tenants: list[str] = field(default_factory=lambda: list(DEFAULT_TENANTS))
     """The tenant ids invocations of a tenant-isolated deploy are drawn from."""
+    setup: list[Body] = field(default_factory=list)
+    """``aws:`` steps (boto3 calls, from ``--setup``) made after the deploy in every run, and written after it."""
 
     def deploys(self) -> list[Body]:
         """The deploy step of each model an example may pick (``deploy`` alone without ``models``)."""
@@ -402,7 +405,9 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
                        sandbox=args.sandbox, network=getattr(args, "network", None) or "isolated",
                        verify=not args.no_verify,
                        hypothesis_dir=os.path.abspath(args.hypothesis_dir) if getattr(args, "hypothesis_dir", None)
-                       else default_hypothesis_dir(), models=models, tenants=tenants)
+                       else default_hypothesis_dir(), models=models, tenants=tenants,
+                       setup=[{"service": c.service, "call": c.method, "args": c.args}
+                              for c in (load_setup(args.setup) if getattr(args, "setup", None) else [])])
 
 
 # -- the state machine ---------------------------------------------------------------------------
@@ -469,6 +474,9 @@ class Run:
         try:
             self.ctx = RunContext(Scenario(name="chaos", file=cfg.out, steps=(), base_dir=cfg.base_dir), self.sim)
             self.do("deploy", deploy or cfg.deploy)
+            for i, body in enumerate(cfg.setup):  # not a step of the sequence: every run makes these calls
+                STEPS["aws"].from_yaml(Node(body, cfg.out, 1, f"setup[{i}].aws", cfg.base_dir, ScenarioError)).run(
+                    self.ctx)
         except BaseException:
             self.sim.close()
             raise
@@ -758,6 +766,7 @@ def scenario_yaml(cfg: ChaosConfig, violation: InvariantViolation) -> str:
     if simulator:
         lines.append(f"simulator: {flow(simulator)}\n")
     lines.append("steps:\n")
+    steps = [*steps[:1], *(("aws", body) for body in cfg.setup), *steps[1:]]
     lines += [f"  - {kind}: {flow(body)}\n" for kind, body in steps]
     return "".join(lines)
 

@@ -563,6 +563,8 @@ class Simulator:
         ``environment`` adds to the template's variables (and stands in for those it cannot
         resolve, like ``!GetAtt``), ``layers`` replaces the template's layers (e.g. layer ARNs),
         and ``parameters`` gives SAM parameter values or Serverless ``${opt:...}`` options.
+        The template's other resources (tables, buckets, queues ...) are created in ``services["aws"]``
+        (once per template), and ``!Ref``/``!GetAtt`` of them give their names and ARNs.
         Errors name the file, the line and the key.
         """
         from lambdasim._templates import load_function
@@ -575,9 +577,12 @@ class Simulator:
         if unknown:
             raise ConfigError(f"deploy_from_template(): no setting {', '.join(unknown)}; the settings are those of "
                               "Simulator.deploy(), and parameters=.")
+        from lambdasim._template_resources import create_resources
+
+        resources = create_resources(self, path, overrides.get("parameters"))  # the template's tables, buckets...
         template = load_function(path, function, environment=overrides.pop("environment", None),
                                  layers=overrides.pop("layers", None), parameters=overrides.pop("parameters", None),
-                                 region=self.region)
+                                 region=self.region, resources=resources)
         fn = self.deploy(**{**template.deploy_kwargs(), **overrides})
         fn._template_events = template.events
         return fn

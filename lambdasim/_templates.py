@@ -10,8 +10,10 @@ a pseudo parameter (``AWS::Region`` ...), ``!Sub``, ``!Join``, ``!Select``,
 Serverless configs ``${self:...}``, ``${env:...}``, ``${opt:...}``, ``${sls:stage}``
 and ``${aws:region|accountId}``, with fallbacks; a capacity provider of the template by
 ``!Ref`` or ``!GetAtt X.Arn`` (see :mod:`lambdasim._template_models` for the execution
-models' properties). Anything else (``!GetAtt``,
-``!ImportValue``, ``${ssm:...}`` ...) is a SourceError naming the file, the line, the
+models' properties). Given ``resources`` (what :mod:`lambdasim._template_resources`
+created in moto: ``Simulator.deploy_from_template`` does), ``!Ref``, ``!GetAtt`` and
+``${X.Attribute}`` of the template's resources and functions resolve too. Anything else
+(``!ImportValue``, ``${ssm:...}`` ...) is a SourceError naming the file, the line, the
 key and what to do instead.
 
 Folders are mounted as they are: point at ``.aws-sam/build/template.yaml`` after
@@ -30,6 +32,7 @@ from typing import Any, NoReturn
 from lambdasim._cfn import (
     _NO_VALUE,
     Hints,
+    Stack,
     _Context,
     _intrinsic,
     _kind,
@@ -138,7 +141,8 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
                   environment: Mapping[str, str] | None = None,
                   layers: Sequence[str | os.PathLike[str]] | None = None,
                   parameters: Mapping[str, Any] | None = None,
-                  region: str = "us-east-1", hints: Hints = PYTHON_HINTS) -> TemplateFunction:
+                  region: str = "us-east-1", hints: Hints = PYTHON_HINTS,
+                  resources: Stack | None = None) -> TemplateFunction:
     """Read ``function`` from a SAM template or a Serverless config (or a folder holding one).
 
     Args:
@@ -153,6 +157,9 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
         region: what ``AWS::Region`` and ``${aws:region}`` resolve to.
         hints: how errors say to set what the template cannot (the caller's own words for the
             overrides above); the default names these keyword arguments.
+        resources: the template's resources as created in moto (see
+            :func:`lambdasim._template_resources.create_resources`): ``!Ref``, ``!GetAtt`` and ``!Sub``
+            of them resolve to their names and ARNs. None: they cannot be resolved.
     """
     display, file = _find_file(os.fspath(path))
     doc = _read_yaml(display, file)
@@ -167,7 +174,8 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
         )
     ctx = _Context(display, os.path.dirname(file), doc, region, dict(parameters or {}),
                    dict(environment) if environment is not None else None,
-                   tuple(os.path.abspath(os.fspath(p)) for p in layers) if layers is not None else None, hints)
+                   tuple(os.path.abspath(os.fspath(p)) for p in layers) if layers is not None else None, hints,
+                   stack=resources)
     return _Sam(ctx).load(function) if sam else _Serverless(ctx).load(function)
 
 

@@ -132,13 +132,19 @@ def test_invoke_a_function_from_a_sam_template(capsys: pytest.CaptureFixture[str
 
 
 def test_template_errors_name_the_flag_to_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # OrdersFunction's TABLE_ARN is !GetAtt OrdersTable.Arn, known only once deployed: --env sets it.
-    assert main(["invoke", "--template", str(SAM), "--function", "OrdersFunction"]) == 2
-    err = capsys.readouterr().err
-    assert "Variables.TABLE_ARN: !GetAtt OrdersTable.Arn cannot be resolved locally" in err
-    assert err.rstrip().endswith("set the value with --env TABLE_ARN=VALUE."), err
-    assert "environment=" not in err and "load_function" not in err
+    # POOL_ARN is !GetAtt of a resource lambdasim does not create (a table it would: test_template_resources.py):
+    # --env sets it.
     (tmp_path / "src").mkdir()
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
+        "    Properties:\n      Handler: app.handler\n      Runtime: python3.12\n      CodeUri: ../src\n"
+        "      Environment: {Variables: {POOL_ARN: !GetAtt Pool.Arn}}\n  Pool: {Type: AWS::Cognito::UserPool}\n")
+    assert main(["invoke", "--template", str(tmp_path / "pool"), "--function", "Fn"]) == 2
+    err = capsys.readouterr().err
+    assert "Variables.POOL_ARN: !GetAtt Pool.Arn cannot be resolved locally" in err
+    assert err.rstrip().endswith("set the value with --env POOL_ARN=VALUE."), err
+    assert "environment=" not in err and "load_function" not in err
     (tmp_path / "template.yaml").write_text(
         'AWSTemplateFormatVersion: "2010-09-09"\nTransform: AWS::Serverless-2016-10-31\n'
         "Parameters:\n  Stage: {Type: String}\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n"

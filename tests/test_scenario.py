@@ -972,8 +972,10 @@ def test_template_errors_name_the_deploy_steps_keys(tmp_path: Path) -> None:
     assert "parameter 'Stage' has no Default (give it one, or set parameters: {Stage: ...} in the deploy step)" \
         in no_default
     assert no_default.endswith("set the value with environment: {STAGE: ...} in the deploy step."), no_default
-    getatt = text + "          TABLE: !GetAtt Table.Arn\n  Table: {Type: AWS::DynamoDB::Table}\n"
-    assert reason(getatt).endswith("it is an attribute of a resource, known only once deployed; set the value with "
+    # A resource lambdasim creates resolves (tests/test_template_resources.py); one it does not, cannot.
+    getatt = text + "          TABLE: !GetAtt Table.Arn\n  Table: {Type: AWS::Cognito::UserPool}\n"
+    assert reason(getatt).endswith("'Table' is AWS::Cognito::UserPool, which lambdasim does not create (moto's "
+                                   "CloudFormation does not cover the type); set the value with "
                                    "environment: {TABLE: ...} in the deploy step.")
     arn = text + "      Layers: [arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7]\n"
     assert reason(arn).endswith("set layers: [folder, ...] in the deploy step to replace the template's layers.")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lambdasim._aws_calls import SETUP_HELP
 from lambdasim._commands import (
     add_env_argument,
     add_model_arguments,
@@ -68,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--services", metavar="LIST", help=services_help("backing services to run, and to fault"))
     add_sandbox_argument(parser)
     add_network_argument(parser)
+    parser.add_argument("--setup", metavar="FILE", help=SETUP_HELP + " (in every run, after the deploy; written "
+                                                                    "into the scenario as aws: steps)")
     parser.add_argument("--no-verify", action="store_true", help="do not re-run the written scenario")
     parser.add_argument("--hypothesis-dir", metavar="DIR",
                         help="where Hypothesis keeps its files (default: $HYPOTHESIS_STORAGE_DIRECTORY, else "

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from lambdasim._aws_calls import SETUP_HELP, load_setup, setup_function
 from lambdasim._commands import (
     add_env_argument,
     add_model_arguments,
@@ -70,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_env_argument(parser)
     add_sandbox_argument(parser)
     add_network_argument(parser)
+    parser.add_argument("--setup", metavar="FILE", help=SETUP_HELP + " (in each run)")
     parser.add_argument("--seed", type=int, default=0, help="seed for ids (default: 0)")
     parser.add_argument("--json", metavar="PATH", help="also write the report, with both traces, as JSON")
 
@@ -144,7 +146,11 @@ def run(args: argparse.Namespace) -> int:
             raise LambdaSimError("detect needs a handler (module.function), or --template and --function.")
         code_dir = code_dir or "."
     events = load_events(args)
+    setup_file = getattr(args, "setup", None)
+    # Each run's template resources are created first, so that the calls can fill them.
+    setup = setup_function(load_setup(setup_file), template) if setup_file else None
     report = detect(handler, code_dir, events, template=template, function=getattr(args, "function", None),
+                    setup=setup,
                     services=services_text(getattr(args, "services", None)) or None,
                     sandbox=getattr(args, "sandbox", None) or "auto", seed=getattr(args, "seed", None) or 0,
                     network=getattr(args, "network", None) or "isolated",

@@ -8,6 +8,7 @@ import shlex
 import sys
 from typing import Any
 
+from lambdasim._aws_calls import SETUP_HELP, load_setup
 from lambdasim._commands import (
     add_env_argument,
     add_model_arguments,
@@ -23,6 +24,7 @@ from lambdasim._lambda_errors import INVALID_PARAMETER_VALUE
 from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, known_runtime
 from lambdasim._simulator import Simulator
 from lambdasim._source import env_argument, parameters_argument, read_json_argument, services_text
+from lambdasim._template_resources import preview_resources
 from lambdasim._templates import Hints, load_function
 from lambdasim.examples import HELLO_DIR
 
@@ -98,6 +100,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sandbox_argument(parser)
     add_network_argument(parser)
     add_package_argument(parser)
+    parser.add_argument("--setup", metavar="FILE", help=SETUP_HELP)
     parser.add_argument("--quiet", "-q", action="store_true", help="do not print the logs")
 
 
@@ -122,12 +125,15 @@ def run(args: argparse.Namespace) -> int:
                   "environment": environment, "layers": args.layer}
     else:
         deploy = _template_overrides(args, environment, settings)
+    calls = load_setup(args.setup) if args.setup else []  # checked before anything starts
     with Simulator(sandbox=args.sandbox, services=services or None, network=args.network or "isolated",
                    package="strict" if args.strict_package else "host") as sim:
         if args.template is None:
             fn = sim.deploy(**deploy)
         else:
             fn = sim.deploy_from_template(args.template, deploy.pop("function"), **deploy)
+        for call in calls:  # after the deploy: the template's tables and buckets exist
+            call.run(sim)
         inv = fn.invoke(event, tenant_id=args.tenant_id)
     if not args.quiet:
         sys.stderr.write(inv.logs)
@@ -181,8 +187,11 @@ def _template_overrides(args: argparse.Namespace, environment: dict[str, str],
         overrides["layers"] = args.layer
     if args.parameter_overrides:
         overrides["parameters"] = parameters_argument(args.parameter_overrides)
+    # The template's resources are created at deploy: here !Ref and !GetAtt of them give placeholders.
+    resources = preview_resources(args.template, overrides.get("parameters"))
     template = load_function(args.template, function, environment=overrides.get("environment"),
-                             layers=overrides.get("layers"), parameters=overrides.get("parameters"), hints=CLI_HINTS)
+                             layers=overrides.get("layers"), parameters=overrides.get("parameters"), hints=CLI_HINTS,
+                             resources=resources)
     for key, value in (("handler", handler), ("code_dir", args.code_dir), ("name", args.name)):
         if value is not None:
             overrides[key] = value

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from lambdasim._aws_calls import AwsCall, parse_call
 from lambdasim._errors import ConfigError, ServiceError, SettingError
 from lambdasim._model import FunctionConfig
 from lambdasim._scenario.base import RunContext, Scope, Step, step
@@ -149,6 +150,8 @@ class Deploy(Step):
     parameters: Mapping[str, Any] | None = None
     overrides: frozenset[str] = frozenset()
     template_settings: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    creates_resources: bool = False
+    """The template has resources that its deploy creates in moto (which starts aws)."""
 
     @classmethod
     def from_yaml(cls, node: Node) -> Deploy:
@@ -172,12 +175,15 @@ class Deploy(Step):
         given_handler = f.optional("handler", _handler)
         given_code_dir = f.optional("code_dir", lambda n: _code_dir(n, node.base))
         given_name = f.optional("name", _deploy_name)
+        from lambdasim._template_resources import preview_resources
         from lambdasim._templates import FunctionNotFound, Hints, load_function
 
         try:
+            # The template's resources are created when the step runs: !Ref and !GetAtt of them are placeholders here.
+            resources = preview_resources(template, parameters)
             loaded = load_function(template, function, environment=settings.environment,
                                    layers=[str(p) for p in settings.layers] if settings.layers is not None else None,
-                                   parameters=parameters, hints=Hints(**_TEMPLATE_HINTS))
+                                   parameters=parameters, hints=Hints(**_TEMPLATE_HINTS), resources=resources)
         except ConfigError as e:
             where = f["function"] if isinstance(e, FunctionNotFound) else f["template"]
             raise where.error(str(e)) from None
@@ -186,7 +192,8 @@ class Deploy(Step):
                    name=given_name or loaded.name, settings=settings, template=template, function=function,
                    parameters=parameters,
                    overrides=frozenset(k for k in ("handler", "code_dir", "name") if k in f),
-                   template_settings={k: defaults[k] for k in _TEMPLATE_SETTINGS}, at=node)
+                   template_settings={k: defaults[k] for k in _TEMPLATE_SETTINGS},
+                   creates_resources=resources.creates_resources, at=node)
 
     def check(self, scope: Scope) -> None:
         if self.name in scope.functions:
@@ -203,6 +210,8 @@ class Deploy(Step):
             settings = {**self.template_settings, "layers": tuple(self.template_settings["layers"]), **given}
             config = FunctionConfig(name=self.name, handler=self.handler, code_dir=str(self.code_dir), **settings)
             _validate_config(self, config, self.setting("template"))
+            if self.creates_resources:  # the deploy starts aws for them: later steps may use it
+                scope.services = scope.services | {"aws"}
         scope.functions[self.name] = config
 
     def run(self, ctx: RunContext) -> str:
@@ -680,7 +689,7 @@ class ServiceFault(Step):
     seconds: float | None = None
 
     @classmethod
-    def from_yaml(cls, node: Node) -> ServiceFault:
+    def from_yaml(cls, node: Node) -> Step:
         f = node.fields(("name", "action", "seconds"), required=("name", "action"))
         name = _one_of(f["name"], SERVICE_NAMES, "a service")
         return cls._build(node, name, f)
@@ -725,7 +734,9 @@ def _service_shorthand(service: str) -> None:
     @dataclass(frozen=True)
     class Shorthand(ServiceFault):
         @classmethod
-        def from_yaml(cls, node: Node) -> ServiceFault:
+        def from_yaml(cls, node: Node) -> Step:
+            if service == "aws" and isinstance(node.value, dict) and "call" in node.value:
+                return AwsCallStep.from_yaml(node)
             if isinstance(node.value, str):
                 if node.value == "latency":
                     raise node.error(f"latency needs the delay: write {service}: {{action: latency, seconds: 0.2}}")
@@ -733,6 +744,25 @@ def _service_shorthand(service: str) -> None:
             return cls._build(node, service, node.fields(("action", "seconds"), required=("action",)))
 
     Shorthand.__name__ = Shorthand.__qualname__ = f"{service.capitalize()}Fault"
+
+
+@dataclass(frozen=True)
+class AwsCallStep(Step):
+    """``aws: {service: dynamodb, call: put_item, args: {...}}``: any boto3 call on the simulator's moto
+    (seeding a table, a bucket ...), checked against botocore when the file is read. The ``aws:`` step
+    with ``call``; without it, ``aws:`` is the service fault shorthand."""
+
+    kind: ClassVar[str] = "aws"
+    call: AwsCall | None = None
+
+    @classmethod
+    def from_yaml(cls, node: Node) -> AwsCallStep:
+        return cls(call=parse_call(node), at=node)
+
+    def run(self, ctx: RunContext) -> str:
+        assert self.call is not None
+        self.call.run(ctx.sim)  # started on first use, as a template's deploy starts it
+        return f"aws: {self.call}"
 
 
 for _service in SERVICE_NAMES:

@@ -1,0 +1,334 @@
+"""A template's non-function resources, created in the simulator's moto at deploy (lambdasim._template_resources),
+and ``!Ref``/``!GetAtt``/``!Sub``/``!Join`` of them resolved to what moto gave."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import textwrap
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lambdasim import ConfigError, Simulator
+from lambdasim._template_resources import TemplateResourceWarning, covered_types, preview_resources
+from lambdasim._templates import load_function
+
+RESOURCES = Path(__file__).parent / "templates" / "resources"
+SAM = RESOURCES / "sam" / "template.yaml"
+SLS = RESOURCES / "serverless" / "serverless.yml"
+
+
+def line_of(path: Path, needle: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if needle in line)
+
+
+def deploy(sim: Simulator, path: Path, function: str, **overrides: Any) -> Any:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fn = sim.deploy_from_template(path, function, **overrides)
+    return fn, [str(w.message) for w in caught if issubclass(w.category, TemplateResourceWarning)]
+
+
+def test_the_required_types_are_covered() -> None:
+    assert {"AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable", "AWS::S3::Bucket", "AWS::SQS::Queue",
+            "AWS::SNS::Topic", "AWS::SSM::Parameter", "AWS::SecretsManager::Secret",
+            "AWS::Events::EventBus"} <= covered_types()
+
+
+def test_sam_resources_exist_and_refs_resolve_to_their_names_and_arns(sim: Simulator) -> None:
+    fn, warned = deploy(sim, SAM, "OrdersFunction")
+    inv = fn.invoke({"put": {"id": "1"}})
+    assert inv.error is None, inv.logs
+    env = inv.payload["env"]
+    # Physical names given by TableName / BucketName / Name are kept; the others are moto's, as CloudFormation's.
+    assert env["TABLE_NAME"] == "orders-dev"
+    assert env["TABLE_ARN"] == "arn:aws:dynamodb:us-east-1:123456789012:table/orders-dev"
+    assert env["GENERATED_TABLE"].startswith("sam-EventsTable-")
+    assert env["SIMPLE_TABLE"].startswith("sam-Customers-")
+    assert env["BUCKET"] == "uploads-dev" and env["BUCKET_ARN"] == "arn:aws:s3:::uploads-dev"
+    queue_name = env["QUEUE_ARN"].rsplit(":", 1)[1]
+    assert queue_name.startswith("sam-Jobs-")
+    assert env["QUEUE_URL"] == f"https://sqs.us-east-1.amazonaws.com/123456789012/{queue_name}"
+    assert env["TOPIC_ARN"] == f"arn:aws:sns:us-east-1:123456789012:{env['TOPIC_NAME']}"
+    assert env["PARAMETER"] == "/app/setting" and env["PARAMETER_VALUE"] == "on-dev"
+    assert env["SECRET"].startswith("arn:aws:secretsmanager:us-east-1:123456789012:secret:api-key-")
+    assert env["BUS"] == "bus-dev" and env["BUS_ARN"] == "arn:aws:events:us-east-1:123456789012:event-bus/bus-dev"
+    assert env["JOINED"] == "orders-dev|uploads-dev"
+    assert env["SUBBED"] == f"orders-dev/{queue_name}/sam"  # AWS::StackName: the stack's name
+    # Another function: its literal FunctionName; a role: its ARN (IAM is not created, nor enforced).
+    assert env["OTHER_FUNCTION"] == "reports-dev"
+    assert env["OTHER_ARN"] == "arn:aws:lambda:us-east-1:123456789012:function:reports-dev"
+    assert env["ROLE_ARN"] == "arn:aws:iam::123456789012:role/sam-WorkerRole"
+    # The function's boto3 wrote to the table, which the test side's client sees.
+    assert inv.payload["items"] == [{"id": "1"}]
+    dynamodb = sim.boto3_client("dynamodb")
+    assert dynamodb.scan(TableName="orders-dev")["Items"] == [{"id": {"S": "1"}}]
+    simple = dynamodb.describe_table(TableName=env["SIMPLE_TABLE"])["Table"]
+    assert simple["KeySchema"] == [{"AttributeName": "customer", "KeyType": "HASH"}]
+    assert simple["AttributeDefinitions"] == [{"AttributeName": "customer", "AttributeType": "N"}]
+    assert simple["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert sim.boto3_client("s3").head_bucket(Bucket="uploads-dev")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert sim.boto3_client("sqs").get_queue_url(QueueName=queue_name)["QueueUrl"].endswith(queue_name)
+    assert [t["TopicArn"] for t in sim.boto3_client("sns").list_topics()["Topics"]] == [env["TOPIC_ARN"]]
+    secret = sim.boto3_client("secretsmanager").get_secret_value(SecretId="api-key")
+    assert json.loads(secret["SecretString"]) == {"key": "s3cr3t"}
+    assert sim.boto3_client("events").describe_event_bus(Name="bus-dev")["Arn"] == env["BUS_ARN"]
+    # What is not covered is named with its file:line, not skipped silently.
+    assert warned == [f"{SAM}:{line_of(SAM, '  Pool:')}: Resources.Pool: AWS::Cognito::UserPool is not created: "
+                      "moto's CloudFormation does not cover the type; a !Ref or !GetAtt of it cannot be resolved"]
+
+
+def test_a_second_function_of_the_template_reuses_its_resources(sim: Simulator) -> None:
+    first, _ = deploy(sim, SAM, "OrdersFunction")
+    first_env = first.invoke({}).payload["env"]
+    second, warned = deploy(sim, SAM, "ReportsFunction")
+    assert warned == []  # created once, warned once
+    assert second.invoke({}).payload["items"] == []
+    stacks = sim.boto3_client("cloudformation").list_stacks()["StackSummaries"]
+    assert [s["StackName"] for s in stacks] == ["sam"]
+    again, _ = deploy(sim, SAM, "OrdersFunction", name="OrdersAgain")
+    assert again.invoke({}).payload["env"]["GENERATED_TABLE"] == first_env["GENERATED_TABLE"]
+
+
+def test_generated_names_follow_the_seed() -> None:
+    names = []
+    for _ in range(2):
+        with Simulator(sandbox="fakefs", seed=7) as sim:
+            fn, _ = deploy(sim, SAM, "OrdersFunction")
+            names.append(fn.config.environment["GENERATED_TABLE"])
+            assert names[-1] in sim.boto3_client("dynamodb").list_tables()["TableNames"]
+    assert names[0] == names[1] and names[0].startswith("sam-EventsTable-") and len(names[0]) == 28
+
+
+def test_parameters_reach_the_resources(sim: Simulator) -> None:
+    fn, _ = deploy(sim, SAM, "ReportsFunction", parameters={"Stage": "prod"})
+    assert fn.invoke({}).payload["env"]["TABLE_NAME"] == "orders-prod"
+    assert "orders-prod" in sim.boto3_client("dynamodb").list_tables()["TableNames"]
+
+
+def test_resources_are_created_again_once_moto_was_emptied(sim: Simulator) -> None:
+    deploy(sim, SAM, "OrdersFunction")
+    sim.services["aws"].flush()
+    assert sim.boto3_client("dynamodb").list_tables()["TableNames"] == []
+    fn, _ = deploy(sim, SAM, "ReportsFunction")
+    assert fn.invoke({"put": {"id": "2"}}).payload["items"] == [{"id": "2"}]
+
+
+def test_serverless_resources_and_function_names(sim: Simulator) -> None:
+    fn, warned = deploy(sim, SLS, "cart")
+    env = fn.invoke({}).payload["env"]
+    assert warned == []
+    assert env["TABLE_NAME"] == "shop-dev-carts"
+    assert env["QUEUE_ARN"] == "arn:aws:sqs:us-east-1:123456789012:shop-dev-orders"
+    assert env["CHECKOUT"] == "shop-dev-checkout"  # a Serverless function is named service-stage-function
+    staged, _ = deploy(sim, SLS, "checkout", parameters={"stage": "prod"})
+    assert staged.invoke({}).payload["env"]["TABLE_NAME"] == "shop-prod-carts"
+    assert sorted(s["StackName"] for s in sim.boto3_client("cloudformation").list_stacks()["StackSummaries"]) == [
+        "shop-dev", "shop-prod"]
+
+
+def test_a_template_of_functions_only_starts_no_aws(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("import os\ndef handler(e, c):\n    return os.environ['PEER']\n")
+    (tmp_path / "template.yaml").write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src,
+                         Environment: {Variables: {PEER: !Ref Peer}}}
+          Peer:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src}
+        """))
+    fn = sim.deploy_from_template(tmp_path / "template.yaml", "Fn")
+    assert fn.invoke({}).payload == "Peer"  # lambdasim deploys a function under its logical ID
+    assert "aws" not in sim.services
+
+
+def test_a_ref_to_a_resource_not_created_says_why(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src,
+                         Environment: {Variables: {POOL: !GetAtt Pool.Arn}}}
+          Pool:
+            Type: AWS::Cognito::UserPool
+        """))
+    with pytest.raises(ConfigError) as info:
+        deploy(sim, path, "Fn")
+    assert str(info.value) == (
+        f"{path}:6: Resources.Fn.Properties.Environment.Variables.POOL: !GetAtt Pool.Arn cannot be resolved "
+        "locally: 'Pool' is AWS::Cognito::UserPool, which lambdasim does not create (moto's CloudFormation does "
+        "not cover the type); set the value with environment={'POOL': '...'} (an override for load_function() or "
+        "Simulator.deploy_from_template()).")
+
+
+def test_without_a_simulator_a_resource_still_cannot_be_resolved() -> None:
+    with pytest.raises(ConfigError, match=r"!Ref OrdersTable cannot be resolved locally: .OrdersTable. is a resource"):
+        load_function(SAM, "OrdersFunction")
+    # Read before the services start (a command's checks): placeholders.
+    fn = load_function(SAM, "OrdersFunction", resources=preview_resources(SAM))
+    assert fn.environment["TABLE_ARN"] == "<OrdersTable.Arn: created at deploy>"
+    assert fn.environment["OTHER_FUNCTION"] == "reports-dev"
+
+
+def test_the_plugin_gives_every_test_fresh_resources(pytester: pytest.Pytester) -> None:
+    shutil.copytree(RESOURCES / "sam", pytester.path / "app")
+    pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
+    pytester.makepyfile(test_app="""
+        import pytest
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_put(lambda_sim, n):
+            fn = lambda_sim.deploy_from_template("app/template.yaml", "OrdersFunction")
+            assert fn.invoke({"put": {"id": str(n)}}).payload["items"] == [{"id": str(n)}]
+            assert lambda_sim.boto3_client("dynamodb").scan(TableName="orders-dev")["Count"] == 1
+        """)
+    pytester.runpytest("--lambda-sim", "-W", "ignore::UserWarning").assert_outcomes(passed=2)
+
+
+# -- seeding: one generic boto3 call, in a scenario step and in --setup FILE ------------------------------------
+
+
+def scenario(tmp_path: Path, steps: str, head: str = "") -> Path:
+    path = tmp_path / "s.yaml"
+    steps = textwrap.indent(textwrap.dedent(steps), "  ")
+    path.write_text(f"{head}steps:\n  - deploy: {{template: {SAM}, function: OrdersFunction}}\n{steps}")
+    return path
+
+
+def test_a_scenario_seeds_the_templates_table(tmp_path: Path) -> None:
+    from lambdasim._scenario.runner import run_file
+
+    path = scenario(tmp_path, """\
+          - aws: {service: dynamodb, call: put_item, args: {TableName: orders-dev, Item: {id: {S: seeded}}}}
+          - aws: {service: s3, call: PutObject, args: {Bucket: uploads-dev, Key: a.txt, Body: hello}}
+          - invoke: {event: {}, as: first}
+          - expect: {invocation: first, payload_contains: {items: [{id: seeded}]}}
+          - expect: {s3_object: {bucket: uploads-dev, key: a.txt, body_contains: hello}}
+          - aws: stop
+        """)  # s3_object and aws: stop need aws: the template's deploy starts it for its resources
+    result = run_file(path)
+    assert result.passed
+    assert [s.summary for s in result.steps][1:3] == ["aws: dynamodb.put_item", "aws: s3.put_object"]
+
+
+@pytest.mark.parametrize(("step", "key", "reason"), [
+    ("{service: dynamo, call: put_item}", "steps[1].aws.service",
+     "'dynamo' is not a service boto3 knows (did you mean 'dynamodb'?); botocore's services are: accessanalyzer, "),
+    ("{service: dynamodb, call: put_items}", "steps[1].aws.call",
+     "'put_items' is not an operation of dynamodb (did you mean 'put_item'?); its operations are: batch_execute_"),
+    ("{service: dynamodb, call: put_item, args: {TableName: t}}", "steps[1].aws.args",
+     "not valid for dynamodb.put_item: Missing required parameter in input: \"Item\""),
+    ("{service: dynamodb, call: put_item, action: stop}", "steps[1].aws.action",
+     "unknown key 'action'; allowed keys: service, call, args"),
+])
+def test_a_scenario_call_is_checked_against_botocore(tmp_path: Path, step: str, key: str, reason: str) -> None:
+    from lambdasim._scenario.base import ScenarioError
+    from lambdasim._scenario.runner import load_scenario
+
+    path = scenario(tmp_path, f"  - aws: {step}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    assert (info.value.file, info.value.line, info.value.key) == (str(path), 3, key)
+    assert info.value.reason.startswith(reason), info.value.reason
+
+
+def test_a_failing_call_names_its_line(tmp_path: Path) -> None:
+    from lambdasim._scenario.base import ScenarioError
+    from lambdasim._scenario.runner import run_file
+
+    path = scenario(tmp_path, "- aws: {service: dynamodb, call: get_item, args: {TableName: no, Key: {id: {S: a}}}}\n")
+    with pytest.raises(ScenarioError) as info:
+        run_file(path)
+    assert (info.value.line, info.value.key) == (3, "steps[1].aws")
+    assert info.value.reason.startswith("dynamodb.get_item failed: An error occurred (ResourceNotFoundException)")
+
+
+def test_invoke_setup_seeds_the_templates_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lambdasim.cli import main
+
+    setup = tmp_path / "setup.yaml"
+    setup.write_text("- {service: dynamodb, call: put_item, args: {TableName: orders-dev, Item: {id: {S: x}}}}\n")
+    assert main(["invoke", "-t", str(SAM), "OrdersFunction", "--setup", str(setup), "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == [{"id": "x"}]
+    setup.write_text("- {service: dynamodb, call: put_item, args: {TableName: orders-dev}}\n")
+    assert main(["invoke", "-t", str(SAM), "OrdersFunction", "--setup", str(setup), "-q"]) == 2
+    assert f"{setup}:1: [0].args: not valid for dynamodb.put_item" in capsys.readouterr().err
+
+
+def test_detect_setup_runs_in_each_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lambdasim.cli import main
+
+    setup = tmp_path / "setup.json"
+    setup.write_text(json.dumps([{"service": "dynamodb", "call": "put_item",
+                                  "args": {"TableName": "shop-dev-carts", "Item": {"id": {"S": "x"}}}}]))
+    out = tmp_path / "report.json"
+    argv = ["detect", "--template", str(SLS), "--function", "cart", "--repeat", "2", "--setup", str(setup),
+            "--json", str(out)]
+    # The function reads the table: seeded in the warm run and in the fresh run alike, so the results agree.
+    assert main(argv) == 0, capsys.readouterr().out
+    report = json.loads(out.read_text())
+    assert report["verdict"] == "ok"
+    assert json.dumps(report).count('"items": [{"id": "x"}]') >= 4  # each invocation of both runs saw the item
+
+
+def test_a_resource_moto_refuses_is_a_warning_and_its_ref_says_why(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src,
+                         Environment: {Variables: {TABLE: !Ref Broken}}}
+          Broken:
+            Type: AWS::DynamoDB::Table
+            Properties: {TableName: broken}
+        """))
+    with pytest.warns(TemplateResourceWarning, match="moto failed on it") as caught, pytest.raises(ConfigError) as info:
+        sim.deploy_from_template(path, "Fn")
+    stack = tmp_path.name.replace("_", "-")  # the folder's name, as a stack name
+    assert str(caught[0].message).startswith(f"{path}: the template's resources were not created: moto's "
+                                             f"CloudFormation could not create the stack '{stack}' (Broken)")
+    assert "!Ref Broken cannot be resolved locally: 'Broken' was not created: moto's CloudFormation" in str(info.value)
+
+
+def test_chaos_setup_runs_in_every_run_and_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("hypothesis")
+    from lambdasim.cli import main
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text(textwrap.dedent("""\
+        import boto3
+
+        def handler(event, context):
+            items = boto3.client("dynamodb").scan(TableName="seeded")["Items"]
+            assert not items, f"found {items}"
+        """))
+    setup = tmp_path / "setup.yaml"
+    setup.write_text(textwrap.dedent("""\
+        - service: dynamodb
+          call: create_table
+          args: {TableName: seeded, BillingMode: PAY_PER_REQUEST, KeySchema: [{AttributeName: id, KeyType: HASH}],
+                 AttributeDefinitions: [{AttributeName: id, AttributeType: S}]}
+        - {service: dynamodb, call: put_item, args: {TableName: seeded, Item: {id: {S: x}}}}
+        """))
+    out = tmp_path / "found.yaml"
+    argv = ["chaos", "--handler", "app.handler", "--code-dir", str(tmp_path / "src"), "--services", "aws",
+            "--setup", str(setup), "--examples", "2", "--steps", "2", "--out", str(out),
+            "--hypothesis-dir", str(tmp_path / "hyp")]
+    assert main(argv) == 1, capsys.readouterr()
+    written = out.read_text()
+    assert "  - aws: {service: dynamodb, call: create_table, args: {TableName: seeded" in written
+    assert "  - aws: {service: dynamodb, call: put_item, args: {TableName: seeded, Item: {id: {S: x}}}}" in written
+    assert written.index("- deploy:") < written.index("- aws:") < written.index("- invoke:")
