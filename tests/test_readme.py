@@ -76,6 +76,7 @@ CLAIMS: dict[tuple[str, str], str] = {
     ("README.md", 'name="isolated", tenant_isolation=True'): "test_readme_execution_model_block",
     ("README.md", "provisioned_concurrency=2)"): "test_readme_execution_model_block",
     ("README.md", "from lambdasim import events"): "test_readme_events_block",
+    ("README.md", "def test_an_order_can_be_created_and_read_back"): "test_readme_sam_app_block",
     ("README.md", "import boto3, redis"): "test_readme_services_block",
     ("README.md", 'with Simulator(services=["aws", "redis", "memcached"])'): "test_readme_services_block",
     ("README.md", 'cache = "/tmp/seen.json"'): "test_readme_pytest_example",
@@ -166,6 +167,18 @@ def test_readme_execution_model_block(marker: str, tmp_path: Path, monkeypatch: 
 
 def test_readme_events_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _run_snippet(_code(_find(README, "from lambdasim import events")), tmp_path, monkeypatch, "events")
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_readme_sam_app_block(pytester: pytest.Pytester) -> None:
+    """The README's test of examples/sam-orders passes under ``pytest --lambda-sim`` with nothing else."""
+    block = _block(README, "def test_an_order_can_be_created_and_read_back")
+    example = REPO / "examples" / "sam-orders"
+    assert (example / "tests" / "test_orders.py").read_text() == block, "the example's test is the README's"
+    shutil.copytree(example, pytester.path, dirs_exist_ok=True)
+    # The dependency is built from PyPI (once: the build is cached by content).
+    pytester.runpytest_subprocess("--lambda-sim", "-p", "no:cacheprovider", "tests").assert_outcomes(passed=2)
 
 
 @pytest.mark.sandbox
