@@ -217,6 +217,8 @@ class ChaosConfig:
     """Backing services, name -> provider (``auto``, ``binary``, ...): all run, and faults pick among the names."""
     sandbox: str = "auto"
     network: str = "isolated"
+    package: str = "host"
+    """What functions may import (``Simulator(package=...)``): ``host``, or ``strict`` as on Lambda."""
     verify: bool = True
     hypothesis_dir: str = field(default_factory=lambda: default_hypothesis_dir())
     """Where Hypothesis keeps its files (its ``.hypothesis`` folder): not the working directory."""
@@ -261,6 +263,8 @@ class ChaosConfig:
             out["sandbox"] = self.sandbox
         if self.network != "isolated":
             out["network"] = self.network
+        if self.package != "host":
+            out["package"] = self.package
         if self.services:
             # A list of names while every provider is auto (the usual case), else a mapping of name to provider.
             auto = all(provider == "auto" for provider in self.services.values())
@@ -403,6 +407,7 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
                        out=out, seed=args.seed, examples=args.examples, steps=args.steps,
                        shrink_runs=args.shrink_runs, concurrency=args.concurrency, services=services,
                        sandbox=args.sandbox, network=getattr(args, "network", None) or "isolated",
+                       package="strict" if getattr(args, "strict_package", False) else "host",
                        verify=not args.no_verify,
                        hypothesis_dir=os.path.abspath(args.hypothesis_dir) if getattr(args, "hypothesis_dir", None)
                        else default_hypothesis_dir(), models=models, tenants=tenants,
@@ -469,7 +474,8 @@ class Run:
         self.cfg = cfg
         self.steps: list[StepRecord] = []
         self.stopped: set[str] = set()  # services stopped by a step
-        self.sim = Simulator(sandbox=cfg.sandbox, services=dict(cfg.services) or None, network=cfg.network)
+        self.sim = Simulator(sandbox=cfg.sandbox, services=dict(cfg.services) or None, network=cfg.network,
+                             package=cfg.package)
         self.tenant_isolation = bool((deploy or cfg.deploy).get("tenant_isolation"))
         try:
             self.ctx = RunContext(Scenario(name="chaos", file=cfg.out, steps=(), base_dir=cfg.base_dir), self.sim)

@@ -326,7 +326,8 @@ class DetectReport:
 def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events: Sequence[Any], *,
            template: str | os.PathLike[str] | None = None, function: str | None = None,
            services: Any = None, sandbox: str = "auto", seed: int = 0, network: str = "isolated",
-           setup: Callable[[Simulator], None] | None = None, tenant_id: str | Sequence[str] | None = None,
+           package: str = "host", setup: Callable[[Simulator], None] | None = None,
+           tenant_id: str | Sequence[str] | None = None,
            **config: Any) -> DetectReport:
     """Run ``events`` in order under warm routing, then under fresh routing, and compare.
 
@@ -337,7 +338,7 @@ def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events:
         template, function: deploy ``function`` from a SAM template or Serverless config instead.
         services: backing services, as for :class:`Simulator`; each run starts its own, so the
             fresh run does not see the warm run's data (a shared ``Services`` is flushed instead).
-        sandbox, seed, network: as for :class:`Simulator` (both runs use the same seed).
+        sandbox, seed, network, package: as for :class:`Simulator` (both runs use the same seed).
         setup: called with each run's Simulator before the deploy (create buckets, tables, ...).
         tenant_id: the tenant id of every invocation, or one per event (a tenant-isolated function needs them).
         config: settings of :meth:`Simulator.deploy` (``memory_mb=``, ``environment=``, ...),
@@ -372,7 +373,7 @@ def detect(handler: str | None, code_dir: str | os.PathLike[str] | None, events:
         run, routing, changes = runs_to_do.pop(0)
         _flush_shared(services)
         with Simulator(sandbox=sandbox, routing=routing, seed=seed, services=services, track_tmp=True,
-                       track_tmp_access=True, network=network) as sim:
+                       track_tmp_access=True, network=network, package=package) as sim:
             if setup is not None:
                 setup(sim)
             fn = deploy(sim, **changes)

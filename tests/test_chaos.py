@@ -390,3 +390,12 @@ def test_a_search_deploys_the_models_and_invokes_as_tenants(tmp_path: Path,
     # With no tenant-isolated deploy to pick, nothing breaks it.
     assert main(_chaos(root, "--model", "on-demand", "--invariant", "payload['tenant'] is None",
                        "--invariant", "tenant-isolated", out="none.yaml")) == 0
+
+
+def test_strict_package_reaches_the_runs_and_the_written_scenario(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "--strict-package")
+    assert cfg.package == "strict" and cfg.simulator_settings() == {"package": "strict"}
+    path = tmp_path / "out.yaml"
+    path.write_text(f"simulator: {flow(cfg.simulator_settings())}\nsteps:\n  - deploy: {flow(cfg.deploy)}\n")
+    assert load_scenario(path).settings["package"] == "strict"
+    assert _config(tmp_path).package == "host"

@@ -583,3 +583,11 @@ def test_where_a_failure_was_raised_names_the_functions_own_frame_too() -> None:
                                    "in send", "raise X"]
     assert Outcome("r", "i", False, None, "KeyError", "k", (own,)).raised_at() == [
         'File "/var/task/app.py", line 17, in handler', "return fetch()"]
+
+
+@pytest.mark.sandbox
+def test_detect_takes_the_strict_package_view(code: Code) -> None:
+    outside = code("import yaml\n\ndef handler(event, context):\n    return 1\n")
+    report = _detect(outside, [{}], package="strict")
+    assert report.verdict == "failed" and report.failures[0].warm.error_type == "Runtime.ImportModuleError"
+    assert _detect(outside, [{}]).ok, "the host's packages by default"

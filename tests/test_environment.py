@@ -253,10 +253,18 @@ def test_tmp_inodes_are_bounded_in_proportion_to_its_size(sim: Simulator, code: 
 @namespace_only("under fakefs the handler is a host process: it shares the test process's descriptors")
 def test_no_descriptor_of_the_test_process_is_open_in_the_instance(sim: Simulator, code: Code) -> None:
     fn = sim.deploy("app.handler", code_dir=code("""
-        import os, subprocess
+        import os, subprocess, time
         def handler(event, context):
             child = subprocess.Popen(["sleep", "5"])
             try:
+                # Once it sleeps: while the loader maps its libraries it holds them open for a moment.
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline:
+                    with open(f"/proc/{child.pid}/stat") as f:
+                        name, _, rest = f.read().partition(" (")[2].rpartition(") ")
+                    if name == "sleep" and rest.split()[0] == "S":
+                        break
+                    time.sleep(0.001)
                 out = {}
                 for pid in (p for p in os.listdir("/proc") if p.isdigit()):
                     for fd in os.listdir(f"/proc/{pid}/fd"):

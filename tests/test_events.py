@@ -371,8 +371,14 @@ Resources:
     Type: AWS::DynamoDB::Table
     Properties:
       TableName: people
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+      KeySchema: [{AttributeName: id, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_AND_OLD_IMAGES}
   ClickStream:
     Type: AWS::Kinesis::Stream
+    Properties:
+      ShardCount: 1
 """
 
 APP = """\

@@ -1726,3 +1726,32 @@ def test_a_managed_instances_scenario_checks_workers(tmp_path: Path) -> None:
           - expect: {worker: 0}
         """)
     run_file(path, factory)
+
+
+OUTSIDE = "import yaml  # the host's PyYAML, not in the package\n\ndef handler(event, context):\n    return 1\n"
+
+
+@pytest.mark.sandbox
+def test_a_strict_package_scenario_fails_an_import_from_outside_the_package(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        simulator: {package: strict}
+        steps:
+          - deploy: {handler: app.handler, code_dir: code}
+          - invoke: {}
+          - expect: {error: {errorType: Runtime.ImportModuleError,
+                             errorMessage: "Unable to import module 'app': No module named 'yaml'"}}
+        """)
+    (tmp_path / "code" / "app.py").write_text(OUTSIDE)
+    assert load_scenario(path).settings["package"] == "strict"
+    run_file(path, factory)
+    # And the same file under the host's packages, as `lambdasim run` gives without --strict-package:
+    path.write_text(path.read_text().replace("simulator: {package: strict}\n", ""))
+    with pytest.raises(AssertionError, match="Runtime.ImportModuleError"):
+        run_file(path, factory)
+
+
+def test_a_package_view_that_does_not_exist_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "simulator: {package: loose}\nsteps:\n  - deploy: {handler: app.handler, code_dir: code}\n")
+    with pytest.raises(ConfigError, match=r"s\.yaml:1: simulator\.package: 'loose' is not a package view; use host "
+                                          r"or strict"):
+        load_scenario(path)

@@ -11,6 +11,7 @@ from lambdasim._commands import (
     add_env_argument,
     add_model_arguments,
     add_network_argument,
+    add_package_argument,
     add_sandbox_argument,
     services_help,
 )
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--services", metavar="LIST", help=services_help("backing services to run, and to fault"))
     add_sandbox_argument(parser)
     add_network_argument(parser)
+    add_package_argument(parser)
     parser.add_argument("--setup", metavar="FILE", help=SETUP_HELP + " (in every run, after the deploy; written "
                                                                     "into the scenario as aws: steps)")
     parser.add_argument("--no-verify", action="store_true", help="do not re-run the written scenario")

@@ -12,6 +12,7 @@ from lambdasim._commands import (
     add_env_argument,
     add_model_arguments,
     add_network_argument,
+    add_package_argument,
     add_sandbox_argument,
     model_settings,
     optional,
@@ -71,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_env_argument(parser)
     add_sandbox_argument(parser)
     add_network_argument(parser)
+    add_package_argument(parser)
     parser.add_argument("--setup", metavar="FILE", help=SETUP_HELP + " (in each run)")
     parser.add_argument("--seed", type=int, default=0, help="seed for ids (default: 0)")
     parser.add_argument("--json", metavar="PATH", help="also write the report, with both traces, as JSON")
@@ -154,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
                     services=services_text(getattr(args, "services", None)) or None,
                     sandbox=getattr(args, "sandbox", None) or "auto", seed=getattr(args, "seed", None) or 0,
                     network=getattr(args, "network", None) or "isolated",
+                    package="strict" if getattr(args, "strict_package", False) else "host",
                     tenant_id=getattr(args, "tenant_id", None), **_deploy_config(args))
     sys.stdout.write(report.render() + "\n")
     out = getattr(args, "json", None)

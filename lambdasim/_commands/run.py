@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lambdasim._commands import add_network_argument, services_help
+from lambdasim._commands import add_network_argument, add_package_argument, services_help
 from lambdasim._source import services_text
 
 HELP = "run YAML scenario files"
@@ -22,6 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                            "those its simulator: services lists (for a service it lists, the "
                                            "scenario's own setting wins)"))
     add_network_argument(parser, default="each scenario's simulator: network, else isolated")
+    add_package_argument(parser)
     parser.add_argument("--quiet", "-q", action="store_true", help="print only failures and the totals")
 
 
@@ -30,4 +31,4 @@ def run(args: argparse.Namespace) -> int:
 
     services = services_text(args.services)
     return run_files(args.scenarios, junit_xml=args.junit_xml, quiet=args.quiet, services=services,
-                     network=args.network)
+                     network=args.network, package="strict" if args.strict_package else None)

@@ -13,6 +13,7 @@ from typing import Any
 
 from lambdasim._errors import ConfigError, ServiceSettingError
 from lambdasim._model import ROUTING
+from lambdasim._package import PACKAGE_VIEWS
 from lambdasim._sandbox import NETWORKS, network_names, sandbox_names
 from lambdasim._scenario.base import (
     STEPS,
@@ -134,7 +135,7 @@ class Scenario:
 # -- loading ------------------------------------------------------------------------------------
 
 _SCENARIO_KEYS = ("name", "description", "simulator", "steps")
-_SIMULATOR_KEYS = ("sandbox", "network", "routing", "seed", "region", "init_timeout_s", "services")
+_SIMULATOR_KEYS = ("sandbox", "network", "package", "routing", "seed", "region", "init_timeout_s", "services")
 
 
 def _one_of(node: Node, allowed: Collection[str], what: str, hint: str) -> str:
@@ -152,6 +153,10 @@ def _simulator_settings(node: Node) -> dict[str, Any]:
         settings["sandbox"] = f["sandbox"].as_str(f"use {sandbox_names()}")
     if "network" in f:
         settings["network"] = _one_of(f["network"], NETWORKS, "a network", f"use {network_names()}")
+    if "package" in f:
+        settings["package"] = _one_of(f["package"], PACKAGE_VIEWS, "a package view",
+                                      f"use {' or '.join(PACKAGE_VIEWS)} (strict: imports from outside the "
+                                      "function's package fail, as on Lambda)")
     if "routing" in f:
         settings["routing"] = _one_of(f["routing"], ROUTING, "a routing policy", f"use one of {choices(ROUTING)}")
     if "seed" in f:

@@ -235,20 +235,22 @@ def with_services(services: Mapping[str, Any],
 
 
 def run_files(paths: Sequence[str], *, junit_xml: str | None = None, quiet: bool = False,
-              services: Mapping[str, Any] | None = None, network: str | None = None) -> int:
+              services: Mapping[str, Any] | None = None, network: str | None = None,
+              package: str | None = None) -> int:
     """Run the scenario files ``paths``, print each result and the totals, optionally write JUnit XML.
 
     ``services`` (name -> provider or settings) are started in every scenario's Simulator
     besides its own (see :func:`with_services`); ``network``, given, replaces each scenario's
-    ``simulator: network``. Returns the exit status of ``lambdasim run``:
+    ``simulator: network`` (``package`` its ``simulator: package``). Returns the exit status of ``lambdasim run``:
     0 when all pass, 1 when any fails, 2 when a file is not valid or the sandbox cannot start.
     """
     factory = with_services(services or {})
-    if network is not None:
+    replaced = {k: v for k, v in (("network", network), ("package", package)) if v is not None}
+    if replaced:
         scenario_factory = factory
 
         def factory(**settings: Any) -> Simulator:
-            return scenario_factory(**{**settings, "network": network})
+            return scenario_factory(**{**settings, **replaced})
 
     started = time.perf_counter()
     out = sys.stdout
