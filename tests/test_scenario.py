@@ -1746,7 +1746,7 @@ def test_a_strict_package_scenario_fails_an_import_from_outside_the_package(tmp_
     run_file(path, factory)
     # And the same file under the host's packages, as `lambdasim run` gives without --strict-package:
     path.write_text(path.read_text().replace("simulator: {package: strict}\n", ""))
-    with pytest.raises(AssertionError, match="Runtime.ImportModuleError"):
+    with pytest.raises(AssertionError, match=r"Runtime\.ImportModuleError"):
         run_file(path, factory)
 
 
