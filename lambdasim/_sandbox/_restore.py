@@ -285,9 +285,10 @@ class RestoredKeeper:
 # -- the namespace sandbox ----------------------------------------------------------------------
 
 
-def hold_namespace(chan: Channel, logs: LogCapture, make_channel: MakeChannel) -> tuple[Channel, LogCapture]:
-    """The snapshot runtime T (namespace sandbox), after Init: restore an instance per RESTORE request.
-    Returns only in a restored instance's runtime H: its channel to the simulator and its log."""
+def _hold(chan: Channel, logs: LogCapture, make_channel: MakeChannel, null: bool,
+          clone: Callable[[int, int, dict[str, Any]], None]) -> tuple[Channel, LogCapture]:
+    """The snapshot runtime T, after Init: fork and ``clone`` an instance per RESTORE request (the sandbox's
+    way). Returns only in a restored instance's runtime H: its channel to the simulator and its log."""
     for options, ctrl_fd, rt_fd in _requests(chan):
         state = random.getstate()
         pid = os.fork()
@@ -296,14 +297,19 @@ def hold_namespace(chan: Channel, logs: LogCapture, make_channel: MakeChannel) -
             os.close(rt_fd)
             continue
         try:
-            _leave_snapshot(chan, logs)
-            _clone_namespace(ctrl_fd, rt_fd, options)
+            _leave_snapshot(chan, logs, null=null)
+            clone(ctrl_fd, rt_fd, options)
         except _Restored as restored:
             return _become_runtime(restored, state, make_channel)
         except BaseException as e:  # noqa: BLE001 - said to the simulator, which fails the invocation with it
             _refuse(ctrl_fd, e)
         os._exit(70)
     raise AssertionError("unreachable")  # _requests exits the process
+
+
+def hold_namespace(chan: Channel, logs: LogCapture, make_channel: MakeChannel) -> tuple[Channel, LogCapture]:
+    """The snapshot runtime T (namespace sandbox), after Init: restore an instance per RESTORE request."""
+    return _hold(chan, logs, make_channel, True, _clone_namespace)
 
 
 def _clone_namespace(ctrl_fd: int, rt_fd: int, options: dict[str, Any]) -> None:
@@ -371,22 +377,8 @@ def hold_fakefs(chan: Channel, logs: LogCapture, make_channel: MakeChannel) -> t
     """The snapshot runtime T (fakefs sandbox), after Init. Returns only in a restored runtime H."""
     from lambdasim._sandbox import _fakeroot
 
-    for options, ctrl_fd, rt_fd in _requests(chan):
-        state = random.getstate()
-        pid = os.fork()
-        if pid:
-            os.close(ctrl_fd)
-            os.close(rt_fd)
-            continue
-        try:
-            _leave_snapshot(chan, logs, null=False)
-            _keep_fakefs(ctrl_fd, rt_fd, options["tmp_dir"], _fakeroot)
-        except _Restored as restored:
-            return _become_runtime(restored, state, make_channel)
-        except BaseException as e:  # noqa: BLE001 - said to the simulator
-            _refuse(ctrl_fd, e)
-        os._exit(70)
-    raise AssertionError("unreachable")
+    return _hold(chan, logs, make_channel, False,
+                 lambda ctrl_fd, rt_fd, options: _keep_fakefs(ctrl_fd, rt_fd, options["tmp_dir"], _fakeroot))
 
 
 def _keep_fakefs(ctrl_fd: int, rt_fd: int, tmp_dir: str, fakeroot: Any) -> None:
