@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,9 @@ def test_every_block_is_run() -> None:
 
 def _run_snippet(code: Any, where: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> dict[str, Any]:
     monkeypatch.chdir(where)
+    # The snippets make their code folders with tempfile.mkdtemp(), as a reader would: under the test's
+    # own folder, so that no run leaves them in /tmp.
+    monkeypatch.setattr(tempfile, "tempdir", str(where))
     namespace: dict[str, Any] = {"__name__": name}
     try:
         exec(code, namespace)
