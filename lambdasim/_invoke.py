@@ -505,9 +505,9 @@ class Invoker:
             self._coverage(live.config, msg.coverage)
             custom = config.runtime if config.custom_runtime else None
             init_logs = (carried + _platform_log.init_start(
-                system_log, lambda_errors.init_start_line(PYTHON_VERSION, region, custom),
+                system_log, lambda_errors.init_start_line(config.python_version, region, custom),
                 initialization_type=record.init_type,
-                runtime_version=_platform_log.runtime_version(PYTHON_VERSION, custom), region=region,
+                runtime_version=_platform_log.runtime_version(config.python_version, custom), region=region,
                 function=record.function, version=lambda_errors.LATEST) + live.take_logs())
             if init_error is not None:
                 if init_error == OUT_OF_MEMORY_AT_INIT:

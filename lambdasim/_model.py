@@ -103,6 +103,14 @@ class FunctionConfig:
     """``LoggingConfig.SystemLogLevel`` (JSON format only; None: INFO): :data:`SYSTEM_LOG_LEVELS`."""
     tracing: bool = False
     """``TracingConfig: {Mode: Active}`` (SAM ``Tracing: Active``): requests are sampled for X-Ray."""
+    interpreter: str = ""
+    """Set by the simulator at deploy (``_interpreters.choose``): the host's ``python3.X`` that a function whose
+    runtime names another Python than lambdasim's runs on; empty: lambdasim's own Python."""
+
+    @property
+    def python_version(self) -> str:
+        """The ``3.X`` the function's code runs on: its runtime's with :attr:`interpreter`, else lambdasim's."""
+        return self.runtime.removeprefix("python") if self.interpreter else PYTHON_VERSION
 
     @property
     def managed(self) -> bool:

@@ -126,24 +126,38 @@ def build(config: FunctionConfig) -> str | None:
         return None
     with open(path, "rb") as f:
         requirements = f.read()
-    final = os.path.join(builds_dir(), _key(requirements, python))
+    try:
+        return pip_build(_key(requirements, python), python, ["-r", path], config.code_dir, config.interpreter)
+    except OSError as e:
+        raise SettingError(config.name, "code_dir", f"building {path} for Lambda (pip install --platform "
+                                                    f"{BUILD_PLATFORM} --python-version {python} "
+                                                    f"--only-binary=:all:) failed: {e}") from None
+
+
+def pip_build(key: str, python: str, requirements: list[str], cwd: str, interpreter: str = "") -> str:
+    """``builds_dir()/key``, holding (under ``python/``) what ``pip install requirements`` gives for Lambda's
+    platform and Python ``python``: built once (an OSError says why pip failed). The pip of ``interpreter``
+    (that Python itself, see _interpreters) where it has one: ``--python-version`` does not make another
+    Python's pip read environment markers (``python_version < "3.10"``) for that version."""
+    final = os.path.join(builds_dir(), key)
     if os.path.isdir(final):
         return final
     os.makedirs(builds_dir(), exist_ok=True)
     work = tempfile.mkdtemp(prefix=".build-", dir=builds_dir())
+    pip = sys.executable
+    if interpreter and subprocess.run([interpreter, "-m", "pip", "--version"], capture_output=True,
+                                      check=False).returncode == 0:
+        pip = interpreter
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--target", os.path.join(work, "python"),
+            [pip, "-m", "pip", "install", "--target", os.path.join(work, "python"),
              "--platform", BUILD_PLATFORM, "--implementation", "cp", "--python-version", python,
              "--only-binary=:all:", "--no-compile", "--quiet", "--disable-pip-version-check", "--no-input",
-             "-r", path], capture_output=True, text=True, cwd=config.code_dir, check=False)
+             *requirements], capture_output=True, text=True, cwd=cwd, check=False)
         if done.returncode != 0:
             lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()
                      and not line.startswith("WARNING: Running pip as")]
-            raise SettingError(config.name, "code_dir", f"building {path} for Lambda (pip install --platform "
-                                                        f"{BUILD_PLATFORM} --python-version {python} "
-                                                        "--only-binary=:all:) failed: "
-                                                        + " / ".join(lines[-3:]))
+            raise OSError(" / ".join(lines[-3:]) or f"pip exited with {done.returncode}")
         try:
             os.rename(work, final)
         except OSError:  # built at the same time by another process: keep its build

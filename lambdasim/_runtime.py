@@ -26,13 +26,12 @@ import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._lambda_errors import ErrorDict, make_error
 from lambdasim._package import ImportWatch
 from lambdasim._sandbox._layout import instance_path
-from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import (
     INIT,
     OUT_OF_MEMORY_AT_INIT,
@@ -48,6 +47,9 @@ from lambdasim._wire import (
     pack_sandbox_failure,
     reader,
 )
+
+if TYPE_CHECKING:  # (not at run time: this runtime also runs on Pythons older than 3.11, see _interpreters)
+    from lambdasim._sandbox._spec import InstanceSpec
 
 _THIS_FILE = __file__.rsplit("/", 1)[-1]
 _ERROR_INDENT = "\u00a0"
@@ -283,7 +285,8 @@ class Encoder(json.JSONEncoder):
         text = super().encode(o)
         if self.digits:
             parts = text.split(_DIGITS_JSON)
-            text = parts[0] + "".join(d + p for d, p in zip(self.digits, parts[1:], strict=True))
+            # (Not zip(..., strict=True): this runtime runs on Python 3.9 too, see _interpreters.)
+            text = parts[0] + "".join(self.digits[i] + p for i, p in enumerate(parts[1:]))
             self.digits = []
         return text
 

@@ -24,6 +24,7 @@ from typing import Any
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _runtime
 from lambdasim._lambda_errors import ErrorDict
+from lambdasim._sandbox._layout import RUNTIME_SDK
 
 _PREFIX = "/2018-06-01/runtime"
 
@@ -71,6 +72,8 @@ def main(argv: list[str]) -> None:
     root = os.environ.get("LAMBDA_TASK_ROOT", "/var/task")
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     prefix = [root, f"/opt/python/lib/{version}/site-packages", "/opt/python"]
+    if os.path.isdir(RUNTIME_SDK):  # on another Python than lambdasim's: the AWS SDK built for it
+        prefix.append(RUNTIME_SDK)
     sys.path[:] = prefix + [p for p in sys.path if p not in prefix and p not in ("", os.getcwd())]
     _runtime.start_init(capture)
     fn, error = _runtime.init_function(handler)

@@ -19,7 +19,7 @@ from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _managed, _runtime
 from lambdasim._coverage import CoverageSink
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError, SettingError
-from lambdasim._interpreters import warn_runtime
+from lambdasim._interpreters import api_command, choose, interpreter_mode, python_home, runtime_sdk
 from lambdasim._invoke import (
     Invocation,
     Invoker,
@@ -274,7 +274,7 @@ class Function:
             raise ConfigError(f"redeploy(): {e}; the settings are those of Simulator.deploy().") from None
         config.validate()
         if config.runtime != self._model.config.runtime:
-            warn_runtime(config)
+            config = choose(config, sim._sandbox.name, sim.interpreter)
         prepare(config)
         if config.tenant_isolation != self._model.config.tenant_isolation:
             raise SettingError(self.name, "tenant_isolation", "Tenant isolation is set when a function is created "
@@ -319,18 +319,7 @@ def _instance_python() -> str:
 
 
 def _api_command(config: FunctionConfig) -> list[str] | None:
-    """The command line of a function whose runtime talks to the Runtime API, or None for the
-    built-in Python runtime on its framed channel."""
-    if config.entry_point:
-        return [*config.entry_point, config.handler]
-    if config.custom_runtime:
-        return []  # the bootstrap, found in /var/task or /opt inside the instance
-    wrapper = config.environment.get("AWS_LAMBDA_EXEC_WRAPPER")
-    if wrapper or has_extensions(config.layers):
-        # The managed runtime's own start: lambdasim's Python runtime as a Runtime API client.
-        start = ["/var/runtime/bootstrap"]
-        return [wrapper, *start] if wrapper else start
-    return None
+    return api_command(config, has_extensions(config.layers))
 
 
 class Simulator:
@@ -371,13 +360,17 @@ class Simulator:
         package: what the built-in runtime may import besides the package, its layers and Lambda's
             runtime (see ``_package``): ``"host"`` (the default) the host's other packages too, each noted
             in ``Invocation.outside_imports`` and the trace; ``"strict"`` nothing else, as on Lambda.
+        interpreter: a function whose ``python3.X`` runtime is not lambdasim's Python runs on that Python where
+            it is installed (see ``_interpreters``); where not, ``"fallback"`` (the default) runs it on
+            lambdasim's with a RuntimeVersionWarning, ``"strict"`` refuses it at deploy.
     """
 
     def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int | None = None,
                  region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None,
                  track_tmp: bool = False, track_tmp_access: bool = False, freeze: bool = True,
-                 network: str = "isolated", package: str = "host") -> None:
+                 network: str = "isolated", package: str = "host", interpreter: str = "fallback") -> None:
         self.package = package_view(package)
+        self.interpreter = interpreter_mode(interpreter)
         if network not in NETWORKS:
             raise ConfigError(f"network={network!r} is not a network lambdasim knows; use 'isolated' (the "
                               "simulator's services only, the default), 'internet' (outbound traffic too) or "
@@ -519,7 +512,7 @@ class Simulator:
             tracing=tracing,
         )
         config.validate()
-        warn_runtime(config)
+        config = choose(config, self._sandbox.name, self.interpreter)
         prepare(config)
         self._refuse_unconfinable(config)
         with self._lock:
@@ -636,7 +629,7 @@ class Simulator:
             **self.services.environment(),
             **config.environment, **config.log_environment(), **xray_environment(self._xray_sink(config)),
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{PYTHON_VERSION}",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_python{config.python_version}",
             "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": version, "AWS_LAMBDA_INITIALIZATION_TYPE": record.init_type,
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}", "AWS_LAMBDA_LOG_STREAM_NAME": stream,
@@ -647,8 +640,14 @@ class Simulator:
             "coverage": self._coverage.settings,
             "handler": config.handler, "code_dir": config.code_dir, "layers": list(config.layers),
             "tmp_mb": config.ephemeral_storage_mb, "memory_mb": config.memory_mb, "env": env, "cwd": "/var/task",
-            "sys_path_prefix": ["/var/task", f"/opt/python/lib/python{PYTHON_VERSION}/site-packages", "/opt/python"],
+            "sys_path_prefix": ["/var/task", f"/opt/python/lib/python{config.python_version}/site-packages",
+                                "/opt/python"],
         }
+        if config.interpreter:  # another Python than lambdasim's, and the AWS SDK built for it
+            spec["python_home"] = python_home(config.interpreter)
+            sdk = runtime_sdk(config.python_version, config.interpreter)
+            if sdk is not None:
+                spec["runtime_sdk"] = os.path.join(sdk, "python")
         if self.track_tmp_access:
             spec["track_tmp_access"] = True
         built = build(config)  # requirements.txt's dependencies (built at deploy): mounted with the code

@@ -462,7 +462,7 @@ def test_every_key_of_the_instance_spec_is_declared_and_read() -> None:
     assert InstanceSpec.__optional_keys__ == {"track_tmp_access", "real_cwd", "extra_memory_mb", "memory_by_use",
                                               "tasks_rlimit", "network", "forward", "refuse_network",
                                               "runtime_kind", "command", "api_address", "own_network", "snapshot",
-                                              "package"}
+                                              "package", "python_home", "runtime_sdk"}
 
 
 def test_the_engine_provides_every_required_key_of_the_instance_spec(sim: Simulator, code: Code) -> None:

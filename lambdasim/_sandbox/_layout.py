@@ -12,6 +12,8 @@ _OWN_PACKAGES = frozenset({"lambdasim", "pytest_lambdasim"})
 
 LAMBDA_PYTHON_HOME = "/var/lang"
 """Where Lambda keeps Python (``/var/lang/bin/python3.X``, ``/var/lang/lib/python3.X/site-packages``)."""
+RUNTIME_SDK = "/var/runtime/sdk"
+"""Where an instance on another Python than lambdasim's sees the AWS SDK built for it (see _interpreters)."""
 HOST_TMP = "/var/runtime/host-tmp"
 """Where other host directories under /tmp are seen: ``/tmp/x`` at ``/var/runtime/host-tmp/tmp/x``."""
 # Host directories under /tmp seen elsewhere than HOST_TMP + their path; set by host_view(),

@@ -40,7 +40,7 @@ from lambdasim import _wire as wire
 from lambdasim._sandbox import _cgroup, _identity, _restore, _usage
 from lambdasim._sandbox import _linux as L
 from lambdasim._sandbox._freeze import Freezer
-from lambdasim._sandbox._layout import ETC_FILES, host_view
+from lambdasim._sandbox._layout import ETC_FILES, LAMBDA_PYTHON_HOME, RUNTIME_SDK, host_view
 from lambdasim._sandbox._network import CLONE_NEWNET, Network, etc_files
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, fork_with_channel
@@ -188,6 +188,13 @@ class Keeper:
             os.close(layer)
         L.move_mount(code, f"{sk}/var/task")
         os.close(code)
+        for host, target in ((spec.get("python_home"), LAMBDA_PYTHON_HOME), (spec.get("runtime_sdk"), RUNTIME_SDK)):
+            # Another Python than lambdasim's, where Lambda keeps Python, and the AWS SDK built for it.
+            if host is not None:
+                tree = L.open_tree(host, recursive=True)
+                os.makedirs(sk + target, exist_ok=True)
+                L.move_mount(tree, sk + target)
+                os.close(tree)
         _identity.open_to_sandbox_user([f"{sk}/var/task", f"{sk}/opt"], scratch=f"{sk}/.old")
         L.mount("lambda-tmp", f"{sk}/tmp", "tmpfs", L.MS_NOSUID | L.MS_NODEV,
                 _identity.tmp_mount_options(spec["tmp_mb"]))
