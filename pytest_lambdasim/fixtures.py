@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 FIXTURES = frozenset({"lambda_sim", "lambda_function"})
 # Marker keywords that configure the Simulator; every other keyword is a deploy() default.
 SIM_KEYS = frozenset({"sandbox", "routing", "seed", "services", "region", "init_timeout_s", "freeze", "network",
-                      "package"})
+                      "package", "interpreter"})
 DEPLOY_KEYS = frozenset({"memory_mb", "timeout_s", "ephemeral_storage_mb", "environment", "reserved_concurrency",
                          "keepalive_s", "layers", "runtime", "snap_start", "provisioned_concurrency",
                          "tenant_isolation", "capacity_provider", "max_concurrency", "min_environments",

@@ -15,6 +15,7 @@ SKIP_REASON = "needs --lambda-sim"
 SANDBOX_NAMES = "auto, namespace or fakefs"
 NETWORKS = ("isolated", "internet", "host")  # lambdasim._sandbox._network.NETWORKS, spelled out too
 PACKAGE_VIEWS = ("host", "strict")  # lambdasim._package.PACKAGE_VIEWS, spelled out too
+INTERPRETER_MODES = ("fallback", "strict")  # lambdasim._interpreters.INTERPRETER_MODES, spelled out too
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,6 +32,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="what functions import: host (the host's packages too, each import from outside the "
                          "package, layers and Lambda's runtime listed in the summary) or strict (such an import "
                          "fails, as on Lambda) (ini: lambda_sim_package; default host)")
+    group.addoption("--lambda-sim-interpreter", dest="lambda_sim_interpreter", choices=INTERPRETER_MODES,
+                    help="a function whose Runtime python3.X is not installed here: fallback (runs on lambdasim's "
+                         "Python, named in the summary) or strict (refused at deploy, with how to install it) "
+                         "(ini: lambda_sim_interpreter; default fallback)")
     group.addoption("--lambda-sim-routing", dest="lambda_sim_routing", choices=("warm", "fresh", "random"),
                     help="which instance takes an invocation (ini: lambda_sim_routing; default warm)")
     group.addoption("--lambda-sim-seed", dest="lambda_sim_seed", type=int, metavar="N",
@@ -48,6 +53,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("lambda_sim_sandbox", "sandbox for instances", default="auto")
     parser.addini("lambda_sim_network", "what instances reach: isolated, internet or host", default="isolated")
     parser.addini("lambda_sim_package", "what functions import: host or strict", default="host")
+    parser.addini("lambda_sim_interpreter", "a Runtime python3.X not installed here: fallback or strict",
+                  default="fallback")
     parser.addini("lambda_sim_routing", "routing policy: warm, fresh or random", default="warm")
     parser.addini("lambda_sim_seed", "seed for random routing and ids (default: a new one each time)", default="")
     parser.addini("lambda_sim_services", "services to start once per session, e.g. aws,redis=binary", default="")
@@ -82,9 +89,11 @@ def setting(config: pytest.Config, name: str) -> str:
 
 
 def simulator_settings(config: pytest.Config) -> dict[str, Any]:
-    """The ``Simulator`` settings the options and ini keys give: sandbox, network, package, routing and seed."""
+    """The ``Simulator`` settings the options and ini keys give: sandbox, network, package, interpreter, routing
+    and seed."""
     return {"sandbox": setting(config, "lambda_sim_sandbox"), "network": setting(config, "lambda_sim_network"),
             "package": setting(config, "lambda_sim_package"),
+            "interpreter": setting(config, "lambda_sim_interpreter"),
             "routing": setting(config, "lambda_sim_routing"),
             "seed": int(seed) if (seed := setting(config, "lambda_sim_seed")) else None}
 

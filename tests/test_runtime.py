@@ -242,7 +242,8 @@ def test_the_plugin_draws_a_seed_unless_one_is_set() -> None:
 
         def getini(self, name: str) -> str:
             return {"lambda_sim_seed": self.ini, "lambda_sim_sandbox": "auto", "lambda_sim_routing": "warm",
-                    "lambda_sim_network": "isolated", "lambda_sim_package": "host"}[name]
+                    "lambda_sim_network": "isolated", "lambda_sim_package": "host",
+                    "lambda_sim_interpreter": "fallback"}[name]
 
     def seed(option: int | None, ini: str) -> object:
         return simulator_settings(cast(pytest.Config, Config(option, ini)))["seed"]

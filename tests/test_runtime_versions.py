@@ -247,3 +247,52 @@ def test_the_template_runtime_is_the_python(make_sim: object, tmp_path: Path) ->
             "CodeUri": "src/", "Handler": "app.handler", "Runtime": "python3.9"}}}}))
     sim = make_sim()  # type: ignore[operator]
     assert sim.deploy_from_template(tmp_path / "template.yaml", "Fn").invoke({}).payload == [3, 9]
+
+
+# -- the front ends' strict setting -----------------------------------------------------------
+
+def test_the_plugin_spells_the_modes_as_lambdasim_does() -> None:
+    from lambdasim._interpreters import INTERPRETER_MODES
+    from pytest_lambdasim.options import INTERPRETER_MODES as PLUGIN_MODES
+
+    assert PLUGIN_MODES == INTERPRETER_MODES
+
+
+def test_the_plugin_takes_strict_from_the_marker_the_option_and_ini(pytester: pytest.Pytester,
+                                                                     no_pythons: Path) -> None:
+    pytester.makepyfile(app="def handler(event, context):\n    return 1\n", test_it=f"""
+        import pytest
+
+        @pytest.mark.lambda_sim(runtime="python{OTHER}", interpreter="strict")
+        def test_marker(lambda_function):
+            lambda_function("app.handler", ".")
+
+        @pytest.mark.lambda_sim(runtime="python{OTHER}")
+        def test_setting(lambda_function):
+            assert lambda_function("app.handler", ".").invoke({{}}).payload == 1
+    """)
+    result = pytester.runpytest("--lambda-sim", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([f"*Runtime python{OTHER} cannot run on Python {OTHER} here*interpreter='strict'*"])
+    pytester.runpytest("--lambda-sim", "--lambda-sim-interpreter=strict", "-p", "no:cacheprovider"
+                       ).assert_outcomes(failed=2)
+    pytester.makeini("[pytest]\nlambda_sim_interpreter = strict\n")
+    pytester.runpytest("--lambda-sim", "-p", "no:cacheprovider").assert_outcomes(failed=2)
+
+
+def test_the_cli_and_scenarios_take_strict(code: Code, no_pythons: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from lambdasim import ScenarioError, run_file
+    from lambdasim.cli import main
+
+    folder = code("def handler(event, context):\n    return 1\n")
+    argv = ["invoke", "app.handler", "--code-dir", str(folder), "--runtime", f"python{OTHER}"]
+    assert main(argv) == 0
+    assert main([*argv, "--strict-interpreter"]) != 0
+    assert f"Runtime python{OTHER} cannot run on Python {OTHER} here" in capsys.readouterr().err
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(f"name: s\nsimulator: {{interpreter: strict}}\nsteps:\n"
+                        f"  - deploy: {{name: fn, handler: app.handler, code_dir: {folder}, runtime: python{OTHER}}}\n")
+    with pytest.raises(ScenarioError, match=f"s.yaml:4: steps\\[0\\].deploy: Function 'fn': Runtime python{OTHER} "
+                                            f"cannot run on Python {OTHER} here"):
+        run_file(scenario)

@@ -39,6 +39,13 @@ def add_package_argument(parser: argparse.ArgumentParser) -> None:
                              "as on Lambda (default: it works with the host's packages, and is named on stderr)")
 
 
+def add_interpreter_argument(parser: argparse.ArgumentParser) -> None:
+    """``--strict-interpreter``: Simulator(interpreter="strict")."""
+    parser.add_argument("--strict-interpreter", action="store_true",
+                        help="a function whose Runtime python3.X is not installed here (pyenv, uv, PATH) is refused, "
+                             "with how to install it (default: it runs on lambdasim's Python, with a warning)")
+
+
 def outside_imports_note(function: str, names: tuple[str, ...]) -> str:
     """What the CLI says on stderr of a function's imports from outside its package (empty: none)."""
     if not names:

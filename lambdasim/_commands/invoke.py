@@ -11,6 +11,7 @@ from typing import Any
 from lambdasim._aws_calls import SETUP_HELP, load_setup
 from lambdasim._commands import (
     add_env_argument,
+    add_interpreter_argument,
     add_model_arguments,
     add_network_argument,
     add_package_argument,
@@ -100,6 +101,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sandbox_argument(parser)
     add_network_argument(parser)
     add_package_argument(parser)
+    add_interpreter_argument(parser)
     parser.add_argument("--setup", metavar="FILE", help=SETUP_HELP)
     parser.add_argument("--quiet", "-q", action="store_true", help="do not print the logs")
 
@@ -127,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
         deploy = _template_overrides(args, environment, settings)
     calls = load_setup(args.setup) if args.setup else []  # checked before anything starts
     with Simulator(sandbox=args.sandbox, services=services or None, network=args.network or "isolated",
-                   package="strict" if args.strict_package else "host") as sim:
+                   package="strict" if args.strict_package else "host",
+                   interpreter="strict" if args.strict_interpreter else "fallback") as sim:
         if args.template is None:
             fn = sim.deploy(**deploy)
         else:

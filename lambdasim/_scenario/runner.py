@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdasim._errors import ConfigError, ServiceSettingError
+from lambdasim._interpreters import INTERPRETER_MODES
 from lambdasim._model import ROUTING
 from lambdasim._package import PACKAGE_VIEWS
 from lambdasim._sandbox import NETWORKS, network_names, sandbox_names
@@ -135,7 +136,8 @@ class Scenario:
 # -- loading ------------------------------------------------------------------------------------
 
 _SCENARIO_KEYS = ("name", "description", "simulator", "steps")
-_SIMULATOR_KEYS = ("sandbox", "network", "package", "routing", "seed", "region", "init_timeout_s", "services")
+_SIMULATOR_KEYS = ("sandbox", "network", "package", "interpreter", "routing", "seed", "region", "init_timeout_s",
+                   "services")
 
 
 def _one_of(node: Node, allowed: Collection[str], what: str, hint: str) -> str:
@@ -157,6 +159,10 @@ def _simulator_settings(node: Node) -> dict[str, Any]:
         settings["package"] = _one_of(f["package"], PACKAGE_VIEWS, "a package view",
                                       f"use {' or '.join(PACKAGE_VIEWS)} (strict: imports from outside the "
                                       "function's package fail, as on Lambda)")
+    if "interpreter" in f:
+        settings["interpreter"] = _one_of(f["interpreter"], INTERPRETER_MODES, "an interpreter mode",
+                                          f"use {' or '.join(INTERPRETER_MODES)} (strict: a function whose Runtime "
+                                          "python3.X is not installed here is refused at deploy)")
     if "routing" in f:
         settings["routing"] = _one_of(f["routing"], ROUTING, "a routing policy", f"use one of {choices(ROUTING)}")
     if "seed" in f:
