@@ -1755,3 +1755,57 @@ def test_a_package_view_that_does_not_exist_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"s\.yaml:1: simulator\.package: 'loose' is not a package view; use host "
                                           r"or strict"):
         load_scenario(path)
+
+
+ROUTE_TEMPLATE = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Items:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: route/
+      Handler: app.handler
+      Runtime: python3.11
+      Events:
+        GetItem:
+          Type: Api
+          Properties: {Path: "/items/{id}", Method: get}
+"""
+
+
+def test_an_invoke_step_sends_the_event_of_a_template_events_entry(tmp_path: Path) -> None:
+    (tmp_path / "route").mkdir()
+    (tmp_path / "route" / "app.py").write_text(
+        "def handler(event, context):\n"
+        "    return {'method': event['httpMethod'], 'path': event['path'], 'id': event['pathParameters']['id'],\n"
+        "            'resource': event['resource']}\n")
+    (tmp_path / "template.yaml").write_text(ROUTE_TEMPLATE)
+    path = write(tmp_path, """\
+        steps:
+          - deploy: {template: template.yaml, function: Items}
+          - invoke: {function: Items, template_event: {name: GetItem, path_parameters: {id: "{i}"}}, count: 2}
+          - expect: {payload: {method: GET, path: /items/1, id: "1", resource: "/items/{id}"}}
+          - invoke: {function: Items, template_event: GetItem}
+        """)
+    # The route has {id}: the event's builder says what to give, where.
+    with pytest.raises(ScenarioError, match=r"s.yaml:5: steps\[3\]\.invoke: event 'GetItem' \(Api, "
+                                            r".*template.yaml:10\): the route /items/\{id\} has \{id\}: give "
+                                            r"path_parameters"):
+        run_file(path, factory)
+    path.write_text(path.read_text().rsplit("  - invoke", 1)[0])
+    result = run_file(path, factory)
+    assert result.passed and result.steps[1].summary.startswith("2 invocation(s) of Items")
+    bad = write(tmp_path, """\
+        steps:
+          - deploy: {template: template.yaml, function: Items}
+          - invoke: {function: Items, template_event: GetThing}
+        """, "bad.yaml")
+    with pytest.raises(ScenarioError, match=r"bad.yaml:3: steps\[1\]\.invoke: .*GetThing.*GetItem"):
+        run_file(bad, factory)
+    both = write(tmp_path, """\
+        steps:
+          - deploy: {template: template.yaml, function: Items}
+          - invoke: {function: Items, template_event: GetItem, event: {}}
+        """, "both.yaml")
+    with pytest.raises(ScenarioError, match="template_event builds the event, and event is given too"):
+        load_scenario(both)

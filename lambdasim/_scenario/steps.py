@@ -323,12 +323,15 @@ def _template(value: Any, i: int) -> Any:
 @step("invoke")
 @dataclass(frozen=True)
 class Invoke(Step):
-    """``invoke: {function, event | event_template, count, concurrency, interval_s, tenant_id, as}``: ``count``
+    """``invoke: {function, event | event_template | template_event, count, concurrency, interval_s, tenant_id, as}``:
+    ``count``
     invocations arriving in waves of ``concurrency`` (``fn.invoke_many``): each wave when the previous one
     has completed, or with ``interval_s`` one wave every so many seconds of virtual time; ``as`` names the
     last one for later expects. ``event_template`` is another name for ``event`` (both number the
     invocations with ``"{i}"``). ``tenant_id`` (tenant isolation) is every invocation's tenant (``"{i}"``
-    numbers it too, e.g. ``tenant-{i}``), or a list of one per invocation."""
+    numbers it too, e.g. ``tenant-{i}``), or a list of one per invocation. ``template_event`` is the event an
+    entry of the function's template ``Events`` sends (``fn.event``): its name, or ``{name, <field>: value}``
+    with the fields of its kind (``path_parameters: {id: "{i}"}``)."""
 
     function: str | None = None
     event: Any = dataclasses.field(default_factory=dict)
@@ -337,15 +340,23 @@ class Invoke(Step):
     interval_s: float | None = None
     name: str | None = None
     tenant_id: str | tuple[str, ...] | None = None
+    source: str | None = None
+    """``template_event``'s name: the event is ``fn.event(source, **event)``."""
 
     @classmethod
     def from_yaml(cls, node: Node) -> Invoke:
-        f = node.fields(("function", "event", "event_template", "count", "concurrency", "interval_s", "tenant_id",
-                         "as"))
+        f = node.fields(("function", "event", "event_template", "template_event", "count", "concurrency",
+                         "interval_s", "tenant_id", "as"))
         if "event" in f and "event_template" in f:
             raise f["event_template"].error("event_template is another name for event, which is given too; keep one "
                                             "(both replace \"{i}\" with the number of the invocation)")
         key = "event_template" if "event_template" in f else "event"
+        source = None
+        if "template_event" in f:
+            if key in f:
+                raise f["template_event"].error(f"template_event builds the event, and {key} is given too; keep "
+                                                "one (template_event takes the event's fields beside its name)")
+            source, fields = _template_event(f["template_event"])
 
         def interval(n: Node) -> float:
             hint = "use a number of seconds >= 0 between the arrival of one wave and the next"
@@ -355,7 +366,8 @@ class Invoke(Step):
             return value
 
         count = f.get("count", lambda n: n.as_whole(1), 1)
-        return cls(function=f.optional("function", _function_name), event=f.get(key, Node.as_json, {}),
+        return cls(function=f.optional("function", _function_name),
+                   event=fields if source is not None else f.get(key, Node.as_json, {}), source=source,
                    count=count, concurrency=f.get("concurrency", lambda n: n.as_whole(1), 1),
                    interval_s=f.optional("interval_s", interval),
                    name=f.optional("as", _invocation_name),
@@ -371,7 +383,9 @@ class Invoke(Step):
             scope.invocations[self.name] = scope.step_index
         scope.invoked = True
 
-    def events(self) -> list[Any]:
+    def events(self, fn: Function) -> list[Any]:
+        if self.source is not None:
+            return [fn.event(self.source, **_template(self.event, i)) for i in range(self.count)]
         return [_template(self.event, i) for i in range(self.count)]
 
     def tenants(self) -> list[str | None]:
@@ -382,7 +396,7 @@ class Invoke(Step):
 
     def run(self, ctx: RunContext) -> str:
         fn = ctx.function(self.function)
-        events = self.events()
+        events = self.events(fn)
         tenants = self.tenants()
         if self.concurrency == 1 and self.interval_s is None:
             invocations = [fn.invoke(event, tenant_id=tenant) for event, tenant in zip(events, tenants, strict=True)]
@@ -397,6 +411,18 @@ class Invoke(Step):
         errors = sum(1 for inv in invocations if inv.error is not None)
         clock = "" if self.interval_s is None else f"; the clock is at {ctx.sim.clock.now():g} s"
         return f"{len(invocations)} invocation(s) of {fn.name}: {cold} cold start(s), {errors} error(s){clock}"
+
+
+def _template_event(node: Node) -> tuple[str, dict[str, Any]]:
+    """``template_event``: a name, or ``{name, <field>: value ...}`` -> (the name, the fields)."""
+    hint = "use the name of an entry of the function's template Events, or {name: GetPerson, <field>: value}"
+    if not isinstance(node.value, dict):
+        return node.as_str(hint), {}
+    node.mapping(hint)
+    if "name" not in node.value:
+        raise node.error(f"missing key 'name'; {hint}")
+    fields = {key: node.child(key).as_json() for key in node.value if key != "name"}
+    return node.child("name").as_str(hint), fields
 
 
 def _tenant_ids(node: Node, count: int) -> str | tuple[str, ...]:
