@@ -1794,7 +1794,7 @@ def test_an_invoke_step_sends_the_event_of_a_template_events_entry(tmp_path: Pat
         run_file(path, factory)
     path.write_text(path.read_text().rsplit("  - invoke", 1)[0])
     result = run_file(path, factory)
-    assert result.passed and result.steps[1].summary.startswith("2 invocation(s) of Items")
+    assert result.passed and str(result.steps[1].summary).startswith("2 invocation(s) of Items")
     bad = write(tmp_path, """\
         steps:
           - deploy: {template: template.yaml, function: Items}

@@ -383,8 +383,10 @@ class Invoke(Step):
             scope.invocations[self.name] = scope.step_index
         scope.invoked = True
 
-    def events(self, fn: Function) -> list[Any]:
+    def events(self, fn: Function | None = None) -> list[Any]:
+        """The invocations' events (a ``template_event``'s are built by ``fn``)."""
         if self.source is not None:
+            assert fn is not None, "a template_event is built by its function"
             return [fn.event(self.source, **_template(self.event, i)) for i in range(self.count)]
         return [_template(self.event, i) for i in range(self.count)]
 
