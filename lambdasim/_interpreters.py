@@ -17,6 +17,7 @@ import dataclasses
 import glob
 import os
 import shutil
+import subprocess
 import sys
 import warnings
 
@@ -131,8 +132,13 @@ def runtime_sdk(version: str, interpreter: str) -> str | None:
     memo = (builds_dir(), version)
     if memo not in _sdks:
         try:
-            _sdks[memo] = pip_build(_key(b"boto3 (the runtime's SDK)", version), version, ["boto3"], os.getcwd(),
-                                     interpreter)
+            built = pip_build(_key(b"boto3 (the runtime's SDK)", version), version, ["boto3"], os.getcwd(),
+                              interpreter)
+            # Compiled by that Python now: an instance cannot write its caches there (it is read-only), and
+            # compiling boto3 and botocore at every Init costs about a second. (Lambda's runtime ships them so.)
+            subprocess.run([interpreter, "-m", "compileall", "-q", os.path.join(built, "python")],
+                           capture_output=True, check=False)
+            _sdks[memo] = built
         except OSError as e:
             _sdks[memo] = None
             warnings.warn(RuntimeVersionWarning(f"the AWS SDK that Lambda's runtime bundles could not be built for "
