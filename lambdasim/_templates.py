@@ -184,6 +184,33 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
     return _Sam(ctx).load(function) if sam else _Serverless(ctx).load(function)
 
 
+def function_named(path: str | os.PathLike[str], name: str, *, parameters: Mapping[str, Any] | None = None,
+                   region: str = "us-east-1") -> str | None:
+    """The logical ID (SAM) or key (Serverless) of the function whose name on Lambda is ``name`` (its
+    ``FunctionName`` or ``name``, or Serverless' ``service-stage-function``; CloudFormation's generated names
+    are known only once the stack exists), for front ends that take either; None if there is none."""
+    display, file = _find_file(os.fspath(path))
+    doc = _read_yaml(display, file)
+    ctx = _Context(display, os.path.dirname(file), doc, region, dict(parameters or {}), None, None, PYTHON_HINTS)
+    sam = any(k in doc for k in _SAM_KEYS)
+    section = doc.get("Resources" if sam else "functions")
+    for key, definition in (section if isinstance(section, YamlMap) else YamlMap()).items():
+        try:
+            if sam:
+                props = definition.get("Properties") if isinstance(definition, YamlMap) else None
+                if (definition.get("Type") not in (_SAM_FUNCTION, _CFN_FUNCTION) or not isinstance(props, YamlMap)
+                        or props.get("FunctionName") is None):
+                    continue
+                found = _Sam(ctx).lambda_name(props["FunctionName"], _Loc(f"Resources.{key}", 0))
+            else:
+                found = _Serverless(ctx).function_name(str(key), definition)
+        except SourceError:
+            continue  # reading that function says what is wrong with it
+        if found == name:
+            return str(key)
+    return None
+
+
 # -- YAML with line numbers and CloudFormation tags ---------------------------------------
 
 _SAM_KEYS = ("AWSTemplateFormatVersion", "Transform", "Resources")
