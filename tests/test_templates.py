@@ -110,6 +110,7 @@ def test_deploy_kwargs_are_exactly_the_arguments_of_deploy() -> None:
         "snap_start": False, "provisioned_concurrency": 0, "tenant_isolation": False, "capacity_provider": None,
         "max_concurrency": None, "min_environments": 0, "max_environments": None, "log_format": "Text",
         "application_log_level": None, "system_log_level": None, "tracing": False,
+        "function_name": None,  # no FunctionName: CloudFormation's, known once the stack is created
     }
     kwargs["environment"]["EXTRA"] = "x"
     assert "EXTRA" not in fn.environment, "deploy_kwargs() hands out a copy"
@@ -684,9 +685,11 @@ def test_serverless_config_gives_every_property() -> None:
         events={"httpApi": TemplateEvent("httpApi", "httpApi", "http-api", {"region": "us-east-1", "path": "/orders",
                                                                             "method": "POST"},
                                          f"{SLS}:{line_of(SLS, '- httpApi:')}")},
+        function_name="orders-dev-createOrder",  # the Serverless Framework's service-stage-function
     )
     other = load_function(SLS, "listOrders", parameters={"stage": "prod"})
     assert (other.memory_mb, other.timeout_s, other.ephemeral_storage_mb, other.layers) == (2048, 20.0, 512, ())
+    assert other.function_name == "orders-prod-listOrders"
     assert other.environment == {"TABLE_NAME": "orders-prod", "LOG_LEVEL": "info"}
 
 
