@@ -16,9 +16,10 @@ next deploy creates it again).
 
 Not created as resources: functions (they are what lambdasim deploys; a ``!Ref`` to one gives its name
 on Lambda: its ``FunctionName``, else CloudFormation's ``<stack>-<LogicalId>-<RANDOM>`` (from the seed), or
-the Serverless Framework's ``service-stage-function``), layers, IAM roles and policies (lambdasim does not enforce IAM: a ``!Ref``/``!GetAtt .Arn`` of
-a role gives a role's name/ARN), API Gateway APIs and routes, capacity providers, and a function's
-permissions, versions, aliases, URLs and event source mappings.
+the Serverless Framework's ``service-stage-function``), layers, IAM roles and policies (lambdasim
+does not enforce IAM: a ``!Ref``/``!GetAtt .Arn`` of a role gives a role's name/ARN), API Gateway APIs
+and routes, capacity providers, and a function's permissions, versions, aliases, URLs and event source
+mappings.
 """
 
 from __future__ import annotations
