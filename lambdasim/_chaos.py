@@ -365,6 +365,8 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
         if environment:
             given["environment"] = environment
         kwargs.update(given)
+        if args.name:  # the simulator's handle and the function's name on Lambda, as deploy_from_template(name=)
+            kwargs["name"] = args.name
     else:
         if args.function is not None:
             raise ConfigError("--function goes with --template; with --handler, name the function with --name")
@@ -398,6 +400,7 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
         # The scenario deploys from the template, so that its resources are created in each run and on replay:
         # what the command line changes, and the execution models (which decide how the steps run).
         deploy: Body = {"template": _path_for(args.template, base), "function": args.function,
+                        **({"name": args.name} if args.name else {}),
                         **{k: _number(v) if k in ("memory_mb", "timeout_s") else v for k, v in given.items()
                            if k not in _MODEL_KEYS}}
         deploy.update({key: getattr(config, key) for key in _MODEL_KEYS

@@ -423,3 +423,8 @@ def test_a_templates_function_gets_its_resources_in_each_run_and_in_the_scenario
     with pytest.raises(ScenarioFailure, match=r"invocation 'failing' holds \"payload\['items'\] == \[\]\": it is "
                                               r"false \(payload \{\"env\": .*, error null\)"):
         run_file(out)
+    # --name: the function's name on Lambda too (the invariant breaks when it sees it), written into the deploy step.
+    assert main([*argv, "--name", "orders", "--event", '{"put": {"id": "1"}}', "--invariant",
+                 "payload['named']['context'] != 'orders'"]) == 1
+    assert "Re-ran it: it fails, as it should until the bug is fixed." in capsys.readouterr().out
+    assert "  - deploy: {template: ../app/template.yaml, function: OrdersFunction, name: orders}\n" in out.read_text()
