@@ -190,6 +190,7 @@ def _template_overrides(args: argparse.Namespace, environment: dict[str, str],
         overrides["parameters"] = parameters_argument(args.parameter_overrides)
     # The template's resources are created at deploy: here !Ref and !GetAtt of them give placeholders.
     resources = preview_resources(args.template, overrides.get("parameters"))
+
     def load(function: str | None) -> TemplateFunction:
         return load_function(args.template, function, environment=overrides.get("environment"),
                              layers=overrides.get("layers"), parameters=overrides.get("parameters"), hints=CLI_HINTS,
