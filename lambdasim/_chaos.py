@@ -228,25 +228,36 @@ class ChaosConfig:
     """The tenant ids invocations of a tenant-isolated deploy are drawn from."""
     setup: list[Body] = field(default_factory=list)
     """``aws:`` steps (boto3 calls, from ``--setup``) made after the deploy in every run, and written after it."""
+    runtime: str | None = None
+    """The function's runtime where ``deploy`` does not say it (a template's); None: this Python's."""
 
     def deploys(self) -> list[Body]:
         """The deploy step of each model an example may pick (``deploy`` alone without ``models``)."""
         if not self.models:
             return [dict(self.deploy)]
         base = {k: v for k, v in self.deploy.items() if k not in _MODEL_KEYS}
+        runtime = base.get("runtime", self.runtime or f"python{PYTHON_VERSION}")
         out = []
         for model in self.models:
             body = {**base, **MODELS[model](self)}
-            if model == "snap-start" and base.get("runtime", f"python{PYTHON_VERSION}") not in SNAPSTART_RUNTIMES:
+            if model == "snap-start" and runtime not in SNAPSTART_RUNTIMES:
                 body["runtime"] = SNAPSTART_RUNTIMES[0]
-            if model == "managed" and base.get("runtime", f"python{PYTHON_VERSION}") not in MANAGED_RUNTIMES:
+            if model == "managed" and runtime not in MANAGED_RUNTIMES:
                 body["runtime"] = MANAGED_RUNTIMES[0]
             out.append(body)
         return out
 
     @property
     def name(self) -> str:
-        return str(self.deploy["name"])
+        """The deployed function's name in the simulator (from a template: its logical ID or key)."""
+        return str(self.deploy.get("name") or self.deploy["function"])
+
+    @property
+    def subject(self) -> str:
+        """What is tested, for messages: the handler, or the template's function."""
+        if "template" in self.deploy:
+            return f"{self.deploy['function']} of {self.deploy['template']}"
+        return str(self.deploy["handler"])
 
     @property
     def base_dir(self) -> Path:
@@ -329,25 +340,33 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
     """Validate the command line of ``lambdasim chaos``; raises ConfigError saying what to fix."""
     out = args.out or DEFAULT_OUT
     base = Path(os.path.abspath(out)).parent
+    given: dict[str, Any] = {}  # what the command line changes of a template's function
     if args.template is not None:
         if args.handler is not None or args.code_dir is not None:
             raise ConfigError("give either --template and --function, or --handler and --code-dir, not both")
         if not args.function:
             raise ConfigError("--template needs --function: the function's logical ID (SAM) or its key under "
                               "functions (Serverless)")
+        from lambdasim._template_resources import preview_resources
         from lambdasim._templates import load_function
 
-        # --env stands in for variables the template cannot resolve here (!GetAtt ...), as in deploy_from_template.
+        # Read here to check it: the template's resources are created by each run's deploy (from the template), so
+        # that !Ref and !GetAtt of them give placeholders here. --env adds to (or replaces) its variables.
         try:
             environment = env_argument(args.env) or None
-            kwargs = load_function(args.template, args.function, environment=environment).deploy_kwargs()
+            kwargs = load_function(args.template, args.function, environment=environment,
+                                   resources=preview_resources(args.template)).deploy_kwargs()
         except ConfigError as e:
             hint = " On the command line, give such values with --env KEY=VALUE." if "environment=" in str(e) else ""
             raise ConfigError(f"{e}{hint}") from None
-        for key, value in (("memory_mb", args.memory), ("timeout_s", args.timeout)):
-            if value is not None:
-                kwargs[key] = value
-        kwargs.update(_model_flags(args))
+        given.update({key: value for key, value in (("memory_mb", args.memory), ("timeout_s", args.timeout),
+                                                    ("runtime", getattr(args, "runtime", None))) if value is not None})
+        given.update(_model_flags(args))
+        if environment:
+            given["environment"] = environment
+        kwargs.update(given)
+        if args.name:  # the simulator's handle and the function's name on Lambda, as deploy_from_template(name=)
+            kwargs["name"] = args.name
     else:
         if args.function is not None:
             raise ConfigError("--function goes with --template; with --handler, name the function with --name")
@@ -362,11 +381,11 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
         if args.timeout is not None:
             kwargs["timeout_s"] = args.timeout
         kwargs.update(_model_flags(args))
-    if getattr(args, "runtime", None):
-        kwargs["runtime"] = args.runtime
+        if getattr(args, "runtime", None):
+            kwargs["runtime"] = args.runtime
+        if "." not in args.handler.strip("."):
+            raise ConfigError(f"--handler {args.handler!r} is not module.function; use e.g. app.handler")
     handler = str(kwargs["handler"])
-    if "." not in handler.strip("."):
-        raise ConfigError(f"--handler {handler!r} is not module.function; use e.g. app.handler")
     code_dir = str(kwargs["code_dir"])
     if not os.path.isdir(code_dir):
         raise ConfigError(f"--code-dir {code_dir!r} is not a directory (looked for {os.path.abspath(code_dir)}); "
@@ -377,7 +396,17 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
                                         "reserved_concurrency", "runtime", *_MODEL_KEYS)},
                             layers=tuple(os.path.realpath(p) for p in kwargs.get("layers") or ()))
     config.validate()
-    deploy: Body = {"handler": handler, "code_dir": _path_for(code_dir, base), "name": config.name}
+    if args.template is not None:
+        # The scenario deploys from the template, so that its resources are created in each run and on replay:
+        # what the command line changes, and the execution models (which decide how the steps run).
+        deploy: Body = {"template": _path_for(args.template, base), "function": args.function,
+                        **({"name": args.name} if args.name else {}),
+                        **{k: _number(v) if k in ("memory_mb", "timeout_s") else v for k, v in given.items()
+                           if k not in _MODEL_KEYS}}
+        deploy.update({key: getattr(config, key) for key in _MODEL_KEYS
+                       if getattr(config, key) != getattr(FunctionConfig, key)})
+        return _chaos_config(args, out, deploy, config.runtime)
+    deploy = {"handler": handler, "code_dir": _path_for(code_dir, base), "name": config.name}
     for key in ("memory_mb", "timeout_s", "ephemeral_storage_mb"):
         if key in kwargs and kwargs[key] != getattr(FunctionConfig, key):
             deploy[key] = _number(kwargs[key])
@@ -391,6 +420,11 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
         deploy["runtime"] = config.runtime
     deploy.update({key: getattr(config, key) for key in _MODEL_KEYS
                    if getattr(config, key) != getattr(FunctionConfig, key)})
+    return _chaos_config(args, out, deploy, config.runtime)
+
+
+def _chaos_config(args: argparse.Namespace, out: str, deploy: Body, runtime: str) -> ChaosConfig:
+    """The ChaosConfig of the command line ``args`` for the deploy step ``deploy`` (of a function of ``runtime``)."""
     models = list(dict.fromkeys(getattr(args, "model", None) or ()))
     for model in models:
         if model not in MODELS:
@@ -410,7 +444,7 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
                        package="strict" if getattr(args, "strict_package", False) else "host",
                        verify=not args.no_verify,
                        hypothesis_dir=os.path.abspath(args.hypothesis_dir) if getattr(args, "hypothesis_dir", None)
-                       else default_hypothesis_dir(), models=models, tenants=tenants,
+                       else default_hypothesis_dir(), models=models, tenants=tenants, runtime=runtime,
                        setup=[{"service": c.service, "call": c.method, "args": c.args}
                               for c in (load_setup(args.setup) if getattr(args, "setup", None) else [])])
 
@@ -767,7 +801,7 @@ def scenario_yaml(cfg: ChaosConfig, violation: InvariantViolation) -> str:
         header += (f"That was invocation {violation.index + 1} of the {violation.count} run concurrently there; "
                    "expect checks the step's last one, so a run\nmay place the failing one elsewhere.\n")
     header += f"Run it with: lambdasim run {cfg.out}\n"
-    lines = [_comment(header), f"name: {_scalar('chaos counterexample for ' + str(cfg.deploy['handler']))}\n"]
+    lines = [_comment(header), f"name: {_scalar('chaos counterexample for ' + cfg.subject)}\n"]
     simulator = cfg.simulator_settings()
     if simulator:
         lines.append(f"simulator: {flow(simulator)}\n")
@@ -835,7 +869,7 @@ def _hypothesis_search(cfg: ChaosConfig) -> Outcome:
 def run_chaos(cfg: ChaosConfig, out: TextIO) -> int:
     """Search for a counterexample; write it to ``cfg.out``. 0: none found, 1: found, 2: harness error."""
     optional = [kind for kind in ("advance_clock", "crash", "destroy", "service") if kind not in STEPS]
-    out.write(f"lambdasim chaos: {cfg.deploy['handler']} ({len(cfg.events)} event(s)), {cfg.examples} examples of "
+    out.write(f"lambdasim chaos: {cfg.subject} ({len(cfg.events)} event(s)), {cfg.examples} examples of "
               f"up to {cfg.steps} steps, seed {cfg.seed}; invariant(s): "
               f"{', '.join(i.text for i in cfg.invariants)}\n"
               f"  (Hypothesis keeps its files in {cfg.hypothesis_dir}; --hypothesis-dir to change)\n")

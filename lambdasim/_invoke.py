@@ -535,7 +535,7 @@ class Invoker:
                 trace_id=trace,
                 client_context=dict(client_context) if client_context is not None else None,
                 identity=dict(identity) if identity is not None else None, tenant_id=tenant_id,
-                function_arn=function_arn(region, record.function), spin=spin))
+                function_arn=function_arn(region, config.function_name or record.function), spin=spin))
             if spin:
                 live.rt.spin(spin)
             reply = check_runtime_message(watch.recv(live.rt, budget), RESULT, RESULT_LAST, FATAL)

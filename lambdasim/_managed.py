@@ -576,7 +576,7 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
         request_id=request_id, event=routed.event, deadline_ms=int((time.time() + budget) * 1000),
         trace_id=routed.trace, client_context=dict(client_context) if client_context is not None else None,
         identity=dict(identity) if identity is not None else None, tenant_id=tenant_id,
-        function_arn=function_arn(sim.region, record.function), spin=0.0)))
+        function_arn=function_arn(sim.region, config.function_name or record.function), spin=0.0)))
     request.done.wait(budget)
     elapsed = (time.monotonic() - sent) * 1000.0
     if request.pending(gen):

@@ -103,6 +103,10 @@ class FunctionConfig:
     """``LoggingConfig.SystemLogLevel`` (JSON format only; None: INFO): :data:`SYSTEM_LOG_LEVELS`."""
     tracing: bool = False
     """``TracingConfig: {Mode: Active}`` (SAM ``Tracing: Active``): requests are sampled for X-Ray."""
+    function_name: str | None = None
+    """Lambda's name of the function when it is not :attr:`name` (a template's function, addressed by its
+    logical ID, named ``FunctionName`` or as CloudFormation/Serverless name it): what the function sees
+    (``AWS_LAMBDA_FUNCTION_NAME``, its ARN, its log group). None: :attr:`name`."""
     interpreter: str = ""
     """Set by the simulator at deploy (``_interpreters.choose``): the host's ``python3.X`` that a function whose
     runtime names another Python than lambdasim's runs on; empty: lambdasim's own Python."""

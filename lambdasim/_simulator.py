@@ -49,6 +49,7 @@ from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, create_sandbox
 from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
 from lambdasim._services.xray import XRaySink, xray_environment
 from lambdasim._snapstart import SnapStart
+from lambdasim._template_deploy import check_function_name, deploy_from_template
 from lambdasim._tmpview import TmpView
 
 _SHUTDOWN_REASONS = frozenset({"scale_down", "idle", "redeploy", "retired", "close", "destroy"})
@@ -198,7 +199,7 @@ class Function:
         record = InstanceRecord(id=f"{self.name}-debug", function=self.name, version=self.version, created_at=0.0)
         env = sim._spec(self, record, config)["env"]
         return debug_invoke(config.handler, config.code_dir, env, config.timeout_s, event, sim._new_id(),
-                            function_arn(sim.region, self.name), config.layers)
+                            function_arn(sim.region, config.function_name or self.name), config.layers)
 
     def invoke_many(self, events: Iterable[Any], concurrency: int = 8, *, interval_s: float | None = None,
                     tenant_id: str | Sequence[str | None] | None = None) -> list[Invocation]:
@@ -479,7 +480,7 @@ class Simulator:
                capacity_provider: str | None = None, max_concurrency: int | None = None,
                min_environments: int = 0, max_environments: int | None = None, log_format: str = "Text",
                application_log_level: str | None = None, system_log_level: str | None = None,
-               tracing: bool = False) -> Function:
+               tracing: bool = False, function_name: str | None = None) -> Function:
         """Deploy ``handler`` (``module.path.function``) from ``code_dir`` as version 1 of a function.
 
         ``runtime`` is ``python3.X`` (the default: this Python, with lambdasim's built-in runtime) or
@@ -494,7 +495,8 @@ class Simulator:
         ``tenant_id``), and ``capacity_provider=`` (Lambda Managed Instances: each environment runs up to
         ``max_concurrency`` requests at once; ``min_environments`` start now, ``max_environments`` caps them).
         ``log_format``/``application_log_level``/``system_log_level`` are ``LoggingConfig``'s; ``tracing=True``
-        is X-Ray's active tracing (see :meth:`xray_segments`).
+        is X-Ray's active tracing (see :meth:`xray_segments`). ``function_name``: Lambda's name of the function,
+        what it sees (default ``name``), when ``name`` is another handle (a template's logical ID).
         """
         if name is None:
             name = handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-")
@@ -509,9 +511,10 @@ class Simulator:
             tenant_isolation=tenant_isolation, capacity_provider=capacity_provider,
             max_concurrency=max_concurrency, min_environments=min_environments, max_environments=max_environments,
             log_format=log_format, application_log_level=application_log_level, system_log_level=system_log_level,
-            tracing=tracing,
+            tracing=tracing, function_name=function_name,
         )
         config.validate()
+        check_function_name(config)
         config = choose(config, self._sandbox.name, self.interpreter)
         prepare(config)
         self._refuse_unconfinable(config)
@@ -557,28 +560,12 @@ class Simulator:
         resolve, like ``!GetAtt``), ``layers`` replaces the template's layers (e.g. layer ARNs),
         and ``parameters`` gives SAM parameter values or Serverless ``${opt:...}`` options.
         The template's other resources (tables, buckets, queues ...) are created in ``services["aws"]``
-        (once per template), and ``!Ref``/``!GetAtt`` of them give their names and ARNs.
+        (once per template), and ``!Ref``/``!GetAtt`` of them give their names and ARNs. The function is
+        addressed by ``function`` (``sim.functions[function]``), and sees the name Lambda would give it
+        (``FunctionName``; CloudFormation's ``<stack>-<LogicalId>-<RANDOM>``; Serverless' ``service-stage-fn``).
         Errors name the file, the line and the key.
         """
-        from lambdasim._templates import load_function
-
-        allowed = {"handler", "code_dir", "name", "memory_mb", "timeout_s", "ephemeral_storage_mb", "environment",
-                   "reserved_concurrency", "keepalive_s", "layers", "parameters", "runtime", "entry_point",
-                   "snap_start", "provisioned_concurrency", "tenant_isolation", "capacity_provider",
-                   "max_concurrency", "min_environments", "max_environments"}
-        unknown = sorted(set(overrides) - allowed)
-        if unknown:
-            raise ConfigError(f"deploy_from_template(): no setting {', '.join(unknown)}; the settings are those of "
-                              "Simulator.deploy(), and parameters=.")
-        from lambdasim._template_resources import create_resources
-
-        resources = create_resources(self, path, overrides.get("parameters"))  # the template's tables, buckets...
-        template = load_function(path, function, environment=overrides.pop("environment", None),
-                                 layers=overrides.pop("layers", None), parameters=overrides.pop("parameters", None),
-                                 region=self.region, resources=resources)
-        fn = self.deploy(**{**template.deploy_kwargs(), **overrides})
-        fn._template_events = template.events
-        return fn
+        return deploy_from_template(self, path, function, overrides)
 
     # -- clients for the test side -----------------------------------------------------
 
@@ -630,9 +617,11 @@ class Simulator:
             **config.environment, **config.log_environment(), **xray_environment(self._xray_sink(config)),
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{config.python_version}",
-            "AWS_LAMBDA_FUNCTION_NAME": fn.name, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
+            "AWS_LAMBDA_FUNCTION_NAME": config.function_name or fn.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": version, "AWS_LAMBDA_INITIALIZATION_TYPE": record.init_type,
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.name}", "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name or fn.name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
             **AWS_CREDENTIALS_ENV, "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
             "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",
         }

@@ -6,7 +6,8 @@ The SAM event types read: ``Api`` (Path, Method, the stage of a ``RestApiId`` in
 ``S3`` (Bucket, Events, Filter's prefix/suffix), ``Schedule`` and ``ScheduleV2`` (Name, Input),
 ``EventBridgeRule`` and ``CloudWatchEvent`` (Pattern's source, detail-type and detail, Input),
 ``DynamoDB`` and ``Kinesis`` (Stream). A queue, topic, bucket, table or stream of the same template
-(``!GetAtt Queue.Arn``, ``!Ref Bucket``, ``!GetAtt Table.StreamArn``) is named by its name property
+(``!GetAtt Queue.Arn``, ``!Ref Bucket``, ``!GetAtt Table.StreamArn``) is named as it was created (the
+stack of :mod:`lambdasim._template_resources`, given to the reader); without one, by its name property
 (``QueueName``, ``TableName`` ...) or else its logical ID. An ``Input`` is the event itself, as
 EventBridge sends a rule's or schedule's constant input instead of the event. Other types (``IoTRule``,
 ``Cognito``, ``MSK`` ...) are kept, and asking for their event says lambdasim has no builder for them.
@@ -157,10 +158,14 @@ class _Event:
         return target, props if isinstance(props, YamlMap) else YamlMap(resources.file), resources[target].get("Type")
 
     def named(self, key: str) -> str | None:
-        """The name or ARN of the queue, topic, bucket, table or stream property ``key`` gives."""
+        """The name or ARN of the queue, topic, bucket, table or stream property ``key`` gives: of a resource of
+        the template, the one it was created with (a stack's), else its name property or its logical ID."""
         found = self.resource(key)
         if found is not None:
             logical, props, kind = found
+            created = self.created(key, kind)
+            if created is not None:
+                return created
             prop = _NAME_PROPERTY.get(kind) if isinstance(kind, str) else None
             if prop and prop in props:
                 try:
@@ -171,6 +176,21 @@ class _Event:
                     return name
             return logical
         return self.text(key)
+
+    def created(self, key: str, kind: Any) -> str | None:
+        """What the property ``key`` (a !Ref or !GetAtt of a resource) gives in the created stack, as the
+        builders take it (a name or an ARN); None without a stack, or where the resource was not created."""
+        if self.reader.ctx.stack is None:
+            return None
+        try:
+            value = self.reader.value(self.props[key], self.loc.child(self.props, key))
+        except SourceError:
+            return None  # not created: the stack says why when the function's settings use it
+        if not isinstance(value, str) or not value or value.startswith("<"):
+            return None  # a preview's placeholder (lambdasim._template_resources.preview_resources)
+        if kind == "AWS::SQS::Queue" and value.startswith("https://"):
+            return value.rsplit("/", 1)[-1]  # !Ref Queue is its URL; the builder takes the name (or the ARN)
+        return value
 
     def fields(self, kind: str) -> tuple[dict[str, Any], str | None]:
         """The builder's keywords for an event of SAM type ``kind``, and its constant Input."""

@@ -129,7 +129,7 @@ SAM_MODELLED = frozenset({
     "Handler", "Runtime", "CodeUri", "Code", "InlineCode", "PackageType", "ImageUri", "ImageConfig", "MemorySize",
     "Timeout", "EphemeralStorage", "ReservedConcurrentExecutions", "Environment", "Layers", "SnapStart",
     "ProvisionedConcurrencyConfig", "TenancyConfig", "CapacityProviderConfig", "FunctionScalingConfig",
-    "LoggingConfig", "Tracing", "TracingConfig", "Events",
+    "LoggingConfig", "Tracing", "TracingConfig", "Events", "FunctionName",
 })
 """The properties of ``AWS::Serverless::Function`` / ``AWS::Lambda::Function`` (and ``Globals.Function``)
 that lambdasim reads (see :mod:`lambdasim._templates`, :mod:`lambdasim._template_models` and this module)."""
@@ -153,7 +153,7 @@ _ADVICE = {
     "vpc": "network='isolated' is the closest: no way out but the simulator's services",
     "Role": "IAM permissions are not checked", "Policies": "IAM permissions are not checked",
     "role": "IAM permissions are not checked", "iam": "IAM permissions are not checked",
-    "FunctionName": "the function is named by its logical ID", "LogGroup": "the log is the invocation's logs",
+    "LogGroup": "the log is the invocation's logs",
     "logGroup": "the log is the invocation's logs",
 }
 

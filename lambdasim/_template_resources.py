@@ -14,10 +14,12 @@ that moto's CloudFormation computed (as stack outputs). A second function of the
 reuses the stack, while it exists in moto (a flush of moto, as between two tests, empties it: the
 next deploy creates it again).
 
-Not created as resources: functions (they are what lambdasim deploys; a ``!Ref`` to one gives its
-name), layers, IAM roles and policies (lambdasim does not enforce IAM: a ``!Ref``/``!GetAtt .Arn`` of
-a role gives a role's name/ARN), API Gateway APIs and routes, capacity providers, and a function's
-permissions, versions, aliases, URLs and event source mappings.
+Not created as resources: functions (they are what lambdasim deploys; a ``!Ref`` to one gives its name
+on Lambda: its ``FunctionName``, else CloudFormation's ``<stack>-<LogicalId>-<RANDOM>`` (from the seed), or
+the Serverless Framework's ``service-stage-function``), layers, IAM roles and policies (lambdasim
+does not enforce IAM: a ``!Ref``/``!GetAtt .Arn`` of a role gives a role's name/ARN), API Gateway APIs
+and routes, capacity providers, and a function's permissions, versions, aliases, URLs and event source
+mappings.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from lambdasim._cfn import _Context, _Intrinsic, _intrinsic, _Loc, _Resolver
 from lambdasim._errors import ConfigError, ServiceError
 from lambdasim._model import ACCOUNT_ID
 from lambdasim._source import YamlMap
-from lambdasim._templates import _SAM_KEYS, PYTHON_HINTS, _find_file, _read_yaml, _Serverless
+from lambdasim._templates import _SAM_KEYS, PYTHON_HINTS, _find_file, _read_yaml, _Serverless, sls_logical_id
 
 if TYPE_CHECKING:
     from lambdasim._simulator import Simulator
@@ -141,18 +143,26 @@ class _Plan:
     region: str
     kinds: dict[str, str]
     lines: dict[str, int]
-    functions: dict[str, str]  # logical id: the function's name
+    functions: dict[str, str | None]  # logical id: the function's name (None: CloudFormation generates it)
     moto: dict[str, Any]  # logical id: the resource for moto's CloudFormation, JSON
     secrets: dict[str, dict[str, Any]]  # logical id: properties
     others: dict[str, str]  # logical id: why it is not created
     roles: dict[str, str]  # logical id: role name
     template: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
+    seed: int | None = None
+
+    def function_name(self, logical_id: str) -> str:
+        """The function's name on Lambda: its own, or the one CloudFormation generates in the (final) stack."""
+        name = self.functions[logical_id]
+        return name if name is not None else _generated_name(self.stack_name, logical_id, _FUNCTIONS[1], {},
+                                                             self.seed)
 
     def stack(self) -> _Stack:
         """The values known without creating anything (functions, roles) and the reasons."""
         stack = _Stack(self.stack_name, dict(self.kinds), reasons=dict(self.others))
-        for logical_id, name in self.functions.items():
+        for logical_id in self.functions:
+            name = self.function_name(logical_id)
             stack.refs[logical_id] = name
             stack.attributes[(logical_id, "Arn")] = f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}"
         for logical_id, name in self.roles.items():
@@ -269,17 +279,14 @@ def _sam_stack_name(folder: str) -> str:
     return name if re.match(r"[A-Za-z]", name) else f"lambdasim-{name}".rstrip("-")
 
 
-def _sls_logical_id(key: str) -> str:
-    """The Serverless Framework's logical ID of the function ``key``: <Name>LambdaFunction."""
-    return (key[:1].upper() + key[1:]).replace("-", "Dash").replace("_", "Underscore") + "LambdaFunction"
-
-
 def _generated_name(stack: str, logical_id: str, kind: str, props: dict[str, Any], seed: int | None) -> str:
     """The physical name CloudFormation gives a resource the template does not name."""
     rng = random.Random(f"{seed}:{stack}:{logical_id}") if seed is not None else random.SystemRandom()
     suffix = "".join(rng.choice(string.ascii_uppercase + string.digits) for _ in range(12))
     if kind == "AWS::SSM::Parameter":
         return f"CFN-{logical_id}-{suffix}"
+    if kind == _FUNCTIONS[1]:  # Lambda's names have at most 64 characters: the stack's and the logical ID's give way
+        return f"{f'{stack}-{logical_id}'[:64 - len(suffix) - 1]}-{suffix}"
     name = f"{stack}-{logical_id}-{suffix}"
     if kind == "AWS::S3::Bucket":
         return name.lower()[:63]
@@ -296,13 +303,14 @@ def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, re
     params = dict(parameters or {})
     sam = any(k in doc for k in _SAM_KEYS)
     text: Callable[[str], Any] | None = None
-    functions: dict[str, str] = {}
+    functions: dict[str, str | None] = {}
     if sam:
         found = doc.get("Resources")
         resources = found if isinstance(found, YamlMap) else YamlMap()
         prefix, stack_name = "Resources", _sam_stack_name(folder)
         ctx = _Context(display, folder, doc, region, params, None, None, PYTHON_HINTS)
         resolver = _Resolver(ctx)
+        resolver.pseudo["AWS::StackName"] = stack_name  # a FunctionName of !Sub "${AWS::StackName}-..."
         for logical_id, resource in resources.items():
             if isinstance(resource, YamlMap) and resource.get("Type") in _FUNCTIONS:
                 props = resource.get("Properties")
@@ -312,7 +320,7 @@ def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, re
                         name = resolver.resolve(name, _Loc(f"Resources.{logical_id}.Properties.FunctionName", 0))
                     except ConfigError:
                         name = None
-                functions[str(logical_id)] = name if isinstance(name, str) and name else str(logical_id)
+                functions[str(logical_id)] = name if isinstance(name, str) and name else None
     else:
         ctx = _Context(display, folder, doc, region, params, None, None, PYTHON_HINTS)
         reader = _Serverless(ctx)
@@ -331,16 +339,16 @@ def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, re
         stack_name = f"{service}-{stage}"
         defined = doc.get("functions")
         for key, definition in (defined if isinstance(defined, YamlMap) else YamlMap()).items():
-            name = definition.get("name") if isinstance(definition, YamlMap) else None
-            if name is not None:
-                name = reader.value(name, _Loc(f"functions.{key}.name", 0))
-            functions[_sls_logical_id(str(key))] = name if isinstance(name, str) else f"{stack_name}-{key}"
+            try:
+                functions[sls_logical_id(str(key))] = reader.function_name(str(key), definition)
+            except ConfigError:  # said when that function is read; here its name is only for !Ref of it
+                functions[sls_logical_id(str(key))] = f"{stack_name}-{key}"
 
         def text(value: str) -> Any:
             return reader.text(value, _Loc(prefix, resources.line))
 
     covered = covered_types()
-    plan = _Plan(display, stack_name, region, {}, {}, functions, {}, {}, {}, {})
+    plan = _Plan(display, stack_name, region, {}, {}, functions, {}, {}, {}, {}, seed=seed)
     plan.kinds.update(dict.fromkeys(functions, "AWS::Lambda::Function"))
     for logical_id, resource in resources.items():
         logical_id = str(logical_id)

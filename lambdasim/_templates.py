@@ -79,7 +79,7 @@ class TemplateFunction:
     """One function's settings, as a template defines them."""
 
     name: str
-    """The logical ID (SAM) or the key under ``functions`` (Serverless)."""
+    """The logical ID (SAM) or the key under ``functions`` (Serverless): the simulator's handle of it."""
     handler: str
     code_dir: str
     """Absolute path of the folder mounted at /var/task."""
@@ -120,6 +120,10 @@ class TemplateFunction:
     events: Mapping[str, TemplateEvent] = field(default_factory=dict)
     """The function's ``Events`` (SAM), by name: ``events["GetPerson"].event(path_parameters=...)`` (see
     :mod:`lambdasim._template_events`); not a setting of ``Simulator.deploy()``."""
+    function_name: str | None = None
+    """Its name on Lambda, what the function sees: ``FunctionName`` (SAM/CloudFormation) or ``name``, else the
+    tool's: Serverless' ``service-stage-function``, CloudFormation's ``<stack>-<LogicalId>-<RANDOM>`` (known
+    only from the created stack, ``resources``; None without it)."""
 
     def deploy_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``Simulator.deploy(**kwargs)`` for this function."""
@@ -133,7 +137,7 @@ class TemplateFunction:
             "max_concurrency": self.max_concurrency, "min_environments": self.min_environments,
             "max_environments": self.max_environments, "log_format": self.log_format,
             "application_log_level": self.application_log_level, "system_log_level": self.system_log_level,
-            "tracing": self.tracing,
+            "tracing": self.tracing, "function_name": self.function_name,
         }
 
 
@@ -159,7 +163,8 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
             overrides above); the default names these keyword arguments.
         resources: the template's resources as created in moto (see
             :func:`lambdasim._template_resources.create_resources`): ``!Ref``, ``!GetAtt`` and ``!Sub``
-            of them resolve to their names and ARNs. None: they cannot be resolved.
+            of them resolve to their names and ARNs, and the function's generated name is the stack's.
+            None: they cannot be resolved.
     """
     display, file = _find_file(os.fspath(path))
     doc = _read_yaml(display, file)
@@ -177,6 +182,33 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
                    tuple(os.path.abspath(os.fspath(p)) for p in layers) if layers is not None else None, hints,
                    stack=resources)
     return _Sam(ctx).load(function) if sam else _Serverless(ctx).load(function)
+
+
+def function_named(path: str | os.PathLike[str], name: str, *, parameters: Mapping[str, Any] | None = None,
+                   region: str = "us-east-1") -> str | None:
+    """The logical ID (SAM) or key (Serverless) of the function whose name on Lambda is ``name`` (its
+    ``FunctionName`` or ``name``, or Serverless' ``service-stage-function``; CloudFormation's generated names
+    are known only once the stack exists), for front ends that take either; None if there is none."""
+    display, file = _find_file(os.fspath(path))
+    doc = _read_yaml(display, file)
+    ctx = _Context(display, os.path.dirname(file), doc, region, dict(parameters or {}), None, None, PYTHON_HINTS)
+    sam = any(k in doc for k in _SAM_KEYS)
+    section = doc.get("Resources" if sam else "functions")
+    for key, definition in (section if isinstance(section, YamlMap) else YamlMap()).items():
+        try:
+            if sam:
+                props = definition.get("Properties") if isinstance(definition, YamlMap) else None
+                if (definition.get("Type") not in (_SAM_FUNCTION, _CFN_FUNCTION) or not isinstance(props, YamlMap)
+                        or props.get("FunctionName") is None):
+                    continue
+                found = _Sam(ctx).lambda_name(props["FunctionName"], _Loc(f"Resources.{key}", 0))
+            else:
+                found = _Serverless(ctx).function_name(str(key), definition)
+        except SourceError:
+            continue  # reading that function says what is wrong with it
+        if found == name:
+            return str(key)
+    return None
 
 
 # -- YAML with line numbers and CloudFormation tags ---------------------------------------
@@ -219,6 +251,7 @@ def _read_yaml(display: str, file: str) -> YamlMap:
 _RUNTIMES = (f"lambdasim runs Python functions ({PYTHON_RUNTIMES_TEXT}) and custom runtimes "
              f"({', '.join(CUSTOM_RUNTIMES)}: an executable bootstrap in the code or a layer)")
 _ENV_KEY = re.compile(r"[a-zA-Z][a-zA-Z0-9_]+")
+_LAMBDA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _MEMORY = (128, 10240, "Lambda allows 128 to 10240 MB")
 _TIMEOUT = (1, 900, "Lambda allows 1 to 900 seconds")
 _STORAGE = (512, 10240, "Lambda allows 512 to 10240 MB")
@@ -343,14 +376,23 @@ class _Reader:
               storage: int, environment: dict[str, str], concurrency: int | None,
               layers: Callable[[], tuple[str, ...]], entry_point: tuple[str, ...] = (),
               models: Models = _ON_DEMAND, props: Observability = _TEXT_LOGS,
-              events: Mapping[str, TemplateEvent] | None = None) -> TemplateFunction:
+              events: Mapping[str, TemplateEvent] | None = None, function_name: str | None = None) -> TemplateFunction:
         return TemplateFunction(
             name=name, handler=handler, code_dir=code_dir, runtime=runtime, memory_mb=memory,
             timeout_s=float(timeout), ephemeral_storage_mb=storage, environment=environment,
             reserved_concurrency=concurrency, layers=self.ctx.layers if self.ctx.layers is not None else layers(),
             source=f"{self.ctx.display}:{line}", entry_point=entry_point, events=dict(events or {}), **vars(models),
-            **vars(props),
+            **vars(props), function_name=function_name,
         )
+
+    def lambda_name(self, value: Any, loc: _Loc) -> str:
+        """A function's name on Lambda (``FunctionName``, Serverless ``name``), resolved and checked."""
+        name = self.string(value, loc, "a function name")
+        if not _LAMBDA_NAME.fullmatch(name):
+            shown = _show(value) if name is value else f"{_show(value)} ({name!r})"
+            self.ctx.fail(loc, f"{shown} is not a Lambda function name; Lambda wants 1 to 64 letters, digits, '-' "
+                               "or '_'.")
+        return name
 
     def pick(self, function: str | None, where: str, functions: dict[str, int]) -> str:
         """``function``, or when None the only one of ``functions`` (name: line)."""
@@ -482,9 +524,14 @@ class _Sam(_Reader):
         models = sam_models(self, get, function, sam)
         events = sam_events(self, function, props, props_loc) if sam else {}
         sam_unmodelled(ctx.display, found)
+        if props.get("FunctionName") is not None:
+            function_name: str | None = self.lambda_name(props["FunctionName"],
+                                                          props_loc.child(props, "FunctionName"))
+        else:  # CloudFormation's <stack>-<LogicalId>-<RANDOM>, as the created stack has it
+            function_name = ctx.stack.ref(function) if ctx.stack is not None else None
         return self.build(function, res_loc.line, handler, code_dir, runtime, memory, timeout, storage, environment,
                           reserved, layers, entry_point, models,
-                          sam_observability(self, get, sam, [*globals_, (props, props_loc)]), events)
+                          sam_observability(self, get, sam, [*globals_, (props, props_loc)]), events, function_name)
 
     def image(self, resource: YamlMap, res_loc: _Loc, get: Callable[[str], tuple[Any, _Loc]],
               sam: bool) -> tuple[str, str, tuple[str, ...]]:
@@ -571,6 +618,11 @@ _SOURCE = re.compile(r"([a-zA-Z][\w]*)(\([^)]*\))?:(.*)", re.DOTALL)
 _CFN_SUB_VARIABLE = re.compile(r"\s*(AWS::\w+|[A-Za-z0-9]+(\.[\w.]+)?|!.*)\s*", re.DOTALL)
 
 
+def sls_logical_id(key: str, suffix: str = "LambdaFunction") -> str:
+    """The Serverless Framework's logical ID of the function (or, with ``LambdaLayer``, the layer) ``key``."""
+    return (key[:1].upper() + key[1:]).replace("-", "Dash").replace("_", "Underscore") + suffix
+
+
 class _Serverless(_Reader):
     def __init__(self, ctx: _Context) -> None:
         super().__init__(ctx)
@@ -644,16 +696,36 @@ class _Serverless(_Reader):
         props = serverless_observability(self, get, self.provider, self.provider_loc)
         serverless_unmodelled(ctx.display, definition, fn_loc, self.provider, self.provider_loc)
         return self.build(function, fn_loc.line, handler, ctx.folder, runtime, memory, timeout, storage,
-                          environment, reserved, layers, models=models, props=props, events=events)
+                          environment, reserved, layers, models=models, props=props, events=events,
+                          function_name=self.function_name(function, definition))
+
+    def function_name(self, key: str, definition: Any) -> str:
+        """The function ``key``'s name on Lambda: its ``name``, else ``service-stage-key``."""
+        functions = self.ctx.doc.get("functions")
+        line = functions.key_line(key, 0) if isinstance(functions, YamlMap) else 0
+        if isinstance(definition, YamlMap) and definition.get("name") is not None:
+            return self.lambda_name(definition["name"], _Loc(f"functions.{key}", line).child(definition, "name"))
+        doc = self.ctx.doc
+        service_loc = _Loc("service", doc.key_line("service", 0))
+        service = self.value(doc.get("service"), service_loc)
+        if isinstance(service, YamlMap):  # the older form, service: {name: ...}
+            service_loc = service_loc.child(service, "name")
+            service = self.value(service.get("name"), service_loc)
+        if not isinstance(service, str) or not service:
+            self.ctx.fail(service_loc, f"{_show(service)} is not a service name; set service to the service's name.")
+        name = f"{service}-{self.stage(service_loc)}-{key}"
+        if not _LAMBDA_NAME.fullmatch(name):
+            self.ctx.fail(_Loc(f"functions.{key}", line), f"the Serverless Framework names it {name!r}, which is not "
+                                                          "a Lambda function name (1 to 64 letters, digits, '-' or "
+                                                          "'_'); give it a shorter one with name:.")
+        return name
 
     def layer(self, entry: Any, loc: _Loc) -> str:
         loc = _Loc(loc.key, loc.line, self.layers_hint("config"))
         call = _intrinsic(entry)
         if call is not None and call[0] == "Ref" and isinstance(call[1], str):
             defined, defined_loc = _section(self.ctx, self.ctx.doc, "layers", None)
-            # The Serverless Framework names a layer `name`'s resource <Name>LambdaLayer.
-            names = {(k[:1].upper() + k[1:]).replace("-", "Dash").replace("_", "Underscore") + "LambdaLayer": k
-                     for k in defined if isinstance(k, str)}
+            names = {sls_logical_id(k, "LambdaLayer"): k for k in defined if isinstance(k, str)}
             if call[1] in names:
                 name = names[call[1]]
                 layer, layer_loc = _section(self.ctx, defined, name, defined_loc)

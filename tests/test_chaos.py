@@ -399,3 +399,32 @@ def test_strict_package_reaches_the_runs_and_the_written_scenario(tmp_path: Path
     path.write_text(f"simulator: {flow(cfg.simulator_settings())}\nsteps:\n  - deploy: {flow(cfg.deploy)}\n")
     assert load_scenario(path).settings["package"] == "strict"
     assert _config(tmp_path).package == "host"
+
+
+@pytest.mark.sandbox
+def test_a_templates_function_gets_its_resources_in_each_run_and_in_the_scenario(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    # The function scans and fills the template's table (orders-dev): it fails unless the table was created.
+    shutil.copytree(Path(__file__).parent / "templates" / "resources" / "sam", tmp_path / "app")
+    template = tmp_path / "app" / "template.yaml"
+    out = tmp_path / "scenarios" / "found.yaml"
+    argv = ["chaos", "--template", str(template), "--function", "OrdersFunction", "--out", str(out),
+            "--examples", "2", "--steps", "2", "--shrink-runs", "0", "--hypothesis-dir", str(tmp_path / "hyp")]
+    assert main(argv) == 0, capsys.readouterr().out  # no-error holds: the table exists in every run
+    assert main([*argv, "--event", '{"put": {"id": "1"}}', "--invariant", "payload['items'] == []"]) == 1
+    printed = capsys.readouterr().out
+    assert "Invariant payload['items'] == [] does not hold: it is false (payload {\"env\": " in printed
+    assert "Re-ran it: it fails, as it should until the bug is fixed." in printed
+    text = out.read_text()
+    assert "  - deploy: {template: ../app/template.yaml, function: OrdersFunction}\n" in text
+    # Replayed, the deploy creates the table again: the invariant fails, not the function.
+    with pytest.raises(ScenarioFailure, match=r"invocation 'failing' holds \"payload\['items'\] == \[\]\": it is "
+                                              r"false \(payload \{\"env\": .*, error null\)"):
+        run_file(out)
+    # --name: the function's name on Lambda too (the invariant breaks when it sees it), written into the deploy step.
+    assert main([*argv, "--name", "orders", "--event", '{"put": {"id": "1"}}', "--invariant",
+                 "payload['named']['context'] != 'orders'"]) == 1
+    assert "Re-ran it: it fails, as it should until the bug is fixed." in capsys.readouterr().out
+    assert "  - deploy: {template: ../app/template.yaml, function: OrdersFunction, name: orders}\n" in out.read_text()

@@ -483,6 +483,52 @@ def test_fn_event_invokes_with_the_routes_method_and_path(sim: Simulator, templa
         fn.event("GetPeople")
 
 
+def test_a_deployed_templates_events_name_its_resources_as_created(sim: Simulator, template: Path) -> None:
+    fn = sim.deploy_from_template(template, "People")
+    sqs = sim.boto3_client("sqs")
+    (url,) = sqs.list_queues()["QueueUrls"]  # JobQueue has no QueueName: CloudFormation's generated one
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert next(SQSEvent(fn.event("Jobs", body="job")).records).event_source_arn == queue_arn
+    assert ":JobQueue" not in queue_arn
+    stream_arn = sim.boto3_client("dynamodb").describe_table(TableName="people")["Table"]["LatestStreamArn"]
+    assert next(DynamoDBStreamEvent(fn.event("Changes", new_image={"Name": "Ada"})).records).event_source_arn == \
+        stream_arn
+    (stream,) = sim.boto3_client("kinesis").list_streams()["StreamNames"]
+    click = next(KinesisStreamEvent(fn.event("Clicks", data="c")).records)
+    assert click.event_source_arn == f"arn:aws:kinesis:us-east-1:123456789012:stream/{stream}" != \
+        "arn:aws:kinesis:us-east-1:123456789012:stream/ClickStream"
+    assert S3Event(fn.event("Uploads")).bucket_name == "my-media"  # BucketName is kept
+
+
+def test_a_serverless_event_names_the_queue_as_created(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    path = tmp_path / "serverless.yml"
+    path.write_text(textwrap.dedent("""\
+        service: shop
+        provider: {name: aws, runtime: python3.11}
+        functions:
+          worker:
+            handler: app.handler
+            events:
+              - sqs: {arn: !GetAtt Jobs.Arn}
+              - sns: {arn: !Ref Alerts, topicName: alerts}
+        resources:
+          Resources:
+            Jobs: {Type: AWS::SQS::Queue}
+            Alerts: {Type: AWS::SNS::Topic}
+        """))
+    fn = sim.deploy_from_template(path, "worker")
+    sqs = sim.boto3_client("sqs")
+    (url,) = sqs.list_queues()["QueueUrls"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert next(SQSEvent(fn.event("sqs")).records).event_source_arn == queue_arn
+    (topic,) = sim.boto3_client("sns").list_topics()["Topics"]
+    assert SNSEvent(fn.event("sns")).record.sns.topic_arn == topic["TopicArn"]
+    # Read without the created resources (lambdasim event --template): the logical ID stands in.
+    alone = load_function(path, "worker").events["sqs"].event()
+    assert alone["Records"][0]["eventSourceARN"] == "arn:aws:sqs:us-east-1:123456789012:Jobs"
+
+
 @pytest.mark.sandbox
 def test_a_function_deployed_without_a_template_has_no_events(sim: Simulator, template: Path) -> None:
     fn = sim.deploy("app.handler", template.parent / "app", name="plain")

@@ -4,6 +4,7 @@ and ``!Ref``/``!GetAtt``/``!Sub``/``!Join`` of them resolved to what moto gave."
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import textwrap
 import warnings
@@ -81,6 +82,70 @@ def test_sam_resources_exist_and_refs_resolve_to_their_names_and_arns(sim: Simul
                       "moto's CloudFormation does not cover the type; a !Ref or !GetAtt of it cannot be resolved"]
 
 
+def test_a_template_function_has_the_name_lambda_gives_it(sim: Simulator) -> None:
+    fn, _ = deploy(sim, SAM, "OrdersFunction")
+    assert fn.name == "OrdersFunction" and sim.functions["OrdersFunction"] is fn  # the handle: its logical ID
+    name = fn.config.function_name
+    # No FunctionName: CloudFormation's <stack>-<LogicalId>-<RANDOM>, in the stack the resources were created in.
+    assert name is not None and re.fullmatch(r"sam-OrdersFunction-[A-Z0-9]{12}", name), name
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+    named = {"context": name, "arn": arn, "env": name, "log_group": f"/aws/lambda/{name}"}
+    assert fn.invoke({}).payload["named"] == named
+    assert fn.debug_invoke({})["named"] == named
+    # Another function and another resource of the template refer to it by that name.
+    reports, _ = deploy(sim, SAM, "ReportsFunction")
+    payload = reports.invoke({}).payload
+    assert payload["named"]["env"] == payload["named"]["context"] == "reports-dev", "its FunctionName is kept"
+    assert (payload["env"]["ORDERS_FUNCTION"], payload["env"]["ORDERS_ARN"]) == (name, arn)
+    assert sim.boto3_client("ssm").get_parameter(Name="/app/orders-function")["Parameter"]["Value"] == arn
+    # Given another name, the function is named that on Lambda too.
+    again, _ = deploy(sim, SAM, "OrdersFunction", name="OrdersAgain")
+    assert again.invoke({}).payload["named"]["context"] == "OrdersAgain"
+    with pytest.raises(ConfigError, match=r"function_name='no spaces' is not valid; use 1 to 64 letters"):
+        sim.deploy_from_template(SAM, "OrdersFunction", name="Third", function_name="no spaces")
+
+
+def test_function_names_follow_the_tools_rules(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    sls = tmp_path / "serverless.yml"
+    sls.write_text(textwrap.dedent("""\
+        service: svc
+        provider: {name: aws, runtime: python3.12}
+        functions:
+          hello: {handler: src/app.handler}
+          custom: {handler: src/app.handler, name: my-own-name}
+          resolved: {handler: src/app.handler, name: "${self:service}-${sls:stage}-${opt:suffix, 'x'}"}
+        """))
+    assert load_function(sls, "hello").function_name == "svc-dev-hello"  # provider.stage's default: dev
+    assert load_function(sls, "hello", parameters={"stage": "prod"}).function_name == "svc-prod-hello"
+    assert load_function(sls, "custom").function_name == "my-own-name"
+    assert load_function(sls, "resolved", parameters={"suffix": "y"}).function_name == "svc-dev-y"
+    sam = tmp_path / "template.yaml"
+    sam.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Parameters:
+          Name: {Type: String, Default: ok-name}
+        Resources:
+          Named:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src, FunctionName: !Ref Name}
+          Generated:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src}
+        """))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # FunctionName is read: no "lambdasim does not model FunctionName"
+        assert load_function(sam, "Named").function_name == "ok-name"
+    assert load_function(sam, "Generated").function_name is None, "CloudFormation's name needs the stack"
+    stack = tmp_path.name.replace("_", "-")
+    generated = load_function(sam, "Generated", resources=preview_resources(sam)).function_name
+    assert generated is not None and re.fullmatch(rf"{stack}-Generated-[A-Z0-9]{{12}}", generated), generated
+    with pytest.raises(ConfigError) as info:
+        load_function(sam, "Named", parameters={"Name": "not a name"})
+    assert str(info.value) == (f"{sam}:7: Resources.Named.Properties.FunctionName: !Ref Name ('not a name') is not a "
+                               "Lambda function name; Lambda wants 1 to 64 letters, digits, '-' or '_'.")
+
+
 def test_a_second_function_of_the_template_reuses_its_resources(sim: Simulator) -> None:
     first, _ = deploy(sim, SAM, "OrdersFunction")
     first_env = first.invoke({}).payload["env"]
@@ -100,7 +165,9 @@ def test_generated_names_follow_the_seed() -> None:
             fn, _ = deploy(sim, SAM, "OrdersFunction")
             names.append(fn.config.environment["GENERATED_TABLE"])
             assert names[-1] in sim.boto3_client("dynamodb").list_tables()["TableNames"]
-    assert names[0] == names[1] and names[0].startswith("sam-EventsTable-") and len(names[0]) == 28
+            names.append(str(fn.config.function_name))
+    assert names[0] == names[2] and names[0].startswith("sam-EventsTable-") and len(names[0]) == 28
+    assert names[1] == names[3] and names[1].startswith("sam-OrdersFunction-")
 
 
 def test_parameters_reach_the_resources(sim: Simulator) -> None:
@@ -119,13 +186,18 @@ def test_resources_are_created_again_once_moto_was_emptied(sim: Simulator) -> No
 
 def test_serverless_resources_and_function_names(sim: Simulator) -> None:
     fn, warned = deploy(sim, SLS, "cart")
-    env = fn.invoke({}).payload["env"]
+    payload = fn.invoke({}).payload
+    env = payload["env"]
+    assert payload["named"]["env"] == payload["named"]["context"] == "shop-dev-cart"
     assert warned == []
     assert env["TABLE_NAME"] == "shop-dev-carts"
     assert env["QUEUE_ARN"] == "arn:aws:sqs:us-east-1:123456789012:shop-dev-orders"
     assert env["CHECKOUT"] == "shop-dev-checkout"  # a Serverless function is named service-stage-function
     staged, _ = deploy(sim, SLS, "checkout", parameters={"stage": "prod"})
-    assert staged.invoke({}).payload["env"]["TABLE_NAME"] == "shop-prod-carts"
+    payload = staged.invoke({}).payload
+    assert payload["env"]["TABLE_NAME"] == "shop-prod-carts"
+    assert payload["env"]["CHECKOUT"] == payload["named"]["env"] == "shop-prod-checkout"
+    assert sim.functions["checkout"] is staged
     assert sorted(s["StackName"] for s in sim.boto3_client("cloudformation").list_stacks()["StackSummaries"]) == [
         "shop-dev", "shop-prod"]
 
@@ -145,7 +217,8 @@ def test_a_template_of_functions_only_starts_no_aws(sim: Simulator, tmp_path: Pa
             Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src}
         """))
     fn = sim.deploy_from_template(tmp_path / "template.yaml", "Fn")
-    assert fn.invoke({}).payload == "Peer"  # lambdasim deploys a function under its logical ID
+    stack = tmp_path.name.replace("_", "-")  # the folder's name, as a stack name
+    assert re.fullmatch(rf"{stack}-Peer-[A-Z0-9]{{12}}", fn.invoke({}).payload), "!Ref Peer: the name Lambda has"
     assert "aws" not in sim.services
 
 
@@ -263,6 +336,17 @@ def test_invoke_setup_seeds_the_templates_table(tmp_path: Path, capsys: pytest.C
     setup.write_text("- {service: dynamodb, call: put_item, args: {TableName: orders-dev}}\n")
     assert main(["invoke", "-t", str(SAM), "OrdersFunction", "--setup", str(setup), "-q"]) == 2
     assert f"{setup}:1: [0].args: not valid for dynamodb.put_item" in capsys.readouterr().err
+
+
+def test_invoke_takes_the_functions_name_on_lambda_too(capsys: pytest.CaptureFixture[str]) -> None:
+    from lambdasim.cli import main
+
+    assert main(["invoke", "-t", str(SLS), "--function", "shop-dev-checkout", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["named"]["env"] == "shop-dev-checkout"
+    assert main(["invoke", "-t", str(SAM), "--function", "reports-dev", "-q"]) == 0  # its FunctionName
+    assert json.loads(capsys.readouterr().out)["named"]["context"] == "reports-dev"
+    assert main(["invoke", "-t", str(SAM), "--function", "reports-prod", "-q"]) == 2
+    assert "no function 'reports-prod' in Resources; the functions are: OrdersFunction" in capsys.readouterr().err
 
 
 def test_detect_setup_runs_in_each_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ Pure parsing, except the one sandbox test at the end that deploys a SAM function
 from __future__ import annotations
 
 import inspect
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,7 @@ def test_deploy_kwargs_are_exactly_the_arguments_of_deploy() -> None:
         "snap_start": False, "provisioned_concurrency": 0, "tenant_isolation": False, "capacity_provider": None,
         "max_concurrency": None, "min_environments": 0, "max_environments": None, "log_format": "Text",
         "application_log_level": None, "system_log_level": None, "tracing": False,
+        "function_name": None,  # no FunctionName: CloudFormation's, known once the stack is created
     }
     kwargs["environment"]["EXTRA"] = "x"
     assert "EXTRA" not in fn.environment, "deploy_kwargs() hands out a copy"
@@ -684,9 +686,11 @@ def test_serverless_config_gives_every_property() -> None:
         events={"httpApi": TemplateEvent("httpApi", "httpApi", "http-api", {"region": "us-east-1", "path": "/orders",
                                                                             "method": "POST"},
                                          f"{SLS}:{line_of(SLS, '- httpApi:')}")},
+        function_name="orders-dev-createOrder",  # the Serverless Framework's service-stage-function
     )
     other = load_function(SLS, "listOrders", parameters={"stage": "prod"})
     assert (other.memory_mb, other.timeout_s, other.ephemeral_storage_mb, other.layers) == (2048, 20.0, 512, ())
+    assert other.function_name == "orders-prod-listOrders"
     assert other.environment == {"TABLE_NAME": "orders-prod", "LOG_LEVEL": "info"}
 
 
@@ -1172,3 +1176,44 @@ def test_a_templates_provisioned_environments_start_at_deploy(sim: Simulator) ->
     assert len(fn.instances) == 2, "ProvisionedConcurrentExecutions: 2 environments, initialised at deploy"
     inv = fn.invoke({})
     assert inv.payload == {"initialization_type": "provisioned-concurrency", "tenant_id": None}
+
+
+@pytest.mark.sandbox
+def test_every_execution_model_sees_the_functions_name_on_lambda(sim: Simulator, tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        Transform: AWS::Serverless-2016-10-31
+        Globals:
+          Function: {Handler: app.handler, CodeUri: src, Runtime: python3.13}
+        Resources:
+          Managed:
+            Type: AWS::Serverless::Function
+            Properties:
+              FunctionName: managed-fn
+              CapacityProviderConfig: {Arn: !GetAtt Fleet.Arn}
+          Snap:
+            Type: AWS::Serverless::Function
+            Properties: {FunctionName: snap-fn, SnapStart: {ApplyOn: PublishedVersions}}
+          Provisioned:
+            Type: AWS::Serverless::Function
+            Properties:
+              ProvisionedConcurrencyConfig: {ProvisionedConcurrentExecutions: 1}
+          Fleet:
+            Type: AWS::Serverless::CapacityProvider
+            Properties:
+              CapacityProviderName: fleet
+              VpcConfig: {SubnetIds: [subnet-0123456789abcdef0], SecurityGroupIds: [sg-0123456789abcdef0]}
+        """)
+    (tmp_path / "src" / "app.py").write_text(textwrap.dedent("""\
+        import os
+        def handler(event, context):
+            return [context.function_name, context.invoked_function_arn, os.environ["AWS_LAMBDA_FUNCTION_NAME"]]
+        """))
+    stack = tmp_path.name.replace("_", "-")  # the folder's name, as a stack name
+    names = {"Managed": "managed-fn", "Snap": "snap-fn", "Provisioned": rf"{stack}-Provisioned-[A-Z0-9]{{12}}"}
+    for function, named in names.items():
+        fn = sim.deploy_from_template(path, function)
+        name = str(fn.config.function_name)
+        assert re.fullmatch(named, name), (function, name)
+        inv = fn.invoke({})
+        assert inv.error is None, inv.logs
+        assert inv.payload == [name, f"arn:aws:lambda:us-east-1:123456789012:function:{name}", name], function

@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--code-dir", help="the folder with the handler's code (default: .)")
     what.add_argument("--template", metavar="T.yaml", help="an AWS SAM template or serverless.yml, with --function")
     what.add_argument("--function", metavar="F", help="the function's logical ID (SAM) or key (Serverless)")
-    parser.add_argument("--name", help="function name with --handler (default: from the handler)")
+    parser.add_argument("--name", help="function name (default: from the handler; with --template, the name Lambda "
+                                       "gives the template's function, addressed by --function)")
     parser.add_argument("--memory", type=int, help="memory in MB")
     parser.add_argument("--timeout", type=float, help="timeout in seconds")
     parser.add_argument("--runtime", help="the function's runtime, e.g. python3.12 (for SnapStart on an older Python)")

@@ -26,7 +26,7 @@ from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, known_runtim
 from lambdasim._simulator import Simulator
 from lambdasim._source import env_argument, parameters_argument, read_json_argument, services_text
 from lambdasim._template_resources import preview_resources
-from lambdasim._templates import Hints, load_function
+from lambdasim._templates import FunctionNotFound, Hints, TemplateFunction, function_named, load_function
 from lambdasim.examples import HELLO_DIR
 
 HELP = "invoke a handler once in a simulated Lambda instance"
@@ -74,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="an AWS SAM template.yaml or a serverless.yml (or its folder) that defines the function")
     parser.add_argument("--function", metavar="LOGICAL_ID",
                         help="the function in --template: its logical ID (SAM) or its key under functions "
-                             "(Serverless); may be left out when the template defines one function")
+                             "(Serverless), or its name on Lambda (FunctionName, name, Serverless' "
+                             "service-stage-function); may be left out when the template defines one function")
     parser.add_argument("--parameter-overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
                         help="template parameters (SAM) or ${opt:...} options (Serverless), as sam takes them: "
                              "KEY=VALUE or ParameterKey=KEY,ParameterValue=VALUE")
@@ -192,9 +193,20 @@ def _template_overrides(args: argparse.Namespace, environment: dict[str, str],
         overrides["parameters"] = parameters_argument(args.parameter_overrides)
     # The template's resources are created at deploy: here !Ref and !GetAtt of them give placeholders.
     resources = preview_resources(args.template, overrides.get("parameters"))
-    template = load_function(args.template, function, environment=overrides.get("environment"),
+
+    def load(function: str | None) -> TemplateFunction:
+        return load_function(args.template, function, environment=overrides.get("environment"),
                              layers=overrides.get("layers"), parameters=overrides.get("parameters"), hints=CLI_HINTS,
                              resources=resources)
+
+    try:
+        template = load(function)
+    except FunctionNotFound:
+        # Not a logical ID or key: the function's name on Lambda, e.g. a Serverless function's service-stage-fn?
+        named = function_named(args.template, function, parameters=overrides.get("parameters")) if function else None
+        if named is None:
+            raise
+        template = load(named)
     for key, value in (("handler", handler), ("code_dir", args.code_dir), ("name", args.name)):
         if value is not None:
             overrides[key] = value
