@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -113,12 +114,13 @@ def test_invoke_a_function_from_a_sam_template(capsys: pytest.CaptureFixture[str
     out, err = capsys.readouterr()
     assert main(["invoke", "-t", str(SAM), "OrdersFunction", *argv[5:], "--env", "TABLE_ARN=arn:table"]) == 0
     same = json.loads(capsys.readouterr().out)
-    assert (same["env"], same["function_name"]) == (json.loads(out)["env"], "OrdersFunction"), \
-        "sam's way: the function's logical ID as the positional argument"
+    assert same["env"] == json.loads(out)["env"], "sam's way: the function's logical ID as the positional argument"
+    # No FunctionName: named as CloudFormation names it, <stack>-<LogicalId>-<RANDOM> (the stack: the folder's name).
+    assert re.fullmatch(r"sam-OrdersFunction-[A-Z0-9]{12}", same["function_name"]), same["function_name"]
     assert json.loads(out)["greeting"] == "hello, sam", "the template's SharedLayer is mounted at /opt"
     assert json.loads(out)["env"] == {"STAGE": "dev", "LOG_LEVEL": "debug", "TABLE_NAME": "orders-dev",
                                       "TABLE_ARN": "arn:table", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512"}
-    assert json.loads(out)["function_name"] == "OrdersFunction"
+    assert re.fullmatch(r"sam-OrdersFunction-[A-Z0-9]{12}", json.loads(out)["function_name"])
     assert 9000 < json.loads(out)["remaining_ms"] <= 10000, "Timeout: 10 from the template's Globals"
     assert "REPORT RequestId:" in err and "Memory Size: 512 MB" in err
     # The options given replace the template's settings; --function may go when there is one function.
@@ -173,7 +175,7 @@ def test_invoke_a_function_from_a_serverless_config(capsys: pytest.CaptureFixtur
             "--layer", str(TEMPLATES / "sam" / "layers" / "shared"), "-q"]
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["greeting"] == "hello, world" and out["function_name"] == "createOrder"
+    assert out["greeting"] == "hello, world" and out["function_name"] == "orders-dev-createOrder"  # service-stage-fn
     assert (out["env"]["TABLE_NAME"], out["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]) == ("orders-dev", "512")
     assert 29000 < out["remaining_ms"] <= 30000, "the function's timeout: 30"
     # ${opt:stage} from --parameter-overrides, as `serverless invoke local --stage prod` would.

@@ -86,7 +86,8 @@ def test_the_modelled_lists_cover_what_the_readers_read() -> None:
                  "capacity_provider": "CapacityProviderConfig", "max_concurrency": "CapacityProviderConfig",
                  "min_environments": "FunctionScalingConfig", "max_environments": "FunctionScalingConfig",
                  "log_format": "LoggingConfig", "application_log_level": "LoggingConfig",
-                 "system_log_level": "LoggingConfig", "tracing": "Tracing", "events": "Events"}
+                 "system_log_level": "LoggingConfig", "tracing": "Tracing", "events": "Events",
+                 "function_name": "FunctionName"}
     assert set(sam_names) == fields
     assert set(sam_names.values()) <= SAM_MODELLED
     assert {"handler", "runtime", "memorySize", "logs", "tracing"} <= SERVERLESS_MODELLED
