@@ -106,9 +106,32 @@ def builds_dir() -> str:
 
 
 def build_python(config: FunctionConfig) -> str | None:
-    """The ``3.X`` a function's dependencies are built for: its runtime's (None: not a Python runtime)."""
-    runtime = config.runtime
-    return runtime[len("python"):] if runtime.startswith("python3.") else None
+    """The ``3.X`` a function's dependencies are built for: the Python it runs on (its runtime's where that is
+    installed, else lambdasim's: see _interpreters), None for a runtime that is not Python's."""
+    return config.python_version if config.runtime.startswith("python3.") else None
+
+
+def inline_code(source: str) -> str:
+    """A folder holding ``index.py`` with ``source``: what Lambda makes of a Python function's inline code
+    (CloudFormation's ``Code: {ZipFile: ...}``, SAM's ``InlineCode``), kept by content under ``builds_dir()``."""
+    data = source.encode()
+    final = os.path.join(builds_dir(), "inline-" + hashlib.sha256(data).hexdigest()[:32])
+    if not os.path.isdir(final):
+        os.makedirs(builds_dir(), exist_ok=True)
+        work = tempfile.mkdtemp(prefix=".inline-", dir=builds_dir())
+        try:
+            os.chmod(work, 0o755)
+            with open(os.path.join(work, "index.py"), "wb") as f:
+                f.write(data)
+            os.chmod(os.path.join(work, "index.py"), 0o644)
+            try:
+                os.rename(work, final)
+            except OSError:  # written at the same time by another process: keep its folder
+                if not os.path.isdir(final):
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return final
 
 
 def _key(requirements: bytes, python: str) -> str:

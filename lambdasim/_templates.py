@@ -44,6 +44,7 @@ from lambdasim._cfn import (
     _tag,
 )
 from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, PYTHON_VERSION, RESERVED_ENV, known_runtime
+from lambdasim._package import inline_code
 from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import SourceError, YamlMap, YamlSeq, load_yaml, read_text
 from lambdasim._template_events import TemplateEvent, sam_events, serverless_events
@@ -477,13 +478,18 @@ class _Sam(_Reader):
             # The AWS base image for Python, its runtime lambdasim's (or the image's ENTRYPOINT).
             runtime = f"python{PYTHON_VERSION}" if get("Runtime")[0] is None else self.runtime(*get("Runtime"))
         else:
-            if "InlineCode" in found or (isinstance(code, dict) and "ZipFile" in code):
-                inline_loc = get("InlineCode")[1] if "InlineCode" in found else code_loc
-                ctx.fail(inline_loc, "inline code is not supported; move the code to a file in a folder and set "
-                                     f"{'CodeUri' if sam else 'Code'} to that folder.")
-            if code is None and not sam:
+            inline = "InlineCode" in found or (isinstance(code, dict) and "ZipFile" in code)
+            if code is None and not sam and not inline:
                 ctx.fail(code_loc, "missing; set Code to the folder that holds the handler's module.")
-            code_dir = self.folder("." if code is None else code, code_loc, "CodeUri" if sam else "Code")
+            if inline:  # Lambda writes it to index.py in the package (the handler is index.<function>)
+                text, text_loc = (get("InlineCode") if "InlineCode" in found
+                                  else (code["ZipFile"], code_loc.child(code, "ZipFile")))
+                text = self.value(text, text_loc)
+                if not isinstance(text, str):
+                    ctx.fail(text_loc, f"expected the function's code as a string, found {_kind(text)}.")
+                code_dir = inline_code(text)
+            else:
+                code_dir = self.folder("." if code is None else code, code_loc, "CodeUri" if sam else "Code")
             handler = self.handler(get("Handler"), lambda: self.runtime(*get("Runtime")))
             runtime = self.runtime(*get("Runtime"))
         memory = self.whole(*self.get_or(get("MemorySize"), 128), _MEMORY)

@@ -296,3 +296,27 @@ def test_the_cli_and_scenarios_take_strict(code: Code, no_pythons: Path, tmp_pat
     with pytest.raises(ScenarioError, match=f"s.yaml:4: steps\\[0\\].deploy: Function 'fn': Runtime python{OTHER} "
                                             f"cannot run on Python {OTHER} here"):
         run_file(scenario)
+
+
+def test_without_that_python_the_requirements_are_built_for_the_one_it_runs_on(make_sim: object, code: Code,
+                                                                               no_pythons: Path) -> None:
+    # A compiled wheel built for the template's Python would not load on lambdasim's, where it runs.
+    pytest.importorskip("pip")
+    monkeypatch_path = os.environ["PATH"]
+    os.environ["PATH"] = os.defpath  # pip and its build need a PATH; no python3.9 is on it here
+    try:
+        sim = make_sim()  # type: ignore[operator]
+        src = code("""
+            import simplejson._speedups as speedups
+
+            def handler(event, context):
+                return speedups.__file__
+        """, files={"requirements.txt": "simplejson==3.19.3\n"})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeVersionWarning)
+            inv = sim.deploy("app.handler", src, runtime=f"python{OTHER}").invoke({})
+    finally:
+        os.environ["PATH"] = monkeypatch_path
+    assert inv.error is None, inv.logs
+    tag = PYTHON_VERSION.replace(".", "")
+    assert inv.payload.startswith(f"/opt/python/simplejson/_speedups.cpython-{tag}-x86_64-linux-gnu")

@@ -6,6 +6,7 @@ Pure parsing, except the one sandbox test at the end that deploys a SAM function
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import textwrap
 from pathlib import Path
@@ -226,7 +227,6 @@ def test_a_plain_lambda_function_reads_code_and_ignores_globals(tmp_path: Path) 
 
 @pytest.mark.parametrize(("code", "expected"), [
     ("Code: {S3Bucket: my-bucket, S3Key: app.zip}", "is in S3; lambdasim mounts local folders: set Code"),
-    ("Code: {ZipFile: 'def handler(e, c): pass'}", "inline code is not supported"),
     ("Code: {ImageUri: 123.dkr.ecr.us-east-1.amazonaws.com/app:latest}",
      "Metadata.DockerContext: missing; lambdasim does not build or pull images"),
     ("Description: no code", "missing; set Code to the folder"),
@@ -516,7 +516,7 @@ P = "Resources.Fn.Properties"
      "ImageConfig", "'python3' is not an entry point: write a list of strings"),
     ("PackageType: Image\nImageConfig: {Command: [a.b], WorkingDirectory: /app}",
      f"{P}.ImageConfig.WorkingDirectory", "ImageConfig", "lambdasim mounts the image's code at /var/task"),
-    ("InlineCode: 'def handler(e, c): pass'", f"{P}.InlineCode", "InlineCode", "inline code is not supported"),
+    ("InlineCode: [1, 2]", f"{P}.InlineCode", "InlineCode", "expected the function's code as a string, found"),
 ])
 def test_bad_properties_are_named(tmp_path: Path, properties: str, key: str, needle: str, expected: str) -> None:
     path = sam_function(tmp_path, properties + "\n")
@@ -1217,3 +1217,51 @@ def test_every_execution_model_sees_the_functions_name_on_lambda(sim: Simulator,
         inv = fn.invoke({})
         assert inv.error is None, inv.logs
         assert inv.payload == [name, f"arn:aws:lambda:us-east-1:123456789012:function:{name}", name], function
+
+
+INLINE = "import os\n\ndef handler(event, context):\n    return [__file__, os.environ['AWS_LAMBDA_FUNCTION_NAME']]\n"
+
+
+def test_inline_code_is_index_py_in_the_package_as_on_lambda(sim: Simulator, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    def body(indent: int) -> str:
+        return "\n".join(" " * indent + line for line in INLINE.splitlines())
+
+    path = write(tmp_path, f"""
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Sam:
+            Type: AWS::Serverless::Function
+            Properties:
+              Handler: index.handler
+              Runtime: python3.12
+              InlineCode: |
+{body(16)}
+          Plain:
+            Type: AWS::Lambda::Function
+            Properties:
+              FunctionName: plain
+              Handler: index.handler
+              Runtime: python3.12
+              Role: arn:aws:iam::123456789012:role/r
+              Code:
+                ZipFile: |
+{body(18)}
+          Wrong:
+            Type: AWS::Serverless::Function
+            Properties:
+              Handler: app.handler
+              Runtime: python3.12
+              InlineCode: "def handler(e, c):\\n    return 1\\n"
+    """)
+    sam = sim.deploy_from_template(path, "Sam")
+    assert sam.invoke({}).payload[0] == "/var/task/index.py"
+    plain = sim.deploy_from_template(path, "Plain")
+    assert plain.invoke({}).payload == ["/var/task/index.py", "plain"]
+    assert sam.config.code_dir == plain.config.code_dir  # the same code: one folder, by content
+    assert sorted(os.listdir(sam.config.code_dir)) == ["index.py"]
+    # The file is index.py whatever the handler says, as on Lambda: app.handler is not found.
+    wrong = sim.deploy_from_template(path, "Wrong").invoke({})
+    assert wrong.error is not None and wrong.error["errorType"] == "Runtime.ImportModuleError"
+    assert "Unable to import module 'app'" in wrong.error["errorMessage"]
