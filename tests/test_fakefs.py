@@ -76,10 +76,12 @@ def test_imports_keep_lambda_paths_and_read_package_data(fsim: Simulator, code: 
     assert not (src / "pkg" / "__pycache__").exists(), "no bytecode is written into the code"
 
 
-def test_error_traces_show_the_functions_frames_only(fsim: Simulator, code: Code) -> None:
-    fn = fsim.deploy("app.handler", code_dir=code("""
+@pytest.mark.parametrize("call", ['open("/var/task/out.json", "w")', 'os.mkfifo("/var/task/out.json")'])
+def test_error_traces_show_the_functions_frames_only(fsim: Simulator, code: Code, call: str) -> None:
+    fn = fsim.deploy("app.handler", code_dir=code(f"""
+        import os
         def handler(event, context):
-            open("/var/task/out.json", "w")
+            {call}
     """))
     error = fn.invoke({}).error
     assert error is not None

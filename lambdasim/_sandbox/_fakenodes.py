@@ -25,7 +25,7 @@ from lambdasim._errors import SandboxLimitError
 TMP = "/tmp"
 NAMESPACE_HINT = ("The namespace sandbox (Linux, sandbox='namespace') enforces Lambda's filesystem for it "
                   "with the kernel; under the fakefs sandbox pyfakefs cannot see it.")
-_NO_FILE_HINT = ("the fakefs sandbox's /tmp lives in the runtime's memory and cannot hold {what}, which the "
+_NO_FILE_HINT = ("its /tmp lives in the runtime's memory and cannot hold {what}, which the "
                  "kernel would make in the host's filesystem. {instead}, or use the namespace sandbox (Linux, "
                  "sandbox='namespace'), whose /tmp is a real filesystem as on Lambda.")
 

@@ -15,7 +15,9 @@ sends itself, the keeper's request before a kill). The next runtime loads it bac
 
 pyfakefs sees Python-level file access only. An audit hook turns what would reach the
 host around it (real opens for writing, C-level file changes, subprocesses, ``ctypes``,
-``sqlite3`` on a file) into a :class:`SandboxLimitError`.
+``sqlite3`` on a file) into a :class:`SandboxLimitError`. FIFOs, device nodes and Unix
+socket paths, which pyfakefs does not fake and no audit event names, are decided in the fake
+filesystem (``_fakenodes``).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from pyfakefs.fake_filesystem_unittest import Patcher
 from lambdasim import _runtime
 from lambdasim._errors import SandboxLimitError
 from lambdasim._runtime import host_tmp_path
+from lambdasim._sandbox import _fakenodes
 from lambdasim._sandbox._fakenodes import NAMESPACE_HINT as _NAMESPACE_HINT
 from lambdasim._sandbox._fakenodes import TMP, make_node, unix_address
 from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_HOME, SANDBOX_UID
@@ -825,7 +828,7 @@ def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
     _passwd_entries()
     sys.path_hooks.insert(0, paths.path_hook)
     # Tracebacks show the function's frames, not pyfakefs' or ours: on Lambda those calls are C.
-    _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__)
+    _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__, _fakenodes.__file__)
     sys.path_importer_cache.clear()
     _state.update(patcher=patcher, fs=fs, mirror=mirror)
     install_audit_hook(readable, mirror)
