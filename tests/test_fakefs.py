@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -74,10 +76,12 @@ def test_imports_keep_lambda_paths_and_read_package_data(fsim: Simulator, code: 
     assert not (src / "pkg" / "__pycache__").exists(), "no bytecode is written into the code"
 
 
-def test_error_traces_show_the_functions_frames_only(fsim: Simulator, code: Code) -> None:
-    fn = fsim.deploy("app.handler", code_dir=code("""
+@pytest.mark.parametrize("call", ['open("/var/task/out.json", "w")', 'os.mkfifo("/var/task/out.json")'])
+def test_error_traces_show_the_functions_frames_only(fsim: Simulator, code: Code, call: str) -> None:
+    fn = fsim.deploy("app.handler", code_dir=code(f"""
+        import os
         def handler(event, context):
-            open("/var/task/out.json", "w")
+            {call}
     """))
     error = fn.invoke({}).error
     assert error is not None
@@ -101,3 +105,61 @@ def test_directories_of_a_killed_sandbox_are_removed_by_the_next(tmp_path: Path)
     finally:
         if stale.exists():
             os.rename(stale, tmp_path / "stale")
+
+
+def test_fifos_and_unix_sockets_get_lambdas_errors_in_the_fake_filesystem(
+        fsim: Simulator, code: Code, tmp_path: Path) -> None:
+    # A host listener the handler must not reach: its path is not in the function's view.
+    host = socket.socket(socket.AF_UNIX)
+    host.bind(str(tmp_path / "h.sock"))
+    host.listen()
+    host.setblocking(False)
+    fn = fsim.deploy("app.handler", code_dir=code("""
+        import os, socket, stat
+        def attempt(make):
+            try:
+                return ["ok", make()]
+            except OSError as e:
+                return [type(e).__name__, e.errno, str(e)]
+        def unix(kind=socket.SOCK_STREAM):
+            return socket.socket(socket.AF_UNIX, kind)
+        def handler(event, context):
+            open("/tmp/file", "w").close()
+            abstract = unix()
+            abstract.bind(b"\\0lambdasim-test-" + os.urandom(8).hex().encode())
+            abstract.listen()
+            return {
+                "fifo": attempt(lambda: os.mkfifo("/tmp/fifo")),
+                "fifo_taken": attempt(lambda: os.mkfifo("/tmp/file")),
+                "fifo_no_dir": attempt(lambda: os.mkfifo("/tmp/no/fifo")),
+                "fifo_dir_fd": attempt(lambda: os.mkfifo("fifo", dir_fd=os.open("/tmp", os.O_RDONLY))),
+                "node_file": attempt(lambda: os.mknod("/tmp/node", stat.S_IFREG | 0o640)),
+                "node_device": attempt(lambda: os.mknod("/tmp/null", stat.S_IFCHR | 0o600, os.makedev(1, 3))),
+                "bind": attempt(lambda: unix().bind("/tmp/sock")),
+                "bind_taken": attempt(lambda: unix().bind("/tmp/file")),
+                "bind_code": attempt(lambda: unix().bind(b"/var/task/sock")),
+                "connect_host": attempt(lambda: unix().connect(event["host"])),
+                "connect_file": attempt(lambda: unix().connect("/tmp/file")),
+                "sendto_host": attempt(lambda: unix(socket.SOCK_DGRAM).sendto(b"x", event["host"])),
+                "abstract": attempt(lambda: unix().connect(abstract.getsockname()) or "connected"),
+                "node_mode": oct(os.stat("/tmp/node").st_mode),
+            }
+    """))
+    out = fn.invoke({"host": str(tmp_path / "h.sock")}).payload
+    for key in ("fifo", "fifo_dir_fd"):
+        assert out[key][0] == "SandboxLimitError", out[key]
+    assert "os.mkfifo('/tmp/fifo')" in out["fifo"][2] and "os.pipe()" in out["fifo"][2]
+    assert out["fifo_taken"] == ["FileExistsError", errno.EEXIST, "[Errno 17] File exists: '/tmp/file'"]
+    assert out["fifo_no_dir"][:2] == ["FileNotFoundError", errno.ENOENT]
+    assert out["node_file"] == ["ok", None] and out["node_mode"] == "0o100640"
+    assert out["node_device"][:2] == ["PermissionError", errno.EPERM], "sbx_user1051 has no CAP_MKNOD"
+    assert out["bind"][0] == "SandboxLimitError" and "abstract address" in out["bind"][2]
+    assert out["bind_taken"] == ["OSError", errno.EADDRINUSE, "[Errno 98] Address already in use"]
+    assert out["bind_code"] == ["OSError", errno.EROFS, "[Errno 30] Read-only file system"]
+    assert out["connect_host"][:2] == out["sendto_host"][:2] == ["FileNotFoundError", errno.ENOENT]
+    assert out["connect_file"][:2] == ["ConnectionRefusedError", errno.ECONNREFUSED]
+    assert out["abstract"] == ["ok", "connected"]
+    with pytest.raises(BlockingIOError):
+        host.accept()  # nobody connected
+    host.close()
+    assert fn.instances[0].tmp.read_bytes("node") == b"", "mirrored as the regular file it is"

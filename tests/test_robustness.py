@@ -4,11 +4,14 @@ simulator keeps serving: forged frames on the runtime channel, huge output, odd 
 
 from __future__ import annotations
 
+import errno
+import glob
 import marshal
 import os
 import struct
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -203,32 +206,48 @@ ODD_FILES = """
 import os, socket
 
 def handler(event, context):
+    fifo, sock = f"/tmp/fifo-{event['token']}", f"/tmp/sock-{event['token']}"
     if event.get("unblock"):
-        os.close(os.open("/tmp/fifo", os.O_WRONLY | os.O_NONBLOCK))
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         return "unblocked"
     made = []
     os.mkdir("/tmp/d")
-    for name, make in [("fifo", lambda: os.mkfifo("/tmp/fifo")),
-                       ("sock", lambda: socket.socket(socket.AF_UNIX).bind("/tmp/sock")),
-                       ("passwd", lambda: os.symlink("/etc/passwd", "/tmp/passwd")),
-                       ("d/etc/passwd", lambda: os.symlink("/etc", "/tmp/d/etc")),
-                       ("sparse", lambda: open("/tmp/sparse", "wb").truncate(1 << 40))]:
+    for name, make in [(fifo, lambda: os.mkfifo(fifo)),
+                       (sock, lambda: socket.socket(socket.AF_UNIX).bind(sock)),
+                       ("/tmp/passwd", lambda: os.symlink("/etc/passwd", "/tmp/passwd")),
+                       ("/tmp/d/etc/passwd", lambda: os.symlink("/etc", "/tmp/d/etc")),
+                       ("/tmp/sparse", lambda: open("/tmp/sparse", "wb").truncate(1 << 40))]:
         try:
             make()
-            made.append(name)
+            made.append(name[len("/tmp/"):])
         except OSError:  # the fakefs sandbox refuses some
             pass
     return made
 """
-ODD = ["fifo", "sock", "passwd", "d/etc/passwd", "sparse"]
+
+
+def _token() -> str:
+    """A name part no earlier run used: a FIFO or socket a run left in the host's /tmp must not
+    make the next run's handler fail, or hide that its own reached the host."""
+    return f"lambdasim-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _on_host(token: str) -> list[str]:
+    return sorted(glob.glob(f"/tmp/*{token}*") + glob.glob(f"/*{token}*"))
 
 
 def test_tmp_view_refuses_fifos_sockets_links_and_sparse_giants_at_once(
         code: Code, make_sim: MakeSim, sandbox_kind: str) -> None:
     sim = make_sim()
     fn = sim.deploy("app.handler", code_dir=code(ODD_FILES))
-    made = fn.invoke({}).payload
-    assert made == ODD if sandbox_kind == "namespace" else "passwd" in made
+    token = _token()
+    fifo, sock = f"fifo-{token}", f"sock-{token}"
+    made = fn.invoke({"token": token}).payload
+    if sandbox_kind == "namespace":
+        assert made == [fifo, sock, "passwd", "d/etc/passwd", "sparse"]
+    else:  # its /tmp is in the runtime's memory: no FIFO, no socket file
+        assert "passwd" in made and fifo not in made and sock not in made
+    assert _on_host(token) == [], "nothing of the instance's /tmp is made in the host's"
     inst = fn.instances[0]
     outcome: dict[str, BaseException | bytes] = {}
 
@@ -243,13 +262,57 @@ def test_tmp_view_refuses_fifos_sockets_links_and_sparse_giants_at_once(
         reader.start()
         reader.join(5.0)
         if reader.is_alive():  # blocked until a writer comes: let one come, then fail
-            fn.invoke({"unblock": True})
+            fn.invoke({"token": token, "unblock": True})
             reader.join(5.0)
             pytest.fail(f"reading /tmp/{name} blocked")
         assert isinstance(outcome[name], OSError), (name, outcome[name])
     if sandbox_kind == "namespace":
-        assert "is a FIFO" in str(outcome["fifo"]) and inst.tmp.exists("fifo")
-        assert "is a socket" in str(outcome["sock"])
+        assert "is a FIFO" in str(outcome[fifo]) and inst.tmp.exists(fifo)
+        assert "is a socket" in str(outcome[sock])
         assert "sparse" in str(outcome["sparse"])
     assert inst.tmp.exists("passwd")
     assert {"d", *made} - {"d/etc/passwd"} <= set(inst.tmp.listdir())
+
+
+# The handler makes FIFOs and Unix socket files by every route Python offers, in /tmp and
+# elsewhere, and binds an abstract Unix address.
+NODES = """
+import os, posix, socket, stat
+
+def attempt(make):
+    try:
+        make()
+        return "made"
+    except OSError as e:
+        return [type(e).__name__, e.errno]
+
+def handler(event, context):
+    t = event["token"]
+    unix = lambda: socket.socket(socket.AF_UNIX)
+    return {
+        "fifo": attempt(lambda: os.mkfifo(f"/tmp/fifo-{t}")),
+        "posix_fifo": attempt(lambda: posix.mkfifo(f"/tmp/pfifo-{t}")),
+        "node_fifo": attempt(lambda: posix.mknod(f"/tmp/nfifo-{t}", stat.S_IFIFO | 0o600)),
+        "sock": attempt(lambda: unix().bind(f"/tmp/sock-{t}")),
+        "relative_sock": attempt(lambda: unix().bind(f"sock-{t}")),
+        "code_fifo": attempt(lambda: os.mkfifo(f"/var/task/fifo-{t}")),
+        "abstract": attempt(lambda: unix().bind(f"\\0{t}")),
+    }
+"""
+
+
+def test_fifos_and_unix_sockets_stay_in_the_instance(code: Code, make_sim: MakeSim, sandbox_kind: str) -> None:
+    fn = make_sim().deploy("app.handler", code_dir=(src := code(NODES)))
+    token = _token()
+    out = fn.invoke({"token": token}).payload
+    in_tmp = ["fifo", "posix_fifo", "node_fifo", "sock"]
+    if sandbox_kind == "namespace":
+        assert [out[k] for k in in_tmp] == ["made"] * len(in_tmp), out
+        assert {f"fifo-{token}", f"sock-{token}"} <= set(fn.instances[0].tmp.listdir())
+    else:  # refused, not faked: a FIFO in pyfakefs' memory would read as an empty file
+        assert [out[k] for k in in_tmp] == [["SandboxLimitError", None]] * len(in_tmp), out
+        assert not [name for name in fn.instances[0].tmp.listdir() if token in name]
+    # Lambda's code directory and working directory (/var/task) are read-only.
+    assert out["relative_sock"] == out["code_fifo"] == ["OSError", errno.EROFS]
+    assert out["abstract"] == "made", "an abstract address makes no file"
+    assert _on_host(token) == [] and not list(src.glob(f"*{token}*")), "the host's filesystem gained nothing"

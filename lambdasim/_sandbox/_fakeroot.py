@@ -15,7 +15,9 @@ sends itself, the keeper's request before a kill). The next runtime loads it bac
 
 pyfakefs sees Python-level file access only. An audit hook turns what would reach the
 host around it (real opens for writing, C-level file changes, subprocesses, ``ctypes``,
-``sqlite3`` on a file) into a :class:`SandboxLimitError`.
+``sqlite3`` on a file) into a :class:`SandboxLimitError`. FIFOs, device nodes and Unix
+socket paths, which pyfakefs does not fake and no audit event names, are decided in the fake
+filesystem (``_fakenodes``).
 """
 
 from __future__ import annotations
@@ -51,15 +53,15 @@ from pyfakefs.fake_filesystem_unittest import Patcher
 from lambdasim import _runtime
 from lambdasim._errors import SandboxLimitError
 from lambdasim._runtime import host_tmp_path
+from lambdasim._sandbox import _fakenodes
+from lambdasim._sandbox._fakenodes import NAMESPACE_HINT as _NAMESPACE_HINT
+from lambdasim._sandbox._fakenodes import TMP, make_node, unix_address
 from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_HOME, SANDBOX_UID
 from lambdasim._sandbox._spec import InstanceSpec
 
-TMP = "/tmp"
 # Modules of the runtime itself: pyfakefs leaves them (and calls made from them) on the real filesystem.
 SKIP_NAMES = ["lambdasim._runtime", "lambdasim._wire", "lambdasim._sandbox._fakeroot", "lambdasim._sandbox._restore"]
 
-_NAMESPACE_HINT = ("The namespace sandbox (Linux, sandbox='namespace') enforces Lambda's filesystem for it "
-                   "with the kernel; under the fakefs sandbox pyfakefs cannot see it.")
 _real_exit = os._exit
 _real_kill = os.kill
 _real_killpg = os.killpg
@@ -305,17 +307,22 @@ def _install_pyfakefs_guards() -> None:
 
     _wrap_os_method("truncate", truncate)
 
-    for name in ("chown", "lchown", "setxattr", "removexattr", "mknod", "mkfifo"):
+    for name in ("chown", "lchown", "setxattr", "removexattr"):
         def guarded(inner: Callable[..., Any], _name: str = name) -> Callable[..., Any]:
             def wrapper(self: Any, path: Any, *args: Any, **kwargs: Any) -> Any:
-                if _name in ("mknod", "mkfifo"):
-                    self.filesystem._check_new(path)
-                else:
-                    self.filesystem._check_change(path, _name != "lchown" and kwargs.get("follow_symlinks", True))
+                self.filesystem._check_change(path, _name != "lchown" and kwargs.get("follow_symlinks", True))
                 return inner(self, path, *args, **kwargs)
             return wrapper
 
         _wrap_os_method(name, guarded)
+
+    def mknod(_inner: Callable[..., Any]) -> Callable[..., Any]:
+        # pyfakefs' mknod would keep a FIFO (as root) that the mirror writes as a regular file.
+        def wrapper(self: Any, path: Any, mode: int = 0o600, device: int = 0, *, dir_fd: int | None = None) -> None:
+            make_node(self.filesystem, path, mode, device, dir_fd=dir_fd)
+        return wrapper
+
+    _wrap_os_method("mknod", mknod)
 
     # A last line for whatever adds, removes or rewrites outside /tmp by another route.
     real_add, real_remove = fake_file.FakeDirectory.add_entry, fake_file.FakeDirectory.remove_entry
@@ -631,15 +638,17 @@ class TmpMirror:
 # -- the audit hook: what pyfakefs cannot see ------------------------------------------------
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+# os.mkfifo and os.mknod raise no audit event: _install_node_guards replaces them.
 _CHANGES = frozenset({
     "os.chmod", "os.chown", "os.chflags", "os.link", "os.mkdir", "os.remove", "os.rename", "os.rmdir",
-    "os.setxattr", "os.removexattr", "os.symlink", "os.truncate", "os.utime", "os.mkfifo", "os.mknod",
+    "os.setxattr", "os.removexattr", "os.symlink", "os.truncate", "os.utime",
 })
 _PROCESSES = {
     "subprocess.Popen": "subprocess.Popen", "os.system": "os.system", "os.exec": "os.exec*",
     "os.posix_spawn": "os.posix_spawn", "os.spawn": "os.spawn*", "os.startfile": "os.startfile",
 }
 _NETWORK = frozenset({"socket.connect", "socket.getaddrinfo", "socket.bind"})
+_UNIX_ADDRESSED = frozenset({"socket.bind", "socket.connect", "socket.sendto", "socket.sendmsg"})
 _CTYPES = {"ctypes.dlopen": "loading a library with ctypes", "ctypes.dlsym": "looking up a C function with ctypes",
            "ctypes.call_function": "calling a C function through ctypes"}
 
@@ -685,7 +694,12 @@ def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
             raise refuse(f"{_PROCESSES[event]}({args[0]!r}): a new program runs outside the fake filesystem")
         elif event in _CTYPES:
             raise refuse(f"{_CTYPES[event]} ({args[0]!r}): C code reaches the host's files directly")
-        elif event in _NETWORK and _runtime.network_watch is not None:
+        elif event in _UNIX_ADDRESSED or event in _NETWORK:
+            if event != "socket.getaddrinfo":
+                # A Unix socket's path is looked up by the kernel on the host: decide it in the fake one.
+                unix_address(mirror.fs, event, args[0], args[1])
+            if event not in _NETWORK or _runtime.network_watch is None:
+                return
             # network="isolated" on the host's network: refused as the namespace sandbox's kernel refuses.
             code = _runtime.network_watch.check(event, args)
             if code and event == "socket.getaddrinfo":
@@ -810,10 +824,11 @@ def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
     for _path, obj in [("", fs.get_object(TMP)), *mirror._walk()]:
         obj.st_uid, obj.st_gid = helpers.get_uid(), helpers.get_gid()
     _install_pyfakefs_guards()
+    _install_node_guards(fs)
     _passwd_entries()
     sys.path_hooks.insert(0, paths.path_hook)
     # Tracebacks show the function's frames, not pyfakefs' or ours: on Lambda those calls are C.
-    _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__)
+    _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__, _fakenodes.__file__)
     sys.path_importer_cache.clear()
     _state.update(patcher=patcher, fs=fs, mirror=mirror)
     install_audit_hook(readable, mirror)
@@ -828,6 +843,20 @@ def checkpoint() -> None:
             mirror.sync()
         except Exception as e:  # noqa: BLE001 - a failed mirror must not fail the invocation; say so
             sys.stderr.write(f"lambdasim: could not keep /tmp for the next runtime: {type(e).__name__}: {e}\n")
+
+
+def _install_node_guards(fs: LambdaFilesystem) -> None:
+    """os.mkfifo (which pyfakefs does not fake) and posix' mkfifo and mknod (which code can call
+    around the fake os) would make host files, unseen by the audit hook: they use the fake filesystem."""
+
+    def mkfifo(path: Any, mode: int = 0o666, *, dir_fd: int | None = None) -> None:
+        make_node(fs, path, stat.S_IFIFO | stat.S_IMODE(mode), dir_fd=dir_fd, call="os.mkfifo")
+
+    def mknod(path: Any, mode: int = 0o600, device: int = 0, *, dir_fd: int | None = None) -> None:
+        make_node(fs, path, mode, device, dir_fd=dir_fd)
+
+    os.mkfifo = posix.mkfifo = mkfifo
+    os.mknod = posix.mknod = mknod
 
 
 def _install_exits() -> None:

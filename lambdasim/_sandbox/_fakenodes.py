@@ -1,0 +1,116 @@
+"""FIFOs, device nodes and Unix sockets in the fakefs sandbox (see ``_fakeroot``).
+
+pyfakefs fakes neither ``os.mkfifo`` nor a Unix socket's ``bind``, and ``os.mkfifo`` and
+``os.mknod`` raise no audit event: left alone, they make real files on the host (the host's
+/tmp for ``/tmp/x``, the host's ``/`` for a relative path, the runtime's real working
+directory). Here the fake filesystem decides instead, with the errors Lambda's kernel gives:
+errno 30 outside /tmp, EEXIST (EADDRINUSE for a socket) for a name taken, ENOENT for a
+missing directory. What Lambda allows in /tmp (a FIFO, a socket file) cannot live in a /tmp
+held in pyfakefs' memory, so it is refused with :class:`SandboxLimitError`. Abstract Unix
+addresses (``"\\0name"``) and autobind (``""``) make no file and pass.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from typing import Any
+
+from pyfakefs import fake_file, fake_filesystem
+
+from lambdasim._errors import SandboxLimitError
+
+TMP = "/tmp"
+NAMESPACE_HINT = ("The namespace sandbox (Linux, sandbox='namespace') enforces Lambda's filesystem for it "
+                  "with the kernel; under the fakefs sandbox pyfakefs cannot see it.")
+_NO_FILE_HINT = ("its /tmp lives in the runtime's memory and cannot hold {what}, which the "
+                 "kernel would make in the host's filesystem. {instead}, or use the namespace sandbox (Linux, "
+                 "sandbox='namespace'), whose /tmp is a real filesystem as on Lambda.")
+
+
+def in_tmp(path: str) -> bool:
+    return path == TMP or path.startswith(TMP + "/")
+
+
+def refused(what: str) -> SandboxLimitError:
+    return SandboxLimitError(f"lambdasim's fakefs sandbox refused {what}")
+
+
+def _fake_path(fs: fake_filesystem.FakeFilesystem, path: Any, dir_fd: int | None) -> str:
+    """``path`` (relative to the fake directory ``dir_fd`` if given) as a fake-filesystem path."""
+    name = os.fsdecode(os.fspath(path))
+    if dir_fd is not None and not os.path.isabs(name):
+        directory: Any = fs.get_open_file(dir_fd).get_object()
+        name = os.path.join(str(directory.path), name)
+    return name
+
+
+def _creating(fs: Any, path: str) -> tuple[str, int]:
+    """The entry that creating ``path`` would add (its last symlink not followed), and the errno
+    Lambda's kernel refuses it with (0: it would succeed). ``fs`` is a LambdaFilesystem."""
+    try:
+        entry: str = fs._entry(path)
+    except OSError as e:
+        return path, e.errno or errno.ENOENT
+    parent = os.path.dirname(entry)
+    if fs.lexists(entry):
+        return entry, errno.EEXIST
+    if not fs.exists(parent):
+        return entry, errno.ENOENT
+    if not fs.isdir(parent):
+        return entry, errno.ENOTDIR
+    return entry, 0 if in_tmp(entry) else errno.EROFS
+
+
+def make_node(fs: Any, path: Any, mode: int, device: int = 0, *, dir_fd: int | None = None,
+              call: str = "os.mknod") -> None:
+    """``os.mknod``/``os.mkfifo`` in the fake filesystem, as Linux decides for sbx_user1051 (no
+    CAP_MKNOD): a regular file is made; a FIFO or a socket file in /tmp is refused as the
+    sandbox cannot hold one; a device fails with EPERM."""
+    kind = stat.S_IFMT(mode)
+    if kind == stat.S_IFDIR:
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM), os.fspath(path))
+    if kind not in (0, stat.S_IFREG, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
+        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL), os.fspath(path))
+    entry, code = _creating(fs, _fake_path(fs, path, dir_fd))
+    if code:
+        raise OSError(code, os.strerror(code), os.fspath(path))
+    if kind in (stat.S_IFCHR, stat.S_IFBLK):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM), os.fspath(path))
+    if kind in (stat.S_IFIFO, stat.S_IFSOCK):
+        what = "a FIFO" if kind == stat.S_IFIFO else "a socket file"
+        raise refused(f"{call}({os.fspath(path)!r}): " + _NO_FILE_HINT.format(
+            what=what, instead="Use os.pipe() (or multiprocessing.Pipe()) between processes"))
+    head, tail = os.path.split(entry)
+    fs.add_object(head, fake_file.FakeFile(tail, stat.S_IFREG | (stat.S_IMODE(mode) & ~fs.umask), filesystem=fs))
+
+
+def unix_address(fs: Any, event: str, sock: Any, address: Any) -> None:
+    """Raise what Lambda's kernel would for the socket event (bind, connect, sendto, sendmsg)
+    on a Unix socket's filesystem ``address``, decided in the fake filesystem; return for
+    anything else. Nothing there can be a listening socket: binding one in /tmp is refused."""
+    if getattr(sock, "family", None) != socket.AF_UNIX or address is None or isinstance(address, tuple):
+        return
+    try:
+        raw = os.fsencode(address) if isinstance(address, str) else bytes(memoryview(address))
+    except TypeError:
+        return  # the call itself refuses it
+    if not raw or raw[:1] == b"\0":
+        return  # autobind or the abstract namespace: no file
+    path = os.fsdecode(raw.split(b"\0", 1)[0])  # the kernel reads a path up to its first NUL
+    if event == "socket.bind":
+        _entry, code = _creating(fs, path)
+        if code == errno.EEXIST:
+            code = errno.EADDRINUSE
+        if code:
+            raise OSError(code, os.strerror(code))
+        raise refused(f"binding a Unix socket to {path!r}: " + _NO_FILE_HINT.format(
+            what="a socket file", instead="Use an abstract address (a name that starts with '\\0'), "
+                                          "which makes no file"))
+    try:
+        code = errno.ECONNREFUSED if fs.exists(fs._target(path)) else errno.ENOENT
+    except OSError as e:
+        code = e.errno or errno.ENOENT
+    raise OSError(code, os.strerror(code))
