@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     events = parser.add_mutually_exclusive_group()
     events.add_argument("--events", metavar="FILE.json", help="a JSON list of events to draw from")
     events.add_argument("--event", action="append", metavar="JSON",
-                        help="an event as JSON or @FILE; repeat for more (default: {})")
+                        help="an event as JSON or @FILE (@-: stdin); repeat for more (default: {})")
     parser.add_argument("--invariant", action="append", metavar="no-error|tenant-isolated|EXPR",
                         help="no-error (the default), tenant-isolated (no environment serves two tenants), or a Python "
                              "expression over inv, payload, error and history (the invocations so far) that must be "

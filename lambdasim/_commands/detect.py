@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--events", metavar="FILE", help="a JSON file with a list of events, invoked in order "
                                                          "('-': stdin)")
-    source.add_argument("--event", "-e", help=f"one event as JSON or @FILE, invoked --repeat times "
+    source.add_argument("--event", "-e", help=f"one event as JSON or @FILE (@-: stdin), invoked --repeat times "
                                               f"(default: {{}} {_DEFAULT_REPEAT} times)")
     parser.add_argument("--repeat", type=int, default=None, metavar="N",
                         help=f"how often to invoke --event (default: {_DEFAULT_REPEAT})")
