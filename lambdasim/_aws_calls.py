@@ -1,7 +1,8 @@
 """Calls of any boto3 API on the simulator's AWS (moto), as a file writes them: ``{service: dynamodb,
 call: put_item, args: {...}}``. A scenario's ``aws:`` step takes one (seeding data), ``--setup FILE`` of
-``lambdasim invoke``, ``detect`` and ``chaos`` a list (of calls, or of ``aws:`` steps). One generic form, checked against botocore's service models
-when the file is read: the service, the operation (``put_item`` or ``PutItem``) and the arguments."""
+``lambdasim invoke``, ``detect`` and ``chaos`` a list (of calls, or of ``aws:`` steps). One generic form,
+checked against botocore's service models when the file is read: the service, the operation (``put_item``
+or ``PutItem``) and the arguments."""
 
 from __future__ import annotations
 
