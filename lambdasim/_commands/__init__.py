@@ -128,11 +128,11 @@ def template_overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if getattr(args, "no_layers", False):
         overrides["layers"] = []
-    elif getattr(args, "layer", None) and args.template is not None:
+    elif getattr(args, "layer", None) and getattr(args, "template", None) is not None:
         overrides["layers"] = list(args.layer)
     if getattr(args, "parameter_overrides", None):
         overrides["parameters"] = parameters_argument(args.parameter_overrides)
-    if args.template is None:
+    if getattr(args, "template", None) is None:
         for flag, key in (("--no-layers", "layers"), ("--parameter-overrides", "parameters")):
             if key in overrides:
                 raise ConfigError(f"{flag} changes what is read from a template; add --template template.yaml (or "
