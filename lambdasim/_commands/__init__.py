@@ -135,7 +135,7 @@ def template_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "template", None) is None:
         for flag, key in (("--no-layers", "layers"), ("--parameter-overrides", "parameters")):
             if key in overrides:
-                raise ConfigError(f"{flag} changes what is read from a template; add --template template.yaml (or "
+                raise ConfigError(f"{flag} names what to read from a template; add --template template.yaml (or "
                                   "serverless.yml)")
     return overrides
 
