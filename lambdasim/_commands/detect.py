@@ -145,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
     Reads ``handler``, ``code_dir``, ``events`` or ``event``, and optionally ``repeat``,
     ``template``, ``function``, ``services``, ``memory``, ``timeout``, ``ephemeral_storage``,
-    ``env``, ``layer``, ``name``, ``runtime``, ``tenant_id``, the execution models' settings (``snap_start`` ...),
+    ``env``, ``layer``, ``no_layers``, ``parameter_overrides``, ``name``, ``runtime``, ``tenant_id``, the
+    execution models' settings (``snap_start`` ...),
     ``sandbox``, ``network``, ``seed`` and ``json`` (see :func:`add_arguments`).
     Bad input raises LambdaSimError (cli.main prints it and exits 2).
     """
