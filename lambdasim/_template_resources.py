@@ -552,7 +552,7 @@ def _create(sim: Simulator, plan: _Plan, stack: _Stack) -> None:
 
 def _left_out(plan: _Plan, stack: _Stack, logical_ids: list[str], reason: str) -> None:
     """Warn that ``logical_ids`` (the first failed, the others use it) are not created, and why."""
-    first = logical_ids[0]
+    first, reason = logical_ids[0], reason.rstrip(".")
     others = f" ({', '.join(logical_ids[1:])}, which use it, are left out too)" if logical_ids[1:] else ""
     for logical_id in logical_ids:
         stack.reasons[logical_id] = (f"{logical_id!r} was not created: {reason}" if logical_id == first

@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from lambdasim import ConfigError, Simulator
-from lambdasim._template_events import TemplateEvent
-from lambdasim import _templates
+from lambdasim import ConfigError, Simulator, _templates
 from lambdasim._model import PYTHON_VERSION
+from lambdasim._template_events import TemplateEvent
 from lambdasim._templates import PYTHON_HINTS, Hints, TemplateFunction, TemplateWarning, load_function
 
 TEMPLATES = Path(__file__).parent / "templates"
