@@ -426,14 +426,15 @@ class _Reader:
 
     def arn_layer(self, loc: _Loc, shown: str, arn: str, whose: str) -> str | None:
         """The folder mounted for a layer ARN: the AWS Lambda Powertools for Python layer is built from PyPI
-        (:func:`lambdasim._package.powertools_layer`); any other is not mounted (None), with a TemplateWarning."""
+        (:func:`lambdasim._package.powertools_layer`); any other is not mounted (None), with a TemplateWarning
+        in the same words whoever asks (a front end reads the template before deploying it: one warning)."""
         match = _POWERTOOLS.fullmatch(arn)
         runtime = self.runtime_name
         if match is None or not runtime.startswith("python3."):
             warnings.warn(TemplateWarning(
                 f"{self.ctx.display}:{loc.line}: {loc.key}: {shown} is a layer ARN, which lambdasim cannot fetch: "
-                f"not mounted: what it provides is missing (put the layer's content in a folder and "
-                f"{self.layers_hint(whose)})."), stacklevel=_outside_lambdasim())
+                "not mounted: what it provides is missing (to mount it, put its content in a folder and give the "
+                "function's layers as local folders)."), stacklevel=_outside_lambdasim())
             return None
         version = runtime.removeprefix("python")
         found = None if version == PYTHON_VERSION else find_python(version)

@@ -608,9 +608,10 @@ def test_another_layer_arn_is_not_mounted_with_a_warning(tmp_path: Path, entry: 
     arn = entry.split()[-1].strip("'").replace("${AWS::Region}", "us-east-1")
     assert message.startswith(f"{path}:{line_of(path, entry)}: Resources.Fn.Properties.Layers[1]: "), message
     assert f"{arn!r}" in message and "not mounted: what it provides is missing" in message
-    assert "pass layers=[folder, ...] to replace the template's layers" in message
-    with pytest.warns(TemplateWarning, match="LAYERS<> to replace the template's layers"):
+    assert "to mount it, put its content in a folder and give the function's layers as local folders" in message
+    with pytest.warns(TemplateWarning) as marked:
         load_function(path, "Fn", hints=MARKED)
+    assert [str(w.message) for w in marked] == [message], "the same words whoever asks: said once"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the override replaces the ARNs: nothing to warn about
         assert load_function(path, "Fn", layers=[tmp_path / "layer"]).layers == (str(tmp_path / "layer"),)
