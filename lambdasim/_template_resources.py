@@ -5,8 +5,12 @@ config's ``resources:`` section) that are not functions, and creates them as one
 in moto (``sim.services["aws"]``, started for it), through moto's own CloudFormation implementation,
 wherever that covers the type. What moto's CloudFormation does not do is done here:
 ``AWS::Serverless::SimpleTable`` becomes the ``AWS::DynamoDB::Table`` SAM makes of it, and
-``AWS::SecretsManager::Secret`` is created with ``CreateSecret``. Any other type is not created, with a
-warning naming it and its line.
+``AWS::SecretsManager::Secret`` is created with ``CreateSecret`` (its intrinsic functions evaluated here);
+a ``!Ref`` of an event bus is given to moto as the bus's name (moto 5 fails on a rule's
+``EventBusName: !Ref Bus``). Any other type is not created, with a warning naming it and its line. A
+resource that moto fails on (found by trying each in a stack of its own) or a secret that cannot be
+created is left out, with a warning naming it, its type and line, with those that use it; the others are
+created.
 
 The returned :class:`_Stack` is what ``!Ref``, ``!GetAtt`` and ``${X.Attribute}`` of the template's
 resources resolve to (see :class:`lambdasim._cfn.Stack`): the physical ids moto gave, and attributes

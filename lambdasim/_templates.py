@@ -16,6 +16,10 @@ created in moto: ``Simulator.deploy_from_template`` does), ``!Ref``, ``!GetAtt``
 (``!ImportValue``, ``${ssm:...}`` ...) is a SourceError naming the file, the line, the
 key and what to do instead.
 
+Layers are local folders (a layer of the template, from its folder); a layer ARN of AWS Lambda Powertools
+for Python is built from PyPI (``aws-lambda-powertools[all]`` of its major version, for the function's
+Python), any other ARN is left out with a :class:`TemplateWarning`.
+
 Folders are mounted as they are: point at ``.aws-sam/build/template.yaml`` after
 ``sam build`` to run the built artifacts (with their installed requirements).
 """
@@ -159,7 +163,8 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
             None for the only function the file defines (like ``sam local invoke`` without one).
         environment: variables that replace or add to the template's; the template's values
             for these keys are not resolved (so an unresolvable ``!GetAtt`` can be set here).
-        layers: local layer folders that replace the template's ``Layers`` (e.g. for layer ARNs).
+        layers: local layer folders that replace the template's ``Layers`` (e.g. for layer ARNs other
+            than Powertools', which are not mounted).
         parameters: SAM parameter values (like ``sam --parameter-overrides``), or Serverless
             CLI options for ``${opt:...}`` (``{"stage": "prod"}``).
         region: what ``AWS::Region`` and ``${aws:region}`` resolve to.

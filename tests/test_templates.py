@@ -640,6 +640,9 @@ def test_the_powertools_layer_is_built_and_mounted(tmp_path: Path, monkeypatch: 
         warnings.simplefilter("error", TemplateWarning)
         assert load_function(path, "Fn").layers == (str(tmp_path / "layer"), str(built))
     assert calls == [(major, PYTHON_VERSION, "")]
+    monkeypatch.setattr(_templates, "find_python", lambda version: f"/opt/py/bin/python{version}")
+    load_function(path, "Fn")
+    assert calls[-1] == (major, "3.12", "/opt/py/bin/python3.12"), "built for the runtime's Python, installed"
     (tmp_path / "sls").mkdir()
     sls = sls_function(tmp_path / "sls", f"layers: ['{arn.replace('${AWS::Region}', 'eu-west-1')}']\n")
     assert load_function(sls, "fn").layers == (str(built),)
