@@ -1,7 +1,8 @@
 """Calls of any boto3 API on the simulator's AWS (moto), as a file writes them: ``{service: dynamodb,
 call: put_item, args: {...}}``. A scenario's ``aws:`` step takes one (seeding data), ``--setup FILE`` of
-``lambdasim invoke`` and ``detect`` a list. One generic form, checked against botocore's service models
-when the file is read: the service, the operation (``put_item`` or ``PutItem``) and the arguments."""
+``lambdasim invoke``, ``detect`` and ``chaos`` a list (of calls, or of ``aws:`` steps). One generic form,
+checked against botocore's service models when the file is read: the service, the operation (``put_item``
+or ``PutItem``) and the arguments."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ __all__ = ["CALL_KEYS", "SETUP_HELP", "AwsCall", "load_setup", "parse_call", "se
 
 CALL_KEYS = ("service", "call", "args")
 SETUP_HELP = ("a YAML or JSON list of boto3 calls made on the simulator's AWS before the function is invoked, each "
-              "{service: dynamodb, call: put_item, args: {...}} (to seed the template's tables and buckets)")
+              "{service: dynamodb, call: put_item, args: {...}} or, as a scenario's step, aws: {service: ...} (to "
+              "seed the template's tables and buckets)")
 
 
 @functools.cache
@@ -100,9 +102,18 @@ def load_setup(path: str | os.PathLike[str], option: str = "--setup") -> list[Aw
     doc = load_yaml(text, display)
     root = Node(doc, display, 1, "", Path(display).parent)
     if not isinstance(doc, list):
-        raise root.error(f"expected a list of calls, each {{{', '.join(CALL_KEYS)}}}, e.g. - {{service: dynamodb, "
-                         "call: put_item, args: {TableName: t, Item: {id: {S: '1'}}}}")
-    return [parse_call(item) for item in root.items()]
+        raise root.error(f"expected a list of calls, each {{{', '.join(CALL_KEYS)}}} (or aws: {{...}}, as a "
+                         "scenario's step), e.g. - {service: dynamodb, call: put_item, args: {TableName: t, Item: "
+                         "{id: {S: '1'}}}}")
+    return [_setup_call(item) for item in root.items()]
+
+
+def _setup_call(item: Node) -> AwsCall:
+    """A call of a setup file: ``{service, call, args}``, or a scenario's step ``aws: {service, call, args}``
+    (so that steps copied from a scenario work as they are)."""
+    if isinstance(item.value, dict) and "aws" in item.value:
+        item = item.fields(("aws",), required=("aws",))["aws"]
+    return parse_call(item)
 
 
 def setup_function(calls: Sequence[AwsCall], template: str | os.PathLike[str] | None = None,

@@ -57,6 +57,7 @@ from hypothesis.errors import Flaky, HypothesisException
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
 
 from lambdasim._aws_calls import load_setup
+from lambdasim._commands import read_template_function, template_overrides
 from lambdasim._errors import ConfigError, LambdaSimError
 from lambdasim._model import MANAGED_RUNTIMES, PYTHON_VERSION, SNAPSTART_RUNTIMES, FunctionConfig
 from lambdasim._scenario import (
@@ -344,21 +345,14 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
     if args.template is not None:
         if args.handler is not None or args.code_dir is not None:
             raise ConfigError("give either --template and --function, or --handler and --code-dir, not both")
-        if not args.function:
-            raise ConfigError("--template needs --function: the function's logical ID (SAM) or its key under "
-                              "functions (Serverless)")
-        from lambdasim._template_resources import preview_resources
-        from lambdasim._templates import load_function
-
-        # Read here to check it: the template's resources are created by each run's deploy (from the template), so
-        # that !Ref and !GetAtt of them give placeholders here. --env adds to (or replaces) its variables.
-        try:
-            environment = env_argument(args.env) or None
-            kwargs = load_function(args.template, args.function, environment=environment,
-                                   resources=preview_resources(args.template)).deploy_kwargs()
-        except ConfigError as e:
-            hint = " On the command line, give such values with --env KEY=VALUE." if "environment=" in str(e) else ""
-            raise ConfigError(f"{e}{hint}") from None
+        # Read here to check it, with errors in the command's flags: the template's resources are created by each
+        # run's deploy (from the template), so that !Ref and !GetAtt of them give placeholders here. --env adds to
+        # (or replaces) its variables.
+        given.update(template_overrides(args))  # --layer/--no-layers, --parameter-overrides
+        environment = env_argument(args.env) or None
+        read = read_template_function(args.template, args.function, environment=environment,
+                                      layers=given.get("layers"), parameters=given.get("parameters"))
+        function, kwargs = read.name, read.deploy_kwargs()
         given.update({key: value for key, value in (("memory_mb", args.memory), ("timeout_s", args.timeout),
                                                     ("runtime", getattr(args, "runtime", None))) if value is not None})
         given.update(_model_flags(args))
@@ -375,7 +369,8 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
                               "--function NAME")
         kwargs = {"handler": args.handler, "code_dir": args.code_dir or ".",
                   "name": args.name or args.handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-"),
-                  "environment": env_argument(args.env)}
+                  "environment": env_argument(args.env), "layers": list(getattr(args, "layer", None) or ())}
+        template_overrides(args)  # refuses --no-layers and --parameter-overrides
         if args.memory is not None:
             kwargs["memory_mb"] = args.memory
         if args.timeout is not None:
@@ -399,10 +394,12 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
     if args.template is not None:
         # The scenario deploys from the template, so that its resources are created in each run and on replay:
         # what the command line changes, and the execution models (which decide how the steps run).
-        deploy: Body = {"template": _path_for(args.template, base), "function": args.function,
+        deploy: Body = {"template": _path_for(args.template, base), "function": function,
                         **({"name": args.name} if args.name else {}),
                         **{k: _number(v) if k in ("memory_mb", "timeout_s") else v for k, v in given.items()
                            if k not in _MODEL_KEYS}}
+        if "layers" in given:  # --no-layers: layers: [] (none)
+            deploy["layers"] = [_path_for(str(p), base) for p in given["layers"]]
         deploy.update({key: getattr(config, key) for key in _MODEL_KEYS
                        if getattr(config, key) != getattr(FunctionConfig, key)})
         return _chaos_config(args, out, deploy, config.runtime)

@@ -119,6 +119,10 @@ class Invocation:
     _qualifier: str = dataclasses.field(default=lambda_errors.LATEST, repr=False)
     _system_log: str | None = dataclasses.field(default=None, repr=False)
     """The JSON log format's ``SystemLogLevel`` (None: the Text format)."""
+    _trace: str | None = dataclasses.field(default=None, repr=False)
+    """Under active tracing: the invocation's trace header, which REPORT names (None: not traced)."""
+    _managed: bool = dataclasses.field(default=False, repr=False)
+    """A Managed Instances invocation (its ``platform.report`` has the duration alone, no runtimeDone)."""
 
     @property
     def payload(self) -> Any:
@@ -161,12 +165,15 @@ class Invocation:
                 self.duration_ms, self.memory_size_mb, self.max_memory_used_mb,
                 self.init_duration_ms if self.cold_start else None, self._report_status, self._billed_init,
                 self.restore_duration_ms if self.cold_start else None, self._billed_restore_ms)
-            start, end, done = _platform_log.frame(self._system_log, rid, self.executed_version, metrics)
+            start, end, done = _platform_log.frame(self._system_log, rid, self.executed_version, metrics,
+                                                   self._trace, self._managed)
             return f"{self._init_logs}{start}{self._body_logs}{end}{done}"
         report = lambda_errors.report_line(rid, self.duration_ms, self.memory_size_mb, self.max_memory_used_mb,
                                            self.init_duration_ms if self.cold_start else None, self._report_status,
                                            self._billed_init, self.restore_duration_ms if self.cold_start else None,
                                            self._billed_restore_ms)
+        if self._trace is not None:
+            report += _platform_log.xray_line(self._trace)
         return (f"{self._init_logs}{lambda_errors.start_line(rid, self.executed_version)}"
                 f"{self._body_logs}{lambda_errors.end_line(rid)}{report}")
 
@@ -390,6 +397,7 @@ class Invoker:
         refused: dict[str, int] = {}  # see _runtime.NetworkWatch
         system_log = (config.system_log_level or "INFO") if config.log_format == "JSON" else None
         outside: list[str] = []  # see _package.ImportWatch
+        traced = trace if config.tracing and trace else None  # REPORT names its trace (see _platform_log)
 
         def result(error: ErrorDict | None, payload: bytes | None, duration: float, body: str,
                    status: str = "", status_code: int = 200) -> Invocation:
@@ -403,7 +411,7 @@ class Invoker:
                 tenant_id=tenant_id, _body_logs=body,
                 _init_logs=init_logs, _report_status=status, _billed_init=config.bills_init,
                 restore_duration_ms=restore_ms, _billed_restore_ms=billed_restore_ms, status_code=status_code,
-                _system_log=system_log)
+                _system_log=system_log, _trace=traced)
 
         def timed_out(duration_s: float) -> Invocation:
             live.sbx.kill_runtime()
@@ -459,7 +467,8 @@ class Invoker:
                           lambda_errors.error_status(error["errorType"]))
 
         if cold and record.restored:  # SnapStart: restored from the version's snapshot, not initialised
-            restored = self._restore(live, watch, request_id, region, exited, protocol_error, out_of_memory)
+            restored = self._restore(live, watch, request_id, region, system_log, traced, exited, protocol_error,
+                                     out_of_memory)
             if isinstance(restored, Invocation):
                 return restored
             msg, restore_ms, billed_restore_ms, init_logs = restored
@@ -581,8 +590,9 @@ class Invoker:
         return result(error, payload, duration, body, lambda_errors.report_status(error))
 
 
-    def _restore(self, live: Live, watch: _Watch, request_id: str, region: str,
-                 exited: Callable[[float], Invocation], protocol_error: Callable[[float], Invocation],
+    def _restore(self, live: Live, watch: _Watch, request_id: str, region: str, system_log: str | None,
+                 traced: str | None, exited: Callable[[float], Invocation],
+                 protocol_error: Callable[[float], Invocation],
                  out_of_memory: Callable[..., Invocation]) -> Invocation | tuple[Init, float, float, str]:
         """A restored instance's first invocation: wait for its restore (after-restore hooks included) within
         Lambda's limit; (its Init message, Restore Duration, Billed Restore Duration, the restore's logs), or
@@ -597,15 +607,14 @@ class Invoker:
         except TimeoutError:
             live.sbx.kill_runtime()
             live.sbx.wait_runtime_exit(10.0)
-            logs = lambda_errors.phase_line("RESTORE_START", python=PYTHON_VERSION, region=region)
-            logs += live.take_logs()
+            logs = _restore_start(live, system_log, region) + live.take_logs()
             self._reset(live, "restore timeout")
             restore_ms = (time.monotonic() - started) * 1000.0
             error = lambda_errors.snapstart_timeout()
             return Invocation(request_id, live.record.function, live.record.version, live.record.id, True, error,
                               None, 0.0, None, status_code=408,  # the Invoke API answers SnapStartTimeoutException
                               memory_size_mb=live.config.memory_mb, restore_duration_ms=restore_ms,
-                              _billed_restore_ms=restore_ms, _init_logs=logs,
+                              _billed_restore_ms=restore_ms, _init_logs=logs, _system_log=system_log, _trace=traced,
                               _report_status=lambda_errors.error_status(error["errorType"]))
         except ChannelClosed:
             return exited(0.0)
@@ -618,9 +627,18 @@ class Invoker:
             _note_tmp_access(live, request_id, msg.tmp_access, init=True)
         self._coverage(live.config, msg.coverage)
         status = lambda_errors.error_status(msg.error["errorType"]) if msg.error is not None else ""
-        logs = (lambda_errors.phase_line("RESTORE_START", python=PYTHON_VERSION, region=region)
-                + live.take_logs() + lambda_errors.phase_line("RESTORE_REPORT", restore_ms, status))
+        text = lambda_errors.phase_line("RESTORE_REPORT", restore_ms, status)
+        logs = (_restore_start(live, system_log, region) + live.take_logs()
+                + _platform_log.restore_report(system_log, text, restore_ms, status))
         return msg, restore_ms, msg.init_ms, logs
+
+
+def _restore_start(live: Live, system_log: str | None, region: str) -> str:
+    """SnapStart's RESTORE_START line in the function's log format."""
+    return _platform_log.restore_start(
+        system_log, lambda_errors.phase_line("RESTORE_START", python=PYTHON_VERSION, region=region),
+        runtime_version=_platform_log.runtime_version(PYTHON_VERSION, None), region=region,
+        function=live.record.function, version=lambda_errors.LATEST)  # as START says (executed_version)
 
 
 _PLATFORM_REASONS = {lambda_errors.EXTENSION_CRASH: "an extension exited"}

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from lambdasim import _lambda_errors as lambda_errors
+from lambdasim import _platform_log
 from lambdasim._errors import InstanceGone, SandboxError, SettingError
 from lambdasim._invoke import Invocation, Live, _note_tmp_access, take_log
 from lambdasim._lambda_errors import ErrorDict
@@ -71,6 +72,11 @@ INIT_LIMIT_S = 130.0
 # A worker's states: starting (its Init runs), ready, busy (an invocation), late (its invocation timed out
 # and its handler runs on), exiting (its last answer came, or its Init failed: it ends), dead (to start again).
 _ALIVE = frozenset({"starting", "ready", "busy", "late", "exiting"})
+
+
+def system_log(config: FunctionConfig) -> str:
+    """The ``SystemLogLevel`` of a Managed Instances function's logs, which are always JSON."""
+    return config.system_log_level or "INFO"
 
 
 def spec_for(spec: InstanceSpec, config: FunctionConfig) -> None:
@@ -121,10 +127,12 @@ class _InitFailure(NamedTuple):
     logs: str
     code: int | None = None
     """The worker's exit status when it ended in its Init (the error is then made for the invocation)."""
+    outside: tuple[str, ...] = ()
+    """What its Init imported from outside the package (see ``Invocation.outside_imports``)."""
 
 
 class _Worker:
-    __slots__ = ("index", "init_logs", "init_ms", "inited", "logfd", "refused", "request", "state")
+    __slots__ = ("index", "init_logs", "init_ms", "inited", "logfd", "outside", "refused", "request", "state")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -134,6 +142,7 @@ class _Worker:
         self.init_logs = ""  # its Init's output: first in the log of its first invocation
         self.init_ms = 0.0
         self.refused: dict[str, int] = {}
+        self.outside: list[str] = []  # its Init's imports from outside the package: told with its first invocation
         self.inited = False  # its Init succeeded: if it ends now, it is replaced
 
 
@@ -278,10 +287,14 @@ def _on_init(live: ManagedLive, w: _Worker, msg: Init, fd: int, region: str,
     if w.logfd >= 0:
         os.close(w.logfd)
     w.logfd = fd
-    logs = lambda_errors.init_start_line(PYTHON_VERSION, region) + take_log(fd)
+    logs = _platform_log.init_start(
+        system_log(live.config), lambda_errors.init_start_line(PYTHON_VERSION, region),
+        initialization_type=live.record.init_type, runtime_version=_platform_log.runtime_version(PYTHON_VERSION, None),
+        region=region, function=live.record.function, version=lambda_errors.LATEST_PUBLISHED) + take_log(fd)
     if live.tmp_writers is not None:  # track_tmp_access
         _note_tmp_access(live, f"init of worker {w.index}", msg.tmp_access, init=True)
     w.refused = dict(msg.refused or {})
+    w.outside = list(msg.outside_imports or ())
     error = msg.error
     if error is None:
         w.state, w.inited, w.init_logs, w.init_ms = "ready", True, logs, msg.init_ms
@@ -293,7 +306,7 @@ def _on_init(live: ManagedLive, w: _Worker, msg: Init, fd: int, region: str,
     oom = error == OUT_OF_MEMORY_AT_INIT
     failure = lambda_errors.out_of_memory("") if oom else error
     if live.waiting > len(live.failures):
-        live.failures.append(_InitFailure(failure, logs, -9 if oom else None))
+        live.failures.append(_InitFailure(failure, logs, -9 if oom else None, tuple(w.outside)))
     events.append({"action": "exited", "worker": w.index, "reason": "init error",
                    "error": failure.get("errorType")})
     return msg.coverage
@@ -539,6 +552,8 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
     request_id = routed.request_id
     request = _Request(request_id)
 
+    outside: list[str] = []  # see _package.ImportWatch: the worker's Init's (with its first invocation), then its own
+
     def outcome(error: ErrorDict | None, payload: bytes | None, duration: float, body: str, status: str,
                 init_logs: str = "", worker: int | None = None, max_kb: int = 0,
                 refused: dict[str, int] | None = None) -> Invocation:
@@ -549,7 +564,9 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
             memory_size_mb=config.memory_mb, max_memory_used_mb=math.ceil(memory / (1024 * 1024)),
             max_tasks=usage.tasks if usage is not None else None, max_fds=usage.fds if usage is not None else None,
             refused_addresses=tuple(refused or ()), refused_counts=dict(refused or {}), worker=worker,
-            _body_logs=body, _init_logs=init_logs, _report_status=status, _qualifier=lambda_errors.LATEST_PUBLISHED)
+            outside_imports=tuple(outside), _body_logs=body, _init_logs=init_logs, _report_status=status,
+            _qualifier=lambda_errors.LATEST_PUBLISHED, _system_log=system_log(config), _managed=True,
+            _trace=routed.trace if config.tracing and routed.trace else None)
 
     def failed(error: ErrorDict, body: str, init_logs: str = "", worker: int | None = None,
                duration: float = 0.0) -> Invocation:
@@ -561,6 +578,7 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
         return outcome(lambda_errors.task_timed_out(request_id, max(INIT_LIMIT_S, config.timeout_s)), None,
                        0.0, "", lambda_errors.STATUS_TIMEOUT)
     if isinstance(taken, _InitFailure):  # the Init error of the worker started for it
+        outside.extend(taken.outside)
         if taken.code is not None:  # it ended (or ran out of memory) in its Init: said with this request's id
             oom = taken.error["errorType"] == lambda_errors.RUNTIME_OUT_OF_MEMORY
             error = lambda_errors.out_of_memory(request_id) if oom else lambda_errors.runtime_exited(
@@ -570,6 +588,8 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
     w, gen, init_logs = taken
     refused = dict(w.refused)
     w.refused = {}
+    outside.extend(w.outside)  # the worker is this invocation's now: its Init does not write these again
+    w.outside = []
     budget = config.timeout_s
     sent = time.monotonic()
     _send(live, gen, (MANAGED_INVOKE, w.index, pack_invoke(
@@ -597,6 +617,7 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
                 else lambda_errors.platform_error(request_id, fatal.error_type.partition("\n")[0], "exited")
             return failed(error, request.body, init_logs, w.index, fatal.duration_ms)
         result = Result(*reply)
+        outside.extend(n for n in result.outside_imports or () if n not in outside)
         for where, n in (result.refused or {}).items():
             refused[where] = refused.get(where, 0) + n
         if live.tmp_writers is not None:  # track_tmp_access

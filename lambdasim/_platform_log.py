@@ -6,7 +6,12 @@ writes them as JSON events, one object a line, with the names and records of the
 ``{"time": ..., "type": "platform.start", "record": {"requestId": ..., "version": ...}}``; and
 ``SystemLogLevel`` filters them: ``platform.initStart``, ``platform.start`` and ``platform.report`` are
 INFO, ``platform.runtimeDone`` (the JSON counterpart of ``END``) is DEBUG, so at the default INFO a JSON
-stream has no END line, and at WARN none of them.
+stream has no END line, and at WARN none of them. SnapStart's ``RESTORE_START`` / ``RESTORE_REPORT`` are
+``platform.restoreStart`` / ``platform.restoreReport`` (INFO), with ``platform.restoreRuntimeDone`` (DEBUG)
+between; the ``INIT_REPORT`` of a version's Init is ``platform.initReport``. Managed Instances always write
+JSON, and their ``platform.report`` has ``durationMs`` alone and no ``platform.runtimeDone`` (the Telemetry
+API's schema reference). Under active tracing the text REPORT gains an ``XRAY TraceId: ...`` line and the
+JSON records a ``tracing`` object (:func:`trace_context`).
 """
 
 from __future__ import annotations
@@ -51,6 +56,66 @@ def init_start(system_level: str | None, text_line: str, *, initialization_type:
     })
 
 
+def _runtime_record(runtime_version: str, region: str, function: str, version: str) -> dict[str, Any]:
+    return {"runtimeVersion": f"{runtime_version}.lambdasim",
+            "runtimeVersionArn": f"arn:aws:lambda:{region}::runtime:lambdasim",
+            "functionName": function, "functionVersion": version}
+
+
+def restore_start(system_level: str | None, text_line: str, *, runtime_version: str, region: str, function: str,
+                  version: str) -> str:
+    """SnapStart's ``RESTORE_START`` line (``system_level`` None: the Text format, so ``text_line``)."""
+    if system_level is None:
+        return text_line
+    if not _shown("INFO", system_level):
+        return ""
+    return event("platform.restoreStart", _runtime_record(runtime_version, region, function, version))
+
+
+def restore_report(system_level: str | None, text_line: str, restore_ms: float, report_status: str) -> str:
+    """SnapStart's ``RESTORE_REPORT`` line; in JSON ``platform.restoreRuntimeDone`` (DEBUG) then
+    ``platform.restoreReport``. ``report_status``: the text line's status field ("" on success)."""
+    if system_level is None:
+        return text_line
+    status = _status(report_status)
+    done = event("platform.restoreRuntimeDone", dict(status)) if _shown("DEBUG", system_level) else ""
+    report = event("platform.restoreReport", {**status, "metrics": {"durationMs": round(restore_ms, 3)}}) \
+        if _shown("INFO", system_level) else ""
+    return done + report
+
+
+def init_report(system_level: str | None, text_line: str, init_ms: float, report_status: str, *,
+                initialization_type: str) -> str:
+    """The ``INIT_REPORT`` line (a SnapStart version's Init); in JSON ``platform.initReport``."""
+    if system_level is None:
+        return text_line
+    if not _shown("INFO", system_level):
+        return ""
+    return event("platform.initReport", {"initializationType": initialization_type, "phase": "init",
+                                         **_status(report_status), "metrics": {"durationMs": round(init_ms, 3)}})
+
+
+def _trace_fields(trace: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in trace.split(";") if "=" in part)
+
+
+def trace_context(trace: str) -> dict[str, Any]:
+    """The Telemetry API's ``TraceContext`` of an invocation traced with ``trace`` (its ``_X_AMZN_TRACE_ID``):
+    ``spanId`` is the function's segment, the one the header names as ``Parent`` (the X-Ray SDK's segment in
+    the function takes that id, and the subsegments it sends name it as their ``parent_id``)."""
+    fields = _trace_fields(trace)
+    return {"spanId": fields.get("Parent", ""), "type": "X-Amzn-Trace-Id",
+            "value": f"Root={fields.get('Root', '')};Parent={fields.get('Parent', '')};"
+                     f"Sampled={fields.get('Sampled', '1')}"}
+
+
+def xray_line(trace: str) -> str:
+    """The line Lambda adds to REPORT under active tracing (the same ids as :func:`trace_context`)."""
+    fields = _trace_fields(trace)
+    sampled = "true" if fields.get("Sampled") == "1" else "false"
+    return f"XRAY TraceId: {fields.get('Root', '')}\tSegmentId: {fields.get('Parent', '')}\tSampled: {sampled}\t\n"
+
+
 def _status(report_status: str) -> dict[str, Any]:
     """The REPORT line's status field (``Status: error\\tError Type: X``) as a record's fields."""
     if not report_status:
@@ -62,19 +127,21 @@ def _status(report_status: str) -> dict[str, Any]:
     return status
 
 
-def frame(system_level: str, request_id: str, version: str | None, report: dict[str, Any]) -> tuple[str, str, str]:
+def frame(system_level: str, request_id: str, version: str | None, report: dict[str, Any],
+          trace: str | None = None, managed: bool = False) -> tuple[str, str, str]:
     """(start, end, report) of one invocation in the JSON format, filtered by ``system_level``;
-    ``report`` holds what the REPORT line shows (see :func:`report_metrics`)."""
+    ``report`` holds what the REPORT line shows (see :func:`report_metrics`). ``trace``: the invocation's
+    trace header under active tracing (each record then carries :func:`trace_context`). ``managed``: a
+    Managed Instances invocation, whose report has ``durationMs`` alone and which has no runtimeDone."""
     status = _status(report.pop("status"))
-    start = event("platform.start", {"requestId": request_id, "version": version}) \
+    tracing = {"tracing": trace_context(trace)} if trace is not None else {}
+    start = event("platform.start", {"requestId": request_id, "version": version, **tracing}) \
         if _shown("INFO", system_level) else ""
     end = event("platform.runtimeDone", {"requestId": request_id, **status,
-                                         "metrics": {"durationMs": report["durationMs"]}}) \
-        if _shown("DEBUG", system_level) else ""
-    tracing = report.pop("tracing", None)
-    record: dict[str, Any] = {"requestId": request_id, **status, "metrics": report}
-    if tracing is not None:
-        record["tracing"] = tracing
+                                         "metrics": {"durationMs": report["durationMs"]}, **tracing}) \
+        if _shown("DEBUG", system_level) and not managed else ""
+    metrics = {"durationMs": report["durationMs"]} if managed else report
+    record: dict[str, Any] = {"requestId": request_id, **status, "metrics": metrics, **tracing}
     done = event("platform.report", record) if _shown("INFO", system_level) else ""
     return start, end, done
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lambdasim import _lambda_errors as lambda_errors
+from lambdasim import _platform_log
 from lambdasim._errors import LambdaSimError, SandboxError, SettingError
 from lambdasim._invoke import Live
 from lambdasim._model import PYTHON_VERSION, FunctionConfig, InstanceRecord
@@ -117,8 +118,14 @@ class SnapStart:
             live.sbx, live.rt = sim._sandbox.spawn(spec)
             error, init_ms = self._init(live, config)
             status = lambda_errors.error_status(error["errorType"]) if error is not None else ""
-            logs = (lambda_errors.init_start_line(PYTHON_VERSION, sim.region) + live.take_logs()
-                    + lambda_errors.phase_line("INIT_REPORT", init_ms, status))
+            system_log = (config.system_log_level or "INFO") if config.log_format == "JSON" else None
+            logs = (_platform_log.init_start(
+                        system_log, lambda_errors.init_start_line(PYTHON_VERSION, sim.region),
+                        initialization_type="snap-start", runtime_version=_platform_log.runtime_version(
+                            PYTHON_VERSION, None), region=sim.region, function=fn.name, version=lambda_errors.LATEST)
+                    + live.take_logs() + _platform_log.init_report(
+                        system_log, lambda_errors.phase_line("INIT_REPORT", init_ms, status), init_ms, status,
+                        initialization_type="snap-start"))
             if error is None:
                 tmp_bytes = _quiet_usage(live)
                 _unlimit(live)

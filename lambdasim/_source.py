@@ -13,6 +13,7 @@ import math
 import os
 import re
 import shlex
+import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +67,10 @@ class SourceError(ConfigError):
 
 
 def read_json_argument(text: str, option: str) -> Any:
-    """The JSON given to ``option``, inline or as ``@FILE``; errors say where and what."""
-    if text.startswith("@"):
+    """The JSON given to ``option``, inline or as ``@FILE`` (``@-`` or ``-``: stdin); errors say where and what."""
+    if text in ("-", "@-"):  # `lambdasim event ... | lambdasim invoke --event @-`
+        text, where = sys.stdin.read(), f"{option} {text} (stdin)"
+    elif text.startswith("@"):
         path = text[1:]
         try:
             with open(path, encoding="utf-8") as f:

@@ -46,7 +46,7 @@ from lambdasim._cfn import _NO_VALUE, _Context, _Intrinsic, _intrinsic, _Loc, _R
 from lambdasim._errors import ConfigError, ServiceError
 from lambdasim._model import ACCOUNT_ID
 from lambdasim._source import SourceError, YamlMap, YamlSeq
-from lambdasim._templates import _SAM_KEYS, PYTHON_HINTS, _find_file, _read_yaml, _Serverless, sls_logical_id
+from lambdasim._templates import _SAM_KEYS, PYTHON_HINTS, Hints, _find_file, _read_yaml, _Serverless, sls_logical_id
 
 if TYPE_CHECKING:
     from lambdasim._simulator import Simulator
@@ -309,7 +309,7 @@ def _generated_name(stack: str, logical_id: str, kind: str, props: dict[str, Any
 
 
 def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, region: str,
-          seed: int | None = None) -> _Plan:
+          seed: int | None = None, hints: Hints = PYTHON_HINTS) -> _Plan:
     display, file = _find_file(os.fspath(path))
     doc = _read_yaml(display, file)
     folder = os.path.dirname(file)
@@ -321,7 +321,7 @@ def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, re
         found = doc.get("Resources")
         resources = found if isinstance(found, YamlMap) else YamlMap()
         prefix, stack_name = "Resources", _sam_stack_name(folder)
-        ctx = _Context(display, folder, doc, region, params, None, None, PYTHON_HINTS)
+        ctx = _Context(display, folder, doc, region, params, None, None, hints)
         resolver = _Resolver(ctx)
         resolver.pseudo["AWS::StackName"] = stack_name  # a FunctionName of !Sub "${AWS::StackName}-..."
         for logical_id, resource in resources.items():
@@ -335,7 +335,7 @@ def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, re
                         name = None
                 functions[str(logical_id)] = name if isinstance(name, str) and name else None
     else:
-        ctx = _Context(display, folder, doc, region, params, None, None, PYTHON_HINTS)
+        ctx = _Context(display, folder, doc, region, params, None, None, hints)
         reader = _Serverless(ctx)
         section = doc.get("resources")
         found = section.get("Resources") if isinstance(section, YamlMap) else None
@@ -432,12 +432,13 @@ def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, re
 
 
 def preview_resources(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None,
-                      region: str = "us-east-1") -> _Stack:
+                      region: str = "us-east-1", hints: Hints = PYTHON_HINTS) -> _Stack:
     """The template's resources as they will be, without creating them: for reading a template before the
-    services start (a command's or a scenario's checks). A resource's values are placeholders."""
+    services start (a command's or a scenario's checks; ``hints`` as for load_function()). A resource's values
+    are placeholders."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TemplateResourceWarning)  # said again when they are created
-        plan = _plan(path, parameters, region)
+        plan = _plan(path, parameters, region, hints=hints)
     stack = plan.stack()
     stack.creates_resources = bool(plan.moto or plan.secrets)
     for logical_id in [*plan.moto, *plan.secrets]:

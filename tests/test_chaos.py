@@ -428,3 +428,50 @@ def test_a_templates_function_gets_its_resources_in_each_run_and_in_the_scenario
                  "payload['named']['context'] != 'orders'"]) == 1
     assert "Re-ran it: it fails, as it should until the bug is fixed." in capsys.readouterr().out
     assert "  - deploy: {template: ../app/template.yaml, function: OrdersFunction, name: orders}\n" in out.read_text()
+
+
+@pytest.mark.sandbox
+def test_a_templates_parameters_and_layers_as_invoke_takes_them(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "app" / "src").mkdir(parents=True)
+    (tmp_path / "app" / "src" / "app.py").write_text("import os\ndef handler(event, context):\n"
+                                                     "    return [os.environ['STAGE'], os.path.isdir('/opt/python')]\n")
+    (tmp_path / "app" / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nParameters:\n  Stage: {Type: String}\nResources:\n  Fn:\n"
+        "    Type: AWS::Serverless::Function\n    Properties:\n      Handler: app.handler\n      Runtime: python3.11\n"
+        "      CodeUri: src\n      Layers: [arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7]\n"
+        "      Environment: {Variables: {STAGE: !Ref Stage}}\n")
+    out = tmp_path / "scenarios" / "found.yaml"
+    argv = ["chaos", "-t", str(tmp_path / "app"), "--out", str(out), "--examples", "1", "--steps", "1",
+            "--shrink-runs", "0", "--hypothesis-dir", str(tmp_path / "hyp")]  # --function: the only one
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "pass --parameter-overrides Stage=VALUE" in err and "parameters=" not in err
+    assert main([*argv, "--parameter-overrides", "Stage=dev"]) == 2
+    err = capsys.readouterr().err
+    assert "pass --layer FOLDER (once for each layer) or --no-layers to replace" in err and "layers=" not in err
+    assert main([*argv, "--parameter-overrides", "Stage=dev", "--no-layers", "--invariant", "payload[0] != 'dev'"]) \
+        == 1, capsys.readouterr()
+    assert "Re-ran it: it fails, as it should until the bug is fixed." in capsys.readouterr().out
+    assert ("  - deploy: {template: ../app, function: Fn, layers: [], parameters: {Stage: dev}}\n"
+            in out.read_text()), out.read_text()
+    # A layer folder instead: written relative to the scenario, as a handler's code_dir is.
+    (tmp_path / "layer" / "python").mkdir(parents=True)
+    assert main([*argv, "--parameter-overrides", "Stage=dev", "--layer", str(tmp_path / "layer"), "--invariant",
+                 "payload != ['dev', True]"]) == 1
+    assert "Re-ran it: it fails, as it should until the bug is fixed." in capsys.readouterr().out
+    assert "layers: [../layer]" in out.read_text()
+
+
+def test_a_serverless_option_its_resources_need_is_asked_for_as_a_flag(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "serverless.yml").write_text(
+        "service: todos\nprovider: {name: aws, runtime: python3.11}\nfunctions:\n  create: {handler: app.handler}\n"
+        "resources:\n  Resources:\n    Table:\n      Type: AWS::DynamoDB::Table\n"
+        "      Properties: {TableName: \"todos-${opt:stage}\"}\n")
+    assert main(["chaos", "--template", str(tmp_path), "--function", "create"]) == 2
+    err = capsys.readouterr().err
+    assert "the option stage is not given (pass --parameter-overrides stage=VALUE)" in err
+    assert "load_function" not in err
+    assert main(["chaos", "--handler", "app.handler", "--parameter-overrides", "stage=dev"]) == 2
+    assert "--parameter-overrides names what to read from a template" in capsys.readouterr().err

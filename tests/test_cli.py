@@ -19,6 +19,7 @@ from tests.conftest import Code
 TEMPLATES = Path(__file__).parent / "templates"
 SAM = TEMPLATES / "sam" / "template.yaml"
 SLS = TEMPLATES / "serverless" / "serverless.yml"
+RUNTIME = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 pytestmark = pytest.mark.sandbox
 
@@ -158,8 +159,8 @@ def test_template_errors_name_the_flag_to_use(tmp_path: Path, capsys: pytest.Cap
     assert "parameter 'Stage' has no Default (give it one, or pass --parameter-overrides Stage=VALUE)" in err
     assert main(["invoke", "--template", str(tmp_path), "--parameter-overrides", "Stage=dev"]) == 2
     err = capsys.readouterr().err
-    assert "is a layer ARN" in err and "pass --layer FOLDER (once for each layer) to replace the template's layers" \
-        in err and "layers=" not in err
+    assert "is a layer ARN" in err and "layers=" not in err
+    assert "pass --layer FOLDER (once for each layer) or --no-layers to replace the template's layers" in err
     assert main(["invoke", "-t", str(SLS)]) == 2
     err = capsys.readouterr().err
     assert main(["invoke", "-t", str(SLS), "createOrde"]) == 2, "a name without a dot, as sam takes the function"
@@ -256,3 +257,115 @@ def test_python_m_lambdasim_is_the_command_line(code: Code) -> None:
         pytest.skip(done.stderr)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"got": {"a": 1}}
+
+
+@pytest.mark.parametrize("spelling", ["@-", "-"])
+def test_event_at_dash_reads_stdin(spelling: str, code: Code, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # `lambdasim event sqs --body hi | lambdasim invoke --event @-`, as `lambdasim event --help` says.
+    import io
+
+    src = code("def handler(event, context):\n    return {'got': event}\n")
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"Records": [{"body": "hi"}]}'))
+    assert main(["invoke", "app.handler", "--code-dir", str(src), "--event", spelling, "-q"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"got": {"Records": [{"body": "hi"}]}}
+    monkeypatch.setattr(sys, "stdin", io.StringIO("{nope"))
+    assert main(["invoke", "app.handler", "--code-dir", str(src), "--event", spelling, "-q"]) == 2
+    assert f"--event {spelling} (stdin): not valid JSON at line 1, column 2" in capsys.readouterr().err
+
+
+def test_warnings_are_one_line_each_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Python's format would name bin/lambdasim:8 and repeat `sys.exit(main())`; the template is read twice
+    # (checked, then deployed), and the warning is said once.
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def handler(event, context):\n    return 1\n")
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
+        f"    Properties:\n      Handler: app.handler\n      CodeUri: src\n      Runtime: {RUNTIME}\n"
+        "      Policies: [AWSLambdaBasicExecutionRole]\n")
+    assert main(["invoke", "-t", str(tmp_path), "-q"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "Policies" in line]
+    assert lines == [f"lambdasim: warning: {tmp_path / 'template.yaml'}:9: Resources.Fn.Properties.Policies: "
+                     "lambdasim does not model Policies; the function runs without it (IAM permissions are not "
+                     "checked)."], err
+    assert "TemplateWarning" not in err and "main(" not in err
+
+
+def test_warnings_of_other_packages_keep_pythons_format(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import warnings
+
+    from lambdasim._commands import invoke
+    from lambdasim._templates import TemplateWarning
+
+    shown: list[str] = []
+
+    def mine(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+        shown.append(str(message))
+
+    monkeypatch.setattr(warnings, "showwarning", mine)
+
+    def run(args: Any) -> int:
+        warnings.warn("from elsewhere", DeprecationWarning, stacklevel=1)
+        warnings.warn(TemplateWarning("t.yaml:1: Resources: ours"), stacklevel=1)
+        return 0
+
+    monkeypatch.setattr(invoke, "run", run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["invoke"]) == 0
+    assert shown == ["from elsewhere"]
+    assert capsys.readouterr().err == "lambdasim: warning: t.yaml:1: Resources: ours\n"
+    assert warnings.showwarning is mine, "put back after the command"
+
+
+def test_parameter_overrides_end_at_the_first_value_without_an_equals_sign(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from lambdasim._commands import split_overrides
+
+    # nargs="+" would take the function's logical ID (or `lambdasim event`'s KIND) as one more KEY=VALUE.
+    argv = ["invoke", "-t", str(SAM), "--parameter-overrides", "Stage=prod", "TableName=big", "OrdersFunction",
+            "--env", "TABLE_ARN=arn:table", "-q"]
+    assert main(argv) == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    assert (out["env"]["STAGE"], out["env"]["TABLE_NAME"]) == ("prod", "big-prod")
+    assert split_overrides(["--parameter-overrides", "A=1", "B='x y'", "Fn", "--parameter-overrides", "C=3"]) == \
+        ["--parameter-overrides=A=1", "--parameter-overrides=B='x y'", "Fn", "--parameter-overrides=C=3"]
+    assert split_overrides(["--parameter-overrides", "Fn"]) == ["--parameter-overrides", "Fn"], "argparse refuses it"
+    assert split_overrides(["--", "--parameter-overrides", "A=1"]) == ["--", "--parameter-overrides", "A=1"]
+    assert main(["invoke", "-t", str(SAM), "--parameter-overrides", "Stage"]) == 2
+    assert "--parameter-overrides 'Stage'" in capsys.readouterr().err
+
+
+def test_setup_takes_calls_and_scenario_aws_steps(tmp_path: Path) -> None:
+    from lambdasim._aws_calls import load_setup
+    from lambdasim._errors import ConfigError
+
+    setup = tmp_path / "setup.yaml"
+    setup.write_text("- aws: {service: s3, call: create_bucket, args: {Bucket: b}}\n"
+                     "- {service: s3, call: PutObject, args: {Bucket: b, Key: k, Body: x}}\n")
+    assert [(c.service, c.method, c.args["Bucket"]) for c in load_setup(setup)] == \
+        [("s3", "create_bucket", "b"), ("s3", "put_object", "b")]
+    setup.write_text("- aws: {service: s3, call: create_bucket, args: {Bucket: b}}\n  expect: 1\n")
+    with pytest.raises(ConfigError, match=r"setup.yaml:2: \[0\].expect: unknown key 'expect'; allowed keys: aws"):
+        load_setup(setup)
+    setup.write_text("- aws: {service: s3, call: create_bukket}\n")
+    with pytest.raises(ConfigError, match=r"setup.yaml:1: \[0\].aws.call: 'create_bukket' is not an operation of s3"):
+        load_setup(setup)
+
+
+def test_no_layers_drops_the_templates_layers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("import os\ndef handler(event, context):\n"
+                                             "    return sorted(os.listdir('/opt')) if os.path.isdir('/opt') else []\n")
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
+        f"    Properties:\n      Handler: app.handler\n      CodeUri: src\n      Runtime: {RUNTIME}\n"
+        "      Layers: [arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7]\n")
+    assert main(["invoke", "-t", str(tmp_path), "-q"]) == 2
+    assert "pass --layer FOLDER (once for each layer) or --no-layers to replace" in capsys.readouterr().err
+    assert main(["invoke", "-t", str(tmp_path), "--no-layers", "-q"]) == 0, capsys.readouterr().err
+    assert json.loads(capsys.readouterr().out) == []
+    assert main(["invoke", "app.handler", "--code-dir", str(tmp_path / "src"), "--no-layers"]) == 2
+    assert "--no-layers names what to read from a template; add --template" in capsys.readouterr().err

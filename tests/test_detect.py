@@ -591,3 +591,57 @@ def test_detect_takes_the_strict_package_view(code: Code) -> None:
     report = _detect(outside, [{}], package="strict")
     assert report.verdict == "failed" and report.failures[0].warm.error_type == "Runtime.ImportModuleError"
     assert _detect(outside, [{}]).ok, "the host's packages by default"
+
+
+# -- a template's options, as invoke takes them ------------------------------------------------------
+
+NEEDS_OPTIONS = """\
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  Stage: {Type: String}
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: app.handler
+      Runtime: python3.11
+      CodeUri: src
+      Layers: [arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7]
+      Environment: {Variables: {STAGE: !Ref Stage}}
+"""
+
+NEEDS_STAGE = """\
+service: todos
+provider: {name: aws, runtime: python3.11}
+functions:
+  create: {handler: app.handler}
+resources:
+  Resources:
+    Table:
+      Type: AWS::DynamoDB::Table
+      Properties: {TableName: "todos-${opt:stage}"}
+"""
+
+
+@pytest.mark.sandbox
+def test_detect_takes_the_template_options_invoke_takes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("import os\ndef handler(event, context):\n"
+                                             "    return os.environ['STAGE']\n")
+    (tmp_path / "template.yaml").write_text(NEEDS_OPTIONS)
+    argv = ["detect", "-t", str(tmp_path), "--repeat", "1"]  # --function: its only one
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "pass --parameter-overrides Stage=VALUE" in err and "parameters=" not in err
+    assert main([*argv, "--parameter-overrides", "Stage=dev"]) == 2
+    err = capsys.readouterr().err
+    assert "pass --layer FOLDER (once for each layer) or --no-layers to replace" in err and "layers=" not in err
+    assert main([*argv, "--parameter-overrides", "Stage=dev", "--no-layers", "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["warm"][0]["payload"] == "dev"
+    # A Serverless option the resources need: the error is in the command line's words too.
+    (tmp_path / "sls").mkdir()
+    (tmp_path / "sls" / "serverless.yml").write_text(NEEDS_STAGE)
+    assert main(["detect", "-t", str(tmp_path / "sls"), "--repeat", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "the option stage is not given (pass --parameter-overrides stage=VALUE)" in err, err
+    assert "load_function" not in err

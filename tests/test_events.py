@@ -626,3 +626,48 @@ def test_cli_template_errors_name_the_cli_flags(capsys: pytest.CaptureFixture[st
     assert "set the value with --env QUEUE=VALUE" in capsys.readouterr().err
     assert main(["event", "Jobs", "--template", str(template), "--env", "QUEUE=q"]) == 0
     assert json.loads(capsys.readouterr().out)["Records"][0]["eventSource"] == "aws:sqs"
+
+
+TODOS = """\
+service: todos
+provider:
+  name: aws
+  runtime: python3.11
+  stage: ${opt:stage}
+functions:
+  create:
+    handler: app.handler
+    events:
+      - http: POST todos
+  list:
+    handler: app.handler
+    events:
+      - http: GET todos
+      - sqs: arn:aws:sqs:us-east-1:123456789012:jobs
+  broken:
+    handler: app.handler
+    environment: {TABLE: !GetAtt Nope.Arn}
+    events:
+      - sqs: arn:aws:sqs:us-east-1:123456789012:other
+"""
+
+
+def test_cli_template_options_in_any_order_and_the_function_by_its_event(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "app.py").write_text(APP)
+    path = tmp_path / "serverless.yml"
+    path.write_text(TODOS)
+    # --parameter-overrides before KIND: its values end at the first one without "=" (nargs="+" took KIND).
+    assert main(["event", "-t", str(path), "--function", "create", "--parameter-overrides", "stage=dev", "http",
+                 "--body", "x"]) == 0, capsys.readouterr().err
+    e = APIGatewayProxyEvent(json.loads(capsys.readouterr().out))
+    assert (e.http_method, e.body, e.request_context.stage) == ("POST", "x", "dev")
+    # sqs is an event of list alone (broken cannot be read without --env, so it is not the one meant).
+    assert main(["event", "sqs", "-t", str(path), "--parameter-overrides", "stage=dev", "--body", "hi"]) == 0
+    record = next(SQSEvent(json.loads(capsys.readouterr().out)).records)
+    assert (record.body, record.event_source_arn) == ("hi", "arn:aws:sqs:us-east-1:123456789012:jobs")
+    assert main(["event", "http", "-t", str(path), "--parameter-overrides", "stage=dev"]) == 2
+    assert "the event 'http' is in 2 functions: create, list; name one with --function LOGICAL_ID." in \
+        capsys.readouterr().err
+    assert main(["event", "nope", "-t", str(path), "--parameter-overrides", "stage=dev"]) == 2
+    assert "which function? There are 3 in functions" in capsys.readouterr().err

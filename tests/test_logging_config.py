@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from lambdasim import ConfigError, Simulator
+from lambdasim import ConfigError, Simulator, _platform_log
+from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._templates import load_function
 from tests.conftest import Code
 from tests.test_templates import error, line_of, sam_function, where, write
@@ -190,3 +192,62 @@ def test_template_logging_reaches_the_runtime(sim: Simulator, tmp_path: Path) ->
     inv = sim.deploy_from_template(path, "Fn").invoke({})
     assert inv.payload == {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "WARN"}
     assert [r.get("level") for r in records(inv.logs) if "level" in r] == ["WARNING"]
+
+
+# -- the platform lines' helpers (_platform_log) -------------------------------------------------------------
+
+TRACE = "Root=1-62e900b2-710d76f009d6e7785905449a;Parent=0efbd19962d95b05;Sampled=1;Lineage=1:aa:0"
+
+
+def _record(line: str) -> dict[str, Any]:
+    event = json.loads(line)
+    assert set(event) == {"time", "type", "record"} and event["time"].endswith("Z")
+    return dict(event)
+
+
+def test_restore_lines_in_each_format() -> None:
+    text_start = lambda_errors.phase_line("RESTORE_START", python="3.12", region="eu-west-1")
+    failed = lambda_errors.error_status(lambda_errors.RUNTIME_AFTER_RESTORE_ERROR)
+    text_report = lambda_errors.phase_line("RESTORE_REPORT", 15.194, failed)
+    assert _platform_log.restore_start(None, text_start, runtime_version="python:3.12", region="eu-west-1",
+                                       function="fn", version="$LATEST") == text_start
+    assert _platform_log.restore_report(None, text_report, 15.194, "x") == text_report
+    start = _record(_platform_log.restore_start("INFO", text_start, runtime_version="python:3.12", region="eu-west-1",
+                                                function="fn", version="$LATEST"))
+    assert start["type"] == "platform.restoreStart"
+    assert start["record"] == {"runtimeVersion": "python:3.12.lambdasim",
+                               "runtimeVersionArn": "arn:aws:lambda:eu-west-1::runtime:lambdasim",
+                               "functionName": "fn", "functionVersion": "$LATEST"}
+    (report,) = _platform_log.restore_report("INFO", text_report, 15.194, failed).splitlines()
+    assert _record(report) | {"time": ""} == {"time": "", "type": "platform.restoreReport", "record": {
+        "status": "error", "errorType": lambda_errors.RUNTIME_AFTER_RESTORE_ERROR, "metrics": {"durationMs": 15.194}}}
+    done, report = _platform_log.restore_report("DEBUG", text_report, 15.194, "").splitlines()
+    assert _record(done)["type"] == "platform.restoreRuntimeDone" and _record(done)["record"] == {"status": "success"}
+    assert _record(report)["record"] == {"status": "success", "metrics": {"durationMs": 15.194}}
+    assert _platform_log.restore_report("WARN", text_report, 15.194, "") == ""
+
+
+def test_init_report_in_each_format() -> None:
+    text = lambda_errors.phase_line("INIT_REPORT", 247.88, "")
+    assert _platform_log.init_report(None, text, 247.88, "", initialization_type="snap-start") == text
+    record = _record(_platform_log.init_report("INFO", text, 247.88, "", initialization_type="snap-start"))
+    assert record["type"] == "platform.initReport" and record["record"] == {
+        "initializationType": "snap-start", "phase": "init", "status": "success", "metrics": {"durationMs": 247.88}}
+
+
+def test_trace_context_and_xray_line_name_the_same_ids() -> None:
+    assert _platform_log.trace_context(TRACE) == {
+        "spanId": "0efbd19962d95b05", "type": "X-Amzn-Trace-Id",
+        "value": "Root=1-62e900b2-710d76f009d6e7785905449a;Parent=0efbd19962d95b05;Sampled=1"}
+    assert _platform_log.xray_line(TRACE) == \
+        "XRAY TraceId: 1-62e900b2-710d76f009d6e7785905449a\tSegmentId: 0efbd19962d95b05\tSampled: true\t\n"
+
+
+def test_frame_of_a_traced_and_a_managed_invocation() -> None:
+    metrics = _platform_log.report_metrics(693.92, 128, 84, 397.68, "")
+    start, end, done = _platform_log.frame("DEBUG", "r", "$LATEST", dict(metrics), TRACE)
+    context = _platform_log.trace_context(TRACE)
+    assert [_record(line)["record"]["tracing"] for line in (start, end, done)] == [context] * 3
+    start, end, done = _platform_log.frame("DEBUG", "r", "$LATEST.PUBLISHED", dict(metrics), managed=True)
+    assert end == "" and "tracing" not in _record(start)["record"]
+    assert _record(done)["record"] == {"requestId": "r", "status": "success", "metrics": {"durationMs": 693.92}}

@@ -46,6 +46,17 @@ def ok(invs: list[Invocation]) -> list[Any]:
     return [inv.payload for inv in invs]
 
 
+def platform(inv: Invocation, kind: str | None = None) -> list[dict[str, Any]]:
+    """The platform events of ``inv``'s log (JSON on Managed Instances), or those of type ``kind``."""
+    events = [json.loads(line) for line in inv.logs.splitlines() if line.startswith('{"time"')]
+    return [e for e in events if e.get("type", "").startswith("platform.") and kind in (None, e["type"])]
+
+
+def report(inv: Invocation) -> dict[str, Any]:
+    (event,) = platform(inv, "platform.report")
+    return dict(event["record"])
+
+
 def wait_until(check: Any, timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -71,14 +82,14 @@ def test_an_environment_runs_its_requests_at_once_each_in_a_worker_process_of_it
     assert env.workers == 4
     for inv in invs:  # no cold starts on Managed Instances; each worker's Init output opens its first log
         assert not inv.cold_start and inv.init_duration_ms is None
-        assert "Init Duration" not in inv.logs and inv.logs.startswith("INIT_START")
-        record = json.loads(next(line for line in inv.logs.splitlines() if line.startswith("{")))
+        assert platform(inv)[0]["type"] == "platform.initStart" and "initDurationMs" not in report(inv)["metrics"]
+        record = json.loads(next(line for line in inv.logs.splitlines() if '"message"' in line))
         assert record["requestId"] == inv.request_id and record["message"] == "probe barrier"
     assert sorted(e["worker"] for e in events_of(sim, "worker", env.id) if e["action"] == "started") == [0, 1, 2, 3]
     assert sorted(e["worker"] for e in events_of(sim, "invoke", env.id)) == [0, 1, 2, 3]
     # The second request of a worker has no Init of its own in its log.
     again = fn.invoke({})
-    assert again.ok and not again.logs.startswith("INIT_START") and again.payload["invocations"] == 2
+    assert again.ok and not platform(again, "platform.initStart") and again.payload["invocations"] == 2
 
 
 def test_every_worker_runs_its_init_when_the_environment_starts(sim: Simulator) -> None:
@@ -106,7 +117,7 @@ def test_a_timeout_fails_its_request_alone_and_its_code_runs_on(sim: Simulator) 
     fn = deploy(sim, max_concurrency=2, max_environments=1, timeout_s=1.0)
     late, other = fn.invoke_many([{"op": "late", "s": 2.0}, {"op": "sleep", "s": 0.1}], concurrency=2)
     assert late.error == lambda_errors.task_timed_out(late.request_id, 1.0)
-    assert "Status: timeout" in late.logs and late.duration_ms == 1000.0
+    assert report(late)["status"] == "timeout" and late.duration_ms == 1000.0
     assert other.ok and other.worker != late.worker
     (env,) = fn.instances
     assert not env.tmp.exists("late-done")  # not killed: it writes this one second later
@@ -131,7 +142,7 @@ def test_a_crashed_worker_fails_its_request_and_is_replaced_without_a_reset(sim:
                                         {"op": "outlive", "name": "running", "s": 0.5}], concurrency=2)
     assert crashed.error == lambda_errors.runtime_exited(crashed.request_id, 3)
     assert crashed.error["errorMessage"].endswith("Runtime exited with error: exit status 3")
-    assert "Status: error\tError Type: Runtime.ExitError" in crashed.logs
+    assert (report(crashed)["status"], report(crashed)["errorType"]) == ("error", "Runtime.ExitError")
     assert survivor.ok and survivor.payload["invocations"] == 2  # its globals stayed: no reset
     assert env.resets == 0 and env.tmp.exists(".sync/one")  # nor did /tmp
     worker_events = [e for e in events_of(sim, "worker", env.id) if e["action"] != "started"]
@@ -251,7 +262,7 @@ def test_an_init_error_fails_the_request_that_waited_for_it(sim: Simulator, tmp_
         inv = fn.invoke({})
         assert inv.error is not None and inv.error["errorType"] == "RuntimeError", inv.logs
         assert inv.error["errorMessage"] == "no config" and "no config" in inv.logs
-        assert "Status: error\tError Type: RuntimeError" in inv.logs
+        assert (report(inv)["status"], report(inv)["errorType"]) == ("error", "RuntimeError")
     exits = [e for e in events_of(sim, "worker") if e["action"] == "exited"]
     assert exits and all(e["reason"] == "init error" for e in exits)
 
@@ -288,4 +299,71 @@ def test_an_unqualified_invocation_runs_latest_published(sim: Simulator) -> None
     fn = deploy(sim, max_concurrency=2)
     inv = fn.invoke({"op": "sleep", "s": 0})
     assert inv.ok and inv.executed_version == "$LATEST.PUBLISHED"
-    assert f"START RequestId: {inv.request_id} Version: $LATEST.PUBLISHED\n" in inv.logs
+    (start,) = platform(inv, "platform.start")
+    assert start["record"] == {"requestId": inv.request_id, "version": "$LATEST.PUBLISHED"}
+
+
+# -- platform lines, tracing and imports -----------------------------------------------------------------
+
+
+def test_platform_lines_are_json_records_as_on_managed_instances(sim: Simulator) -> None:
+    """Managed Instances write JSON logs whatever the function says: INIT_START, START and REPORT are
+    platform.initStart, platform.start and platform.report, whose metrics are the duration alone (the Telemetry
+    API's schema for Managed Instances), and there is no platform.runtimeDone, not even at DEBUG."""
+    fn = deploy(sim, max_concurrency=1, system_log_level="DEBUG", log_format="JSON")
+    inv = fn.invoke({})
+    assert inv.ok, inv.logs
+    assert not [line for line in inv.logs.splitlines() if line.startswith(("INIT_START", "START", "END", "REPORT"))]
+    kinds = [e["type"] for e in platform(inv)]
+    assert kinds == ["platform.initStart", "platform.start", "platform.report"], inv.logs
+    init = platform(inv, "platform.initStart")[0]["record"]
+    assert (init["initializationType"], init["functionName"], init["functionVersion"], init["phase"]) == \
+        ("lambda-managed-instances", "probe", "$LATEST.PUBLISHED", "init")
+    record = report(inv)
+    assert record == {"requestId": inv.request_id, "status": "success",
+                      "metrics": {"durationMs": round(inv.duration_ms, 3)}}
+    # The Text format of the function's settings does not apply: still JSON.
+    text = sim.deploy("probe.handler", HANDLERS, name="text", capacity_provider="cp", runtime="python3.13")
+    assert platform(text.invoke({}), "platform.report")
+
+
+def test_system_log_level_filters_managed_platform_lines(sim: Simulator) -> None:
+    fn = deploy(sim, max_concurrency=1, log_format="JSON", system_log_level="WARN")
+    inv = fn.invoke({})
+    assert inv.ok and platform(inv) == [], inv.logs
+
+
+def test_active_tracing_on_managed_instances_names_the_trace_in_the_report(sim: Simulator) -> None:
+    fn = deploy(sim, max_concurrency=1, tracing=True)
+    inv = fn.invoke({})
+    assert inv.ok, inv.logs
+    tracing = report(inv)["tracing"]
+    assert tracing["type"] == "X-Amzn-Trace-Id" and len(tracing["spanId"]) == 16
+    assert tracing["value"].startswith("Root=1-") and tracing["value"].endswith(f"Parent={tracing['spanId']};Sampled=1")
+    assert platform(inv, "platform.start")[0]["record"]["tracing"] == tracing
+    untraced = deploy(sim, name="untraced", max_concurrency=1).invoke({})
+    assert "tracing" not in report(untraced)
+
+
+def test_managed_invocations_list_their_outside_imports(sim: Simulator, tmp_path: Path) -> None:
+    """As the framed runtime's: a worker's Init imports come with its first invocation, each later import with
+    the invocation that made it, and the trace has them."""
+    (tmp_path / "app.py").write_text(
+        "import yaml\n"
+        "def handler(event, context):\n"
+        "    if event.get('late'):\n"
+        "        import pytest  # noqa: F401\n"
+        "    return 1\n")
+    fn = sim.deploy("app.handler", tmp_path, capacity_provider="cp", max_concurrency=1, runtime="python3.13")
+    first, late, again = fn.invoke({}), fn.invoke({"late": True}), fn.invoke({"late": True})
+    assert first.ok and late.ok and again.ok, (first.logs, late.logs)
+    assert (first.outside_imports, late.outside_imports, again.outside_imports) == (("yaml",), ("pytest",), ())
+    assert [e.detail.get("outside_imports") for e in sim.trace if e.kind == "invoke"] == [["yaml"], ["pytest"], None]
+
+
+def test_an_init_error_on_managed_instances_lists_its_outside_imports(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("import yaml\nraise RuntimeError('no config')\n")
+    inv = sim.deploy("app.handler", tmp_path, capacity_provider="cp", max_concurrency=1,
+                     runtime="python3.13").invoke({})
+    assert inv.error is not None and inv.error["errorType"] == "RuntimeError", inv.logs
+    assert inv.outside_imports == ("yaml",)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable
@@ -111,6 +112,63 @@ def test_first_invocation_of_a_restored_environment_reports_restore_duration(sim
     assert [(e.instance, e.request_id) for e in restored] == [(cold.instance_id, cold.request_id)]
     invokes = [e.detail for e in sim.trace if e.kind == "invoke"]
     assert invokes[0]["restore_ms"] == restored[0].detail["restore_ms"] > 0 and "restore_ms" not in invokes[1]
+
+
+def _platform(logs: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in logs.splitlines() if line.startswith('{"time"')]
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_restore_lines_are_json_records_in_the_json_format(sim: Simulator, code: Code, level: str) -> None:
+    """LogFormat JSON: RESTORE_START and RESTORE_REPORT are platform.restoreStart and platform.restoreReport
+    (platform.restoreRuntimeDone between them at DEBUG), as the Telemetry API's schema gives them."""
+    fn = _deploy(sim, code, log_format="JSON", system_log_level=level)
+    cold = fn.invoke({})
+    assert cold.ok and cold.restore_duration_ms is not None, cold.logs
+    assert "RESTORE_" not in cold.logs and "REPORT RequestId" not in cold.logs
+    events = _platform(cold.logs)
+    kinds = [e["type"] for e in events]
+    restore = ["platform.restoreStart", "platform.restoreRuntimeDone", "platform.restoreReport"] if level == "DEBUG" \
+        else ["platform.restoreStart", "platform.restoreReport"]
+    assert kinds[:len(restore)] == restore and "platform.initStart" not in kinds, kinds
+    start = events[0]["record"]
+    assert start["functionName"] == "app" and start["functionVersion"] == "$LATEST"
+    assert start["runtimeVersion"].startswith("python:") and start["runtimeVersionArn"].startswith("arn:aws:lambda:")
+    assert "after restore" in cold.logs.split(events[1]["type"])[0], "the hooks' output comes before the report"
+    (report,) = [e["record"] for e in events if e["type"] == "platform.restoreReport"]
+    assert report == {"status": "success", "metrics": {"durationMs": round(cold.restore_duration_ms, 3)}}
+    (invoked,) = [e["record"] for e in events if e["type"] == "platform.report"]
+    assert invoked["metrics"]["restoreDurationMs"] == round(cold.restore_duration_ms, 3)
+    assert not [e for e in _platform(fn.invoke({}).logs) if e["type"].startswith("platform.restore")]
+
+
+def test_restore_lines_are_filtered_by_the_system_log_level(sim: Simulator, code: Code) -> None:
+    cold = _deploy(sim, code, log_format="JSON", system_log_level="WARN").invoke({})
+    assert cold.ok and _platform(cold.logs) == [] and "RESTORE_" not in cold.logs
+
+
+def test_restore_timeout_in_the_json_format(sim: Simulator, code: Code, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lambda_errors, "RESTORE_TIMEOUT_S", 0.5)
+    late = _deploy(sim, code, SLOW_AFTER_RESTORE, log_format="JSON").invoke({})
+    assert late.status_code == 408
+    kinds = [e["type"] for e in _platform(late.logs)]
+    assert kinds == ["platform.restoreStart", "platform.start", "platform.report"], late.logs
+    report = _platform(late.logs)[-1]["record"]
+    assert (report["status"], report["errorType"]) == ("error", "SnapStartTimeoutException")
+
+
+def test_a_failed_snapshot_init_logs_json_records_in_the_json_format(sim: Simulator, code: Code) -> None:
+    with pytest.raises(SnapshotFailed) as failed:
+        _deploy(sim, code, FAILING_BEFORE_SNAPSHOT, log_format="JSON")
+    logs = failed.value.logs
+    assert "INIT_START" not in logs and "INIT_REPORT" not in logs
+    events = _platform(logs)
+    assert [e["type"] for e in events] == ["platform.initStart", "platform.initReport"], logs
+    assert events[0]["record"]["initializationType"] == "snap-start"
+    report = events[1]["record"]
+    assert (report["initializationType"], report["phase"], report["status"], report["errorType"]) == \
+        ("snap-start", "init", "error", "Runtime.BeforeSnapshotError")
+    assert report["metrics"]["durationMs"] > 0
 
 
 def test_report_line_of_a_restore() -> None:

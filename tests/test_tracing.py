@@ -7,6 +7,7 @@ import importlib.util
 import json
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,6 +79,54 @@ def test_segments_sent_to_the_daemon_address_are_read(sim: Simulator, code: Code
     assert sim._xray is not None and sim._xray.ignored == 1
 
 
+def test_report_names_the_trace_under_active_tracing(sim: Simulator, code: Code) -> None:
+    """Lambda's REPORT line ends with ``XRAY TraceId: ... SegmentId: ... Sampled: true`` under active tracing:
+    the trace of the function's header, and its segment, the one the function's subsegments name as parent."""
+    inv = sim.deploy("app.handler", code(RAW), tracing=True).invoke({})
+    assert inv.ok, inv.error
+    (segment,) = sim.xray_segments()
+    lines = inv.logs.splitlines(keepends=True)
+    assert lines[-2].startswith(f"REPORT RequestId: {inv.request_id}\t") and lines[-2].endswith("\t\n")
+    assert lines[-1] == f"XRAY TraceId: {segment['trace_id']}\tSegmentId: {segment['parent_id']}\tSampled: true\t\n"
+    assert (segment["trace_id"], segment["parent_id"]) == (inv.payload["Root"], inv.payload["Parent"])
+
+
+def test_report_of_a_timed_out_traced_invocation_names_the_trace_after_its_status(sim: Simulator,
+                                                                                  code: Code) -> None:
+    source = "import time\ndef handler(e, c):\n    time.sleep(5)\n"
+    inv = sim.deploy("app.handler", code(source), tracing=True, timeout_s=0.5).invoke({})
+    lines = inv.logs.splitlines()
+    assert lines[-2].startswith("REPORT RequestId: ") and lines[-2].endswith("\tStatus: timeout"), lines
+    assert lines[-1].startswith("XRAY TraceId: 1-") and lines[-1].endswith("\tSampled: true\t")
+
+
+def test_without_active_tracing_report_has_no_xray_line(sim: Simulator, code: Code) -> None:
+    inv = sim.deploy("app.handler", code(ENV)).invoke({})
+    assert inv.logs.splitlines()[-1].startswith("REPORT RequestId: ") and "XRAY" not in inv.logs
+    json_inv = sim.deploy("app.handler", code(ENV), name="json", log_format="JSON", system_log_level="DEBUG").invoke({})
+    assert all("tracing" not in event["record"] for event in platform_events(json_inv.logs))
+
+
+def platform_events(logs: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in logs.splitlines() if line.startswith('{"time"')]
+
+
+def test_json_platform_records_carry_the_trace_context(sim: Simulator, code: Code) -> None:
+    """In the JSON format the records of the invocation carry the Telemetry API's ``TraceContext``:
+    ``{"spanId", "type": "X-Amzn-Trace-Id", "value": "Root=...;Parent=...;Sampled=1"}``."""
+    fn = sim.deploy("app.handler", code(RAW), tracing=True, log_format="JSON", system_log_level="DEBUG")
+    inv = fn.invoke({})
+    assert inv.ok, inv.error
+    (segment,) = sim.xray_segments()
+    expected = {"spanId": segment["parent_id"], "type": "X-Amzn-Trace-Id",
+                "value": f"Root={segment['trace_id']};Parent={segment['parent_id']};Sampled=1"}
+    events = {e["type"]: e["record"] for e in platform_events(inv.logs)}
+    assert set(events) == {"platform.initStart", "platform.start", "platform.runtimeDone", "platform.report"}
+    assert events["platform.report"]["tracing"] == expected
+    assert events["platform.start"]["tracing"] == events["platform.runtimeDone"]["tracing"] == expected
+    assert "tracing" not in events["platform.initStart"] and "XRAY" not in inv.logs
+
+
 @pytest.mark.skipif(importlib.util.find_spec("aws_xray_sdk") is None, reason="aws-xray-sdk is not installed")
 def test_the_xray_sdk_reports_to_the_sink(sim: Simulator, code: Code) -> None:
     fn = sim.deploy("app.handler", code(SDK), tracing=True)
@@ -87,6 +136,9 @@ def test_the_xray_sdk_reports_to_the_sink(sim: Simulator, code: Code) -> None:
     assert [s["name"] for s in segments] == ["work", "work"], segments
     assert [s["annotations"]["order"] for s in segments] == ["o-1", "o-2"]
     assert segments[0]["type"] == "subsegment" and segments[0]["trace_id"] != segments[1]["trace_id"]
+    for inv, segment in ((first, segments[0]), (second, segments[1])):  # REPORT names each one's trace and parent
+        assert inv.logs.splitlines()[-1] == (f"XRAY TraceId: {segment['trace_id']}\tSegmentId: {segment['parent_id']}"
+                                             "\tSampled: true\t")
 
 
 def test_the_sink_parses_daemon_datagrams_only() -> None:

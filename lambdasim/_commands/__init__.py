@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lambdasim._errors import LambdaSimError
+from lambdasim._cfn import Hints
+from lambdasim._errors import ConfigError, LambdaSimError
 from lambdasim._sandbox import NETWORKS, sandbox_names
+
+if TYPE_CHECKING:
+    from lambdasim._templates import TemplateFunction
 
 
 def add_sandbox_argument(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +90,101 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Managed Instances: environments started at deploy")
     models.add_argument("--max-environments", type=int, metavar="N",
                         help="Managed Instances: the most environments; beyond them requests are throttled")
+
+
+def add_parameter_overrides_argument(parser: argparse.ArgumentParser) -> None:
+    """``--parameter-overrides KEY=VALUE ...`` (read with _source.parameters_argument); :func:`split_overrides`
+    keeps it from taking the positional argument after its values."""
+    parser.add_argument("--parameter-overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="template parameters (SAM) or ${opt:...} options (Serverless), as sam takes them: "
+                             "KEY=VALUE or ParameterKey=KEY,ParameterValue=VALUE; the values end at the first "
+                             "argument without =")
+
+
+def add_layer_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--layer DIR`` (repeatable) or ``--no-layers``: read them with :func:`template_overrides`."""
+    layers = parser.add_mutually_exclusive_group()
+    layers.add_argument("--layer", action="append", default=[], metavar="DIR",
+                        help="a layer folder, mounted at /opt (with --template: replaces the template's layers)")
+    layers.add_argument("--no-layers", action="store_true",
+                        help="with --template: the function runs without the template's layers (e.g. layer ARNs "
+                             "whose packages are installed here)")
+
+
+# How a template error says to set what the template cannot (see _cfn.Hints), in the commands' flags.
+CLI_HINTS = Hints(
+    environment="set the value with --env {name}=VALUE",
+    parameter="pass --parameter-overrides {name}=VALUE",
+    layers="pass --layer FOLDER (once for each layer) or --no-layers",
+    function="name one with --function LOGICAL_ID",
+)
+
+
+def template_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """What ``--layer``/``--no-layers`` and ``--parameter-overrides`` change of a template's function, as
+    overrides of Simulator.deploy_from_template(); without ``--template``, they are refused."""
+    from lambdasim._source import parameters_argument
+
+    overrides: dict[str, Any] = {}
+    if getattr(args, "no_layers", False):
+        overrides["layers"] = []
+    elif getattr(args, "layer", None) and getattr(args, "template", None) is not None:
+        overrides["layers"] = list(args.layer)
+    if getattr(args, "parameter_overrides", None):
+        overrides["parameters"] = parameters_argument(args.parameter_overrides)
+    if getattr(args, "template", None) is None:
+        for flag, key in (("--no-layers", "layers"), ("--parameter-overrides", "parameters")):
+            if key in overrides:
+                raise ConfigError(f"{flag} names what to read from a template; add --template template.yaml (or "
+                                  "serverless.yml)")
+    return overrides
+
+
+def read_template_function(template: str, function: str | None, *, environment: Mapping[str, str] | None = None,
+                           layers: Sequence[str] | None = None,
+                           parameters: Mapping[str, Any] | None = None) -> TemplateFunction:
+    """``function`` of ``template`` (its logical ID or key, or its name on Lambda; None: the only one), read as a
+    command does before it starts anything, so that errors name the command's flags (:data:`CLI_HINTS`)."""
+    from lambdasim._template_resources import preview_resources
+    from lambdasim._templates import FunctionNotFound, function_named, load_function
+
+    # The template's resources are created at deploy: here !Ref and !GetAtt of them give placeholders.
+    resources = preview_resources(template, parameters, hints=CLI_HINTS)
+
+    def load(name: str | None) -> TemplateFunction:
+        return load_function(template, name, environment=environment, layers=layers, parameters=parameters,
+                             hints=CLI_HINTS, resources=resources)
+
+    try:
+        return load(function)
+    except FunctionNotFound:
+        # Not a logical ID or key: the function's name on Lambda, e.g. a Serverless function's service-stage-fn?
+        named = function_named(template, function, parameters=parameters) if function else None
+        if named is None:
+            raise
+        return load(named)
+
+
+def split_overrides(argv: Sequence[str]) -> list[str]:
+    """``argv`` with each value of ``--parameter-overrides`` attached to its own copy of the option
+    (``--parameter-overrides=A=1 --parameter-overrides=B=2``), as far as they are KEY=VALUE: argparse's
+    ``nargs="+"`` would also take a positional argument that follows them (``... Stage=dev http``)."""
+    option = "--parameter-overrides"
+    out: list[str] = []
+    state = ""  # "bare": just after the option; "values": after its values; "": elsewhere
+    for i, arg in enumerate(argv):
+        if state and "=" in arg and not arg.startswith("-"):
+            out.append(f"{option}={arg}")
+            state = "values"
+            continue
+        if state == "bare":
+            out.append(option)  # no KEY=VALUE after it: left to argparse, which takes or refuses what follows
+        if arg == "--":
+            return [*out, *argv[i:]]
+        state = "bare" if arg == option else ""
+        if not state:
+            out.append(arg)
+    return [*out, option] if state == "bare" else out
 
 
 MODEL_FLAGS = ("snap_start", "provisioned_concurrency", "tenant_isolation", "capacity_provider", "max_concurrency",

@@ -9,9 +9,11 @@ import sys
 from lambdasim._aws_calls import SETUP_HELP
 from lambdasim._commands import (
     add_env_argument,
+    add_layer_arguments,
     add_model_arguments,
     add_network_argument,
     add_package_argument,
+    add_parameter_overrides_argument,
     add_sandbox_argument,
     services_help,
 )
@@ -31,8 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what = parser.add_argument_group("the function (one of)")
     what.add_argument("--handler", help="module.function, with --code-dir")
     what.add_argument("--code-dir", help="the folder with the handler's code (default: .)")
-    what.add_argument("--template", metavar="T.yaml", help="an AWS SAM template or serverless.yml, with --function")
-    what.add_argument("--function", metavar="F", help="the function's logical ID (SAM) or key (Serverless)")
+    what.add_argument("--template", "-t", metavar="T.yaml", help="an AWS SAM template or serverless.yml (or its "
+                                                                 "folder), with --function")
+    what.add_argument("--function", metavar="F", help="the function's logical ID (SAM) or key (Serverless), or its "
+                                                      "name on Lambda; may be left out when the template defines one")
+    add_parameter_overrides_argument(parser)
+    add_layer_arguments(parser)
     parser.add_argument("--name", help="function name (default: from the handler; with --template, the name Lambda "
                                        "gives the template's function, addressed by --function)")
     parser.add_argument("--memory", type=int, help="memory in MB")
@@ -51,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     events = parser.add_mutually_exclusive_group()
     events.add_argument("--events", metavar="FILE.json", help="a JSON list of events to draw from")
     events.add_argument("--event", action="append", metavar="JSON",
-                        help="an event as JSON or @FILE; repeat for more (default: {})")
+                        help="an event as JSON or @FILE (@-: stdin); repeat for more (default: {})")
     parser.add_argument("--invariant", action="append", metavar="no-error|tenant-isolated|EXPR",
                         help="no-error (the default), tenant-isolated (no environment serves two tenants), or a Python "
                              "expression over inv, payload, error and history (the invocations so far) that must be "

@@ -10,13 +10,17 @@ from typing import Any
 from lambdasim._aws_calls import SETUP_HELP, load_setup, setup_function
 from lambdasim._commands import (
     add_env_argument,
+    add_layer_arguments,
     add_model_arguments,
     add_network_argument,
     add_package_argument,
+    add_parameter_overrides_argument,
     add_sandbox_argument,
     model_settings,
     optional,
+    read_template_function,
     services_help,
+    template_overrides,
 )
 from lambdasim._errors import LambdaSimError
 from lambdasim._source import env_argument, read_json_argument, services_text
@@ -53,12 +57,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--events", metavar="FILE", help="a JSON file with a list of events, invoked in order "
                                                          "('-': stdin)")
-    source.add_argument("--event", "-e", help=f"one event as JSON or @FILE, invoked --repeat times "
+    source.add_argument("--event", "-e", help=f"one event as JSON or @FILE (@-: stdin), invoked --repeat times "
                                               f"(default: {{}} {_DEFAULT_REPEAT} times)")
     parser.add_argument("--repeat", type=int, default=None, metavar="N",
                         help=f"how often to invoke --event (default: {_DEFAULT_REPEAT})")
-    parser.add_argument("--template", help="deploy from this SAM template or serverless.yml (with --function)")
-    parser.add_argument("--function", help="the function's logical ID (SAM) or key (Serverless) in --template")
+    parser.add_argument("--template", "-t", metavar="FILE",
+                        help="deploy from this SAM template or serverless.yml (or its folder)")
+    parser.add_argument("--function", metavar="LOGICAL_ID",
+                        help="the function in --template: its logical ID (SAM) or key (Serverless), or its name on "
+                             "Lambda; may be left out when the template defines one function")
+    add_parameter_overrides_argument(parser)
+    add_layer_arguments(parser)
     parser.add_argument("--services", metavar="LIST",
                         help=services_help("backing services (each run starts its own)"))
     parser.add_argument("--memory", type=int, help="memory in MB")
@@ -125,6 +134,7 @@ def _deploy_config(args: argparse.Namespace) -> dict[str, Any]:
     layers = getattr(args, "layer", None)
     if layers:
         config["layers"] = list(layers)
+    config.update(template_overrides(args))  # --no-layers, --parameter-overrides
     config.update(model_settings(args))
     return config
 
@@ -135,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
     Reads ``handler``, ``code_dir``, ``events`` or ``event``, and optionally ``repeat``,
     ``template``, ``function``, ``services``, ``memory``, ``timeout``, ``ephemeral_storage``,
-    ``env``, ``layer``, ``name``, ``runtime``, ``tenant_id``, the execution models' settings (``snap_start`` ...),
+    ``env``, ``layer``, ``no_layers``, ``parameter_overrides``, ``name``, ``runtime``, ``tenant_id``, the
+    execution models' settings (``snap_start`` ...),
     ``sandbox``, ``network``, ``seed`` and ``json`` (see :func:`add_arguments`).
     Bad input raises LambdaSimError (cli.main prints it and exits 2).
     """
@@ -143,21 +154,27 @@ def run(args: argparse.Namespace) -> int:
     template = getattr(args, "template", None)
     handler = getattr(args, "handler", None)
     code_dir = getattr(args, "code_dir", None)
+    config = _deploy_config(args)
+    function = getattr(args, "function", None)
     if template is None:
         if not handler:
-            raise LambdaSimError("detect needs a handler (module.function), or --template and --function.")
+            raise LambdaSimError("detect needs a handler (module.function), or --template (and --function).")
         code_dir = code_dir or "."
+    else:
+        # Read here, so that its errors name this command's flags, before anything starts.
+        function = read_template_function(template, function, environment=config.get("environment"),
+                                          layers=config.get("layers"), parameters=config.get("parameters")).name
     events = load_events(args)
     setup_file = getattr(args, "setup", None)
     # Each run's template resources are created first, so that the calls can fill them.
-    setup = setup_function(load_setup(setup_file), template) if setup_file else None
-    report = detect(handler, code_dir, events, template=template, function=getattr(args, "function", None),
+    setup = setup_function(load_setup(setup_file), template, config.get("parameters")) if setup_file else None
+    report = detect(handler, code_dir, events, template=template, function=function,
                     setup=setup,
                     services=services_text(getattr(args, "services", None)) or None,
                     sandbox=getattr(args, "sandbox", None) or "auto", seed=getattr(args, "seed", None) or 0,
                     network=getattr(args, "network", None) or "isolated",
                     package="strict" if getattr(args, "strict_package", False) else "host",
-                    tenant_id=getattr(args, "tenant_id", None), **_deploy_config(args))
+                    tenant_id=getattr(args, "tenant_id", None), **config)
     sys.stdout.write(report.render() + "\n")
     out = getattr(args, "json", None)
     if out:

@@ -14,12 +14,15 @@ import sys
 import types
 import typing
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lambdasim._commands import HelpFormatter, add_env_argument
+from lambdasim._commands import HelpFormatter, add_env_argument, add_parameter_overrides_argument
 from lambdasim._errors import ConfigError
-from lambdasim._source import env_argument, parameters_argument, read_json_argument
+from lambdasim._source import YamlMap, env_argument, parameters_argument, read_json_argument
 from lambdasim.events import KINDS, build
+
+if TYPE_CHECKING:
+    from lambdasim._templates import TemplateFunction
 
 HELP = "print an event of an event source (API Gateway, SQS, S3 ...) as JSON, like sam local generate-event"
 DESCRIPTION = """\
@@ -104,13 +107,12 @@ def _kind_parser(prog: str, builder: Callable[..., Any]) -> argparse.ArgumentPar
 
 
 def _template_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--template", help="a SAM template or serverless.yml: KIND is then the name of one of the "
-                                           "function's events (Events in SAM; in a serverless.yml the event's key, "
-                                           "numbered when there are several: http, sqs-1, sqs-2)")
+    parser.add_argument("--template", "-t", help="a SAM template or serverless.yml: KIND is then the name of one of "
+                                                 "the function's events (Events in SAM; in a serverless.yml the "
+                                                 "event's key, numbered when there are several: http, sqs-1, sqs-2)")
     parser.add_argument("--function", help="the function's logical ID (SAM) or key (Serverless) in --template "
-                                           "(default: its only function)")
-    parser.add_argument("--parameter-overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="template parameters (SAM) or ${opt:...} options (Serverless), as sam takes them")
+                                           "(default: its only function, else the one that has the event KIND)")
+    add_parameter_overrides_argument(parser)
     add_env_argument(parser)
 
 
@@ -144,16 +146,57 @@ def run(args: argparse.Namespace) -> int:
 
 def _template_event(args: argparse.Namespace, rest: list[str]) -> Any:
     """The event ``args.kind`` of ``--template``'s function, with the fields of ``rest``."""
-    from lambdasim._commands.invoke import CLI_HINTS
+    from lambdasim._commands import CLI_HINTS
     from lambdasim._template_events import event_of
-    from lambdasim._templates import load_function
+    from lambdasim._templates import FunctionNotFound, load_function
 
     environment = env_argument(args.env)
-    function = load_function(args.template, args.function, environment=environment or None, layers=(),
-                             parameters=parameters_argument(args.parameter_overrides) or None, hints=CLI_HINTS)
+    parameters = parameters_argument(args.parameter_overrides) or None
+
+    def load(name: str | None) -> TemplateFunction:
+        return load_function(args.template, name, environment=environment or None, layers=(), parameters=parameters,
+                             hints=CLI_HINTS)
+
+    try:
+        function = load(args.function)
+    except FunctionNotFound as e:
+        if args.function is not None:
+            raise
+        function = _function_with_event(args.template, args.kind, load, e)
     found = function.events.get(args.kind)
     if found is None or found.kind is None:
         return event_of(function.name, function.events, args.kind, {})  # says what is wrong
     parser = _kind_parser(f"lambdasim event {args.kind} --template {args.template}", KINDS[found.kind])
     fields = vars(parser.parse_args(rest))
     return found.event(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _function_with_event(template: str, kind: str, load: Callable[[str], TemplateFunction],
+                         error: ConfigError) -> TemplateFunction:
+    """The one function of ``template`` that has the event ``kind`` (``error``, which asks which function,
+    when none or several have it): an event's name often says which function it is for."""
+    from lambdasim._templates import _SAM_FUNCTION, _SAM_KEYS, _find_file, _read_yaml
+
+    display, file = _find_file(template)
+    doc = _read_yaml(display, file)
+    if any(key in doc for key in _SAM_KEYS):
+        section = doc.get("Resources")
+        names = [str(k) for k, v in section.items() if isinstance(v, YamlMap) and v.get("Type") == _SAM_FUNCTION] \
+            if isinstance(section, YamlMap) else []
+    else:
+        section = doc.get("functions")
+        names = [str(k) for k in section] if isinstance(section, YamlMap) else []
+    having = []
+    for name in names:
+        try:
+            function = load(name)
+        except ConfigError:  # a function that cannot be read cannot be the one meant
+            continue
+        if kind in function.events:
+            having.append(function)
+    if len(having) == 1:
+        return having[0]
+    if having:
+        raise ConfigError(f"{display}: the event {kind!r} is in {len(having)} functions: "
+                          f"{', '.join(f.name for f in having)}; name one with --function LOGICAL_ID.")
+    raise error

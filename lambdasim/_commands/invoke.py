@@ -12,21 +12,23 @@ from lambdasim._aws_calls import SETUP_HELP, load_setup
 from lambdasim._commands import (
     add_env_argument,
     add_interpreter_argument,
+    add_layer_arguments,
     add_model_arguments,
     add_network_argument,
     add_package_argument,
+    add_parameter_overrides_argument,
     add_sandbox_argument,
     model_settings,
     outside_imports_note,
+    read_template_function,
     services_help,
+    template_overrides,
 )
 from lambdasim._errors import ConfigError
 from lambdasim._lambda_errors import INVALID_PARAMETER_VALUE
 from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, known_runtime
 from lambdasim._simulator import Simulator
-from lambdasim._source import env_argument, parameters_argument, read_json_argument, services_text
-from lambdasim._template_resources import preview_resources
-from lambdasim._templates import FunctionNotFound, Hints, TemplateFunction, function_named, load_function
+from lambdasim._source import env_argument, read_json_argument, services_text
 from lambdasim.examples import HELLO_DIR
 
 HELP = "invoke a handler once in a simulated Lambda instance"
@@ -37,10 +39,10 @@ EPILOG = (
     "template.yaml --function Fn --event @event.json` (or `lambdasim invoke -t template.yaml Fn -e @event.json`). "
     "The function's settings are the template's (an AWS SAM template.yaml or a serverless.yml); the options given "
     "replace them: a handler and --code-dir replace its Handler and CodeUri, --memory, --timeout, "
-    "--ephemeral-storage, --runtime, --entry-point and --name its settings, --layer its layers; --env adds to its "
-    "variables, or replaces "
-    "them (also one it cannot resolve, like !GetAtt Table.Arn). --parameter-overrides gives SAM parameters, or "
-    "Serverless ${opt:...} options."
+    "--ephemeral-storage, --runtime, --entry-point and --name its settings, --layer its layers (--no-layers: none); "
+    "--env adds to its variables, or replaces them (also one it cannot resolve, like !GetAtt Table.Arn). "
+    "--parameter-overrides gives SAM parameters, or Serverless ${opt:...} options (its values end at the first "
+    "argument without =)."
     "\n\n"
     "Defaults without --template: --memory 128, --timeout 3, --ephemeral-storage 512, the Python runtime."
     "\n\n"
@@ -54,13 +56,6 @@ EPILOG = (
     "CapacityProviderConfig (--no-snap-start turns the template's SnapStart off)."
 )
 
-# How a template error says to set what the template cannot (see _templates.Hints), in this command's flags.
-CLI_HINTS = Hints(
-    environment="set the value with --env {name}=VALUE",
-    parameter="pass --parameter-overrides {name}=VALUE",
-    layers="pass --layer FOLDER (once for each layer)",
-    function="name one with --function LOGICAL_ID",
-)
 _DEFAULTS = {"memory_mb": 128, "timeout_s": 3.0, "ephemeral_storage_mb": 512}
 
 
@@ -76,10 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the function in --template: its logical ID (SAM) or its key under functions "
                              "(Serverless), or its name on Lambda (FunctionName, name, Serverless' "
                              "service-stage-function); may be left out when the template defines one function")
-    parser.add_argument("--parameter-overrides", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="template parameters (SAM) or ${opt:...} options (Serverless), as sam takes them: "
-                             "KEY=VALUE or ParameterKey=KEY,ParameterValue=VALUE")
-    parser.add_argument("--event", "-e", default="{}", help="the event as JSON, or @FILE (default: {})")
+    add_parameter_overrides_argument(parser)
+    parser.add_argument("--event", "-e", default="{}", help="the event as JSON, or @FILE (@-: stdin) (default: {})")
     parser.add_argument("--name", help="function name (default: the template's logical ID, else from the handler)")
     parser.add_argument("--memory", type=int, help="memory in MB (default: the template's, else 128)")
     parser.add_argument("--timeout", type=float, help="timeout in seconds (default: the template's, else 3)")
@@ -95,8 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the invocation's tenant id (for a function with --tenant-isolation, or a template's "
                              "TenancyConfig: PER_TENANT); the handler reads it in context.tenant_id")
     add_env_argument(parser)
-    parser.add_argument("--layer", action="append", default=[], metavar="DIR",
-                        help="a layer folder, mounted at /opt (with --template: replaces the template's layers)")
+    add_layer_arguments(parser)
     parser.add_argument("--services", metavar="LIST",
                         help=services_help("backing services to start for the function (they are stopped after it)"))
     add_sandbox_argument(parser)
@@ -117,17 +109,17 @@ def run(args: argparse.Namespace) -> int:
                                               ("entry_point", _entry_point_argument(args.entry_point)))
                 if value is not None}
     settings.update(model_settings(args))
+    template_options = template_overrides(args)  # refused without --template
     if args.template is None:
-        for flag, given in (("--function", args.function), ("--parameter-overrides", args.parameter_overrides)):
-            if given:
-                raise ConfigError(f"{flag} names what to read from a template; add --template template.yaml (or "
-                                  "serverless.yml)")
+        if args.function:
+            raise ConfigError("--function names what to read from a template; add --template template.yaml (or "
+                              "serverless.yml)")
         handler = args.handler or "app.handler"
         code_dir = args.code_dir or (HELLO_DIR if args.handler is None else ".")
         deploy = {"handler": handler, "code_dir": code_dir, "name": args.name, **_DEFAULTS, **settings,
                   "environment": environment, "layers": args.layer}
     else:
-        deploy = _template_overrides(args, environment, settings)
+        deploy = _template_overrides(args, environment, {**settings, **template_options})
     calls = load_setup(args.setup) if args.setup else []  # checked before anything starts
     with Simulator(sandbox=args.sandbox, services=services or None, network=args.network or "isolated",
                    package="strict" if args.strict_package else "host",
@@ -179,34 +171,17 @@ def _entry_point_argument(value: str | None) -> list[str] | None:
 def _template_overrides(args: argparse.Namespace, environment: dict[str, str],
                         settings: dict[str, Any]) -> dict[str, Any]:
     """The arguments of Simulator.deploy_from_template() (with ``function``) for ``--template``: the options
-    given replace the template's settings, as its overrides do. The template is read here first, so that
-    its errors name this command's flags, and before any service starts."""
+    given (``settings``, with layers and parameters) replace the template's settings, as its overrides do.
+    The template is read here first, so that its errors name this command's flags, and before any service
+    starts."""
     handler, function = args.handler, args.function
     if function is None and handler is not None and "." not in handler:
         handler, function = None, handler  # `sam local invoke -t template.yaml Fn`: a handler always has a dot
     overrides: dict[str, Any] = dict(settings)
     if environment:
         overrides["environment"] = environment
-    if args.layer:
-        overrides["layers"] = args.layer
-    if args.parameter_overrides:
-        overrides["parameters"] = parameters_argument(args.parameter_overrides)
-    # The template's resources are created at deploy: here !Ref and !GetAtt of them give placeholders.
-    resources = preview_resources(args.template, overrides.get("parameters"))
-
-    def load(function: str | None) -> TemplateFunction:
-        return load_function(args.template, function, environment=overrides.get("environment"),
-                             layers=overrides.get("layers"), parameters=overrides.get("parameters"), hints=CLI_HINTS,
-                             resources=resources)
-
-    try:
-        template = load(function)
-    except FunctionNotFound:
-        # Not a logical ID or key: the function's name on Lambda, e.g. a Serverless function's service-stage-fn?
-        named = function_named(args.template, function, parameters=overrides.get("parameters")) if function else None
-        if named is None:
-            raise
-        template = load(named)
+    template = read_template_function(args.template, function, environment=overrides.get("environment"),
+                                      layers=overrides.get("layers"), parameters=overrides.get("parameters"))
     for key, value in (("handler", handler), ("code_dir", args.code_dir), ("name", args.name)):
         if value is not None:
             overrides[key] = value

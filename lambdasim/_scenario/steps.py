@@ -180,7 +180,7 @@ class Deploy(Step):
 
         try:
             # The template's resources are created when the step runs: !Ref and !GetAtt of them are placeholders here.
-            resources = preview_resources(template, parameters)
+            resources = preview_resources(template, parameters, hints=Hints(**_TEMPLATE_HINTS))
             loaded = load_function(template, function, environment=settings.environment,
                                    layers=[str(p) for p in settings.layers] if settings.layers is not None else None,
                                    parameters=parameters, hints=Hints(**_TEMPLATE_HINTS), resources=resources)
