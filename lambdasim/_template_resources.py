@@ -750,8 +750,18 @@ def _generate(sm: Any, spec: dict[str, Any]) -> str:
     args = {k: spec[k] for k in ("PasswordLength", "ExcludeCharacters", "ExcludeNumbers", "ExcludePunctuation",
                                  "ExcludeUppercase", "ExcludeLowercase", "IncludeSpace", "RequireEachIncludedType")
             if k in spec}
-    password = str(sm.get_random_password(**args)["RandomPassword"])
     template, key = spec.get("SecretStringTemplate"), spec.get("GenerateStringKey")
-    if isinstance(template, str) and isinstance(key, str):
-        return json.dumps({**json.loads(template), key: password})
-    return password
+    if (template is None) != (key is None):
+        given, missing = ("SecretStringTemplate", "GenerateStringKey") if key is None else (
+            "GenerateStringKey", "SecretStringTemplate")
+        raise _NotCreated(f"GenerateSecretString has {given} but no {missing}; CloudFormation takes both or "
+                          "neither")
+    try:
+        fields = json.loads(template) if isinstance(template, str) else template
+    except ValueError as e:
+        raise _NotCreated(f"GenerateSecretString.SecretStringTemplate {template!r} is not JSON: {e}") from None
+    if template is not None and (not isinstance(fields, dict) or not isinstance(key, str)):
+        raise _NotCreated(f"GenerateSecretString.SecretStringTemplate {template!r} is not a JSON object (with a "
+                          "GenerateStringKey string)")
+    password = str(sm.get_random_password(**args)["RandomPassword"])
+    return password if not isinstance(fields, dict) else json.dumps({**fields, str(key): password})

@@ -488,6 +488,33 @@ def test_secrets_properties_are_resolved_and_a_failing_secret_keeps_the_others(s
     assert fn.config.environment["TABLE"] in sim.boto3_client("dynamodb").list_tables()["TableNames"]
 
 
+@pytest.mark.parametrize(("generate", "expected"), [
+    ("{SecretStringTemplate: '{\"user\": \"u\"}'}", "has SecretStringTemplate but no GenerateStringKey"),
+    ("{GenerateStringKey: password}", "has GenerateStringKey but no SecretStringTemplate"),
+    ("{SecretStringTemplate: 'user=u', GenerateStringKey: password}", "SecretStringTemplate 'user=u' is not JSON"),
+])
+def test_a_secret_template_that_cannot_be_used_is_named(sim: Simulator, tmp_path: Path, generate: str,
+                                                        expected: str) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src}
+          Secret:
+            Type: AWS::SecretsManager::Secret
+            Properties:
+              GenerateSecretString: GENERATE
+        """).replace("GENERATE", generate))
+    _, messages = deploy(sim, path, "Fn")
+    assert len(messages) == 1 and messages[0].startswith(f"{path}:6: Resources.Secret: AWS::SecretsManager::Secret "
+                                                         "was not created: "), messages
+    assert expected in messages[0]
+    assert sim.boto3_client("secretsmanager").list_secrets()["SecretList"] == []
+
+
 def test_a_serverless_variable_in_resources_is_reported_at_its_line(sim: Simulator, tmp_path: Path) -> None:
     path = tmp_path / "serverless.yml"
     path.write_text(textwrap.dedent("""\
