@@ -517,15 +517,18 @@ def _create(sim: Simulator, plan: _Plan, stack: _Stack) -> None:
                                          lambda name, attribute: _known(stack, plan, name, attribute))
                  for logical_id, resource in plan.moto.items()}
     client = sim.boto3_client("cloudformation")
+    left_out = 0
     while resources:
         try:
             created, described, listed = _create_stack(client, plan, _stack_template(plan, resources))
             break
         except _NotCreated as e:
             _delete_stack(client, plan.stack_name)  # what moto created before it failed
-            culprit = _culprit(client, plan, resources)
+            # Past a few, it is the template that moto fails on (its Parameters, Conditions ...), not a resource.
+            culprit = _culprit(client, plan, resources) if left_out < _MAX_LEFT_OUT else None
             if culprit is None:
                 raise
+            left_out += 1
             reason = str(e).partition("): ")[2] or str(e)
             out = [culprit, *_dependents(resources, culprit)]
             _left_out(plan, stack, out, reason)
@@ -553,6 +556,10 @@ def _create(sim: Simulator, plan: _Plan, stack: _Stack) -> None:
             found = sim.boto3_client("ssm").get_parameter(Name=stack.refs[logical_id])["Parameter"]
             stack.attributes[(logical_id, "Value")] = found["Value"]
             stack.attributes[(logical_id, "Type")] = found["Type"]
+
+
+_MAX_LEFT_OUT = 3
+"""The resources moto fails on that are left out, each found by trying them one by one, before giving up."""
 
 
 def _left_out(plan: _Plan, stack: _Stack, logical_ids: list[str], reason: str) -> None:

@@ -415,6 +415,19 @@ def test_a_resource_moto_fails_on_is_named_and_the_others_are_created(sim: Simul
     assert [p["Name"] for p in sim.boto3_client("ssm").describe_parameters()["Parameters"]] == []
 
 
+def test_past_three_failing_resources_the_template_is_not_created(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    broken = "".join(f"  Broken{i}:\n    Type: AWS::DynamoDB::Table\n    Properties: {{TableName: broken{i}}}\n"
+                     for i in range(1, 5))
+    path.write_text("Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
+                    "    Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src}\n" + broken)
+    _, messages = deploy(sim, path, "Fn")
+    assert [m.split(": ")[1] for m in messages[:3]] == ["Resources.Broken1", "Resources.Broken2", "Resources.Broken3"]
+    assert len(messages) == 4 and messages[3].startswith(f"{path}: the template's resources were not created: moto's "
+                                                         "CloudFormation could not create the stack"), messages
+
+
 def test_a_rule_on_the_templates_event_bus_is_created(sim: Simulator, tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     path = tmp_path / "template.yaml"
