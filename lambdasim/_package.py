@@ -191,6 +191,16 @@ def pip_build(key: str, python: str, requirements: list[str], cwd: str, interpre
     return final
 
 
+def powertools_layer(major: int, python: str, interpreter: str = "") -> str:
+    """A layer folder (``python/`` inside) with what the AWS Lambda Powertools for Python layer of ``major``
+    version bundles: ``aws-lambda-powertools[all]`` of that major version from PyPI (the package and its
+    extras' dependencies; boto3 is the runtime's), built as requirements are (:func:`pip_build`) for Python
+    ``python``, once per content. An OSError says why pip failed."""
+    spec = f"aws-lambda-powertools[all]>={major},<{major + 1}"
+    return pip_build(_key(f"{spec} (the Powertools layer)".encode(), python), python, [spec], os.getcwd(),
+                     interpreter)
+
+
 # -- inside an instance: imports from outside the package ------------------------------------------
 
 def _top(module_name: object) -> str:

@@ -5,8 +5,12 @@ config's ``resources:`` section) that are not functions, and creates them as one
 in moto (``sim.services["aws"]``, started for it), through moto's own CloudFormation implementation,
 wherever that covers the type. What moto's CloudFormation does not do is done here:
 ``AWS::Serverless::SimpleTable`` becomes the ``AWS::DynamoDB::Table`` SAM makes of it, and
-``AWS::SecretsManager::Secret`` is created with ``CreateSecret``. Any other type is not created, with a
-warning naming it and its line.
+``AWS::SecretsManager::Secret`` is created with ``CreateSecret`` (its intrinsic functions evaluated here);
+a ``!Ref`` of an event bus is given to moto as the bus's name (moto 5 fails on a rule's
+``EventBusName: !Ref Bus``). Any other type is not created, with a warning naming it and its line. A
+resource that moto fails on (found by trying each in a stack of its own) or a secret that cannot be
+created is left out, with a warning naming it, its type and line, with those that use it; the others are
+created.
 
 The returned :class:`_Stack` is what ``!Ref``, ``!GetAtt`` and ``${X.Attribute}`` of the template's
 resources resolve to (see :class:`lambdasim._cfn.Stack`): the physical ids moto gave, and attributes
@@ -24,6 +28,7 @@ mappings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -37,10 +42,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lambdasim._cfn import _Context, _Intrinsic, _intrinsic, _Loc, _Resolver
+from lambdasim._cfn import _NO_VALUE, _Context, _Intrinsic, _intrinsic, _Loc, _Resolver
 from lambdasim._errors import ConfigError, ServiceError
 from lambdasim._model import ACCOUNT_ID
-from lambdasim._source import YamlMap
+from lambdasim._source import SourceError, YamlMap, YamlSeq
 from lambdasim._templates import _SAM_KEYS, PYTHON_HINTS, Hints, _find_file, _read_yaml, _Serverless, sls_logical_id
 
 if TYPE_CHECKING:
@@ -151,6 +156,10 @@ class _Plan:
     template: dict[str, Any] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
     seed: int | None = None
+    prefix: str = "Resources"
+    """Where the resources are in the file (``resources.Resources`` in a Serverless config)."""
+    resolver: _Resolver | None = None
+    """The template's intrinsic functions (and Serverless variables), for what lambdasim creates itself."""
 
     def function_name(self, logical_id: str) -> str:
         """The function's name on Lambda: its own, or the one CloudFormation generates in the (final) stack."""
@@ -171,17 +180,21 @@ class _Plan:
         return stack
 
 
-def _json(value: Any, text: Callable[[str], Any] | None = None) -> Any:
-    """A template's value as CloudFormation's JSON: tags in their long form, Serverless variables resolved."""
+def _json(value: Any, text: Callable[[str, _Loc], Any] | None = None, loc: _Loc | None = None) -> Any:
+    """A template's value as CloudFormation's JSON: tags in their long form, Serverless variables resolved
+    (``text``, told where each string is: ``loc`` is the value's)."""
+    loc = loc or _Loc("", 0)
     if isinstance(value, _Intrinsic):
-        arg = _json(value.value, text)
+        arg = _json(value.value, text, _Loc(loc.key, value.line or loc.line))
         return {"Condition": arg} if value.name == "Condition" else {value.name: arg}
     if isinstance(value, dict):
-        return {str(k): _json(v, text) for k, v in value.items()}
+        return {str(k): _json(v, text, loc.child(value, str(k)) if isinstance(value, YamlMap)
+                              else _Loc(f"{loc.key}.{k}", loc.line)) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json(v, text) for v in value]
+        return [_json(v, text, loc.item(value, i) if isinstance(value, YamlSeq) else loc)
+                for i, v in enumerate(value)]
     if isinstance(value, str) and text is not None:
-        resolved = text(value)
+        resolved = text(value, loc)
         return resolved if isinstance(resolved, str) else _json(resolved)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
@@ -302,7 +315,7 @@ def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, re
     folder = os.path.dirname(file)
     params = dict(parameters or {})
     sam = any(k in doc for k in _SAM_KEYS)
-    text: Callable[[str], Any] | None = None
+    text: Callable[[str, _Loc], Any] | None = None
     functions: dict[str, str | None] = {}
     if sam:
         found = doc.get("Resources")
@@ -344,11 +357,12 @@ def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, re
             except ConfigError:  # said when that function is read; here its name is only for !Ref of it
                 functions[sls_logical_id(str(key))] = f"{stack_name}-{key}"
 
-        def text(value: str) -> Any:
-            return reader.text(value, _Loc(prefix, resources.line))
+        text = reader.text
+        resolver = reader.resolver
 
     covered = covered_types()
-    plan = _Plan(display, stack_name, region, {}, {}, functions, {}, {}, {}, {}, seed=seed)
+    plan = _Plan(display, stack_name, region, {}, {}, functions, {}, {}, {}, {}, seed=seed, prefix=prefix,
+                 resolver=resolver)
     plan.kinds.update(dict.fromkeys(functions, "AWS::Lambda::Function"))
     for logical_id, resource in resources.items():
         logical_id = str(logical_id)
@@ -376,8 +390,9 @@ def _plan(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None, re
                                                   "created: moto's CloudFormation does not cover the type; a !Ref "
                                                   "or !GetAtt of it cannot be resolved"), stacklevel=4)
             continue
-        converted = _json({k: v for k, v in resource.items() if k in ("Type", "Properties", "Condition",
-                                                                      "DependsOn")}, text)
+        res_loc = _Loc(f"{prefix}.{logical_id}", line)
+        converted = {str(k): _json(v, text, res_loc.child(resource, str(k))) for k, v in resource.items()
+                     if k in ("Type", "Properties", "Condition", "DependsOn")}
         props = converted.get("Properties") or {}
         if kind == _SECRET:
             plan.secrets[logical_id] = props
@@ -460,9 +475,9 @@ def create_resources(sim: Simulator, path: str | os.PathLike[str],
             _create(sim, plan, stack)
         except (ServiceError, _NotCreated) as e:
             # The function may not use them: it is deployed, and a !Ref to them says why it cannot be resolved.
-            for logical_id in [*plan.moto, *plan.secrets]:
+            for logical_id in [*plan.moto, *(s for s in plan.secrets if s not in stack.refs)]:
                 stack.refs.pop(logical_id, None)
-                stack.reasons[logical_id] = f"{logical_id!r} was not created: {e}"
+                stack.reasons.setdefault(logical_id, f"{logical_id!r} was not created: {e}")
             warnings.warn(TemplateResourceWarning(f"{plan.display}: the template's resources were not created: {e}"),
                           stacklevel=3)
             stack.stack_id = None
@@ -487,49 +502,39 @@ def _exists(sim: Simulator, stack: _Stack) -> bool:
 
 
 def _create(sim: Simulator, plan: _Plan, stack: _Stack) -> None:
-    """Create the secrets (moto's CloudFormation does not), then the stack, and read what they are."""
+    """Create the secrets (moto's CloudFormation does not), then the stack, and read what they are. A secret
+    or a resource that cannot be created is left out with a warning naming it; the others are created."""
     sm = sim.boto3_client("secretsmanager")
-    for logical_id, props in plan.secrets.items():
-        props = _substitute(props, lambda name, attribute: _known(stack, plan, name, attribute))
-        name = props.get("Name") or f"{logical_id}-{secrets.token_urlsafe(9)[:12]}"
-        args: dict[str, Any] = {"Name": name}
-        if "Description" in props:
-            args["Description"] = props["Description"]
-        if "SecretString" in props:
-            args["SecretString"] = props["SecretString"]
-        elif isinstance(props.get("GenerateSecretString"), dict):
-            args["SecretString"] = _generate(sm, props["GenerateSecretString"])
+    for secret, props in plan.secrets.items():
         try:
-            arn = sm.create_secret(**args)["ARN"]
-        except Exception as e:  # noqa: BLE001 - moto's error says what is wrong
-            raise _NotCreated(f"CreateSecret of {logical_id} failed: {e}") from None
-        stack.refs[logical_id] = stack.attributes[(logical_id, "Id")] = arn
+            arn = _create_secret(sm, plan, stack, secret, props)
+        except _NotCreated as e:
+            _left_out(plan, stack, [secret], str(e))
+            continue
+        stack.refs[secret] = stack.attributes[(secret, "Id")] = arn
         stack.stack_id = stack.stack_id or f"secret:{arn}"
-    template = {**plan.template, "Resources": {
-        logical_id: _substitute(resource, lambda name, attribute: _known(stack, plan, name, attribute))
-        for logical_id, resource in plan.moto.items()}}
-    for resource in template["Resources"].values():
-        depends = resource.get("DependsOn")
-        if depends is not None:
-            depends = [d for d in ([depends] if isinstance(depends, str) else depends) if d in plan.moto]
-            resource["DependsOn"] = depends
-    if not template["Resources"]:
-        return
-    if not template["Outputs"]:
-        del template["Outputs"]
+    resources = {logical_id: _substitute(_after_buses(resource, plan),
+                                         lambda name, attribute: _known(stack, plan, name, attribute))
+                 for logical_id, resource in plan.moto.items()}
     client = sim.boto3_client("cloudformation")
-    try:
-        created = client.create_stack(StackName=plan.stack_name, TemplateBody=json.dumps(template),
-                                      Parameters=[{"ParameterKey": k, "ParameterValue": v}
-                                                  for k, v in plan.parameters.items()])
-        described = client.describe_stacks(StackName=created["StackId"])["Stacks"][0]
-        listed = client.describe_stack_resources(StackName=created["StackId"])["StackResources"]
-    except Exception as e:  # noqa: BLE001 - moto's errors, whatever they are, say what went wrong
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if "invalid XML received" in reason or "500" in reason:  # moto's server failed inside the resource's model
-            reason = "moto failed on it (an internal error: is a property its type requires missing?)"
-        raise _NotCreated(f"moto's CloudFormation could not create the stack {plan.stack_name!r} "
-                          f"({', '.join(plan.moto)}): {reason}") from None
+    left_out = 0
+    while resources:
+        try:
+            created, described, listed = _create_stack(client, plan, _stack_template(plan, resources))
+            break
+        except _NotCreated as e:
+            _delete_stack(client, plan.stack_name)  # what moto created before it failed
+            # Past a few, it is the template that moto fails on (its Parameters, Conditions ...), not a resource.
+            culprit = _culprit(client, plan, resources) if left_out < _MAX_LEFT_OUT else None
+            if culprit is None:
+                raise
+            left_out += 1
+            reason = str(e).partition("): ")[2] or str(e)
+            out = [culprit, *_dependents(resources, culprit)]
+            _left_out(plan, stack, out, reason)
+            resources = {k: v for k, v in resources.items() if k not in out}
+    else:
+        return
     stack.stack_id = created["StackId"]
     for resource in listed:
         logical_id, physical = resource.get("LogicalResourceId"), resource.get("PhysicalResourceId")
@@ -553,6 +558,186 @@ def _create(sim: Simulator, plan: _Plan, stack: _Stack) -> None:
             stack.attributes[(logical_id, "Type")] = found["Type"]
 
 
+_MAX_LEFT_OUT = 3
+"""The resources moto fails on that are left out, each found by trying them one by one, before giving up."""
+
+
+def _left_out(plan: _Plan, stack: _Stack, logical_ids: list[str], reason: str) -> None:
+    """Warn that ``logical_ids`` (the first failed, the others use it) are not created, and why."""
+    first, reason = logical_ids[0], reason.rstrip(".")
+    others = f" ({', '.join(logical_ids[1:])}, which use it, are left out too)" if logical_ids[1:] else ""
+    for logical_id in logical_ids:
+        stack.reasons[logical_id] = (f"{logical_id!r} was not created: {reason}" if logical_id == first
+                                     else f"{logical_id!r} was not created: it uses {first!r}, which failed: {reason}")
+        stack.refs.pop(logical_id, None)
+    warnings.warn(TemplateResourceWarning(
+        f"{plan.display}:{plan.lines.get(first, 0)}: {plan.prefix}.{first}: {plan.kinds.get(first)} was not "
+        f"created: {reason}{others}; the template's other resources are created, and a !Ref or !GetAtt of it "
+        "cannot be resolved"), stacklevel=4)
+
+
+def _resolved(resolver: _Resolver, value: Any, loc: _Loc) -> Any:
+    """``value`` (JSON) with every intrinsic function in it evaluated (``!Ref AWS::NoValue`` leaves it out)."""
+    if _intrinsic(value) is not None:
+        value = resolver.resolve(value, loc)
+    if isinstance(value, dict):
+        items = {k: _resolved(resolver, v, _Loc(f"{loc.key}.{k}", loc.line)) for k, v in value.items()}
+        return {k: v for k, v in items.items() if v is not _NO_VALUE}
+    if isinstance(value, list):
+        return [v for v in (_resolved(resolver, item, loc) for item in value) if v is not _NO_VALUE]
+    return value
+
+
+def _create_secret(sm: Any, plan: _Plan, stack: _Stack, logical_id: str, props: dict[str, Any]) -> str:
+    """CreateSecret of the secret ``logical_id`` (its properties' !Sub, !Ref ... evaluated): its ARN."""
+    loc = _Loc(f"{plan.prefix}.{logical_id}.Properties", plan.lines.get(logical_id, 0))
+    if plan.resolver is not None:
+        plan.resolver.ctx.stack = stack  # !Ref / !GetAtt of what is created already (functions, roles, secrets)
+        plan.resolver.pseudo["AWS::StackName"] = plan.stack_name
+        try:
+            props = _resolved(plan.resolver, props, loc)
+        except SourceError as e:
+            raise _NotCreated(e.reason) from None
+    name = props.get("Name") or f"{logical_id}-{secrets.token_urlsafe(9)[:12]}"
+    args: dict[str, Any] = {"Name": name}
+    if "Description" in props:
+        args["Description"] = props["Description"]
+    if "SecretString" in props:
+        args["SecretString"] = props["SecretString"]
+    elif isinstance(props.get("GenerateSecretString"), dict):
+        args["SecretString"] = _generate(sm, props["GenerateSecretString"])
+    try:
+        return str(sm.create_secret(**args)["ARN"])
+    except Exception as e:  # noqa: BLE001 - moto's error says what is wrong
+        raise _NotCreated(f"CreateSecret failed: {e}") from None
+
+
+def _bus_names(resource: Any, plan: _Plan) -> Any:
+    """``resource`` with each ``!Ref`` of an event bus of the template replaced by the bus's Name (its Ref on
+    AWS): moto's CloudFormation gives a rule its bus object instead, and fails on it (moto 5)."""
+    if isinstance(resource, list):
+        return [_bus_names(v, plan) for v in resource]
+    if not isinstance(resource, dict):
+        return resource
+    if list(resource) == ["Ref"] and isinstance(resource["Ref"], str):
+        bus = plan.moto.get(resource["Ref"])
+        if isinstance(bus, dict) and bus.get("Type") == "AWS::Events::EventBus":
+            name = (bus.get("Properties") or {}).get("Name")
+            if name is not None:
+                return name
+    return {k: _bus_names(v, plan) for k, v in resource.items()}
+
+
+def _after_buses(resource: dict[str, Any], plan: _Plan) -> dict[str, Any]:
+    """``resource`` with its !Ref of event buses replaced by their names (:func:`_bus_names`), still created
+    after those buses (DependsOn)."""
+    buses = sorted(k for k in _named(resource) if plan.moto.get(k, {}).get("Type") == "AWS::Events::EventBus")
+    found: dict[str, Any] = _bus_names(resource, plan)
+    if buses:
+        depends = found.get("DependsOn", [])
+        depends = [depends] if isinstance(depends, str) else list(depends)
+        found["DependsOn"] = depends + [b for b in buses if b not in depends]
+    return found
+
+
+def _named(value: Any) -> set[str]:
+    """The logical ids a resource (JSON) names: !Ref, !GetAtt, ${X} and ${X.Attribute} of !Sub, DependsOn."""
+    found: set[str] = set()
+    for item in _walk(value):
+        call = _intrinsic(item)
+        if call is not None and call[0] == "Ref" and isinstance(call[1], str):
+            found.add(call[1])
+        elif call is not None and call[0] == "Fn::GetAtt" and isinstance(call[1], list) and call[1]:
+            found.add(str(call[1][0]))
+        elif isinstance(item, str):
+            found.update(m.group(1) for m in _SUB_ATTRIBUTE.finditer(item))
+            found.update(m.group(1) for m in _SUB_NAME.finditer(item))
+    depends = value.get("DependsOn") if isinstance(value, dict) else None
+    found.update([depends] if isinstance(depends, str) else depends or [])
+    return found
+
+
+def _dependents(resources: dict[str, Any], logical_id: str) -> list[str]:
+    """The resources that use ``logical_id``, directly or through others."""
+    out: list[str] = []
+    changed = True
+    while changed:
+        changed = False
+        for other, resource in resources.items():
+            if other != logical_id and other not in out and _named(resource) & {logical_id, *out}:
+                out.append(other)
+                changed = True
+    return out
+
+
+def _stack_template(plan: _Plan, resources: dict[str, Any]) -> dict[str, Any]:
+    """The template for moto's CloudFormation: ``resources``, and the outputs of theirs."""
+    template = {**plan.template, "Resources": json.loads(json.dumps(resources))}
+    for resource in template["Resources"].values():
+        depends = resource.get("DependsOn")
+        if depends is not None:
+            depends = [d for d in ([depends] if isinstance(depends, str) else depends) if d in resources]
+            resource["DependsOn"] = depends
+    outputs = {k: v for k, v in (plan.template.get("Outputs") or {}).items()
+               if str(v.get("Description", "")).partition(".")[0] in resources}
+    if outputs:
+        template["Outputs"] = outputs
+    else:
+        template.pop("Outputs", None)
+    return template
+
+
+def _create_stack(client: Any, plan: _Plan, template: dict[str, Any], name: str | None = None,
+                  ) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """(CreateStack's answer, the stack described, its resources); _NotCreated says why moto refused it."""
+    try:
+        created = client.create_stack(StackName=name or plan.stack_name, TemplateBody=json.dumps(template),
+                                      Parameters=[{"ParameterKey": k, "ParameterValue": v}
+                                                  for k, v in plan.parameters.items()])
+        described = client.describe_stacks(StackName=created["StackId"])["Stacks"][0]
+        listed = client.describe_stack_resources(StackName=created["StackId"])["StackResources"]
+    except Exception as e:  # noqa: BLE001 - moto's errors, whatever they are, say what went wrong
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "invalid XML received" in reason or "500" in reason:  # moto's server failed inside the resource's model
+            reason = "moto failed on it (an internal error: is a property its type requires missing?)"
+        raise _NotCreated(f"moto's CloudFormation could not create the stack {plan.stack_name!r} "
+                          f"({', '.join(template['Resources'])}): {reason}") from None
+    return created, described, listed
+
+
+def _delete_stack(client: Any, name: str) -> None:
+    with contextlib.suppress(Exception):  # nothing was left to delete
+        client.delete_stack(StackName=name)
+
+
+def _culprit(client: Any, plan: _Plan, resources: dict[str, Any]) -> str | None:
+    """The first resource that moto cannot create with what it uses (each tried in a stack of its own,
+    deleted after), or None when each can."""
+    tried: set[str] = set()
+    order: list[str] = []
+    while len(order) < len(resources):  # what a resource uses is tried before it
+        ready = [k for k in resources if k not in tried
+                 and (_named(resources[k]) & set(resources)) - {k} <= tried] or [
+            next(k for k in resources if k not in tried)]
+        tried.add(ready[0])
+        order.append(ready[0])
+    probe = f"{plan.stack_name}-lambdasim-probe"
+    for logical_id in order:
+        uses, more = {logical_id}, True
+        while more:
+            found = set().union(*(_named(resources[k]) for k in uses)) & set(resources)
+            more = not found <= uses
+            uses |= found
+        try:
+            _create_stack(client, plan, _stack_template(plan, {k: v for k, v in resources.items() if k in uses}),
+                          probe)
+        except _NotCreated:
+            return logical_id
+        finally:
+            _delete_stack(client, probe)
+    return None
+
+
 def _known(stack: _Stack, plan: _Plan, name: str, attribute: str | None) -> str | None:
     """The value of a !Ref / !GetAtt in a resource for moto, when moto does not know it (it is not in the
     stack): a function's name, a role's ARN, a secret's ARN; the logical id of what is not created."""
@@ -572,8 +757,18 @@ def _generate(sm: Any, spec: dict[str, Any]) -> str:
     args = {k: spec[k] for k in ("PasswordLength", "ExcludeCharacters", "ExcludeNumbers", "ExcludePunctuation",
                                  "ExcludeUppercase", "ExcludeLowercase", "IncludeSpace", "RequireEachIncludedType")
             if k in spec}
-    password = str(sm.get_random_password(**args)["RandomPassword"])
     template, key = spec.get("SecretStringTemplate"), spec.get("GenerateStringKey")
-    if isinstance(template, str) and isinstance(key, str):
-        return json.dumps({**json.loads(template), key: password})
-    return password
+    if (template is None) != (key is None):
+        given, missing = ("SecretStringTemplate", "GenerateStringKey") if key is None else (
+            "GenerateStringKey", "SecretStringTemplate")
+        raise _NotCreated(f"GenerateSecretString has {given} but no {missing}; CloudFormation takes both or "
+                          "neither")
+    try:
+        fields = json.loads(template) if isinstance(template, str) else template
+    except ValueError as e:
+        raise _NotCreated(f"GenerateSecretString.SecretStringTemplate {template!r} is not JSON: {e}") from None
+    if template is not None and (not isinstance(fields, dict) or not isinstance(key, str)):
+        raise _NotCreated(f"GenerateSecretString.SecretStringTemplate {template!r} is not a JSON object (with a "
+                          "GenerateStringKey string)")
+    password = str(sm.get_random_password(**args)["RandomPassword"])
+    return password if not isinstance(fields, dict) else json.dumps({**fields, str(key): password})

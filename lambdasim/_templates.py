@@ -16,6 +16,10 @@ created in moto: ``Simulator.deploy_from_template`` does), ``!Ref``, ``!GetAtt``
 (``!ImportValue``, ``${ssm:...}`` ...) is a SourceError naming the file, the line, the
 key and what to do instead.
 
+Layers are local folders (a layer of the template, from its folder); a layer ARN of AWS Lambda Powertools
+for Python is built from PyPI (``aws-lambda-powertools[all]`` of its major version, for the function's
+Python), any other ARN is left out with a :class:`TemplateWarning`.
+
 Folders are mounted as they are: point at ``.aws-sam/build/template.yaml`` after
 ``sam build`` to run the built artifacts (with their installed requirements).
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -43,8 +48,9 @@ from lambdasim._cfn import (
     _stringify,
     _tag,
 )
+from lambdasim._interpreters import find_python
 from lambdasim._model import CUSTOM_RUNTIMES, PYTHON_RUNTIMES_TEXT, PYTHON_VERSION, RESERVED_ENV, known_runtime
-from lambdasim._package import inline_code
+from lambdasim._package import inline_code, powertools_layer
 from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import SourceError, YamlMap, YamlSeq, load_yaml, read_text
 from lambdasim._template_events import TemplateEvent, sam_events, serverless_events
@@ -52,6 +58,7 @@ from lambdasim._template_models import Models, sam_models, serverless_models
 from lambdasim._template_props import (
     Observability,
     TemplateWarning,
+    _outside_lambdasim,
     sam_observability,
     sam_unmodelled,
     serverless_observability,
@@ -156,7 +163,8 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
             None for the only function the file defines (like ``sam local invoke`` without one).
         environment: variables that replace or add to the template's; the template's values
             for these keys are not resolved (so an unresolvable ``!GetAtt`` can be set here).
-        layers: local layer folders that replace the template's ``Layers`` (e.g. for layer ARNs).
+        layers: local layer folders that replace the template's ``Layers`` (e.g. for layer ARNs other
+            than Powertools', which are not mounted).
         parameters: SAM parameter values (like ``sam --parameter-overrides``), or Serverless
             CLI options for ``${opt:...}`` (``{"stage": "prod"}``).
         region: what ``AWS::Region`` and ``${aws:region}`` resolve to.
@@ -292,6 +300,9 @@ class _Reader:
             self.ctx.fail(loc, f"{handler!r} is not a handler; write it as module.function, e.g. app.handler.")
         return handler
 
+    runtime_name = ""
+    """The function's runtime, once read (a layer ARN's build is for its Python)."""
+
     def runtime(self, value: Any, loc: _Loc) -> str:
         if value is None:
             self.ctx.fail(loc, f"missing; set it to a Python runtime ({PYTHON_RUNTIMES_TEXT}) or a custom runtime "
@@ -301,6 +312,7 @@ class _Reader:
             shown = _show(value) if runtime is value else f"{_show(value)} ({runtime!r})"
             self.ctx.fail(loc, f"{shown} is not a Python runtime or a custom one; {_RUNTIMES}.")
         assert isinstance(runtime, str)
+        self.runtime_name = runtime
         return runtime
 
     def strings(self, value: Any, loc: _Loc, what: str) -> tuple[str, ...]:
@@ -378,6 +390,7 @@ class _Reader:
               layers: Callable[[], tuple[str, ...]], entry_point: tuple[str, ...] = (),
               models: Models = _ON_DEMAND, props: Observability = _TEXT_LOGS,
               events: Mapping[str, TemplateEvent] | None = None, function_name: str | None = None) -> TemplateFunction:
+        self.runtime_name = runtime  # an image function's is not read by runtime()
         return TemplateFunction(
             name=name, handler=handler, code_dir=code_dir, runtime=runtime, memory_mb=memory,
             timeout_s=float(timeout), ephemeral_storage_mb=storage, environment=environment,
@@ -416,10 +429,29 @@ class _Reader:
         raise FunctionNotFound(self.ctx.display, None, None, f"no function {function!r} in {where}; the functions "
                                                              f"are: {listed}.{hint}")
 
-    def arn_layer(self, loc: _Loc, shown: str) -> NoReturn:
-        self.ctx.fail(loc, f"{shown} is a layer ARN; lambdasim can only mount local layers (a layer defined in "
-                           f"this file from a local folder). Put the layer's content in a folder and "
-                           f"{self.layers_hint('template')}.")
+    def arn_layer(self, loc: _Loc, shown: str, arn: str, whose: str) -> str | None:
+        """The folder mounted for a layer ARN: the AWS Lambda Powertools for Python layer is built from PyPI
+        (:func:`lambdasim._package.powertools_layer`); any other is not mounted (None), with a TemplateWarning
+        in the same words whoever asks (a front end reads the template before deploying it: one warning)."""
+        match = _POWERTOOLS.fullmatch(arn)
+        runtime = self.runtime_name
+        if match is None or not runtime.startswith("python3."):
+            warnings.warn(TemplateWarning(
+                f"{self.ctx.display}:{loc.line}: {loc.key}: {shown} is a layer ARN, which lambdasim cannot fetch: "
+                "not mounted: what it provides is missing (to mount it, put its content in a folder and give the "
+                "function's layers as local folders)."), stacklevel=_outside_lambdasim())
+            return None
+        version = runtime.removeprefix("python")
+        found = None if version == PYTHON_VERSION else find_python(version)
+        # Built for the Python the function runs on: its runtime's where that is installed, else lambdasim's
+        # (compiled dependencies, like pydantic-core's, import only on the Python they are built for).
+        python, interpreter = (version, found) if found is not None else (PYTHON_VERSION, "")
+        try:
+            return powertools_layer(int(match.group(1)), python, interpreter)
+        except OSError as e:
+            self.ctx.fail(loc, f"{shown} is the AWS Lambda Powertools layer, which lambdasim builds from PyPI "
+                               f"(pip install 'aws-lambda-powertools[all]' for Python {python}), but the build "
+                               f"failed: {e}; {self.layers_hint(whose)}.")
 
 
 # -- AWS SAM / CloudFormation -------------------------------------------------------------------
@@ -427,6 +459,10 @@ class _Reader:
 _SAM_FUNCTION = "AWS::Serverless::Function"
 _CFN_FUNCTION = "AWS::Lambda::Function"
 _LAYER_CONTENT = {"AWS::Serverless::LayerVersion": "ContentUri", "AWS::Lambda::LayerVersion": "Content"}
+# AWS's Powertools for AWS Lambda (Python) layers: AWSLambdaPowertoolsPythonV2[-Arm64],
+# AWSLambdaPowertoolsPythonV3-python3XX-x86_64|arm64, published by AWS's accounts.
+_POWERTOOLS = re.compile(r"arn:aws[a-z-]*:lambda:[a-z0-9-]+:(?:017000801446|094274105915):layer:"
+                         r"AWSLambdaPowertoolsPythonV([2-9])(?:-[A-Za-z0-9_-]+)?:\d+")
 
 
 class _Sam(_Reader):
@@ -611,7 +647,7 @@ class _Sam(_Reader):
             return None
         if isinstance(value, str) and value.startswith("arn:"):
             shown = _show(entry) if value is entry else f"{_show(entry)} ({value!r})"
-            self.arn_layer(loc, shown)
+            return self.arn_layer(loc, shown, value, "template")
         self.ctx.fail(loc, f"{_show(entry)} is neither a layer ARN nor a !Ref to a layer in this template.")
 
 
@@ -620,6 +656,8 @@ class _Sam(_Reader):
 _VARIABLE_SOURCES = "lambdasim resolves ${self:...}, ${env:...}, ${opt:...}, ${sls:stage}, ${aws:region|accountId}"
 
 
+# What the Serverless Framework gives provider.stage and provider.region where the config sets none.
+_SLS_PROVIDER_DEFAULTS = {"provider.stage": "dev", "provider.region": "us-east-1"}
 _SOURCE = re.compile(r"([a-zA-Z][\w]*)(\([^)]*\))?:(.*)", re.DOTALL)
 _CFN_SUB_VARIABLE = re.compile(r"\s*(AWS::\w+|[A-Za-z0-9]+(\.[\w.]+)?|!.*)\s*", re.DOTALL)
 
@@ -695,7 +733,8 @@ class _Serverless(_Reader):
             entries = self.value(entries, loc)
             if not isinstance(entries, YamlSeq):
                 ctx.fail(loc, f"expected a list of layers, found {_kind(entries)}.")
-            return tuple(self.layer(entry, loc.item(entries, i)) for i, entry in enumerate(entries))
+            found = (self.layer(entry, loc.item(entries, i)) for i, entry in enumerate(entries))
+            return tuple(path for path in found if path is not None)
 
         models = serverless_models(self, get, self.provider, self.provider_loc)
         events = serverless_events(self, function, definition, fn_loc, str(self.stage(fn_loc)))
@@ -726,7 +765,7 @@ class _Serverless(_Reader):
                                                           "'_'); give it a shorter one with name:.")
         return name
 
-    def layer(self, entry: Any, loc: _Loc) -> str:
+    def layer(self, entry: Any, loc: _Loc) -> str | None:
         loc = _Loc(loc.key, loc.line, self.layers_hint("config"))
         call = _intrinsic(entry)
         if call is not None and call[0] == "Ref" and isinstance(call[1], str):
@@ -742,7 +781,8 @@ class _Serverless(_Reader):
             self.ctx.fail(loc, f"{_show(entry)} names no layer under layers{known}.")
         value = self.value(entry, loc)
         if isinstance(value, str) and value.startswith("arn:"):
-            self.arn_layer(loc, _show(entry) if value is entry else f"{_show(entry)} ({value!r})")
+            return self.arn_layer(loc, _show(entry) if value is entry else f"{_show(entry)} ({value!r})", value,
+                                  "config")
         self.ctx.fail(loc, f"{_show(entry)} is neither a layer ARN nor {{Ref: <Name>LambdaLayer}} for a layer "
                            "under layers.")
 
@@ -827,6 +867,8 @@ class _Serverless(_Reader):
                     value = value[int(part)]
                 else:
                     value = None
+            if value is None and address in _SLS_PROVIDER_DEFAULTS:
+                return _SLS_PROVIDER_DEFAULTS[address]
             return self.text(value, loc) if isinstance(value, str) else value
         if kind == "env":
             return os.environ.get(address)

@@ -381,10 +381,178 @@ def test_a_resource_moto_refuses_is_a_warning_and_its_ref_says_why(sim: Simulato
         """))
     with pytest.warns(TemplateResourceWarning, match="moto failed on it") as caught, pytest.raises(ConfigError) as info:
         sim.deploy_from_template(path, "Fn")
-    stack = tmp_path.name.replace("_", "-")  # the folder's name, as a stack name
-    assert str(caught[0].message).startswith(f"{path}: the template's resources were not created: moto's "
-                                             f"CloudFormation could not create the stack '{stack}' (Broken)")
-    assert "!Ref Broken cannot be resolved locally: 'Broken' was not created: moto's CloudFormation" in str(info.value)
+    assert str(caught[0].message).startswith(f"{path}:7: Resources.Broken: AWS::DynamoDB::Table was not created: "
+                                             "moto failed on it")
+    assert "!Ref Broken cannot be resolved locally: 'Broken' was not created: moto failed on it" in str(info.value)
+
+
+def test_a_resource_moto_fails_on_is_named_and_the_others_are_created(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src,
+                         Environment: {Variables: {QUEUE: !Ref Queue}}}
+          Queue:
+            Type: AWS::SQS::Queue
+            Properties: {QueueName: kept}
+          Broken:
+            Type: AWS::DynamoDB::Table
+            Properties: {TableName: broken}
+          UsesBroken:
+            Type: AWS::SSM::Parameter
+            Properties: {Name: uses-broken, Type: String, Value: !Ref Broken}
+        """))
+    fn, messages = deploy(sim, path, "Fn")
+    assert fn.config.environment["QUEUE"].endswith("/kept")
+    assert len(messages) == 1 and messages[0].startswith(
+        f"{path}:10: Resources.Broken: AWS::DynamoDB::Table was not created: moto failed on it"), messages
+    assert "(UsesBroken, which use it, are left out too)" in messages[0]
+    assert sim.boto3_client("dynamodb").list_tables()["TableNames"] == []
+    assert [p["Name"] for p in sim.boto3_client("ssm").describe_parameters()["Parameters"]] == []
+
+
+def test_past_three_failing_resources_the_template_is_not_created(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    broken = "".join(f"  Broken{i}:\n    Type: AWS::DynamoDB::Table\n    Properties: {{TableName: broken{i}}}\n"
+                     for i in range(1, 5))
+    path.write_text("Transform: AWS::Serverless-2016-10-31\nResources:\n  Fn:\n    Type: AWS::Serverless::Function\n"
+                    "    Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src}\n" + broken)
+    _, messages = deploy(sim, path, "Fn")
+    assert [m.split(": ")[1] for m in messages[:3]] == ["Resources.Broken1", "Resources.Broken2", "Resources.Broken3"]
+    assert len(messages) == 4 and messages[3].startswith(f"{path}: the template's resources were not created: moto's "
+                                                         "CloudFormation could not create the stack"), messages
+
+
+def test_a_rule_on_the_templates_event_bus_is_created(sim: Simulator, tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src,
+                         Environment: {Variables: {BUS: !Ref Bus}}}
+          Rule:
+            Type: AWS::Events::Rule
+            Properties:
+              EventBusName: !Ref Bus
+              EventPattern: {source: [orders]}
+          Bus:
+            Type: AWS::Events::EventBus
+            Properties: {Name: !Sub "${AWS::StackName}-bus"}
+        """))
+    fn, messages = deploy(sim, path, "Fn")
+    assert messages == []
+    bus = fn.config.environment["BUS"]
+    assert bus == f"{tmp_path.name.replace('_', '-')}-bus"
+    rules = sim.boto3_client("events").list_rules(EventBusName=bus)["Rules"]
+    assert [json.loads(r["EventPattern"]) for r in rules] == [{"source": ["orders"]}]
+
+
+def test_secrets_properties_are_resolved_and_a_failing_secret_keeps_the_others(sim: Simulator,
+                                                                               tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Parameters:
+          User: {Type: String, Default: admin}
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src,
+                         Environment: {Variables: {SECRET: !Ref Generated, TABLE: !Ref Table}}}
+          Generated:
+            Type: AWS::SecretsManager::Secret
+            Properties:
+              Name: !Sub "${AWS::StackName}-generated"
+              GenerateSecretString:
+                SecretStringTemplate: !Sub '{"username": "${User}"}'
+                GenerateStringKey: password
+          Given:
+            Type: AWS::SecretsManager::Secret
+            Properties:
+              Name: given
+              SecretString: !Sub '{"region": "${AWS::Region}", "fn": "${Fn}"}'
+          Bad:
+            Type: AWS::SecretsManager::Secret
+            Properties:
+              Name: bad
+              SecretString: !GetAtt Table.Arn
+          Table:
+            Type: AWS::Serverless::SimpleTable
+        """))
+    fn, messages = deploy(sim, path, "Fn")
+    sm = sim.boto3_client("secretsmanager")
+    generated = json.loads(sm.get_secret_value(SecretId=fn.config.environment["SECRET"])["SecretString"])
+    assert generated["username"] == "admin" and len(generated["password"]) == 32
+    assert sm.describe_secret(SecretId=fn.config.environment["SECRET"])["Name"].endswith("-generated")
+    given = json.loads(sm.get_secret_value(SecretId="given")["SecretString"])
+    assert given == {"region": sim.region, "fn": fn.config.function_name}
+    assert len(messages) == 1 and messages[0].startswith(
+        f"{path}:{line_of(path, '  Bad:')}: Resources.Bad: AWS::SecretsManager::Secret was not created: "), messages
+    assert "{'Fn::GetAtt': ['Table', 'Arn']} cannot be resolved locally" in messages[0]
+    assert fn.config.environment["TABLE"] in sim.boto3_client("dynamodb").list_tables()["TableNames"]
+
+
+@pytest.mark.parametrize(("generate", "expected"), [
+    ("{SecretStringTemplate: '{\"user\": \"u\"}'}", "has SecretStringTemplate but no GenerateStringKey"),
+    ("{GenerateStringKey: password}", "has GenerateStringKey but no SecretStringTemplate"),
+    ("{SecretStringTemplate: 'user=u', GenerateStringKey: password}", "SecretStringTemplate 'user=u' is not JSON"),
+])
+def test_a_secret_template_that_cannot_be_used_is_named(sim: Simulator, tmp_path: Path, generate: str,
+                                                        expected: str) -> None:
+    (tmp_path / "src").mkdir()
+    path = tmp_path / "template.yaml"
+    path.write_text(textwrap.dedent("""\
+        Transform: AWS::Serverless-2016-10-31
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties: {Handler: app.handler, Runtime: python3.12, CodeUri: src}
+          Secret:
+            Type: AWS::SecretsManager::Secret
+            Properties:
+              GenerateSecretString: GENERATE
+        """).replace("GENERATE", generate))
+    _, messages = deploy(sim, path, "Fn")
+    assert len(messages) == 1 and messages[0].startswith(f"{path}:6: Resources.Secret: AWS::SecretsManager::Secret "
+                                                         "was not created: "), messages
+    assert expected in messages[0]
+    assert sim.boto3_client("secretsmanager").list_secrets()["SecretList"] == []
+
+
+def test_a_serverless_variable_in_resources_is_reported_at_its_line(sim: Simulator, tmp_path: Path) -> None:
+    path = tmp_path / "serverless.yml"
+    path.write_text(textwrap.dedent("""\
+        service: svc
+        provider: {name: aws, runtime: python3.12}
+        functions:
+          fn: {handler: app.handler}
+        resources:
+          Resources:
+            Table:
+              Type: AWS::DynamoDB::Table
+              Properties:
+                TableName: ${opt:stage, self:provider.stage}-table
+                BillingMode: PAY_PER_REQUEST
+                AttributeDefinitions: [{AttributeName: id, AttributeType: S}]
+                KeySchema: [{AttributeName: id, KeyType: HASH}]
+            Queue:
+              Type: AWS::SQS::Queue
+              Properties:
+                QueueName: ${env:LAMBDASIM_TEST_UNSET}
+        """))
+    with pytest.raises(ConfigError) as info:
+        deploy(sim, path, "fn")
+    assert str(info.value).startswith(f"{path}:17: resources.Resources.Queue.Properties.QueueName: "
+                                      "${env:LAMBDASIM_TEST_UNSET} has no value"), str(info.value)
 
 
 def test_chaos_setup_runs_in_every_run_and_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,14 +9,16 @@ import inspect
 import os
 import re
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from lambdasim import ConfigError, Simulator
+from lambdasim import ConfigError, Simulator, _templates
+from lambdasim._model import PYTHON_VERSION
 from lambdasim._template_events import TemplateEvent
-from lambdasim._templates import PYTHON_HINTS, Hints, TemplateFunction, load_function
+from lambdasim._templates import PYTHON_HINTS, Hints, TemplateFunction, TemplateWarning, load_function
 
 TEMPLATES = Path(__file__).parent / "templates"
 SAM = TEMPLATES / "sam" / "template.yaml"
@@ -578,11 +580,6 @@ LAYERS = """
 
 
 @pytest.mark.parametrize(("entry", "expected"), [
-    ("arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3:7",
-     "'arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3:7' is a layer ARN; lambdasim can "
-     "only mount local layers"),
-    ("!Sub 'arn:aws:lambda:${AWS::Region}:017000801446:layer:Powertools:7'",
-     "('arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7') is a layer ARN"),
     ("!Ref Table", "!Ref Table names Resources.Table (line {table}), which is AWS::DynamoDB::Table, not a layer"),
     ("not-an-arn", "'not-an-arn' is neither a layer ARN nor a !Ref to a layer in this template"),
 ])
@@ -592,10 +589,81 @@ def test_only_local_layers_can_be_mounted(tmp_path: Path, entry: str, expected: 
     message = error(path, "Fn")
     assert message.startswith(where(path, "Resources.Fn.Properties.Layers[1]", entry.split()[-1]))
     assert expected.format(table=line_of(path, "  Table:")) in message
-    if "ARN;" in expected:
-        assert "pass layers=[folder, ...] to replace the template's layers" in message
-    # The override replaces the template's layers, ARNs and all.
+    # The override replaces the template's layers.
     assert load_function(path, "Fn", layers=[tmp_path / "layer"]).layers == (str(tmp_path / "layer"),)
+
+
+@pytest.mark.parametrize("entry", [
+    "arn:aws:lambda:us-east-1:123456789012:layer:deps:1",
+    "!Sub 'arn:aws:lambda:${AWS::Region}:017000801446:layer:Powertools:7'",
+    "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV1:7",
+])
+def test_another_layer_arn_is_not_mounted_with_a_warning(tmp_path: Path, entry: str) -> None:
+    (tmp_path / "layer").mkdir()
+    path = sam_function(tmp_path, f"Layers:\n  - !Ref Local\n  - {entry}\n", more=LAYERS)
+    with pytest.warns(TemplateWarning) as caught:
+        fn = load_function(path, "Fn")
+    assert fn.layers == (str(tmp_path / "layer"),), "deployed without it"
+    message = str(caught[0].message)
+    arn = entry.split()[-1].strip("'").replace("${AWS::Region}", "us-east-1")
+    assert message.startswith(f"{path}:{line_of(path, entry)}: Resources.Fn.Properties.Layers[1]: "), message
+    assert f"{arn!r}" in message and "not mounted: what it provides is missing" in message
+    assert "to mount it, put its content in a folder and give the function's layers as local folders" in message
+    with pytest.warns(TemplateWarning) as marked:
+        load_function(path, "Fn", hints=MARKED)
+    assert [str(w.message) for w in marked] == [message], "the same words whoever asks: said once"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the override replaces the ARNs: nothing to warn about
+        assert load_function(path, "Fn", layers=[tmp_path / "layer"]).layers == (str(tmp_path / "layer"),)
+
+
+@pytest.mark.parametrize(("arn", "major"), [
+    ("arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV2:32", 2),
+    ("arn:aws:lambda:${AWS::Region}:017000801446:layer:AWSLambdaPowertoolsPythonV2-Arm64:32", 2),
+    ("arn:aws:lambda:${AWS::Region}:094274105915:layer:AWSLambdaPowertoolsPythonV3-python312-x86_64:7", 3),
+])
+def test_the_powertools_layer_is_built_and_mounted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arn: str,
+                                                  major: int) -> None:
+    built = tmp_path / "built"
+    built.mkdir()
+    calls: list[tuple[Any, ...]] = []
+
+    def build(*args: Any) -> str:
+        calls.append(args)
+        return str(built)
+
+    monkeypatch.setattr(_templates, "powertools_layer", build)
+    monkeypatch.setattr(_templates, "find_python", lambda version: None)  # runs on lambdasim's Python
+    (tmp_path / "layer").mkdir()
+    path = sam_function(tmp_path, f"Layers:\n  - !Ref Local\n  - !Sub {arn}\n", more=LAYERS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TemplateWarning)
+        assert load_function(path, "Fn").layers == (str(tmp_path / "layer"), str(built))
+    assert calls == [(major, PYTHON_VERSION, "")]
+    monkeypatch.setattr(_templates, "find_python", lambda version: f"/opt/py/bin/python{version}")
+    load_function(path, "Fn")
+    assert calls[-1] == (major, "3.12", "/opt/py/bin/python3.12"), "built for the runtime's Python, installed"
+    (tmp_path / "sls").mkdir()
+    sls = sls_function(tmp_path / "sls", f"layers: ['{arn.replace('${AWS::Region}', 'eu-west-1')}']\n")
+    assert load_function(sls, "fn").layers == (str(built),)
+
+    def fail(*args: Any) -> str:
+        raise OSError("No matching distribution found")
+
+    monkeypatch.setattr(_templates, "powertools_layer", fail)
+    message = error(path, "Fn")
+    assert message.startswith(f"{path}:{line_of(path, 'Powertools')}: Resources.Fn.Properties.Layers[1]: ")
+    assert "the AWS Lambda Powertools layer, which lambdasim builds from PyPI" in message
+    assert "No matching distribution found; pass layers=[folder, ...] to replace the template's layers" in message
+
+
+def test_the_powertools_layer_holds_the_package_of_its_major_version() -> None:
+    from lambdasim._package import powertools_layer
+
+    layer = Path(powertools_layer(3, PYTHON_VERSION))
+    versions = [p.name for p in (layer / "python").glob("aws_lambda_powertools-*.dist-info")]
+    assert len(versions) == 1 and versions[0].startswith("aws_lambda_powertools-3."), versions
+    assert (layer / "python" / "pydantic").is_dir(), "the layer bundles the extras' dependencies (parser ...)"
 
 
 @pytest.mark.parametrize(("layer", "key", "expected"), [
@@ -824,6 +892,29 @@ def test_serverless_variables_that_cannot_resolve(tmp_path: Path, monkeypatch: p
     assert load_function(path, "fn", environment={"VALUE": "given"}).environment == {"VALUE": "given"}
 
 
+def test_serverless_provider_stage_and_region_have_the_frameworks_defaults(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        service: shop
+        provider:
+          name: aws
+          runtime: python3.12
+          environment:
+            STAGE: ${opt:stage, self:provider.stage}
+            REGION: ${self:provider.region}
+            BOTH: ${self:provider.stage}-${self:provider.region}
+        functions:
+          fn:
+            handler: app.handler
+    """, name="serverless.yml", dirs=())
+    assert load_function(path, "fn").environment == {"STAGE": "dev", "REGION": "us-east-1", "BOTH": "dev-us-east-1"}
+    assert load_function(path, "fn", parameters={"stage": "prod"}).environment["STAGE"] == "prod"
+    (tmp_path / "given").mkdir()
+    given = write(tmp_path / "given", path.read_text().replace("  runtime:", "  stage: qa\n  region: eu-west-1\n"
+                                                                               "  runtime:"),
+                  name="serverless.yml", dirs=())
+    assert load_function(given, "fn").environment == {"STAGE": "qa", "REGION": "eu-west-1", "BOTH": "qa-eu-west-1"}
+
+
 @pytest.mark.parametrize(("settings", "key", "needle", "expected"), [
     ("runtime: nodejs20.x", "functions.fn.runtime", "runtime: nodejs", "'nodejs20.x' is not a Python runtime"),
     ("image: my-image", "functions.fn.image", "image:", "container image functions are not supported"),
@@ -834,8 +925,6 @@ def test_serverless_variables_that_cannot_resolve(tmp_path: Path, monkeypatch: p
     ("ephemeralStorageSize: 20000", "functions.fn.ephemeralStorageSize", "ephemeral", "20000 is out of range"),
     ("reservedConcurrency: many", "functions.fn.reservedConcurrency", "reserved", "'many' is not a whole number"),
     ("environment: [A]", "functions.fn.environment", "environment", "expected a mapping of variables, found a list"),
-    ("layers:\n  - arn:aws:lambda:us-east-1:123456789012:layer:deps:1", "functions.fn.layers[0]", "arn:",
-     "is a layer ARN; lambdasim can only mount local layers"),
     ("layers:\n  - {Ref: NopeLambdaLayer}", "functions.fn.layers[0]", "NopeLambdaLayer",
      "{'Ref': 'NopeLambdaLayer'} names no layer under layers"),
     ("layers: deps", "functions.fn.layers", "layers:", "expected a list of layers, found 'deps'"),
@@ -915,9 +1004,7 @@ def hint_cases(tmp_path: Path) -> list[tuple[Path, str, str, str]]:
                        head="Parameters:\n  Stage: {Type: String}\n", more="T: {Type: AWS::DynamoDB::Table}\n")
     param = sam_function(tmp_path / "param", "Environment:\n  Variables:\n    STAGE: !Ref Stage\n",
                          head="Parameters:\n  Stage: {Type: String}\n")
-    layer = sam_function(tmp_path / "layer", f"Layers: [{ARN}]\n")
     sls_opt = sls_function(tmp_path / "opt", "environment:\n  COLOR: ${opt:color}\n")
-    sls_layer = sls_function(tmp_path / "sls-layer", f"layers: [{ARN}]\n")
     two = write(tmp_path / "two", "service: s\nprovider: {name: aws, runtime: python3.12}\n"
                                   "functions:\n  a: {handler: app.a}\n  b: {handler: app.b}\n",
                 name="serverless.yml", dirs=())
@@ -925,11 +1012,8 @@ def hint_cases(tmp_path: Path) -> list[tuple[Path, str, str, str]]:
         (sam, "Fn", "set the value with environment={'TABLE': '...'} (an override for load_function() or "
                     "Simulator.deploy_from_template())", "ENV<TABLE>"),
         (param, "Fn", "pass parameters={'Stage': ...} to load_function()", "PARAM<Stage>"),
-        (layer, "Fn", "and pass layers=[folder, ...] to replace the template's layers.", "and LAYERS<> to replace "
-                                                                                          "the template's layers."),
         (sls_opt, "fn", "the option color is not given (pass parameters={'color': ...} to load_function())",
          "the option color is not given (PARAM<color>)"),
-        (sls_layer, "fn", "pass layers=[folder, ...] to replace the template's layers", "LAYERS<>"),
         (two, "", "which function? There are 2 in functions: a (line 4), b (line 5); name one: "
                   "load_function(path, 'LogicalId').", "; FUNCTION<>."),
     ]
