@@ -648,7 +648,8 @@ class _Sam(_Reader):
         if isinstance(value, str) and value.startswith("arn:"):
             shown = _show(entry) if value is entry else f"{_show(entry)} ({value!r})"
             return self.arn_layer(loc, shown, value, "template")
-        self.ctx.fail(loc, f"{_show(entry)} is neither a layer ARN nor a !Ref to a layer in this template.")
+        self.ctx.fail(loc, f"{_show(entry)} is neither a layer ARN nor a !Ref to a layer in this template; "
+                           f"{self.layers_hint('template')}.")
 
 
 # -- Serverless Framework ------------------------------------------------------------------------
@@ -784,7 +785,7 @@ class _Serverless(_Reader):
             return self.arn_layer(loc, _show(entry) if value is entry else f"{_show(entry)} ({value!r})", value,
                                   "config")
         self.ctx.fail(loc, f"{_show(entry)} is neither a layer ARN nor {{Ref: <Name>LambdaLayer}} for a layer "
-                           "under layers.")
+                           f"under layers; {self.layers_hint('config')}.")
 
     # ${...} variables
 

@@ -439,7 +439,7 @@ def test_a_templates_parameters_and_layers_as_invoke_takes_them(tmp_path: Path,
     (tmp_path / "app" / "template.yaml").write_text(
         "Transform: AWS::Serverless-2016-10-31\nParameters:\n  Stage: {Type: String}\nResources:\n  Fn:\n"
         "    Type: AWS::Serverless::Function\n    Properties:\n      Handler: app.handler\n      Runtime: python3.11\n"
-        "      CodeUri: src\n      Layers: [arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7]\n"
+        "      CodeUri: src\n      Layers: [shared-layer]\n"  # neither a layer ARN nor a !Ref
         "      Environment: {Variables: {STAGE: !Ref Stage}}\n")
     out = tmp_path / "scenarios" / "found.yaml"
     argv = ["chaos", "-t", str(tmp_path / "app"), "--out", str(out), "--examples", "1", "--steps", "1",

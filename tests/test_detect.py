@@ -606,7 +606,7 @@ Resources:
       Handler: app.handler
       Runtime: python3.11
       CodeUri: src
-      Layers: [arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7]
+      Layers: [shared-layer]
       Environment: {Variables: {STAGE: !Ref Stage}}
 """
 

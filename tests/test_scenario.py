@@ -977,7 +977,7 @@ def test_template_errors_name_the_deploy_steps_keys(tmp_path: Path) -> None:
     assert reason(getatt).endswith("'Table' is AWS::Cognito::UserPool, which lambdasim does not create (moto's "
                                    "CloudFormation does not cover the type); set the value with "
                                    "environment: {TABLE: ...} in the deploy step.")
-    arn = text + "      Layers: [arn:aws:lambda:us-east-1:017000801446:layer:Powertools:7]\n"
+    arn = text + "      Layers: [shared-layer]\n"  # neither an ARN (only warned about) nor a !Ref to a layer
     assert reason(arn).endswith("set layers: [folder, ...] in the deploy step to replace the template's layers.")
     for message in (no_default, reason(getatt), reason(arn)):
         assert "load_function" not in message and "environment={" not in message and "layers=[" not in message
