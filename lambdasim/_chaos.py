@@ -342,6 +342,12 @@ def config_from_args(args: argparse.Namespace) -> ChaosConfig:
     out = args.out or DEFAULT_OUT
     base = Path(os.path.abspath(out)).parent
     given: dict[str, Any] = {}  # what the command line changes of a template's function
+    target = getattr(args, "target", None)
+    if target is not None:
+        if args.template is None or args.function is not None:
+            raise ConfigError(f"{target!r}: a function named without --function goes with --template (and not with "
+                              "--function too); a handler is given with --handler")
+        args.function = target
     if args.template is not None:
         if args.handler is not None or args.code_dir is not None:
             raise ConfigError("give either --template and --function, or --handler and --code-dir, not both")

@@ -461,6 +461,13 @@ def test_a_templates_parameters_and_layers_as_invoke_takes_them(tmp_path: Path,
                  "payload != ['dev', True]"]) == 1
     assert "Re-ran it: it fails, as it should until the bug is fixed." in capsys.readouterr().out
     assert "layers: [../layer]" in out.read_text()
+    # The function named after the template, as invoke and sam local invoke take it; not with --function too.
+    assert main([*argv, "Fn", "--parameter-overrides", "Stage=dev", "--no-layers", "--invariant",
+                 "payload[0] != 'dev'"]) == 1
+    assert "function: Fn" in out.read_text()
+    capsys.readouterr()
+    assert main([*argv, "Fn", "--function", "Fn"]) == 2
+    assert "goes with --template (and not with --function too)" in capsys.readouterr().err
 
 
 def test_a_serverless_option_its_resources_need_is_asked_for_as_a_flag(tmp_path: Path,

@@ -638,6 +638,10 @@ def test_detect_takes_the_template_options_invoke_takes(tmp_path: Path, capsys: 
     assert "pass --layer FOLDER (once for each layer) or --no-layers to replace" in err and "layers=" not in err
     assert main([*argv, "--parameter-overrides", "Stage=dev", "--no-layers", "--json", str(tmp_path / "r.json")]) == 0
     assert json.loads((tmp_path / "r.json").read_text())["warm"][0]["payload"] == "dev"
+    # The function named as invoke and sam local invoke take it: a name without a dot after the template.
+    assert main(["detect", "-t", str(tmp_path), "Fn", "--repeat", "1", "--parameter-overrides", "Stage=dev",
+                 "--no-layers", "--json", str(tmp_path / "r2.json")]) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "r2.json").read_text())["warm"][0]["payload"] == "dev"
     # A Serverless option the resources need: the error is in the command line's words too.
     (tmp_path / "sls").mkdir()
     (tmp_path / "sls" / "serverless.yml").write_text(NEEDS_STAGE)

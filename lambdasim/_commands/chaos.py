@@ -37,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                                  "folder), with --function")
     what.add_argument("--function", metavar="F", help="the function's logical ID (SAM) or key (Serverless), or its "
                                                       "name on Lambda; may be left out when the template defines one")
+    what.add_argument("target", nargs="?", metavar="FUNCTION",
+                      help="with --template, the function as --function gives it (as in sam local invoke)")
     add_parameter_overrides_argument(parser)
     add_layer_arguments(parser)
     parser.add_argument("--name", help="function name (default: from the handler; with --template, the name Lambda "

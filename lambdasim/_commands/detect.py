@@ -156,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
     code_dir = getattr(args, "code_dir", None)
     config = _deploy_config(args)
     function = getattr(args, "function", None)
+    if template is not None and function is None and handler is not None and "." not in handler:
+        handler, function = None, handler  # `detect -t template.yaml Fn`, as invoke: a handler always has a dot
     if template is None:
         if not handler:
             raise LambdaSimError("detect needs a handler (module.function), or --template (and --function).")
