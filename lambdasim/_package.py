@@ -111,6 +111,15 @@ def build_python(config: FunctionConfig) -> str | None:
     return config.python_version if config.runtime.startswith("python3.") else None
 
 
+def _keep(work: str, final: str) -> None:
+    """Move the finished folder ``work`` to ``final``, unless another process got there first (its is kept)."""
+    try:
+        os.rename(work, final)
+    except OSError:
+        if not os.path.isdir(final):
+            raise
+
+
 def inline_code(source: str) -> str:
     """A folder holding ``index.py`` with ``source``: what Lambda makes of a Python function's inline code
     (CloudFormation's ``Code: {ZipFile: ...}``, SAM's ``InlineCode``), kept by content under ``builds_dir()``."""
@@ -124,11 +133,7 @@ def inline_code(source: str) -> str:
             with open(os.path.join(work, "index.py"), "wb") as f:
                 f.write(data)
             os.chmod(os.path.join(work, "index.py"), 0o644)
-            try:
-                os.rename(work, final)
-            except OSError:  # written at the same time by another process: keep its folder
-                if not os.path.isdir(final):
-                    raise
+            _keep(work, final)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     return final
@@ -181,11 +186,7 @@ def pip_build(key: str, python: str, requirements: list[str], cwd: str, interpre
             lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()
                      and not line.startswith("WARNING: Running pip as")]
             raise OSError(" / ".join(lines[-3:]) or f"pip exited with {done.returncode}")
-        try:
-            os.rename(work, final)
-        except OSError:  # built at the same time by another process: keep its build
-            if not os.path.isdir(final):
-                raise
+        _keep(work, final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final
