@@ -96,9 +96,9 @@ def _why_not(config: FunctionConfig, sandbox: str, version: str, found: str | No
     return None
 
 
-def choose(config: FunctionConfig, sandbox: str, mode: str, warn: bool = True) -> FunctionConfig:
+def choose(config: FunctionConfig, sandbox: str, mode: str) -> FunctionConfig:
     """``config`` with :attr:`~FunctionConfig.interpreter` set to the host Python its runtime names, where it can
-    run on it in ``sandbox``; else on lambdasim's Python, with a :class:`RuntimeVersionWarning` (when ``warn``),
+    run on it in ``sandbox``; else on lambdasim's Python, with a :class:`RuntimeVersionWarning`,
     or, under ``mode`` ``strict``, a SettingError that says how to get that Python."""
     if config.custom_runtime or not config.runtime.startswith("python") or config.runtime == f"python{PYTHON_VERSION}":
         return dataclasses.replace(config, interpreter="") if config.interpreter else config
@@ -113,11 +113,10 @@ def choose(config: FunctionConfig, sandbox: str, mode: str, warn: bool = True) -
         raise SettingError(config.name, "runtime", f"Runtime {config.runtime} cannot run on Python {version} here: "
                                                    f"{why}; interpreter='strict' refuses to run it on lambdasim's "
                                                    f"Python {PYTHON_VERSION}.")
-    if warn:
-        message = (f"function {config.name!r}: Runtime {config.runtime} runs on this machine's Python "
-                   f"{PYTHON_VERSION}, the one that runs lambdasim; {why}. Code that depends on the version "
-                   f"(syntax, the standard library, compiled packages) behaves as on Python {PYTHON_VERSION}.")
-        warnings.warn(RuntimeVersionWarning(message), stacklevel=_outside_lambdasim())
+    message = (f"function {config.name!r}: Runtime {config.runtime} runs on this machine's Python "
+               f"{PYTHON_VERSION}, the one that runs lambdasim; {why}. Code that depends on the version "
+               f"(syntax, the standard library, compiled packages) behaves as on Python {PYTHON_VERSION}.")
+    warnings.warn(RuntimeVersionWarning(message), stacklevel=_outside_lambdasim())
     return dataclasses.replace(config, interpreter="") if config.interpreter else config
 
 

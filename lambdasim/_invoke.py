@@ -395,7 +395,7 @@ class Invoker:
         max_kb = 0
         watch = _Watch(live)
         refused: dict[str, int] = {}  # see _runtime.NetworkWatch
-        system_log = (config.system_log_level or "INFO") if config.log_format == "JSON" else None
+        system_log = config.json_system_level
         outside: list[str] = []  # see _package.ImportWatch
         traced = trace if config.tracing and trace else None  # REPORT names its trace (see _platform_log)
 
@@ -544,7 +544,7 @@ class Invoker:
                 trace_id=trace,
                 client_context=dict(client_context) if client_context is not None else None,
                 identity=dict(identity) if identity is not None else None, tenant_id=tenant_id,
-                function_arn=function_arn(region, config.function_name or record.function), spin=spin))
+                function_arn=function_arn(region, config.lambda_name), spin=spin))
             if spin:
                 live.rt.spin(spin)
             reply = check_runtime_message(watch.recv(live.rt, budget), RESULT, RESULT_LAST, FATAL)

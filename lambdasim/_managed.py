@@ -74,11 +74,6 @@ INIT_LIMIT_S = 130.0
 _ALIVE = frozenset({"starting", "ready", "busy", "late", "exiting"})
 
 
-def system_log(config: FunctionConfig) -> str:
-    """The ``SystemLogLevel`` of a Managed Instances function's logs, which are always JSON."""
-    return config.system_log_level or "INFO"
-
-
 def spec_for(spec: InstanceSpec, config: FunctionConfig) -> None:
     """Make ``spec`` a Managed Instances environment's: its supervisor, and the variables Lambda sets there."""
     env = spec["env"]
@@ -288,7 +283,7 @@ def _on_init(live: ManagedLive, w: _Worker, msg: Init, fd: int, region: str,
         os.close(w.logfd)
     w.logfd = fd
     logs = _platform_log.init_start(
-        system_log(live.config), lambda_errors.init_start_line(PYTHON_VERSION, region),
+        live.config.json_system_level, lambda_errors.init_start_line(PYTHON_VERSION, region),
         initialization_type=live.record.init_type, runtime_version=_platform_log.runtime_version(PYTHON_VERSION, None),
         region=region, function=live.record.function, version=lambda_errors.LATEST_PUBLISHED) + take_log(fd)
     if live.tmp_writers is not None:  # track_tmp_access
@@ -565,7 +560,7 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
             max_tasks=usage.tasks if usage is not None else None, max_fds=usage.fds if usage is not None else None,
             refused_addresses=tuple(refused or ()), refused_counts=dict(refused or {}), worker=worker,
             outside_imports=tuple(outside), _body_logs=body, _init_logs=init_logs, _report_status=status,
-            _qualifier=lambda_errors.LATEST_PUBLISHED, _system_log=system_log(config), _managed=True,
+            _qualifier=lambda_errors.LATEST_PUBLISHED, _system_log=config.json_system_level, _managed=True,
             _trace=routed.trace if config.tracing and routed.trace else None)
 
     def failed(error: ErrorDict, body: str, init_logs: str = "", worker: int | None = None,
@@ -596,7 +591,7 @@ def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: 
         request_id=request_id, event=routed.event, deadline_ms=int((time.time() + budget) * 1000),
         trace_id=routed.trace, client_context=dict(client_context) if client_context is not None else None,
         identity=dict(identity) if identity is not None else None, tenant_id=tenant_id,
-        function_arn=function_arn(sim.region, config.function_name or record.function), spin=0.0)))
+        function_arn=function_arn(sim.region, config.lambda_name), spin=0.0)))
     request.done.wait(budget)
     elapsed = (time.monotonic() - sent) * 1000.0
     if request.pending(gen):

@@ -112,6 +112,18 @@ class FunctionConfig:
     runtime names another Python than lambdasim's runs on; empty: lambdasim's own Python."""
 
     @property
+    def lambda_name(self) -> str:
+        """What Lambda names the function, and what it sees (its name, ARN, log group): :attr:`function_name`, else
+        :attr:`name`."""
+        return self.function_name or self.name
+
+    @property
+    def json_system_level(self) -> str | None:
+        """The ``SystemLogLevel`` that filters the platform lines when they are JSON (``log_format`` JSON; Managed
+        Instances always write JSON); None: the Text format."""
+        return (self.system_log_level or "INFO") if self.log_format == "JSON" or self.managed else None
+
+    @property
     def python_version(self) -> str:
         """The ``3.X`` the function's code runs on: its runtime's with :attr:`interpreter`, else lambdasim's."""
         return self.runtime.removeprefix("python") if self.interpreter else PYTHON_VERSION

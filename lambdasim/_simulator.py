@@ -199,7 +199,7 @@ class Function:
         record = InstanceRecord(id=f"{self.name}-debug", function=self.name, version=self.version, created_at=0.0)
         env = sim._spec(self, record, config)["env"]
         return debug_invoke(config.handler, config.code_dir, env, config.timeout_s, event, sim._new_id(),
-                            function_arn(sim.region, config.function_name or self.name), config.layers)
+                            function_arn(sim.region, config.lambda_name), config.layers)
 
     def invoke_many(self, events: Iterable[Any], concurrency: int = 8, *, interval_s: float | None = None,
                     tenant_id: str | Sequence[str | None] | None = None) -> list[Invocation]:
@@ -617,10 +617,10 @@ class Simulator:
             **config.environment, **config.log_environment(), **xray_environment(self._xray_sink(config)),
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{config.python_version}",
-            "AWS_LAMBDA_FUNCTION_NAME": config.function_name or fn.name,
+            "AWS_LAMBDA_FUNCTION_NAME": config.lambda_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.memory_mb),
             "AWS_LAMBDA_FUNCTION_VERSION": version, "AWS_LAMBDA_INITIALIZATION_TYPE": record.init_type,
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.function_name or fn.name}",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{config.lambda_name}",
             "AWS_LAMBDA_LOG_STREAM_NAME": stream,
             **AWS_CREDENTIALS_ENV, "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
             "LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime",

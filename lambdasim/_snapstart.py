@@ -118,7 +118,7 @@ class SnapStart:
             live.sbx, live.rt = sim._sandbox.spawn(spec)
             error, init_ms = self._init(live, config)
             status = lambda_errors.error_status(error["errorType"]) if error is not None else ""
-            system_log = (config.system_log_level or "INFO") if config.log_format == "JSON" else None
+            system_log = config.json_system_level
             logs = (_platform_log.init_start(
                         system_log, lambda_errors.init_start_line(PYTHON_VERSION, sim.region),
                         initialization_type="snap-start", runtime_version=_platform_log.runtime_version(

@@ -193,6 +193,23 @@ def load_function(path: str | os.PathLike[str], function: str | None, *,
     return _Sam(ctx).load(function) if sam else _Serverless(ctx).load(function)
 
 
+def _function_keys(section: YamlMap, sam: bool) -> list[str]:
+    """The functions of a template's ``Resources`` (SAM/CloudFormation: the function resources) or of a
+    serverless.yml's ``functions`` (every key)."""
+    return [str(k) for k, v in section.items()
+            if not sam or (isinstance(v, YamlMap) and v.get("Type") in (_SAM_FUNCTION, _CFN_FUNCTION))]
+
+
+def function_keys(path: str | os.PathLike[str]) -> tuple[str, list[str]]:
+    """(the template's name in messages, the logical IDs or keys of its functions), for front ends that look
+    for a function by what it has (an event's name)."""
+    display, file = _find_file(os.fspath(path))
+    doc = _read_yaml(display, file)
+    sam = any(k in doc for k in _SAM_KEYS)
+    section = doc.get("Resources" if sam else "functions")
+    return display, _function_keys(section, sam) if isinstance(section, YamlMap) else []
+
+
 def function_named(path: str | os.PathLike[str], name: str, *, parameters: Mapping[str, Any] | None = None,
                    region: str = "us-east-1") -> str | None:
     """The logical ID (SAM) or key (Serverless) of the function whose name on Lambda is ``name`` (its
@@ -203,12 +220,13 @@ def function_named(path: str | os.PathLike[str], name: str, *, parameters: Mappi
     ctx = _Context(display, os.path.dirname(file), doc, region, dict(parameters or {}), None, None, PYTHON_HINTS)
     sam = any(k in doc for k in _SAM_KEYS)
     section = doc.get("Resources" if sam else "functions")
-    for key, definition in (section if isinstance(section, YamlMap) else YamlMap()).items():
+    section = section if isinstance(section, YamlMap) else YamlMap()
+    for key in _function_keys(section, sam):
+        definition = section[key]
         try:
             if sam:
-                props = definition.get("Properties") if isinstance(definition, YamlMap) else None
-                if (definition.get("Type") not in (_SAM_FUNCTION, _CFN_FUNCTION) or not isinstance(props, YamlMap)
-                        or props.get("FunctionName") is None):
+                props = definition.get("Properties")
+                if not isinstance(props, YamlMap) or props.get("FunctionName") is None:
                     continue
                 found = _Sam(ctx).lambda_name(props["FunctionName"], _Loc(f"Resources.{key}", 0))
             else:
@@ -473,8 +491,7 @@ class _Sam(_Reader):
     def load(self, function: str | None) -> TemplateFunction:
         ctx = self.ctx
         resources, _ = _section(ctx, ctx.doc, "Resources", None)
-        functions = {name: resources.key_line(name, 0) for name, res in resources.items()
-                     if isinstance(res, YamlMap) and res.get("Type") in (_SAM_FUNCTION, _CFN_FUNCTION)}
+        functions = {name: resources.key_line(name, 0) for name in _function_keys(resources, True)}
         function = self.pick(function, "Resources", functions)
         if function not in resources:
             self.missing(function, "Resources", functions)

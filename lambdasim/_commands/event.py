@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from lambdasim._commands import HelpFormatter, add_env_argument, add_parameter_overrides_argument
 from lambdasim._errors import ConfigError
-from lambdasim._source import YamlMap, env_argument, parameters_argument, read_json_argument
+from lambdasim._source import env_argument, parameters_argument, read_json_argument
 from lambdasim.events import KINDS, build
 
 if TYPE_CHECKING:
@@ -175,17 +175,9 @@ def _function_with_event(template: str, kind: str, load: Callable[[str], Templat
                          error: ConfigError) -> TemplateFunction:
     """The one function of ``template`` that has the event ``kind`` (``error``, which asks which function,
     when none or several have it): an event's name often says which function it is for."""
-    from lambdasim._templates import _SAM_FUNCTION, _SAM_KEYS, _find_file, _read_yaml
+    from lambdasim._templates import function_keys
 
-    display, file = _find_file(template)
-    doc = _read_yaml(display, file)
-    if any(key in doc for key in _SAM_KEYS):
-        section = doc.get("Resources")
-        names = [str(k) for k, v in section.items() if isinstance(v, YamlMap) and v.get("Type") == _SAM_FUNCTION] \
-            if isinstance(section, YamlMap) else []
-    else:
-        section = doc.get("functions")
-        names = [str(k) for k in section] if isinstance(section, YamlMap) else []
+    display, names = function_keys(template)
     having = []
     for name in names:
         try:
