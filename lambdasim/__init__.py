@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         VirtualClock,
     )
     from lambdasim._provision import ProvisioningFailed
+    from lambdasim._sandbox._common import shutdown
     from lambdasim._scenario import (
         Scenario,
         ScenarioError,
@@ -84,6 +85,7 @@ _WHERE = {
     "load_function": "lambdasim._templates",
     "load_scenario": "lambdasim._scenario",
     "run_file": "lambdasim._scenario",
+    "shutdown": "lambdasim._sandbox._common",
 }
 
 __all__ = [
@@ -116,6 +118,7 @@ __all__ = [
     "load_function",
     "load_scenario",
     "run_file",
+    "shutdown",
 ]
 
 

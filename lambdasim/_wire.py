@@ -562,6 +562,13 @@ runtime's channel to the simulator."""
 GO = "go"
 """keeper -> its first runtime (namespace): the root is finished and locked; enter it. zygote ->
 its network stack's process (namespace, ``network="internet"``): with the fd of the network namespace."""
+RESET = "reset"
+"""simulator -> helper: the simulator that used the helper is closed and the helper waits for the next one
+in the same process (see ``_sandbox._common.shared_helper``): it forgets what that one asked for (the
+services' addresses it relays) before it reads another request."""
+UNLISTEN = "unlisten"
+"""zygote -> its relay (namespace): close every listener of the shared namespace; the relay answers
+UNLISTEN once they are closed, so that the addresses can be listened on again."""
 LISTEN = "listen"
 """zygote -> its relay (namespace): ``(LISTEN, host, port)`` with the fd of a listener inside the
 instances' network namespace, whose connections go to ``host:port`` on the host (see ``_sandbox._network``)."""

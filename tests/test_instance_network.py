@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import lambdasim
 from lambdasim import SandboxError, SandboxUnavailable, Simulator
 from lambdasim._sandbox import InstanceSpec
 from lambdasim._sandbox.namespace import NamespaceSandbox
@@ -199,11 +200,14 @@ def _namespaces_held(pid: int) -> list[str]:
 def test_the_next_own_network_is_made_ahead_of_demand(own_sim: Callable[..., Simulator],
                                                       make_sim: Callable[..., Simulator], code: Code) -> None:
     app = code(PROBE)
+    lambdasim.shutdown()  # a zygote of its own: one that served an earlier test may hold a namespace ahead
     plain = make_sim()
     plain.deploy("app.handler", code_dir=app).invoke({})
     zygote = _zygote(plain)
     assert _namespaces_held(zygote) == [_netns(zygote)], "a simulator without own networks pays nothing"
 
+    plain.close()
+    lambdasim.shutdown()
     sim = own_sim()
     fn = sim.deploy("app.handler", code_dir=app)
     first = fn.invoke({}).payload["netns"]
@@ -300,6 +304,7 @@ def test_an_instances_network_and_its_relayed_listeners_go_with_it(own_sim: Call
     helper = sim._sandbox._helper._proc.pid  # type: ignore[attr-defined]
     tree = [helper, *_descendants(helper)]
     sim.close()
+    lambdasim.shutdown()  # the zygote outlives its simulator, for the next one in the process, until then
     assert _eventually(lambda: not any(os.path.exists(f"/proc/{p}") for p in tree)), "the zygote, relay, keepers"
     assert not _holders(second["netns"])
 

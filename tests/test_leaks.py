@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import lambdasim
 from lambdasim import Simulator
 from tests.conftest import Code
 
@@ -106,27 +107,63 @@ def _start(sim: Simulator, code: Code) -> set[int]:
     return pids
 
 
+def _instances(sim: Simulator) -> set[int]:
+    """The processes of the simulator's instances: keepers and what runs under them."""
+    keepers = {inst._live.sbx.pid for fn in sim.functions.values() for inst in fn.instances}
+    return keepers | {p for k in keepers for p in _descendants(k)}
+
+
 def test_nothing_left_after_exit(code: Code, sandbox_kind: str) -> None:
     mounts, tmp = _mounts(), _tmp_entries()
     with Simulator(sandbox=sandbox_kind) as sim:
         pids = _start(sim, code)
+        instances = _instances(sim)
+        helper = sim._sandbox._helper._proc.pid  # type: ignore[attr-defined]
+    assert len(instances) == 9, "per instance a keeper, a runtime and the handler's sleep"
+    assert _wait_gone(instances) == set(), "the instances end with their simulator"
+    # The sandbox's helper stays for the next Simulator of the process; shutdown() (or the exit) ends it.
+    assert _alive({helper}) == {helper}
+    lambdasim.shutdown()
     assert _wait_gone(pids) == set()
     assert _mounts() == mounts
     assert _leftovers(tmp, pids) == set()
 
 
+def test_nothing_left_after_a_normal_exit(tmp_path: Path, code: Code, sandbox_kind: str) -> None:
+    """The helper kept for later simulators ends with the process, and takes its spare keeper along."""
+    src = code(SLEEPER)
+    tmp_before = _tmp_entries()
+    script = tmp_path / "done.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {os.getcwd()!r})
+        from lambdasim import Simulator
+        for _ in range(2):
+            with Simulator(sandbox={sandbox_kind!r}) as sim:
+                sim.deploy("app.handler", code_dir={str(src)!r}).invoke_many([{{"daemon": True}}] * 2, concurrency=2)
+        print(sim._sandbox._helper._proc.pid, flush=True)
+    """))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    helper = int(done.stdout.split()[0])
+    assert _wait_gone({helper}) == set()
+    assert not [line for line in _mounts().splitlines() if "lambda" in line]
+    assert _leftovers(tmp_before, {helper}) == set()
+
+
 def test_nothing_left_after_exception_in_with(code: Code, sandbox_kind: str) -> None:
-    pids: set[int] = set()
+    instances: set[int] = set()
 
     def fail_inside() -> None:
-        nonlocal pids
+        nonlocal instances
         with Simulator(sandbox=sandbox_kind) as sim:
-            pids = _start(sim, code)
+            _start(sim, code)
+            instances = _instances(sim)
             raise RuntimeError("test failure")
 
     with pytest.raises(RuntimeError, match="test failure"):
         fail_inside()
-    assert pids and _wait_gone(pids) == set()
+    assert instances and _wait_gone(instances) == set()
 
 
 def test_nothing_left_after_destroy_and_scale_down(code: Code, sandbox_kind: str) -> None:
@@ -137,13 +174,14 @@ def test_nothing_left_after_destroy_and_scale_down(code: Code, sandbox_kind: str
         keepers = {inst._live.sbx.pid for inst in fn.instances}
         doomed = keepers | {p for k in keepers for p in _descendants(k)}
         assert len(doomed) == 6, "per instance a keeper, a runtime and the handler's sleep"
-        sandbox = _descendants(os.getpid()) - doomed
+        helper = sim._sandbox._helper._proc.pid  # type: ignore[attr-defined]
+        sandbox = ({helper} | _descendants(helper)) - doomed
         fn.instances[0].destroy()
         fn.scale_down(keep=0)
         assert _wait_gone(doomed) == set()
         assert _alive(sandbox) == sandbox, "the sandbox itself stays up for later instances"
         if sandbox_kind == "fakefs":  # each instance's /tmp is a directory of the zygote's
-            (base,) = [p for p in _leftovers(tmp, sandbox) if p.startswith("lambdasim-fakefs-")]
+            (base,) = [p for p in os.listdir("/tmp") if p.startswith(f"lambdasim-fakefs-{helper}-")]
             assert os.listdir(f"/tmp/{base}") == []
     assert _leftovers(tmp, sandbox | doomed) == set()
 

@@ -3,8 +3,11 @@ Portable (no Linux-only calls)."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import queue
+import select
 import signal
 import socket
 import subprocess
@@ -161,6 +164,14 @@ class Helper:
         with self._lock, contextlib.suppress(OSError):
             self._chan.send(message)
 
+    def alive(self) -> bool:
+        """Whether the helper still serves: its process runs and its socket is open, with nothing
+        unread on it (an idle helper says nothing; EOF or a message means it is gone or confused)."""
+        if self._proc.poll() is not None or self._chan.sock.fileno() < 0:
+            return False
+        readable, _, _ = select.select([self._chan.sock], [], [], 0)
+        return not readable
+
     def close(self, timeout: float = 5.0) -> None:
         self._chan.close()  # the helper cleans up and exits on EOF
         try:
@@ -168,3 +179,109 @@ class Helper:
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
+
+
+# -- helpers shared by the sandboxes of one process ---------------------------------------------------
+# Starting a helper (a Python interpreter that imports the runtime, the zygote's namespaces) costs
+# ~200 ms; a test suite makes a Simulator per test. A closed sandbox hands its helper back here, emptied
+# of its instances, and the next sandbox of the same kind in this process takes it. Helpers never hold
+# a simulator's state beyond its instances but what RESET drops (the services' forwarded addresses).
+
+_KEEP_IDLE = 2  # per kind: two simulators alive at once, then both closed, keep both
+_pool_lock = threading.Lock()
+_idle: dict[tuple[Any, ...], list[Helper]] = {}
+
+
+def shared_helper(key: tuple[Any, ...], make: Callable[[], Helper]) -> Helper:
+    """An idle helper of ``key`` (the sandbox's kind and settings) that an earlier sandbox of this process
+    released, or a new one from ``make`` where there is none alive (one killed meanwhile is replaced)."""
+    dead: list[Helper] = []
+    found: Helper | None = None
+    with _pool_lock:
+        helpers = _idle.get(key, [])
+        while helpers and found is None:
+            helper = helpers.pop()
+            if helper.alive():
+                found = helper
+            else:
+                dead.append(helper)
+    for helper in dead:
+        helper.close(1.0)
+    return found if found is not None else make()
+
+
+def release_helper(key: tuple[Any, ...], helper: Helper) -> None:
+    """Hand ``helper`` back once its sandbox has destroyed its instances: kept for the next sandbox of
+    ``key`` in this process (told to forget the last one's requests), or closed if it died or enough wait."""
+    if helper.alive():
+        helper.send((wire.RESET,))
+        with _pool_lock:
+            helpers = _idle.setdefault(key, [])
+            if len(helpers) < _KEEP_IDLE:
+                helpers.append(helper)
+                return
+    helper.close()
+
+
+# Destroying an instance ends it at once (its keeper is told, or killed) but waiting for the keeper to
+# exit and removing its cgroup take milliseconds: a thread of the process does that meanwhile.
+_reaps: queue.Queue[Callable[[], None]] = queue.Queue()
+_reaper_started = False
+
+
+def reap_later(job: Callable[[], None]) -> None:
+    """Run ``job`` (the end of an instance's removal) on the process's reaper thread; :func:`shutdown`
+    and the process's exit wait for every job."""
+    global _reaper_started
+    with _pool_lock:
+        if not _reaper_started:
+            threading.Thread(target=_reaper, name="lambdasim-reaper", daemon=True).start()
+            _reaper_started = True
+    _reaps.put(job)
+
+
+def _reaper() -> None:
+    while True:
+        job = _reaps.get()
+        try:
+            job()
+        except Exception:  # noqa: BLE001 - nobody waits for the answer; the keeper is killed either way
+            pass
+        finally:
+            _reaps.task_done()
+
+
+def wait_reaped() -> None:
+    """Return once every instance destroyed so far in this process is gone (keepers exited, cgroups removed)."""
+    _reaps.join()
+
+
+def shutdown() -> None:
+    """Wait until every destroyed instance is gone, then stop the helper processes kept for later simulators
+    of this process (run at exit; or call it where a test must see that nothing of lambdasim's runs). A
+    later Simulator starts new ones."""
+    wait_reaped()
+    with _pool_lock:
+        helpers = [h for kind in _idle.values() for h in kind]
+        _idle.clear()
+    for helper in helpers:
+        helper.close(15.0)  # a fakefs zygote waits up to 5 s for its keepers, then cleans up
+
+
+def _forget_in_child() -> None:
+    # A forked child must not use (or wait for) its parent's helpers: the parent's zygote would serve
+    # two masters. Closing the child's copies of their sockets leaves the parent's open. The lock may
+    # have been held by another thread of the parent at the fork.
+    global _pool_lock, _reaps, _reaper_started
+    _pool_lock = threading.Lock()
+    _reaps = queue.Queue()  # the parent's jobs are the parent's; no reaper thread runs here
+    _reaper_started = False
+    for kind in _idle.values():
+        for helper in kind:
+            with contextlib.suppress(OSError):
+                helper._chan.close()
+    _idle.clear()
+
+
+atexit.register(shutdown)
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -172,6 +172,7 @@ class Relay:
         self.sel.register(ctrl.fileno(), selectors.EVENT_READ, None)
         self.targets: dict[int, tuple[str, int]] = {}
         self.listeners: dict[int, socket.socket] = {}
+        self.shared: list[socket.socket] = []  # those of the shared namespace (LISTEN), until UNLISTEN
         self.datagrams_out: socket.socket | None = None  # on the host, for every _Datagrams socket
 
     def serve(self) -> None:
@@ -192,6 +193,12 @@ class Relay:
         try:
             msg = self.ctrl.recv(fds=True)
             while True:
+                if msg[0] == wire.UNLISTEN:
+                    self._unlisten()
+                    if not self.ctrl.has_buffered():
+                        break
+                    msg = self.ctrl.recv(fds=True)
+                    continue
                 (fd,) = self.ctrl.take_fds(1)
                 listener = socket.socket(fileno=fd)
                 listener.setblocking(False)
@@ -202,11 +209,23 @@ class Relay:
                 if msg[0] == _LISTEN_OWNED:
                     (pidfd,) = self.ctrl.take_fds(1)
                     self.sel.register(pidfd, selectors.EVENT_READ, _Owner(pidfd, [listener]))
+                else:
+                    self.shared.append(listener)
                 if not self.ctrl.has_buffered():
                     break
                 msg = self.ctrl.recv(fds=True)
         except (ChannelClosed, OSError):
             os._exit(0)  # the zygote is gone
+
+    def _unlisten(self) -> None:
+        """The next simulator's services are not the last one's: its addresses are not relayed any more
+        (connections already made through them stay up until their ends close)."""
+        for listener in self.shared:
+            self.sel.unregister(listener)
+            self.listeners.pop(listener.fileno(), None)
+            listener.close()
+        self.shared = []
+        self.ctrl.send((wire.UNLISTEN,))
 
     def _owner_gone(self, owner: _Owner) -> None:
         """The instance's keeper exited: its namespace's listeners go (connections made through
@@ -422,6 +441,15 @@ class Network:
             key = _key(address)
             if key not in self.bound and self._listen(key, wire.LISTEN):
                 self.bound.add(key)
+
+    def forget(self) -> None:
+        """Stop relaying every address :meth:`forward` listened on; returns once they are free again."""
+        if self.relay is None or not self.bound:
+            return
+        self.relay.send((wire.UNLISTEN,))
+        while self.relay.recv(5.0)[0] != wire.UNLISTEN:
+            pass
+        self.bound.clear()
 
     def own_namespace(self, addresses: list[Any] | None, keeper: int) -> int:
         """A network namespace of one instance's own, with ``lo`` up and ``addresses`` relayed until

@@ -479,6 +479,9 @@ def main(fd: int, network: str = "isolated", stack: list[str] | None = None) -> 
                     spare = prefork()
                 net.prepare()
                 continue
+            if msg[0] == wire.RESET:  # the next simulator of the process gets this zygote
+                net.forget()
+                continue
             if msg[0] != wire.SPAWN:
                 continue
             ctrl_fd, rt_fd = chan.take_fds(2)

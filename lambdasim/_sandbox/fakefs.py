@@ -30,7 +30,7 @@ from typing import Any
 
 from lambdasim import _wire as wire
 from lambdasim._errors import ConfigError, SandboxError, SandboxUnavailable
-from lambdasim._sandbox._common import Helper, KeeperLink, left_by_dead_owner
+from lambdasim._sandbox._common import Helper, KeeperLink, left_by_dead_owner, reap_later, release_helper, shared_helper
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
@@ -87,7 +87,10 @@ class FakefsInstance(KeeperLink):
         self._gone = True
         with self._lock, contextlib.suppress(OSError):
             self._ctrl.send((wire.DESTROY,))
-        # The keeper answers GONE once the runtime is dead and /tmp removed, then exits.
+        # The keeper kills the runtime at once, then removes /tmp and answers GONE: the reaper waits.
+        reap_later(self._wait_gone)
+
+    def _wait_gone(self) -> None:
         deadline = time.monotonic() + 10.0
         try:
             while True:
@@ -114,8 +117,12 @@ class FakefsSandbox:
             raise SandboxUnavailable(
                 "The fakefs sandbox needs pyfakefs: pip install 'lambdasim[fakefs]' (or pip install pyfakefs)."
             ) from None
-        self._helper = Helper(self.name, __name__, 60.0, lambda why: f"The fakefs sandbox cannot start: {why}")
+        self._helper = shared_helper((self.name,), self._make)
+        self._spawned = False
         self.python_paths: list[str] = self._helper.ready
+
+    def _make(self) -> Helper:
+        return Helper(self.name, __name__, 60.0, lambda why: f"The fakefs sandbox cannot start: {why}")
 
     def spawn(self, spec: InstanceSpec) -> tuple[FakefsInstance, Channel]:
         if spec.get("runtime_kind") == "api":  # the Simulator refuses it at deploy(): this is the backstop
@@ -125,7 +132,15 @@ class FakefsSandbox:
         if spec.get("network") == "isolated":
             # No network namespace here: the runtime's audit hook refuses what the kernel would.
             spec["refuse_network"] = True
-        ctrl, rt = self._helper.spawn(spec)
+        try:
+            ctrl, rt = self._helper.spawn(spec)
+        except SandboxError:
+            if self._spawned or self._helper.alive():
+                raise
+            self._helper.close(1.0)  # the shared helper died before this sandbox used it: a new one
+            self._helper = self._make()
+            ctrl, rt = self._helper.spawn(spec)
+        self._spawned = True
         instance = FakefsInstance(ctrl)
         try:
             instance.wait_ready(30.0)
@@ -138,7 +153,9 @@ class FakefsSandbox:
         """Nothing is prepared ahead here."""
 
     def close(self) -> None:
-        self._helper.close(15.0)  # the zygote waits up to 5 s for its keepers, then cleans up
+        """Hand the zygote back for the next sandbox of this process (the Simulator has destroyed its
+        instances); at the process's end it waits up to 5 s for its keepers, then cleans up."""
+        release_helper((self.name,), self._helper)
 
 
 # -- inside: zygote, keeper, runtime ----------------------------------------------------------

@@ -12,7 +12,7 @@ import sys
 from lambdasim import _wire as wire
 from lambdasim._errors import SandboxError, SandboxUnavailable
 from lambdasim._sandbox._cgroup import InstanceCgroup
-from lambdasim._sandbox._common import Helper, KeeperLink
+from lambdasim._sandbox._common import Helper, KeeperLink, reap_later, release_helper, shared_helper
 from lambdasim._sandbox._freeze import write_state
 from lambdasim._sandbox._network import OWN_NETWORK_REFUSED as _OWN_NETWORK_REFUSED
 from lambdasim._sandbox._network import find_stack, stack_missing_message
@@ -116,7 +116,12 @@ class NamespaceInstance(KeeperLink):
             self._gone = True
         # The keeper exits on EOF: it kills everything in the instance (frozen or not: no
         # thaw first), reaps it and removes its freezer cgroup; its PID namespace ends with it.
+        # Nothing of the instance runs its code any more once the keeper has read the EOF; the
+        # waiting (milliseconds, longer with cgroups v1) is the reaper's.
         self._ctrl.close()
+        reap_later(self._reap)
+
+    def _reap(self) -> None:
         try:
             if self._pidfd < 0:
                 return
@@ -137,6 +142,7 @@ class NamespaceInstance(KeeperLink):
             # remove them: see _identity); what stays is removed with the sandbox's place.
             if self.cgroup is not None:
                 self.cgroup.remove()
+
 
 def _refused(why: str) -> str:
     if "network stack" in why:
@@ -169,15 +175,31 @@ class NamespaceSandbox:
             raise SandboxUnavailable(stack_missing_message())
         _raise_fd_limit()
         self.network = network
-        self._helper = Helper(self.name, "lambdasim._sandbox._zygote", 30.0, _refused, _HINT, args=(network, stack))
+        self._key = (self.name, network, tuple(stack or ()))
+        self._stack = stack
+        self._helper = shared_helper(self._key, self._make)
+        self._spawned = False
         self.python_paths: list[str] = self._helper.ready
         # Lambda's limits on processes and memory are counted by the kernel where the zygote
         # could make cgroups; elsewhere RLIMIT_NPROC and sampling through procfs (see _usage).
         self.limits: str = self._helper.limits
         """How processes and memory are limited: ``cgroup v1``, ``cgroup v2`` or ``rlimit+procfs``."""
 
+    def _make(self) -> Helper:
+        return Helper(self.name, "lambdasim._sandbox._zygote", 30.0, _refused, _HINT, args=(self.network, self._stack))
+
     def spawn(self, spec: InstanceSpec) -> tuple[NamespaceInstance, Channel]:
-        ctrl, rt = self._helper.spawn(InstanceSpec(**spec, memory_by_use=True))
+        spec = InstanceSpec(**spec, memory_by_use=True)
+        try:
+            ctrl, rt = self._helper.spawn(spec)
+        except SandboxError:
+            if self._spawned or self._helper.alive():
+                raise
+            # The shared helper died before this sandbox used it (e.g. a test before killed it): a new one.
+            self._helper.close(1.0)
+            self._helper = self._make()
+            ctrl, rt = self._helper.spawn(spec)
+        self._spawned = True
         instance = NamespaceInstance(ctrl)
         try:
             instance.wait_ready(30.0)
@@ -191,4 +213,6 @@ class NamespaceSandbox:
         self._helper.send((wire.REFILL,))
 
     def close(self) -> None:
-        self._helper.close()  # the zygote exits on EOF; its keepers die with it
+        """Hand the zygote back for the next sandbox of this process (the Simulator has destroyed its
+        instances); it exits on EOF when the process ends (see ``_common.shutdown``), its keepers with it."""
+        release_helper(self._key, self._helper)
