@@ -337,6 +337,7 @@ def main(fd: int) -> None:
         return
     binds, links, python = host_view()
     layout = {"binds": binds, "links": links}
+    _fakeroot.prescan()
     # Keepers are this process's children, reaped here: a pid in this set is never another
     # process's, so the group kill at the end cannot reach one that reused it.
     keepers: set[int] = set()
