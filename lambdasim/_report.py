@@ -40,7 +40,7 @@ TOP = 30  # the clock axis
 LANE_H = 30
 FUNC_H = 26
 TMP_H = 110
-_OPEN_RUNS = 12  # runs shown unfolded (more: only failed tests, or runs with function errors)
+OPEN_RUNS = 12  # runs shown unfolded (more: only failed tests, or runs with function errors)
 LABEL_ROW = 14  # the height of a /tmp chart label's row (11px text)
 # pytest's outcomes (the plugin's report), and the badge class of each
 OUTCOME_CLASS = {"passed": "good", "failed": "bad", "error": "bad", "xpassed": "warn", "skipped": "muted",
@@ -152,7 +152,8 @@ class Model:
         return max(self.drawn, 1)
 
 
-def _model(run: Run) -> Model:
+def model_of(run: Run) -> Model:
+    """What ``run``'s events say, laid out for drawing: lanes, markers, invocations, clock, counts."""
     m = Model(run)
     counts = {"instances": 0, "invocations": 0, "failed": 0, "cold_starts": 0, "resets": 0, "redeploys": 0,
               "crashes": 0, "throttled": 0}
@@ -582,6 +583,8 @@ section.verdict.different { border-left-color: #d32f2f; background: #ffebee; }
 section.verdict.failed { border-left-color: #e65100; background: #fff3e0; }
 section.verdict.cloned { border-left-color: #d32f2f; background: #ffebee; }
 section.verdict h2 { font-size: 15px; }
+section.shard { margin: 0 0 22px; padding-left: 10px; border-left: 4px solid #90a4ae; }
+section.shard > h2.shard-title { font-size: 18px; margin: 0 0 2px; }
 section.verdict p { margin: 4px 0; }
 section.verdict .verdict-text { font-weight: 600; }
 section.verdict ul { margin: 2px 0 4px; padding-left: 20px; }
@@ -798,7 +801,9 @@ def _needs_a_look(m: Model) -> bool:
     return m.counts["failed"] > 0
 
 
-def _run_section(m: Model, index: int, open_: bool) -> str:
+def run_section(m: Model, index: int, open_: bool) -> str:
+    """A run's folding section: its badges, counts, timeline, /tmp chart and function errors (``index``: its
+    ``data-run``, its place in the page's list of runs)."""
     svg = _Svg(m, index)
     counts = m.counts
     outcome = f' data-outcome="{_e(m.run.outcome)}"' if m.run.outcome else ""
@@ -832,7 +837,7 @@ def _run_section(m: Model, index: int, open_: bool) -> str:
     return "".join(out)
 
 
-def _verdict_section(verdict: dict[str, Any]) -> str:
+def verdict_section(verdict: dict[str, Any]) -> str:
     """detect's verdict: what it found, the invocations that differ, those that failed in both runs."""
     word = VERDICT_WORD[verdict["verdict"]]
     n = verdict["events"]
@@ -911,50 +916,76 @@ def render(trace: Any, *, title: str = "lambdasim trace") -> str:
     """
     runs, summary = runs_of(trace)
     verdict = detect_verdict(trace)
-    models = [_model(run) for run in runs]
+    models = [model_of(run) for run in runs]
+    open_all = len(models) <= OPEN_RUNS
+    sections = "".join(run_section(m, i, open_all) for i, m in enumerate(models))
+    if not models:
+        sections = '<p class="none">No traces in this report.</p>'
+    return page(title, sub_line(models, summary), verdict_section(verdict) if verdict else "", sections,
+                [run_data(m) for m in models])
+
+
+def sub_line(models: list[Model], summary: dict[str, Any] | None) -> str:
+    """The line under a title: the plugin's test count, the tests' outcomes, the runs and their counts."""
     totals = {key: sum(m.counts.get(key, 0) for m in models) for key in
               ("instances", "invocations", "failed", "cold_starts", "resets", "crashes", "redeploys", "throttled")}
-    data = {"runs": [{"name": m.run.name, "outcome": m.run.outcome, "invocations": m.invocations} for m in models]}
-    sub = f"{len(runs)} run{'s' * (len(runs) != 1)} \u00b7 {_counts_line(totals)}"
+    sub = f"{len(models)} run{'s' * (len(models) != 1)} \u00b7 {_counts_line(totals)}"
     outcomes = _outcomes_line(models)
     if outcomes:
         sub = f"{outcomes} \u00b7 " + sub
     if summary and isinstance(summary.get("tests"), int):
         sub = f"{summary['tests']} tests \u00b7 " + sub
-    open_all = len(models) <= _OPEN_RUNS
-    sections = "".join(_run_section(m, i, open_all) for i, m in enumerate(models))
-    if not models:
-        sections = '<p class="none">No traces in this report.</p>'
+    return sub
+
+
+def run_data(m: Model) -> dict[str, Any]:
+    """What the page's script knows of a run (its ``data-run`` index is its place in the page's list)."""
+    return {"name": m.run.name, "outcome": m.run.outcome, "invocations": m.invocations}
+
+
+def page(title: str, sub: str, header: str, sections: str, runs: list[dict[str, Any]]) -> str:
+    """The whole HTML page: ``header`` (HTML) after the legend, ``sections`` (HTML) holding the runs whose
+    :func:`run_data` ``runs`` lists, in their ``data-run`` order."""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
         f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
-        f'<body data-runs="{len(models)}"><header><h1>{_e(title)}</h1><p class="sub">{_e(sub)}</p>{_legend()}'
-        f"{_verdict_section(verdict) if verdict else ''}</header><main>{sections}</main>"
+        f'<body data-runs="{len(runs)}"><header><h1>{_e(title)}</h1><p class="sub">{_e(sub)}</p>{_legend()}'
+        f"{header}</header><main>{sections}</main>"
         '<aside id="lsim-details" aria-live="polite"><p class="hint">Click an invocation (or a failure in a list) '
         "to see its details: failed ones show their error and last log lines. Hover for a summary.</p></aside>"
-        f'<script type="application/json" id="lsim-data">{_script_json(data)}</script>'
+        f'<script type="application/json" id="lsim-data">{_script_json({"runs": runs})}</script>'
         f"<script>{_JS}</script></body></html>\n"
     )
+
+
+def read_trace(path: str) -> Any:
+    """The JSON of the trace file ``path``; LambdaSimError naming it when it cannot be read or is not JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise LambdaSimError(f"{path}: cannot read it: {e.strerror}") from None
+    except ValueError as e:  # JSONDecodeError, or text that is not UTF-8
+        raise LambdaSimError(f"{path}: not a JSON trace: {e}") from None
+
+
+def write_page(page_text: str, out: str) -> None:
+    """Write the page to ``out``; LambdaSimError naming it when it cannot be written."""
+    try:
+        with open(out, "w", encoding="utf-8") as f:
+            f.write(page_text)
+    except OSError as e:
+        raise LambdaSimError(f"{out}: cannot write it: {e.strerror}") from None
 
 
 def write_report(trace_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> None:
     """Read a trace JSON file (a list of events, the pytest plugin's report or ``lambdasim detect --json``'s)
     and write its HTML report. Raises LambdaSimError naming the file that cannot be read or written."""
-    source, out = os.fspath(trace_path), os.fspath(out_path)
+    source = os.fspath(trace_path)
+    trace = read_trace(source)
     try:
-        with open(source, encoding="utf-8") as f:
-            trace = json.load(f)
-    except OSError as e:
-        raise LambdaSimError(f"{source}: cannot read it: {e.strerror}") from None
-    except ValueError as e:  # JSONDecodeError, or text that is not UTF-8
-        raise LambdaSimError(f"{source}: not a JSON trace: {e}") from None
-    try:
-        page = render(trace, title=f"lambdasim trace: {os.path.basename(source)}")
+        page_text = render(trace, title=f"lambdasim trace: {os.path.basename(source)}")
     except (TypeError, ValueError) as e:
         raise LambdaSimError(f"{source}: {e}") from None
-    try:
-        with open(out, "w", encoding="utf-8") as f:
-            f.write(page)
-    except OSError as e:
-        raise LambdaSimError(f"{out}: cannot write it: {e.strerror}") from None
+    write_page(page_text, os.fspath(out_path))

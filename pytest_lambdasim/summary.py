@@ -10,6 +10,7 @@ passes while its function returns errors it expects is a passing test.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -263,7 +264,18 @@ def _terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.
             tr.write_line(f"{nodeid}: {s['instances']} instances, {s['cold_starts']} cold starts, "
                           f"{s['resets']} resets; {outcome}{models_line(s)}")
     path = setting(config, "lambda_sim_report")
-    if path:
-        report = {"summary": total, "tests": stats.tests}
-        Path(path).write_text(json.dumps(report, indent=1, default=str))
+    # An xdist worker holds only its own tests: the controller, which gets every worker's, writes the file.
+    if path and not hasattr(config, "workerinput"):
+        _write_report(Path(path), {"summary": total, "tests": stats.tests})
         tr.write_line(f"lambda-sim trace written to {path}")
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> None:
+    """Write ``report`` whole or not at all: a CI job that uploads it, or ``lambdasim report`` merging
+    shards, never reads half a file."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        partial.write_text(json.dumps(report, indent=1, default=str))
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
