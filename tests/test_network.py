@@ -413,6 +413,8 @@ def test_the_network_stack_and_relay_end_with_the_simulator_even_after_kill_9(
         if sys.argv[1] == "close":
             pids = sys.stdin.readline()
             sim.close()
+            import lambdasim
+            lambdasim.shutdown()  # the helper and its network stack are kept for the next Simulator till then
             print("closed", flush=True)
         time.sleep(600)
     """))

@@ -16,10 +16,12 @@ from collections.abc import Callable
 
 import pytest
 
+import lambdasim
 from lambdasim import Simulator
 from lambdasim._invoke import LOG_CAP_BYTES
+from lambdasim._sandbox._common import wait_reaped
 from tests.conftest import Code, namespace_only
-from tests.test_leaks import _descendants, _wait_gone
+from tests.test_leaks import _descendants, _instances, _wait_gone
 
 pytestmark = pytest.mark.sandbox
 MakeSim = Callable[..., Simulator]
@@ -118,11 +120,13 @@ def test_descriptors_a_runtime_sends_are_checked_held_one_at_most_and_closed(
     assert warm_up.invoke({}).ok  # so that the simulator's own descriptors and threads are all there
     warm_up.scale_down(keep=0)
     fn = sim.deploy("app.handler", code_dir=code(INIT_FORGER, files={"kind.txt": kind}), timeout_s=3)
+    wait_reaped()  # the warm-up's keeper is waited for on the reaper thread, with a descriptor of its own
     fds, threads = _fds(), _threads()
     for _ in range(5):
         inv = fn.invoke({})
         assert inv.error is not None and inv.error["errorType"] == "Runtime.ExitError"
         fn.scale_down(keep=0)
+    wait_reaped()
     assert _fds() == fds, "no descriptor the runtime sent, nor any of an instance, stays open"
     assert _threads() == threads
 
@@ -169,10 +173,13 @@ def test_a_handler_that_hides_stops_or_ignores_signals_leaves_nothing_behind(
         expected = ENDS[what]
         assert (inv.error or {}).get("errorType") == expected, inv.logs
         assert fn.invoke({}).payload == "ok", "the simulator serves on"
-        pids = _descendants(os.getpid())
+        pids, instances = _descendants(os.getpid()), _instances(sim)
         fn.scale_down(keep=0)
         fn.invoke({"do": what})  # once more, left for close()
         pids |= _descendants(os.getpid())
+        instances |= _instances(sim)
+    assert _wait_gone(instances) == set(), "the instances and all their handlers left end with close()"
+    lambdasim.shutdown()  # and the helper kept for the next Simulator with its spare
     assert _wait_gone(pids) == set()
 
 

@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 
+import lambdasim
 from lambdasim import Function, Simulator, TmpView
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim._errors import SettingError
 from lambdasim._snapstart import SnapshotFailed
 from tests.conftest import Code, namespace_only
-from tests.test_leaks import _alive, _descendants, _leftovers, _mounts, _tmp_entries, _wait_gone
+from tests.test_leaks import _alive, _descendants, _instances, _leftovers, _mounts, _tmp_entries, _wait_gone
 
 pytestmark = pytest.mark.sandbox
 
@@ -354,7 +355,11 @@ def test_nothing_is_left_after_close(code: Code, make_sim: Callable[..., Simulat
     fn.invoke_many([{"write": "x"}] * 3, concurrency=3)
     pids = _descendants(os.getpid())
     assert len(pids) >= 1 + 2 + 3 * 2, "the zygote, the snapshot's keeper and runtime, the restored ones"
+    instances = _instances(sim) | _holder_pids(sim, "app", "1")
+    assert len(instances) >= 2 + 3 * 2
     sim.close()
+    assert _wait_gone(instances) == set(), "the snapshot and the environments restored from it end with close()"
+    lambdasim.shutdown()  # and the helper kept for the next Simulator with its spare
     assert _wait_gone(pids) == set()
     assert _mounts() == mounts
     # Named after this simulator's processes: other simulators on the machine make entries meanwhile.
