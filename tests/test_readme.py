@@ -77,6 +77,7 @@ CLAIMS: dict[tuple[str, str], str] = {
     ("README.md", 'name="isolated", tenant_isolation=True'): "test_readme_execution_model_block",
     ("README.md", "provisioned_concurrency=2)"): "test_readme_execution_model_block",
     ("README.md", "from lambdasim import events"): "test_readme_events_block",
+    ("README.md", "lambdasim.shutdown()  # waits"): "test_readme_shutdown_block",
     ("README.md", "def test_an_order_can_be_created_and_read_back"): "test_readme_sam_app_block",
     ("README.md", "import boto3, redis"): "test_readme_services_block",
     ("README.md", 'with Simulator(services=["aws", "redis", "memcached"])'): "test_readme_services_block",
@@ -171,6 +172,15 @@ def test_readme_execution_model_block(marker: str, tmp_path: Path, monkeypatch: 
 
 def test_readme_events_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _run_snippet(_code(_find(README, "from lambdasim import events")), tmp_path, monkeypatch, "events")
+
+
+@pytest.mark.sandbox
+def test_readme_shutdown_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_leaks import _wait_gone
+
+    namespace = _run_snippet(_code(_find(README, "lambdasim.shutdown()  # waits")), tmp_path, monkeypatch, "shutdown")
+    helper = namespace["sim"]._sandbox._helper._proc.pid
+    assert _wait_gone({helper}, 5.0) == set(), "the zygote the closed Simulator handed back is stopped"
 
 
 @pytest.mark.sandbox
