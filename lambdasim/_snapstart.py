@@ -30,6 +30,7 @@ from lambdasim import _platform_log
 from lambdasim._errors import LambdaSimError, SandboxError, SettingError
 from lambdasim._invoke import Live
 from lambdasim._model import PYTHON_VERSION, FunctionConfig, InstanceRecord
+from lambdasim._sandbox._layout import FAKEFS_CLONES
 from lambdasim._sandbox._usage import TASKS_LIMIT
 from lambdasim._wire import OUT_OF_MEMORY_AT_INIT, Channel, ChannelClosed, ProtocolError, pack_restore
 
@@ -178,7 +179,7 @@ class SnapStart:
             with snap.lock:
                 snap.restores += 1
                 if kind == "fakefs":
-                    options["tmp_dir"] = f"{snap.live.sbx.tmp_root()}-restored-{snap.restores}"
+                    options["tmp_dir"] = f"{snap.live.sbx.tmp_root()}{FAKEFS_CLONES}/{snap.restores}"
                 live.restore_started = time.monotonic()
                 snap.live.rt.send(pack_restore(options=options), fds=[ctrl_theirs.fileno(), rt_theirs.fileno()])
         except OSError as e:

@@ -462,7 +462,7 @@ def test_every_key_of_the_instance_spec_is_declared_and_read() -> None:
     assert InstanceSpec.__optional_keys__ == {"track_tmp_access", "real_cwd", "extra_memory_mb", "memory_by_use",
                                               "tasks_rlimit", "network", "forward", "refuse_network",
                                               "runtime_kind", "command", "api_address", "own_network", "snapshot",
-                                              "package", "python_home", "runtime_sdk"}
+                                              "package", "python_home", "runtime_sdk", "landlock"}
 
 
 def test_the_engine_provides_every_required_key_of_the_instance_spec(sim: Simulator, code: Code) -> None:
@@ -470,11 +470,11 @@ def test_the_engine_provides_every_required_key_of_the_instance_spec(sim: Simula
     assert fn.invoke({}).ok
     (live,) = fn._live.values()
     assert set(live.spec) == InstanceSpec.__required_keys__ | NETWORK_KEYS
-    # The fakefs sandbox adds its two keys on its way to the runtime.
+    # The fakefs sandbox adds its three keys on its way to the runtime.
     fakefs_spawn = ast.parse(textwrap.dedent(inspect.getsource(fakefs.FakefsSandbox.spawn)))
     added = {k.value for node in ast.walk(fakefs_spawn) if isinstance(node, ast.Dict)
              for k in node.keys if isinstance(k, ast.Constant)}
-    assert added == {"real_cwd", "extra_memory_mb"}
+    assert added == {"real_cwd", "extra_memory_mb", "landlock"}
 
 
 @namespace_only("track_tmp_access needs the namespace sandbox")

@@ -52,10 +52,10 @@ from pyfakefs.fake_filesystem_unittest import Patcher
 from lambdasim import _runtime
 from lambdasim._errors import SandboxLimitError
 from lambdasim._runtime import host_tmp_path
-from lambdasim._sandbox import _fakenodes
+from lambdasim._sandbox import _confine, _fakenodes
 from lambdasim._sandbox._fakenodes import NAMESPACE_HINT as _NAMESPACE_HINT
 from lambdasim._sandbox._fakenodes import TMP, make_node, unix_address
-from lambdasim._sandbox._layout import ETC_FILES, SANDBOX_GID, SANDBOX_HOME, SANDBOX_UID
+from lambdasim._sandbox._layout import ETC_FILES, FAKEFS_CLONES, SANDBOX_GID, SANDBOX_HOME, SANDBOX_UID
 from lambdasim._sandbox._spec import InstanceSpec
 
 # Modules of the runtime itself: pyfakefs leaves them (and calls made from them) on the real filesystem.
@@ -844,6 +844,8 @@ def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
     _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__, _fakenodes.__file__)
     sys.path_importer_cache.clear()
     _state.update(patcher=patcher, fs=fs, mirror=mirror)
+    # The kernel's backstop, before the audit hook (which refuses the ctypes calls it makes).
+    _confine.confine(spec, readable, [backing, backing + FAKEFS_CLONES] if spec.get("snapshot") else [backing])
     install_audit_hook(readable, mirror)
     _install_exits()
 

@@ -20,6 +20,10 @@ HOST_TMP = "/var/runtime/host-tmp"
 # in the sandbox's helper, before it forks instances (which inherit it).
 _moved: dict[str, str] = {}
 
+FAKEFS_CLONES = ".clones"
+"""fakefs: a SnapStart snapshot's host directory + this holds the directories of its restored clones, so
+that they are inside the snapshot runtime's Landlock domain (each clone narrows it to its own)."""
+
 SANDBOX_UID = 993  # sbx_user1051 on Lambda
 SANDBOX_GID = 990
 SANDBOX_HOME = "/home/sbx_user1051"

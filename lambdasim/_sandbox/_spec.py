@@ -78,6 +78,8 @@ if sys.version_info >= (3, 11) or TYPE_CHECKING:
         """With ``python_home``: the host directory of the AWS SDK built for that Python, seen at /var/runtime/sdk."""
         snapshot: NotRequired[bool]
         """SnapStart: the instance is a version's snapshot; after Init its runtime serves restores (``_restore``)."""
+        landlock: NotRequired[int]
+        """The fakefs sandbox's: the Landlock ABI its runtime confines itself with, 0 for none (``_confine``)."""
 else:
     # A function's runtime on an older Python (Runtime python3.9, python3.10: see _interpreters) only
     # reads specs, as plain dicts; these annotations do not evaluate there.

@@ -30,7 +30,9 @@ from typing import Any
 
 from lambdasim import _wire as wire
 from lambdasim._errors import ConfigError, SandboxError, SandboxUnavailable
+from lambdasim._sandbox import _confine
 from lambdasim._sandbox._common import Helper, KeeperLink, left_by_dead_owner, reap_later, release_helper, shared_helper
+from lambdasim._sandbox._layout import FAKEFS_CLONES as CLONES
 from lambdasim._sandbox._spec import InstanceSpec
 from lambdasim._wire import Channel, ChannelClosed, close_all_but
 
@@ -120,6 +122,8 @@ class FakefsSandbox:
         self._helper = shared_helper((self.name,), self._make)
         self._spawned = False
         self.python_paths: list[str] = self._helper.ready
+        self.landlock = _confine.abi()
+        """The Landlock ABI each runtime is confined with (the kernel's backstop), 0 where there is none."""
 
     def _make(self) -> Helper:
         return Helper(self.name, __name__, 60.0, lambda why: f"The fakefs sandbox cannot start: {why}")
@@ -128,7 +132,8 @@ class FakefsSandbox:
         if spec.get("runtime_kind") == "api":  # the Simulator refuses it at deploy(): this is the backstop
             raise ConfigError(runtime_api_refusal(f"runtime ({' '.join(spec.get('command') or ['bootstrap'])})"))
         # The runtime's real working directory is not the function's (that one is fake).
-        spec = {**spec, "real_cwd": "/", "extra_memory_mb": TMP_MEMORY_FACTOR * spec["tmp_mb"]}
+        spec = {**spec, "real_cwd": "/", "extra_memory_mb": TMP_MEMORY_FACTOR * spec["tmp_mb"],
+                "landlock": self.landlock}
         if spec.get("network") == "isolated":
             # No network namespace here: the runtime's audit hook refuses what the kernel would.
             spec["refuse_network"] = True
@@ -285,6 +290,7 @@ class _Keeper:
                 os.kill(self.runtime, signal.SIGKILL)
             self.reap(block=True)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        shutil.rmtree(self.tmp_dir + CLONES, ignore_errors=True)
         with contextlib.suppress(OSError):
             self.ctrl.send((wire.GONE,))
 
@@ -303,6 +309,8 @@ def _keeper_main(ctrl_fd: int, rt_fd: int, spec: InstanceSpec, tmp_dir: str, lay
                 ctrl.send(wire.pack_refusal(reason=f"{path}: {os.strerror(errno.ENOENT)}"))
                 os._exit(1)
         os.mkdir(tmp_dir, 0o700)
+        if spec.get("snapshot"):
+            os.mkdir(tmp_dir + CLONES, 0o700)
         keeper.fork_runtime(rt_fd)
     except OSError as e:
         ctrl.send(wire.pack_refusal(reason=f"{type(e).__name__}: {e}"))
