@@ -8,17 +8,23 @@ errno 30 outside /tmp, EEXIST (EADDRINUSE for a socket) for a name taken, ENOENT
 missing directory. What Lambda allows in /tmp (a FIFO, a socket file) cannot live in a /tmp
 held in pyfakefs' memory, so it is refused with :class:`SandboxLimitError`. Abstract Unix
 addresses (``"\\0name"``) and autobind (``""``) make no file and pass.
+
+Nor does pyfakefs fake ``os.pread``, ``os.pwrite`` and ``os.posix_fallocate``: on a fake
+descriptor the real calls would act on the host descriptor of that number. They are done on
+the fake file here (:func:`install_positional_io`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import posix
 import socket
 import stat
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-from pyfakefs import fake_file, fake_filesystem
+from pyfakefs import fake_file, fake_filesystem, fake_os
 
 from lambdasim._errors import SandboxLimitError
 
@@ -114,3 +120,55 @@ def unix_address(fs: Any, event: str, sock: Any, address: Any) -> None:
     except OSError as e:
         code = e.errno or errno.ENOENT
     raise OSError(code, os.strerror(code))
+
+
+def install_node_guards(fs: fake_filesystem.FakeFilesystem) -> None:
+    """os.mkfifo (which pyfakefs does not fake) and posix' mkfifo and mknod (which code can call
+    around the fake os) would make host files, unseen by the audit hook: they use the fake filesystem."""
+
+    def mkfifo(path: Any, mode: int = 0o666, *, dir_fd: int | None = None) -> None:
+        make_node(fs, path, stat.S_IFIFO | stat.S_IMODE(mode), dir_fd=dir_fd, call="os.mkfifo")
+
+    def mknod(path: Any, mode: int = 0o600, device: int = 0, *, dir_fd: int | None = None) -> None:
+        make_node(fs, path, mode, device, dir_fd=dir_fd)
+
+    os.mkfifo = posix.mkfifo = mkfifo
+    os.mknod = posix.mknod = mknod
+
+
+def install_positional_io(fs: fake_filesystem.FakeFilesystem) -> None:
+    """os.pread, os.pwrite and os.posix_fallocate, which pyfakefs does not fake, on its descriptors: the
+    real calls would act on whatever host descriptor has the same number (the runtime's log)."""
+    fake = fake_os.FakeOsModule(fs)
+    lseek, read, write, fstat = (getattr(fake_os.FakeOsModule, n).__wrapped__
+                                 for n in ("lseek", "read", "write", "fstat"))
+
+    def at(fd: int, offset: int, act: Callable[[], Any]) -> Any:
+        handle = fs.get_open_file(fd)
+        if not isinstance(handle, fake_file.FakeFileWrapper):  # EBADF for what is not fake
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        if offset < 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        here = handle.tell()
+        lseek(fake, fd, offset, os.SEEK_SET)
+        try:
+            return act()
+        finally:
+            lseek(fake, fd, here, os.SEEK_SET)
+
+    def pread(fd: int, length: int, offset: int) -> bytes:
+        return cast(bytes, at(fd, offset, lambda: read(fake, fd, length)))
+
+    def pwrite(fd: int, data: Any, offset: int) -> int:
+        return cast(int, at(fd, offset, lambda: write(fake, fd, bytes(data))))
+
+    def posix_fallocate(fd: int, offset: int, length: int) -> None:
+        if length <= 0:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        size = fstat(fake, fd).st_size
+        if offset + length > size:
+            pwrite(fd, bytes(offset + length - size), size)
+
+    os.pread = posix.pread = pread
+    os.pwrite = posix.pwrite = pwrite
+    os.posix_fallocate = posix.posix_fallocate = posix_fallocate

@@ -66,6 +66,7 @@ _real_kill = os.kill
 _real_killpg = os.killpg
 _real_abort = os.abort
 _real_raise_signal = signal.raise_signal
+real_setpgid = posix.setpgid  # for a restored instance's keeper (see _restore); the runtime's refuses
 
 
 def _under_tmp(path: str) -> bool:
@@ -188,6 +189,8 @@ class LambdaFilesystem(fake_filesystem.FakeFilesystem):
         super().rmdir(target_directory, allow_symlink)
 
     def chmod(self, path: Any, mode: int, follow_symlinks: bool = True, force_unix_mode: bool = False) -> None:
+        if _in_os_open_without_create():
+            return  # pyfakefs' os.open applies its mode to a file it opens: open(2) only to one it creates
         self._check_change(path, follow_symlinks)
         super().chmod(path, mode, follow_symlinks, force_unix_mode)
 
@@ -237,6 +240,20 @@ class LambdaFilesystem(fake_filesystem.FakeFilesystem):
     def add_real_symlink(self, *args: Any, **kwargs: Any) -> Any:
         with self.adding():
             return super().add_real_symlink(*args, **kwargs)
+
+
+_OS_OPEN = fake_os.FakeOsModule.open.__wrapped__.__code__  # type: ignore[attr-defined]
+
+
+def _in_os_open_without_create() -> bool:
+    frame: Any = sys._getframe(2)  # past LambdaFilesystem.chmod and FakeOsModule.chmod
+    for _ in range(4):  # the decorator's frame may stand between
+        if frame is None:
+            return False
+        if frame.f_code is _OS_OPEN:
+            return not frame.f_locals.get("flags", 0) & os.O_CREAT
+        frame = frame.f_back
+    return False
 
 
 def _dead(handle: Any) -> bool:
@@ -375,6 +392,14 @@ def _install_pyfakefs_guards() -> None:
             return wrapper
 
         _wrap_os_method(name, std)
+
+    def lseek(inner: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: Any, fd: int, pos: int, whence: int) -> int:
+            inner(self, fd, pos, whence)  # pyfakefs' returns None: os.lseek returns the new offset
+            return cast(int, self.filesystem.get_open_file(fd).tell())
+        return wrapper
+
+    _wrap_os_method("lseek", lseek)
 
 
 def _wrap_os_method(name: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
@@ -837,7 +862,8 @@ def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
     for _path, obj in [("", fs.get_object(TMP)), *mirror._walk()]:
         obj.st_uid, obj.st_gid = helpers.get_uid(), helpers.get_gid()
     _install_pyfakefs_guards()
-    _install_node_guards(fs)
+    _fakenodes.install_node_guards(fs)
+    _fakenodes.install_positional_io(fs)
     _passwd_entries()
     sys.path_hooks.insert(0, paths.path_hook)
     # Tracebacks show the function's frames, not pyfakefs' or ours: on Lambda those calls are C.
@@ -858,20 +884,6 @@ def checkpoint() -> None:
             mirror.sync()
         except Exception as e:  # noqa: BLE001 - a failed mirror must not fail the invocation; say so
             sys.stderr.write(f"lambdasim: could not keep /tmp for the next runtime: {type(e).__name__}: {e}\n")
-
-
-def _install_node_guards(fs: LambdaFilesystem) -> None:
-    """os.mkfifo (which pyfakefs does not fake) and posix' mkfifo and mknod (which code can call
-    around the fake os) would make host files, unseen by the audit hook: they use the fake filesystem."""
-
-    def mkfifo(path: Any, mode: int = 0o666, *, dir_fd: int | None = None) -> None:
-        make_node(fs, path, stat.S_IFIFO | stat.S_IMODE(mode), dir_fd=dir_fd, call="os.mkfifo")
-
-    def mknod(path: Any, mode: int = 0o600, device: int = 0, *, dir_fd: int | None = None) -> None:
-        make_node(fs, path, mode, device, dir_fd=dir_fd)
-
-    os.mkfifo = posix.mkfifo = mkfifo
-    os.mknod = posix.mknod = mknod
 
 
 def _install_exits() -> None:
@@ -908,7 +920,8 @@ def _install_exits() -> None:
             "lambdasim's fakefs sandbox refused a new session or process group: the sandbox ends an "
             f"instance by killing its process group. {_NAMESPACE_HINT}")
 
-    os.setsid = os.setpgrp = os.setpgid = new_group
+    # posix' too: a runtime in a session of its own would outlive its keeper's group kill.
+    os.setsid = os.setpgrp = os.setpgid = posix.setsid = posix.setpgrp = posix.setpgid = new_group
 
 
 def on_kill_request(signum: int, frame: Any) -> None:

@@ -383,9 +383,7 @@ def hold_fakefs(chan: Channel, logs: LogCapture, make_channel: MakeChannel) -> t
 
 def _keep_fakefs(ctrl_fd: int, rt_fd: int, tmp_dir: str, fakeroot: Any) -> None:
     """G in the fakefs sandbox: a keeper in a process group of its own, its /tmp in ``tmp_dir``."""
-    import posix
-
-    posix.setpgid(0, 0)  # the runtime's os.setpgid refuses (see _fakeroot): ended as a group, as keepers are
+    fakeroot.real_setpgid(0, 0)  # the runtime's setpgid refuses (see _fakeroot): ended as a group, as keepers are
     mirror = fakeroot.moved_tmp(tmp_dir)  # the snapshot's /tmp, written to this instance's directory
     ctrl = Channel(socket.socket(fileno=ctrl_fd))
 

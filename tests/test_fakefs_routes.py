@@ -1,0 +1,74 @@
+"""Calls pyfakefs does not fake, or fakes wrongly, behave under the fakefs sandbox as under Lambda's
+kernel (the namespace sandbox, run alongside), or are refused with SandboxLimitError where they
+would reach the host: positional I/O on /tmp files, os.open of read-only files, new sessions."""
+
+from __future__ import annotations
+
+import pytest
+
+from lambdasim import Simulator
+from tests.conftest import Code
+
+pytestmark = pytest.mark.sandbox
+
+BOTH_SANDBOXES = True
+
+POSITIONAL = """
+import errno, os, posix
+
+def handler(event, context):
+    fd = os.open("/tmp/a", os.O_CREAT | os.O_RDWR, 0o600)
+    os.write(fd, b"hello world")
+    out = {"pwrite": os.pwrite(fd, b"HELLO", 0), "offset": os.lseek(fd, 0, os.SEEK_CUR),
+           "pread": posix.pread(fd, 5, 6).decode()}
+    posix.posix_fallocate(fd, 0, 100)
+    out["size"] = os.fstat(fd).st_size
+    os.close(fd)
+    with open("/tmp/a", "rb") as f:
+        out["content"] = f.read(11).decode()
+    ro = os.open("/var/task/app.py", os.O_RDONLY)  # reading a read-only file by descriptor
+    out["read_only"] = os.read(ro, 6).decode()
+    try:
+        os.pwrite(ro, b"x", 0)
+    except OSError as e:
+        out["pwrite_read_only"] = e.errno
+    os.close(ro)
+    out["mode"] = oct(os.stat("/var/task/app.py").st_mode & 0o777)
+    return out
+"""
+
+
+def test_positional_io_and_read_only_opens_behave_as_on_lambda(sim: Simulator, code: Code) -> None:
+    inv = sim.deploy("app.handler", code_dir=code(POSITIONAL)).invoke({})
+    assert inv.ok, inv.error
+    got = inv.payload
+    assert got["pwrite"] == 5 and got["offset"] == 11, "pwrite leaves the file offset alone; lseek returns it"
+    assert got["pread"] == "world" and got["size"] == 100 and got["content"] == "HELLO world"
+    assert got["read_only"] == POSITIONAL[:6], "os.open(O_RDONLY) of the code works"
+    assert got["pwrite_read_only"] == 9, "EBADF: the descriptor is not open for writing"
+    assert got["mode"] != "0o777", "opening a file does not change its mode"
+
+
+SESSION = """
+import os, posix, subprocess
+
+def handler(event, context):
+    out = {}
+    for name, call in (("posix.setsid", posix.setsid), ("os.setsid", os.setsid),
+                       ("capture_output", lambda: subprocess.run(["true"], capture_output=True))):
+        try:
+            call()
+            out[name] = "ran"
+        except Exception as e:
+            out[name] = type(e).__name__
+    return out
+"""
+
+
+def test_a_new_session_or_program_is_refused_under_fakefs(sim: Simulator, code: Code, sandbox_kind: str) -> None:
+    got = sim.deploy("app.handler", code_dir=code(SESSION)).invoke({}).payload
+    if sandbox_kind == "namespace":
+        assert got == {"posix.setsid": "ran", "os.setsid": "PermissionError", "capture_output": "ran"}
+    else:  # a runtime in a session of its own would outlive its keeper's group kill
+        assert got == {"posix.setsid": "SandboxLimitError", "os.setsid": "SandboxLimitError",
+                       "capture_output": "SandboxLimitError"}
