@@ -4,6 +4,8 @@ would reach the host: positional I/O on /tmp files, os.open of read-only files, 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lambdasim import Simulator
@@ -72,3 +74,38 @@ def test_a_new_session_or_program_is_refused_under_fakefs(sim: Simulator, code: 
     else:  # a runtime in a session of its own would outlive its keeper's group kill
         assert got == {"posix.setsid": "SandboxLimitError", "os.setsid": "SandboxLimitError",
                        "capture_output": "SandboxLimitError"}
+
+
+PYTHON_LEVEL = """
+import _posixsubprocess, sqlite3
+
+def handler(event, context):
+    out = {}
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (x)")
+    for name, sql in (("attach", "ATTACH DATABASE ? AS host"), ("vacuum", "VACUUM INTO ?")):
+        try:
+            db.execute(sql, (event["path"],))
+            out[name] = "done"
+        except sqlite3.Error as e:
+            out[name] = str(e)
+    db.execute("ATTACH DATABASE ':memory:' AS scratch")
+    try:
+        _posixsubprocess.fork_exec(["/bin/sh", "-c", "true"])
+    except Exception as e:
+        out["fork_exec"] = type(e).__name__
+    return out
+"""
+
+
+def test_sqlite_files_and_fork_exec_are_refused_without_the_kernel_backstop(
+        code: Code, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Python layer alone (as on macOS): SQLite's ATTACH and VACUUM INTO a host file, and
+    _posixsubprocess (no audit event), are refused; ':memory:' attaches still work."""
+    monkeypatch.setenv("LAMBDASIM_FAKEFS_LANDLOCK", "0")
+    target = tmp_path / "host.db"
+    with Simulator(sandbox="fakefs") as sim:
+        got = sim.deploy("app.handler", code_dir=code(PYTHON_LEVEL)).invoke({"path": str(target)}).payload
+    refused = {"not authorized", "authorization denied"}  # SQLite's words for SQLITE_DENY, by statement
+    assert got["attach"] in refused and got["vacuum"] in refused and got["fork_exec"] == "SandboxLimitError"
+    assert not target.exists()

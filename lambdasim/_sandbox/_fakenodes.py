@@ -11,7 +11,8 @@ addresses (``"\\0name"``) and autobind (``""``) make no file and pass.
 
 Nor does pyfakefs fake ``os.pread``, ``os.pwrite`` and ``os.posix_fallocate``: on a fake
 descriptor the real calls would act on the host descriptor of that number. They are done on
-the fake file here (:func:`install_positional_io`).
+the fake file here (:func:`install_positional_io`). SQLite's ``ATTACH`` and ``VACUUM INTO`` open
+files in C on a connection the audit hook let through (``:memory:``): :func:`guard_sqlite`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import os
 import posix
 import socket
 import stat
+import sys
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -172,3 +174,33 @@ def install_positional_io(fs: fake_filesystem.FakeFilesystem) -> None:
     os.pread = posix.pread = pread
     os.pwrite = posix.pwrite = pwrite
     os.posix_fallocate = posix.posix_fallocate = posix_fallocate
+
+
+def guard_sqlite() -> None:
+    """SQLite's ATTACH and VACUUM INTO open files in C: every connection gets an authorizer that refuses
+    any but in-memory ones (a handler's own set_authorizer() replaces it; the kernel's backstop, where
+    there is one, still refuses the host's files). ``sqlite3`` takes ``connect`` from ``_sqlite3``
+    when it is imported, which the zygote has loaded (``fakefs.main``)."""
+    _sqlite3: Any = sys.modules.get("_sqlite3")
+    if _sqlite3 is None:
+        return
+    real = _sqlite3.connect
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        connection = real(*args, **kwargs)
+        connection.set_authorizer(_sqlite_authorizer)
+        return connection
+
+    _sqlite3.connect = connect
+    if "sqlite3" in sys.modules:  # imported before (by the zygote or a layer's .pth): both names
+        for name in ("sqlite3", "sqlite3.dbapi2"):
+            setattr(sys.modules[name], "connect", connect)  # noqa: B010 - typed as the module's own
+
+
+def in_memory_database(database: str) -> bool:
+    return database in (":memory:", "") or database.startswith("file::memory:")
+
+
+def _sqlite_authorizer(action: int, arg1: str | None, *_: Any) -> int:
+    _attach, deny, ok = 24, 1, 0  # SQLITE_ATTACH (its file is arg1, None when bound later), SQLITE_DENY, SQLITE_OK
+    return deny if action == _attach and (arg1 is None or not in_memory_database(arg1)) else ok

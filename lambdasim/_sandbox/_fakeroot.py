@@ -22,6 +22,7 @@ filesystem (``_fakenodes``).
 
 from __future__ import annotations
 
+import _posixsubprocess
 import contextlib
 import errno
 import os
@@ -711,7 +712,7 @@ def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
             raise refuse(f"{event}({', '.join(map(repr, paths))}) on the host's filesystem, made below pyfakefs")
         elif event == "sqlite3.connect":
             database = os.fsdecode(args[0]) if isinstance(args[0], (str, bytes)) else str(args[0])
-            if database not in (":memory:", "") and not database.startswith("file::memory:"):
+            if not _fakenodes.in_memory_database(database):
                 raise refuse(f"sqlite3.connect({database!r}): SQLite reads and writes files in C, below pyfakefs "
                              "(use ':memory:' here)")
         elif event in _PROCESSES:
@@ -732,6 +733,12 @@ def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
                 raise OSError(code, os.strerror(code))
 
     sys.addaudithook(hook)
+
+    def fork_exec(*args: Any) -> None:  # below subprocess, with no audit event of its own
+        raise refuse(f"_posixsubprocess.fork_exec({args[0]!r}): a new program runs outside the fake filesystem")
+
+    setattr(_posixsubprocess, "fork_exec", fork_exec)  # noqa: B010 - typeshed types its 23 arguments
+    _fakenodes.guard_sqlite()
 
 
 # -- entering the fake root ---------------------------------------------------------------------

@@ -332,6 +332,9 @@ def main(fd: int) -> None:
     """Serve spawn requests on the socket ``fd`` until the simulator closes it."""
     from lambdasim import _runtime  # noqa: F401 - loaded once here, shared by every instance
     from lambdasim._sandbox import _fakeroot, _restore  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # for its guard in each runtime (see _fakenodes.guard_sqlite)
+        import _sqlite3  # noqa: F401
     from lambdasim._sandbox._layout import host_view
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the simulator's to handle
