@@ -399,6 +399,7 @@ def test_namespace_explains_when_namespaces_are_missing(monkeypatch: pytest.Monk
 
 def test_auto_falls_back_to_fakefs_with_a_one_line_notice(monkeypatch: pytest.MonkeyPatch, code: Code) -> None:
     monkeypatch.setattr("lambdasim._sandbox.namespace.sys.platform", "darwin")
+    monkeypatch.setattr("lambdasim._sandbox._fallback_warned", set())
     with pytest.warns(SandboxFallbackWarning) as notices:
         sim = Simulator(sandbox="auto")
     with sim:
@@ -410,6 +411,38 @@ def test_auto_falls_back_to_fakefs_with_a_one_line_notice(monkeypatch: pytest.Mo
     assert "\n" not in message
     assert message.startswith("lambdasim: using the fakefs sandbox, since the namespace sandbox cannot run here "
                               "(The namespace sandbox runs on Linux only (this is darwin))")
+
+
+def test_auto_on_a_host_whose_apparmor_restricts_user_namespaces_says_what_to_do(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, recwarn: pytest.WarningsRecorder) -> None:
+    """Ubuntu 23.10+: unshare works for an unprivileged user, mounting in the namespace does not."""
+    import lambdasim._sandbox as sandboxes
+
+    def refused(self: object, network: str = "isolated") -> None:
+        raise SandboxUnavailable("Cannot create namespaces here: mount: [Errno 1] Operation not permitted. "
+                                 + namespace._HINT)
+
+    monkeypatch.setattr(namespace.NamespaceSandbox, "__init__", refused)
+    sysctl = tmp_path / "apparmor_restrict_unprivileged_userns"
+    sysctl.write_text("1\n")
+    monkeypatch.setattr(sandboxes, "APPARMOR_USERNS", str(sysctl))
+    monkeypatch.setattr(sandboxes, "_fallback_warned", set())
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    for _ in range(3):
+        with Simulator(sandbox="auto") as sim:
+            assert sim.sandbox == "fakefs"
+    (notice,) = [w for w in recwarn if issubclass(w.category, SandboxFallbackWarning)]  # once per process
+    message = str(notice.message)
+    assert "\n" not in message and "Operation not permitted" in message
+    assert "kernel.apparmor_restrict_unprivileged_userns=1" in message
+    for advice in ("as root", "in a Docker container", "AppArmor profile", "keep fakefs"):
+        assert advice in message
+    assert ("Landlock backstop (ABI" in message) == bool(fakefs.FakefsSandbox().landlock)
+    sysctl.write_text("0\n")
+    monkeypatch.setattr(sandboxes, "_fallback_warned", set())
+    with pytest.warns(SandboxFallbackWarning) as plain:
+        Simulator(sandbox="auto").close()
+    assert "AppArmor" not in str(plain[0].message), "no such advice where AppArmor does not restrict them"
 
 
 def test_auto_takes_the_namespace_sandbox_where_it_runs(recwarn: pytest.WarningsRecorder) -> None:

@@ -117,8 +117,33 @@ def create_sandbox(kind: str, network: str = "isolated") -> Sandbox:
             sandbox = FakefsSandbox()
         except SandboxUnavailable as fallback:
             raise SandboxUnavailable(f"{e} The fakefs fallback is unavailable too: {fallback}") from None
-        warnings.warn(
-            f"lambdasim: using the fakefs sandbox, since the namespace sandbox cannot run here ({why}); "
-            "fakefs sees Python-level file access only.",
-            SandboxFallbackWarning, stacklevel=4)
+        backstop = (f"with the kernel's Landlock backstop (ABI {sandbox.landlock})" if sandbox.landlock
+                    else "without a kernel backstop (no Landlock here)")
+        message = (f"lambdasim: using the fakefs sandbox, since the namespace sandbox cannot run here ({why}); "
+                   f"fakefs sees Python-level file access only, {backstop}.{_restricted_userns_hint()}")
+        if message not in _fallback_warned:  # once per process: a suite makes a Simulator per test
+            _fallback_warned.add(message)
+            warnings.warn(message, SandboxFallbackWarning, stacklevel=4)
         return sandbox
+
+
+_fallback_warned: set[str] = set()
+APPARMOR_USERNS = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+"""Ubuntu 23.10+: 1 when AppArmor takes the capabilities of unprivileged user namespaces (unshare works,
+mounting in it does not)."""
+
+
+def _restricted_userns_hint() -> str:
+    import os
+
+    try:
+        with open(APPARMOR_USERNS) as f:
+            restricted = f.read().strip() == "1"
+    except OSError:
+        return ""
+    if not restricted or os.geteuid() == 0:
+        return ""
+    return (" This host restricts unprivileged user namespaces through AppArmor "
+            "(kernel.apparmor_restrict_unprivileged_userns=1): run the tests as root or in a Docker container, "
+            "allow user namespaces to this Python with an AppArmor profile (README, 'How the sandbox works'), "
+            "or keep fakefs.")
