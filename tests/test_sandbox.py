@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lambdasim import ConfigError, SandboxError, SandboxUnavailable, Simulator
-from lambdasim._sandbox import InstanceSpec, SandboxFallbackWarning, fakefs, namespace
+from lambdasim._sandbox import InstanceSpec, SandboxFallbackWarning, _confine, fakefs, namespace
 from tests.conftest import Code, namespace_only
 
 pytestmark = pytest.mark.sandbox
@@ -437,12 +437,27 @@ def test_auto_on_a_host_whose_apparmor_restricts_user_namespaces_says_what_to_do
     assert "kernel.apparmor_restrict_unprivileged_userns=1" in message
     for advice in ("as root", "in a Docker container", "AppArmor profile", "keep fakefs"):
         assert advice in message
-    assert ("Landlock backstop (ABI" in message) == bool(fakefs.FakefsSandbox().landlock)
+    assert ("Landlock backstop (ABI" in message) == bool(_confine.abi())
     sysctl.write_text("0\n")
     monkeypatch.setattr(sandboxes, "_fallback_warned", set())
     with pytest.warns(SandboxFallbackWarning) as plain:
         Simulator(sandbox="auto").close()
     assert "AppArmor" not in str(plain[0].message), "no such advice where AppArmor does not restrict them"
+
+
+@pytest.mark.skipif(os.environ.get("LAMBDASIM_EXPECT_FALLBACK") != "1",
+                    reason="for a machine that refuses user namespaces (.ci/container-fakefs.sh runs it in one)")
+def test_auto_picks_fakefs_where_user_namespaces_are_refused(
+        recwarn: pytest.WarningsRecorder, code: Code, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("lambdasim._sandbox._fallback_warned", set())  # as in a new process
+    src = code("def handler(e, c):\n    return 1\n")
+    for _ in range(2):
+        with Simulator(sandbox="auto") as sim:
+            assert sim.sandbox == "fakefs"
+            assert sim.deploy("app.handler", code_dir=src).invoke({}).payload == 1
+    (notice,) = [str(w.message) for w in recwarn if issubclass(w.category, SandboxFallbackWarning)]
+    assert "unshare" in notice and "Landlock backstop" in notice, notice
+    assert _confine.abi() > 0, "Landlock works under Docker's default seccomp profile"
 
 
 def test_auto_takes_the_namespace_sandbox_where_it_runs(recwarn: pytest.WarningsRecorder) -> None:

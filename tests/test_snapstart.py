@@ -348,6 +348,15 @@ def test_redeploy_takes_a_new_snapshot_and_removes_the_old_one(sim: Simulator, c
     assert fn.instances == [] and fn.invoke({}).payload["id"] == v2["id"]
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            line = f.read().replace(b"\0", b" ").decode(errors="replace")
+        return f"{pid}: {line[:200]}"
+    except OSError:
+        return f"{pid}: gone"
+
+
 def test_nothing_is_left_after_close(code: Code, make_sim: Callable[..., Simulator], sandbox_kind: str) -> None:
     mounts, tmp = _mounts(), _tmp_entries()
     sim = make_sim()
@@ -360,7 +369,8 @@ def test_nothing_is_left_after_close(code: Code, make_sim: Callable[..., Simulat
     sim.close()
     assert _wait_gone(instances) == set(), "the snapshot and the environments restored from it end with close()"
     lambdasim.shutdown()  # and the helper kept for the next Simulator with its spare
-    assert _wait_gone(pids) == set()
+    left = _wait_gone(pids)
+    assert left == set(), [_cmdline(p) for p in left]
     assert _mounts() == mounts
     # Named after this simulator's processes: other simulators on the machine make entries meanwhile.
     assert {p for p in _leftovers(tmp, pids) if any(f"-{pid}-" in p for pid in pids)} == set()
