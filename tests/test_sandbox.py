@@ -16,7 +16,7 @@ import pytest
 
 from lambdasim import ConfigError, SandboxError, SandboxUnavailable, Simulator
 from lambdasim._sandbox import InstanceSpec, SandboxFallbackWarning, _confine, fakefs, namespace
-from tests.conftest import Code, namespace_only
+from tests.conftest import REQUIRE_SANDBOX, Code, namespace_only
 
 pytestmark = pytest.mark.sandbox
 BOTH_SANDBOXES = True
@@ -288,6 +288,24 @@ _REFUSED_UNDER_FAKEFS = ("sqlite", "subprocess", "subprocess_touch_etc", "posix_
 
 
 def test_no_technique_writes_to_the_host(sim: Simulator, code: Code) -> None:
+    _no_technique_writes_to_the_host(sim, code)
+
+
+def test_no_technique_writes_to_the_host_under_fakefs_without_landlock(
+        code: Code, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same outcomes where the kernel has no Landlock (macOS, older kernels): the Python layer's."""
+    monkeypatch.setenv("LAMBDASIM_FAKEFS_LANDLOCK", "0")
+    try:
+        sim = Simulator(sandbox="fakefs")
+    except SandboxUnavailable as e:
+        if REQUIRE_SANDBOX:
+            raise
+        pytest.skip(f"fakefs sandbox unavailable: {e}")
+    with sim:
+        _no_technique_writes_to_the_host(sim, code)
+
+
+def _no_technique_writes_to_the_host(sim: Simulator, code: Code) -> None:
     src = code(ESCAPES)
     before = _snapshot(src)
     etc_before = sorted(os.listdir("/etc"))
