@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lambdasim import Simulator
 from lambdasim._sandbox import _confine, _landlock
-from tests.conftest import REQUIRE_SANDBOX, Code
+from tests.conftest import REQUIRE_SANDBOX, Code, simulator_or_skip
 
 pytestmark = pytest.mark.sandbox
 
@@ -77,11 +76,7 @@ def _escape(code: Code, tmp_path: Path, name: bytes) -> tuple[dict[str, object],
     secret = tmp_path / "credentials"
     secret.write_text("[default]\naws_secret_access_key = not-for-handlers\n")
     target = tmp_path / "written.db"
-    try:
-        sim = Simulator(sandbox="fakefs")
-    except Exception as e:  # noqa: BLE001 - a missing pyfakefs is the only reason here
-        pytest.skip(f"fakefs sandbox unavailable: {e}")
-    with sim:
+    with simulator_or_skip(sandbox="fakefs") as sim:
         inv = sim.deploy("app.handler", code_dir=code(ESCAPES)).invoke(
             {"write": str(target), "read": str(secret), "pid": os.getpid(), "abstract": name.decode("latin-1")})
     assert inv.ok, inv.error

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lambdasim import Simulator
-from tests.conftest import Code
+from tests.conftest import Code, simulator_or_skip
 
 pytestmark = pytest.mark.sandbox
 
@@ -104,7 +104,7 @@ def test_sqlite_files_and_fork_exec_are_refused_without_the_kernel_backstop(
     _posixsubprocess (no audit event), are refused; ':memory:' attaches still work."""
     monkeypatch.setenv("LAMBDASIM_FAKEFS_LANDLOCK", "0")
     target = tmp_path / "host.db"
-    with Simulator(sandbox="fakefs") as sim:
+    with simulator_or_skip(sandbox="fakefs") as sim:
         got = sim.deploy("app.handler", code_dir=code(PYTHON_LEVEL)).invoke({"path": str(target)}).payload
     refused = {"not authorized", "authorization denied"}  # SQLite's words for SQLITE_DENY, by statement
     assert got["attach"] in refused and got["vacuum"] in refused and got["fork_exec"] == "SandboxLimitError"

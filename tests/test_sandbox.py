@@ -16,7 +16,7 @@ import pytest
 
 from lambdasim import ConfigError, SandboxError, SandboxUnavailable, Simulator
 from lambdasim._sandbox import InstanceSpec, SandboxFallbackWarning, _confine, fakefs, namespace
-from tests.conftest import REQUIRE_SANDBOX, Code, namespace_only
+from tests.conftest import Code, namespace_only, simulator_or_skip
 
 pytestmark = pytest.mark.sandbox
 BOTH_SANDBOXES = True
@@ -295,13 +295,7 @@ def test_no_technique_writes_to_the_host_under_fakefs_without_landlock(
         code: Code, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same outcomes where the kernel has no Landlock (macOS, older kernels): the Python layer's."""
     monkeypatch.setenv("LAMBDASIM_FAKEFS_LANDLOCK", "0")
-    try:
-        sim = Simulator(sandbox="fakefs")
-    except SandboxUnavailable as e:
-        if REQUIRE_SANDBOX:
-            raise
-        pytest.skip(f"fakefs sandbox unavailable: {e}")
-    with sim:
+    with simulator_or_skip(sandbox="fakefs") as sim:
         _no_technique_writes_to_the_host(sim, code)
 
 

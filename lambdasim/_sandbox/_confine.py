@@ -37,13 +37,14 @@ def abi() -> int:
     """The Landlock ABI the fakefs sandbox's runtimes use here: 0 where the kernel has none or
     ``LAMBDASIM_FAKEFS_LANDLOCK=0``. Logged once per process (logger ``lambdasim``)."""
     global _logged
-    wanted = 0 if os.environ.get(ENV) == "0" else _landlock.abi()
+    off = os.environ.get(ENV) == "0"
+    wanted = 0 if off else _landlock.abi()
     if not _logged:
         _logged = True
         if wanted:
             _log.info("fakefs sandbox: each runtime in a Landlock domain (ABI %d)", wanted)
         else:
-            why = f"{ENV}=0" if os.environ.get(ENV) == "0" else _landlock.unavailable_reason()
+            why = f"{ENV}=0" if off else _landlock.unavailable_reason()
             _log.info("fakefs sandbox: no Landlock (%s): Python-level guards only, see the README", why)
     return wanted
 

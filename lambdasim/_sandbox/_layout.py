@@ -22,7 +22,7 @@ _moved: dict[str, str] = {}
 
 FAKEFS_CLONES = ".clones"
 """fakefs: a SnapStart snapshot's host directory + this holds the directories of its restored clones, so
-that they are inside the snapshot runtime's Landlock domain (each clone narrows it to its own)."""
+that they are inside the snapshot runtime's Landlock domain, which the clones inherit (see _confine)."""
 
 SANDBOX_UID = 993  # sbx_user1051 on Lambda
 SANDBOX_GID = 990
