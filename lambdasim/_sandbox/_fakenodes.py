@@ -204,3 +204,17 @@ def in_memory_database(database: str) -> bool:
 def _sqlite_authorizer(action: int, arg1: str | None, *_: Any) -> int:
     _attach, deny, ok = 24, 1, 0  # SQLITE_ATTACH (its file is arg1, None when bound later), SQLITE_DENY, SQLITE_OK
     return deny if action == _attach and (arg1 is None or not in_memory_database(arg1)) else ok
+
+
+def wrap_os_method(name: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]], module: Any = fake_os) -> None:
+    """Put ``wrap(method)`` in place of one of pyfakefs' os (or, with ``module=fake_path``, os.path)
+    functions, inside pyfakefs' own decorator: it decides, by the first caller outside pyfakefs,
+    whether a call is faked at all (not for lambdasim's runtime), so the wrapper must not stand
+    between it and that caller."""
+    cls = module.FakeOsModule if module is fake_os else module.FakePathModule
+    decorated = getattr(cls, name, None)
+    if decorated is None:
+        return
+    wrapper = wrap(getattr(decorated, "__wrapped__", decorated))
+    wrapper.__name__ = name  # the decorator calls os.<name> for callers it does not fake
+    setattr(cls, name, module.handle_original_call(wrapper))

@@ -53,9 +53,9 @@ from pyfakefs.fake_filesystem_unittest import Patcher
 from lambdasim import _runtime
 from lambdasim._errors import SandboxLimitError
 from lambdasim._runtime import host_tmp_path
-from lambdasim._sandbox import _confine, _fakenodes
+from lambdasim._sandbox import _confine, _fakenodes, _readthrough, _tmpio
 from lambdasim._sandbox._fakenodes import NAMESPACE_HINT as _NAMESPACE_HINT
-from lambdasim._sandbox._fakenodes import TMP, make_node, unix_address
+from lambdasim._sandbox._fakenodes import TMP, make_node, unix_address, wrap_os_method
 from lambdasim._sandbox._layout import ETC_FILES, FAKEFS_CLONES, SANDBOX_GID, SANDBOX_HOME, SANDBOX_UID
 from lambdasim._sandbox._spec import InstanceSpec
 
@@ -322,7 +322,7 @@ def _install_pyfakefs_guards() -> None:
             return inner(self, path, length)
         return wrapper
 
-    _wrap_os_method("truncate", truncate)
+    wrap_os_method("truncate", truncate)
 
     for name in ("chown", "lchown", "setxattr", "removexattr"):
         def guarded(inner: Callable[..., Any], _name: str = name) -> Callable[..., Any]:
@@ -331,7 +331,7 @@ def _install_pyfakefs_guards() -> None:
                 return inner(self, path, *args, **kwargs)
             return wrapper
 
-        _wrap_os_method(name, guarded)
+        wrap_os_method(name, guarded)
 
     def mknod(_inner: Callable[..., Any]) -> Callable[..., Any]:
         # pyfakefs' mknod would keep a FIFO (as root) that the mirror writes as a regular file.
@@ -339,7 +339,7 @@ def _install_pyfakefs_guards() -> None:
             make_node(self.filesystem, path, mode, device, dir_fd=dir_fd)
         return wrapper
 
-    _wrap_os_method("mknod", mknod)
+    wrap_os_method("mknod", mknod)
 
     # A last line for whatever adds, removes or rewrites outside /tmp by another route.
     real_add, real_remove = fake_file.FakeDirectory.add_entry, fake_file.FakeDirectory.remove_entry
@@ -370,19 +370,6 @@ def _install_pyfakefs_guards() -> None:
     fake_file.FakeDirectory.remove_entry = remove_entry  # type: ignore[method-assign]
     fake_file.FakeFile.set_contents = set_contents  # type: ignore[method-assign]
 
-    # pyfakefs stores a file's contents as one bytes object, rebuilt at every flush, and flushes
-    # whenever 8 KiB are pending: writing n bytes in small pieces costs O(n^2). Flushing when
-    # as much is pending as is stored (up to 8 MiB) makes it linear for files up to a few MiB
-    # and keeps an ENOSPC within 8 MiB of the write that causes it.
-    def get_buffer_size(self: Any) -> int:
-        asked: int = self.__dict__["_lambdasim_buffer"]
-        return asked if asked <= 0 else max(asked, min(self.__dict__.get("_flush_pos", 0), 8 << 20))
-
-    def set_buffer_size(self: Any, value: int) -> None:
-        self.__dict__["_lambdasim_buffer"] = value
-
-    fake_file.FakeFileWrapper._buffer_size = property(get_buffer_size, set_buffer_size)  # type: ignore[assignment]
-
     # pyfakefs' os.write/os.read on the standard streams fail (they are not fake files).
     for name, real_fn in (("write", os.write), ("read", os.read), ("fstat", os.fstat)):
         def std(inner: Callable[..., Any], _real: Callable[..., Any] = real_fn) -> Callable[..., Any]:
@@ -392,7 +379,7 @@ def _install_pyfakefs_guards() -> None:
                 return inner(self, fd, *args)
             return wrapper
 
-        _wrap_os_method(name, std)
+        wrap_os_method(name, std)
 
     def lseek(inner: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(self: Any, fd: int, pos: int, whence: int) -> int:
@@ -400,19 +387,7 @@ def _install_pyfakefs_guards() -> None:
             return cast(int, self.filesystem.get_open_file(fd).tell())
         return wrapper
 
-    _wrap_os_method("lseek", lseek)
-
-
-def _wrap_os_method(name: str, wrap: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
-    """Put ``wrap(method)`` in place of one of pyfakefs' os functions, inside pyfakefs' own
-    decorator: it decides, by the first caller outside pyfakefs, whether a call is faked at
-    all, so the wrapper (in a module it skips) must not stand between it and that caller."""
-    decorated = getattr(fake_os.FakeOsModule, name, None)
-    if decorated is None:
-        return
-    wrapper = wrap(decorated.__wrapped__)
-    wrapper.__name__ = name  # the decorator calls os.<name> for callers it does not fake
-    setattr(fake_os.FakeOsModule, name, fake_os.handle_original_call(wrapper))
+    wrap_os_method("lseek", lseek)
 
 
 # -- imports from /var/task and /opt ----------------------------------------------------------
@@ -470,6 +445,12 @@ class PathMap:
             if os.path.lexists(real):
                 return real
         return fake
+
+    def read_through(self, code_dir: str, binds: list[str]) -> dict[str, str]:
+        """Lambda prefix -> host directory, for the view's directories that show one host directory each."""
+        roots = {host_tmp_path(real): real for real in binds if real != "/etc"}
+        roots.update((fake, reals[0]) for fake, reals in self.roots.items() if len(reals) == 1)
+        return roots
 
     def path_hook(self, entry: str) -> _MappedFinder:
         if not self.candidates(entry):
@@ -585,6 +566,7 @@ class TmpMirror:
 
     def sync(self) -> None:
         """Write what changed in the fake /tmp since the last sync to the host directory."""
+        _tmpio.flush_all()  # what open handles hold is on Lambda's disk already
         state = self._state()
         if state == self.known:
             return
@@ -851,6 +833,7 @@ def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
     # tempfile must not probe the host for a writable directory: on Lambda it is /tmp.
     tempfile.tempdir = TMP
     sys.dont_write_bytecode = True
+    _readthrough.install_fast_skip_check()
     patcher = _patcher()
     patcher.setUp()
     assert patcher.fs is not None
@@ -871,14 +854,17 @@ def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
     _install_pyfakefs_guards()
     _fakenodes.install_node_guards(fs)
     _fakenodes.install_positional_io(fs)
+    _tmpio.install(fs, lambda path: _under_tmp(fs.absnormpath(path)))
     _passwd_entries()
     sys.path_hooks.insert(0, paths.path_hook)
     # Tracebacks show the function's frames, not pyfakefs' or ours: on Lambda those calls are C.
-    _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__, _fakenodes.__file__)
+    _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__, _fakenodes.__file__,
+                              _readthrough.__file__, _tmpio.__file__)
     sys.path_importer_cache.clear()
     _state.update(patcher=patcher, fs=fs, mirror=mirror)
     # The kernel's backstop, before the audit hook (which refuses the ctypes calls it makes).
-    _confine.confine(spec, readable, [backing, backing + FAKEFS_CLONES] if spec.get("snapshot") else [backing])
+    if _confine.confine(spec, readable, [backing, backing + FAKEFS_CLONES] if spec.get("snapshot") else [backing]):
+        _readthrough.install(_readthrough.ReadThrough(fs, paths.read_through(spec["code_dir"], layout["binds"])))
     install_audit_hook(readable, mirror)
     _install_exits()
 
