@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import os
 import select
 import shutil
@@ -349,6 +350,11 @@ def main(fd: int) -> None:
     binds, links, python = host_view()
     layout = {"binds": binds, "links": links}
     _fakeroot.prescan()
+    _fakeroot.prebuild(layout)
+    # What the zygote holds now is every runtime's, read-only: out of the collector's reach, so that
+    # a collection in a runtime does not write to (and copy) every page of it.
+    gc.collect()
+    gc.freeze()
     # Keepers are this process's children, reaped here: a pid in this set is never another
     # process's, so the group kill at the end cannot reach one that reused it.
     keepers: set[int] = set()
