@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -208,6 +209,12 @@ def _top(module_name: object) -> str:
     return module_name.partition(".")[0] if isinstance(module_name, str) else ""
 
 
+# The watch runs inside runtimes, under the fakefs sandbox too, where pyfakefs replaces this module's
+# `os.path` (and functions taken from it) with its fakes: these string functions, kept where pyfakefs
+# does not look, stay the real ones (a fake normpath costs ~60 us; the watch calls it per module).
+_PATH = types.SimpleNamespace(normpath=os.path.normpath, dirname=os.path.dirname, isabs=os.path.isabs)
+
+
 class ImportWatch:
     """The ``sys.meta_path`` finder, in front of the others, that sees each top-level module the function's
     code imports for the first time: one from outside ``roots`` (the package and the layers), the standard
@@ -216,15 +223,15 @@ class ImportWatch:
     packages that are themselves from outside are not noted (only the first of a chain is)."""
 
     def __init__(self, roots: Sequence[str], strict: bool) -> None:
-        self.roots = tuple(os.path.normpath(r) for r in roots)
+        self.roots = tuple(_PATH.normpath(r) for r in roots)
         self.strict = strict
-        self.stdlib = os.path.dirname(os.__file__)
+        self.stdlib = _PATH.dirname(os.__file__)
         self.noted: list[str] = []
         self.finders: list[Any] = []
 
     def allowed(self, path: str) -> bool:
         """Whether a module at ``path`` is in the package, a layer or the standard library."""
-        path = os.path.normpath(path)
+        path = _PATH.normpath(path)
         if any(path == r or path.startswith(r + "/") for r in self.roots):
             return True
         if path.startswith(self.stdlib + "/"):
@@ -260,7 +267,7 @@ class ImportWatch:
         if top in RUNTIME_PACKAGES:
             return "runtime"
         path = frame.f_code.co_filename
-        return "outside" if os.path.isabs(path) and not self.allowed(path) else "function"
+        return "outside" if _PATH.isabs(path) and not self.allowed(path) else "function"
 
     def _find(self, name: str, path: Any, target: Any) -> Any:
         for finder in self.finders:

@@ -4,6 +4,7 @@ flushed only where they could show. Their speed is benchmarks/bench_fakefs.py's.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,76 @@ def test_data_written_to_a_handle_left_open_survives_a_crash(sim: Simulator, cod
     after = fn.invoke({"step": "read"})
     assert after.ok, after.error
     assert after.payload["after"] == 2_000_000, "on Lambda write() put it on the disk, which a crash keeps"
+
+
+# -- the fakefs sandbox's spare: a keeper and a runtime with pyfakefs set up, ahead of demand ---------------
+
+
+def _children(pid: int) -> list[int]:
+    """Living children (a keeper that ended stays a zombie until the zygote's next spawn reaps it)."""
+    def alive(child: str) -> bool:
+        try:
+            return Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (FileNotFoundError, IndexError):
+            return False
+
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split() if alive(p)]
+    except FileNotFoundError:
+        return []
+
+
+def _settle(what: Any, want: Any, timeout: float = 10.0) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        got = what()
+        if want(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.01)
+
+
+PID = """
+import os
+
+def handler(event, context):
+    return os.getpid()
+"""
+
+
+def _spare(sim: Simulator, busy: set[int]) -> tuple[int, int]:
+    """The zygote's spare keeper (not one of ``busy``) and its prepared runtime."""
+    zygote = sim._sandbox._helper._proc.pid  # type: ignore[attr-defined]
+    spares = _settle(lambda: [k for k in _children(zygote) if k not in busy], lambda ks: len(ks) == 1)
+    assert len(spares) == 1, f"one spare keeper besides the instances' {busy}: {spares}"
+    runtimes = _settle(lambda: _children(spares[0]), lambda rs: len(rs) == 1)
+    assert len(runtimes) == 1, "the spare keeper's runtime is forked ahead of demand"
+    return spares[0], runtimes[0]
+
+
+def test_a_fakefs_cold_start_takes_the_prepared_spare_and_a_new_one_follows(code: Code) -> None:
+    from tests.conftest import simulator_or_skip
+
+    with simulator_or_skip(sandbox="fakefs") as sim:
+        fn = sim.deploy("app.handler", code_dir=code(PID))
+        keeper, runtime = _spare(sim, set())
+        inv = fn.invoke({})
+        assert inv.ok and inv.cold_start, inv.error
+        assert fn.instances[0]._live.sbx.pid == keeper and inv.payload == runtime, "the spare ran the function"
+        assert _spare(sim, {keeper})[0] != keeper, "a new spare is made after the cold start"
+
+
+def test_a_spare_whose_runtime_died_still_starts_the_instance(code: Code) -> None:
+    import signal
+
+    from tests.conftest import simulator_or_skip
+
+    with simulator_or_skip(sandbox="fakefs") as sim:
+        fn = sim.deploy("app.handler", code_dir=code(PID))
+        keeper, runtime = _spare(sim, set())
+        os.kill(runtime, signal.SIGKILL)
+        _settle(lambda: _children(keeper), lambda rs: runtime not in rs)
+        inv = fn.invoke({})
+        assert inv.ok and inv.cold_start, inv.error
+        assert inv.payload != runtime and fn.instances[0]._live.sbx.pid == keeper

@@ -868,8 +868,11 @@ def _prebuilt_filesystem() -> Iterator[tuple[PathMap, list[str]] | None]:
         fake_filesystem.FakeFilesystem = make  # type: ignore[misc]
 
 
-def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
-    """Put this process into Lambda's filesystem (see the module docs). Called once, before Init."""
+def prepare(layout: dict[str, Any]) -> None:
+    """The part of :func:`enter` that needs no function (a spare runtime does it ahead of demand): pyfakefs'
+    patcher on the zygote's filesystem (or one built now), with the host's part of Lambda's view."""
+    if "patcher" in _state:
+        return
     # tempfile must not probe the host for a writable directory: on Lambda it is /tmp.
     tempfile.tempdir = TMP
     sys.dont_write_bytecode = True
@@ -880,16 +883,28 @@ def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
     assert patcher.fs is not None
     patcher.fs.__class__ = LambdaFilesystem
     fs = cast(LambdaFilesystem, patcher.fs)
-    with fs.adding():
-        if prebuilt is None:  # not forked from a zygote that built it
+    if prebuilt is None:  # not forked from a zygote that built it
+        with fs.adding():
             for entry in list(fs.root_dir.entries):  # pyfakefs' own temporary directory and /tmp link
                 fs.root_dir.remove_entry(entry)
             fs.create_dir(TMP)
             paths = PathMap()
             readable = _build_host(fs, layout, paths)
-        else:
-            paths, readable = prebuilt
-        readable = _build(fs, spec, paths, readable)
+    else:
+        paths, readable = prebuilt
+    # Tracebacks show the function's frames, not pyfakefs' or ours: on Lambda those calls are C.
+    _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__, _fakenodes.__file__,
+                              _readthrough.__file__, _tmpio.__file__)
+    _state.update(patcher=patcher, fs=fs, paths=paths, readable=readable)
+
+
+def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
+    """Put this process into Lambda's filesystem (see the module docs). Called once, before Init."""
+    prepare(layout)
+    fs: LambdaFilesystem = _state["fs"]
+    paths: PathMap = _state["paths"]
+    with fs.adding():
+        readable = _build(fs, spec, paths, _state["readable"])
         mirror = TmpMirror(fs, backing)
         mirror.load()
         fs.cwd = spec["cwd"]
@@ -902,11 +917,8 @@ def enter(spec: InstanceSpec, backing: str, layout: dict[str, Any]) -> None:
     _tmpio.install(fs, lambda path: _under_tmp(fs.absnormpath(path)))
     _passwd_entries()
     sys.path_hooks.insert(0, paths.path_hook)
-    # Tracebacks show the function's frames, not pyfakefs' or ours: on Lambda those calls are C.
-    _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__, _fakenodes.__file__,
-                              _readthrough.__file__, _tmpio.__file__)
     sys.path_importer_cache.clear()
-    _state.update(patcher=patcher, fs=fs, mirror=mirror)
+    _state.update(mirror=mirror)
     # The kernel's backstop, before the audit hook (which refuses the ctypes calls it makes).
     if _confine.confine(spec, readable, [backing, backing + FAKEFS_CLONES] if spec.get("snapshot") else [backing]):
         _readthrough.install(_readthrough.ReadThrough(fs, paths.read_through(spec["code_dir"], layout["binds"])))

@@ -42,6 +42,7 @@ _PREFIX = "lambdasim-fakefs-"
 # and pyfakefs copies a file's contents when it flushes.
 TMP_MEMORY_FACTOR = 3
 _KILL_GRACE_S = 1.0
+_REFILL_AFTER_S = 0.005  # a new spare this long after the last request, if none came since
 
 
 def runtime_api_refusal(what: str) -> str:
@@ -156,7 +157,8 @@ class FakefsSandbox:
         return instance, rt
 
     def refill(self) -> None:
-        """Nothing is prepared ahead here."""
+        """Say that a cold start is over: a good moment to prepare the next spare."""
+        self._helper.send((wire.REFILL,))
 
     def close(self) -> None:
         """Hand the zygote back for the next sandbox of this process (the Simulator has destroyed its
@@ -206,6 +208,25 @@ def _runtime_main(rt_fd: int, spec: InstanceSpec, tmp_dir: str, layout: dict[str
                  snapshot=_restore.FAKEFS if spec.get("snapshot") else None)  # SnapStart: see _restore
 
 
+def _prepared_runtime_main(keeper_fd: int, layout: dict[str, Any]) -> None:
+    """A spare keeper's runtime: pyfakefs set up ahead of demand, then the function's part once the
+    keeper hands over the spec and the runtime's channel. After ``prepare`` this module's ``os`` is
+    pyfakefs': only the channel (``_wire``, which pyfakefs leaves alone) and ``signal`` are used."""
+    from lambdasim._sandbox import _fakeroot
+
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGUSR1, _fakeroot.on_kill_request)
+    keeper = Channel(socket.socket(fileno=keeper_fd))
+    _fakeroot.prepare(layout)
+    try:
+        msg = keeper.recv(fds=True)
+    except ChannelClosed:
+        return  # the spare was never used
+    (rt_fd,) = keeper.take_fds(1)
+    keeper.close()
+    _runtime_main(rt_fd, msg[1], msg[2], layout)
+
+
 class _Keeper:
     def __init__(self, ctrl: Channel, spec: InstanceSpec, tmp_dir: str, layout: dict[str, Any]) -> None:
         self.ctrl = ctrl
@@ -229,6 +250,23 @@ class _Keeper:
                 os._exit(70)
         os.close(rt_fd)
         self.runtime = pid
+
+    def hand_over(self, prepared: tuple[int, Channel], rt_fd: int) -> None:
+        """Give the runtime a spare prepared (``prepared``: its pid and channel) the function; a new
+        runtime if that one is gone."""
+        pid, chan = prepared
+        try:
+            chan.send((wire.SPAWN, self.spec, self.tmp_dir), fds=[rt_fd])
+        except OSError:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self.fork_runtime(rt_fd)
+            return
+        finally:
+            chan.close()
+        os.close(rt_fd)
+        self.runtime = pid
+        os.write(self.wake_w, b"\0")  # it may have died before SIGCHLD was ours to see: look
 
     def reap(self, block: bool = False) -> int | None:
         if not self.runtime:
@@ -296,10 +334,35 @@ class _Keeper:
             self.ctrl.send((wire.GONE,))
 
 
-def _keeper_main(ctrl_fd: int, rt_fd: int, spec: InstanceSpec, tmp_dir: str, layout: dict[str, Any]) -> None:
+def _spare_keeper_main(zygote: Channel, layout: dict[str, Any]) -> None:
+    """A keeper made ahead of demand, with its runtime's pyfakefs set up: a cold start then pays only for
+    the function's part (as the namespace sandbox's spare)."""
+    os.setpgid(0, 0)
+    mine, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            close_all_but([theirs.fileno()])
+            _prepared_runtime_main(theirs.detach(), layout)
+        finally:
+            os._exit(70)
+    theirs.close()
+    try:
+        msg = zygote.recv(fds=True)
+    except ChannelClosed:
+        os.killpg(0, signal.SIGKILL)  # the spare was never used; this keeper goes with it
+        os._exit(0)
+    ctrl_fd, rt_fd = zygote.take_fds(2)
+    zygote.close()
+    _keeper_main(ctrl_fd, rt_fd, msg[1], msg[2], layout, prepared=(pid, Channel(mine)))
+
+
+def _keeper_main(ctrl_fd: int, rt_fd: int, spec: InstanceSpec, tmp_dir: str, layout: dict[str, Any],
+                 prepared: tuple[int, Channel] | None = None) -> None:
     # A process group of its own: Ctrl-C in the terminal is the simulator's to handle, and
     # killing the group at the end takes anything the function started with it.
-    os.setpgid(0, 0)
+    if os.getpgid(0) != os.getpid():
+        os.setpgid(0, 0)
     ctrl = Channel(socket.socket(fileno=ctrl_fd))
     keeper = _Keeper(ctrl, spec, tmp_dir, layout)
     signal.set_wakeup_fd(keeper.wake_w)
@@ -312,7 +375,10 @@ def _keeper_main(ctrl_fd: int, rt_fd: int, spec: InstanceSpec, tmp_dir: str, lay
         os.mkdir(tmp_dir, 0o700)
         if spec.get("snapshot"):
             os.mkdir(tmp_dir + CLONES, 0o700)
-        keeper.fork_runtime(rt_fd)
+        if prepared is None:
+            keeper.fork_runtime(rt_fd)
+        else:
+            keeper.hand_over(prepared, rt_fd)
     except OSError as e:
         ctrl.send(wire.pack_refusal(reason=f"{type(e).__name__}: {e}"))
         os._exit(1)
@@ -336,6 +402,9 @@ def main(fd: int) -> None:
 
     with contextlib.suppress(ImportError):  # for its guard in each runtime (see _fakenodes.guard_sqlite)
         import _sqlite3  # noqa: F401
+    import grp  # noqa: F401 - each runtime's sbx_user1051 entries wrap them (see _fakeroot)
+    import pwd  # noqa: F401
+
     from lambdasim._sandbox._layout import host_view
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the simulator's to handle
@@ -360,29 +429,54 @@ def main(fd: int) -> None:
     keepers: set[int] = set()
     chan.send(wire.pack_helper_ready(python_paths=python, limits="rlimit"))
     seq = 0
+
+    def prefork() -> Channel:
+        mine, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                close_all_but([theirs.fileno()])
+                _spare_keeper_main(Channel(theirs), layout)
+            finally:
+                os._exit(70)
+        theirs.close()
+        keepers.add(pid)
+        return Channel(mine)
+
+    spare: Channel | None = prefork()
     try:
         while True:
-            msg = chan.recv(fds=True)
+            try:
+                # The spare is replaced once things are quiet, so that making it does not compete
+                # with the cold start that used the last one.
+                msg = chan.recv(timeout=None if spare is not None else _REFILL_AFTER_S, fds=True)
+            except TimeoutError:
+                msg = (wire.REFILL,)
+            if msg[0] == wire.REFILL:
+                if spare is None:
+                    spare = prefork()
+                continue
             if msg[0] != wire.SPAWN:
                 continue
             ctrl_fd, rt_fd = chan.take_fds(2)
             seq += 1
-            tmp_dir = os.path.join(base, str(seq))
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    close_all_but([ctrl_fd, rt_fd])
-                    _keeper_main(ctrl_fd, rt_fd, wire.Spawn._make(msg).spec, tmp_dir, layout)
-                finally:
-                    os._exit(70)
+            if spare is None:
+                spare = prefork()
+            # If the spare died, the simulator hears of it on the instance's channels.
+            with contextlib.suppress(OSError):
+                spare.send((wire.SPAWN, wire.Spawn._make(msg).spec, os.path.join(base, str(seq))),
+                           fds=[ctrl_fd, rt_fd])
+            spare.close()
+            spare = None
             os.close(ctrl_fd)
             os.close(rt_fd)
-            keepers.add(pid)
             _reap(keepers)
             chan.send((wire.SPAWNED,))
     except (ChannelClosed, OSError):
         pass
     finally:
+        if spare is not None:
+            spare.close()  # the spare keeper ends on it, its runtime with it
         # Keepers notice the simulator's end themselves (their sockets close); wait for them.
         for k in _reap(keepers, 5.0):
             with contextlib.suppress(OSError):
