@@ -6,7 +6,11 @@ appear at their paths, the function's code at ``/var/task`` and its layers at ``
 all read-only; ``/tmp`` is a mount of ``ephemeral_storage_mb``. pyfakefs refuses nothing
 by itself, so :class:`LambdaFilesystem` refuses every change outside ``/tmp`` with
 errno 30, as Lambda's read-only root does. Imports from ``/var/task`` and ``/opt`` go
-through a path hook that reads the host's files, so modules keep their Lambda paths.
+through a path hook that reads the host's files, so modules keep their Lambda paths
+(``_fakepaths``). The part every function shares is built once, in the zygote (:func:`prebuild`),
+and pyfakefs' patcher is set up before the function is known (:func:`prepare`, in a spare).
+Reads of the read-only view skip pyfakefs where Landlock backs them (``_readthrough``), and
+``/tmp`` handles flush only where it could show (``_tmpio``).
 
 ``/tmp`` must outlive the runtime process (a reset keeps it), so its contents are
 mirrored to a host directory owned by the instance's keeper: after Init, after each
@@ -34,17 +38,6 @@ import sys
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator
-from importlib.machinery import (
-    BYTECODE_SUFFIXES,
-    EXTENSION_SUFFIXES,
-    SOURCE_SUFFIXES,
-    ExtensionFileLoader,
-    FileFinder,
-    ModuleSpec,
-    SourceFileLoader,
-    SourcelessFileLoader,
-)
-from importlib.util import spec_from_file_location
 from typing import Any, cast
 
 from pyfakefs import fake_file, fake_filesystem, fake_open, fake_os, helpers
@@ -53,14 +46,16 @@ from pyfakefs.fake_filesystem_unittest import Patcher
 from lambdasim import _runtime
 from lambdasim._errors import SandboxLimitError
 from lambdasim._runtime import host_tmp_path
-from lambdasim._sandbox import _confine, _fakenodes, _readthrough, _tmpio
+from lambdasim._sandbox import _confine, _fakenodes, _fakepaths, _readthrough, _tmpio
 from lambdasim._sandbox._fakenodes import NAMESPACE_HINT as _NAMESPACE_HINT
 from lambdasim._sandbox._fakenodes import TMP, make_node, unix_address, wrap_os_method
+from lambdasim._sandbox._fakepaths import PathMap
 from lambdasim._sandbox._layout import ETC_FILES, FAKEFS_CLONES, SANDBOX_GID, SANDBOX_HOME, SANDBOX_UID
 from lambdasim._sandbox._spec import InstanceSpec
 
 # Modules of the runtime itself: pyfakefs leaves them (and calls made from them) on the real filesystem.
-SKIP_NAMES = ["lambdasim._runtime", "lambdasim._wire", "lambdasim._sandbox._fakeroot", "lambdasim._sandbox._restore"]
+SKIP_NAMES = ["lambdasim._runtime", "lambdasim._wire", "lambdasim._sandbox._fakeroot", "lambdasim._sandbox._restore",
+              "lambdasim._sandbox._fakepaths"]
 
 _real_exit = os._exit
 _real_kill = os.kill
@@ -388,114 +383,6 @@ def _install_pyfakefs_guards() -> None:
         return wrapper
 
     wrap_os_method("lseek", lseek)
-
-
-# -- imports from /var/task and /opt ----------------------------------------------------------
-
-
-class _MappedSourceLoader(SourceFileLoader):
-    """Loads a module from a host file while ``__file__`` and tracebacks show its Lambda path."""
-
-    def __init__(self, fullname: str, path: str, real: Callable[[str], str]) -> None:
-        super().__init__(fullname, path)
-        self._real = real
-
-    def get_data(self, path: str) -> bytes:
-        return super().get_data(self._real(path))
-
-    def path_stats(self, path: str) -> dict[str, Any]:
-        return dict(super().path_stats(self._real(path)))
-
-    def set_data(self, path: str, data: Any, *, _mode: int = 0o666) -> None:
-        """Bytecode is not written: on Lambda the code is read-only."""
-
-
-class _MappedSourcelessLoader(SourcelessFileLoader):
-    def __init__(self, fullname: str, path: str, real: Callable[[str], str]) -> None:
-        super().__init__(fullname, path)
-        self._real = real
-
-    def get_data(self, path: str) -> bytes:
-        return super().get_data(self._real(path))
-
-
-_LOADERS = [(ExtensionFileLoader, EXTENSION_SUFFIXES), (SourceFileLoader, SOURCE_SUFFIXES),
-            (SourcelessFileLoader, BYTECODE_SUFFIXES)]
-
-
-class PathMap:
-    """Lambda paths that show host directories: ``/var/task`` -> code_dir, ``/opt`` -> layers, ..."""
-
-    def __init__(self) -> None:
-        self.roots: dict[str, list[str]] = {}  # fake prefix -> host directories, highest precedence first
-
-    def add(self, fake: str, real: list[str]) -> None:
-        self.roots[fake.rstrip("/") or "/"] = real
-
-    def candidates(self, fake: str) -> list[tuple[str, str]]:
-        """(host directory, fake prefix) pairs that ``fake`` maps to."""
-        for prefix, reals in self.roots.items():
-            if fake == prefix or fake.startswith(prefix + "/"):
-                rest = fake[len(prefix):]
-                return [(real + rest, prefix) for real in reals]
-        return []
-
-    def real(self, fake: str) -> str:
-        for real, _prefix in self.candidates(fake):
-            if os.path.lexists(real):
-                return real
-        return fake
-
-    def read_through(self, code_dir: str, binds: list[str]) -> dict[str, str]:
-        """Lambda prefix -> host directory, for the view's directories that show one host directory each."""
-        roots = {host_tmp_path(real): real for real in binds if real != "/etc"}
-        roots.update((fake, reals[0]) for fake, reals in self.roots.items() if len(reals) == 1)
-        return roots
-
-    def path_hook(self, entry: str) -> _MappedFinder:
-        if not self.candidates(entry):
-            raise ImportError("not a Lambda path of lambdasim's fakefs sandbox")
-        return _MappedFinder(entry, self)
-
-
-class _MappedFinder:
-    """A sys.path entry such as ``/var/task``: finds modules in the host directories behind it."""
-
-    def __init__(self, entry: str, paths: PathMap) -> None:
-        self.entry = entry
-        self.paths = paths
-        self.finders = [(real, FileFinder(real, *_LOADERS))
-                        for real, _ in paths.candidates(entry) if os.path.isdir(real)]
-
-    def invalidate_caches(self) -> None:
-        for _, finder in self.finders:
-            finder.invalidate_caches()
-
-    def find_spec(self, fullname: str, target: Any = None) -> ModuleSpec | None:
-        namespace = False
-        for real_dir, finder in self.finders:
-            spec = finder.find_spec(fullname, target)
-            if spec is None:
-                continue
-            if spec.loader is None:  # a namespace portion: a regular package elsewhere wins
-                namespace = True
-                continue
-            origin = spec.origin or ""
-            fake = self.entry + origin[len(real_dir):]
-            package = spec.submodule_search_locations is not None
-            locations = [os.path.dirname(fake)] if package else None
-            if isinstance(spec.loader, SourceFileLoader):
-                loader: Any = _MappedSourceLoader(fullname, fake, self.paths.real)
-            elif isinstance(spec.loader, SourcelessFileLoader):
-                loader = _MappedSourcelessLoader(fullname, fake, self.paths.real)
-            else:
-                return spec  # a C extension is loaded from its host path, and says so in __file__
-            return spec_from_file_location(fullname, fake, loader=loader, submodule_search_locations=locations)
-        if namespace:
-            spec = ModuleSpec(fullname, None)
-            spec.submodule_search_locations = [os.path.join(self.entry, fullname.rpartition(".")[2])]
-            return spec
-        return None
 
 
 # -- /tmp kept on the host ---------------------------------------------------------------------
@@ -894,7 +781,7 @@ def prepare(layout: dict[str, Any]) -> None:
         paths, readable = prebuilt
     # Tracebacks show the function's frames, not pyfakefs' or ours: on Lambda those calls are C.
     _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__, _fakenodes.__file__,
-                              _readthrough.__file__, _tmpio.__file__)
+                              _fakepaths.__file__, _readthrough.__file__, _tmpio.__file__)
     _state.update(patcher=patcher, fs=fs, paths=paths, readable=readable)
 
 
