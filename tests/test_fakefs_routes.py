@@ -4,6 +4,7 @@ would reach the host: positional I/O on /tmp files, os.open of read-only files, 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -109,3 +110,43 @@ def test_sqlite_files_and_fork_exec_are_refused_without_the_kernel_backstop(
     refused = {"not authorized", "authorization denied"}  # SQLite's words for SQLITE_DENY, by statement
     assert got["attach"] in refused and got["vacuum"] in refused and got["fork_exec"] == "SandboxLimitError"
     assert not target.exists()
+
+
+
+DIR_FD = """
+import os, posix
+
+def handler(event, context):
+    fd = posix.open(event["dir"], os.O_RDONLY)  # a directory of the view, by its host path
+    try:
+        return posix.read(posix.open(event["relative"], os.O_RDONLY, dir_fd=fd), 100).decode(errors="replace")
+    except Exception as e:
+        return type(e).__name__
+"""
+
+
+def _outside_the_view() -> tuple[str, str]:
+    """A directory of the view (this Python's installation) and a host file outside it, relative to it
+    (a file of a sibling installation, e.g. another pyenv version), or a skip."""
+    import sys
+
+    base = Path(sys.base_prefix)
+    for sibling in sorted(base.parent.iterdir()):
+        if sibling == base or not sibling.is_dir() or base.is_relative_to(sibling):
+            continue
+        for path in sorted(sibling.rglob("*.py"))[:1]:
+            return str(base / "lib"), os.path.relpath(path, base / "lib")
+    pytest.skip(f"no installation beside {base} to read from")
+
+
+def test_a_real_open_relative_to_a_directory_descriptor_is_refused_without_the_kernel_backstop(
+        code: Code, monkeypatch: pytest.MonkeyPatch) -> None:
+    """posix.open("../x", dir_fd=<a directory of the view>): the audit event has no dir_fd, so the path it
+    names ("/x") is not the one opened; a relative real open is refused (the kernel's backstop would refuse
+    the read of a file outside the view)."""
+    monkeypatch.setenv("LAMBDASIM_FAKEFS_LANDLOCK", "0")
+    directory, relative = _outside_the_view()
+    with simulator_or_skip(sandbox="fakefs") as sim:
+        inv = sim.deploy("app.handler", code_dir=code(DIR_FD)).invoke({"dir": directory, "relative": relative})
+    assert inv.ok, inv.error
+    assert inv.payload == "SandboxLimitError"

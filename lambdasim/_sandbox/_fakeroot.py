@@ -563,7 +563,13 @@ def install_audit_hook(readable: list[str], mirror: TmpMirror) -> None:
             path, mode, flags = args
             if not isinstance(path, (str, bytes)):
                 return  # a descriptor
-            path = os.path.abspath(os.fsdecode(path))
+            path = os.fsdecode(path)
+            if not path.startswith("/"):
+                # The event does not say which directory a relative path is from: with a descriptor of a
+                # directory in the view (dir_fd), "../.." would reach any host file. lambdasim's own real
+                # opens are absolute (the runtime's real working directory is "/").
+                raise refuse(f"a real open({path!r}) of a relative path, made below pyfakefs (by C code or "
+                             "posix.open with dir_fd)")
             if mirror.active and (path + "/").startswith(backing()):
                 return
             writes = (isinstance(flags, int) and flags & _WRITE_FLAGS) or (isinstance(mode, str) and any(
