@@ -63,7 +63,7 @@ def handler(event, context):
     host, port = os.environ["MEMCACHED_URL"].split(":")
     mc = Client((host, int(port)), timeout=event.get("timeout", 5), connect_timeout=event.get("timeout", 5))
     if op == "put":
-        mc.set("k", event["value"])
+        mc.set("k", event["value"], noreply=False)  # stored before the test pauses the server
         return "ok"
     value = mc.get("k")
     return value.decode() if value is not None else None
