@@ -742,12 +742,12 @@ def prebuild(layout: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _prebuilt_filesystem() -> Iterator[tuple[PathMap, list[str]] | None]:
-    """While the Patcher sets up: hand it the zygote's filesystem (if there is one) instead of a new one."""
-    fs = _prebuilt.pop("fs", None)
-    if fs is None:
-        yield None
-        return
+def _prebuilt_filesystem(layout: dict[str, Any]) -> Iterator[tuple[PathMap, list[str]]]:
+    """While the Patcher sets up: hand it the zygote's filesystem (built now where this process was not
+    forked from a zygote that built it) instead of a new one."""
+    if "fs" not in _prebuilt:
+        prebuild(layout)
+    fs = _prebuilt.pop("fs")
     make = fake_filesystem.FakeFilesystem
 
     def handed(*_: Any, patcher: Any = None, **__: Any) -> Any:
@@ -763,7 +763,7 @@ def _prebuilt_filesystem() -> Iterator[tuple[PathMap, list[str]] | None]:
 
 def prepare(layout: dict[str, Any]) -> None:
     """The part of :func:`enter` that needs no function (a spare runtime does it ahead of demand): pyfakefs'
-    patcher on the zygote's filesystem (or one built now), with the host's part of Lambda's view."""
+    patcher on the zygote's filesystem, the host's part of Lambda's view."""
     if "patcher" in _state:
         return
     # tempfile must not probe the host for a writable directory: on Lambda it is /tmp.
@@ -771,20 +771,9 @@ def prepare(layout: dict[str, Any]) -> None:
     sys.dont_write_bytecode = True
     _readthrough.install_fast_skip_check()
     patcher = _patcher()
-    with _prebuilt_filesystem() as prebuilt:
+    with _prebuilt_filesystem(layout) as (paths, readable):
         patcher.setUp()
-    assert patcher.fs is not None
-    patcher.fs.__class__ = LambdaFilesystem
     fs = cast(LambdaFilesystem, patcher.fs)
-    if prebuilt is None:  # not forked from a zygote that built it
-        with fs.adding():
-            for entry in list(fs.root_dir.entries):  # pyfakefs' own temporary directory and /tmp link
-                fs.root_dir.remove_entry(entry)
-            fs.create_dir(TMP)
-            paths = PathMap()
-            readable = _build_host(fs, layout, paths)
-    else:
-        paths, readable = prebuilt
     # Tracebacks show the function's frames, not pyfakefs' or ours: on Lambda those calls are C.
     _runtime.HIDDEN_FRAMES = (os.path.dirname(fake_filesystem.__file__) + "/", __file__, _fakenodes.__file__,
                               _fakepaths.__file__, _readthrough.__file__, _tmpio.__file__)

@@ -78,6 +78,20 @@ class ReadThrough:
                 return host + rest + ("/" if trailing else ""), given
         return None
 
+    def on_host(self, path: Any, call: Callable[[str], Any]) -> Any:
+        """``call(host path)`` for ``path`` inside the view, its errors naming ``path`` as given;
+        :data:`UNMAPPED` for a path pyfakefs answers."""
+        mapped = self.real(path)
+        if mapped is None:
+            return UNMAPPED
+        try:
+            return call(mapped[0])
+        except OSError as e:
+            raise _renamed(e, mapped[1]) from None
+
+
+UNMAPPED = object()
+
 
 def _renamed(e: OSError, fake: str) -> OSError:
     """The host's error, naming the path as the function gave it."""
@@ -109,9 +123,6 @@ def install(rt: ReadThrough) -> None:
         except (OSError, ValueError):
             return None
 
-    def exists(host: str) -> bool:
-        return _stat_mode(host) is not None
-
     def isdir(host: str) -> bool:
         mode = _stat_mode(host)
         return mode is not None and stat.S_ISDIR(mode)
@@ -142,12 +153,9 @@ def install(rt: ReadThrough) -> None:
 
     def fs_listdir(self: Any, target_directory: Any) -> list[Any]:
         if self is fs and active():
-            mapped = rt.real(target_directory)
-            if mapped is not None:
-                try:
-                    return posix.listdir(mapped[0])
-                except OSError as e:
-                    raise _renamed(e, mapped[1]) from None
+            names = rt.on_host(target_directory, posix.listdir)
+            if names is not UNMAPPED:
+                return list(names)
         return list(real_listdir(self, target_directory))
 
     type(fs).listdir = fs_listdir  # type: ignore[method-assign]
@@ -158,14 +166,10 @@ def install(rt: ReadThrough) -> None:
                 if isinstance(path, int) and path in _real_fds:
                     return posix.fstat(path)
                 if dir_fd is None and active():
-                    mapped = rt.real(path)
-                    if mapped is not None:
-                        try:
-                            if kwargs.get("follow_symlinks", follow_default):
-                                return posix.stat(mapped[0])
-                            return posix.lstat(mapped[0])
-                        except OSError as e:
-                            raise _renamed(e, mapped[1]) from None
+                    found = rt.on_host(path, posix.stat if kwargs.get("follow_symlinks", follow_default)
+                                       else posix.lstat)
+                    if found is not UNMAPPED:
+                        return found
                 return inner(self, path, dir_fd=dir_fd, **kwargs)
             return wrapper
         return wrap
@@ -176,12 +180,9 @@ def install(rt: ReadThrough) -> None:
     def getsize(inner: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(self: Any, path: Any) -> int:
             if active():
-                mapped = rt.real(path)
-                if mapped is not None:
-                    try:
-                        return posix.stat(mapped[0]).st_size
-                    except OSError as e:
-                        raise _renamed(e, mapped[1]) from None
+                found = rt.on_host(path, posix.stat)
+                if found is not UNMAPPED:
+                    return int(found.st_size)
             return int(inner(self, path))
         return wrapper
 

@@ -361,8 +361,7 @@ def _keeper_main(ctrl_fd: int, rt_fd: int, spec: InstanceSpec, tmp_dir: str, lay
                  prepared: tuple[int, Channel] | None = None) -> None:
     # A process group of its own: Ctrl-C in the terminal is the simulator's to handle, and
     # killing the group at the end takes anything the function started with it.
-    if os.getpgid(0) != os.getpid():
-        os.setpgid(0, 0)
+    os.setpgid(0, 0)  # a spare keeper made itself one already: then this changes nothing
     ctrl = Channel(socket.socket(fileno=ctrl_fd))
     keeper = _Keeper(ctrl, spec, tmp_dir, layout)
     signal.set_wakeup_fd(keeper.wake_w)
