@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _managed, _runtime
@@ -51,6 +51,9 @@ from lambdasim._services.xray import XRaySink, xray_environment
 from lambdasim._snapstart import SnapStart
 from lambdasim._template_deploy import check_function_name, deploy_from_template
 from lambdasim._tmpview import TmpView
+
+if TYPE_CHECKING:
+    from lambdasim._serve._served import Served
 
 _SHUTDOWN_REASONS = frozenset({"scale_down", "idle", "redeploy", "retired", "close", "destroy"})
 """Why instances are removed when Lambda would shut them down (the SHUTDOWN event), not kill them."""
@@ -566,6 +569,19 @@ class Simulator:
         Errors name the file, the line and the key.
         """
         return deploy_from_template(self, path, function, overrides)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 0) -> contextlib.AbstractContextManager[Served]:
+        """Serve Lambda's Invoke API and the template's HTTP routes of every function on ``host:port`` (0: a free
+        port) while the ``with`` block runs; it gives the base URL (a ``str``), with ``.function_urls``::
+
+            with sim.serve() as url:
+                boto3.client("lambda", endpoint_url=url).invoke(FunctionName="orders", Payload=b"{}")
+                urllib.request.urlopen(url + "/orders")
+
+        The functions run in this simulator's instances, as with :meth:`Function.invoke`."""
+        from lambdasim._serve._served import serve
+
+        return serve(self, host, port)
 
     # -- clients for the test side -----------------------------------------------------
 
