@@ -1,6 +1,7 @@
 """The lambdasim command line: invoke a handler, run scenario files, search a function's
 lifecycles for a broken invariant (chaos), compare warm and fresh instances (detect),
-write the HTML report of a trace, and print an event source's event (event)."""
+write the HTML report of a trace, print an event source's event (event), and serve a template's
+functions over Lambda's Invoke API and their HTTP routes (serve)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
-from lambdasim._commands import HelpFormatter, chaos, detect, event, invoke, report, run, split_overrides
+from lambdasim._commands import HelpFormatter, chaos, detect, event, invoke, report, run, serve, split_overrides
 from lambdasim._errors import LambdaSimError
 
 
@@ -19,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lambdasim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, module in (("invoke", invoke), ("run", run), ("chaos", chaos), ("detect", detect), ("report", report),
-                         ("event", event)):
+                         ("event", event), ("serve", serve)):
         command = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
                                  epilog=getattr(module, "EPILOG", None), formatter_class=HelpFormatter)
         module.add_arguments(command)

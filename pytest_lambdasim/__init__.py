@@ -1,7 +1,7 @@
 """pytest plugin for lambdasim: ``pytest --lambda-sim``.
 
 A thin front end over :class:`lambdasim.Simulator`: options and ini keys, the
-``lambda_sim`` and ``lambda_function`` fixtures, the ``lambda_sim`` marker, YAML
+``lambda_sim``, ``lambda_function`` and ``lambda_serve`` fixtures, the ``lambda_sim`` marker, YAML
 scenarios collected as tests, and a terminal summary. Nothing heavy is imported
 until a test asks for a simulator, so having the plugin installed costs nothing.
 
@@ -10,7 +10,7 @@ through ``pytest_plugins`` below when pytest loads this package from its ``pytes
 entry point):
 
 - ``options``: the command-line options, ini keys and the marker, and reading them;
-- ``fixtures``: ``lambda_sim``, ``lambda_function``, ``lambda_sim_services``, the marker's
+- ``fixtures``: ``lambda_sim``, ``lambda_function``, ``lambda_serve``, ``lambda_sim_services``, the marker's
   settings, and skipping their tests without ``--lambda-sim``;
 - ``summary``: the terminal summary and the JSON trace report (pytest-xdist too);
 - ``detect``: ``--lambda-sim-detect``, every test warm and fresh;

@@ -1,4 +1,4 @@
-"""The fixtures ``lambda_sim``, ``lambda_function`` and ``lambda_sim_services``, and the
+"""The fixtures ``lambda_sim``, ``lambda_function``, ``lambda_serve`` and ``lambda_sim_services``, and the
 ``lambda_sim`` marker's settings; without ``--lambda-sim`` the tests that use them are skipped.
 
 Relative paths given to the ``lambda_sim`` simulator (``code_dir``, ``layers``, a template's
@@ -26,9 +26,10 @@ from pytest_lambdasim.summary import TEST_TRACE
 
 if TYPE_CHECKING:
     from lambdasim import Function, Simulator
+    from lambdasim._serve._served import Served
     from lambdasim._services.service import Services
 
-FIXTURES = frozenset({"lambda_sim", "lambda_function"})
+FIXTURES = frozenset({"lambda_sim", "lambda_function", "lambda_serve"})
 # Marker keywords that configure the Simulator; every other keyword is a deploy() default.
 SIM_KEYS = frozenset({"sandbox", "routing", "seed", "services", "region", "init_timeout_s", "freeze", "network",
                       "package", "interpreter"})
@@ -117,6 +118,15 @@ def lambda_function(request: pytest.FixtureRequest, lambda_sim: Simulator) -> Ca
         return lambda_sim.deploy(handler, code_dir=code_dir, **{**defaults, **config})
 
     return deploy
+
+
+@pytest.fixture
+def lambda_serve(lambda_sim: Simulator) -> Iterator[Served]:
+    """``lambda_sim`` served over HTTP on 127.0.0.1 (:meth:`lambdasim.Simulator.serve`): the base URL of Lambda's
+    Invoke API and the template's routes (a ``str``), with ``.function_urls``. Functions deployed during the
+    test are served from their next request on."""
+    with lambda_sim.serve() as url:
+        yield url
 
 
 def _in_rootdir(rootdir: Path, given: str | os.PathLike[str]) -> str:

@@ -95,7 +95,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                           self.server.server_address[1])
         try:
             response = self.server.app(request)
-        except Exception:  # noqa: BLE001 - one broken request must not stop the server
+        except Exception:
             log.exception("lambdasim serve: %s %s failed", self.command, self.path)
             response = Response(500, (("Content-Type", "application/json"),),
                                 b'{"message": "lambdasim: the request failed in the server; see its log"}')
@@ -152,7 +152,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             parts.append(chunk)
             self.rfile.readline(3)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
 
@@ -184,7 +184,7 @@ class _Listener(http.server.ThreadingHTTPServer):
         if isinstance(request, socket.socket):
             with self.connections_lock:
                 self.connections.discard(request)
-        super().shutdown_request(request)  # type: ignore[arg-type]
+        super().shutdown_request(request)
 
 
 class HttpServer:
@@ -219,7 +219,7 @@ class HttpServer:
                 for key, _ in sel.select():
                     if key.data == "wake":
                         return
-                    self._listener._handle_request_noblock()  # noqa: SLF001 - socketserver's one-request step
+                    self._listener.handle_request()  # readable: accepts at once
 
     def close(self) -> None:
         """Stop accepting, end the open connections, and free the port; at once (requests whose function is

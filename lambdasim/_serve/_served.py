@@ -3,23 +3,30 @@ each function URL on a port of its own, and the counters the live view shows.
 
 One port for both, because the Invoke API's paths (``/2015-03-31/functions/...``) cannot be an API's
 routes in practice, so ``boto3.client("lambda", endpoint_url=url)`` and ``requests.get(url + "/orders")``
-take the same address.
+take the same address. The routes follow the simulator's functions: a function deployed (or redeployed)
+while the server runs is served from its next request on, and its function URL gets its listener when
+``function_urls`` is next read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lambdasim._serve._http import App, HttpServer, Request, Response
 
 if TYPE_CHECKING:
+    from lambdasim._serve._routes import Routes
     from lambdasim._simulator import Simulator
+
+Listener = Callable[[Request, Response, float], None]
+"""Called after each answer with the request, the response and the seconds it took."""
 
 
 @dataclasses.dataclass
@@ -30,14 +37,82 @@ class Counters:
     by_status: dict[int, int] = dataclasses.field(default_factory=dict)
     errors: deque[str] = dataclasses.field(default_factory=lambda: deque(maxlen=5))
     """The last error answers: ``HH:MM:SS status method path``."""
+    listeners: list[Listener] = dataclasses.field(default_factory=list)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
 
-    def count(self, request: Request, response: Response) -> None:
+    def count(self, request: Request, response: Response, seconds: float) -> None:
         with self.lock:
             self.requests += 1
             self.by_status[response.status] = self.by_status.get(response.status, 0) + 1
             if response.status >= 400 or any(k.lower() == "x-amz-function-error" for k, _ in response.headers):
                 self.errors.append(f"{time.strftime('%H:%M:%S')} {response.status} {request.method} {request.path}")
+            listeners = list(self.listeners)
+        for listener in listeners:
+            with contextlib.suppress(Exception):  # a broken view must not fail the request
+                listener(request, response, seconds)
+
+
+def _counted(app: App, counters: Counters) -> App:
+    def counted(request: Request) -> Response:
+        start = time.perf_counter()
+        response = app(request)
+        counters.count(request, response, time.perf_counter() - start)
+        return response
+
+    return counted
+
+
+class _Endpoints:
+    """The listeners of one ``serve()``: the main port, and a port per function URL."""
+
+    def __init__(self, sim: Simulator, host: str, port: int) -> None:
+        self.sim = sim
+        self.host = host
+        self.counters = Counters()
+        self._lock = threading.Lock()
+        self._routes: tuple[Any, Routes] | None = None
+        self._url_servers: dict[str, HttpServer] = {}
+        self.main = HttpServer(_counted(self._app, self.counters), host, port, name="lambdasim-serve")
+
+    def _key(self) -> Any:
+        """What the route table is built from: each function, its version and its template events."""
+        return tuple((name, fn.version, id(fn._template_events)) for name, fn in list(self.sim.functions.items()))
+
+    def routes(self) -> Routes:
+        """The route table of the simulator's functions as they are now."""
+        from lambdasim._serve._routes import Routes
+
+        key = self._key()
+        with self._lock:
+            if self._routes is None or self._routes[0] != key:
+                self._routes = (key, Routes.from_simulator(self.sim))
+            return self._routes[1]
+
+    def _app(self, request: Request) -> Response:
+        from lambdasim._serve import _invoke_api
+
+        if _invoke_api.is_invoke_api(request.path):
+            return _invoke_api.handle(self.sim, request)
+        return self.routes().handle(request)
+
+    def function_urls(self) -> dict[str, str]:
+        """The function URLs, a listener started for each function that has none yet."""
+        from lambdasim._serve._routes import function_url_apps
+
+        apps = function_url_apps(self.sim)
+        with self._lock:
+            for name, app in apps.items():
+                if name not in self._url_servers:
+                    self._url_servers[name] = HttpServer(_counted(app, self.counters), self.host, 0,
+                                                         name=f"lambdasim-url-{name}")
+            return {name: server.url for name, server in self._url_servers.items()}
+
+    def close(self) -> None:
+        self.main.close()
+        with self._lock:
+            servers = list(self._url_servers.values())
+        for server in servers:
+            server.close()
 
 
 class Served(str):
@@ -50,56 +125,34 @@ class Served(str):
     """
 
     url: str
-    function_urls: dict[str, str]
     counters: Counters
+    _endpoints: _Endpoints
 
-    def __new__(cls, url: str, function_urls: dict[str, str], counters: Counters) -> Served:
-        self = super().__new__(cls, url)
-        self.url = url
-        self.function_urls = function_urls
-        self.counters = counters
+    def __new__(cls, endpoints: _Endpoints) -> Served:
+        self = super().__new__(cls, endpoints.main.url)
+        self.url = endpoints.main.url
+        self.counters = endpoints.counters
+        self._endpoints = endpoints
         return self
 
+    @property
+    def function_urls(self) -> dict[str, str]:
+        return self._endpoints.function_urls()
 
-def app_for(sim: Simulator, counters: Counters | None = None) -> App:
-    """The app of the main port: the Invoke API, else the template's routes."""
-    from lambdasim._serve import _invoke_api, _routes
+    @property
+    def port(self) -> int:
+        return self._endpoints.main.port
 
-    routes = _routes.Routes.from_simulator(sim)
-
-    def app(request: Request) -> Response:
-        if _invoke_api.is_invoke_api(request.path):
-            response = _invoke_api.handle(sim, request)
-        else:
-            response = routes.handle(request)
-        if counters is not None:
-            counters.count(request, response)
-        return response
-
-    return app
+    def routes(self) -> list[tuple[str, str, str]]:
+        """The API routes served: (method, path, function) each, in match order."""
+        return self._endpoints.routes().table()
 
 
 @contextmanager
 def serve(sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> Iterator[Served]:
     """See :meth:`Simulator.serve`."""
-    from lambdasim._serve import _routes
-
-    counters = Counters()
-    servers: list[HttpServer] = []
+    endpoints = _Endpoints(sim, host, port)
     try:
-        main = HttpServer(app_for(sim, counters), host, port, name="lambdasim-serve")
-        servers.append(main)
-        urls: dict[str, str] = {}
-        for name, url_app in _routes.function_url_apps(sim).items():
-            def counted(request: Request, url_app: App = url_app) -> Response:
-                response = url_app(request)
-                counters.count(request, response)
-                return response
-
-            server = HttpServer(counted, host, 0, name=f"lambdasim-url-{name}")
-            servers.append(server)
-            urls[name] = server.url
-        yield Served(main.url, urls, counters)
+        yield Served(endpoints)
     finally:
-        for server in servers:
-            server.close()
+        endpoints.close()
