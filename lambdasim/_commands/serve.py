@@ -132,6 +132,7 @@ def _banner(display: str, served: Any, names: list[str]) -> str:
         lines.append(f"  {method:<7} {served.url}{path}  -> {function}")
     for function, url in served.function_urls.items():
         lines.append(f"  URL     {url}/  -> {function}")
+    lines.append("ready; Ctrl-C stops")
     return "\n".join(lines) + "\n"
 
 
