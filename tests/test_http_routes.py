@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from lambdasim import ConfigError, Simulator
+from lambdasim._serve._http import Request
 from lambdasim._serve._routes import Routes, RouteWarning
 from lambdasim._template_events import TemplateEvent
 from lambdasim._templates import TemplateWarning, load_function
@@ -547,3 +548,25 @@ def test_a_public_project_apigw_lambda_dynamodb(sim: Simulator, tmp_path: Path) 
     items = sim.boto3_client("dynamodb").scan(TableName="WeatherData")["Items"]
     assert items == [{"id": {"S": "1"}, "Weather": {"S": "Sunny"}}]
     assert os.path.isdir(folder / "src")
+
+
+def test_throttled_and_oversized_requests(sim: Simulator, tmp_path: Path) -> None:
+    path = write(tmp_path, TEMPLATE)
+    (tmp_path / "src" / "app.py").write_text(APP)
+    sim.deploy_from_template(path, "Shapes", reserved_concurrency=0)  # every invocation throttled (429)
+    sim.deploy_from_template(path, "Failing", reserved_concurrency=0)
+    sim.deploy_from_template(path, "Items")
+    big = b"x" * (7 * 1024 * 1024)  # under API Gateway's 10 MB, over Lambda's 6 MB once in the event
+    with sim.serve() as url:
+        # Lambda refused the invocation: API Gateway's 500 (not the 502 of a function error).
+        assert request(url, "GET", "/rest/status")[::2] == (500, b'{"message": "Internal server error"}')
+        assert request(url, "GET", "/http/status")[::2] == (500, b'{"message":"Internal Server Error"}')
+        assert request(url, "POST", "/items", big, headers=[("Content-Type", "text/plain")])[0] == 500
+        # Over 10 MB the server does not read the body (lambdasim._serve._http): the routes answer 413.
+        huge = Routes.from_simulator(sim).handle(
+            Request("POST", "/items", (), b"", "127.0.0.1", too_large=True))
+        assert (huge.status, huge.body) == (413, b'{"message":"Request Too Long"}')
+        # A function URL passes Lambda's refusal on.
+        status, headers, body = request(url.function_urls["Failing"], "GET", "/")
+        assert status == 429 and json.loads(body)["Message"] == "Rate Exceeded."
+        assert values(headers, "x-amzn-ErrorType") == ["TooManyRequestsException"]
