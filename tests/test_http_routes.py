@@ -27,6 +27,7 @@ from lambdasim._template_events import TemplateEvent
 from lambdasim._templates import TemplateWarning, load_function
 
 SAM_HEAD = 'AWSTemplateFormatVersion: "2010-09-09"\nTransform: AWS::Serverless-2016-10-31\n'
+BOTH_SANDBOXES = True
 PATTERNS = Path("/work/.mirror/aws-samples+serverless-patterns/repo")
 
 
