@@ -151,6 +151,7 @@ class Function:
         self._model = FunctionModel(config)
         self._live: dict[str, Live] = {}
         self._template_events: Mapping[str, Any] = {}  # deploy_from_template(): the template's Events
+        self._function_url: Any = None  # deploy_from_template(): its FunctionUrl (lambdasim._template_invoke)
 
     @property
     def name(self) -> str:

@@ -49,4 +49,5 @@ def deploy_from_template(sim: Simulator, path: str | os.PathLike[str], function:
         kwargs["function_name"] = None  # another name given: the function is named that on Lambda too
     fn = sim.deploy(**{**kwargs, **overrides})
     fn._template_events = template.events
+    fn._function_url = template.function_url
     return fn

@@ -2,7 +2,9 @@
 source would send with :mod:`lambdasim.events` (``fn.event("GetPerson", path_parameters={"id": "1"})``).
 
 The SAM event types read: ``Api`` (Path, Method, the stage of a ``RestApiId`` in the template),
-``HttpApi`` (Path, Method: the route; none of them: ``$default``), ``SQS`` (Queue), ``SNS`` (Topic),
+``HttpApi`` (Path, Method: the route; none of them: ``$default``; ``PayloadFormatVersion: "1.0"``, or a
+serverless.yml's ``provider.httpApi.payload: '1.0'``, gives the REST API's event,
+:func:`~lambdasim.events.api`), ``SQS`` (Queue), ``SNS`` (Topic),
 ``S3`` (Bucket, Events, Filter's prefix/suffix), ``Schedule`` and ``ScheduleV2`` (Name, Input),
 ``EventBridgeRule`` and ``CloudWatchEvent`` (Pattern's source, detail-type and detail, Input),
 ``DynamoDB`` and ``Kinesis`` (Stream). A queue, topic, bucket, table or stream of the same template
@@ -119,8 +121,23 @@ def sam_events(reader: Values, function: str, props: YamlMap, props_loc: _Loc) -
         fields, given_input = reading.fields(kind)
         if kind in ("Schedule", "ScheduleV2"):  # unnamed, SAM names the rule after the function and the event
             fields.setdefault("rule", f"{function}{name}")
-        out[str(name)] = TemplateEvent(str(name), kind, SAM_KINDS.get(kind), fields, source, given_input)
+        builder = SAM_KINDS.get(kind)
+        if kind == "HttpApi" and _payload_v1(reading.get("PayloadFormatVersion")):
+            builder = _as_v1(fields)
+        out[str(name)] = TemplateEvent(str(name), kind, builder, fields, source, given_input)
     return out
+
+
+def _payload_v1(version: Any) -> bool:
+    """Whether an HTTP API's ``PayloadFormatVersion`` (SAM) or ``payload`` (Serverless) is 1.0."""
+    return str(version).strip() in ("1.0", "1")
+
+
+def _as_v1(fields: dict[str, Any]) -> str:
+    """An HTTP API route's builder keywords made those of the 1.0 payload (the REST API's event, ``api``)."""
+    fields.pop("route_key", None)
+    fields.setdefault("stage", "$default")
+    return "api"
 
 
 class _Event:
@@ -307,10 +324,19 @@ def serverless_events(reader: Values, function: str, definition: YamlMap, fn_loc
         fields, given_input = _Event(reader, props, where).fields(sam_type)
         if sam_type == "Api":
             fields["stage"] = stage
+        if sam_type == "HttpApi" and _payload_v1(_http_api_payload(ctx.doc)):
+            kind = _as_v1(fields)
         if sam_type == "Schedule":
             fields.setdefault("rule", f"{function}-{name}")
         out[name] = TemplateEvent(name, str(key), kind, fields, f"{ctx.display}:{where.line}", given_input)
     return out
+
+
+def _http_api_payload(doc: YamlMap) -> Any:
+    """A serverless.yml's ``provider.httpApi.payload`` (the payload format of its HTTP API's routes)."""
+    provider = doc.get("provider")
+    http_api = provider.get("httpApi") if isinstance(provider, YamlMap) else None
+    return http_api.get("payload") if isinstance(http_api, YamlMap) else None
 
 
 def _is_dynamodb(value: Any) -> bool:

@@ -129,14 +129,14 @@ SAM_MODELLED = frozenset({
     "Handler", "Runtime", "CodeUri", "Code", "InlineCode", "PackageType", "ImageUri", "ImageConfig", "MemorySize",
     "Timeout", "EphemeralStorage", "ReservedConcurrentExecutions", "Environment", "Layers", "SnapStart",
     "ProvisionedConcurrencyConfig", "TenancyConfig", "CapacityProviderConfig", "FunctionScalingConfig",
-    "LoggingConfig", "Tracing", "TracingConfig", "Events", "FunctionName",
+    "LoggingConfig", "Tracing", "TracingConfig", "Events", "FunctionName", "FunctionUrlConfig", "EventInvokeConfig",
 })
 """The properties of ``AWS::Serverless::Function`` / ``AWS::Lambda::Function`` (and ``Globals.Function``)
 that lambdasim reads (see :mod:`lambdasim._templates`, :mod:`lambdasim._template_models` and this module)."""
 SERVERLESS_MODELLED = frozenset({
     "handler", "runtime", "memorySize", "timeout", "ephemeralStorageSize", "reservedConcurrency", "environment",
     "layers", "snapStart", "provisionedConcurrency", "tenancy", "capacityProvider", "logs", "tracing", "image",
-    "events",
+    "events", "url", "maximumRetryAttempts", "maximumEventAge",
 })
 """The keys of a Serverless function (``functions.NAME``) that lambdasim reads."""
 SERVERLESS_PROVIDER_UNMODELLED = ("architecture", "vpc", "role", "iam", "kmsKeyArn")

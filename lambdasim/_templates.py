@@ -54,6 +54,7 @@ from lambdasim._package import inline_code, powertools_layer
 from lambdasim._sls_text import split_sources, variable_spans
 from lambdasim._source import SourceError, YamlMap, YamlSeq, load_yaml, read_text
 from lambdasim._template_events import TemplateEvent, sam_events, serverless_events
+from lambdasim._template_invoke import FunctionUrl, Invoking, sam_invoking, serverless_invoking
 from lambdasim._template_models import Models, sam_models, serverless_models
 from lambdasim._template_props import (
     Observability,
@@ -132,6 +133,13 @@ class TemplateFunction:
     """Its name on Lambda, what the function sees: ``FunctionName`` (SAM/CloudFormation) or ``name``, else the
     tool's: Serverless' ``service-stage-function``, CloudFormation's ``<stack>-<LogicalId>-<RANDOM>`` (known
     only from the created stack, ``resources``; None without it)."""
+    function_url: FunctionUrl | None = None
+    """Its function URL (``FunctionUrlConfig``, an ``AWS::Lambda::Url``, Serverless ``url``), served by
+    ``Simulator.serve()``; not a setting of ``Simulator.deploy()``."""
+    max_retry_attempts: int | None = None
+    """``EventInvokeConfig.MaximumRetryAttempts`` (Serverless: ``maximumRetryAttempts``)."""
+    max_event_age_s: int | None = None
+    """``EventInvokeConfig.MaximumEventAgeInSeconds`` (Serverless: ``maximumEventAge``)."""
 
     def deploy_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``Simulator.deploy(**kwargs)`` for this function."""
@@ -146,6 +154,9 @@ class TemplateFunction:
             "max_environments": self.max_environments, "log_format": self.log_format,
             "application_log_level": self.application_log_level, "system_log_level": self.system_log_level,
             "tracing": self.tracing, "function_name": self.function_name,
+            # Only where the template sets them (Simulator.deploy() takes them where it models retries).
+            **({"max_retry_attempts": self.max_retry_attempts} if self.max_retry_attempts is not None else {}),
+            **({"max_event_age_s": self.max_event_age_s} if self.max_event_age_s is not None else {}),
         }
 
 
@@ -285,6 +296,7 @@ _STORAGE = (512, 10240, "Lambda allows 512 to 10240 MB")
 _CONCURRENCY = (0, 2**31 - 1, "use a whole number >= 0")
 _ON_DEMAND = Models()
 _TEXT_LOGS = Observability()
+_NOT_INVOKED = Invoking()
 
 
 class _Reader:
@@ -407,14 +419,15 @@ class _Reader:
               storage: int, environment: dict[str, str], concurrency: int | None,
               layers: Callable[[], tuple[str, ...]], entry_point: tuple[str, ...] = (),
               models: Models = _ON_DEMAND, props: Observability = _TEXT_LOGS,
-              events: Mapping[str, TemplateEvent] | None = None, function_name: str | None = None) -> TemplateFunction:
+              events: Mapping[str, TemplateEvent] | None = None, function_name: str | None = None,
+              invoking: Invoking = _NOT_INVOKED) -> TemplateFunction:
         self.runtime_name = runtime  # an image function's is not read by runtime()
         return TemplateFunction(
             name=name, handler=handler, code_dir=code_dir, runtime=runtime, memory_mb=memory,
             timeout_s=float(timeout), ephemeral_storage_mb=storage, environment=environment,
             reserved_concurrency=concurrency, layers=self.ctx.layers if self.ctx.layers is not None else layers(),
             source=f"{self.ctx.display}:{line}", entry_point=entry_point, events=dict(events or {}), **vars(models),
-            **vars(props), function_name=function_name,
+            **vars(props), function_name=function_name, **vars(invoking),
         )
 
     def lambda_name(self, value: Any, loc: _Loc) -> str:
@@ -588,9 +601,11 @@ class _Sam(_Reader):
                                                           props_loc.child(props, "FunctionName"))
         else:  # CloudFormation's <stack>-<LogicalId>-<RANDOM>, as the created stack has it
             function_name = ctx.stack.ref(function) if ctx.stack is not None else None
+        invoking = sam_invoking(self, get, function, (function_name,))
         return self.build(function, res_loc.line, handler, code_dir, runtime, memory, timeout, storage, environment,
                           reserved, layers, entry_point, models,
-                          sam_observability(self, get, sam, [*globals_, (props, props_loc)]), events, function_name)
+                          sam_observability(self, get, sam, [*globals_, (props, props_loc)]), events, function_name,
+                          invoking)
 
     def image(self, resource: YamlMap, res_loc: _Loc, get: Callable[[str], tuple[Any, _Loc]],
               sam: bool) -> tuple[str, str, tuple[str, ...]]:
@@ -757,10 +772,11 @@ class _Serverless(_Reader):
         models = serverless_models(self, get, self.provider, self.provider_loc)
         events = serverless_events(self, function, definition, fn_loc, str(self.stage(fn_loc)))
         props = serverless_observability(self, get, self.provider, self.provider_loc)
+        invoking = serverless_invoking(self, get)
         serverless_unmodelled(ctx.display, definition, fn_loc, self.provider, self.provider_loc)
         return self.build(function, fn_loc.line, handler, ctx.folder, runtime, memory, timeout, storage,
                           environment, reserved, layers, models=models, props=props, events=events,
-                          function_name=self.function_name(function, definition))
+                          function_name=self.function_name(function, definition), invoking=invoking)
 
     def function_name(self, key: str, definition: Any) -> str:
         """The function ``key``'s name on Lambda: its ``name``, else ``service-stage-key``."""

@@ -67,12 +67,13 @@ def test_serverless_function_and_provider_keys(tmp_path: Path) -> None:
             events:
               - httpApi: GET /
             url: true
+            destinations: {onFailure: arn:aws:sqs:us-east-1:123456789012:dlq}
     """, name="serverless.yml", dirs=())
     messages = unmodelled(path, "fn")
     assert [m.split(": ")[1] for m in messages] == ["provider.architecture", "provider.logs.lambda.logGroup",
-                                                     "functions.fn.url"]
-    assert messages[2] == (f"{path}:{line_of(path, 'url: true')}: functions.fn.url: lambdasim does not model url; "
-                           "the function runs without it.")
+                                                     "functions.fn.destinations"]
+    assert messages[2] == (f"{path}:{line_of(path, 'destinations:')}: functions.fn.destinations: lambdasim does "
+                           "not model destinations; the function runs without it.")
 
 
 def test_the_modelled_lists_cover_what_the_readers_read() -> None:
@@ -87,10 +88,12 @@ def test_the_modelled_lists_cover_what_the_readers_read() -> None:
                  "min_environments": "FunctionScalingConfig", "max_environments": "FunctionScalingConfig",
                  "log_format": "LoggingConfig", "application_log_level": "LoggingConfig",
                  "system_log_level": "LoggingConfig", "tracing": "Tracing", "events": "Events",
-                 "function_name": "FunctionName"}
+                 "function_name": "FunctionName", "function_url": "FunctionUrlConfig",
+                 "max_retry_attempts": "EventInvokeConfig", "max_event_age_s": "EventInvokeConfig"}
     assert set(sam_names) == fields
     assert set(sam_names.values()) <= SAM_MODELLED
-    assert {"handler", "runtime", "memorySize", "logs", "tracing"} <= SERVERLESS_MODELLED
+    assert {"handler", "runtime", "memorySize", "logs", "tracing", "url", "maximumRetryAttempts",
+            "maximumEventAge"} <= SERVERLESS_MODELLED
 
 
 def test_the_fixture_templates_name_what_they_leave_out() -> None:
