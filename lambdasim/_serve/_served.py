@@ -17,12 +17,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lambdasim._serve._http import App, HttpServer, Request, Response
+from lambdasim._serve._routes import Routes, function_url_apps
 
 if TYPE_CHECKING:
-    from lambdasim._serve._routes import Routes
     from lambdasim._simulator import Simulator
 
 Listener = Callable[[Request, Response, float], None]
@@ -70,35 +70,19 @@ class _Endpoints:
         self.host = host
         self.counters = Counters()
         self._lock = threading.Lock()
-        self._routes: tuple[Any, Routes] | None = None
+        self.routes = Routes.from_simulator(sim)  # which follows the simulator's functions itself
         self._url_servers: dict[str, HttpServer] = {}
         self.main = HttpServer(_counted(self._app, self.counters), host, port, name="lambdasim-serve")
-
-    def _key(self) -> Any:
-        """What the route table is built from: each function, its version and its template events."""
-        return tuple((name, fn.version, id(fn._template_events)) for name, fn in list(self.sim.functions.items()))
-
-    def routes(self) -> Routes:
-        """The route table of the simulator's functions as they are now."""
-        from lambdasim._serve._routes import Routes
-
-        key = self._key()
-        with self._lock:
-            if self._routes is None or self._routes[0] != key:
-                self._routes = (key, Routes.from_simulator(self.sim))
-            return self._routes[1]
 
     def _app(self, request: Request) -> Response:
         from lambdasim._serve import _invoke_api
 
         if _invoke_api.is_invoke_api(request.path):
             return _invoke_api.handle(self.sim, request)
-        return self.routes().handle(request)
+        return self.routes.handle(request)
 
     def function_urls(self) -> dict[str, str]:
         """The function URLs, a listener started for each function that has none yet."""
-        from lambdasim._serve._routes import function_url_apps
-
         apps = function_url_apps(self.sim)
         with self._lock:
             for name, app in apps.items():
@@ -145,7 +129,7 @@ class Served(str):
 
     def routes(self) -> list[tuple[str, str, str]]:
         """The API routes served: (method, path, function) each, in match order."""
-        return self._endpoints.routes().table()
+        return [(r.method or "ANY", r.path, r.function) for r in self._endpoints.routes.table()]
 
 
 @contextmanager
