@@ -91,11 +91,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if too_large:
             close = True  # the unread body would be taken for the next request
         request = Request(self.command, self.path, tuple(self.headers.items()), body,
-                          str(self.client_address[0]) if self.client_address else "", too_large,
+                          str(self.client_address[0]), too_large,
                           self.server.server_address[1])
         try:
             response = self.server.app(request)
-        except Exception:  # noqa: BLE001 - one broken request must not stop the server
+        except Exception:
             log.exception("lambdasim serve: %s %s failed", self.command, self.path)
             response = Response(500, (("Content-Type", "application/json"),),
                                 b'{"message": "lambdasim: the request failed in the server; see its log"}')
@@ -152,7 +152,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             parts.append(chunk)
             self.rfile.readline(3)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
 
@@ -173,18 +173,18 @@ class _Listener(http.server.ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
 
-    def process_request(self, request: socket.socket | tuple[bytes, socket.socket],  # type: ignore[override]
+    def process_request(self, request: socket.socket | tuple[bytes, socket.socket],
                         client_address: object) -> None:
         if isinstance(request, socket.socket):
             with self.connections_lock:
                 self.connections.add(request)
-        super().process_request(request, client_address)  # type: ignore[arg-type]
+        super().process_request(request, client_address)
 
-    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:  # type: ignore[override]
+    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
         if isinstance(request, socket.socket):
             with self.connections_lock:
                 self.connections.discard(request)
-        super().shutdown_request(request)  # type: ignore[arg-type]
+        super().shutdown_request(request)
 
 
 class HttpServer:
@@ -219,7 +219,7 @@ class HttpServer:
                 for key, _ in sel.select():
                     if key.data == "wake":
                         return
-                    self._listener._handle_request_noblock()  # noqa: SLF001 - socketserver's one-request step
+                    self._listener._handle_request_noblock()  # type: ignore[attr-defined]
 
     def close(self) -> None:
         """Stop accepting, end the open connections, and free the port; at once (requests whose function is
