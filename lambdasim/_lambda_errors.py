@@ -370,3 +370,65 @@ def phase_line(phase: str, ms: float = 0.0, status: str = "", python: str = "", 
         return init_start_line(python, region).replace("INIT_START", phase, 1)
     duration = "Init Duration" if phase == "INIT_REPORT" else "Restore Duration"
     return f"{phase} {duration}: {ms:.2f} ms" + (f"\t{status}\n" if status else "\n")
+
+
+# -- the Invoke API's other answers (``POST /2015-03-31/functions/{name}/invocations``; the function does not run) ---
+
+RESOURCE_NOT_FOUND = "ResourceNotFoundException"
+INVALID_REQUEST_CONTENT = "InvalidRequestContentException"
+UNKNOWN_OPERATION = "UnknownOperationException"
+MAX_ASYNC_REQUEST_BYTES = 1048576
+"""An ``Event`` invocation's payload limit (1 MB since October 2025; it was 256 KB)."""
+INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
+API_STATUS = {INVALID_PARAMETER_VALUE: 400, VALIDATION_EXCEPTION: 400, INVALID_REQUEST_CONTENT: 400,
+              RESOURCE_NOT_FOUND: 404, UNKNOWN_OPERATION: 404, SNAPSTART_TIMEOUT: 408,
+              REQUEST_ENTITY_TOO_LARGE: 413, TOO_MANY_REQUESTS: 429}
+"""The HTTP status of each error the Invoke API answers with (``x-amzn-ErrorType``)."""
+
+
+def function_not_found(arn: str) -> ErrorDict:
+    """``arn``: the function's ARN as the request named it (with ``:QUALIFIER`` when it had one)."""
+    return {"errorType": RESOURCE_NOT_FOUND, "errorMessage": f"Function not found: {arn}", "Type": "User"}
+
+
+def region_unreachable(region: str, own: str) -> ErrorDict:
+    """An ARN of another region than the endpoint's."""
+    return {"errorType": RESOURCE_NOT_FOUND, "Type": "User",
+            "errorMessage": f"Functions from '{region}' are not reachable in this region ('{own}')"}
+
+
+def qualifier_conflict() -> ErrorDict:
+    """A qualified ARN (or ``name:qualifier``) and a ``Qualifier`` parameter that differ."""
+    return invalid_parameter("The derived qualifier from the function name does not match the specified qualifier.")
+
+
+def invalid_parameter(message: str) -> ErrorDict:
+    return {"errorType": INVALID_PARAMETER_VALUE, "errorMessage": message, "Type": "User"}
+
+
+def bad_client_context() -> ErrorDict:
+    """An ``X-Amz-Client-Context`` that is not base64 of a JSON object."""
+    return {"errorType": INVALID_REQUEST_CONTENT, "Type": "User",
+            "errorMessage": "Client context must be a valid Base64-encoded JSON object."}
+
+
+def bad_payload(reason: object) -> ErrorDict:
+    """A payload that is not JSON (Lambda's words begin so; the reason after them is Python's, not Jackson's)."""
+    return {"errorType": INVALID_REQUEST_CONTENT, "Type": "User",
+            "errorMessage": f"Could not parse request body into json: Could not parse payload into json: {reason}"}
+
+
+def async_request_too_large(size: int) -> ErrorDict:
+    return {"errorType": REQUEST_ENTITY_TOO_LARGE, "Type": "User",
+            "errorMessage": f"{size} byte payload is too large for the Event invocation type "
+                            f"(limit {MAX_ASYNC_REQUEST_BYTES} bytes)"}
+
+
+def unknown_operation(method: str, path: str) -> ErrorDict:
+    return {"errorType": UNKNOWN_OPERATION, "errorMessage": f"Unknown operation: {method} {path}", "Type": "User"}
+
+
+def api_body(error: ErrorDict) -> dict[str, Any]:
+    """The JSON body of an Invoke API error: ``Type``, ``message`` and the error's other fields (``Reason``)."""
+    extra = {k: v for k, v in error.items() if k not in ("errorType", "errorMessage", "Type")}
+    return {"Type": error.get("Type", "User"), "message": error["errorMessage"], **extra}

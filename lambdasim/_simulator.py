@@ -403,7 +403,8 @@ class Simulator:
                capacity_provider: str | None = None, max_concurrency: int | None = None,
                min_environments: int = 0, max_environments: int | None = None, log_format: str = "Text",
                application_log_level: str | None = None, system_log_level: str | None = None,
-               tracing: bool = False, function_name: str | None = None) -> Function:
+               tracing: bool = False, function_name: str | None = None, max_retry_attempts: int = 2,
+               max_event_age_s: int = 21600) -> Function:
         """Deploy ``handler`` (``module.path.function``) from ``code_dir`` as version 1 of a function.
 
         ``runtime`` is ``python3.X`` (the default: this Python, with lambdasim's built-in runtime) or
@@ -420,6 +421,8 @@ class Simulator:
         ``log_format``/``application_log_level``/``system_log_level`` are ``LoggingConfig``'s; ``tracing=True``
         is X-Ray's active tracing (see :meth:`xray_segments`). ``function_name``: Lambda's name of the function,
         what it sees (default ``name``), when ``name`` is another handle (a template's logical ID).
+        ``max_retry_attempts`` (0 to 2) and ``max_event_age_s`` (60 to 21600) are ``EventInvokeConfig``'s: the
+        retries of an ``Event`` invocation whose function failed, and how long one may wait (see :meth:`serve`).
         """
         if name is None:
             name = handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-")
@@ -434,7 +437,8 @@ class Simulator:
             tenant_isolation=tenant_isolation, capacity_provider=capacity_provider,
             max_concurrency=max_concurrency, min_environments=min_environments, max_environments=max_environments,
             log_format=log_format, application_log_level=application_log_level, system_log_level=system_log_level,
-            tracing=tracing, function_name=function_name,
+            tracing=tracing, function_name=function_name, max_retry_attempts=max_retry_attempts,
+            max_event_age_s=max_event_age_s,
         )
         config.validate()
         check_function_name(config)
