@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _managed, _runtime
+from lambdasim._async import AsyncQueue, time_scale
 from lambdasim._coverage import CoverageSink
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError, SettingError
 from lambdasim._instance import Instance
@@ -54,6 +55,7 @@ from lambdasim._template_deploy import check_function_name, deploy_from_template
 from lambdasim._tmpview import TmpView as TmpView  # re-exported
 
 if TYPE_CHECKING:
+    from lambdasim._serve._http import HttpServer
     from lambdasim._serve._served import Served
 
 _SHUTDOWN_REASONS = frozenset({"scale_down", "idle", "redeploy", "retired", "close", "destroy"})
@@ -99,7 +101,7 @@ class Function:
         for; Lambda refuses it (400 InvalidParameterValueException) when missing there, or given to another
         function."""
         (tenant,) = tenant_ids(tenant_id, 1, "invoke")
-        return self._sim._invoke(self, event, client_context, identity, tenant)
+        return self._sim._invoke(self, self._sim._encode(self, event), client_context, identity, tenant)
 
     def event(self, name: str, **fields: Any) -> Any:
         """The event that the template's ``Events`` entry ``name`` sends (a function deployed with
@@ -234,6 +236,8 @@ class _Routed:
     event: bytes
     trace: str
     tenant: str | None = None
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """What its ``invoke`` event adds: ``invocation_type`` and ``attempt`` (Event), ``caller``."""
 
 
 def _instance_python() -> str:
@@ -287,12 +291,20 @@ class Simulator:
         interpreter: a function whose ``python3.X`` runtime is not lambdasim's Python runs on that Python where
             it is installed (see ``_interpreters``); where not, ``"fallback"`` (the default) runs it on
             lambdasim's with a RuntimeVersionWarning, ``"strict"`` refuses it at deploy.
+        async_time_scale: Lambda's waits for ``Event`` invocations (the minute before a retry, the backoff after a
+            throttle, ``max_event_age_s``) are multiplied by it: ``0.001`` retries a failed event after 60 ms and
+            120 ms (see ``_async``, :meth:`wait_async`).
+
+    Every instance reaches Lambda's Invoke API of the simulator at ``AWS_ENDPOINT_URL_LAMBDA`` (a server started
+    with the first instance), so ``boto3.client("lambda").invoke(FunctionName="other")`` in a handler runs the
+    simulator's function ``other``; Lambda's other operations go on to ``services["aws"]`` (moto).
     """
 
     def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int | None = None,
                  region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None,
                  track_tmp: bool = False, track_tmp_access: bool = False, freeze: bool = True,
-                 network: str = "isolated", package: str = "host", interpreter: str = "fallback") -> None:
+                 network: str = "isolated", package: str = "host", interpreter: str = "fallback",
+                 async_time_scale: float = 1.0) -> None:
         self.package = package_view(package)
         self.interpreter = interpreter_mode(interpreter)
         if network not in NETWORKS:
@@ -312,6 +324,9 @@ class Simulator:
         self.trace: list[TraceEvent] = []
         self._closed = False
         self._inflight = 0
+        self._in_flight: dict[str, dict[str, str]] = {}
+        """The invocations running now by their trace header (``_X_AMZN_TRACE_ID``): the Invoke API finds the
+        caller of a function that a function invokes by the ``X-Amzn-Trace-Id`` that botocore sends."""
         # A Services object passed in is shared (e.g. one per pytest session) and not ours to close.
         self._owns_services = not isinstance(services, Services)
         self.services = services if isinstance(services, Services) else Services(parse_services(services))
@@ -329,6 +344,8 @@ class Simulator:
                 "Python's audit events do not see it. Use sandbox='namespace' (Linux).")
         self._invoker = Invoker(self._sandbox.name, self._reset, self._coverage.add, lambda: self._inflight == 1)
         self._snapstart = SnapStart(self)
+        self._async = AsyncQueue(self, time_scale(async_time_scale))
+        self._api: HttpServer | None = None  # the instances' Invoke API, started with the first instance
         try:
             self.services.start_configured()
         except BaseException:
@@ -365,16 +382,20 @@ class Simulator:
             doomed = [live for fn in self.functions.values() for live in fn._live.values()
                       if live.record.state is not InstanceState.DEAD]
             self._mark_dead(doomed)
+        self._async.close()  # what is still queued is dropped; the attempt running ends with its instance
         try:
             try:
                 self._destroy(doomed, "close", marked=True)
             finally:
                 self._snapstart.close()
+            self._async.join()
             self._coverage.save()
         finally:
             try:
                 self._sandbox.close()
             finally:
+                if self._api is not None:
+                    self._api.close()
                 if self._xray is not None:
                     self._xray.close()
                 with contextlib.suppress(ValueError):
@@ -507,6 +528,19 @@ class Simulator:
 
         return serve(self, host, port)
 
+    def wait_async(self, timeout_s: float = 60.0) -> None:
+        """Wait until every ``Event`` invocation has run, its retries included (none queued, none running);
+        ``TimeoutError`` after ``timeout_s``. Retries wait Lambda's minutes times ``async_time_scale``."""
+        self._async.wait(timeout_s)
+
+    def _invoke_api_url(self) -> str:
+        """The instances' Invoke API (``AWS_ENDPOINT_URL_LAMBDA``), started at the first call (under the lock)."""
+        if self._api is None:
+            from lambdasim._serve._invoke_api import instance_server
+
+            self._api = instance_server(self)
+        return self._api.url
+
     # -- clients for the test side -----------------------------------------------------
 
     def boto3_client(self, service_name: str, **kwargs: Any) -> Any:
@@ -553,7 +587,7 @@ class Simulator:
         stream = f"{datetime.date.today():%Y/%m/%d}/[{version}]{self._ids.getrandbits(128):032x}"
         env = {
             "LANG": "en_US.UTF-8", "PATH": _DEFAULT_PATH, "LD_LIBRARY_PATH": _DEFAULT_LD_PATH, "TZ": ":UTC",
-            **self.services.environment(),
+            **self.services.environment(), "AWS_ENDPOINT_URL_LAMBDA": self._invoke_api_url(),
             **config.environment, **config.log_environment(), **xray_environment(self._xray_sink(config)),
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{config.python_version}",
@@ -617,6 +651,8 @@ class Simulator:
         """The loopback endpoints instances are given (services, fault proxies, the X-Ray sink over UDP): what
         an instance's network namespace must reach on the host."""
         found: list[tuple[str, int] | tuple[str, int, str]] = []
+        if self._api is not None:
+            found.append(("127.0.0.1", self._api.port))
         if self._xray is not None:
             self._xray.relayed = True
             found.append(("127.0.0.1", self._xray.port, "udp"))
@@ -708,14 +744,16 @@ class Simulator:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"The event{where} for {fn.name!r} cannot be sent as JSON: {e}") from None
 
-    def _route(self, fn: Function, events: Sequence[bytes],
-               tenants: Sequence[str | None] | None = None) -> list[Invocation | _Routed]:
+    def _route(self, fn: Function, events: Sequence[bytes], tenants: Sequence[str | None] | None = None,
+               detail: Mapping[str, Any] | None = None, request_id: str | None = None) -> list[Invocation | _Routed]:
         """Route invocations that arrive together, in their order (see FunctionModel.acquire_wave):
         a _Routed for each that has its instance, the outcome of each that Lambda turns away.
-        ``tenants``: each one's tenant id (tenant isolation)."""
+        ``tenants``: each one's tenant id (tenant isolation); ``detail``: what their trace events add (the
+        Invoke API's); ``request_id``: the one invocation's (an Event invocation keeps its id across attempts)."""
+        detail = dict(detail or {})
         with self._lock:
             self._check_open()
-            request_ids = [self._new_id() for _ in events]
+            request_ids = [request_id or self._new_id() for _ in events]
             tenants = list(tenants) if tenants is not None else [None] * len(events)
             isolated = fn._model.config.tenant_isolation
             refusals = [refusal(len(event_bytes), isolated, tenant)
@@ -727,13 +765,14 @@ class Simulator:
             for request_id, event_bytes, tenant, turned in zip(request_ids, events, tenants, refusals, strict=True):
                 if turned is not None:  # the function does not run
                     status, error = turned
-                    self._event("rejected", fn.name, request_id=request_id, status=status, error=error["errorType"])
+                    self._event("rejected", fn.name, request_id=request_id, status=status, error=error["errorType"],
+                                **detail)
                     out.append(Invocation(request_id, fn.name, None, None, False, error, None, 0.0, None,
                                           status_code=status, tenant_id=tenant))
                     continue
                 slot = next(slots)
                 if slot is None:
-                    self._event("throttled", fn.name, request_id=request_id, status=429)
+                    self._event("throttled", fn.name, request_id=request_id, status=429, **detail)
                     out.append(Invocation(request_id, fn.name, None, None, False, lambda_errors.throttled(),
                                           None, 0.0, None, status_code=429, tenant_id=tenant))
                     continue
@@ -753,12 +792,17 @@ class Simulator:
                     if record.state is not InstanceState.STARTING and live.sbx.frozen:
                         self._event("thawed", fn.name, record.id, record.version, request_id)
                 self._inflight += 1
-                out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids, config.tracing), tenant))
+                routed = _Routed(live, new, request_id, event_bytes, trace_id(self._ids, config.tracing), tenant,
+                                 detail)
+                self._in_flight[routed.trace] = {"function": fn.name, "request_id": request_id}
+                out.append(routed)
             return out
 
-    def _invoke(self, fn: Function, event: Any, client_context: Mapping[str, Any] | None,
-                identity: Mapping[str, Any] | None, tenant_id: str | None) -> Invocation:
-        (routed,) = self._route(fn, [self._encode(fn, event)], [tenant_id])
+    def _invoke(self, fn: Function, event: bytes, client_context: Mapping[str, Any] | None,
+                identity: Mapping[str, Any] | None, tenant_id: str | None,
+                detail: Mapping[str, Any] | None = None, request_id: str | None = None) -> Invocation:
+        """One invocation of the JSON ``event``: routed, run and finished (``detail``: see :meth:`_route`)."""
+        (routed,) = self._route(fn, [event], [tenant_id], detail, request_id)
         if isinstance(routed, Invocation):
             return routed
         inv = self._run(routed, client_context, identity)
@@ -788,6 +832,7 @@ class Simulator:
         finally:
             with self._lock:
                 self._inflight -= 1
+                self._in_flight.pop(routed.trace, None)
         if inv.cold_start:
             self._sandbox.refill()
         return inv
@@ -850,7 +895,7 @@ class Simulator:
             if inv.restore_duration_ms is not None:
                 self._event("restored", fn.name, record.id, record.version, routed.request_id,
                             restore_ms=detail["restore_ms"])
-            self._event("invoke", fn.name, record.id, record.version, routed.request_id, **detail)
+            self._event("invoke", fn.name, record.id, record.version, routed.request_id, **detail, **routed.detail)
             if destroy:
                 self._mark_dead([live], quiet=True)  # its invocation has completed
             elif live.sbx.frozen:
