@@ -307,6 +307,7 @@ class Simulator:
                  async_time_scale: float = 1.0) -> None:
         self.package = package_view(package)
         self.interpreter = interpreter_mode(interpreter)
+        scale = time_scale(async_time_scale)
         if network not in NETWORKS:
             raise ConfigError(f"network={network!r} is not a network lambdasim knows; use 'isolated' (the "
                               "simulator's services only, the default), 'internet' (outbound traffic too) or "
@@ -344,7 +345,7 @@ class Simulator:
                 "Python's audit events do not see it. Use sandbox='namespace' (Linux).")
         self._invoker = Invoker(self._sandbox.name, self._reset, self._coverage.add, lambda: self._inflight == 1)
         self._snapstart = SnapStart(self)
-        self._async = AsyncQueue(self, time_scale(async_time_scale))
+        self._async = AsyncQueue(self, scale)
         self._api: HttpServer | None = None  # the instances' Invoke API, started with the first instance
         try:
             self.services.start_configured()
