@@ -92,8 +92,7 @@ def handle(sim: Simulator, request: Request) -> Response:
     except _Refused as refused:
         return error_response(refused.error)
     except LambdaSimError as e:  # the simulator closed meanwhile, a sandbox failed
-        return error_response({"errorType": "ServiceException", "Type": "Service",
-                               "errorMessage": f"lambdasim: {type(e).__name__}: {e}"}, 500)
+        return error_response(E.api_error(E.SERVICE_EXCEPTION, f"lambdasim: {type(e).__name__}: {e}", "Service"))
 
 
 def error_response(error: E.ErrorDict, status: int | None = None) -> Response:
@@ -225,8 +224,8 @@ def _other(sim: Simulator, request: Request) -> Response:
         answer = connection.getresponse()
         body = answer.read()
     except OSError as e:
-        return error_response({"errorType": "ServiceException", "Type": "Service",
-                               "errorMessage": f"lambdasim: the simulator's AWS (moto) did not answer: {e}"}, 502)
+        return error_response(E.api_error(E.SERVICE_EXCEPTION, f"lambdasim: the simulator's AWS (moto) did not "
+                                                                f"answer: {e}", "Service"))
     finally:
         with contextlib.suppress(OSError):
             connection.close()
