@@ -370,3 +370,61 @@ def phase_line(phase: str, ms: float = 0.0, status: str = "", python: str = "", 
         return init_start_line(python, region).replace("INIT_START", phase, 1)
     duration = "Init Duration" if phase == "INIT_REPORT" else "Restore Duration"
     return f"{phase} {duration}: {ms:.2f} ms" + (f"\t{status}\n" if status else "\n")
+
+
+# -- the Invoke API's other answers (``POST /2015-03-31/functions/{name}/invocations``; the function does not run) ---
+
+RESOURCE_NOT_FOUND = "ResourceNotFoundException"
+INVALID_REQUEST_CONTENT = "InvalidRequestContentException"
+UNKNOWN_OPERATION = "UnknownOperationException"
+SERVICE_EXCEPTION = "ServiceException"
+MAX_ASYNC_REQUEST_BYTES = 1048576  # an Event invocation's payload: 1 MB since October 2025 (it was 256 KB)
+INVOCATION_TYPES = ("Event", "RequestResponse", "DryRun")
+API_STATUS = {INVALID_PARAMETER_VALUE: 400, VALIDATION_EXCEPTION: 400, INVALID_REQUEST_CONTENT: 400,
+              RESOURCE_NOT_FOUND: 404, UNKNOWN_OPERATION: 404, SNAPSTART_TIMEOUT: 408,
+              REQUEST_ENTITY_TOO_LARGE: 413, TOO_MANY_REQUESTS: 429, SERVICE_EXCEPTION: 500}
+"""The HTTP status of each error the Invoke API answers with (its ``x-amzn-ErrorType``)."""
+
+
+def api_error(error_type: str, message: str, kind: str = "User") -> ErrorDict:
+    return {"errorType": error_type, "errorMessage": message, "Type": kind}
+
+
+def function_not_found(arn: str) -> ErrorDict:
+    """``arn``: the function's ARN as the request named it (with ``:QUALIFIER`` when it had one)."""
+    return api_error(RESOURCE_NOT_FOUND, f"Function not found: {arn}")
+
+
+def region_unreachable(region: str, own: str) -> ErrorDict:
+    return api_error(RESOURCE_NOT_FOUND, f"Functions from '{region}' are not reachable in this region ('{own}')")
+
+
+def qualifier_conflict() -> ErrorDict:
+    """A qualified ARN (or ``name:qualifier``) and a ``Qualifier`` parameter that differ."""
+    return api_error(INVALID_PARAMETER_VALUE,
+                     "The derived qualifier from the function name does not match the specified qualifier.")
+
+
+def bad_client_context() -> ErrorDict:
+    return api_error(INVALID_REQUEST_CONTENT, "Client context must be a valid Base64-encoded JSON object.")
+
+
+def bad_payload(reason: object) -> ErrorDict:
+    """A payload that is not JSON (Lambda's opening words; the reason is Python's, not Lambda's parser's)."""
+    return api_error(INVALID_REQUEST_CONTENT, f"Could not parse request body into json: Could not parse payload "
+                                              f"into json: {reason}")
+
+
+def async_request_too_large(size: int) -> ErrorDict:
+    return api_error(REQUEST_ENTITY_TOO_LARGE, f"{size} byte payload is too large for the Event invocation type "
+                                               f"(limit {MAX_ASYNC_REQUEST_BYTES} bytes)")
+
+
+def unknown_operation(method: str, path: str) -> ErrorDict:
+    return api_error(UNKNOWN_OPERATION, f"Unknown operation: {method} {path}")
+
+
+def api_body(error: ErrorDict) -> dict[str, Any]:
+    """The JSON body of an Invoke API error: ``Type``, ``message`` and the error's other fields (``Reason``)."""
+    extra = {k: v for k, v in error.items() if k not in ("errorType", "errorMessage", "Type")}
+    return {"Type": error.get("Type", "User"), "message": error["errorMessage"], **extra}

@@ -539,6 +539,7 @@ def run(sim: Simulator, routed: _Routed, client_context: Mapping[str, Any] | Non
     finally:
         with sim._lock:
             sim._inflight -= 1
+            sim._in_flight.pop(routed.trace, None)
 
 
 def _invoke(sim: Simulator, live: ManagedLive, routed: _Routed, client_context: Mapping[str, Any] | None,

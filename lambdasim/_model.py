@@ -107,6 +107,12 @@ class FunctionConfig:
     """Lambda's name of the function when it is not :attr:`name` (a template's function, addressed by its
     logical ID, named ``FunctionName`` or as CloudFormation/Serverless name it): what the function sees
     (``AWS_LAMBDA_FUNCTION_NAME``, its ARN, its log group). None: :attr:`name`."""
+    max_retry_attempts: int = 2
+    """``EventInvokeConfig.MaximumRetryAttempts``: how often an ``Event`` invocation whose function failed is
+    retried (0 to 2)."""
+    max_event_age_s: int = 21600
+    """``EventInvokeConfig.MaximumEventAgeInSeconds``: how long an ``Event`` invocation may wait in the queue,
+    retries and throttles included, before it is dropped (60 to 21600)."""
     interpreter: str = ""
     """Set by the simulator at deploy (``_interpreters.choose``): the host's ``python3.X`` that a function whose
     runtime names another Python than lambdasim's runs on; empty: lambdasim's own Python."""
@@ -192,6 +198,12 @@ class FunctionConfig:
         if not seconds(self.keepalive_s, math.inf):
             raise bad("keepalive_s", self.keepalive_s, "use a positive number of seconds")
         self._validate_models(bad, whole)
+        if not whole(self.max_retry_attempts, 0, 2):
+            raise bad("max_retry_attempts", self.max_retry_attempts, "Lambda allows 0 to 2 (retries of an Event "
+                                                                     "invocation whose function failed)")
+        if not whole(self.max_event_age_s, 60, 21600):
+            raise bad("max_event_age_s", self.max_event_age_s, "Lambda allows a whole number of seconds from 60 to "
+                                                               "21600 (6 hours)")
         self._validate_logging(bad)
         reserved = sorted(k for k in self.environment if k in RESERVED_ENV)
         if reserved:

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from lambdasim import _lambda_errors as lambda_errors
 from lambdasim import _managed, _runtime
+from lambdasim._async import AsyncQueue, time_scale
 from lambdasim._coverage import CoverageSink
 from lambdasim._errors import ConfigError, InstanceGone, LambdaSimError, SandboxError, SettingError
+from lambdasim._instance import Instance
 from lambdasim._interpreters import api_command, choose, interpreter_mode, python_home, runtime_sdk
 from lambdasim._invoke import (
     Invocation,
@@ -50,9 +52,10 @@ from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_ser
 from lambdasim._services.xray import XRaySink, xray_environment
 from lambdasim._snapstart import SnapStart
 from lambdasim._template_deploy import check_function_name, deploy_from_template
-from lambdasim._tmpview import TmpView
+from lambdasim._tmpview import TmpView as TmpView  # re-exported
 
 if TYPE_CHECKING:
+    from lambdasim._serve._http import HttpServer
     from lambdasim._serve._served import Served
 
 _SHUTDOWN_REASONS = frozenset({"scale_down", "idle", "redeploy", "retired", "close", "destroy"})
@@ -60,87 +63,6 @@ _SHUTDOWN_REASONS = frozenset({"scale_down", "idle", "redeploy", "retired", "clo
 
 _DEFAULT_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
 _DEFAULT_LD_PATH = "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib"
-
-
-class Instance:
-    """A live view of one execution environment."""
-
-    def __init__(self, function: Function, live: Live) -> None:
-        self._function = function
-        self._live = live
-
-    @property
-    def id(self) -> str:
-        return self._live.record.id
-
-    @property
-    def version(self) -> str:
-        return self._live.record.version
-
-    @property
-    def state(self) -> str:
-        """``starting``, ``idle``, ``busy`` or ``dead``."""
-        return self._live.record.state.value
-
-    @property
-    def invocations(self) -> int:
-        return self._live.record.invocations
-
-    @property
-    def resets(self) -> int:
-        """How often the runtime was replaced (timeout, crash, out of memory)."""
-        return self._live.record.resets
-
-    @property
-    def tenant(self) -> str | None:
-        """Tenant isolation: the one tenant whose invocations it serves (None without tenant isolation)."""
-        return self._live.record.tenant
-
-    @property
-    def init_type(self) -> str:
-        """Its ``AWS_LAMBDA_INITIALIZATION_TYPE`` (``on-demand``, ``provisioned-concurrency``, ...)."""
-        return self._live.record.init_type
-
-    @property
-    def provisioned(self) -> bool:
-        """Initialised ahead of requests (provisioned concurrency): not reaped when idle, nor scaled down."""
-        return self._live.record.provisioned
-
-    @property
-    def restored(self) -> bool:
-        """SnapStart: restored from its version's snapshot rather than initialised itself."""
-        return self._live.record.restored
-
-    @property
-    def inflight(self) -> int:
-        """Invocations running in it now (more than 1 only on Lambda Managed Instances)."""
-        return self._live.record.inflight
-
-    @property
-    def init_logs(self) -> str:
-        """The log (``INIT_START`` and what Init wrote) of its latest Init run ahead of requests (provisioned
-        concurrency); empty when Init ran with its first invocation (that invocation's ``logs`` have it)."""
-        return self._live.init_logs
-
-    @property
-    def tmp(self) -> TmpView:
-        return TmpView(self)
-
-    @property
-    def workers(self) -> int:
-        """Lambda Managed Instances: the environment's live worker processes (0 for other functions)."""
-        return _managed.workers(self._live)
-
-    def crash(self) -> None:
-        """Kill the runtime process, as a crash would: the next invocation runs Init again; /tmp stays."""
-        self._function._sim._crash(self._live)
-
-    def destroy(self) -> None:
-        """Remove the execution environment: its processes, globals and /tmp are gone."""
-        self._function._sim._destroy([self._live], "destroy")
-
-    def __repr__(self) -> str:
-        return f"<Instance {self.id} version={self.version} state={self.state} invocations={self.invocations}>"
 
 
 class Function:
@@ -180,7 +102,7 @@ class Function:
         for; Lambda refuses it (400 InvalidParameterValueException) when missing there, or given to another
         function."""
         (tenant,) = tenant_ids(tenant_id, 1, "invoke")
-        return self._sim._invoke(self, event, client_context, identity, tenant)
+        return self._sim._invoke(self, self._sim._encode(self, event), client_context, identity, tenant)
 
     def event(self, name: str, **fields: Any) -> Any:
         """The event that the template's ``Events`` entry ``name`` sends (a function deployed with
@@ -315,6 +237,8 @@ class _Routed:
     event: bytes
     trace: str
     tenant: str | None = None
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """What its ``invoke`` event adds: ``invocation_type`` and ``attempt`` (Event), ``caller``."""
 
 
 def _instance_python() -> str:
@@ -368,14 +292,23 @@ class Simulator:
         interpreter: a function whose ``python3.X`` runtime is not lambdasim's Python runs on that Python where
             it is installed (see ``_interpreters``); where not, ``"fallback"`` (the default) runs it on
             lambdasim's with a RuntimeVersionWarning, ``"strict"`` refuses it at deploy.
+        async_time_scale: Lambda's waits for ``Event`` invocations (the minute before a retry, the backoff after a
+            throttle, ``max_event_age_s``) are multiplied by it: ``0.001`` retries a failed event after 60 ms and
+            120 ms (see ``_async``, :meth:`wait_async`).
+
+    Every instance reaches Lambda's Invoke API of the simulator at ``AWS_ENDPOINT_URL_LAMBDA`` (a server started
+    with the first instance), so ``boto3.client("lambda").invoke(FunctionName="other")`` in a handler runs the
+    simulator's function ``other``; Lambda's other operations go on to ``services["aws"]`` (moto).
     """
 
     def __init__(self, sandbox: str = "auto", routing: str | RoutingPolicy = "warm", seed: int | None = None,
                  region: str = "us-east-1", init_timeout_s: float = 10.0, services: Any = None,
                  track_tmp: bool = False, track_tmp_access: bool = False, freeze: bool = True,
-                 network: str = "isolated", package: str = "host", interpreter: str = "fallback") -> None:
+                 network: str = "isolated", package: str = "host", interpreter: str = "fallback",
+                 async_time_scale: float = 1.0) -> None:
         self.package = package_view(package)
         self.interpreter = interpreter_mode(interpreter)
+        scale = time_scale(async_time_scale)
         if network not in NETWORKS:
             raise ConfigError(f"network={network!r} is not a network lambdasim knows; use 'isolated' (the "
                               "simulator's services only, the default), 'internet' (outbound traffic too) or "
@@ -393,6 +326,9 @@ class Simulator:
         self.trace: list[TraceEvent] = []
         self._closed = False
         self._inflight = 0
+        self._in_flight: dict[str, dict[str, str]] = {}
+        """The invocations running now by their trace header (``_X_AMZN_TRACE_ID``): the Invoke API finds the
+        caller of a function that a function invokes by the ``X-Amzn-Trace-Id`` that botocore sends."""
         # A Services object passed in is shared (e.g. one per pytest session) and not ours to close.
         self._owns_services = not isinstance(services, Services)
         self.services = services if isinstance(services, Services) else Services(parse_services(services))
@@ -410,6 +346,8 @@ class Simulator:
                 "Python's audit events do not see it. Use sandbox='namespace' (Linux).")
         self._invoker = Invoker(self._sandbox.name, self._reset, self._coverage.add, lambda: self._inflight == 1)
         self._snapstart = SnapStart(self)
+        self._async = AsyncQueue(self, scale)
+        self._api: HttpServer | None = None  # the instances' Invoke API, started with the first instance
         try:
             self.services.start_configured()
         except BaseException:
@@ -446,16 +384,20 @@ class Simulator:
             doomed = [live for fn in self.functions.values() for live in fn._live.values()
                       if live.record.state is not InstanceState.DEAD]
             self._mark_dead(doomed)
+        self._async.close()  # what is still queued is dropped; the attempt running ends with its instance
         try:
             try:
                 self._destroy(doomed, "close", marked=True)
             finally:
                 self._snapstart.close()
+            self._async.join()
             self._coverage.save()
         finally:
             try:
                 self._sandbox.close()
             finally:
+                if self._api is not None:
+                    self._api.close()
                 if self._xray is not None:
                     self._xray.close()
                 with contextlib.suppress(ValueError):
@@ -484,7 +426,8 @@ class Simulator:
                capacity_provider: str | None = None, max_concurrency: int | None = None,
                min_environments: int = 0, max_environments: int | None = None, log_format: str = "Text",
                application_log_level: str | None = None, system_log_level: str | None = None,
-               tracing: bool = False, function_name: str | None = None) -> Function:
+               tracing: bool = False, function_name: str | None = None, max_retry_attempts: int = 2,
+               max_event_age_s: int = 21600) -> Function:
         """Deploy ``handler`` (``module.path.function``) from ``code_dir`` as version 1 of a function.
 
         ``runtime`` is ``python3.X`` (the default: this Python, with lambdasim's built-in runtime) or
@@ -501,6 +444,8 @@ class Simulator:
         ``log_format``/``application_log_level``/``system_log_level`` are ``LoggingConfig``'s; ``tracing=True``
         is X-Ray's active tracing (see :meth:`xray_segments`). ``function_name``: Lambda's name of the function,
         what it sees (default ``name``), when ``name`` is another handle (a template's logical ID).
+        ``max_retry_attempts`` (0 to 2) and ``max_event_age_s`` (60 to 21600) are ``EventInvokeConfig``'s: the
+        retries of an ``Event`` invocation whose function failed, and how long one may wait (see :meth:`serve`).
         """
         if name is None:
             name = handler.rsplit(".", 1)[0].replace(".", "-").replace("/", "-")
@@ -515,7 +460,8 @@ class Simulator:
             tenant_isolation=tenant_isolation, capacity_provider=capacity_provider,
             max_concurrency=max_concurrency, min_environments=min_environments, max_environments=max_environments,
             log_format=log_format, application_log_level=application_log_level, system_log_level=system_log_level,
-            tracing=tracing, function_name=function_name,
+            tracing=tracing, function_name=function_name, max_retry_attempts=max_retry_attempts,
+            max_event_age_s=max_event_age_s,
         )
         config.validate()
         check_function_name(config)
@@ -584,6 +530,19 @@ class Simulator:
 
         return serve(self, host, port)
 
+    def wait_async(self, timeout_s: float = 60.0) -> None:
+        """Wait until every ``Event`` invocation has run, its retries included (none queued, none running);
+        ``TimeoutError`` after ``timeout_s``. Retries wait Lambda's minutes times ``async_time_scale``."""
+        self._async.wait(timeout_s)
+
+    def _invoke_api_url(self) -> str:
+        """The instances' Invoke API (``AWS_ENDPOINT_URL_LAMBDA``), started at the first call (under the lock)."""
+        if self._api is None:
+            from lambdasim._serve._invoke_api import instance_server
+
+            self._api = instance_server(self)
+        return self._api.url
+
     # -- clients for the test side -----------------------------------------------------
 
     def boto3_client(self, service_name: str, **kwargs: Any) -> Any:
@@ -630,7 +589,7 @@ class Simulator:
         stream = f"{datetime.date.today():%Y/%m/%d}/[{version}]{self._ids.getrandbits(128):032x}"
         env = {
             "LANG": "en_US.UTF-8", "PATH": _DEFAULT_PATH, "LD_LIBRARY_PATH": _DEFAULT_LD_PATH, "TZ": ":UTC",
-            **self.services.environment(),
+            **self.services.environment(), "AWS_ENDPOINT_URL_LAMBDA": self._invoke_api_url(),
             **config.environment, **config.log_environment(), **xray_environment(self._xray_sink(config)),
             "_HANDLER": config.handler, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
             "AWS_EXECUTION_ENV": f"AWS_Lambda_python{config.python_version}",
@@ -694,6 +653,8 @@ class Simulator:
         """The loopback endpoints instances are given (services, fault proxies, the X-Ray sink over UDP): what
         an instance's network namespace must reach on the host."""
         found: list[tuple[str, int] | tuple[str, int, str]] = []
+        if self._api is not None:
+            found.append(("127.0.0.1", self._api.port))
         if self._xray is not None:
             self._xray.relayed = True
             found.append(("127.0.0.1", self._xray.port, "udp"))
@@ -785,14 +746,16 @@ class Simulator:
         except (TypeError, ValueError) as e:
             raise ConfigError(f"The event{where} for {fn.name!r} cannot be sent as JSON: {e}") from None
 
-    def _route(self, fn: Function, events: Sequence[bytes],
-               tenants: Sequence[str | None] | None = None) -> list[Invocation | _Routed]:
+    def _route(self, fn: Function, events: Sequence[bytes], tenants: Sequence[str | None] | None = None,
+               detail: Mapping[str, Any] | None = None, request_id: str | None = None) -> list[Invocation | _Routed]:
         """Route invocations that arrive together, in their order (see FunctionModel.acquire_wave):
         a _Routed for each that has its instance, the outcome of each that Lambda turns away.
-        ``tenants``: each one's tenant id (tenant isolation)."""
+        ``tenants``: each one's tenant id (tenant isolation); ``detail``: what their trace events add (the
+        Invoke API's); ``request_id``: the one invocation's (an Event invocation keeps its id across attempts)."""
+        detail = dict(detail or {})
         with self._lock:
             self._check_open()
-            request_ids = [self._new_id() for _ in events]
+            request_ids = [request_id or self._new_id() for _ in events]
             tenants = list(tenants) if tenants is not None else [None] * len(events)
             isolated = fn._model.config.tenant_isolation
             refusals = [refusal(len(event_bytes), isolated, tenant)
@@ -804,13 +767,14 @@ class Simulator:
             for request_id, event_bytes, tenant, turned in zip(request_ids, events, tenants, refusals, strict=True):
                 if turned is not None:  # the function does not run
                     status, error = turned
-                    self._event("rejected", fn.name, request_id=request_id, status=status, error=error["errorType"])
+                    self._event("rejected", fn.name, request_id=request_id, status=status, error=error["errorType"],
+                                **detail)
                     out.append(Invocation(request_id, fn.name, None, None, False, error, None, 0.0, None,
                                           status_code=status, tenant_id=tenant))
                     continue
                 slot = next(slots)
                 if slot is None:
-                    self._event("throttled", fn.name, request_id=request_id, status=429)
+                    self._event("throttled", fn.name, request_id=request_id, status=429, **detail)
                     out.append(Invocation(request_id, fn.name, None, None, False, lambda_errors.throttled(),
                                           None, 0.0, None, status_code=429, tenant_id=tenant))
                     continue
@@ -830,12 +794,17 @@ class Simulator:
                     if record.state is not InstanceState.STARTING and live.sbx.frozen:
                         self._event("thawed", fn.name, record.id, record.version, request_id)
                 self._inflight += 1
-                out.append(_Routed(live, new, request_id, event_bytes, trace_id(self._ids, config.tracing), tenant))
+                routed = _Routed(live, new, request_id, event_bytes, trace_id(self._ids, config.tracing), tenant,
+                                 detail)
+                self._in_flight[routed.trace] = {"function": fn.name, "request_id": request_id}
+                out.append(routed)
             return out
 
-    def _invoke(self, fn: Function, event: Any, client_context: Mapping[str, Any] | None,
-                identity: Mapping[str, Any] | None, tenant_id: str | None) -> Invocation:
-        (routed,) = self._route(fn, [self._encode(fn, event)], [tenant_id])
+    def _invoke(self, fn: Function, event: bytes, client_context: Mapping[str, Any] | None,
+                identity: Mapping[str, Any] | None, tenant_id: str | None,
+                detail: Mapping[str, Any] | None = None, request_id: str | None = None) -> Invocation:
+        """One invocation of the JSON ``event``: routed, run and finished (``detail``: see :meth:`_route`)."""
+        (routed,) = self._route(fn, [event], [tenant_id], detail, request_id)
         if isinstance(routed, Invocation):
             return routed
         inv = self._run(routed, client_context, identity)
@@ -865,6 +834,7 @@ class Simulator:
         finally:
             with self._lock:
                 self._inflight -= 1
+                self._in_flight.pop(routed.trace, None)
         if inv.cold_start:
             self._sandbox.refill()
         return inv
@@ -927,7 +897,7 @@ class Simulator:
             if inv.restore_duration_ms is not None:
                 self._event("restored", fn.name, record.id, record.version, routed.request_id,
                             restore_ms=detail["restore_ms"])
-            self._event("invoke", fn.name, record.id, record.version, routed.request_id, **detail)
+            self._event("invoke", fn.name, record.id, record.version, routed.request_id, **detail, **routed.detail)
             if destroy:
                 self._mark_dead([live], quiet=True)  # its invocation has completed
             elif live.sbx.frozen:

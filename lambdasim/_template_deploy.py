@@ -17,7 +17,7 @@ _ALLOWED = frozenset({
     "handler", "code_dir", "name", "function_name", "memory_mb", "timeout_s", "ephemeral_storage_mb", "environment",
     "reserved_concurrency", "keepalive_s", "layers", "parameters", "runtime", "entry_point", "snap_start",
     "provisioned_concurrency", "tenant_isolation", "capacity_provider", "max_concurrency", "min_environments",
-    "max_environments",
+    "max_environments", "max_retry_attempts", "max_event_age_s",
 })
 _LAMBDA_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 

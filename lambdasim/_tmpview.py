@@ -12,7 +12,7 @@ from lambdasim._model import InstanceState
 from lambdasim._sandbox import SandboxInstance
 
 if TYPE_CHECKING:
-    from lambdasim._simulator import Instance
+    from lambdasim._instance import Instance
 
 
 _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import CodeType
 from typing import Any, ClassVar, TypeVar
 
+from lambdasim._lambda_errors import RESOURCE_NOT_FOUND
 from lambdasim._scenario.base import _SHOW_CHARS, LOG_TAIL_LINES, RunContext, Scope, Step, _json, step
 from lambdasim._scenario.steps import _function_name, _invocation_name
 from lambdasim._simulator import Invocation
@@ -620,7 +621,7 @@ class DynamoDBItem(StateCheck):
         try:
             item = dynamodb.get_item(TableName=self.table, Key=dict(self.item_key), ConsistentRead=True).get("Item")
         except ctx.aws_errors() as e:
-            if _aws_error(e) == "ResourceNotFoundException":
+            if _aws_error(e) == RESOURCE_NOT_FOUND:  # DynamoDB's code is the same word as Lambda's
                 tables = dynamodb.list_tables().get("TableNames", [])
                 return (f"{label}: the table {self.table!r} does not exist{did_you_mean(self.table, tables)}; "
                         f"tables: {_listed(tables)}")

@@ -91,7 +91,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if too_large:
             close = True  # the unread body would be taken for the next request
         request = Request(self.command, self.path, tuple(self.headers.items()), body,
-                          str(self.client_address[0]) if self.client_address else "", too_large,
+                          str(self.client_address[0]), too_large,
                           self.server.server_address[1])
         try:
             response = self.server.app(request)
@@ -173,14 +173,14 @@ class _Listener(http.server.ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name, self.server_port = str(host), int(port)
 
-    def process_request(self, request: socket.socket | tuple[bytes, socket.socket],  # type: ignore[override]
+    def process_request(self, request: socket.socket | tuple[bytes, socket.socket],
                         client_address: object) -> None:
         if isinstance(request, socket.socket):
             with self.connections_lock:
                 self.connections.add(request)
-        super().process_request(request, client_address)  # type: ignore[arg-type]
+        super().process_request(request, client_address)
 
-    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:  # type: ignore[override]
+    def shutdown_request(self, request: socket.socket | tuple[bytes, socket.socket]) -> None:
         if isinstance(request, socket.socket):
             with self.connections_lock:
                 self.connections.discard(request)
