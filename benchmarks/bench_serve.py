@@ -140,7 +140,7 @@ def main() -> int:
                 }
                 conn.close()
                 base = latency["fn.invoke()"]["median_us"]
-                for name, row in latency.items():
+                for row in latency.values():
                     row["added_us"] = row["median_us"] - base
                 figures["latency"] = latency
                 figures["throughput_rps"] = {

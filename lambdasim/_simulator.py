@@ -48,7 +48,7 @@ from lambdasim._model import (
 from lambdasim._package import build, package_view, prepare
 from lambdasim._provision import provision, refusal, reinitialize, tenant_ids
 from lambdasim._sandbox import NETWORKS, InstanceSpec, Sandbox, create_sandbox
-from lambdasim._services.service import AWS_CREDENTIALS_ENV, Services, parse_services
+from lambdasim._services.service import AWS_CREDENTIALS, AWS_CREDENTIALS_ENV, Services, parse_services
 from lambdasim._services.xray import XRaySink, xray_environment
 from lambdasim._snapstart import SnapStart
 from lambdasim._template_deploy import check_function_name, deploy_from_template
@@ -547,7 +547,16 @@ class Simulator:
 
     def boto3_client(self, service_name: str, **kwargs: Any) -> Any:
         """A boto3 client for ``service_name`` (``"s3"``, ``"dynamodb"``, ...) on the simulator's AWS (moto);
-        the same as ``sim.services["aws"].client(service_name)`` in the simulator's region."""
+        the same as ``sim.services["aws"].client(service_name)`` in the simulator's region. ``"lambda"`` is the
+        simulator's own Invoke API, as handlers reach it (``AWS_ENDPOINT_URL_LAMBDA``): ``invoke()`` runs its
+        functions, the other operations go on to moto."""
+        if service_name == "lambda":
+            import boto3
+
+            with self._lock:
+                url = self._invoke_api_url()
+            return boto3.client("lambda", **{"region_name": self.region, "endpoint_url": url,
+                                             **AWS_CREDENTIALS, **kwargs})
         return self.services["aws"].client(service_name, **{"region_name": self.region, **kwargs})
 
     def redis_client(self, **kwargs: Any) -> Any:

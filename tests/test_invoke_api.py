@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import base64
 import http.client
-import importlib
 import json
-import sys
 import threading
 import time
-import types
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,34 +21,10 @@ from botocore.exceptions import ClientError
 
 from lambdasim import ConfigError, Simulator
 from lambdasim import _lambda_errors as E
-from lambdasim._serve._http import Request, Response
 from tests.conftest import SANDBOXES, Code, simulator_or_skip
 
 pytestmark = pytest.mark.sandbox
 
-
-def _routes_until_they_land() -> None:
-    """``Simulator.serve()`` also serves a template's routes (``_serve/_routes.py``, built on another branch):
-    where that module is not there yet, a stand-in that has no route."""
-    try:
-        importlib.import_module("lambdasim._serve._routes")
-    except ModuleNotFoundError:
-        stub = types.ModuleType("lambdasim._serve._routes")
-
-        class Routes:
-            @classmethod
-            def from_simulator(cls, sim: Simulator) -> Routes:
-                return cls()
-
-            def handle(self, request: Request) -> Response:
-                return Response(404, (("Content-Type", "application/json"),), b'{"message": "Not Found"}')
-
-        stub.Routes = Routes  # type: ignore[attr-defined]
-        stub.function_url_apps = lambda sim: {}  # type: ignore[attr-defined]
-        sys.modules[stub.__name__] = stub  # what ``from lambdasim._serve import _routes`` finds
-
-
-_routes_until_they_land()
 
 APP = """
 import json, os, time

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -27,7 +28,8 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.services]
 def _start(*args: str, cwd: Path = SHOP) -> tuple[subprocess.Popen[str], str, list[str]]:
     """``lambdasim serve ARGS`` started; (the process, its URL, the banner's lines) once it says it is ready."""
     proc = subprocess.Popen([sys.executable, "-m", "lambdasim", "serve", "--port", "0", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "COLUMNS": "160"})  # the live view's width off a terminal
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 120
@@ -92,8 +94,9 @@ def test_sigterm_stops_it_too_and_nothing_is_left_listening() -> None:
 def test_the_live_view_shows_each_function() -> None:
     proc, url, _ = _start("--template", "template.yaml", "--live")
     try:
-        with urllib.request.urlopen(f"{url}/orders/nope", timeout=60) as response:
-            assert response.status == 404
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(f"{url}/orders/nope", timeout=60)
+        assert missing.value.code == 404  # the function's own answer: no such order
         time.sleep(0.6)  # a refresh or two
     finally:
         code, out, err = _stop(proc)

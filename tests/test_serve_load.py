@@ -61,7 +61,7 @@ def _hammer(url: str, threads: int, per_thread: int) -> list[tuple[int, bytes]]:
     failures: list[BaseException] = []
 
     def client() -> None:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+        conn = http.client.HTTPConnection(str(parts.hostname), parts.port, timeout=60)
         mine: list[tuple[int, bytes]] = []
         try:
             for _ in range(per_thread):
