@@ -502,7 +502,7 @@ def test_examples_index_lists_every_example() -> None:
     index = (EXAMPLES / "README.md").read_text(encoding="utf-8")
     folders = sorted(p.name for p in EXAMPLES.iterdir() if (p / "README.md").exists())
     assert folders == ["distributed_cache", "extension-tmp", "php-bootstrap", "pregenerated_cache", "s3_app_data",
-                       "sam-orders", "shell-curl", "tmp_cache"]
+                       "sam-orders", "serve-shop", "shell-curl", "tmp_cache"]
     assert all(f"[`{name}/`]({name}/)" in index for name in folders)
 
 

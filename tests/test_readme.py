@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,9 @@ CLAIMS: dict[tuple[str, str], str] = {
     ("README.md", "provisioned_concurrency=2)"): "test_readme_execution_model_block",
     ("README.md", "from lambdasim import events"): "test_readme_events_block",
     ("README.md", "lambdasim.shutdown()  # waits"): "test_readme_shutdown_block",
+    ("README.md", "lambdasim serve --template examples/serve-shop"): "test_readme_serve_blocks",
+    ("README.md", "-X POST localhost:3000/orders"): "test_readme_serve_blocks",
+    ("README.md", "def test_an_order_is_priced_by_the_other_function"): "test_readme_serve_app_block",
     ("README.md", "def test_an_order_can_be_created_and_read_back"): "test_readme_sam_app_block",
     ("README.md", "import boto3, redis"): "test_readme_services_block",
     ("README.md", 'with Simulator(services=["aws", "redis", "memcached"])'): "test_readme_services_block",
@@ -193,6 +197,45 @@ def test_readme_sam_app_block(pytester: pytest.Pytester) -> None:
     shutil.copytree(example, pytester.path, dirs_exist_ok=True)
     # The dependency is built from PyPI (once: the build is cached by content).
     pytester.runpytest_subprocess("--lambda-sim", "-p", "no:cacheprovider", "tests").assert_outcomes(passed=2)
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_readme_serve_blocks() -> None:
+    """``lambdasim serve`` as the README starts it, then the README's curl commands against it, verbatim."""
+    serve = _block(README, "lambdasim serve --template examples/serve-shop", "sh")
+    calls = _block(README, "-X POST localhost:3000/orders", "sh")
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen(["bash", "-c", serve], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        banner = []
+        for line in proc.stdout:
+            banner.append(line)
+            if line.startswith("ready"):
+                break
+        assert "Invoke API  http://127.0.0.1:3000" in "".join(banner), banner
+        done = _shell(calls, REPO)
+        assert done.returncode == 0, done.stderr
+        order, priced = done.stdout.splitlines()
+        assert json.loads(order)["total_cents"] == 2500
+        assert json.loads(priced) == {"item": "pen", "total_cents": 597}
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
+@pytest.mark.sandbox
+@pytest.mark.services
+def test_readme_serve_app_block(pytester: pytest.Pytester) -> None:
+    """The README's test of examples/serve-shop passes under ``pytest --lambda-sim`` with nothing else."""
+    block = _block(README, "def test_an_order_is_priced_by_the_other_function")
+    example = REPO / "examples" / "serve-shop"
+    assert (example / "tests" / "test_shop.py").read_text() == block, "the example's test is the README's"
+    shutil.copytree(example, pytester.path, dirs_exist_ok=True)
+    pytester.runpytest_subprocess("--lambda-sim", "-p", "no:cacheprovider", "tests").assert_outcomes(passed=1)
 
 
 @pytest.mark.sandbox
