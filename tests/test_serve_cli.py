@@ -91,6 +91,19 @@ def test_sigterm_stops_it_too_and_nothing_is_left_listening() -> None:
         assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def test_a_second_ctrl_c_does_not_cut_the_stop_short() -> None:
+    """A terminal's Ctrl-C reaches every process of the group (a wrapper such as `timeout` passes it on too): the
+    second one, while everything stops, used to raise KeyboardInterrupt in the middle of the clean-up."""
+    proc, url, _ = _start("--template", "template.yaml", "--no-live")
+    port = int(url.rsplit(":", 1)[1])
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
 def test_the_live_view_shows_each_function() -> None:
     proc, url, _ = _start("--template", "template.yaml", "--live")
     try:
@@ -103,6 +116,59 @@ def test_the_live_view_shows_each_function() -> None:
     assert code == 0, err
     for text in ("OrdersFunction", "PricingFunction", "cold starts", "/tmp used", "requests"):
         assert text in out, out[-2000:]
+
+
+RETRIED = """\
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Caller:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: code/
+      Handler: app.call
+      Runtime: python3.11
+  Failing:
+    Type: AWS::Serverless::Function
+    Properties:
+      FunctionName: failing
+      CodeUri: code/
+      Handler: app.fail
+      Runtime: python3.11
+"""
+RETRIED_CODE = """\
+import boto3, json
+
+def call(event, context):
+    boto3.client("lambda").invoke(FunctionName="failing", InvocationType="Event", Payload=json.dumps(event))
+    return "queued"
+
+def fail(event, context):
+    raise ValueError("always")
+"""
+
+
+def test_event_retries_follow_the_async_time_scale(tmp_path: Path) -> None:
+    """An Event invocation from inside a function, failing every time: 1 + 2 attempts, one and two minutes
+    apart on Lambda, 60 and 120 ms with --async-time-scale 0.001 (the trace keeps Lambda's seconds)."""
+    import boto3
+
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "app.py").write_text(RETRIED_CODE)
+    (tmp_path / "template.yaml").write_text(RETRIED)
+    report = tmp_path / "trace.json"
+    proc, url, _ = _start("--no-live", "--async-time-scale", "0.001", "--report", str(report), cwd=tmp_path)
+    try:
+        client = boto3.client("lambda", endpoint_url=url, region_name="us-east-1", **AWS_CREDENTIALS)
+        assert json.load(client.invoke(FunctionName="Caller", Payload=b"{}")["Payload"]) == "queued"
+        time.sleep(2)
+    finally:
+        code, _, err = _stop(proc)
+    assert code == 0, err
+    trace = json.loads(report.read_text())["trace"]
+    attempts = [e["detail"]["attempt"] for e in trace if e["kind"] == "invoke" and e["function"] == "Failing"]
+    assert attempts == [1, 2, 3]
+    assert [e["detail"]["delay_s"] for e in trace if e["kind"] == "async_retry"] == [60.0, 120.0]
+    assert [e["detail"]["reason"] for e in trace if e["kind"] == "async_dropped"] == ["retries exhausted"]
 
 
 def test_a_taken_port_is_refused_with_what_to_do() -> None:

@@ -9,7 +9,6 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 from lambdasim._commands import (
@@ -50,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sandbox_argument(parser)
     add_network_argument(parser)
     add_package_argument(parser)
+    parser.add_argument("--async-time-scale", type=float, default=1.0, metavar="X",
+                        help="Event invocations' waits (a retry 1 and 2 minutes after a function error, the backoff "
+                             "after a throttle, the event's maximum age) times X, e.g. 0.01 (default: 1, Lambda's)")
     parser.add_argument("--report", metavar="PATH", help="at the stop, write the trace as JSON for lambdasim report")
     view = parser.add_mutually_exclusive_group()
     view.add_argument("--live", dest="live", action="store_true", default=None,
@@ -58,21 +60,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="one line per request instead of the live view")
 
 
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM set ``stop`` (the main thread waits on it), restored afterwards."""
-    previous: dict[int, Any] = {}
+class _Signals:
+    """While installed, SIGINT and SIGTERM set ``stop`` (the main thread waits on it), and a second one while
+    everything stops is ignored rather than interrupting the clean-up."""
 
-    def handle(signum: int, frame: object) -> None:
-        stop.set()
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.previous: dict[int, Any] = {}
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, handle)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, lambda signum, frame: self.stop.set())
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous.clear()
 
 
 def _template(given: str | None) -> str:
@@ -87,8 +90,6 @@ def _template(given: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lambdasim import Simulator
-    from lambdasim._serve import _live
     from lambdasim._templates import function_keys
 
     if not 0 <= args.port <= 65535:
@@ -100,15 +101,29 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{display} defines no function to serve")
     services = services_text(args.services)
     stop = threading.Event()
-    out = sys.stdout
-    live = out.isatty() if args.live is None else args.live
+    live = sys.stdout.isatty() if args.live is None else args.live
     for name in names:  # read first, so that errors name this command's flags, before anything starts
         read_template_function(template, name, parameters=overrides.get("parameters"),
                                layers=overrides.get("layers"))
+    signals = _Signals(stop)
+    try:
+        _serve(args, template, names, display, overrides, services, signals, live)
+    finally:
+        signals.restore()  # after the clean-up: a Ctrl-C during it does not cut it short
+    return 0
+
+
+def _serve(args: argparse.Namespace, template: str, names: list[str], display: str, overrides: dict[str, Any],
+           services: Any, signals: _Signals, live: bool) -> None:
+    from lambdasim import Simulator
+    from lambdasim._serve import _live
+
+    out = sys.stdout
     with contextlib.ExitStack() as stack:
         sim = stack.enter_context(Simulator(sandbox=args.sandbox, services=services or None,
                                             network=args.network or "isolated",
-                                            package="strict" if args.strict_package else "host"))
+                                            package="strict" if args.strict_package else "host",
+                                            async_time_scale=args.async_time_scale))
         if args.report:
             stack.callback(_write_trace, args.report, sim)  # also after a failure: what happened until then
         for name in names:
@@ -118,11 +133,10 @@ def run(args: argparse.Namespace) -> int:
         except OSError as e:
             raise ConfigError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}; pass --port N (0: a "
                               "free one)") from None
+        signals.install()  # before the banner: whoever waits for it may stop us at once
         out.write(_banner(display, served, names))
         out.flush()
-        with _stop_on_signals(stop):
-            _live.run(sim, served, out, live, stop)
-    return 0
+        _live.run(sim, served, out, live, signals.stop)
 
 
 def _banner(display: str, served: Any, names: list[str]) -> str:

@@ -78,7 +78,6 @@ App = Callable[[Request], Response]
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as boto3's connection pool expects
     server_version = "lambdasim"
-    sys_version = ""
     server: _Listener
 
     def do_request(self) -> None:
@@ -151,6 +150,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise ConnectionResetError("the client closed the connection mid-body")
             parts.append(chunk)
             self.rfile.readline(3)
+
+    def version_string(self) -> str:
+        return self.server_version  # without Python's version after it
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
