@@ -80,6 +80,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     # Small answers in one segment, sent at once: with Nagle's algorithm a response written in two parts waited
     # for the client's delayed ACK of the first (40 ms per request on Linux).
     disable_nagle_algorithm = True
+    # A request line that is not HTTP/1.x gets a status line too (http.server answers "HTTP/0.9" with a bare
+    # page), and http.server's own refusals are JSON, as API Gateway's and Lambda's are.
+    default_request_version = "HTTP/1.0"
+    error_message_format = '{"message": "%(message)s"}'
+    error_content_type = "application/json"
     server_version = "lambdasim"
     server: _Listener
 
@@ -155,6 +160,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raise ConnectionResetError("the client closed the connection mid-body")
             parts.append(chunk)
             self.rfile.readline(3)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The message goes into error_message_format's JSON string (HTML-escaped, but quotes kept).
+        safe = None if message is None else message.replace("\\", "/").replace('"', "'")
+        super().send_error(code, safe, explain)
 
     def version_string(self) -> str:
         return self.server_version  # without Python's version after it
