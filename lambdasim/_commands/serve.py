@@ -78,23 +78,12 @@ class _Signals:
         self.previous.clear()
 
 
-def _template(given: str | None) -> str:
-    if given is not None:
-        return given
-    import os
-
-    for name in ("template.yaml", "template.yml", "serverless.yml", "serverless.yaml"):
-        if os.path.isfile(name):
-            return name
-    raise ConfigError("no --template given and no template.yaml or serverless.yml here; pass --template FILE")
-
-
 def run(args: argparse.Namespace) -> int:
     from lambdasim._templates import function_keys
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port {args.port}: give a port from 1 to 65535, or 0 for a free one")
-    template = _template(args.template)
+    template = args.template or "."  # a folder: its template.yaml or serverless.yml, as every command finds it
     overrides = template_overrides(args)
     display, names = function_keys(template)
     if not names:
